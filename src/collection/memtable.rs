@@ -1,0 +1,114 @@
+//! The memtable: a collection's newest rows, in memory, until they are sealed into a segment.
+//!
+//! Rows are appended; replacing or deleting a row marks it dead (its slot stays until the
+//! seal drops it), so row numbers never move while readers hold them.
+
+use std::collections::HashMap;
+
+use crate::storage::batch::extend_f32;
+
+/// In-memory rows of one collection.
+#[derive(Debug)]
+pub(crate) struct Memtable {
+    dim: usize,
+    ids: Vec<u64>,
+    vectors: Vec<f32>,
+    /// (start, len) of each row's encoded document in `docs`.
+    spans: Vec<(usize, usize)>,
+    docs: Vec<u8>,
+    live: Vec<bool>,
+    by_id: HashMap<u64, u32>,
+    live_count: usize,
+    /// Smallest LSN whose effect is held here (and so still needed from the log).
+    pub min_lsn: Option<u64>,
+}
+
+impl Memtable {
+    pub(crate) fn new(dim: usize) -> Self {
+        Memtable {
+            dim,
+            ids: Vec::new(),
+            vectors: Vec::new(),
+            spans: Vec::new(),
+            docs: Vec::new(),
+            live: Vec::new(),
+            by_id: HashMap::new(),
+            live_count: 0,
+            min_lsn: None,
+        }
+    }
+
+    /// Rows ever appended, dead or alive.
+    pub(crate) fn rows(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub(crate) fn live_count(&self) -> usize {
+        self.live_count
+    }
+
+    /// Approximate heap bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.vectors.len() * 4 + self.docs.len() + self.ids.len() * (8 + 16 + 1 + 16)
+    }
+
+    pub(crate) fn note_lsn(&mut self, lsn: u64) {
+        self.min_lsn.get_or_insert(lsn);
+    }
+
+    /// Appends a row; the caller has removed any older version of `id`.
+    pub(crate) fn push(&mut self, id: u64, vector_le: &[u8], doc: &[u8]) {
+        let row = self.ids.len() as u32;
+        self.ids.push(id);
+        extend_f32(&mut self.vectors, vector_le);
+        debug_assert_eq!(self.vectors.len(), self.ids.len() * self.dim);
+        self.spans.push((self.docs.len(), doc.len()));
+        self.docs.extend_from_slice(doc);
+        self.live.push(true);
+        self.by_id.insert(id, row);
+        self.live_count += 1;
+    }
+
+    /// Marks the row of `id` dead; returns whether it was live here.
+    pub(crate) fn remove(&mut self, id: u64) -> bool {
+        match self.by_id.remove(&id) {
+            Some(row) => {
+                self.live[row as usize] = false;
+                self.live_count -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn find(&self, id: u64) -> Option<usize> {
+        self.by_id.get(&id).map(|&r| r as usize)
+    }
+
+    pub(crate) fn is_live(&self, row: usize) -> bool {
+        self.live[row]
+    }
+
+    pub(crate) fn id_at(&self, row: usize) -> u64 {
+        self.ids[row]
+    }
+
+    pub(crate) fn vector(&self, row: usize) -> &[f32] {
+        &self.vectors[row * self.dim..(row + 1) * self.dim]
+    }
+
+    /// Vectors of rows `start..end`.
+    pub(crate) fn vectors(&self, start: usize, end: usize) -> &[f32] {
+        &self.vectors[start * self.dim..end * self.dim]
+    }
+
+    pub(crate) fn doc(&self, row: usize) -> &[u8] {
+        let (s, l) = self.spans[row];
+        &self.docs[s..s + l]
+    }
+
+    /// Live rows in row order.
+    pub(crate) fn live_rows(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.rows()).filter(|&r| self.live[r])
+    }
+}

@@ -1,0 +1,497 @@
+//! Collections: the write path (log, apply, seal) and the read path (get, search).
+//!
+//! ```text
+//! upsert/delete ─▶ validate ─▶ encode body ─▶ writer lock ─▶ WAL append ─▶ apply to State
+//!                                                              │                (memtable +
+//!                                 wait_durable(lsn) ◀──────────┘ unlock          tombstones)
+//! seal (memtable full, flush): write segment + tombstones ─▶ rotate WAL ─▶ manifest ─▶ swap
+//! search/get: read lock on State ─▶ memtable + every segment ─▶ merged top-k
+//! ```
+//!
+//! Concurrency: one writer at a time per collection (the writer mutex, held from log append
+//! to apply, so rows are applied in LSN order); readers share a read lock on the state and are
+//! held back only while a batch is applied or a sealed segment is swapped in — never while
+//! segment files are written or fsynced. A write is visible to searches once applied, which
+//! can be a moment before its fsync completes; it is acknowledged (the call returns) after.
+
+mod memtable;
+mod search;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+use roaring::RoaringBitmap;
+use serde::Serialize;
+
+pub(crate) use self::memtable::Memtable;
+use crate::config::{CollectionConfig, Durability};
+use crate::db::DbCore;
+use crate::distance::{Metric, VectorProblem, prepare};
+use crate::error::{Error, Result};
+use crate::record::{Record, StoredDoc};
+use crate::storage::batch::{self, UpsertBuilder, UpsertView};
+use crate::storage::manifest::{SegmentEntry, TombstoneRef, segment_dir_name, tombstone_file_name};
+use crate::storage::segment::{SealRow, Segment, write_segment};
+use crate::storage::wal::{KIND_DELETE, KIND_UPSERT};
+use crate::storage::{fsutil, tombstones};
+
+/// A sealed segment and its deleted rows.
+pub(crate) struct SegmentSlot {
+    pub seg: Arc<Segment>,
+    pub deleted: RoaringBitmap,
+    /// Generation of the tombstone file on disk (0: none).
+    pub generation: u64,
+    /// `deleted` differs from the tombstone file on disk.
+    pub dirty: bool,
+}
+
+impl SegmentSlot {
+    pub(crate) fn new(seg: Arc<Segment>, deleted: RoaringBitmap, generation: u64) -> Self {
+        SegmentSlot {
+            seg,
+            deleted,
+            generation,
+            dirty: false,
+        }
+    }
+
+    fn live(&self) -> usize {
+        self.seg.rows - self.deleted.len() as usize
+    }
+}
+
+/// What a search sees: segments (oldest first) and the memtable.
+pub(crate) struct State {
+    pub segments: Vec<SegmentSlot>,
+    pub memtable: Memtable,
+}
+
+pub(crate) struct WriterState {
+    /// LSN of the newest batch applied to this collection.
+    pub applied_lsn: u64,
+}
+
+pub(crate) struct CollectionShared {
+    pub core: Arc<DbCore>,
+    pub id: u64,
+    pub name: String,
+    pub config: CollectionConfig,
+    pub dir: PathBuf,
+    pub writer: Mutex<WriterState>,
+    pub state: RwLock<State>,
+    pub dropped: AtomicBool,
+}
+
+/// A handle to one collection. Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct Collection {
+    pub(crate) inner: Arc<CollectionShared>,
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection")
+            .field("name", &self.inner.name)
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+/// Counts and sizes of a collection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CollectionStats {
+    /// Collection name.
+    pub name: String,
+    /// Vector dimension.
+    pub dim: usize,
+    /// Metric.
+    pub metric: Metric,
+    /// Live records.
+    pub records: usize,
+    /// Live rows in the memtable.
+    pub memtable_rows: usize,
+    /// Approximate memtable bytes.
+    pub memtable_bytes: usize,
+    /// Sealed segments, oldest first.
+    pub segments: Vec<SegmentStats>,
+}
+
+/// Counts and size of one sealed segment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentStats {
+    /// Segment id.
+    pub id: u64,
+    /// Rows written.
+    pub rows: usize,
+    /// Rows deleted since.
+    pub deleted: usize,
+    /// Bytes of its files.
+    pub bytes: u64,
+}
+
+impl Collection {
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The collection's configuration.
+    pub fn config(&self) -> &CollectionConfig {
+        &self.inner.config
+    }
+
+    fn check_live(&self) -> Result<()> {
+        if self.inner.dropped.load(Ordering::Acquire) {
+            return Err(Error::CollectionDropped {
+                name: self.inner.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks and prepares one vector (normalized for `Cosine`).
+    fn prepare_vector(&self, id: u64, v: &mut [f32]) -> Result<()> {
+        let cfg = &self.inner.config;
+        if v.len() != cfg.dim {
+            return Err(Error::DimensionMismatch {
+                collection: self.inner.name.clone(),
+                expected: cfg.dim,
+                got: v.len(),
+            });
+        }
+        prepare(cfg.metric, v).map_err(|p| match p {
+            VectorProblem::NonFinite(index) => Error::NonFiniteVector { id, index },
+            VectorProblem::Zero => Error::ZeroVector { id },
+        })
+    }
+
+    /// Inserts or replaces records, atomically: after a crash either the whole batch is
+    /// there or none of it. Within a batch, a repeated id keeps its last record.
+    ///
+    /// Under [`Durability::Sync`] the batch is on stable storage when this returns. Every
+    /// record is checked first (dimension, finite values, non-zero under cosine); one bad
+    /// record rejects the batch and nothing is written.
+    pub fn upsert(&self, records: impl Into<Vec<Record>>) -> Result<()> {
+        let records: Vec<Record> = records.into();
+        if records.is_empty() {
+            return Ok(());
+        }
+        let dim = self.inner.config.dim;
+        let mut builder = UpsertBuilder::new(self.inner.id, dim, records.len() * (dim * 4 + 32));
+        let mut v = Vec::with_capacity(dim);
+        for r in &records {
+            v.clear();
+            v.extend_from_slice(&r.vector);
+            self.prepare_vector(r.id, &mut v)?;
+            let doc = StoredDoc::encode(r.text.as_deref(), &r.payload);
+            builder.push(r.id, &v, &doc);
+        }
+        let body = builder.finish();
+        let view = batch::decode_upsert(&body)
+            .ok_or_else(|| Error::InvalidArgument("batch could not be encoded".into()))?;
+
+        let lsn = {
+            let mut w = self.inner.writer.lock();
+            self.check_live()?;
+            if self.memtable_full() {
+                self.seal_locked(&mut w)?;
+            }
+            let lsn = self.inner.core.wal.append(KIND_UPSERT, &body)?;
+            let mut st = self.inner.state.write();
+            apply_upsert(&mut st, lsn, &view);
+            self.inner
+                .core
+                .set_needed(self.inner.id, st.memtable.min_lsn);
+            w.applied_lsn = lsn;
+            lsn
+        };
+        self.wait(lsn)
+    }
+
+    /// Deletes records by id and returns how many existed. Ids that do not exist are ignored.
+    /// Durable on return under [`Durability::Sync`].
+    pub fn delete(&self, ids: &[u64]) -> Result<usize> {
+        let lsn = {
+            let mut w = self.inner.writer.lock();
+            self.check_live()?;
+            let existing: Vec<u64> = {
+                let st = self.inner.state.read();
+                let mut seen = std::collections::HashSet::new();
+                ids.iter()
+                    .copied()
+                    .filter(|&id| seen.insert(id) && locate(&st, id).is_some())
+                    .collect()
+            };
+            if existing.is_empty() {
+                return Ok(0);
+            }
+            let body = batch::encode_delete(self.inner.id, &existing);
+            let lsn = self.inner.core.wal.append(KIND_DELETE, &body)?;
+            let mut st = self.inner.state.write();
+            apply_delete(&mut st, lsn, &existing);
+            self.inner
+                .core
+                .set_needed(self.inner.id, st.memtable.min_lsn);
+            w.applied_lsn = lsn;
+            (lsn, existing.len())
+        };
+        self.wait(lsn.0)?;
+        Ok(lsn.1)
+    }
+
+    fn wait(&self, lsn: u64) -> Result<()> {
+        match self.inner.core.options.durability {
+            Durability::Sync => self.inner.core.wal.wait_durable(lsn),
+            _ => Ok(()),
+        }
+    }
+
+    /// The record with this id, if it exists. Under `Cosine` the vector is the stored,
+    /// normalized one.
+    pub fn get(&self, id: u64) -> Result<Option<Record>> {
+        self.check_live()?;
+        let st = self.inner.state.read();
+        let Some(loc) = locate(&st, id) else {
+            return Ok(None);
+        };
+        let (vector, doc) = match loc {
+            Located::Memtable(row) => {
+                let doc = StoredDoc::decode(st.memtable.doc(row)).ok_or_else(|| {
+                    Error::InvalidArgument(format!("record {id} has an undecodable payload"))
+                })?;
+                (st.memtable.vector(row).to_vec(), doc)
+            }
+            Located::Segment(s, row) => {
+                let seg = &st.segments[s].seg;
+                (seg.vectors(row, row + 1)?.to_vec(), seg.doc(row)?)
+            }
+        };
+        Ok(Some(Record {
+            id,
+            vector,
+            text: doc.0,
+            payload: doc.1,
+        }))
+    }
+
+    /// Number of live records.
+    pub fn len(&self) -> usize {
+        let st = self.inner.state.read();
+        st.memtable.live_count() + st.segments.iter().map(SegmentSlot::live).sum::<usize>()
+    }
+
+    /// Whether the collection holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Seals the memtable into a segment and makes every write so far durable, whatever the
+    /// durability setting.
+    pub fn flush(&self) -> Result<()> {
+        let mut w = self.inner.writer.lock();
+        self.check_live()?;
+        self.seal_locked(&mut w)?;
+        drop(w);
+        self.inner.core.wal.sync()
+    }
+
+    /// Counts and sizes.
+    pub fn stats(&self) -> CollectionStats {
+        let st = self.inner.state.read();
+        CollectionStats {
+            name: self.inner.name.clone(),
+            dim: self.inner.config.dim,
+            metric: self.inner.config.metric,
+            records: st.memtable.live_count()
+                + st.segments.iter().map(SegmentSlot::live).sum::<usize>(),
+            memtable_rows: st.memtable.live_count(),
+            memtable_bytes: st.memtable.bytes(),
+            segments: st
+                .segments
+                .iter()
+                .map(|s| SegmentStats {
+                    id: s.seg.id,
+                    rows: s.seg.rows,
+                    deleted: s.deleted.len() as usize,
+                    bytes: s.seg.disk_bytes(),
+                })
+                .collect(),
+        }
+    }
+
+    fn memtable_full(&self) -> bool {
+        let st = self.inner.state.read();
+        let o = &self.inner.core.options;
+        st.memtable.rows() >= o.memtable_max_rows || st.memtable.bytes() >= o.memtable_max_bytes
+    }
+
+    /// Writes the memtable as a new segment and changed tombstones as new files, publishes
+    /// them in the manifest, and swaps them in. The writer lock is held (no concurrent
+    /// writes); readers continue until the brief swap.
+    pub(crate) fn seal_locked(&self, w: &mut WriterState) -> Result<()> {
+        let inner = &*self.inner;
+        let core = &inner.core;
+        core.wal.check_poisoned()?;
+        let dim = inner.config.dim;
+
+        // 1. Write the new files. Writers are excluded, so the state cannot change under us.
+        let (new_seg, new_tombs) = {
+            let st = inner.state.read();
+            let dirty: Vec<usize> = (0..st.segments.len())
+                .filter(|&i| st.segments[i].dirty)
+                .collect();
+            if st.memtable.rows() == 0 && dirty.is_empty() {
+                return Ok(());
+            }
+            let mut new_seg = None;
+            if st.memtable.live_count() > 0 {
+                let id = core.alloc_segment_id();
+                let rows: Vec<SealRow<'_>> = st
+                    .memtable
+                    .live_rows()
+                    .map(|r| SealRow {
+                        id: st.memtable.id_at(r),
+                        vector: st.memtable.vector(r),
+                        doc: st.memtable.doc(r),
+                    })
+                    .collect();
+                let dir = inner.dir.join(segment_dir_name(id));
+                std::fs::create_dir_all(&inner.dir).map_err(|e| Error::io(&inner.dir, e))?;
+                write_segment(&dir, id, dim, &rows)?;
+                new_seg = Some((id, rows.len() as u64, dir));
+            }
+            let mut new_tombs = Vec::new();
+            for i in dirty {
+                let slot = &st.segments[i];
+                let generation = slot.generation + 1;
+                let path = inner.dir.join(tombstone_file_name(slot.seg.id, generation));
+                let _ = std::fs::remove_file(&path);
+                tombstones::write(&path, slot.seg.id, &slot.deleted)?;
+                new_tombs.push((i, slot.seg.id, generation, slot.deleted.len()));
+            }
+            if !new_tombs.is_empty() {
+                fsutil::sync_dir(&inner.dir)?;
+            }
+            (new_seg, new_tombs)
+        };
+
+        // 2. Every logged frame so far becomes durable and the log moves to a new file.
+        let first_new_lsn = core.wal.rotate()?;
+
+        // 3. Publish.
+        core.update_manifest(|m| {
+            m.last_lsn = first_new_lsn - 1;
+            let entry = m
+                .collection_mut(inner.id)
+                .ok_or_else(|| Error::CollectionDropped {
+                    name: inner.name.clone(),
+                })?;
+            entry.flushed_lsn = w.applied_lsn;
+            for &(_, seg_id, generation, count) in &new_tombs {
+                if let Some(s) = entry.segments.iter_mut().find(|s| s.id == seg_id) {
+                    s.tombstones = Some(TombstoneRef { generation, count });
+                }
+            }
+            if let Some((id, rows, _)) = &new_seg {
+                entry.segments.push(SegmentEntry {
+                    id: *id,
+                    rows: *rows,
+                    tombstones: None,
+                });
+            }
+            Ok(())
+        })?;
+
+        // 4. Swap in. The files were just written and fsynced; opening maps and checks them.
+        let opened = match &new_seg {
+            Some((id, rows, dir)) => Some(Segment::open(dir, *id, *rows, dim)?),
+            None => None,
+        };
+        let mut old_tomb_files = Vec::new();
+        {
+            let mut st = inner.state.write();
+            for &(i, seg_id, generation, _) in &new_tombs {
+                let slot = &mut st.segments[i];
+                if slot.generation > 0 {
+                    old_tomb_files
+                        .push(inner.dir.join(tombstone_file_name(seg_id, slot.generation)));
+                }
+                slot.generation = generation;
+                slot.dirty = false;
+            }
+            if let Some(seg) = opened {
+                st.segments
+                    .push(SegmentSlot::new(Arc::new(seg), RoaringBitmap::new(), 0));
+            }
+            st.memtable = Memtable::new(dim);
+        }
+        core.set_needed(inner.id, None);
+
+        // 5. Remove what is no longer referenced. Failing here loses nothing: leftovers are
+        // removed again on the next open.
+        for p in old_tomb_files {
+            let _ = std::fs::remove_file(p);
+        }
+        core.wal.remove_below(core.min_needed())?;
+        Ok(())
+    }
+}
+
+/// Where a live id is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Located {
+    Memtable(usize),
+    Segment(usize, usize),
+}
+
+/// Finds the live row of `id`: the memtable first, then segments newest first.
+pub(crate) fn locate(st: &State, id: u64) -> Option<Located> {
+    if let Some(r) = st.memtable.find(id) {
+        return Some(Located::Memtable(r));
+    }
+    for (i, slot) in st.segments.iter().enumerate().rev() {
+        if let Some(r) = slot.seg.find(id)
+            && !slot.deleted.contains(r as u32)
+        {
+            return Some(Located::Segment(i, r));
+        }
+    }
+    None
+}
+
+/// Removes the live version of `id`, wherever it is. Returns whether there was one.
+fn remove_live(st: &mut State, id: u64) -> bool {
+    match locate(st, id) {
+        Some(Located::Memtable(_)) => st.memtable.remove(id),
+        Some(Located::Segment(s, r)) => {
+            let slot = &mut st.segments[s];
+            slot.deleted.insert(r as u32);
+            slot.dirty = true;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Applies an upsert batch (live or during replay).
+pub(crate) fn apply_upsert(st: &mut State, lsn: u64, view: &UpsertView<'_>) {
+    st.memtable.note_lsn(lsn);
+    for &(id, vector, doc) in &view.rows {
+        remove_live(st, id);
+        st.memtable.push(id, vector, doc);
+    }
+}
+
+/// Applies a delete batch (live or during replay).
+pub(crate) fn apply_delete(st: &mut State, lsn: u64, ids: &[u64]) {
+    let mut any = false;
+    for &id in ids {
+        any |= remove_live(st, id);
+    }
+    if any {
+        // Tombstones of segments are only durable through the log until the next seal.
+        st.memtable.note_lsn(lsn);
+    }
+}

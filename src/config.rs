@@ -1,0 +1,219 @@
+//! Database options and collection configuration.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::distance::Metric;
+use crate::error::{Error, Result};
+
+/// When a write is on stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `upsert` and `delete` return only after their log record is fdatasync'ed. Concurrent
+    /// writers share one fsync (group commit). Nothing acknowledged is lost in a crash.
+    #[default]
+    Sync,
+    /// Writes are buffered and synced on [`Collection::flush`](crate::Collection::flush), on
+    /// [`Database::sync`](crate::Database::sync), when the database is dropped, and every
+    /// `interval` by a background thread. A crash may lose the writes of the last interval,
+    /// never a part of a batch.
+    Buffered {
+        /// How often the background thread syncs the log.
+        interval: Duration,
+    },
+}
+
+impl Durability {
+    /// Buffered durability with a one-second background sync.
+    pub fn buffered() -> Self {
+        Durability::Buffered {
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Options for [`Database::open_with`](crate::Database::open_with).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// When writes are durable. Default: [`Durability::Sync`].
+    pub durability: Durability,
+    /// A collection's memtable is sealed into a segment once it holds this many rows.
+    /// Default: 100,000.
+    pub memtable_max_rows: usize,
+    /// … or once it holds this many bytes (vectors, text, payload). Default: 256 MiB.
+    pub memtable_max_bytes: usize,
+    /// The write-ahead log moves to a new file once the current one passes this size.
+    /// Default: 64 MiB.
+    pub wal_file_bytes: u64,
+    /// Create the database directory when it does not exist. Default: true.
+    pub create_if_missing: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::Sync,
+            memtable_max_rows: 100_000,
+            memtable_max_bytes: 256 << 20,
+            wal_file_bytes: 64 << 20,
+            create_if_missing: true,
+        }
+    }
+}
+
+impl Options {
+    /// Sets the durability.
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+    /// Sets the memtable row limit.
+    pub fn memtable_max_rows(mut self, rows: usize) -> Self {
+        self.memtable_max_rows = rows;
+        self
+    }
+    /// Sets the memtable byte limit.
+    pub fn memtable_max_bytes(mut self, bytes: usize) -> Self {
+        self.memtable_max_bytes = bytes;
+        self
+    }
+    /// Sets the WAL file size at which a new file is started.
+    pub fn wal_file_bytes(mut self, bytes: u64) -> Self {
+        self.wal_file_bytes = bytes;
+        self
+    }
+    /// Whether to create a missing database directory.
+    pub fn create_if_missing(mut self, yes: bool) -> Self {
+        self.create_if_missing = yes;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.memtable_max_rows == 0 || self.memtable_max_bytes == 0 {
+            return Err(Error::InvalidArgument(
+                "memtable limits must be at least 1".into(),
+            ));
+        }
+        if let Durability::Buffered { interval } = self.durability
+            && interval.is_zero()
+        {
+            return Err(Error::InvalidArgument(
+                "buffered sync interval must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Largest dimension a collection may have.
+pub const MAX_DIM: usize = 65_536;
+
+/// The fixed settings of a collection, chosen at creation.
+///
+/// ```
+/// use cairndb::{CollectionConfig, Metric};
+/// let cfg = CollectionConfig { dim: 384, metric: Metric::Cosine, ..Default::default() };
+/// assert_eq!(cfg.m, 16);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionConfig {
+    /// Vector dimension, 1 to 65,536.
+    pub dim: usize,
+    /// Similarity metric.
+    pub metric: Metric,
+    /// HNSW: links per node on upper levels (level 0 has `2 * m`). Default 16.
+    pub m: usize,
+    /// HNSW: candidate list size while building. Default 200.
+    pub ef_construction: usize,
+}
+
+impl Default for CollectionConfig {
+    fn default() -> Self {
+        CollectionConfig {
+            dim: 0,
+            metric: Metric::Cosine,
+            m: 16,
+            ef_construction: 200,
+        }
+    }
+}
+
+impl CollectionConfig {
+    /// A configuration with the given dimension and metric and default index parameters.
+    pub fn new(dim: usize, metric: Metric) -> Self {
+        CollectionConfig {
+            dim,
+            metric,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.dim == 0 || self.dim > MAX_DIM {
+            return Err(Error::InvalidArgument(format!(
+                "dimension must be between 1 and {MAX_DIM}, got {}",
+                self.dim
+            )));
+        }
+        if !(2..=256).contains(&self.m) {
+            return Err(Error::InvalidArgument(format!(
+                "m must be between 2 and 256, got {}",
+                self.m
+            )));
+        }
+        if self.ef_construction == 0 || self.ef_construction > 100_000 {
+            return Err(Error::InvalidArgument(format!(
+                "ef_construction must be between 1 and 100000, got {}",
+                self.ef_construction
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a collection name: `[A-Za-z0-9_-]{1,64}`. Such a name is always a single, harmless
+/// path component.
+pub(crate) fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "docs_v2", "A-b_9", &"x".repeat(64)] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            ".",
+            "..",
+            "a b",
+            "é",
+            &"x".repeat(65),
+            "a\0",
+        ] {
+            assert!(
+                matches!(validate_name(bad), Err(Error::InvalidName { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+}

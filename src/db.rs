@@ -1,0 +1,534 @@
+//! The database: a directory, its lock, its manifest and log, and the collections in it.
+//!
+//! Opening runs recovery: take the lock, read the manifest, remove files a crash left
+//! unreferenced, open the segments, and replay the log into the memtables.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Weak};
+
+use parking_lot::{Mutex, RwLock};
+use roaring::RoaringBitmap;
+use serde::Serialize;
+
+use crate::collection::{
+    Collection, CollectionShared, CollectionStats, Memtable, SegmentSlot, State, WriterState,
+    apply_delete, apply_upsert,
+};
+use crate::config::{CollectionConfig, Durability, Options, validate_name};
+use crate::error::{Error, IoContext, Result};
+use crate::storage::batch;
+use crate::storage::fsutil::sync_dir;
+use crate::storage::manifest::{
+    CollectionEntry, MANIFEST_FILE, ManifestData, collection_dir, collections_dir,
+    segment_dir_name, tombstone_file_name,
+};
+use crate::storage::segment::Segment;
+use crate::storage::tombstones;
+use crate::storage::wal::{Frame, KIND_DELETE, KIND_UPSERT, Wal};
+
+const LOCK_FILE: &str = "LOCK";
+const WAL_DIR: &str = "wal";
+
+/// State shared by the database handle and every collection handle. It lives (and the
+/// directory stays locked) until the last handle is dropped.
+pub(crate) struct DbCore {
+    pub path: PathBuf,
+    pub options: Options,
+    pub wal: Wal,
+    manifest: Mutex<ManifestData>,
+    /// Per collection, the smallest LSN its memtable still needs from the log.
+    needed: Mutex<HashMap<u64, u64>>,
+    /// Dropping this sender stops the background sync thread.
+    _flusher: Mutex<Option<Sender<()>>>,
+    _lock: File,
+}
+
+impl DbCore {
+    pub(crate) fn alloc_segment_id(&self) -> u64 {
+        let mut m = self.manifest.lock();
+        let id = m.next_segment_id;
+        m.next_segment_id += 1;
+        id
+    }
+
+    pub(crate) fn set_needed(&self, collection: u64, lsn: Option<u64>) {
+        let mut n = self.needed.lock();
+        match lsn {
+            Some(l) => {
+                n.insert(collection, l);
+            }
+            None => {
+                n.remove(&collection);
+            }
+        }
+    }
+
+    /// Log frames below this LSN are no longer needed by any memtable.
+    pub(crate) fn min_needed(&self) -> u64 {
+        let n = self.needed.lock();
+        n.values()
+            .copied()
+            .min()
+            .unwrap_or_else(|| self.wal.last_lsn() + 1)
+    }
+
+    /// Applies `change` to a copy of the manifest and publishes it. A failure to publish
+    /// poisons the database: whether the new manifest reached the disk is then unknown.
+    pub(crate) fn update_manifest(
+        &self,
+        change: impl FnOnce(&mut ManifestData) -> Result<()>,
+    ) -> Result<()> {
+        let mut m = self.manifest.lock();
+        let mut next = m.clone();
+        change(&mut next)?;
+        if let Err(e) = next.store(&self.path) {
+            self.wal.poison(format!("writing the manifest failed: {e}"));
+            return Err(e);
+        }
+        *m = next;
+        Ok(())
+    }
+}
+
+impl Drop for DbCore {
+    fn drop(&mut self) {
+        // Buffered writes reach the disk when the last handle goes.
+        let _ = self.wal.sync();
+    }
+}
+
+/// An open database. Cheap to clone; `Send + Sync`. The directory stays locked until this
+/// and every [`Collection`] handle from it are dropped.
+#[derive(Clone)]
+pub struct Database {
+    core: Arc<DbCore>,
+    collections: Arc<RwLock<BTreeMap<String, Collection>>>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.core.path)
+            .finish()
+    }
+}
+
+/// Counts and sizes of a database.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DbStats {
+    /// Bytes of write-ahead log files.
+    pub wal_bytes: u64,
+    /// Every collection, by name.
+    pub collections: Vec<CollectionStats>,
+}
+
+/// What [`Database::verify`] checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct VerifyReport {
+    /// Collections checked.
+    pub collections: usize,
+    /// Segments checked.
+    pub segments: usize,
+    /// Segment rows whose vector and document were checked.
+    pub rows: usize,
+    /// Bytes of segment files checked.
+    pub bytes: u64,
+}
+
+impl Database {
+    /// Opens (or creates) the database in directory `path` with default [`Options`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        Database::open_with(path, Options::default())
+    }
+
+    /// Opens (or creates) the database in directory `path`.
+    ///
+    /// Fails with [`Error::Locked`] when another process or handle has it open, and with
+    /// [`Error::Corruption`] when a file fails its checks. A torn tail of the log (a crash
+    /// during a write) is cut off, never reported as an error.
+    pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Database> {
+        options.validate()?;
+        let path = path.as_ref().to_owned();
+        if !path.is_dir() {
+            if !options.create_if_missing {
+                return Err(Error::io(
+                    &path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "database directory does not exist",
+                    ),
+                ));
+            }
+            fs::create_dir_all(&path).at(&path)?;
+        }
+        let lock = acquire_lock(&path)?;
+        let manifest = match ManifestData::load(&path)? {
+            Some(m) => m,
+            None => init_database(&path)?,
+        };
+        remove_unreferenced(&path, &manifest)?;
+
+        // Collections and their segments, before the log is replayed into them.
+        let mut loaded: Vec<(CollectionEntry, State)> = Vec::new();
+        for c in &manifest.collections {
+            let dir = collection_dir(&path, &c.name);
+            let mut segments = Vec::new();
+            for s in &c.segments {
+                let seg = Segment::open(
+                    &dir.join(segment_dir_name(s.id)),
+                    s.id,
+                    s.rows,
+                    c.config.dim,
+                )?;
+                let (deleted, generation) = match s.tombstones {
+                    Some(t) => (
+                        tombstones::read(
+                            &dir.join(tombstone_file_name(s.id, t.generation)),
+                            s.id,
+                            s.rows,
+                            t.count,
+                        )?,
+                        t.generation,
+                    ),
+                    None => (RoaringBitmap::new(), 0),
+                };
+                segments.push(SegmentSlot::new(Arc::new(seg), deleted, generation));
+            }
+            loaded.push((
+                c.clone(),
+                State {
+                    segments,
+                    memtable: Memtable::new(c.config.dim),
+                },
+            ));
+        }
+
+        let by_id: HashMap<u64, usize> = loaded
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| (c.id, i))
+            .collect();
+        let mut applied: Vec<u64> = loaded.iter().map(|(c, _)| c.flushed_lsn).collect();
+        let wal_dir = path.join(WAL_DIR);
+        let (wal, _stats) = Wal::open(&wal_dir, options.wal_file_bytes, manifest.last_lsn, |f| {
+            replay_frame(&wal_dir, f, &by_id, &mut loaded, &mut applied)
+        })?;
+
+        let (tx, rx) = mpsc::channel::<()>();
+        let core = Arc::new(DbCore {
+            path: path.clone(),
+            options: options.clone(),
+            wal,
+            manifest: Mutex::new(manifest),
+            needed: Mutex::new(HashMap::new()),
+            _flusher: Mutex::new(Some(tx)),
+            _lock: lock,
+        });
+        let mut collections = BTreeMap::new();
+        for ((entry, state), applied_lsn) in loaded.into_iter().zip(applied) {
+            core.set_needed(entry.id, state.memtable.min_lsn);
+            let c = Collection {
+                inner: Arc::new(CollectionShared {
+                    core: Arc::clone(&core),
+                    id: entry.id,
+                    dir: collection_dir(&path, &entry.name),
+                    name: entry.name.clone(),
+                    config: entry.config,
+                    writer: Mutex::new(WriterState { applied_lsn }),
+                    state: RwLock::new(state),
+                    dropped: AtomicBool::new(false),
+                }),
+            };
+            collections.insert(entry.name, c);
+        }
+        core.wal.remove_below(core.min_needed())?;
+        if let Durability::Buffered { interval } = options.durability {
+            spawn_flusher(Arc::downgrade(&core), rx, interval);
+        }
+        Ok(Database {
+            core,
+            collections: Arc::new(RwLock::new(collections)),
+        })
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.core.path
+    }
+
+    /// Creates a collection. Its name must match `[A-Za-z0-9_-]{1,64}`.
+    pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
+        validate_name(name)?;
+        config.validate()?;
+        self.core.wal.check_poisoned()?;
+        let mut cols = self.collections.write();
+        if cols.contains_key(name) {
+            return Err(Error::CollectionExists { name: name.into() });
+        }
+        let mut id = 0;
+        self.core.update_manifest(|m| {
+            id = m.next_collection_id;
+            m.next_collection_id += 1;
+            m.collections.push(CollectionEntry {
+                id,
+                name: name.to_owned(),
+                config: config.clone(),
+                flushed_lsn: 0,
+                segments: Vec::new(),
+            });
+            Ok(())
+        })?;
+        let dim = config.dim;
+        let c = Collection {
+            inner: Arc::new(CollectionShared {
+                core: Arc::clone(&self.core),
+                id,
+                name: name.to_owned(),
+                dir: collection_dir(&self.core.path, name),
+                config,
+                writer: Mutex::new(WriterState { applied_lsn: 0 }),
+                state: RwLock::new(State {
+                    segments: Vec::new(),
+                    memtable: Memtable::new(dim),
+                }),
+                dropped: AtomicBool::new(false),
+            }),
+        };
+        cols.insert(name.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    /// A handle to an existing collection.
+    pub fn collection(&self, name: &str) -> Result<Collection> {
+        self.collections
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::CollectionNotFound { name: name.into() })
+    }
+
+    /// Names of all collections, sorted.
+    pub fn collections(&self) -> Vec<String> {
+        self.collections.read().keys().cloned().collect()
+    }
+
+    /// Drops a collection and deletes its files. Handles to it then fail with
+    /// [`Error::CollectionDropped`].
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        validate_name(name)?;
+        self.core.wal.check_poisoned()?;
+        let mut cols = self.collections.write();
+        let c = cols
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::CollectionNotFound { name: name.into() })?;
+        let _w = c.inner.writer.lock();
+        self.core.update_manifest(|m| {
+            m.collections.retain(|e| e.id != c.inner.id);
+            Ok(())
+        })?;
+        c.inner.dropped.store(true, Ordering::Release);
+        cols.remove(name);
+        self.core.set_needed(c.inner.id, None);
+        // The manifest no longer names the files; a failure here leaves them for the
+        // clean-up on the next open.
+        let _ = fs::remove_dir_all(&c.inner.dir);
+        Ok(())
+    }
+
+    /// Makes every write so far durable (useful under [`Durability::Buffered`]).
+    pub fn sync(&self) -> Result<()> {
+        self.core.wal.sync()
+    }
+
+    /// Counts and sizes of every collection.
+    pub fn stats(&self) -> DbStats {
+        DbStats {
+            wal_bytes: self.core.wal.disk_bytes(),
+            collections: self
+                .collections
+                .read()
+                .values()
+                .map(Collection::stats)
+                .collect(),
+        }
+    }
+
+    /// Reads and checks every byte of every segment: vector block checksums and every
+    /// document's checksum. (Opening already checked the manifest, the log, headers, ids and
+    /// tombstones.)
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        for c in self.collections.read().values() {
+            report.collections += 1;
+            let st = c.inner.state.read();
+            for slot in &st.segments {
+                slot.seg.verify_all()?;
+                report.segments += 1;
+                report.rows += slot.seg.rows;
+                report.bytes += slot.seg.disk_bytes();
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn replay_frame(
+    wal_dir: &Path,
+    f: Frame<'_>,
+    by_id: &HashMap<u64, usize>,
+    loaded: &mut [(CollectionEntry, State)],
+    applied: &mut [u64],
+) -> Result<()> {
+    let bad = |what: String| Error::corruption(wal_dir, format!("log record {}: {what}", f.lsn));
+    match f.kind {
+        KIND_UPSERT => {
+            let view =
+                batch::decode_upsert(f.body).ok_or_else(|| bad("malformed upsert".into()))?;
+            let Some(&i) = by_id.get(&view.collection) else {
+                return Ok(()); // the collection was dropped
+            };
+            let (entry, state) = &mut loaded[i];
+            if f.lsn <= entry.flushed_lsn {
+                return Ok(());
+            }
+            if view.dim != entry.config.dim {
+                return Err(bad(format!(
+                    "dimension {} in a collection of {}",
+                    view.dim, entry.config.dim
+                )));
+            }
+            apply_upsert(state, f.lsn, &view);
+            applied[i] = f.lsn;
+        }
+        KIND_DELETE => {
+            let (cid, ids) =
+                batch::decode_delete(f.body).ok_or_else(|| bad("malformed delete".into()))?;
+            let Some(&i) = by_id.get(&cid) else {
+                return Ok(());
+            };
+            let (entry, state) = &mut loaded[i];
+            if f.lsn <= entry.flushed_lsn {
+                return Ok(());
+            }
+            apply_delete(state, f.lsn, &ids);
+            applied[i] = f.lsn;
+        }
+        k => return Err(bad(format!("unknown record kind {k}"))),
+    }
+    Ok(())
+}
+
+/// Takes the advisory lock on `<db>/LOCK` and records our pid in it.
+fn acquire_lock(path: &Path) -> Result<File> {
+    let lock_path = path.join(LOCK_FILE);
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .at(&lock_path)?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(Error::Locked {
+                path: path.to_owned(),
+            });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+    }
+    // The pid is for people reading the file; the lock itself is what counts.
+    let _ = f.set_len(0);
+    let _ = f.rewind();
+    let _ = writeln!(f, "{}", std::process::id());
+    Ok(f)
+}
+
+/// Sets up a new database in `path`, which must hold nothing but our LOCK file.
+fn init_database(path: &Path) -> Result<ManifestData> {
+    for entry in fs::read_dir(path).at(path)? {
+        let entry = entry.at(path)?;
+        if entry.file_name() != LOCK_FILE {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a Cairn database (no {MANIFEST_FILE}) and not empty: refusing to create one there",
+                path.display()
+            )));
+        }
+    }
+    fs::create_dir_all(path.join(WAL_DIR)).at(path)?;
+    fs::create_dir_all(collections_dir(path)).at(path)?;
+    let m = ManifestData::default();
+    m.store(path)?;
+    Ok(m)
+}
+
+/// Removes files a crash can leave behind: segment directories and tombstone files the
+/// manifest does not name, directories of dropped collections, and temporary files. Only
+/// names Cairn itself creates are touched.
+fn remove_unreferenced(path: &Path, m: &ManifestData) -> Result<()> {
+    let _ = fs::remove_file(path.join(MANIFEST_FILE).with_extension("tmp"));
+    let cdir = collections_dir(path);
+    fs::create_dir_all(&cdir).at(&cdir)?;
+    for entry in fs::read_dir(&cdir).at(&cdir)? {
+        let entry = entry.at(&cdir)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if validate_name(&name).is_err() {
+            continue;
+        }
+        let Some(c) = m.collections.iter().find(|c| c.name == name) else {
+            fs::remove_dir_all(entry.path()).at(&entry.path())?;
+            continue;
+        };
+        let dir = entry.path();
+        let mut keep: Vec<String> = Vec::new();
+        for s in &c.segments {
+            keep.push(segment_dir_name(s.id));
+            if let Some(t) = s.tombstones {
+                keep.push(tombstone_file_name(s.id, t.generation));
+            }
+        }
+        for e in fs::read_dir(&dir).at(&dir)? {
+            let e = e.at(&dir)?;
+            let n = e.file_name().to_string_lossy().into_owned();
+            if !n.starts_with("seg-") || keep.contains(&n) {
+                continue;
+            }
+            let p = e.path();
+            if p.is_dir() {
+                fs::remove_dir_all(&p).at(&p)?;
+            } else {
+                fs::remove_file(&p).at(&p)?;
+            }
+        }
+    }
+    sync_dir(&cdir)
+}
+
+fn spawn_flusher(core: Weak<DbCore>, stop: mpsc::Receiver<()>, interval: std::time::Duration) {
+    let _ = std::thread::Builder::new()
+        .name("cairn-sync".into())
+        .spawn(move || {
+            loop {
+                match stop.recv_timeout(interval) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+                let Some(core) = core.upgrade() else { return };
+                // A failure poisons the log; writers see it on their next call.
+                let _ = core.wal.sync();
+            }
+        });
+}
+
+/// Handles are shared across threads.
+const _: () = {
+    const fn is<T: Send + Sync + Clone>() {}
+    is::<Database>();
+    is::<Collection>();
+};

@@ -1,0 +1,212 @@
+//! Similarity metrics and the kernels that compute them.
+//!
+//! ```text
+//!   Metric::score(query, row)      one pair, "higher is better"
+//!   Metric::score_rows(q, rows, …) one query against a block of rows (the exact-scan hot loop)
+//!        │
+//!        ├── simd.rs     simsimd kernels, picked at run time for the CPU (AVX-512, AVX2, NEON…)
+//!        └── scalar.rs   plain loops: the reference the SIMD path is tested against
+//! ```
+//!
+//! Scores are similarities, higher is better, for every metric:
+//!
+//! | metric | stored vector | score |
+//! |---|---|---|
+//! | `Cosine` | normalized to unit length on insert | `dot(q̂, x̂)` = cosine similarity, in [-1, 1] |
+//! | `Dot` | as given | `dot(q, x)` |
+//! | `L2` | as given | `-‖q - x‖²` (negated squared Euclidean distance) |
+
+pub mod scalar;
+pub mod simd;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How two vectors are compared. Every metric yields a score where higher means more similar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Cosine similarity. Vectors are normalized to unit length on insert (a zero vector is
+    /// rejected) and scored by dot product, so scores lie in [-1, 1].
+    #[default]
+    Cosine,
+    /// Inner (dot) product of the vectors as given.
+    Dot,
+    /// Negated squared Euclidean distance `-‖a - b‖²`: 0 for identical vectors, lower for
+    /// farther ones.
+    L2,
+}
+
+impl Metric {
+    /// The metric's name as used in the CLI and on disk.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Cosine => "cosine",
+            Metric::Dot => "dot",
+            Metric::L2 => "l2",
+        }
+    }
+
+    /// Score of two prepared vectors (for `Cosine` both must already be normalized).
+    #[inline]
+    pub fn score(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Metric::Cosine | Metric::Dot => simd::dot(a, b),
+            Metric::L2 => -simd::l2sq(a, b),
+        }
+    }
+
+    /// Scores one prepared query against `out.len()` consecutive rows of `dim` floats.
+    #[inline]
+    pub fn score_rows(self, query: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
+        debug_assert_eq!(rows.len(), out.len() * dim);
+        match self {
+            Metric::Cosine | Metric::Dot => {
+                for (o, row) in out.iter_mut().zip(rows.chunks_exact(dim)) {
+                    *o = simd::dot(query, row);
+                }
+            }
+            Metric::L2 => {
+                for (o, row) in out.iter_mut().zip(rows.chunks_exact(dim)) {
+                    *o = -simd::l2sq(query, row);
+                }
+            }
+        }
+    }
+
+    /// The same score computed by the scalar reference kernels.
+    pub fn score_reference(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Metric::Cosine | Metric::Dot => scalar::dot(a, b),
+            Metric::L2 => -scalar::l2sq(a, b),
+        }
+    }
+}
+
+impl std::str::FromStr for Metric {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "cosine" | "cos" | "angular" => Ok(Metric::Cosine),
+            "dot" | "ip" | "inner" => Ok(Metric::Dot),
+            "l2" | "euclidean" => Ok(Metric::L2),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown metric {s:?}: use cosine, dot or l2"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a vector cannot be stored or searched with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VectorProblem {
+    NonFinite(usize),
+    Zero,
+}
+
+/// Index of the first NaN or infinite component.
+pub(crate) fn first_non_finite(v: &[f32]) -> Option<usize> {
+    v.iter().position(|x| !x.is_finite())
+}
+
+/// Checks a vector and, for `Cosine`, normalizes it in place to unit length.
+pub(crate) fn prepare(metric: Metric, v: &mut [f32]) -> std::result::Result<(), VectorProblem> {
+    if let Some(i) = first_non_finite(v) {
+        return Err(VectorProblem::NonFinite(i));
+    }
+    if metric == Metric::Cosine {
+        // Accumulate in f64: the squared norm of large finite f32 vectors can overflow f32.
+        let norm2: f64 = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        if norm2 == 0.0 || !norm2.is_finite() {
+            return Err(VectorProblem::Zero);
+        }
+        let inv = (1.0 / norm2.sqrt()) as f32;
+        for x in v.iter_mut() {
+            *x *= inv;
+        }
+        if let Some(i) = first_non_finite(v) {
+            return Err(VectorProblem::NonFinite(i));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn close(a: f32, b: f32, scale: f32) -> bool {
+        (a - b).abs() <= 1e-5 * scale.max(1.0)
+    }
+
+    proptest! {
+        #[test]
+        fn simd_matches_scalar(
+            pair in (1usize..700).prop_flat_map(|d| (
+                prop::collection::vec(-100f32..100.0, d),
+                prop::collection::vec(-100f32..100.0, d),
+            ))
+        ) {
+            let (a, b) = pair;
+            // Relative to the magnitude of the terms summed, which bounds the rounding error.
+            let mag: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
+            prop_assert!(close(simd::dot(&a, &b), scalar::dot(&a, &b), mag));
+            let mag2: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
+            prop_assert!(close(simd::l2sq(&a, &b), scalar::l2sq(&a, &b), mag2));
+            let c = simd::cosine(&a, &b);
+            let r = scalar::cosine(&a, &b);
+            prop_assert!((c - r).abs() <= 1e-5, "cosine {c} vs {r}");
+        }
+
+        #[test]
+        fn score_rows_matches_pairwise(
+            dim in 1usize..40, n in 0usize..20, seed in any::<u64>(), metric_ix in 0usize..3
+        ) {
+            let metric = [Metric::Cosine, Metric::Dot, Metric::L2][metric_ix];
+            let mut x = seed;
+            let mut next = || { x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5 };
+            let q: Vec<f32> = (0..dim).map(|_| next()).collect();
+            let rows: Vec<f32> = (0..dim * n).map(|_| next()).collect();
+            let mut out = vec![0.0; n];
+            metric.score_rows(&q, &rows, dim, &mut out);
+            for (i, row) in rows.chunks_exact(dim).enumerate() {
+                prop_assert!(close(out[i], metric.score_reference(&q, row), dim as f32));
+            }
+        }
+    }
+
+    #[test]
+    fn prepare_normalizes_and_rejects() {
+        let mut v = vec![3.0, 4.0];
+        prepare(Metric::Cosine, &mut v).unwrap();
+        assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+        let mut z = vec![0.0, 0.0];
+        assert_eq!(prepare(Metric::Cosine, &mut z), Err(VectorProblem::Zero));
+        assert_eq!(prepare(Metric::Dot, &mut z), Ok(()));
+        let mut n = vec![1.0, f32::NAN];
+        assert_eq!(
+            prepare(Metric::L2, &mut n),
+            Err(VectorProblem::NonFinite(1))
+        );
+        let mut big = vec![f32::MAX, f32::MAX];
+        prepare(Metric::Cosine, &mut big).unwrap();
+        assert!((big[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
+    }
+
+    #[test]
+    fn metric_names_round_trip() {
+        for m in [Metric::Cosine, Metric::Dot, Metric::L2] {
+            assert_eq!(m.as_str().parse::<Metric>().unwrap(), m);
+        }
+        assert!("manhattan".parse::<Metric>().is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! Errors returned by Cairn.
+//!
+//! Every public operation returns [`Result`]. The variants carry structured fields so callers
+//! can react to them, and their messages say what was wrong and where.
+
+use std::path::PathBuf;
+
+/// The result type of every fallible Cairn operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in Cairn.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A vector's length differs from the collection's dimension.
+    #[error("dimension mismatch: collection `{collection}` has {expected}, got {got}")]
+    DimensionMismatch {
+        /// The collection name.
+        collection: String,
+        /// The collection's dimension.
+        expected: usize,
+        /// The length of the vector that was given.
+        got: usize,
+    },
+
+    /// A vector holds NaN or an infinity.
+    #[error("vector for id {id} holds a non-finite value at index {index}")]
+    NonFiniteVector {
+        /// The record id.
+        id: u64,
+        /// The position of the first non-finite component.
+        index: usize,
+    },
+
+    /// A query vector holds NaN or an infinity.
+    #[error("query vector holds a non-finite value at index {index}")]
+    NonFiniteQuery {
+        /// The position of the first non-finite component.
+        index: usize,
+    },
+
+    /// An all-zero vector cannot be normalized for the cosine metric.
+    #[error("vector for id {id} has zero length, which cosine cannot score")]
+    ZeroVector {
+        /// The record id.
+        id: u64,
+    },
+
+    /// An all-zero query vector cannot be normalized for the cosine metric.
+    #[error("query vector has zero length, which cosine cannot score")]
+    ZeroQuery,
+
+    /// No collection of that name exists.
+    #[error("collection `{name}` does not exist")]
+    CollectionNotFound {
+        /// The name that was asked for.
+        name: String,
+    },
+
+    /// A collection of that name exists already.
+    #[error("collection `{name}` already exists")]
+    CollectionExists {
+        /// The name that was asked for.
+        name: String,
+    },
+
+    /// A collection name outside `[A-Za-z0-9_-]{1,64}`.
+    #[error(
+        "invalid collection name {name:?}: use 1 to 64 characters from A-Z, a-z, 0-9, `_` and `-`"
+    )]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+    },
+
+    /// A configuration value or request parameter is out of range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// A batch is too large to be written as one atomic log record.
+    #[error("batch of {bytes} bytes exceeds the limit of {limit} bytes for one atomic write")]
+    BatchTooLarge {
+        /// Encoded size of the batch.
+        bytes: usize,
+        /// The largest size accepted.
+        limit: usize,
+    },
+
+    /// A file failed a check: wrong magic, version, size, checksum, or an offset out of range.
+    #[error("corrupted file {}: {what}", path.display())]
+    Corruption {
+        /// The file that failed.
+        path: PathBuf,
+        /// What check failed.
+        what: String,
+    },
+
+    /// Another process (or another handle in this process) holds the database open.
+    #[error("database {} is already open in another process or handle (LOCK is held)", path.display())]
+    Locked {
+        /// The database directory.
+        path: PathBuf,
+    },
+
+    /// An earlier write or fsync failed: the database refuses writes until it is reopened.
+    #[error("database refuses writes after an earlier I/O failure ({cause}); reopen it to recover")]
+    Poisoned {
+        /// The failure that poisoned the database.
+        cause: String,
+    },
+
+    /// The collection was dropped while this handle was held.
+    #[error("collection `{name}` was dropped")]
+    CollectionDropped {
+        /// The dropped collection's name.
+        name: String,
+    },
+
+    /// An operating-system I/O error, with the file it concerned.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn corruption(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {
+        Error::Corruption {
+            path: path.into(),
+            what: what.into(),
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Attaches a path to `std::io::Result`s.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

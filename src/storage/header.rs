@@ -1,0 +1,190 @@
+//! The 64-byte header that starts every file Cairn writes.
+//!
+//! | offset | size | field |
+//! |---:|---:|---|
+//! | 0 | 8 | magic `89 43 41 49 52 4E 0D 0A` (`\x89CAIRN\r\n`) |
+//! | 8 | 2 | format version (u16 LE), currently 1 |
+//! | 10 | 1 | file kind ([`FileKind`]) |
+//! | 11 | 1 | checksum algorithm: 1 = crc32c |
+//! | 12 | 4 | dim (u32 LE; 0 where it has no meaning) |
+//! | 16 | 8 | count (u64 LE: rows, ids, entries) |
+//! | 24 | 8 | body length in bytes (u64 LE) |
+//! | 32 | 4 | body checksum (u32 LE), see each kind |
+//! | 36 | 4 | block size (u32 LE) for block-checksummed bodies, else 0 |
+//! | 40 | 8 | aux (u64 LE): WAL first LSN; segment id for segment files; else 0 |
+//! | 48 | 12 | reserved, zero |
+//! | 60 | 4 | header checksum: crc32c of bytes 0..60 |
+//!
+//! The body starts at offset 64, so it is 64-byte aligned in a page-aligned mapping.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Size of the header; bodies start here.
+pub(crate) const HEADER_LEN: usize = 64;
+/// Magic bytes: a non-ASCII first byte and a CR LF catch text-mode mangling, like PNG.
+pub(crate) const MAGIC: [u8; 8] = *b"\x89CAIRN\r\n";
+/// The format version this build writes and reads.
+pub(crate) const FORMAT_VERSION: u16 = 1;
+const CHECKSUM_CRC32C: u8 = 1;
+
+/// What a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum FileKind {
+    Wal = 1,
+    Manifest = 2,
+    Vectors = 3,
+    Ids = 4,
+    Payload = 5,
+    Tombstones = 6,
+}
+
+impl TryFrom<u8> for FileKind {
+    type Error = u8;
+    fn try_from(v: u8) -> std::result::Result<Self, u8> {
+        Ok(match v {
+            1 => FileKind::Wal,
+            2 => FileKind::Manifest,
+            3 => FileKind::Vectors,
+            4 => FileKind::Ids,
+            5 => FileKind::Payload,
+            6 => FileKind::Tombstones,
+            other => return Err(other),
+        })
+    }
+}
+
+/// A decoded header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub kind: FileKind,
+    pub dim: u32,
+    pub count: u64,
+    pub body_len: u64,
+    pub body_crc: u32,
+    pub block_size: u32,
+    pub aux: u64,
+}
+
+impl Header {
+    pub(crate) fn new(kind: FileKind) -> Self {
+        Header {
+            kind,
+            dim: 0,
+            count: 0,
+            body_len: 0,
+            body_crc: 0,
+            block_size: 0,
+            aux: 0,
+        }
+    }
+
+    pub(crate) fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[10] = self.kind as u8;
+        b[11] = CHECKSUM_CRC32C;
+        b[12..16].copy_from_slice(&self.dim.to_le_bytes());
+        b[16..24].copy_from_slice(&self.count.to_le_bytes());
+        b[24..32].copy_from_slice(&self.body_len.to_le_bytes());
+        b[32..36].copy_from_slice(&self.body_crc.to_le_bytes());
+        b[36..40].copy_from_slice(&self.block_size.to_le_bytes());
+        b[40..48].copy_from_slice(&self.aux.to_le_bytes());
+        let crc = crc32c::crc32c(&b[..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes and checks a header: length, magic, header checksum, version, kind.
+    pub(crate) fn decode(bytes: &[u8], expect: FileKind, path: &Path) -> Result<Header> {
+        let bad = |what: String| Error::corruption(path, what);
+        if bytes.len() < HEADER_LEN {
+            return Err(bad(format!(
+                "file is {} bytes, shorter than its {HEADER_LEN}-byte header",
+                bytes.len()
+            )));
+        }
+        let b = &bytes[..HEADER_LEN];
+        if b[0..8] != MAGIC {
+            return Err(bad("bad magic bytes: not a Cairn file".into()));
+        }
+        let stored = u32_at(b, 60);
+        let actual = crc32c::crc32c(&b[..60]);
+        if stored != actual {
+            return Err(bad(format!(
+                "header checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"
+            )));
+        }
+        let version = u16::from_le_bytes([b[8], b[9]]);
+        if version != FORMAT_VERSION {
+            return Err(bad(format!(
+                "format version {version} is not supported (this build reads {FORMAT_VERSION})"
+            )));
+        }
+        let kind = FileKind::try_from(b[10]).map_err(|k| bad(format!("unknown file kind {k}")))?;
+        if kind != expect {
+            return Err(bad(format!("file kind is {kind:?}, expected {expect:?}")));
+        }
+        if b[11] != CHECKSUM_CRC32C {
+            return Err(bad(format!("unknown checksum algorithm {}", b[11])));
+        }
+        Ok(Header {
+            kind,
+            dim: u32_at(b, 12),
+            count: u64_at(b, 16),
+            body_len: u64_at(b, 24),
+            body_crc: u32_at(b, 32),
+            block_size: u32_at(b, 36),
+            aux: u64_at(b, 40),
+        })
+    }
+}
+
+/// Reads a little-endian u32 at `off`; the caller has checked the bounds.
+pub(crate) fn u32_at(b: &[u8], off: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[off..off + 4]);
+    u32::from_le_bytes(a)
+}
+
+/// Reads a little-endian u64 at `off`; the caller has checked the bounds.
+pub(crate) fn u64_at(b: &[u8], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_every_flip_is_caught() {
+        let mut h = Header::new(FileKind::Vectors);
+        h.dim = 384;
+        h.count = 12345;
+        h.body_len = 999;
+        h.body_crc = 0xdead_beef;
+        h.block_size = 65536;
+        h.aux = 42;
+        let bytes = h.encode();
+        let p = Path::new("x");
+        assert_eq!(Header::decode(&bytes, FileKind::Vectors, p).unwrap(), h);
+        assert!(Header::decode(&bytes, FileKind::Ids, p).is_err());
+        assert!(Header::decode(&bytes[..63], FileKind::Vectors, p).is_err());
+        for i in 0..HEADER_LEN {
+            let mut c = bytes;
+            c[i] ^= 0x01;
+            assert!(
+                matches!(
+                    Header::decode(&c, FileKind::Vectors, p),
+                    Err(Error::Corruption { .. })
+                ),
+                "flip at {i} not detected"
+            );
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The only module with `unsafe` code: read-only memory maps of immutable files.
+//!
+//! Safety charter: Cairn maps a file only after it was written completely, fsynced, and
+//! published (segments and their files are never opened for writing again). Every other
+//! module reaches mapped bytes through [`Mmap::bytes`] and validates offsets and lengths
+//! before slicing; typed views (`&[f32]`) are made with `bytemuck`, which checks alignment
+//! and length itself. What this module cannot rule out is another process truncating or
+//! rewriting a mapped file behind Cairn's back; that is outside the contract (the database
+//! directory belongs to Cairn, guarded by its LOCK file).
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::path::Path;
+
+use crate::error::{IoContext, Result};
+
+/// A read-only mapping of a whole file.
+#[derive(Debug)]
+pub(crate) struct Mmap {
+    map: Option<memmap2::Mmap>,
+}
+
+impl Mmap {
+    /// Maps `file` read-only. An empty file maps to an empty slice.
+    pub(crate) fn map(file: &File, path: &Path) -> Result<Mmap> {
+        let len = file.metadata().at(path)?.len();
+        if len == 0 {
+            return Ok(Mmap { map: None });
+        }
+        // SAFETY: the file is an immutable, fully written and fsynced Cairn file (see the
+        // charter above); no code in Cairn writes to it while it is mapped, and the mapping is
+        // read-only, so the bytes behind the returned slice do not change under us.
+        let map = unsafe { memmap2::MmapOptions::new().map(file) }.at(path)?;
+        Ok(Mmap { map: Some(map) })
+    }
+
+    /// The mapped bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match &self.map {
+            Some(m) => m,
+            None => &[],
+        }
+    }
+
+    /// Advises the kernel that access will be random (HNSW) rather than sequential.
+    #[allow(dead_code)]
+    pub(crate) fn advise_random(&self) {
+        if let Some(m) = &self.map {
+            let _ = m.advise(memmap2::Advice::Random);
+        }
+    }
+}

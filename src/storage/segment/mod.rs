@@ -1,0 +1,325 @@
+//! Immutable segments: a sealed memtable, written once, then memory-mapped read-only.
+//!
+//! ```text
+//!  seal:  memtable rows ──▶ writer.rs ──▶ seg-<id>/{vectors, ids, payload}  (fsynced)
+//!  open:  seg-<id>/… ──mmap──▶ Segment (headers, ids and payload index checked;
+//!                                        vector blocks checked on first touch, blocks.rs)
+//! ```
+//!
+//! | file | body |
+//! |---|---|
+//! | `vectors` | `rows × dim` f32 LE, zero-padded to 64 bytes; then one crc32c per 64 KiB block |
+//! | `ids` | ids by row `[u64; n]`; ids sorted `[u64; n]`; the row of each sorted id `[u32; n]` |
+//! | `payload` | index `[(offset u64, len u32, crc32c u32); n]`; then the documents (postcard) |
+//!
+//! Byte tables: `docs/file-format.md`.
+
+pub(crate) mod blocks;
+mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+pub(crate) use writer::{SealRow, write_segment};
+
+use self::blocks::BlockCheck;
+use super::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
+use super::mmap::Mmap;
+use crate::error::{Error, IoContext, Result};
+use crate::record::{Payload, StoredDoc};
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("Cairn maps little-endian f32 rows directly; big-endian targets are not supported");
+
+pub(crate) const VECTORS_FILE: &str = "vectors";
+pub(crate) const IDS_FILE: &str = "ids";
+pub(crate) const PAYLOAD_FILE: &str = "payload";
+
+/// Size of one payload index entry.
+const PAYLOAD_ENTRY: usize = 16;
+
+/// A sealed, memory-mapped segment.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub id: u64,
+    #[expect(dead_code, reason = "compaction will remove whole segment directories")]
+    pub dir: PathBuf,
+    pub rows: usize,
+    pub dim: usize,
+    vectors: Mmap,
+    vectors_path: PathBuf,
+    /// Length of the f32 data (without padding and checksum table).
+    data_len: usize,
+    /// Offset of the block checksum table in the vectors file.
+    table_off: usize,
+    blocks: BlockCheck,
+    ids: Mmap,
+    payload: Mmap,
+    payload_path: PathBuf,
+    blob_off: usize,
+}
+
+fn open_map(path: &Path) -> Result<Mmap> {
+    let f = File::open(path).at(path)?;
+    Mmap::map(&f, path)
+}
+
+fn padded(len: usize) -> usize {
+    len.div_ceil(64) * 64
+}
+
+impl Segment {
+    /// Opens and checks a segment written by [`write_segment`]. `rows` and `dim` come from the
+    /// manifest and must agree with the files.
+    pub(crate) fn open(dir: &Path, id: u64, rows: u64, dim: usize) -> Result<Segment> {
+        let rows_usize = usize::try_from(rows)
+            .ok()
+            .filter(|&r| r <= u32::MAX as usize)
+            .ok_or_else(|| Error::corruption(dir, format!("segment row count {rows} too large")))?;
+
+        // vectors
+        let vectors_path = dir.join(VECTORS_FILE);
+        let vectors = open_map(&vectors_path)?;
+        let vb = vectors.bytes();
+        let vh = Header::decode(vb, FileKind::Vectors, &vectors_path)?;
+        let bad = |p: &Path, what: String| Error::corruption(p, what);
+        check_common(&vh, &vectors_path, id, rows)?;
+        if vh.dim as usize != dim {
+            return Err(bad(
+                &vectors_path,
+                format!("dimension {} but collection has {dim}", vh.dim),
+            ));
+        }
+        let block_size = vh.block_size as usize;
+        if !(4096..=(16 << 20)).contains(&block_size) || !block_size.is_power_of_two() {
+            return Err(bad(
+                &vectors_path,
+                format!("invalid block size {block_size}"),
+            ));
+        }
+        let data_len = rows_usize
+            .checked_mul(dim)
+            .and_then(|x| x.checked_mul(4))
+            .ok_or_else(|| bad(&vectors_path, "size overflows".into()))?;
+        let nblocks = BlockCheck::block_count(block_size, padded(data_len));
+        let body_len = padded(data_len) + nblocks * 4;
+        if vh.body_len != body_len as u64 || vb.len() != HEADER_LEN + body_len {
+            return Err(bad(
+                &vectors_path,
+                format!(
+                    "file is {} bytes, expected {} for {rows} rows of dimension {dim}",
+                    vb.len(),
+                    HEADER_LEN + body_len
+                ),
+            ));
+        }
+        let table_off = HEADER_LEN + padded(data_len);
+        if crc32c::crc32c(&vb[table_off..]) != vh.body_crc {
+            return Err(bad(&vectors_path, "block checksum table mismatch".into()));
+        }
+        // The typed view must be possible (alignment); check once here.
+        if bytemuck::try_cast_slice::<u8, f32>(&vb[HEADER_LEN..HEADER_LEN + data_len]).is_err() {
+            return Err(bad(&vectors_path, "vector data is misaligned".into()));
+        }
+
+        // ids
+        let ids_path = dir.join(IDS_FILE);
+        let ids = open_map(&ids_path)?;
+        let ib = ids.bytes();
+        let ih = Header::decode(ib, FileKind::Ids, &ids_path)?;
+        check_common(&ih, &ids_path, id, rows)?;
+        let ids_body = rows_usize * 20;
+        if ih.body_len != ids_body as u64 || ib.len() != HEADER_LEN + ids_body {
+            return Err(bad(
+                &ids_path,
+                format!(
+                    "file is {} bytes, expected {}",
+                    ib.len(),
+                    HEADER_LEN + ids_body
+                ),
+            ));
+        }
+        if crc32c::crc32c(&ib[HEADER_LEN..]) != ih.body_crc {
+            return Err(bad(&ids_path, "body checksum mismatch".into()));
+        }
+
+        // payload
+        let payload_path = dir.join(PAYLOAD_FILE);
+        let payload = open_map(&payload_path)?;
+        let pb = payload.bytes();
+        let ph = Header::decode(pb, FileKind::Payload, &payload_path)?;
+        check_common(&ph, &payload_path, id, rows)?;
+        let index_len = rows_usize * PAYLOAD_ENTRY;
+        if pb.len() as u64 != HEADER_LEN as u64 + ph.body_len || (ph.body_len as usize) < index_len
+        {
+            return Err(bad(
+                &payload_path,
+                format!(
+                    "file is {} bytes, header says body of {}",
+                    pb.len(),
+                    ph.body_len
+                ),
+            ));
+        }
+        let blob_off = HEADER_LEN + index_len;
+        if crc32c::crc32c(&pb[HEADER_LEN..blob_off]) != ph.body_crc {
+            return Err(bad(&payload_path, "index checksum mismatch".into()));
+        }
+        let blob_len = pb.len() - blob_off;
+
+        let seg = Segment {
+            id,
+            dir: dir.to_owned(),
+            rows: rows_usize,
+            dim,
+            blocks: BlockCheck::new(block_size, padded(data_len)),
+            vectors,
+            vectors_path,
+            data_len,
+            table_off,
+            ids,
+            payload,
+            payload_path,
+            blob_off,
+        };
+        seg.check_ids(&ids_path)?;
+        for row in 0..rows_usize {
+            let (off, len, _) = seg.payload_entry(row);
+            if off.checked_add(len).is_none_or(|end| end > blob_len) {
+                return Err(bad(
+                    &seg.payload_path,
+                    format!(
+                        "row {row}: document at {off}+{len} lies outside the {blob_len}-byte data"
+                    ),
+                ));
+            }
+        }
+        Ok(seg)
+    }
+
+    /// The ids table must be a bijection: sorted ids strictly ascending, each naming a row
+    /// that carries that id.
+    fn check_ids(&self, path: &Path) -> Result<()> {
+        let mut prev: Option<u64> = None;
+        for i in 0..self.rows {
+            let id = self.sorted_id(i);
+            let row = self.sorted_row(i);
+            if prev.is_some_and(|p| p >= id) {
+                return Err(Error::corruption(
+                    path,
+                    format!("sorted ids out of order at {i}"),
+                ));
+            }
+            if row >= self.rows || self.id_at(row) != id {
+                return Err(Error::corruption(
+                    path,
+                    format!("sorted entry {i} names a wrong row"),
+                ));
+            }
+            prev = Some(id);
+        }
+        Ok(())
+    }
+
+    fn ids_body(&self) -> &[u8] {
+        &self.ids.bytes()[HEADER_LEN..]
+    }
+
+    /// The id of `row` (`row < rows`).
+    pub(crate) fn id_at(&self, row: usize) -> u64 {
+        u64_at(self.ids_body(), row * 8)
+    }
+
+    fn sorted_id(&self, i: usize) -> u64 {
+        u64_at(self.ids_body(), (self.rows + i) * 8)
+    }
+
+    fn sorted_row(&self, i: usize) -> usize {
+        u32_at(self.ids_body(), self.rows * 16 + i * 4) as usize
+    }
+
+    /// The row holding `id`, if any.
+    pub(crate) fn find(&self, id: u64) -> Option<usize> {
+        let (mut lo, mut hi) = (0usize, self.rows);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.sorted_id(mid).cmp(&id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(self.sorted_row(mid)),
+            }
+        }
+        None
+    }
+
+    /// The vectors of rows `start..end`, after checking the checksums of the blocks they lie in.
+    pub(crate) fn vectors(&self, start: usize, end: usize) -> Result<&[f32]> {
+        debug_assert!(start <= end && end <= self.rows);
+        let vb = self.vectors.bytes();
+        let data = &vb[HEADER_LEN..HEADER_LEN + padded(self.data_len)];
+        let table = &vb[self.table_off..];
+        let (s, e) = (start * self.dim * 4, end * self.dim * 4);
+        self.blocks.ensure(data, table, s, e, &self.vectors_path)?;
+        bytemuck::try_cast_slice(&data[s..e])
+            .map_err(|_| Error::corruption(&self.vectors_path, "vector data is misaligned"))
+    }
+
+    fn payload_entry(&self, row: usize) -> (usize, usize, u32) {
+        let b = &self.payload.bytes()[HEADER_LEN + row * PAYLOAD_ENTRY..];
+        (u64_at(b, 0) as usize, u32_at(b, 8) as usize, u32_at(b, 12))
+    }
+
+    /// The text and payload of `row`, checked against its checksum.
+    pub(crate) fn doc(&self, row: usize) -> Result<(Option<String>, Payload)> {
+        let (off, len, crc) = self.payload_entry(row);
+        let bytes = &self.payload.bytes()[self.blob_off + off..self.blob_off + off + len];
+        if crc32c::crc32c(bytes) != crc {
+            return Err(Error::corruption(
+                &self.payload_path,
+                format!("checksum mismatch in the document of row {row}"),
+            ));
+        }
+        StoredDoc::decode(bytes).ok_or_else(|| {
+            Error::corruption(
+                &self.payload_path,
+                format!("undecodable document in row {row}"),
+            )
+        })
+    }
+
+    /// Checks everything that opening did not: every vector block and every document.
+    pub(crate) fn verify_all(&self) -> Result<()> {
+        self.vectors(0, self.rows)?;
+        let vb = self.vectors.bytes();
+        self.blocks.ensure_all(
+            &vb[HEADER_LEN..HEADER_LEN + padded(self.data_len)],
+            &vb[self.table_off..],
+            &self.vectors_path,
+        )?;
+        for row in 0..self.rows {
+            self.doc(row)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes of the segment's files.
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        (self.vectors.bytes().len() + self.ids.bytes().len() + self.payload.bytes().len()) as u64
+    }
+}
+
+fn check_common(h: &Header, path: &Path, id: u64, rows: u64) -> Result<()> {
+    if h.aux != id {
+        return Err(Error::corruption(
+            path,
+            format!("belongs to segment {}, expected {id}", h.aux),
+        ));
+    }
+    if h.count != rows {
+        return Err(Error::corruption(
+            path,
+            format!("holds {} rows, manifest says {rows}", h.count),
+        ));
+    }
+    Ok(())
+}
