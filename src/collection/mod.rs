@@ -406,7 +406,16 @@ impl Collection {
 
         // 4. Swap in. The files were just written and fsynced; opening maps and checks them.
         let opened = match &new_seg {
-            Some((id, rows, dir)) => Some(Segment::open(dir, *id, *rows, dim)?),
+            Some((id, rows, dir)) => match Segment::open(dir, *id, *rows, dim) {
+                Ok(seg) => Some(seg),
+                Err(e) => {
+                    // The manifest already names the segment while the memtable still holds
+                    // its rows: sealing again would duplicate them. Stop writing.
+                    core.wal
+                        .poison(format!("a segment just written failed to open: {e}"));
+                    return Err(e);
+                }
+            },
             None => None,
         };
         let mut old_tomb_files = Vec::new();
