@@ -150,6 +150,15 @@ impl CollectionConfig {
         }
     }
 
+    /// Graph parameters; the seed is fixed so builds are reproducible.
+    pub(crate) fn hnsw_params(&self) -> crate::index::hnsw::HnswParams {
+        crate::index::hnsw::HnswParams {
+            m: self.m,
+            ef_construction: self.ef_construction,
+            seed: 0x5EED_CA12,
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         if self.dim == 0 || self.dim > MAX_DIM {
             return Err(Error::InvalidArgument(format!(

@@ -184,6 +184,7 @@ impl Database {
                     s.id,
                     s.rows,
                     c.config.dim,
+                    c.config.m,
                 )?;
                 let (deleted, generation) = match s.tombstones {
                     Some(t) => (
@@ -203,7 +204,7 @@ impl Database {
                 c.clone(),
                 State {
                     segments,
-                    memtable: Memtable::new(c.config.dim),
+                    memtable: Memtable::new(c.config.dim, c.config.hnsw_params()),
                 },
             ));
         }
@@ -218,6 +219,12 @@ impl Database {
         let (wal, _stats) = Wal::open(&wal_dir, options.wal_file_bytes, manifest.last_lsn, |f| {
             replay_frame(&wal_dir, f, &by_id, &mut loaded, &mut applied)
         })?;
+
+        // Link the replayed rows into the memtable graphs, in parallel.
+        for (entry, state) in &mut loaded {
+            let rows = state.memtable.reserve_graph();
+            state.memtable.index(rows, entry.config.metric)?;
+        }
 
         let (tx, rx) = mpsc::channel::<()>();
         let core = Arc::new(DbCore {
@@ -284,6 +291,7 @@ impl Database {
             Ok(())
         })?;
         let dim = config.dim;
+        let params = config.hnsw_params();
         let c = Collection {
             inner: Arc::new(CollectionShared {
                 core: Arc::clone(&self.core),
@@ -294,7 +302,7 @@ impl Database {
                 writer: Mutex::new(WriterState { applied_lsn: 0 }),
                 state: RwLock::new(State {
                     segments: Vec::new(),
-                    memtable: Memtable::new(dim),
+                    memtable: Memtable::new(dim, params),
                 }),
                 dropped: AtomicBool::new(false),
             }),

@@ -46,6 +46,7 @@ mod config;
 mod db;
 pub mod distance;
 mod error;
+mod index;
 mod query;
 mod record;
 pub mod storage;

@@ -4,11 +4,18 @@
 //! seal drops it), so row numbers never move while readers hold them.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
+use rayon::prelude::*;
+
+use crate::distance::Metric;
+use crate::error::Result;
+use crate::index::hnsw::HnswParams;
+use crate::index::hnsw::graph::MemGraph;
+use crate::index::hnsw::search::Vectors;
 use crate::storage::batch::extend_f32;
 
 /// In-memory rows of one collection.
-#[derive(Debug)]
 pub(crate) struct Memtable {
     dim: usize,
     ids: Vec<u64>,
@@ -21,11 +28,14 @@ pub(crate) struct Memtable {
     live_count: usize,
     /// Smallest LSN whose effect is held here (and so still needed from the log).
     pub min_lsn: Option<u64>,
+    /// HNSW graph over every row, dead ones included (they keep it connected).
+    pub graph: MemGraph,
 }
 
 impl Memtable {
-    pub(crate) fn new(dim: usize) -> Self {
+    pub(crate) fn new(dim: usize, params: HnswParams) -> Self {
         Memtable {
+            graph: MemGraph::new(params),
             dim,
             ids: Vec::new(),
             vectors: Vec::new(),
@@ -107,8 +117,35 @@ impl Memtable {
         &self.docs[s..s + l]
     }
 
+    /// Reserves graph nodes for rows not yet in the graph; returns them. Needs `&mut`; the
+    /// insertion itself ([`index`](Self::index)) only needs `&self`, so readers can search
+    /// meanwhile.
+    pub(crate) fn reserve_graph(&mut self) -> Range<u32> {
+        let start = self.graph.nodes_reserved() as u32;
+        self.graph.reserve(self.rows());
+        start..self.rows() as u32
+    }
+
+    /// Inserts the reserved rows into the graph, on rayon's pool for larger batches.
+    pub(crate) fn index(&self, rows: Range<u32>, metric: Metric) -> Result<()> {
+        if rows.len() < 64 {
+            rows.into_iter()
+                .try_for_each(|r| self.graph.insert(r, self, metric))
+        } else {
+            rows.into_par_iter()
+                .try_for_each(|r| self.graph.insert(r, self, metric))
+        }
+    }
+
     /// Live rows in row order.
     pub(crate) fn live_rows(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.rows()).filter(|&r| self.live[r])
+    }
+}
+
+impl Vectors for Memtable {
+    #[inline]
+    fn vector(&self, node: u32) -> Result<&[f32]> {
+        Ok(Memtable::vector(self, node as usize))
     }
 }

@@ -30,6 +30,8 @@ use crate::config::{CollectionConfig, Durability};
 use crate::db::DbCore;
 use crate::distance::{Metric, VectorProblem, prepare};
 use crate::error::{Error, Result};
+use crate::index::hnsw::graph::MemGraph;
+use crate::index::hnsw::{FlatVectors, build_graph};
 use crate::record::{Record, StoredDoc};
 use crate::storage::batch::{self, UpsertBuilder, UpsertView};
 use crate::storage::manifest::{SegmentEntry, TombstoneRef, segment_dir_name, tombstone_file_name};
@@ -327,6 +329,61 @@ impl Collection {
         st.memtable.rows() >= o.memtable_max_rows || st.memtable.bytes() >= o.memtable_max_bytes
     }
 
+    /// Writes the memtable's rows and graph as segment `id` in `dir`. Rows that died in the
+    /// memtable stay in the segment (the graph needs its node numbering) and become its first
+    /// tombstones — unless they are most of it, in which case the live rows get a fresh graph.
+    fn write_memtable(&self, mt: &Memtable, dir: &std::path::Path, id: u64) -> Result<Sealed> {
+        let cfg = &self.inner.config;
+        let dead_rows = mt.rows() - mt.live_count();
+        let (rows, rebuilt): (Vec<SealRow<'_>>, Option<MemGraph>) = if dead_rows * 2 > mt.rows() {
+            let rows: Vec<SealRow<'_>> = mt
+                .live_rows()
+                .map(|r| SealRow {
+                    id: mt.id_at(r),
+                    vector: mt.vector(r),
+                    doc: mt.doc(r),
+                    live: true,
+                })
+                .collect();
+            let flat = FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector));
+            let graph = build_graph(cfg.hnsw_params(), &flat, rows.len(), cfg.metric)?;
+            (rows, Some(graph))
+        } else {
+            let rows = (0..mt.rows())
+                .map(|r| SealRow {
+                    id: mt.id_at(r),
+                    vector: mt.vector(r),
+                    doc: mt.doc(r),
+                    live: mt.is_live(r),
+                })
+                .collect();
+            (rows, None)
+        };
+        write_segment(
+            dir,
+            id,
+            cfg.dim,
+            &rows,
+            rebuilt.as_ref().unwrap_or(&mt.graph),
+        )?;
+        let dead: RoaringBitmap = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.live)
+            .map(|(i, _)| i as u32)
+            .collect();
+        if !dead.is_empty() {
+            let path = self.inner.dir.join(tombstone_file_name(id, 1));
+            let _ = std::fs::remove_file(&path);
+            tombstones::write(&path, id, &dead)?;
+            fsutil::sync_dir(&self.inner.dir)?;
+        }
+        Ok(Sealed {
+            rows: rows.len() as u64,
+            dead,
+        })
+    }
+
     /// Writes the memtable as a new segment and changed tombstones as new files, publishes
     /// them in the manifest, and swaps them in. The writer lock is held (no concurrent
     /// writes); readers continue until the brief swap.
@@ -348,19 +405,10 @@ impl Collection {
             let mut new_seg = None;
             if st.memtable.live_count() > 0 {
                 let id = core.alloc_segment_id();
-                let rows: Vec<SealRow<'_>> = st
-                    .memtable
-                    .live_rows()
-                    .map(|r| SealRow {
-                        id: st.memtable.id_at(r),
-                        vector: st.memtable.vector(r),
-                        doc: st.memtable.doc(r),
-                    })
-                    .collect();
                 let dir = inner.dir.join(segment_dir_name(id));
                 std::fs::create_dir_all(&inner.dir).map_err(|e| Error::io(&inner.dir, e))?;
-                write_segment(&dir, id, dim, &rows)?;
-                new_seg = Some((id, rows.len() as u64, dir));
+                let sealed = self.write_memtable(&st.memtable, &dir, id)?;
+                new_seg = Some((id, dir, sealed));
             }
             let mut new_tombs = Vec::new();
             for i in dirty {
@@ -394,28 +442,33 @@ impl Collection {
                     s.tombstones = Some(TombstoneRef { generation, count });
                 }
             }
-            if let Some((id, rows, _)) = &new_seg {
+            if let Some((id, _, sealed)) = &new_seg {
                 entry.segments.push(SegmentEntry {
                     id: *id,
-                    rows: *rows,
-                    tombstones: None,
+                    rows: sealed.rows,
+                    tombstones: (!sealed.dead.is_empty()).then(|| TombstoneRef {
+                        generation: 1,
+                        count: sealed.dead.len(),
+                    }),
                 });
             }
             Ok(())
         })?;
 
         // 4. Swap in. The files were just written and fsynced; opening maps and checks them.
-        let opened = match &new_seg {
-            Some((id, rows, dir)) => match Segment::open(dir, *id, *rows, dim) {
-                Ok(seg) => Some(seg),
-                Err(e) => {
-                    // The manifest already names the segment while the memtable still holds
-                    // its rows: sealing again would duplicate them. Stop writing.
-                    core.wal
-                        .poison(format!("a segment just written failed to open: {e}"));
-                    return Err(e);
+        let opened = match new_seg {
+            Some((id, dir, sealed)) => {
+                match Segment::open(&dir, id, sealed.rows, dim, inner.config.m) {
+                    Ok(seg) => Some((seg, sealed.dead)),
+                    Err(e) => {
+                        // The manifest already names the segment while the memtable still holds
+                        // its rows: sealing again would duplicate them. Stop writing.
+                        core.wal
+                            .poison(format!("a segment just written failed to open: {e}"));
+                        return Err(e);
+                    }
                 }
-            },
+            }
             None => None,
         };
         let mut old_tomb_files = Vec::new();
@@ -430,11 +483,12 @@ impl Collection {
                 slot.generation = generation;
                 slot.dirty = false;
             }
-            if let Some(seg) = opened {
+            if let Some((seg, dead)) = opened {
+                let generation = u64::from(!dead.is_empty());
                 st.segments
-                    .push(SegmentSlot::new(Arc::new(seg), RoaringBitmap::new(), 0));
+                    .push(SegmentSlot::new(Arc::new(seg), dead, generation));
             }
-            st.memtable = Memtable::new(dim);
+            st.memtable = Memtable::new(dim, inner.config.hnsw_params());
         }
         core.set_needed(inner.id, None);
 
@@ -446,6 +500,13 @@ impl Collection {
         core.wal.remove_below(core.min_needed())?;
         Ok(())
     }
+}
+
+/// What sealing a memtable wrote.
+struct Sealed {
+    rows: u64,
+    /// Rows written dead (tombstones generation 1).
+    dead: RoaringBitmap,
 }
 
 /// Where a live id is.

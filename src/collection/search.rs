@@ -7,6 +7,9 @@ use rayon::prelude::*;
 use super::{Collection, State};
 use crate::distance::{Metric, VectorProblem, prepare};
 use crate::error::{Error, Result};
+use crate::index::hnsw::default_ef;
+use crate::index::hnsw::search::{Links, search as graph_search};
+use crate::index::hnsw::visited::with_visited;
 use crate::query::SearchRequest;
 use crate::query::topk::{Candidate, Loc, TopK};
 use crate::record::{Hit, StoredDoc};
@@ -52,6 +55,15 @@ impl Collection {
         }
 
         let st = self.inner.state.read();
+        if !req.exact {
+            let ef = req.ef.unwrap_or_else(|| default_ef(req.k)).max(req.k);
+            let top = search_graphs(&st, cfg.metric, &q, req.k, ef)?;
+            return top
+                .into_sorted()
+                .into_iter()
+                .map(|c| hit(&st, c, req))
+                .collect();
+        }
         let tasks = plan(&st);
         let total: usize = tasks.iter().map(|t| t.end - t.start).sum();
         let top = if total < 2 * TASK_ROWS {
@@ -75,6 +87,57 @@ impl Collection {
             .map(|c| hit(&st, c, req))
             .collect()
     }
+}
+
+/// Approximate search: the HNSW graph of every segment and of the memtable, merged.
+/// Deleted rows are walked through but never returned.
+fn search_graphs(st: &State, metric: Metric, q: &[f32], k: usize, ef: usize) -> Result<TopK> {
+    let search_segment = |si: usize| -> Result<TopK> {
+        let slot = &st.segments[si];
+        let seg = &*slot.seg;
+        let check = !slot.deleted.is_empty();
+        let found = with_visited(seg.rows, |v| {
+            graph_search(seg.graph(), seg, metric, q, k, ef, v, |r| {
+                !(check && slot.deleted.contains(r))
+            })
+        })?;
+        let mut top = TopK::new(k);
+        for s in found {
+            top.push(Candidate {
+                score: s.score,
+                id: seg.id_at(s.node as usize),
+                loc: Loc::Segment(si as u32, s.node),
+            });
+        }
+        Ok(top)
+    };
+    let mut top = if st.segments.len() > 1 {
+        (0..st.segments.len())
+            .into_par_iter()
+            .map(search_segment)
+            .try_reduce(|| TopK::new(k), |a, b| Ok(a.merge(b)))?
+    } else {
+        match st.segments.first() {
+            Some(_) => search_segment(0)?,
+            None => TopK::new(k),
+        }
+    };
+    let mt = &st.memtable;
+    if mt.live_count() > 0 {
+        let found = with_visited(mt.graph.nodes(), |v| {
+            graph_search(&mt.graph, mt, metric, q, k, ef, v, |r| {
+                mt.is_live(r as usize)
+            })
+        })?;
+        for s in found {
+            top.push(Candidate {
+                score: s.score,
+                id: mt.id_at(s.node as usize),
+                loc: Loc::Memtable(s.node),
+            });
+        }
+    }
+    Ok(top)
 }
 
 fn plan(st: &State) -> Vec<Task> {

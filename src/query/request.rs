@@ -17,6 +17,7 @@ pub struct SearchRequest {
     pub(crate) vector: Vec<f32>,
     pub(crate) k: usize,
     pub(crate) exact: bool,
+    pub(crate) ef: Option<usize>,
     pub(crate) with_payload: bool,
     pub(crate) with_text: bool,
 }
@@ -28,6 +29,7 @@ impl SearchRequest {
             vector: vector.into(),
             k: 10,
             exact: false,
+            ef: None,
             with_payload: false,
             with_text: false,
         }
@@ -39,10 +41,17 @@ impl SearchRequest {
         self
     }
 
-    /// Scan every record instead of using an index: exact results (the ground truth for
-    /// recall measurements). Until the HNSW index exists every search is exact.
+    /// Scan every record instead of using the HNSW index: exact results (the ground truth
+    /// for recall measurements), at the cost of reading every vector.
     pub fn exact(mut self, yes: bool) -> Self {
         self.exact = yes;
+        self
+    }
+
+    /// Size of the HNSW candidate list: larger is slower and finds more of the true nearest
+    /// neighbours. Default `max(k, 64)`; values below `k` are raised to `k`.
+    pub fn ef(mut self, ef: usize) -> Self {
+        self.ef = Some(ef);
         self
     }
 
@@ -69,6 +78,12 @@ impl SearchRequest {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.ef.is_some_and(|ef| ef > MAX_K) {
+            return Err(Error::InvalidArgument(format!(
+                "ef = {} exceeds the maximum of {MAX_K}",
+                self.ef.unwrap_or(0)
+            )));
+        }
         if self.k > MAX_K {
             return Err(Error::InvalidArgument(format!(
                 "k = {} exceeds the maximum of {MAX_K}",

@@ -39,6 +39,7 @@ pub(crate) enum FileKind {
     Ids = 4,
     Payload = 5,
     Tombstones = 6,
+    Graph = 7,
 }
 
 impl TryFrom<u8> for FileKind {
@@ -51,6 +52,7 @@ impl TryFrom<u8> for FileKind {
             4 => FileKind::Ids,
             5 => FileKind::Payload,
             6 => FileKind::Tombstones,
+            7 => FileKind::Graph,
             other => return Err(other),
         })
     }

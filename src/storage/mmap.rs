@@ -1,5 +1,7 @@
 //! The only module with `unsafe` code: read-only memory maps of immutable files.
 //!
+//! (It also holds the one other operation that needs `unsafe`: a cache prefetch hint.)
+//!
 //! Safety charter: Cairn maps a file only after it was written completely, fsynced, and
 //! published (segments and their files are never opened for writing again). Every other
 //! module reaches mapped bytes through [`Mmap::bytes`] and validates offsets and lengths
@@ -49,4 +51,20 @@ impl Mmap {
             let _ = m.advise(memmap2::Advice::Random);
         }
     }
+}
+
+/// Hints the CPU to load the cache line at the start of `bytes`. A hint only: it never faults
+/// and has no effect on program semantics.
+#[inline(always)]
+pub(crate) fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: `_mm_prefetch` is an SSE instruction, present on every x86_64 CPU; it takes
+        // any address (even an invalid one) and only warms the cache. The pointer comes from a
+        // live slice here anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }

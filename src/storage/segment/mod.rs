@@ -26,6 +26,8 @@ use self::blocks::BlockCheck;
 use super::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
 use super::mmap::Mmap;
 use crate::error::{Error, IoContext, Result};
+use crate::index::hnsw::layout::{GRAPH_FILE, MappedGraph};
+use crate::index::hnsw::search::Vectors;
 use crate::record::{Payload, StoredDoc};
 
 #[cfg(not(target_endian = "little"))]
@@ -54,7 +56,10 @@ pub(crate) struct Segment {
     table_off: usize,
     blocks: BlockCheck,
     ids: Mmap,
+    /// Entries in the id lookup table.
+    sorted: usize,
     payload: Mmap,
+    graph: MappedGraph,
     payload_path: PathBuf,
     blob_off: usize,
 }
@@ -71,7 +76,7 @@ fn padded(len: usize) -> usize {
 impl Segment {
     /// Opens and checks a segment written by [`write_segment`]. `rows` and `dim` come from the
     /// manifest and must agree with the files.
-    pub(crate) fn open(dir: &Path, id: u64, rows: u64, dim: usize) -> Result<Segment> {
+    pub(crate) fn open(dir: &Path, id: u64, rows: u64, dim: usize, m: usize) -> Result<Segment> {
         let rows_usize = usize::try_from(rows)
             .ok()
             .filter(|&r| r <= u32::MAX as usize)
@@ -128,7 +133,14 @@ impl Segment {
         let ib = ids.bytes();
         let ih = Header::decode(ib, FileKind::Ids, &ids_path)?;
         check_common(&ih, &ids_path, id, rows)?;
-        let ids_body = rows_usize * 20;
+        if ib.len() < HEADER_LEN + 8 {
+            return Err(bad(&ids_path, "file too short for its body".into()));
+        }
+        let sorted_usize = usize::try_from(u64_at(ib, HEADER_LEN))
+            .ok()
+            .filter(|&s| s <= rows_usize)
+            .ok_or_else(|| bad(&ids_path, "more sorted ids than rows".into()))?;
+        let ids_body = 8 + rows_usize * 8 + sorted_usize * 12;
         if ih.body_len != ids_body as u64 || ib.len() != HEADER_LEN + ids_body {
             return Err(bad(
                 &ids_path,
@@ -167,6 +179,8 @@ impl Segment {
         }
         let blob_len = pb.len() - blob_off;
 
+        let graph = MappedGraph::open(&dir.join(GRAPH_FILE), id, rows_usize, m)?;
+
         let seg = Segment {
             id,
             dir: dir.to_owned(),
@@ -178,9 +192,11 @@ impl Segment {
             data_len,
             table_off,
             ids,
+            sorted: sorted_usize,
             payload,
             payload_path,
             blob_off,
+            graph,
         };
         seg.check_ids(&ids_path)?;
         for row in 0..rows_usize {
@@ -201,7 +217,7 @@ impl Segment {
     /// that carries that id.
     fn check_ids(&self, path: &Path) -> Result<()> {
         let mut prev: Option<u64> = None;
-        for i in 0..self.rows {
+        for i in 0..self.sorted {
             let id = self.sorted_id(i);
             let row = self.sorted_row(i);
             if prev.is_some_and(|p| p >= id) {
@@ -222,7 +238,7 @@ impl Segment {
     }
 
     fn ids_body(&self) -> &[u8] {
-        &self.ids.bytes()[HEADER_LEN..]
+        &self.ids.bytes()[HEADER_LEN + 8..]
     }
 
     /// The id of `row` (`row < rows`).
@@ -235,12 +251,13 @@ impl Segment {
     }
 
     fn sorted_row(&self, i: usize) -> usize {
-        u32_at(self.ids_body(), self.rows * 16 + i * 4) as usize
+        u32_at(self.ids_body(), (self.rows + self.sorted) * 8 + i * 4) as usize
     }
 
-    /// The row holding `id`, if any.
+    /// The row holding `id`, if any. Rows that were dead when the segment was sealed are not
+    /// in the lookup table; rows deleted later are (the caller checks the tombstones).
     pub(crate) fn find(&self, id: u64) -> Option<usize> {
-        let (mut lo, mut hi) = (0usize, self.rows);
+        let (mut lo, mut hi) = (0usize, self.sorted);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.sorted_id(mid).cmp(&id) {
@@ -299,12 +316,23 @@ impl Segment {
         for row in 0..self.rows {
             self.doc(row)?;
         }
-        Ok(())
+        self.graph.verify_all()
     }
 
     /// Bytes of the segment's files.
     pub(crate) fn disk_bytes(&self) -> u64 {
         (self.vectors.bytes().len() + self.ids.bytes().len() + self.payload.bytes().len()) as u64
+            + self.graph.disk_bytes()
+    }
+
+    /// Bytes of the graph file.
+    pub(crate) fn graph_bytes(&self) -> u64 {
+        self.graph.disk_bytes()
+    }
+
+    /// The segment's HNSW graph.
+    pub(crate) fn graph(&self) -> &MappedGraph {
+        &self.graph
     }
 }
 
@@ -322,4 +350,26 @@ fn check_common(h: &Header, path: &Path, id: u64, rows: u64) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+impl Vectors for Segment {
+    #[inline]
+    fn vector(&self, node: u32) -> Result<&[f32]> {
+        let r = node as usize;
+        if r >= self.rows {
+            return Err(Error::corruption(
+                &self.vectors_path,
+                format!("row {r} of {}", self.rows),
+            ));
+        }
+        self.vectors(r, r + 1)
+    }
+
+    #[inline]
+    fn prefetch(&self, node: u32) {
+        let off = HEADER_LEN + node as usize * self.dim * 4;
+        if let Some(b) = self.vectors.bytes().get(off..) {
+            crate::storage::mmap::prefetch(b);
+        }
+    }
 }

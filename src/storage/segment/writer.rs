@@ -8,6 +8,8 @@ use std::path::Path;
 use super::blocks::{BLOCK_SIZE, block_crcs};
 use super::{IDS_FILE, PAYLOAD_FILE, VECTORS_FILE, padded};
 use crate::error::{IoContext, Result};
+use crate::index::hnsw::graph::MemGraph;
+use crate::index::hnsw::layout::{self, GRAPH_FILE};
 use crate::storage::fsutil::{sync_dir, write_new_file};
 use crate::storage::header::{FileKind, HEADER_LEN, Header};
 
@@ -17,14 +19,24 @@ pub(crate) struct SealRow<'a> {
     pub vector: &'a [f32],
     /// The encoded `StoredDoc`.
     pub doc: &'a [u8],
+    /// Dead rows (replaced or deleted in the memtable) are written so that the graph keeps
+    /// its node numbering, but they are left out of the id lookup table and tombstoned.
+    pub live: bool,
 }
 
-/// Writes `rows` into the new directory `dir` as segment `id`.
-pub(crate) fn write_segment(dir: &Path, id: u64, dim: usize, rows: &[SealRow<'_>]) -> Result<()> {
+/// Writes `rows` and their graph into the new directory `dir` as segment `id`.
+pub(crate) fn write_segment(
+    dir: &Path,
+    id: u64,
+    dim: usize,
+    rows: &[SealRow<'_>],
+    graph: &MemGraph,
+) -> Result<()> {
     fs::create_dir(dir).at(dir)?;
     write_vectors(&dir.join(VECTORS_FILE), id, dim, rows)?;
     write_ids(&dir.join(IDS_FILE), id, rows)?;
     write_payload(&dir.join(PAYLOAD_FILE), id, rows)?;
+    layout::write(&dir.join(GRAPH_FILE), id, graph)?;
     sync_dir(dir)?;
     if let Some(parent) = dir.parent() {
         sync_dir(parent)?;

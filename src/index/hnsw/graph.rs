@@ -1,0 +1,276 @@
+//! The in-memory graph: built incrementally (the memtable) or in one go (bulk), with
+//! concurrent inserts.
+//!
+//! Links are `AtomicU32`s: inserts lock the node whose list they rewrite (one small mutex per
+//! node), while searches — concurrent inserts' searches included — read lists without locks.
+//! Relaxed loads compile to plain loads; a search that races with a rewrite may see a mix of
+//! the old and new list, every entry of which is a valid node, which is harmless for a
+//! best-first search. Every node's vector is stored before the node is inserted.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+
+use super::HnswParams;
+use super::search::{Links, Scored, Vectors, greedy, search_level};
+use super::visited::with_visited;
+use crate::distance::Metric;
+use crate::error::Result;
+
+/// Highest level a node can get.
+pub(crate) const MAX_LEVEL: usize = 15;
+
+/// Packed entry point: bit 63 set = present; bits 32..40 level; low 32 bits node.
+const NO_ENTRY: u64 = 0;
+
+pub(crate) struct MemGraph {
+    pub params: HnswParams,
+    /// Per node `1 + m0` words: count, then neighbours.
+    level0: Vec<AtomicU32>,
+    /// Per node, levels 1..=level, each `1 + m` words.
+    upper: Vec<Box<[AtomicU32]>>,
+    levels: Vec<u8>,
+    locks: Vec<Mutex<()>>,
+    entry: AtomicU64,
+    entry_lock: Mutex<()>,
+}
+
+fn pack(node: u32, level: usize) -> u64 {
+    (1 << 63) | ((level as u64) << 32) | u64::from(node)
+}
+
+fn unpack(e: u64) -> Option<(u32, usize)> {
+    (e != NO_ENTRY).then(|| (e as u32, ((e >> 32) & 0xff) as usize))
+}
+
+impl MemGraph {
+    pub(crate) fn new(params: HnswParams) -> Self {
+        MemGraph {
+            params,
+            level0: Vec::new(),
+            upper: Vec::new(),
+            levels: Vec::new(),
+            locks: Vec::new(),
+            entry: AtomicU64::new(NO_ENTRY),
+            entry_lock: Mutex::new(()),
+        }
+    }
+
+    /// The level of a new node, drawn from a generator seeded by (seed, node): reproducible.
+    fn draw_level(&self, node: u32) -> usize {
+        let mut rng = SmallRng::seed_from_u64(self.params.seed ^ (u64::from(node) << 1 | 1));
+        let u: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
+        ((-u.ln() * self.params.ml()) as usize).min(MAX_LEVEL)
+    }
+
+    /// Makes room for nodes up to `n` (exclusive), drawing their levels.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        let old = self.levels.len();
+        if n <= old {
+            return;
+        }
+        let w0 = 1 + self.params.m0();
+        let wu = 1 + self.params.m;
+        self.level0.resize_with(n * w0, || AtomicU32::new(0));
+        for node in old..n {
+            let level = self.draw_level(node as u32);
+            self.levels.push(level as u8);
+            self.upper
+                .push((0..level * wu).map(|_| AtomicU32::new(0)).collect());
+            self.locks.push(Mutex::new(()));
+        }
+    }
+
+    /// Nodes reserved so far.
+    pub(crate) fn nodes_reserved(&self) -> usize {
+        self.levels.len()
+    }
+
+    pub(crate) fn level_of(&self, node: u32) -> usize {
+        self.levels[node as usize] as usize
+    }
+
+    fn list(&self, node: u32, level: usize) -> &[AtomicU32] {
+        if level == 0 {
+            let w = 1 + self.params.m0();
+            &self.level0[node as usize * w..(node as usize + 1) * w]
+        } else {
+            let w = 1 + self.params.m;
+            &self.upper[node as usize][(level - 1) * w..level * w]
+        }
+    }
+
+    fn set_list(&self, node: u32, level: usize, nodes: &[u32]) {
+        let l = self.list(node, level);
+        for (slot, &n) in l[1..].iter().zip(nodes) {
+            slot.store(n, Ordering::Relaxed);
+        }
+        l[0].store(nodes.len() as u32, Ordering::Release);
+    }
+
+    /// Inserts `node` (reserved, vector stored). Safe to call from several threads at once.
+    pub(crate) fn insert<V: Vectors>(&self, node: u32, vecs: &V, metric: Metric) -> Result<()> {
+        let level = self.level_of(node);
+        let q = vecs.vector(node)?;
+        // A node above the current top holds the entry lock for its whole insert, so that two
+        // such nodes do not race to become the entry point.
+        let mut top_guard = None;
+        let mut entry = unpack(self.entry.load(Ordering::Acquire));
+        if entry.is_none_or(|(_, top)| level > top) {
+            top_guard = Some(self.entry_lock.lock());
+            entry = unpack(self.entry.load(Ordering::Acquire));
+        }
+        let Some((ep, top)) = entry else {
+            self.entry.store(pack(node, level), Ordering::Release);
+            return Ok(());
+        };
+
+        let mut buf = Vec::with_capacity(64);
+        let mut cur = Scored {
+            score: metric.score(q, vecs.vector(ep)?),
+            node: ep,
+        };
+        for l in (level + 1..=top).rev() {
+            cur = greedy(self, vecs, metric, q, cur, l, &mut buf)?;
+        }
+        let mut eps = vec![cur];
+        for l in (0..=level.min(top)).rev() {
+            let found = with_visited(self.nodes(), |v| {
+                search_level(
+                    self,
+                    vecs,
+                    metric,
+                    q,
+                    &eps,
+                    self.params.ef_construction,
+                    l,
+                    v,
+                    |_| true,
+                )
+            })?;
+            let max = if l == 0 {
+                self.params.m0()
+            } else {
+                self.params.m
+            };
+            let chosen = select(&found, self.params.m, vecs, metric)?;
+            {
+                let _g = self.locks[node as usize].lock();
+                self.set_list(node, l, &chosen);
+            }
+            for &nb in &chosen {
+                self.link(nb, node, l, max, vecs, metric)?;
+            }
+            eps = found;
+        }
+        if let Some(_g) = top_guard
+            && level > top
+        {
+            self.entry.store(pack(node, level), Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Adds `node` to the list of `nb` on `level`, pruning with the heuristic when full.
+    fn link<V: Vectors>(
+        &self,
+        nb: u32,
+        node: u32,
+        level: usize,
+        max: usize,
+        vecs: &V,
+        metric: Metric,
+    ) -> Result<()> {
+        let _g = self.locks[nb as usize].lock();
+        let list = self.list(nb, level);
+        let count = list[0].load(Ordering::Relaxed) as usize;
+        if list[1..=count]
+            .iter()
+            .any(|a| a.load(Ordering::Relaxed) == node)
+        {
+            return Ok(());
+        }
+        if count < max {
+            list[1 + count].store(node, Ordering::Relaxed);
+            list[0].store(count as u32 + 1, Ordering::Release);
+            return Ok(());
+        }
+        let base = vecs.vector(nb)?;
+        let mut cands = Vec::with_capacity(count + 1);
+        for a in &list[1..=count] {
+            let n = a.load(Ordering::Relaxed);
+            cands.push(Scored {
+                score: metric.score(base, vecs.vector(n)?),
+                node: n,
+            });
+        }
+        cands.push(Scored {
+            score: metric.score(base, vecs.vector(node)?),
+            node,
+        });
+        cands.sort_unstable_by(|a, b| b.cmp(a));
+        let chosen = select(&cands, max, vecs, metric)?;
+        self.set_list(nb, level, &chosen);
+        Ok(())
+    }
+
+    /// Words of the level-0 list of `node`: count then neighbours (for serialization).
+    pub(crate) fn level0_words(&self, node: u32) -> impl Iterator<Item = u32> + '_ {
+        self.list(node, 0).iter().map(|a| a.load(Ordering::Acquire))
+    }
+
+    /// Words of the upper lists of `node`, levels 1..=level.
+    pub(crate) fn upper_words(&self, node: u32) -> impl Iterator<Item = u32> + '_ {
+        self.upper[node as usize]
+            .iter()
+            .map(|a| a.load(Ordering::Acquire))
+    }
+}
+
+impl Links for MemGraph {
+    fn nodes(&self) -> usize {
+        self.levels.len()
+    }
+
+    fn entry(&self) -> Option<(u32, usize)> {
+        unpack(self.entry.load(Ordering::Acquire))
+    }
+
+    #[inline]
+    fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) -> Result<()> {
+        out.clear();
+        let l = self.list(node, level);
+        let count = (l[0].load(Ordering::Acquire) as usize).min(l.len() - 1);
+        out.extend(l[1..=count].iter().map(|a| a.load(Ordering::Relaxed)));
+        Ok(())
+    }
+}
+
+/// The neighbour-selection heuristic (Malkov & Yashunin, alg. 4): walk candidates from the
+/// best, keep one only if it is closer to the base than to every neighbour kept so far. This
+/// keeps links pointing in diverse directions, which is what makes the graph navigable.
+/// `cands` must be sorted best first.
+pub(crate) fn select<V: Vectors>(
+    cands: &[Scored],
+    m: usize,
+    vecs: &V,
+    metric: Metric,
+) -> Result<Vec<u32>> {
+    if cands.len() <= m {
+        return Ok(cands.iter().map(|c| c.node).collect());
+    }
+    let mut kept: Vec<(u32, &[f32])> = Vec::with_capacity(m);
+    for c in cands {
+        if kept.len() >= m {
+            break;
+        }
+        let v = vecs.vector(c.node)?;
+        let diverse = kept.iter().all(|&(_, kv)| metric.score(v, kv) <= c.score);
+        if diverse {
+            kept.push((c.node, v));
+        }
+    }
+    Ok(kept.into_iter().map(|(n, _)| n).collect())
+}

@@ -1,0 +1,314 @@
+//! The `graph` file of a segment, and the graph mapped from it.
+//!
+//! Body (after the common 64-byte header, kind Graph, count = nodes, aux = segment id,
+//! block size 65,536, body checksum = crc32c of the block table):
+//!
+//! | part | size |
+//! |---|---|
+//! | meta: m u32, m0 u32, entry u32, top level u32, upper words u64, ef_construction u32, reserved | 64 |
+//! | level 0: per node `count u32` + `m0` neighbour u32s (unused slots zero) | n · 4 · (1 + m0) |
+//! | level of each node | n · 1, zero-padded to 4 |
+//! | upper offset of each node: first word in the upper table, `u32::MAX` for level-0 nodes | n · 4 |
+//! | upper table: per upper node, levels 1..=level, each `count u32` + `m` u32s | words · 4 |
+//! | zero padding to 64 | |
+//! | block table: crc32c per 65,536-byte block of the body above | 4 · blocks |
+//!
+//! Level 0 is fixed-width so a node's list is one multiply away and lies in two cache lines.
+//! Opening checks the header, the meta and the sizes; blocks are checked on first touch, and
+//! every count, neighbour id and offset is checked where it is read.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use super::graph::{MAX_LEVEL, MemGraph};
+use super::search::Links;
+use crate::error::{Error, IoContext, Result};
+use crate::storage::fsutil::write_new_file;
+use crate::storage::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
+use crate::storage::mmap::Mmap;
+use crate::storage::segment::blocks::{BLOCK_SIZE, BlockCheck, block_crcs};
+
+/// File name of the graph in a segment directory.
+pub(crate) const GRAPH_FILE: &str = "graph";
+const META_LEN: usize = 64;
+
+fn pad4(x: usize) -> usize {
+    x.div_ceil(4) * 4
+}
+fn pad64(x: usize) -> usize {
+    x.div_ceil(64) * 64
+}
+
+/// Offsets of the parts of the body.
+#[derive(Debug, Clone, Copy)]
+struct Parts {
+    level0: usize,
+    levels: usize,
+    offsets: usize,
+    upper: usize,
+    end: usize,
+}
+
+fn parts(n: usize, m0: usize, upper_words: usize) -> Option<Parts> {
+    let level0 = META_LEN;
+    let levels = level0.checked_add(n.checked_mul(4 * (1 + m0))?)?;
+    let offsets = levels.checked_add(pad4(n))?;
+    let upper = offsets.checked_add(n.checked_mul(4)?)?;
+    let end = upper.checked_add(upper_words.checked_mul(4)?)?;
+    Some(Parts {
+        level0,
+        levels,
+        offsets,
+        upper,
+        end,
+    })
+}
+
+/// Writes the graph of `g` (all its nodes) to `path`, fsynced.
+pub(crate) fn write(path: &Path, segment: u64, g: &MemGraph) -> Result<()> {
+    let n = g.nodes();
+    let m = g.params.m;
+    let m0 = g.params.m0();
+    let mut upper = Vec::new();
+    let mut offsets = Vec::with_capacity(n);
+    for node in 0..n as u32 {
+        if g.level_of(node) == 0 {
+            offsets.push(u32::MAX);
+        } else {
+            offsets.push(upper.len() as u32);
+            upper.extend(g.upper_words(node));
+        }
+    }
+    let p = parts(n, m0, upper.len())
+        .ok_or_else(|| Error::InvalidArgument("graph too large".into()))?;
+    let mut body = Vec::with_capacity(pad64(p.end));
+    let (entry, top) = g.entry().unwrap_or((0, 0));
+    body.extend_from_slice(&(m as u32).to_le_bytes());
+    body.extend_from_slice(&(m0 as u32).to_le_bytes());
+    body.extend_from_slice(&entry.to_le_bytes());
+    body.extend_from_slice(&(top as u32).to_le_bytes());
+    body.extend_from_slice(&(upper.len() as u64).to_le_bytes());
+    body.extend_from_slice(&(g.params.ef_construction as u32).to_le_bytes());
+    body.resize(META_LEN, 0);
+    for node in 0..n as u32 {
+        for w in g.level0_words(node) {
+            body.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+    body.extend((0..n as u32).map(|node| g.level_of(node) as u8));
+    body.resize(p.offsets, 0);
+    for o in &offsets {
+        body.extend_from_slice(&o.to_le_bytes());
+    }
+    for w in &upper {
+        body.extend_from_slice(&w.to_le_bytes());
+    }
+    debug_assert_eq!(body.len(), p.end);
+    body.resize(pad64(p.end), 0);
+    let table = block_crcs(&body, BLOCK_SIZE);
+    let mut h = Header::new(FileKind::Graph);
+    h.count = n as u64;
+    h.body_len = (body.len() + table.len()) as u64;
+    h.body_crc = crc32c::crc32c(&table);
+    h.block_size = BLOCK_SIZE as u32;
+    h.aux = segment;
+    write_new_file(path, &[&h.encode(), &body, &table])
+}
+
+/// A graph read from a mapped `graph` file.
+#[derive(Debug)]
+pub(crate) struct MappedGraph {
+    map: Mmap,
+    path: PathBuf,
+    n: usize,
+    m: usize,
+    m0: usize,
+    entry: Option<(u32, usize)>,
+    parts: Parts,
+    body_len: usize,
+    blocks: BlockCheck,
+}
+
+impl MappedGraph {
+    /// Opens the graph of a segment with `n` rows built with `m`.
+    pub(crate) fn open(path: &Path, segment: u64, n: usize, m: usize) -> Result<MappedGraph> {
+        let f = File::open(path).at(path)?;
+        let map = Mmap::map(&f, path)?;
+        let b = map.bytes();
+        let h = Header::decode(b, FileKind::Graph, path)?;
+        let bad = |what: String| Error::corruption(path, what);
+        if h.aux != segment || h.count != n as u64 {
+            return Err(bad(format!(
+                "graph of segment {} with {} nodes, expected {segment} with {n}",
+                h.aux, h.count
+            )));
+        }
+        if h.block_size as usize != BLOCK_SIZE {
+            return Err(bad(format!("invalid block size {}", h.block_size)));
+        }
+        if b.len() < HEADER_LEN + META_LEN || b.len() as u64 != HEADER_LEN as u64 + h.body_len {
+            return Err(bad(format!(
+                "file is {} bytes, header says body of {}",
+                b.len(),
+                h.body_len
+            )));
+        }
+        let meta = &b[HEADER_LEN..HEADER_LEN + META_LEN];
+        let fm = u32_at(meta, 0) as usize;
+        let m0 = u32_at(meta, 4) as usize;
+        let entry = u32_at(meta, 8);
+        let top = u32_at(meta, 12) as usize;
+        let upper_words =
+            usize::try_from(u64_at(meta, 16)).map_err(|_| bad("upper table too large".into()))?;
+        if fm != m || m0 != 2 * m {
+            return Err(bad(format!(
+                "graph built with m = {fm}, m0 = {m0}; collection has m = {m}"
+            )));
+        }
+        let p = parts(n, m0, upper_words).ok_or_else(|| bad("sizes overflow".into()))?;
+        let body_len = pad64(p.end);
+        let blocks = BlockCheck::block_count(BLOCK_SIZE, body_len);
+        if h.body_len != (body_len + blocks * 4) as u64 {
+            return Err(bad(format!(
+                "body is {} bytes, expected {}",
+                h.body_len,
+                body_len + blocks * 4
+            )));
+        }
+        let table = &b[HEADER_LEN + body_len..];
+        if crc32c::crc32c(table) != h.body_crc {
+            return Err(bad("block checksum table mismatch".into()));
+        }
+        // The meta block is read right here: check it now.
+        let g = MappedGraph {
+            path: path.to_owned(),
+            n,
+            m,
+            m0,
+            entry: None,
+            parts: p,
+            body_len,
+            blocks: BlockCheck::new(BLOCK_SIZE, body_len),
+            map,
+        };
+        g.ensure(0, META_LEN)?;
+        let entry = if n == 0 {
+            None
+        } else {
+            if entry as usize >= n || top > MAX_LEVEL {
+                return Err(bad(format!(
+                    "entry point {entry} at level {top} is out of range"
+                )));
+            }
+            if g.level(entry)? != top {
+                return Err(bad("entry point is not on the top level".into()));
+            }
+            Some((entry, top))
+        };
+        Ok(MappedGraph { entry, ..g })
+    }
+
+    fn body(&self) -> &[u8] {
+        &self.map.bytes()[HEADER_LEN..HEADER_LEN + self.body_len]
+    }
+
+    #[inline]
+    fn ensure(&self, start: usize, end: usize) -> Result<()> {
+        let b = self.map.bytes();
+        self.blocks.ensure(
+            &b[HEADER_LEN..HEADER_LEN + self.body_len],
+            &b[HEADER_LEN + self.body_len..],
+            start,
+            end,
+            &self.path,
+        )
+    }
+
+    fn level(&self, node: u32) -> Result<usize> {
+        let off = self.parts.levels + node as usize;
+        self.ensure(off, off + 1)?;
+        Ok(self.body()[off] as usize)
+    }
+
+    /// Reads one list (`count` then `cap` slots) at byte offset `off`.
+    #[inline]
+    fn read_list(&self, off: usize, cap: usize, out: &mut Vec<u32>) -> Result<()> {
+        let end = off + 4 * (1 + cap);
+        self.ensure(off, end)?;
+        let b = &self.body()[off..end];
+        let count = u32_at(b, 0) as usize;
+        if count > cap {
+            return Err(Error::corruption(
+                &self.path,
+                format!("list at {off} claims {count} links, at most {cap} fit"),
+            ));
+        }
+        out.clear();
+        for i in 0..count {
+            let nb = u32_at(b, 4 + 4 * i);
+            if nb as usize >= self.n {
+                return Err(Error::corruption(
+                    &self.path,
+                    format!("link to node {nb} of {}", self.n),
+                ));
+            }
+            out.push(nb);
+        }
+        Ok(())
+    }
+
+    /// Checks every block and every list: used by `verify`.
+    pub(crate) fn verify_all(&self) -> Result<()> {
+        self.ensure(0, self.body_len)?;
+        let mut buf = Vec::new();
+        for node in 0..self.n as u32 {
+            for level in 0..=self.level(node)? {
+                self.neighbors(node, level, &mut buf)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes of the file.
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        self.map.bytes().len() as u64
+    }
+}
+
+impl Links for MappedGraph {
+    fn nodes(&self) -> usize {
+        self.n
+    }
+
+    fn entry(&self) -> Option<(u32, usize)> {
+        self.entry
+    }
+
+    #[inline]
+    fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) -> Result<()> {
+        if level == 0 {
+            let off = self.parts.level0 + node as usize * 4 * (1 + self.m0);
+            return self.read_list(off, self.m0, out);
+        }
+        let lv = self.level(node)?;
+        if level > lv {
+            out.clear();
+            return Ok(());
+        }
+        let oo = self.parts.offsets + node as usize * 4;
+        self.ensure(oo, oo + 4)?;
+        let word = u32_at(self.body(), oo) as usize;
+        let off = word
+            .checked_add((level - 1) * (1 + self.m))
+            .and_then(|w| w.checked_mul(4))
+            .and_then(|b| b.checked_add(self.parts.upper))
+            .filter(|&o| o + 4 * (1 + self.m) <= self.parts.end)
+            .ok_or_else(|| {
+                Error::corruption(
+                    &self.path,
+                    format!("upper links of node {node} lie outside the table"),
+                )
+            })?;
+        self.read_list(off, self.m, out)
+    }
+}

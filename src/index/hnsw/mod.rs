@@ -1,0 +1,93 @@
+//! HNSW: hierarchical navigable small-world graphs (Malkov & Yashunin).
+//!
+//! ```text
+//!  build path                                   load path
+//!  ──────────                                   ─────────
+//!  memtable upsert ─▶ MemGraph::insert          seg-<id>/graph ─mmap─▶ MappedGraph
+//!   (rayon over the batch, per-node locks)        (header checked on open, blocks on
+//!  seal ─▶ layout::write(MemGraph) ─▶ graph        first touch, ids checked on use)
+//!                     both implement search::Links; search.rs runs on either
+//! ```
+//!
+//! | file | role |
+//! |---|---|
+//! | `search.rs` | best-first level search, greedy descent, the `Links`/`Vectors` traits |
+//! | `graph.rs` | the in-memory graph, concurrent insert, neighbour-selection heuristic |
+//! | `visited.rs` | per-thread generation-stamped visited set |
+//!
+//! Parameters: `m` links per node on upper levels, `2m` on level 0, `ef_construction`
+//! candidates while building, level multiplier `1 / ln(m)`, levels drawn from a generator
+//! seeded per node, so a single-threaded build is reproducible.
+
+pub(crate) mod graph;
+pub(crate) mod layout;
+pub(crate) mod search;
+pub(crate) mod visited;
+
+/// Build parameters of a graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HnswParams {
+    pub m: usize,
+    pub ef_construction: usize,
+    pub seed: u64,
+}
+
+impl HnswParams {
+    /// Level-0 degree.
+    pub(crate) fn m0(&self) -> usize {
+        2 * self.m
+    }
+
+    /// Level multiplier.
+    pub(crate) fn ml(&self) -> f64 {
+        1.0 / (self.m as f64).ln()
+    }
+}
+
+/// Vectors in one contiguous array (bulk builds and tests).
+pub(crate) struct FlatVectors {
+    pub dim: usize,
+    pub data: Vec<f32>,
+}
+
+impl FlatVectors {
+    pub(crate) fn gather<'a>(dim: usize, rows: impl Iterator<Item = &'a [f32]>) -> Self {
+        let mut data = Vec::new();
+        for r in rows {
+            data.extend_from_slice(r);
+        }
+        FlatVectors { dim, data }
+    }
+}
+
+impl search::Vectors for FlatVectors {
+    #[inline]
+    fn vector(&self, node: u32) -> crate::error::Result<&[f32]> {
+        let s = node as usize * self.dim;
+        Ok(&self.data[s..s + self.dim])
+    }
+}
+
+/// Builds a graph over nodes `0..n` of `vecs` in one go, on rayon's pool.
+pub(crate) fn build_graph<V: search::Vectors + Sync>(
+    params: HnswParams,
+    vecs: &V,
+    n: usize,
+    metric: crate::distance::Metric,
+) -> crate::error::Result<graph::MemGraph> {
+    use rayon::prelude::*;
+    let mut g = graph::MemGraph::new(params);
+    g.reserve(n);
+    (0..n as u32)
+        .into_par_iter()
+        .try_for_each(|i| g.insert(i, vecs, metric))?;
+    Ok(g)
+}
+
+/// Default `ef` for a search asking for `k` hits.
+pub(crate) fn default_ef(k: usize) -> usize {
+    k.max(64)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+//! Graph search, shared by the in-memory graph and the mapped one.
+//!
+//! Scores are similarities (higher is better), as everywhere in Cairn.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use super::visited::Visited;
+use crate::distance::Metric;
+use crate::error::Result;
+
+/// A node and its score against the query.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scored {
+    pub score: f32,
+    pub node: u32,
+}
+
+impl PartialEq for Scored {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Scored {}
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scored {
+    /// Greater = better: higher score, then lower node.
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.score
+            .total_cmp(&o.score)
+            .then_with(|| o.node.cmp(&self.node))
+    }
+}
+
+/// Read access to a graph's links.
+pub(crate) trait Links {
+    /// Number of nodes.
+    fn nodes(&self) -> usize;
+    /// Entry node and top level, `None` for an empty graph.
+    fn entry(&self) -> Option<(u32, usize)>;
+    /// Replaces `out` with the neighbours of `node` on `level`.
+    fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) -> Result<()>;
+}
+
+/// Read access to the vectors a graph links.
+pub(crate) trait Vectors {
+    fn vector(&self, node: u32) -> Result<&[f32]>;
+    /// Hint that `node`'s vector will be read soon.
+    #[inline]
+    fn prefetch(&self, _node: u32) {}
+}
+
+/// Greedy descent on one upper level: moves to the best neighbour until none is better.
+pub(crate) fn greedy<L: Links, V: Vectors>(
+    links: &L,
+    vecs: &V,
+    metric: Metric,
+    q: &[f32],
+    mut cur: Scored,
+    level: usize,
+    buf: &mut Vec<u32>,
+) -> Result<Scored> {
+    loop {
+        let mut changed = false;
+        links.neighbors(cur.node, level, buf)?;
+        for &n in buf.iter() {
+            let s = metric.score(q, vecs.vector(n)?);
+            if s > cur.score {
+                cur = Scored { score: s, node: n };
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(cur);
+        }
+    }
+}
+
+/// Best-first search of one level from `entry` with a candidate list of `ef`. Every node is
+/// explored, but only nodes for which `accept` holds enter the results (deleted rows keep the
+/// graph connected without being returned). Returns up to `ef` results, best first.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn search_level<L: Links, V: Vectors>(
+    links: &L,
+    vecs: &V,
+    metric: Metric,
+    q: &[f32],
+    entry: &[Scored],
+    ef: usize,
+    level: usize,
+    visited: &mut Visited,
+    accept: impl Fn(u32) -> bool,
+) -> Result<Vec<Scored>> {
+    let mut candidates: BinaryHeap<Scored> = BinaryHeap::with_capacity(ef * 2);
+    let mut results: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(ef + 1);
+    for &e in entry {
+        if visited.insert(e.node) {
+            candidates.push(e);
+            if accept(e.node) {
+                results.push(Reverse(e));
+                if results.len() > ef {
+                    results.pop();
+                }
+            }
+        }
+    }
+    let mut buf = Vec::with_capacity(64);
+    while let Some(c) = candidates.pop() {
+        let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
+        if results.len() >= ef && c.score < worst {
+            break;
+        }
+        links.neighbors(c.node, level, &mut buf)?;
+        for &n in &buf {
+            vecs.prefetch(n);
+        }
+        for &n in &buf {
+            if !visited.insert(n) {
+                continue;
+            }
+            let s = metric.score(q, vecs.vector(n)?);
+            let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
+            if results.len() < ef || s > worst {
+                let sc = Scored { score: s, node: n };
+                candidates.push(sc);
+                if accept(n) {
+                    results.push(Reverse(sc));
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                }
+            }
+        }
+    }
+    let mut out: Vec<Scored> = results.into_iter().map(|r| r.0).collect();
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(out)
+}
+
+/// Full search: greedy descent through the upper levels, then `ef` search on level 0.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn search<L: Links, V: Vectors>(
+    links: &L,
+    vecs: &V,
+    metric: Metric,
+    q: &[f32],
+    k: usize,
+    ef: usize,
+    visited: &mut Visited,
+    accept: impl Fn(u32) -> bool,
+) -> Result<Vec<Scored>> {
+    let Some((ep, top)) = links.entry() else {
+        return Ok(Vec::new());
+    };
+    let mut buf = Vec::with_capacity(64);
+    let mut cur = Scored {
+        score: metric.score(q, vecs.vector(ep)?),
+        node: ep,
+    };
+    for level in (1..=top).rev() {
+        cur = greedy(links, vecs, metric, q, cur, level, &mut buf)?;
+    }
+    let mut found = search_level(
+        links,
+        vecs,
+        metric,
+        q,
+        &[cur],
+        ef.max(k),
+        0,
+        visited,
+        accept,
+    )?;
+    found.truncate(k);
+    Ok(found)
+}

@@ -1,0 +1,150 @@
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use rayon::prelude::*;
+
+use super::HnswParams;
+use super::graph::MemGraph;
+use super::search::{Links, Vectors, search};
+use super::visited::with_visited;
+use crate::distance::{Metric, prepare};
+
+use super::FlatVectors as Flat;
+
+/// Clustered data and queries drawn the same way: `clusters` centres, points scattered
+/// around them.
+pub(crate) fn data_and_queries(n: usize, nq: usize, dim: usize, metric: Metric) -> (Flat, Flat) {
+    let all = clustered(n + nq, dim, 50, 1, metric);
+    let split = n * dim;
+    (
+        Flat {
+            dim,
+            data: all.data[..split].to_vec(),
+        },
+        Flat {
+            dim,
+            data: all.data[split..].to_vec(),
+        },
+    )
+}
+
+/// Clustered data: `clusters` centres, points scattered around them.
+pub(crate) fn clustered(n: usize, dim: usize, clusters: usize, seed: u64, metric: Metric) -> Flat {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let centres: Vec<Vec<f32>> = (0..clusters)
+        .map(|_| (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect())
+        .collect();
+    let mut data = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let c = &centres[rng.random_range(0..clusters)];
+        let mut v: Vec<f32> = c
+            .iter()
+            .map(|x| x + rng.random_range(-0.3f32..0.3))
+            .collect();
+        prepare(metric, &mut v).unwrap();
+        data.extend(v);
+    }
+    Flat { dim, data }
+}
+
+fn brute(flat: &Flat, metric: Metric, q: &[f32], k: usize) -> Vec<u32> {
+    let n = flat.data.len() / flat.dim;
+    let mut all: Vec<(f32, u32)> = (0..n as u32)
+        .map(|i| (metric.score(q, flat.vector(i).unwrap()), i))
+        .collect();
+    all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    all.truncate(k);
+    all.into_iter().map(|x| x.1).collect()
+}
+
+fn build(flat: &Flat, metric: Metric, parallel: bool) -> MemGraph {
+    let n = flat.data.len() / flat.dim;
+    let mut g = MemGraph::new(HnswParams {
+        m: 16,
+        ef_construction: 100,
+        seed: 7,
+    });
+    g.reserve(n);
+    if parallel {
+        (0..n as u32)
+            .into_par_iter()
+            .for_each(|i| g.insert(i, flat, metric).unwrap());
+    } else {
+        for i in 0..n as u32 {
+            g.insert(i, flat, metric).unwrap();
+        }
+    }
+    g
+}
+
+pub(crate) fn recall(
+    g: &impl Links,
+    flat: &Flat,
+    metric: Metric,
+    queries: &Flat,
+    ef: usize,
+) -> f64 {
+    let k = 10;
+    let nq = queries.data.len() / queries.dim;
+    let mut hit = 0;
+    for qi in 0..nq as u32 {
+        let q = queries.vector(qi).unwrap();
+        let truth = brute(flat, metric, q, k);
+        let got = with_visited(g.nodes(), |v| {
+            search(g, flat, metric, q, k, ef, v, |_| true)
+        })
+        .unwrap();
+        hit += got.iter().filter(|s| truth.contains(&s.node)).count();
+    }
+    hit as f64 / (nq * k) as f64
+}
+
+#[test]
+fn recall_on_clustered_data_every_metric() {
+    for metric in [Metric::Cosine, Metric::Dot, Metric::L2] {
+        let (flat, queries) = data_and_queries(5_000, 100, 32, metric);
+        let g = build(&flat, metric, true);
+        let r = recall(&g, &flat, metric, &queries, 64);
+        assert!(r >= 0.95, "{metric}: recall {r}");
+    }
+}
+
+#[test]
+fn single_threaded_build_is_reproducible() {
+    let flat = clustered(1_000, 8, 10, 3, Metric::L2);
+    let a = build(&flat, Metric::L2, false);
+    let b = build(&flat, Metric::L2, false);
+    for n in 0..1_000u32 {
+        assert_eq!(
+            a.level0_words(n).collect::<Vec<_>>(),
+            b.level0_words(n).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn deleted_nodes_are_walked_not_returned() {
+    let flat = clustered(2_000, 16, 20, 4, Metric::Cosine);
+    let g = build(&flat, Metric::Cosine, true);
+    let q = flat.vector(5).unwrap().to_vec();
+    let got = with_visited(g.nodes(), |v| {
+        search(&g, &flat, Metric::Cosine, &q, 10, 64, v, |n| n % 2 == 1)
+    })
+    .unwrap();
+    assert_eq!(got.len(), 10);
+    assert!(got.iter().all(|s| s.node % 2 == 1));
+}
+
+#[test]
+#[ignore]
+fn print_recall_curve() {
+    for metric in [Metric::Cosine, Metric::Dot, Metric::L2] {
+        let (flat, queries) = data_and_queries(5_000, 100, 32, metric);
+        let g = build(&flat, metric, true);
+        for ef in [10, 32, 64, 128, 256] {
+            eprintln!(
+                "{metric} ef {ef}: {}",
+                recall(&g, &flat, metric, &queries, ef)
+            );
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Vector indexes.
+
+pub(crate) mod hnsw;
