@@ -207,6 +207,11 @@ impl Collection {
                 .core
                 .set_needed(self.inner.id, st.memtable.min_lsn);
             w.applied_lsn = lsn;
+            let new_rows = st.memtable.reserve_graph();
+            // Link the new rows into the graph with readers let back in: the graph takes
+            // concurrent searches while it grows; other writers still wait for the writer lock.
+            let st = parking_lot::RwLockWriteGuard::downgrade(st);
+            st.memtable.index(new_rows, self.inner.config.metric)?;
             lsn
         };
         self.wait(lsn)
