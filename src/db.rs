@@ -21,6 +21,7 @@ use crate::collection::{
 };
 use crate::config::{CollectionConfig, Durability, Options, validate_name};
 use crate::error::{Error, IoContext, Result};
+use crate::index::hnsw::check::check;
 use crate::storage::batch;
 use crate::storage::fsutil::sync_dir;
 use crate::storage::manifest::{
@@ -138,6 +139,8 @@ pub struct VerifyReport {
     pub rows: usize,
     /// Bytes of segment files checked.
     pub bytes: u64,
+    /// Graph links checked (degree bounds, targets, levels, reachability).
+    pub graph_edges: u64,
 }
 
 impl Database {
@@ -377,9 +380,27 @@ impl Database {
             let st = c.inner.state.read();
             for slot in &st.segments {
                 slot.seg.verify_all()?;
+                let g = check(slot.seg.graph(), c.inner.config.m, |r| {
+                    !slot.deleted.contains(r)
+                })?;
+                if !g.is_sound() {
+                    let mut what = g.problems.clone();
+                    if !g.unreachable.is_empty() {
+                        what.push(format!(
+                            "{} live nodes unreachable from the entry point",
+                            g.unreachable.len()
+                        ));
+                    }
+                    what.truncate(5);
+                    return Err(Error::corruption(
+                        slot.seg.dir.join("graph"),
+                        format!("graph invariant violated: {}", what.join("; ")),
+                    ));
+                }
                 report.segments += 1;
                 report.rows += slot.seg.rows;
                 report.bytes += slot.seg.disk_bytes();
+                report.graph_edges += g.edges as u64;
             }
         }
         Ok(report)

@@ -131,6 +131,8 @@ pub struct SegmentStats {
     pub deleted: usize,
     /// Bytes of its files.
     pub bytes: u64,
+    /// Bytes of its HNSW graph file (part of `bytes`).
+    pub graph_bytes: u64,
 }
 
 impl Collection {
@@ -323,6 +325,7 @@ impl Collection {
                     rows: s.seg.rows,
                     deleted: s.deleted.len() as usize,
                     bytes: s.seg.disk_bytes(),
+                    graph_bytes: s.seg.graph_bytes(),
                 })
                 .collect(),
         }
@@ -354,6 +357,8 @@ impl Collection {
             let graph = build_graph(cfg.hnsw_params(), &flat, rows.len(), cfg.metric)?;
             (rows, Some(graph))
         } else {
+            mt.graph
+                .repair(mt, cfg.metric, |r| mt.is_live(r as usize))?;
             let rows = (0..mt.rows())
                 .map(|r| SealRow {
                     id: mt.id_at(r),

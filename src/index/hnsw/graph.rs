@@ -42,7 +42,7 @@ fn pack(node: u32, level: usize) -> u64 {
 }
 
 fn unpack(e: u64) -> Option<(u32, usize)> {
-    (e != NO_ENTRY).then(|| (e as u32, ((e >> 32) & 0xff) as usize))
+    (e != NO_ENTRY).then_some((e as u32, ((e >> 32) & 0xff) as usize))
 }
 
 impl MemGraph {
@@ -216,6 +216,78 @@ impl MemGraph {
         Ok(())
     }
 
+    /// Reconnects live nodes that a walk from the entry point cannot reach. Pruning by the
+    /// heuristic can leave a node with no incoming level-0 link (a handful in 10⁴); such a
+    /// node could never be found. Each gets a link from its nearest reachable node (which
+    /// drops its own farthest link if full), repeated until every live node is reachable.
+    /// Returns the number of links added.
+    pub(crate) fn repair<V: Vectors>(
+        &self,
+        vecs: &V,
+        metric: Metric,
+        live: impl Fn(u32) -> bool,
+    ) -> Result<usize> {
+        let mut added = 0;
+        for _round in 0..8 {
+            let Some((entry, _)) = self.entry() else {
+                return Ok(added);
+            };
+            let lost = super::check::unreachable(self, entry, &live)?;
+            if lost.is_empty() {
+                return Ok(added);
+            }
+            for &u in &lost {
+                let q = vecs.vector(u)?;
+                let found = with_visited(self.nodes(), |v| {
+                    super::search::search(
+                        self,
+                        vecs,
+                        metric,
+                        q,
+                        1,
+                        self.params.ef_construction,
+                        v,
+                        |x| x != u,
+                    )
+                })?;
+                let Some(r) = found.first() else { continue };
+                self.force_link(r.node, u, vecs, metric)?;
+                self.link(u, r.node, 0, self.params.m0(), vecs, metric)?;
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
+    /// Adds `node` to the level-0 list of `nb`, replacing its farthest link when full.
+    fn force_link<V: Vectors>(&self, nb: u32, node: u32, vecs: &V, metric: Metric) -> Result<()> {
+        let _g = self.locks[nb as usize].lock();
+        let list = self.list(nb, 0);
+        let count = list[0].load(Ordering::Relaxed) as usize;
+        let links: Vec<u32> = list[1..=count]
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect();
+        if links.contains(&node) {
+            return Ok(());
+        }
+        if count < self.params.m0() {
+            list[1 + count].store(node, Ordering::Relaxed);
+            list[0].store(count as u32 + 1, Ordering::Release);
+            return Ok(());
+        }
+        let base = vecs.vector(nb)?;
+        let mut worst = (f32::INFINITY, 0usize);
+        for (i, &x) in links.iter().enumerate() {
+            let s = metric.score(base, vecs.vector(x)?);
+            if s < worst.0 {
+                worst = (s, i);
+            }
+        }
+        list[1 + worst.1].store(node, Ordering::Release);
+        Ok(())
+    }
+
     /// Words of the level-0 list of `node`: count then neighbours (for serialization).
     pub(crate) fn level0_words(&self, node: u32) -> impl Iterator<Item = u32> + '_ {
         self.list(node, 0).iter().map(|a| a.load(Ordering::Acquire))
@@ -236,6 +308,10 @@ impl Links for MemGraph {
 
     fn entry(&self) -> Option<(u32, usize)> {
         unpack(self.entry.load(Ordering::Acquire))
+    }
+
+    fn level(&self, node: u32) -> Result<usize> {
+        Ok(self.level_of(node))
     }
 
     #[inline]

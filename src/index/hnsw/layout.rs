@@ -224,7 +224,7 @@ impl MappedGraph {
         )
     }
 
-    fn level(&self, node: u32) -> Result<usize> {
+    fn node_level(&self, node: u32) -> Result<usize> {
         let off = self.parts.levels + node as usize;
         self.ensure(off, off + 1)?;
         Ok(self.body()[off] as usize)
@@ -262,7 +262,7 @@ impl MappedGraph {
         self.ensure(0, self.body_len)?;
         let mut buf = Vec::new();
         for node in 0..self.n as u32 {
-            for level in 0..=self.level(node)? {
+            for level in 0..=self.node_level(node)? {
                 self.neighbors(node, level, &mut buf)?;
             }
         }
@@ -284,13 +284,23 @@ impl Links for MappedGraph {
         self.entry
     }
 
+    fn level(&self, node: u32) -> Result<usize> {
+        if node as usize >= self.n {
+            return Err(Error::corruption(
+                &self.path,
+                format!("node {node} of {}", self.n),
+            ));
+        }
+        self.node_level(node)
+    }
+
     #[inline]
     fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) -> Result<()> {
         if level == 0 {
             let off = self.parts.level0 + node as usize * 4 * (1 + self.m0);
             return self.read_list(off, self.m0, out);
         }
-        let lv = self.level(node)?;
+        let lv = self.node_level(node)?;
         if level > lv {
             out.clear();
             return Ok(());

@@ -19,6 +19,7 @@
 //! candidates while building, level multiplier `1 / ln(m)`, levels drawn from a generator
 //! seeded per node, so a single-threaded build is reproducible.
 
+pub(crate) mod check;
 pub(crate) mod graph;
 pub(crate) mod layout;
 pub(crate) mod search;
@@ -81,6 +82,7 @@ pub(crate) fn build_graph<V: search::Vectors + Sync>(
     (0..n as u32)
         .into_par_iter()
         .try_for_each(|i| g.insert(i, vecs, metric))?;
+    g.repair(vecs, metric, |_| true)?;
     Ok(g)
 }
 

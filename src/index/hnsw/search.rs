@@ -42,6 +42,8 @@ pub(crate) trait Links {
     fn nodes(&self) -> usize;
     /// Entry node and top level, `None` for an empty graph.
     fn entry(&self) -> Option<(u32, usize)>;
+    /// The top level of `node`.
+    fn level(&self, node: u32) -> Result<usize>;
     /// Replaces `out` with the neighbours of `node` on `level`.
     fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) -> Result<()>;
 }

@@ -148,3 +148,82 @@ fn print_recall_curve() {
         }
     }
 }
+
+#[test]
+fn invariants_hold_after_builds() {
+    for metric in [Metric::Cosine, Metric::L2] {
+        let (flat, _) = data_and_queries(20_000, 0, 32, metric);
+        let g = build(&flat, metric, true);
+        let added = g.repair(&flat, metric, |_| true).unwrap();
+        eprintln!("{metric}: repair added {added} links");
+        let r = super::check::check(&g, 16, |_| true).unwrap();
+        assert!(
+            r.problems.is_empty(),
+            "{:?}",
+            &r.problems[..r.problems.len().min(5)]
+        );
+        eprintln!(
+            "{metric}: {} unreachable of {}",
+            r.unreachable.len(),
+            r.nodes
+        );
+        assert!(
+            r.unreachable.is_empty(),
+            "{metric}: {} unreachable",
+            r.unreachable.len()
+        );
+    }
+}
+
+#[test]
+fn mapped_graph_equals_built_graph_and_catches_damage() {
+    use super::layout::{MappedGraph, write};
+    use crate::error::Error;
+    let (flat, queries) = data_and_queries(3_000, 50, 16, Metric::Cosine);
+    let g = build(&flat, Metric::Cosine, true);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("graph");
+    write(&path, 9, &g).unwrap();
+    let mg = MappedGraph::open(&path, 9, 3_000, 16).unwrap();
+    assert_eq!(mg.entry(), g.entry());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for n in 0..3_000u32 {
+        assert_eq!(mg.level(n).unwrap(), g.level_of(n));
+        for l in 0..=g.level_of(n) {
+            mg.neighbors(n, l, &mut a).unwrap();
+            g.neighbors(n, l, &mut b).unwrap();
+            assert_eq!(a, b, "node {n} level {l}");
+        }
+    }
+    assert!(
+        super::check::check(&mg, 16, |_| true)
+            .unwrap()
+            .problems
+            .is_empty()
+    );
+    let r1 = recall(&g, &flat, Metric::Cosine, &queries, 64);
+    let r2 = recall(&mg, &flat, Metric::Cosine, &queries, 64);
+    assert_eq!(r1, r2);
+    // Wrong expectations are refused.
+    assert!(MappedGraph::open(&path, 8, 3_000, 16).is_err());
+    assert!(MappedGraph::open(&path, 9, 2_999, 16).is_err());
+    assert!(MappedGraph::open(&path, 9, 3_000, 8).is_err());
+    // Any flipped byte is caught by open or by a full check — never a panic.
+    let bytes = std::fs::read(&path).unwrap();
+    let mut rng = SmallRng::seed_from_u64(5);
+    let mut offsets: Vec<usize> = (0..200).collect();
+    offsets.extend((0..300).map(|_| rng.random_range(0..bytes.len())));
+    for off in offsets {
+        let mut b = bytes.clone();
+        b[off] ^= 0x10;
+        let p2 = dir.path().join(format!("g{off}"));
+        std::fs::write(&p2, &b).unwrap();
+        let caught = match MappedGraph::open(&p2, 9, 3_000, 16) {
+            Err(Error::Corruption { .. }) => true,
+            Err(e) => panic!("offset {off}: unexpected {e}"),
+            Ok(m) => matches!(m.verify_all(), Err(Error::Corruption { .. })),
+        };
+        assert!(caught, "flip at {off} not caught");
+        std::fs::remove_file(&p2).unwrap();
+    }
+}

@@ -44,7 +44,6 @@ const PAYLOAD_ENTRY: usize = 16;
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub id: u64,
-    #[expect(dead_code, reason = "compaction will remove whole segment directories")]
     pub dir: PathBuf,
     pub rows: usize,
     pub dim: usize,
