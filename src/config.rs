@@ -47,6 +47,10 @@ pub struct Options {
     /// The write-ahead log moves to a new file once the current one passes this size.
     /// Default: 64 MiB.
     pub wal_file_bytes: u64,
+    /// When the log files together pass this size, the collection whose memtable holds the
+    /// oldest log record is sealed, so that one quiet collection cannot keep the log of a busy
+    /// one from being trimmed. Default: 512 MiB.
+    pub max_wal_bytes: u64,
     /// Create the database directory when it does not exist. Default: true.
     pub create_if_missing: bool,
 }
@@ -58,6 +62,7 @@ impl Default for Options {
             memtable_max_rows: 100_000,
             memtable_max_bytes: 256 << 20,
             wal_file_bytes: 64 << 20,
+            max_wal_bytes: 512 << 20,
             create_if_missing: true,
         }
     }
@@ -82,6 +87,11 @@ impl Options {
     /// Sets the WAL file size at which a new file is started.
     pub fn wal_file_bytes(mut self, bytes: u64) -> Self {
         self.wal_file_bytes = bytes;
+        self
+    }
+    /// Sets the log size that triggers sealing the oldest memtable.
+    pub fn max_wal_bytes(mut self, bytes: u64) -> Self {
+        self.max_wal_bytes = bytes;
         self
     }
     /// Whether to create a missing database directory.
@@ -159,7 +169,9 @@ impl CollectionConfig {
         }
     }
 
-    pub(crate) fn validate(&self) -> Result<()> {
+    /// Checks the configuration: dimension 1 to 65,536, `m` 2 to 256, `ef_construction`
+    /// 1 to 100,000.
+    pub fn validate(&self) -> Result<()> {
         if self.dim == 0 || self.dim > MAX_DIM {
             return Err(Error::InvalidArgument(format!(
                 "dimension must be between 1 and {MAX_DIM}, got {}",
@@ -184,7 +196,7 @@ impl CollectionConfig {
 
 /// Checks a collection name: `[A-Za-z0-9_-]{1,64}`. Such a name is always a single, harmless
 /// path component.
-pub(crate) fn validate_name(name: &str) -> Result<()> {
+pub fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name

@@ -44,6 +44,9 @@ pub(crate) struct DbCore {
     manifest: Mutex<ManifestData>,
     /// Per collection, the smallest LSN its memtable still needs from the log.
     needed: Mutex<HashMap<u64, u64>>,
+    /// Every open collection by id, so that one collection's writes can seal another whose
+    /// memtable pins old log files.
+    registry: Mutex<HashMap<u64, Weak<CollectionShared>>>,
     /// Dropping this sender stops the background sync thread.
     _flusher: Mutex<Option<Sender<()>>>,
     _lock: File,
@@ -76,6 +79,36 @@ impl DbCore {
             .copied()
             .min()
             .unwrap_or_else(|| self.wal.last_lsn() + 1)
+    }
+
+    pub(crate) fn register(&self, c: &Arc<CollectionShared>) {
+        self.registry.lock().insert(c.id, Arc::downgrade(c));
+    }
+
+    /// Keeps the log within `max_wal_bytes`: while it is larger, seals the collection whose
+    /// memtable holds the oldest record still needed (its seal lets the log be trimmed).
+    /// Called after a write, with no lock held.
+    pub(crate) fn relieve_log(&self) -> Result<()> {
+        for _ in 0..4 {
+            if self.wal.disk_bytes() <= self.options.max_wal_bytes {
+                return Ok(());
+            }
+            let oldest = {
+                let n = self.needed.lock();
+                n.iter().min_by_key(|(_, lsn)| **lsn).map(|(c, _)| *c)
+            };
+            let Some(cid) = oldest else { return Ok(()) };
+            let Some(inner) = self.registry.lock().get(&cid).and_then(Weak::upgrade) else {
+                return Ok(());
+            };
+            let c = Collection { inner };
+            let mut w = c.inner.writer.lock();
+            if c.inner.dropped.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            c.seal_locked(&mut w)?;
+        }
+        Ok(())
     }
 
     /// Applies `change` to a copy of the manifest and publishes it. A failure to publish
@@ -236,6 +269,7 @@ impl Database {
             wal,
             manifest: Mutex::new(manifest),
             needed: Mutex::new(HashMap::new()),
+            registry: Mutex::new(HashMap::new()),
             _flusher: Mutex::new(Some(tx)),
             _lock: lock,
         });
@@ -254,6 +288,7 @@ impl Database {
                     dropped: AtomicBool::new(false),
                 }),
             };
+            core.register(&c.inner);
             collections.insert(entry.name, c);
         }
         core.wal.remove_below(core.min_needed())?;
@@ -310,6 +345,7 @@ impl Database {
                 dropped: AtomicBool::new(false),
             }),
         };
+        self.core.register(&c.inner);
         cols.insert(name.to_owned(), c.clone());
         Ok(c)
     }
@@ -346,6 +382,7 @@ impl Database {
         c.inner.dropped.store(true, Ordering::Release);
         cols.remove(name);
         self.core.set_needed(c.inner.id, None);
+        self.core.registry.lock().remove(&c.inner.id);
         // The manifest no longer names the files; a failure here leaves them for the
         // clean-up on the next open.
         let _ = fs::remove_dir_all(&c.inner.dir);

@@ -13,10 +13,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A vector's length differs from the collection's dimension.
-    #[error("dimension mismatch: collection `{collection}` has {expected}, got {got}")]
+    #[error("dimension mismatch: collection `{collection}` has {expected}, got {got}{}", record_suffix(*.id))]
     DimensionMismatch {
         /// The collection name.
         collection: String,
+        /// The record whose vector it was (`None` for a query).
+        id: Option<u64>,
         /// The collection's dimension.
         expected: usize,
         /// The length of the vector that was given.
@@ -125,6 +127,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn record_suffix(id: Option<u64>) -> String {
+    id.map(|i| format!(" for record {i}")).unwrap_or_default()
 }
 
 impl Error {

@@ -52,7 +52,7 @@ mod record;
 pub mod storage;
 
 pub use collection::{Collection, CollectionStats, SegmentStats};
-pub use config::{CollectionConfig, Durability, MAX_DIM, Options};
+pub use config::{CollectionConfig, Durability, MAX_DIM, Options, validate_name};
 pub use db::{Database, DbStats, VerifyReport};
 pub use distance::Metric;
 pub use error::{Error, Result};

@@ -160,6 +160,7 @@ impl Collection {
         let cfg = &self.inner.config;
         if v.len() != cfg.dim {
             return Err(Error::DimensionMismatch {
+                id: Some(id),
                 collection: self.inner.name.clone(),
                 expected: cfg.dim,
                 got: v.len(),
@@ -216,7 +217,15 @@ impl Collection {
             st.memtable.index(new_rows, self.inner.config.metric)?;
             lsn
         };
-        self.wait(lsn)
+        self.wait(lsn)?;
+        self.relieve_log();
+        Ok(())
+    }
+
+    /// Log upkeep after a write. The write itself is committed; a failed seal here is not its
+    /// failure (and recurs, with its error, on the next write that needs a seal).
+    fn relieve_log(&self) {
+        let _ = self.inner.core.relieve_log();
     }
 
     /// Deletes records by id and returns how many existed. Ids that do not exist are ignored.
@@ -247,6 +256,7 @@ impl Collection {
             (lsn, existing.len())
         };
         self.wait(lsn.0)?;
+        self.relieve_log();
         Ok(lsn.1)
     }
 

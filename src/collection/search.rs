@@ -40,6 +40,7 @@ impl Collection {
         let cfg = &self.inner.config;
         if req.vector.len() != cfg.dim {
             return Err(Error::DimensionMismatch {
+                id: None,
                 collection: self.inner.name.clone(),
                 expected: cfg.dim,
                 got: req.vector.len(),

@@ -105,8 +105,11 @@ fn parse_file_name(name: &str) -> Option<u64> {
 }
 
 struct Inner {
-    /// The file being appended to, and the older files still needed (oldest first).
-    files: Vec<(u64, PathBuf)>,
+    /// The older files still needed, then the file being appended to: first LSN, path,
+    /// size (the current file's size is `file_len`).
+    files: Vec<(u64, PathBuf, u64)>,
+    /// Bytes of the older files.
+    older_bytes: u64,
     file: Arc<File>,
     /// Bytes of the current file handed to the OS.
     file_len: u64,
@@ -220,11 +223,11 @@ impl Wal {
             }
             next_lsn = Some(lsn);
             tail_len = pos as u64;
-            keep.push((first_lsn, path));
+            keep.push((first_lsn, path, pos as u64));
         }
 
         let (file, file_len, next_lsn) = match (keep.last(), next_lsn) {
-            (Some((_, path)), Some(replayed_next)) => {
+            (Some((_, path, _)), Some(replayed_next)) => {
                 // The manifest's LSN always lies in a file that was fsynced before the
                 // manifest was written, and the newest file is never removed.
                 if replayed_next <= last_lsn {
@@ -243,7 +246,7 @@ impl Wal {
             _ => {
                 let next = last_lsn + 1;
                 let (f, path) = create_file(dir, next)?;
-                keep.push((next, path));
+                keep.push((next, path, HEADER_LEN as u64));
                 (f, HEADER_LEN as u64, next)
             }
         };
@@ -251,6 +254,7 @@ impl Wal {
             dir: dir.to_owned(),
             file_limit,
             inner: Mutex::new(Inner {
+                older_bytes: keep.iter().rev().skip(1).map(|f| f.2).sum(),
                 files: keep,
                 file: Arc::new(file),
                 file_len,
@@ -406,7 +410,12 @@ impl Wal {
         let next = g.next_lsn;
         match create_file(&self.dir, next) {
             Ok((f, path)) => {
-                g.files.push((next, path));
+                let old = g.file_len;
+                if let Some(last) = g.files.last_mut() {
+                    last.2 = old;
+                }
+                g.older_bytes += old;
+                g.files.push((next, path, HEADER_LEN as u64));
                 g.file = Arc::new(f);
                 g.file_len = HEADER_LEN as u64;
                 Ok(())
@@ -424,7 +433,8 @@ impl Wal {
         let mut g = self.inner.lock();
         let mut removed = false;
         while g.files.len() > 1 && g.files[1].0 <= min_needed {
-            let (_, path) = g.files.remove(0);
+            let (_, path, size) = g.files.remove(0);
+            g.older_bytes -= size;
             fs::remove_file(&path).at(&path)?;
             removed = true;
         }
@@ -435,15 +445,10 @@ impl Wal {
         Ok(())
     }
 
-    /// Total bytes of the log files.
+    /// Total bytes of the log: files on disk plus frames not yet handed to the OS.
     pub(crate) fn disk_bytes(&self) -> u64 {
         let g = self.inner.lock();
-        g.files
-            .iter()
-            .filter_map(|(_, p)| fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum::<u64>()
-            + g.buf.len() as u64
+        g.older_bytes + g.file_len + g.buf.len() as u64
     }
 }
 

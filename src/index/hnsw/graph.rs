@@ -103,6 +103,7 @@ impl MemGraph {
     }
 
     fn set_list(&self, node: u32, level: usize, nodes: &[u32]) {
+        debug_assert!(!nodes.contains(&node), "self loop at {node} level {level}");
         let l = self.list(node, level);
         for (slot, &n) in l[1..].iter().zip(nodes) {
             slot.store(n, Ordering::Relaxed);
@@ -138,6 +139,8 @@ impl MemGraph {
         let mut eps = vec![cur];
         for l in (0..=level.min(top)).rev() {
             let found = with_visited(self.nodes(), |v| {
+                // A concurrent insert that found this node through its upper levels may have
+                // linked it on this level already: never take the node as its own neighbour.
                 search_level(
                     self,
                     vecs,
@@ -147,7 +150,7 @@ impl MemGraph {
                     self.params.ef_construction,
                     l,
                     v,
-                    |_| true,
+                    |x| x != node,
                 )
             })?;
             let max = if l == 0 {
@@ -183,6 +186,7 @@ impl MemGraph {
         vecs: &V,
         metric: Metric,
     ) -> Result<()> {
+        debug_assert_ne!(nb, node);
         let _g = self.locks[nb as usize].lock();
         let list = self.list(nb, level);
         let count = list[0].load(Ordering::Relaxed) as usize;
@@ -261,6 +265,7 @@ impl MemGraph {
 
     /// Adds `node` to the level-0 list of `nb`, replacing its farthest link when full.
     fn force_link<V: Vectors>(&self, nb: u32, node: u32, vecs: &V, metric: Metric) -> Result<()> {
+        debug_assert_ne!(nb, node);
         let _g = self.locks[nb as usize].lock();
         let list = self.list(nb, 0);
         let count = list[0].load(Ordering::Relaxed) as usize;

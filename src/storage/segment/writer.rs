@@ -70,15 +70,17 @@ fn write_ids(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
     let mut sorted: Vec<(u64, u32)> = rows
         .iter()
         .enumerate()
+        .filter(|(_, r)| r.live)
         .map(|(i, r)| (r.id, i as u32))
         .collect();
     sorted.sort_unstable();
-    let mut body = Vec::with_capacity(n * 20);
+    let mut body = Vec::with_capacity(8 + n * 8 + sorted.len() * 12);
+    body.extend_from_slice(&(sorted.len() as u64).to_le_bytes());
     for r in rows {
         body.extend_from_slice(&r.id.to_le_bytes());
     }
-    for (i, _) in &sorted {
-        body.extend_from_slice(&i.to_le_bytes());
+    for (id, _) in &sorted {
+        body.extend_from_slice(&id.to_le_bytes());
     }
     for (_, row) in &sorted {
         body.extend_from_slice(&row.to_le_bytes());
