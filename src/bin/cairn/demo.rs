@@ -1,0 +1,382 @@
+//! `cairn demo`: Cairn end to end on a real data set, with the time each step takes.
+//!
+//! The data set is 5,000 PyPI package summaries (name, one-line summary, year of the latest
+//! release), the most downloaded packages with a summary of at least four words. It is
+//! compiled into the binary, so the demo runs from any directory.
+
+use std::fs;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use cairndb::{Collection, CollectionConfig, Database, Hit, Metric, Record, SearchRequest, Value};
+use serde::Deserialize;
+
+use crate::DemoArgs;
+use crate::embed::{DIM, Embedder};
+use crate::read::stats_text;
+use crate::util::{
+    CliError, CliResult, Table, fail, fmt_bytes, fmt_dur, one_line, per_sec, plural,
+    replace_demo_dir, thousands,
+};
+
+/// The data set: one JSON object per line.
+const PACKAGES: &str = include_str!("../../../data/demo/pypi-5k.jsonl");
+const COLLECTION: &str = "pypi";
+const BATCH: usize = 1000;
+const QUERIES: &[&str] = &[
+    "fast json parser",
+    "machine learning library for time series",
+    "http client async",
+    "command line progress bar",
+    "read and write excel spreadsheets",
+];
+
+#[derive(Deserialize)]
+struct Package {
+    name: String,
+    summary: String,
+    #[serde(default)]
+    year: Option<i64>,
+}
+
+/// Prints one timed step: label, time, and a note (a rate, a count).
+pub fn step(out: &mut impl Write, label: &str, took: Duration, note: &str) -> CliResult<()> {
+    let line = format!("     {label:<56} {:>9}  {note}", fmt_dur(took));
+    outln!(out, "{}", line.trim_end());
+    Ok(())
+}
+
+fn field<'a>(h: &'a Hit, name: &str) -> Option<&'a Value> {
+    h.payload.as_ref().and_then(|p| p.get(name))
+}
+
+fn name_of(h: &Hit) -> String {
+    match field(h, "name") {
+        Some(Value::Str(s)) => s.clone(),
+        _ => format!("#{}", h.id),
+    }
+}
+
+fn query(coll: &Collection, e: &Embedder, text: &str, k: usize) -> CliResult<(Vec<Hit>, Duration)> {
+    let req = SearchRequest::new(e.embed(text))
+        .k(k)
+        .with_text(true)
+        .with_payload(true);
+    let t = Instant::now();
+    let hits = coll.search(&req)?;
+    Ok((hits, t.elapsed()))
+}
+
+fn print_hits(out: &mut impl Write, hits: &[Hit]) -> CliResult<()> {
+    let mut t = Table::new(&[">#", ">score", "package", ">year", "summary"]);
+    for (i, h) in hits.iter().enumerate() {
+        let year = match field(h, "year") {
+            Some(Value::Int(y)) => y.to_string(),
+            _ => String::new(),
+        };
+        t.row(vec![
+            (i + 1).to_string(),
+            format!("{:.3}", h.score),
+            name_of(h),
+            year,
+            one_line(h.text.as_deref().unwrap_or(""), 72),
+        ]);
+    }
+    write!(out, "{}", t.render("       ")).map_err(CliError::output)
+}
+
+fn search_and_print(
+    out: &mut impl Write,
+    coll: &Collection,
+    e: &Embedder,
+    q: &str,
+) -> CliResult<Vec<Hit>> {
+    let (hits, took) = query(coll, e, q, 5)?;
+    outln!(out, "     \"{q}\"  ({})", fmt_dur(took));
+    print_hits(out, &hits)?;
+    Ok(hits)
+}
+
+/// (id, score) of each hit, for comparing result lists.
+fn ids_scores(hits: &[Hit]) -> Vec<(u64, f32)> {
+    hits.iter().map(|h| (h.id, h.score)).collect()
+}
+
+pub fn run(a: &DemoArgs) -> CliResult<()> {
+    let started = Instant::now();
+    let mut out = std::io::stdout().lock();
+    let out = &mut out;
+    let replaced = replace_demo_dir(&a.dir)?;
+
+    outln!(out, "Cairn demo: an embedded vector database, end to end");
+    outln!(
+        out,
+        "  database   {} ({})",
+        a.dir.display(),
+        if replaced {
+            "old demo database replaced"
+        } else {
+            "new"
+        }
+    );
+    outln!(
+        out,
+        "  data       5,000 real PyPI package summaries (the most downloaded packages), built into this binary"
+    );
+    outln!(
+        out,
+        "  vectors    {DIM}-d lexical hashing embedding: words and character trigrams hashed (FNV-1a)\n             \
+         into ±1 buckets, L2-normalized. NOT a neural embedding: it finds shared words and word\n             \
+         pieces (\"parser\" ~ \"parsing\"), not synonyms (\"fast\" !~ \"quick\")."
+    );
+
+    outln!(out, "\n  1. Load and ingest");
+    let t = Instant::now();
+    let db = Database::open(&a.dir)?;
+    step(out, "open (create) the database", t.elapsed(), "")?;
+
+    let t = Instant::now();
+    let packages: Vec<Package> = PACKAGES
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| fail(format_args!("built-in data set, line {}: {e}", i + 1)))
+        })
+        .collect::<CliResult<_>>()?;
+    let n = packages.len() as u64;
+    step(
+        out,
+        &format!("parse {} packages", thousands(n)),
+        t.elapsed(),
+        "",
+    )?;
+
+    let t = Instant::now();
+    let texts: Vec<String> = packages
+        .iter()
+        .map(|p| format!("{} {}", p.name, p.summary))
+        .collect();
+    let emb = Embedder::fit(texts.iter().map(String::as_str));
+    let vectors: Vec<Vec<f32>> = texts.iter().map(|t| emb.embed(t)).collect();
+    step(
+        out,
+        &format!("embed {} name + summary texts", thousands(n)),
+        t.elapsed(),
+        "",
+    )?;
+
+    let coll = db.create_collection(COLLECTION, CollectionConfig::new(DIM, Metric::Cosine))?;
+    let t = Instant::now();
+    let records: Vec<Record> = packages
+        .iter()
+        .zip(vectors)
+        .enumerate()
+        .map(|(i, (p, v))| {
+            let r = Record::new(i as u64, v)
+                .with_text(p.summary.clone())
+                .with_field("name", p.name.clone());
+            match p.year {
+                Some(y) => r.with_field("year", y),
+                None => r,
+            }
+        })
+        .collect();
+    let mut batches = 0;
+    for chunk in records.chunks(BATCH) {
+        coll.upsert(chunk.to_vec())?;
+        batches += 1;
+    }
+    let took = t.elapsed();
+    step(
+        out,
+        &format!(
+            "ingest {} records: {batches} batches, each fsync'ed",
+            thousands(n)
+        ),
+        took,
+        &format!("{} records/s", per_sec(n, took)),
+    )?;
+    let t = Instant::now();
+    coll.flush()?;
+    step(
+        out,
+        "flush: seal the memtable into a segment",
+        t.elapsed(),
+        "",
+    )?;
+
+    outln!(out, "\n  2. Search: cosine similarity, exact scan, top 5");
+    let mut first = Vec::new();
+    for (i, q) in QUERIES.iter().enumerate() {
+        let hits = search_and_print(out, &coll, &emb, q)?;
+        if i == 0 {
+            first = hits;
+        }
+    }
+
+    outln!(out, "\n  3. Get, delete, upsert");
+    let Some(top) = first.first() else {
+        return Err(fail("the first demo query found nothing"));
+    };
+    let (gone_id, gone_name) = (top.id, name_of(top));
+    let t = Instant::now();
+    let rec = coll.get(gone_id)?;
+    let took = t.elapsed();
+    if let Some(r) = &rec {
+        let nonzero: Vec<(usize, f32)> = r
+            .vector
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|&(_, x)| x != 0.0)
+            .collect();
+        let head: Vec<String> = nonzero
+            .iter()
+            .take(4)
+            .map(|(i, x)| format!("[{i}] {x:.3}"))
+            .collect();
+        let payload = serde_json::to_string(&r.payload).unwrap_or_default();
+        step(out, &format!("get id {gone_id}"), took, "")?;
+        outln!(
+            out,
+            "       id {}  payload {payload}\n       text \"{}\"\n       vector {} floats, unit length, {} non-zero: {}, …",
+            r.id,
+            one_line(r.text.as_deref().unwrap_or(""), 80),
+            r.vector.len(),
+            nonzero.len(),
+            head.join(", ")
+        );
+    }
+    let t = Instant::now();
+    let existed = coll.delete(&[gone_id])?;
+    step(
+        out,
+        &format!("delete id {gone_id} ({gone_name}), durable on return"),
+        t.elapsed(),
+        &format!("{existed} existed"),
+    )?;
+    let after = search_and_print(out, &coll, &emb, QUERIES[0])?;
+    let absent = !after.iter().any(|h| h.id == gone_id) && coll.get(gone_id)?.is_none();
+    outln!(
+        out,
+        "       {gone_name} is {} (search and get)",
+        if absent {
+            "gone"
+        } else {
+            "STILL THERE (unexpected)"
+        }
+    );
+
+    let t = Instant::now();
+    let new_id = n;
+    coll.upsert(
+        Record::new(new_id, emb.embed("cairndb Embedded vector database: crash-safe storage and exact nearest-neighbor search"))
+            .with_text("Embedded vector database: crash-safe storage and exact nearest-neighbor search")
+            .with_field("name", "cairndb")
+            .with_field("year", 2026),
+    )?;
+    step(
+        out,
+        &format!("upsert id {new_id} (cairndb), durable on return"),
+        t.elapsed(),
+        "",
+    )?;
+    let extra = "embedded vector database";
+    search_and_print(out, &coll, &emb, extra)?;
+
+    outln!(out, "\n  4. Persistence: close, reopen, search again");
+    let mut before = Vec::new();
+    for q in QUERIES.iter().chain([&extra]) {
+        before.push(ids_scores(&query(&coll, &emb, q, 5)?.0));
+    }
+    let count = coll.len();
+    drop(coll);
+    drop(db);
+    let t = Instant::now();
+    let db = Database::open(&a.dir)?;
+    let coll = db.collection(COLLECTION)?;
+    step(
+        out,
+        "reopen: manifest, segment checks, log replay",
+        t.elapsed(),
+        "",
+    )?;
+    let mut same = 0;
+    for (q, b) in QUERIES.iter().chain([&extra]).zip(&before) {
+        if ids_scores(&query(&coll, &emb, q, 5)?.0) == *b {
+            same += 1;
+        }
+    }
+    outln!(
+        out,
+        "       {same} of {} queries return identical hits (ids and scores); records {} before, {} after",
+        before.len(),
+        thousands(count as u64),
+        thousands(coll.len() as u64)
+    );
+    if same != before.len() || count != coll.len() {
+        return Err(fail("results changed after reopening the database"));
+    }
+    search_and_print(out, &coll, &emb, QUERIES[0])?;
+
+    let t = Instant::now();
+    let report = db.verify()?;
+    step(
+        out,
+        "verify: every checksum of every segment",
+        t.elapsed(),
+        &format!(
+            "{}, {}",
+            plural(report.segments, "segment"),
+            fmt_bytes(report.bytes)
+        ),
+    )?;
+
+    outln!(
+        out,
+        "\n  5. Throughput: synthetic {} × {} vectors, L2",
+        thousands(crate::synth::ROWS as u64),
+        crate::synth::DIM
+    );
+    crate::synth::run(&db, out)?;
+
+    outln!(out, "\n  6. The database now");
+    // `pypi` still holds the upsert and delete of step 3 in its memtable, so the log that
+    // carries them (and, after them, the synthetic rows) must be kept until it is sealed.
+    let wal_before = db.stats().wal_bytes;
+    let t = Instant::now();
+    coll.flush()?;
+    let stats = db.stats();
+    step(
+        out,
+        &format!("flush `{COLLECTION}`: seal its last changes, trim the log"),
+        t.elapsed(),
+        &format!(
+            "log {} -> {}",
+            fmt_bytes(wal_before),
+            fmt_bytes(stats.wal_bytes)
+        ),
+    )?;
+    write!(out, "{}", stats_text(&stats, "     ")).map_err(CliError::output)?;
+    drop(coll);
+    drop(db);
+
+    outln!(out);
+    if a.keep {
+        outln!(
+            out,
+            "Kept the database in {d}. Try: cairn stats {d}   or   cairn get {d} {COLLECTION} 0",
+            d = a.dir.display()
+        );
+    } else {
+        fs::remove_dir_all(&a.dir)
+            .map_err(|e| fail(format_args!("cannot remove {}: {e}", a.dir.display())))?;
+        outln!(
+            out,
+            "Removed the demo database (run with --keep to keep it)."
+        );
+    }
+    outln!(out, "Demo finished in {}.", fmt_dur(started.elapsed()));
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! `cairn`: the command-line tool of the Cairn embedded vector database.
+//!
+//! ```text
+//! main.rs    arguments (clap) and dispatch
+//! util.rs    errors, opening a database, number/time formatting, text tables
+//! input.rs   reading JSONL records, .fvecs vectors and `--vector` JSON
+//! write.rs   create, import, delete
+//! read.rs    search, get, stats, verify
+//! demo.rs    the end-to-end demo on real PyPI package summaries
+//! embed.rs   the demo's lexical hashing embedding
+//! synth.rs   the demo's synthetic throughput benchmark
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `writeln!` to the output, turning a failed write into a [`util::CliError`].
+macro_rules! outln {
+    ($out:expr) => {
+        writeln!($out).map_err($crate::util::CliError::output)?
+    };
+    ($out:expr, $($arg:tt)*) => {
+        writeln!($out, $($arg)*).map_err($crate::util::CliError::output)?
+    };
+}
+
+mod demo;
+mod embed;
+mod input;
+mod read;
+mod synth;
+mod util;
+mod write;
+
+use util::CliError;
+
+/// Cairn: an embedded vector database. Stores embeddings with their text and metadata in a
+/// directory, crash-safe, and finds the nearest ones.
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, propagate_version = true)]
+#[command(after_help = "Start with `cairn demo` to see everything working on a real data set.")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a collection (and the database directory, when it does not exist yet).
+    Create(CreateArgs),
+    /// Import records from a JSONL or .fvecs file, in atomic, durable batches.
+    Import(ImportArgs),
+    /// Find the records most similar to one or more query vectors.
+    Search(SearchArgs),
+    /// Print one record as JSON (exit code 1 when it does not exist). Under cosine the
+    /// vector is the stored, normalized one.
+    Get(GetArgs),
+    /// Delete records by id; returns once the delete is durable.
+    Delete(DeleteArgs),
+    /// Show collections, dimensions, metrics, record counts, segments and log size.
+    Stats(StatsArgs),
+    /// Open the database and check every checksum of every file (exit code 1 on corruption).
+    Verify(VerifyArgs),
+    /// Run the end-to-end demo: ingest real PyPI package summaries, search, delete, reopen,
+    /// and measure throughput on a synthetic 100k-vector set.
+    Demo(DemoArgs),
+}
+
+/// Similarity metric of a collection.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricArg {
+    /// Cosine similarity (vectors are normalized on insert); score in [-1, 1].
+    Cosine,
+    /// Dot product of the vectors as given.
+    Dot,
+    /// Negated squared Euclidean distance; 0 for identical vectors.
+    L2,
+}
+
+impl From<MetricArg> for cairndb::Metric {
+    fn from(m: MetricArg) -> Self {
+        match m {
+            MetricArg::Cosine => cairndb::Metric::Cosine,
+            MetricArg::Dot => cairndb::Metric::Dot,
+            MetricArg::L2 => cairndb::Metric::L2,
+        }
+    }
+}
+
+/// When a write reaches stable storage.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DurabilityArg {
+    /// Every batch is fsync'ed before the next one starts; `committed N` is printed after each.
+    Sync,
+    /// Batches are buffered and synced at the end (and every second in the background);
+    /// `committed N` is printed once, after the final sync. Faster.
+    Buffered,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Database directory (created when missing).
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Collection name: 1 to 64 characters from A-Z, a-z, 0-9, `_` and `-`.
+    #[arg(value_name = "COLLECTION")]
+    pub collection: String,
+    /// Vector dimension (1 to 65536).
+    #[arg(long, value_name = "N")]
+    pub dim: usize,
+    /// Similarity metric.
+    #[arg(long, value_enum, default_value_t = MetricArg::Cosine)]
+    pub metric: MetricArg,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Database directory.
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Collection to import into. For a JSONL file a missing collection is created with the
+    /// dimension of the first record and the cosine metric; for .fvecs it must exist.
+    #[arg(value_name = "COLLECTION")]
+    pub collection: String,
+    /// Input file. `*.fvecs`: little-endian int32 dimension then that many float32 per row,
+    /// ids are row numbers from 0. Anything else is JSONL, one record per line:
+    /// {"id": 1, "vector": [0.1, ...], "text": "...", "payload": {"lang": "en"}}.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Records per atomic batch.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub batch: u64,
+    /// When each batch is made durable.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Sync)]
+    pub durability: DurabilityArg,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("query").required(true).args(["vector", "queries"])))]
+pub struct SearchArgs {
+    /// Database directory.
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Collection to search.
+    #[arg(value_name = "COLLECTION")]
+    pub collection: String,
+    /// One query vector as a JSON array, e.g. '[0.1, 0.2, 0.3]'.
+    #[arg(long, value_name = "JSON")]
+    pub vector: Option<String>,
+    /// A .fvecs file of query vectors: one result list per row.
+    #[arg(long, value_name = "FILE")]
+    pub queries: Option<PathBuf>,
+    /// Number of hits per query.
+    #[arg(long, value_name = "K", default_value_t = 10)]
+    pub k: usize,
+    /// Scan every record instead of using an index (exact results).
+    #[arg(long)]
+    pub exact: bool,
+    /// Print one JSON object per query: {"hits":[{"id":..,"score":..},..]}.
+    #[arg(long)]
+    pub json: bool,
+    /// Include each hit's payload.
+    #[arg(long)]
+    pub payload: bool,
+    /// Include each hit's text.
+    #[arg(long)]
+    pub text: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// Database directory.
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Collection name.
+    #[arg(value_name = "COLLECTION")]
+    pub collection: String,
+    /// Record id.
+    #[arg(value_name = "ID")]
+    pub id: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// Database directory.
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Collection name.
+    #[arg(value_name = "COLLECTION")]
+    pub collection: String,
+    /// Ids of the records to delete; ids that do not exist are ignored.
+    #[arg(value_name = "ID", required = true, num_args = 1..)]
+    pub ids: Vec<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Database directory.
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Print the statistics as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Database directory.
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Directory for the demo database. An old demo database there is replaced; any other
+    /// non-empty directory is left alone and the demo refuses to run.
+    #[arg(long, value_name = "DIR", default_value = "./cairn-demo")]
+    pub dir: PathBuf,
+    /// Keep the demo database afterwards (to explore it with `cairn stats`, `cairn search`...).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Create(a) => write::create(&a),
+        Command::Import(a) => write::import(&a),
+        Command::Search(a) => read::search(&a),
+        Command::Get(a) => read::get(&a),
+        Command::Delete(a) => write::delete(&a),
+        Command::Stats(a) => read::stats(&a),
+        Command::Verify(a) => read::verify(&a),
+        Command::Demo(a) => demo::run(&a),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`cairn search ... | head`): nothing left to say.
+        Err(CliError::OutputClosed) => ExitCode::SUCCESS,
+        Err(CliError::Failed(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+}

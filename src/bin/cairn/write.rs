@@ -1,0 +1,246 @@
+//! The commands that change a database: `create`, `import`, `delete`.
+
+use std::io::{IsTerminal, Write};
+use std::time::Instant;
+
+use cairndb::{
+    Collection, CollectionConfig, Database, Durability, MAX_DIM, Metric, Options, Record,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::input::{
+    FvecsReader, FvecsRecords, JsonlReader, Source, fvecs_dim, is_fvecs, open_input,
+};
+use crate::util::{
+    CliError, CliResult, fail, fmt_dur, open_collection, open_existing, per_sec, thousands,
+};
+use crate::{CreateArgs, DeleteArgs, DurabilityArg, ImportArgs};
+
+/// Checks a collection name and dimension before a database directory is created for them
+/// (the library checks them again).
+fn precheck(name: &str, dim: usize) -> CliResult<()> {
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !name_ok {
+        return Err(cairndb::Error::InvalidName { name: name.into() }.into());
+    }
+    if dim == 0 || dim > MAX_DIM {
+        return Err(cairndb::Error::InvalidArgument(format!(
+            "dimension must be between 1 and {MAX_DIM}, got {dim}"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+pub fn create(a: &CreateArgs) -> CliResult<()> {
+    precheck(&a.collection, a.dim)?;
+    let db = Database::open(&a.db)?;
+    let metric: Metric = a.metric.into();
+    db.create_collection(&a.collection, CollectionConfig::new(a.dim, metric))?;
+    let mut out = std::io::stdout().lock();
+    outln!(
+        out,
+        "created collection `{}` in {} (dim {}, metric {metric})",
+        a.collection,
+        a.db.display(),
+        a.dim
+    );
+    Ok(())
+}
+
+pub fn delete(a: &DeleteArgs) -> CliResult<()> {
+    let (_db, coll) = open_collection(&a.db, &a.collection)?;
+    let existed = coll.delete(&a.ids)?;
+    let mut distinct = a.ids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let missing = distinct.len() - existed;
+    let mut out = std::io::stdout().lock();
+    if missing == 0 {
+        outln!(out, "deleted {existed}");
+    } else {
+        outln!(
+            out,
+            "deleted {existed} ({missing} of the {} ids given did not exist)",
+            distinct.len()
+        );
+    }
+    Ok(())
+}
+
+pub fn import(a: &ImportArgs) -> CliResult<()> {
+    let durability = match a.durability {
+        DurabilityArg::Sync => Durability::Sync,
+        DurabilityArg::Buffered => Durability::buffered(),
+    };
+    // A missing or unreadable file is reported before anything is created.
+    let total = open_input(&a.file)?.metadata().map_or(0, |m| m.len());
+    if is_fvecs(&a.file) {
+        let db = open_existing(&a.db, durability)?;
+        let coll = match db.collection(&a.collection) {
+            Ok(c) => c,
+            Err(cairndb::Error::CollectionNotFound { .. }) => {
+                let dim = fvecs_dim(&a.file).map_or_else(|| "N".to_owned(), |d| d.to_string());
+                return Err(fail(format_args!(
+                    "collection `{c}` does not exist in {db}; create it first: \
+                     cairn create {db} {c} --dim {dim} --metric cosine|dot|l2",
+                    c = a.collection,
+                    db = a.db.display()
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut src = FvecsRecords(FvecsReader::open(&a.file)?);
+        ingest(&db, Some(coll), &mut src, a, total)
+    } else {
+        let db = Database::open_with(&a.db, Options::default().durability(durability))?;
+        let coll = match db.collection(&a.collection) {
+            Ok(c) => Some(c),
+            Err(cairndb::Error::CollectionNotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let mut src = JsonlReader::open(&a.file)?;
+        ingest(&db, coll, &mut src, a, total)
+    }
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    ProgressBar::new(total).with_style(style)
+}
+
+/// Adds what the error leaves standing: the records committed before it.
+fn after(e: CliError, committed: u64) -> CliError {
+    match e {
+        CliError::Failed(m) if committed > 0 => fail(format_args!(
+            "{m} ({} records committed before it stay committed)",
+            thousands(committed)
+        )),
+        other => other,
+    }
+}
+
+/// Reads records from `src` and upserts them in batches, printing `committed N` after each
+/// durable batch.
+fn ingest(
+    db: &Database,
+    mut coll: Option<Collection>,
+    src: &mut dyn Source,
+    a: &ImportArgs,
+    total: u64,
+) -> CliResult<()> {
+    let started = Instant::now();
+    let sync = a.durability == DurabilityArg::Sync;
+    let batch_size = a.batch as usize;
+    let pb = progress_bar(total);
+    let mut out = std::io::stdout().lock();
+    let mut batch: Vec<Record> = Vec::with_capacity(batch_size.min(100_000));
+    let mut first_at = 0;
+    let mut committed: u64 = 0;
+    loop {
+        let item = match src.next() {
+            Some(item) => Some(item.map_err(|e| after(e, committed))?),
+            None => None,
+        };
+        if let Some(item) = &item {
+            let c = match &coll {
+                Some(c) => c,
+                None => {
+                    let dim = item.record.vector.len();
+                    precheck(&a.collection, dim).map_err(|e| after(e, committed))?;
+                    let c = db.create_collection(
+                        &a.collection,
+                        CollectionConfig::new(dim, Metric::Cosine),
+                    )?;
+                    pb.suspend(|| {
+                        eprintln!(
+                            "note: created collection `{}` (dim {dim}, metric cosine) from the first record; \
+                             use `cairn create` first to choose another metric",
+                            a.collection
+                        )
+                    });
+                    coll.insert(c)
+                }
+            };
+            let (dim, got) = (c.config().dim, item.record.vector.len());
+            if got != dim {
+                let e = cairndb::Error::DimensionMismatch {
+                    collection: a.collection.clone(),
+                    expected: dim,
+                    got,
+                };
+                let m = format!(
+                    "{} {}: record {}: {e}",
+                    a.file.display(),
+                    src.place(item.at),
+                    item.record.id
+                );
+                return Err(after(fail(m), committed));
+            }
+        }
+        let full = batch.len() + usize::from(item.is_some()) > batch_size;
+        if (full || item.is_none()) && !batch.is_empty() {
+            let Some(c) = &coll else { break };
+            let n = batch.len() as u64;
+            c.upsert(std::mem::take(&mut batch)).map_err(|e| {
+                after(
+                    fail(format_args!(
+                        "{e}; the batch starting at {} {} was not written",
+                        a.file.display(),
+                        src.place(first_at)
+                    )),
+                    committed,
+                )
+            })?;
+            committed += n;
+            pb.set_position(src.bytes());
+            pb.set_message(format!("{} records", thousands(committed)));
+            if sync {
+                pb.suspend(|| -> CliResult<()> {
+                    outln!(out, "committed {committed}");
+                    out.flush().map_err(CliError::output)?;
+                    Ok(())
+                })?;
+            }
+        }
+        match item {
+            Some(item) => {
+                if batch.is_empty() {
+                    first_at = item.at;
+                }
+                batch.push(item.record);
+            }
+            None => break,
+        }
+    }
+    let flush_started = Instant::now();
+    if let Some(c) = &coll {
+        // Seal what was imported into a segment (this also syncs the log).
+        c.flush().map_err(|e| after(e.into(), committed))?;
+    }
+    pb.finish_and_clear();
+    if !sync || committed == 0 {
+        outln!(out, "committed {committed}");
+        out.flush().map_err(CliError::output)?;
+    }
+    let took = started.elapsed();
+    eprintln!(
+        "imported {} records into `{}` in {} ({} records/s; sealing took {})",
+        thousands(committed),
+        a.collection,
+        fmt_dur(took),
+        per_sec(committed, took),
+        fmt_dur(flush_started.elapsed())
+    );
+    Ok(())
+}

@@ -1,0 +1,468 @@
+//! End-to-end tests of the `cairn` command-line tool: each runs the built binary in a
+//! temporary directory and checks its exit code and real output.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// Runs `cairn` with these arguments.
+fn cairn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .output()
+        .expect("the cairn binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `cairn` and expects success; returns stdout.
+fn ok(args: &[&str]) -> String {
+    let o = cairn(args);
+    assert!(
+        o.status.success(),
+        "cairn {args:?} failed ({:?}):\n{}",
+        o.status.code(),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+/// Runs `cairn` and expects exit code 1 with a one-line error; returns stderr.
+fn fails(args: &[&str]) -> String {
+    let o = cairn(args);
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "cairn {args:?}: stdout {}\nstderr {err}",
+        stdout(&o)
+    );
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    err
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+/// The `committed N` lines of an import's output, as numbers.
+fn committed(out: &str) -> Vec<u64> {
+    out.lines()
+        .map(|l| {
+            l.strip_prefix("committed ")
+                .unwrap_or_else(|| panic!("unexpected line {l:?}"))
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// A JSONL file of `n` records of dimension 3; record i points mostly along axis i % 3.
+fn write_jsonl(path: &Path, n: u64) {
+    let mut text = String::new();
+    for i in 0..n {
+        let mut v = [0.1f32; 3];
+        v[(i % 3) as usize] = 1.0 + i as f32;
+        let rec = serde_json::json!({
+            "id": i,
+            "vector": v,
+            "text": format!("doc {i}"),
+            "payload": {"lang": if i % 2 == 0 { "en" } else { "de" }, "n": i},
+        });
+        text.push_str(&rec.to_string());
+        text.push('\n');
+    }
+    fs::write(path, text).unwrap();
+}
+
+/// Writes `.fvecs` rows.
+fn write_fvecs(path: &Path, rows: &[Vec<f32>]) {
+    let mut b = Vec::new();
+    for r in rows {
+        b.extend_from_slice(&(r.len() as i32).to_le_bytes());
+        for x in r {
+            b.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    fs::write(path, b).unwrap();
+}
+
+/// `n` distinct 4-d rows.
+fn grid(n: usize) -> Vec<Vec<f32>> {
+    (0..n)
+        .map(|i| vec![i as f32, (i * i % 7) as f32, 1.0, -(i as f32) / 2.0])
+        .collect()
+}
+
+fn json_lines(out: &str) -> Vec<Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+fn hit_ids(line: &Value) -> Vec<u64> {
+    line["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_u64().unwrap())
+        .collect()
+}
+
+struct Db {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    db: PathBuf,
+}
+
+fn new_db() -> Db {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let db = dir.join("db");
+    Db { _tmp: tmp, dir, db }
+}
+
+#[test]
+fn jsonl_import_search_get_delete_stats() {
+    let t = new_db();
+    let db = s(&t.db);
+    let out = ok(&["create", db, "docs", "--dim", "3", "--metric", "cosine"]);
+    assert!(out.contains("created collection `docs`"), "{out}");
+
+    let file = t.dir.join("docs.jsonl");
+    write_jsonl(&file, 25);
+    let out = ok(&["import", db, "docs", s(&file), "--batch", "10"]);
+    assert_eq!(committed(&out), vec![10, 20, 25]);
+
+    // The best match of an axis-0 query is a record along axis 0, with its text and payload.
+    let out = ok(&[
+        "search",
+        db,
+        "docs",
+        "--vector",
+        "[1, 0, 0]",
+        "--k",
+        "3",
+        "--json",
+        "--text",
+        "--payload",
+    ]);
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1);
+    let hits = lines[0]["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 3);
+    let top = &hits[0];
+    let id = top["id"].as_u64().unwrap();
+    assert_eq!(id % 3, 0);
+    assert_eq!(top["text"], format!("doc {id}"));
+    assert_eq!(top["payload"]["n"], id);
+    let scores: Vec<f64> = hits.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    assert!(scores[0] > 0.99 && scores[0] <= 1.0001, "{scores:?}");
+
+    // Without --text/--payload, hits carry only id and score; the table is readable.
+    let out = ok(&[
+        "search",
+        db,
+        "docs",
+        "--vector",
+        "[0, 1, 0]",
+        "--k",
+        "2",
+        "--json",
+        "--exact",
+    ]);
+    let line = &json_lines(&out)[0];
+    assert!(line["hits"][0].get("text").is_none());
+    assert_eq!(hit_ids(line).len(), 2);
+    let table = ok(&[
+        "search",
+        db,
+        "docs",
+        "--vector",
+        "[0, 1, 0]",
+        "--k",
+        "2",
+        "--text",
+    ]);
+    assert!(
+        table.contains("2 hits") && table.contains("rank") && table.contains("doc "),
+        "{table}"
+    );
+
+    // get: found → the record as JSON; missing → exit 1 and a clear message.
+    let rec: Value = serde_json::from_str(&ok(&["get", db, "docs", "4"])).unwrap();
+    assert_eq!(rec["id"], 4);
+    assert_eq!(rec["text"], "doc 4");
+    assert_eq!(rec["payload"]["lang"], "en");
+    assert_eq!(rec["vector"].as_array().unwrap().len(), 3);
+    let err = fails(&["get", db, "docs", "99"]);
+    assert!(
+        err.contains("record 99 not found in collection `docs`"),
+        "{err}"
+    );
+
+    // delete: reports how many existed; the records are gone.
+    let out = ok(&["delete", db, "docs", "4", "5", "99"]);
+    assert!(out.starts_with("deleted 2 "), "{out}");
+    fails(&["get", db, "docs", "4"]);
+    let out = ok(&[
+        "search",
+        db,
+        "docs",
+        "--vector",
+        "[1, 1, 1]",
+        "--k",
+        "100",
+        "--json",
+    ]);
+    let ids = hit_ids(&json_lines(&out)[0]);
+    assert_eq!(ids.len(), 23);
+    assert!(!ids.contains(&4) && !ids.contains(&5));
+
+    let stats: Value = serde_json::from_str(&ok(&["stats", db, "--json"])).unwrap();
+    let c = &stats["collections"][0];
+    assert_eq!(c["name"], "docs");
+    assert_eq!(c["dim"], 3);
+    assert_eq!(c["metric"], "cosine");
+    assert_eq!(c["records"], 23);
+    assert!(stats["wal_bytes"].as_u64().is_some());
+    let segs = c["segments"].as_array().unwrap();
+    assert_eq!(
+        segs.len(),
+        1,
+        "import seals its rows into a segment: {stats}"
+    );
+    assert_eq!(segs[0]["rows"], 25);
+    assert_eq!(segs[0]["deleted"], 2);
+    let text = ok(&["stats", db]);
+    assert!(
+        text.contains("docs") && text.contains("cosine") && text.contains("23"),
+        "{text}"
+    );
+}
+
+#[test]
+fn fvecs_import_and_query_file() {
+    let t = new_db();
+    let db = s(&t.db);
+    let file = t.dir.join("base.fvecs");
+    let rows = grid(10);
+    write_fvecs(&file, &rows);
+
+    // Importing .fvecs needs the collection first.
+    let err = fails(&["import", db, "vecs", s(&file)]);
+    assert!(err.contains("cairn create"), "{err}");
+    ok(&["create", db, "other", "--dim", "4"]);
+    let err = fails(&["import", db, "vecs", s(&file)]);
+    assert!(
+        err.contains("does not exist") && err.contains("--dim 4"),
+        "{err}"
+    );
+
+    ok(&["create", db, "vecs", "--dim", "4", "--metric", "l2"]);
+    let out = ok(&["import", db, "vecs", s(&file), "--batch", "3"]);
+    assert_eq!(committed(&out), vec![3, 6, 9, 10]);
+
+    // Each stored row, as a query, finds itself first with score 0 (L2).
+    let queries = t.dir.join("q.fvecs");
+    write_fvecs(&queries, &[rows[7].clone(), rows[2].clone()]);
+    let out = ok(&[
+        "search",
+        db,
+        "vecs",
+        "--queries",
+        s(&queries),
+        "--k",
+        "4",
+        "--json",
+    ]);
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(hit_ids(&lines[0])[0], 7);
+    assert_eq!(hit_ids(&lines[1])[0], 2);
+    assert_eq!(lines[0]["hits"][0]["score"].as_f64(), Some(0.0));
+    assert_eq!(hit_ids(&lines[0]).len(), 4);
+
+    let rec: Value = serde_json::from_str(&ok(&["get", db, "vecs", "3"])).unwrap();
+    let v: Vec<f64> = rec["vector"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(v, rows[3].iter().map(|&x| f64::from(x)).collect::<Vec<_>>());
+
+    // A file cut in the middle of a row is reported with the row.
+    let bytes = fs::read(&file).unwrap();
+    let cut = t.dir.join("cut.fvecs");
+    fs::write(&cut, &bytes[..bytes.len() - 6]).unwrap();
+    let err = fails(&["import", db, "vecs", s(&cut)]);
+    assert!(err.contains("truncated fvecs file at row 9"), "{err}");
+    let err = fails(&["search", db, "vecs", "--queries", s(&cut)]);
+    assert!(err.contains("truncated fvecs file at row 9"), "{err}");
+}
+
+#[test]
+fn bad_jsonl_line_keeps_committed_batches() {
+    let t = new_db();
+    let db = s(&t.db);
+    ok(&["create", db, "docs", "--dim", "2"]);
+    let file = t.dir.join("bad.jsonl");
+    let mut text = String::new();
+    for i in 0..5 {
+        text.push_str(&format!("{{\"id\":{i},\"vector\":[1,{i}]}}\n"));
+    }
+    text.push_str("{\"id\":5,\"vector\":[1,\n");
+    fs::write(&file, text).unwrap();
+    let o = cairn(&["import", db, "docs", s(&file), "--batch", "2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(committed(&stdout(&o)), vec![2, 4]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("line 6") && err.contains("4 records committed"),
+        "{err}"
+    );
+    ok(&["get", db, "docs", "3"]);
+    fails(&["get", db, "docs", "4"]);
+
+    // A record of the wrong dimension is reported with its line.
+    let file = t.dir.join("dim.jsonl");
+    fs::write(
+        &file,
+        "{\"id\":10,\"vector\":[1,2]}\n{\"id\":11,\"vector\":[1,2,3]}\n",
+    )
+    .unwrap();
+    let err = fails(&["import", db, "docs", s(&file)]);
+    assert!(
+        err.contains("line 2") && err.contains("dimension mismatch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn jsonl_import_creates_a_missing_collection() {
+    let t = new_db();
+    let file = t.dir.join("d.jsonl");
+    write_jsonl(&file, 4);
+    let out = ok(&[
+        "import",
+        s(&t.db),
+        "fresh",
+        s(&file),
+        "--durability",
+        "buffered",
+    ]);
+    assert_eq!(committed(&out), vec![4]);
+    let stats: Value = serde_json::from_str(&ok(&["stats", s(&t.db), "--json"])).unwrap();
+    assert_eq!(stats["collections"][0]["name"], "fresh");
+    assert_eq!(stats["collections"][0]["dim"], 3);
+    assert_eq!(stats["collections"][0]["records"], 4);
+}
+
+#[test]
+fn errors_are_one_clear_line() {
+    let t = new_db();
+    let db = s(&t.db);
+    ok(&["create", db, "docs", "--dim", "3"]);
+
+    let err = fails(&["search", db, "docs", "--vector", "[1, 2]"]);
+    assert!(
+        err.contains("dimension mismatch") && err.contains("has 3, got 2"),
+        "{err}"
+    );
+    let err = fails(&["search", db, "nope", "--vector", "[1, 2, 3]"]);
+    assert!(err.contains("collection `nope` does not exist"), "{err}");
+    let err = fails(&["get", db, "nope", "1"]);
+    assert!(err.contains("`nope` does not exist"), "{err}");
+    let err = fails(&["search", db, "docs", "--vector", "[1, oops]"]);
+    assert!(err.contains("--vector"), "{err}");
+    let err = fails(&["create", db, "docs", "--dim", "3"]);
+    assert!(err.contains("already exists"), "{err}");
+    let err = fails(&["create", db, "bad/name", "--dim", "3"]);
+    assert!(err.contains("invalid collection name"), "{err}");
+    let missing = t.dir.join("missing.jsonl");
+    let err = fails(&["import", db, "docs", s(&missing)]);
+    assert!(err.contains("cannot open"), "{err}");
+    let nowhere = t.dir.join("no-db");
+    let err = fails(&["stats", s(&nowhere)]);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(
+        !nowhere.exists(),
+        "reading commands never create a database"
+    );
+    let err = fails(&["verify", s(&t.dir)]);
+    assert!(err.contains("not a Cairn database"), "{err}");
+
+    // Usage errors come from the argument parser (exit code 2), not a panic.
+    let o = cairn(&["search", db, "docs"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn verify_detects_a_flipped_byte() {
+    let t = new_db();
+    let db = s(&t.db);
+    ok(&["create", db, "vecs", "--dim", "4", "--metric", "dot"]);
+    let file = t.dir.join("base.fvecs");
+    write_fvecs(&file, &grid(50));
+    ok(&["import", db, "vecs", s(&file)]);
+    let out = ok(&["verify", db]);
+    assert!(
+        out.starts_with("ok: 1 collection, 1 segment, 50 segment rows"),
+        "{out}"
+    );
+
+    let seg_dirs: Vec<PathBuf> = fs::read_dir(t.db.join("collections").join("vecs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() && p.file_name().unwrap().to_string_lossy().starts_with("seg-"))
+        .collect();
+    assert_eq!(seg_dirs.len(), 1);
+    let vectors = seg_dirs[0].join("vectors");
+    let mut bytes = fs::read(&vectors).unwrap();
+    bytes[64 + 5] ^= 0x40; // a byte of vector data, after the 64-byte header
+    fs::write(&vectors, bytes).unwrap();
+
+    let err = fails(&["verify", db]);
+    assert!(
+        err.contains("verification") && err.contains("vectors"),
+        "{err}"
+    );
+}
+
+#[test]
+fn demo_refuses_to_delete_other_directories() {
+    let t = new_db();
+    let dir = t.dir.join("precious");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("notes.txt"), "keep me").unwrap();
+    let err = fails(&["demo", "--dir", s(&dir)]);
+    assert!(err.contains("refusing"), "{err}");
+    assert_eq!(
+        fs::read_to_string(dir.join("notes.txt")).unwrap(),
+        "keep me"
+    );
+}
+
+#[test]
+fn help_describes_every_command() {
+    let out = ok(&["--help"]);
+    for cmd in [
+        "create", "import", "search", "get", "delete", "stats", "verify", "demo",
+    ] {
+        assert!(out.contains(cmd), "{cmd} missing from --help");
+        let sub = ok(&[cmd, "--help"]);
+        assert!(sub.contains("Usage: cairn"), "{sub}");
+    }
+}
