@@ -3,9 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
-use cairndb::{
-    Collection, CollectionConfig, Database, Durability, MAX_DIM, Metric, Options, Record,
-};
+use cairndb::{Collection, CollectionConfig, Database, Durability, Metric, Options, Record};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::input::{
@@ -19,20 +17,9 @@ use crate::{CreateArgs, DeleteArgs, DurabilityArg, ImportArgs};
 /// Checks a collection name and dimension before a database directory is created for them
 /// (the library checks them again).
 fn precheck(name: &str, dim: usize) -> CliResult<()> {
-    let name_ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if !name_ok {
-        return Err(cairndb::Error::InvalidName { name: name.into() }.into());
-    }
-    if dim == 0 || dim > MAX_DIM {
-        return Err(cairndb::Error::InvalidArgument(format!(
-            "dimension must be between 1 and {MAX_DIM}, got {dim}"
-        ))
-        .into());
-    }
+    // Checked before the database is opened, so a bad name or dimension creates nothing.
+    cairndb::validate_name(name)?;
+    CollectionConfig::new(dim, Metric::Cosine).validate()?;
     Ok(())
 }
 
@@ -176,15 +163,11 @@ fn ingest(
             if got != dim {
                 let e = cairndb::Error::DimensionMismatch {
                     collection: a.collection.clone(),
+                    id: Some(item.record.id),
                     expected: dim,
                     got,
                 };
-                let m = format!(
-                    "{} {}: record {}: {e}",
-                    a.file.display(),
-                    src.place(item.at),
-                    item.record.id
-                );
+                let m = format!("{} {}: {e}", a.file.display(), src.place(item.at));
                 return Err(after(fail(m), committed));
             }
         }
