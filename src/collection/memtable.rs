@@ -148,4 +148,12 @@ impl Vectors for Memtable {
     fn vector(&self, node: u32) -> Result<&[f32]> {
         Ok(Memtable::vector(self, node as usize))
     }
+
+    #[inline]
+    fn prefetch(&self, node: u32) {
+        let s = node as usize * self.dim;
+        if let Some(v) = self.vectors.get(s..s + self.dim) {
+            crate::storage::mmap::prefetch_f32(v);
+        }
+    }
 }

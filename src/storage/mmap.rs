@@ -53,18 +53,28 @@ impl Mmap {
     }
 }
 
-/// Hints the CPU to load the cache line at the start of `bytes`. A hint only: it never faults
-/// and has no effect on program semantics.
+/// Hints the CPU to load the cache lines of `bytes` (at most the first 4, 256 bytes: the
+/// hardware prefetcher follows a longer run by itself). A hint only: it never faults and has
+/// no effect on program semantics.
 #[inline(always)]
 pub(crate) fn prefetch(bytes: &[u8]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: `_mm_prefetch` is an SSE instruction, present on every x86_64 CPU; it takes
-        // any address (even an invalid one) and only warms the cache. The pointer comes from a
-        // live slice here anyway.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().cast::<i8>()) };
+        let lines = bytes.len().div_ceil(64).min(4);
+        for i in 0..lines {
+            // SAFETY: `_mm_prefetch` is an SSE instruction, present on every x86_64 CPU; it
+            // takes any address (even an invalid one) and only warms the cache. The address
+            // lies inside the live slice `bytes` anyway (i * 64 < bytes.len()).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(i * 64).cast::<i8>()) };
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = bytes;
+}
+
+/// [`prefetch`] for a slice of floats.
+#[inline(always)]
+pub(crate) fn prefetch_f32(v: &[f32]) {
+    prefetch(bytemuck::cast_slice(v));
 }

@@ -1,4 +1,5 @@
-//! Input formats: JSONL records, `.fvecs` vectors, and a query vector given as JSON.
+//! Input formats: JSONL records, `.fvecs` / `.bvecs` / `.ivecs` rows, `.npy` float32 arrays,
+//! and a query vector given as JSON.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
@@ -7,6 +8,9 @@ use std::path::{Path, PathBuf};
 use cairndb::{MAX_DIM, Record};
 
 use crate::util::{CliResult, fail};
+
+/// Most columns an `.ivecs` row may have.
+const MAX_IVECS_COLS: usize = 1 << 20;
 
 /// Whether `path` names an `.fvecs` file (by its extension).
 pub fn is_fvecs(path: &Path) -> bool {
@@ -39,11 +43,40 @@ pub struct Item {
     pub record: Record,
 }
 
+/// The element type of a `*vecs` file: `.fvecs` (float32), `.ivecs` (int32), `.bvecs` (u8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elem {
+    F32,
+    I32,
+    U8,
+}
+
+impl Elem {
+    /// Bytes per value.
+    pub fn size(self) -> usize {
+        match self {
+            Elem::U8 => 1,
+            Elem::F32 | Elem::I32 => 4,
+        }
+    }
+
+    /// The file extension, for messages.
+    pub fn ext(self) -> &'static str {
+        match self {
+            Elem::F32 => "fvecs",
+            Elem::I32 => "ivecs",
+            Elem::U8 => "bvecs",
+        }
+    }
+}
+
 /// Reads the rows of an `.fvecs` file: for each row an int32 (LE) dimension then that many
-/// float32 (LE). Every row must have the dimension of the first.
+/// float32 (LE). Every row must have the dimension of the first. The same layout with u8
+/// values (`.bvecs`) or int32 values (`.ivecs`) is read with [`FvecsReader::with_elem`].
 pub struct FvecsReader<R> {
     inner: R,
     path: PathBuf,
+    elem: Elem,
     row: usize,
     dim: Option<usize>,
     /// Bytes consumed so far.
@@ -53,16 +86,31 @@ pub struct FvecsReader<R> {
 
 impl FvecsReader<BufReader<File>> {
     pub fn open(path: &Path) -> CliResult<Self> {
+        FvecsReader::open_as(path, Elem::F32)
+    }
+
+    /// Opens a `*vecs` file of the given element type.
+    pub fn open_as(path: &Path, elem: Elem) -> CliResult<Self> {
         let f = open_input(path)?;
-        Ok(FvecsReader::new(BufReader::with_capacity(1 << 20, f), path))
+        Ok(FvecsReader::with_elem(
+            BufReader::with_capacity(1 << 20, f),
+            path,
+            elem,
+        ))
     }
 }
 
 impl<R: Read> FvecsReader<R> {
+    #[cfg(test)]
     pub fn new(inner: R, path: &Path) -> Self {
+        FvecsReader::with_elem(inner, path, Elem::F32)
+    }
+
+    pub fn with_elem(inner: R, path: &Path, elem: Elem) -> Self {
         FvecsReader {
             inner,
             path: path.to_owned(),
+            elem,
             row: 0,
             dim: None,
             bytes: 0,
@@ -90,25 +138,34 @@ impl<R: Read> FvecsReader<R> {
         Ok(n)
     }
 
-    fn truncated(&self) -> CliResult<Option<Vec<f32>>> {
+    fn truncated<T>(&self) -> CliResult<T> {
         Err(fail(format_args!(
-            "truncated fvecs file at row {} ({})",
+            "truncated {} file at row {} ({})",
+            self.elem.ext(),
             self.row,
             self.path.display()
         )))
     }
 
-    fn next_row(&mut self) -> CliResult<Option<Vec<f32>>> {
+    /// The raw little-endian values of the next row.
+    fn next_raw(&mut self) -> CliResult<Option<Vec<u8>>> {
         let mut head = [0u8; 4];
         match self.fill(&mut head)? {
             0 => return Ok(None),
             4 => {}
             _ => return self.truncated(),
         }
+        let ext = self.elem.ext();
         let d = i32::from_le_bytes(head);
-        if d <= 0 || d as usize > MAX_DIM {
+        // Ground-truth files may list more neighbours than a vector has dimensions.
+        let max = if self.elem == Elem::I32 {
+            MAX_IVECS_COLS
+        } else {
+            MAX_DIM
+        };
+        if d <= 0 || d as usize > max {
             return Err(fail(format_args!(
-                "invalid fvecs file {}: row {} has dimension {d} (expected 1 to {MAX_DIM})",
+                "invalid {ext} file {}: row {} has dimension {d} (expected 1 to {max})",
                 self.path.display(),
                 self.row
             )));
@@ -117,23 +174,49 @@ impl<R: Read> FvecsReader<R> {
         match self.dim {
             Some(first) if first != d => {
                 return Err(fail(format_args!(
-                    "invalid fvecs file {}: row {} has dimension {d}, but row 0 has {first}",
+                    "invalid {ext} file {}: row {} has dimension {d}, but row 0 has {first}",
                     self.path.display(),
                     self.row
                 )));
             }
             _ => self.dim = Some(d),
         }
-        let mut body = vec![0u8; d * 4];
+        let mut body = vec![0u8; d * self.elem.size()];
         if self.fill(&mut body)? != body.len() {
             return self.truncated();
         }
-        let v = body
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
         self.row += 1;
+        Ok(Some(body))
+    }
+
+    fn next_row(&mut self) -> CliResult<Option<Vec<f32>>> {
+        let Some(body) = self.next_raw()? else {
+            return Ok(None);
+        };
+        let v = match self.elem {
+            Elem::F32 => body
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Elem::I32 => body
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+                .collect(),
+            Elem::U8 => body.iter().map(|&b| f32::from(b)).collect(),
+        };
         Ok(Some(v))
+    }
+
+    /// The next row of an `.ivecs` file, as integers.
+    pub fn next_ints(&mut self) -> CliResult<Option<Vec<i32>>> {
+        let Some(body) = self.next_raw()? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            body.chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ))
     }
 }
 
@@ -163,6 +246,260 @@ pub fn fvecs_dim(path: &Path) -> Option<usize> {
 /// Reads every row of an `.fvecs` file.
 pub fn read_fvecs(path: &Path) -> CliResult<Vec<Vec<f32>>> {
     FvecsReader::open(path)?.collect()
+}
+
+/// Reads every row of an `.ivecs` file (e.g. the ids of each query's true nearest neighbours).
+pub fn read_ivecs(path: &Path) -> CliResult<Vec<Vec<i32>>> {
+    if !has_ext(path, "ivecs") {
+        return Err(fail(format_args!(
+            "{}: expected an .ivecs file (int32 dimension then that many int32 per row)",
+            path.display()
+        )));
+    }
+    let mut r = FvecsReader::open_as(path, Elem::I32)?;
+    let mut rows = Vec::new();
+    while let Some(row) = r.next_ints()? {
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+fn has_ext(path: &Path, ext: &str) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
+/// A file of float vectors: `.fvecs`, `.bvecs` (u8 values, converted to float) or `.npy`
+/// (a 2-D little-endian float32 array in C order). Yields one row at a time.
+pub enum VectorFile {
+    Vecs(FvecsReader<BufReader<File>>),
+    Npy(NpyReader<BufReader<File>>),
+}
+
+/// What [`VectorFile::open`] learned before reading any row.
+#[derive(Debug, Clone, Copy)]
+pub struct VectorShape {
+    /// The dimension (of the first row); `None` for an empty `*vecs` file.
+    pub dim: Option<usize>,
+    /// The number of rows, from the header (`.npy`) or the file size (`*vecs`).
+    pub rows: usize,
+}
+
+impl VectorFile {
+    /// Opens a vector file by its extension and reads its shape.
+    pub fn open(path: &Path) -> CliResult<(VectorFile, VectorShape)> {
+        let elem = if has_ext(path, "fvecs") {
+            Some(Elem::F32)
+        } else if has_ext(path, "bvecs") {
+            Some(Elem::U8)
+        } else if has_ext(path, "npy") {
+            None
+        } else {
+            return Err(fail(format_args!(
+                "{}: unsupported vector file; expected .fvecs, .bvecs or .npy",
+                path.display()
+            )));
+        };
+        let f = open_input(path)?;
+        let len = f
+            .metadata()
+            .map_err(|e| fail(format_args!("cannot read {}: {e}", path.display())))?
+            .len();
+        let inner = BufReader::with_capacity(1 << 20, f);
+        match elem {
+            Some(elem) => {
+                let dim = fvecs_dim(path);
+                let rows = dim.map_or(0, |d| (len / (4 + (d * elem.size()) as u64)) as usize);
+                Ok((
+                    VectorFile::Vecs(FvecsReader::with_elem(inner, path, elem)),
+                    VectorShape { dim, rows },
+                ))
+            }
+            None => {
+                let r = NpyReader::new(inner, path, len)?;
+                let shape = VectorShape {
+                    dim: Some(r.dim),
+                    rows: r.rows,
+                };
+                Ok((VectorFile::Npy(r), shape))
+            }
+        }
+    }
+}
+
+impl Iterator for VectorFile {
+    type Item = CliResult<Vec<f32>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            VectorFile::Vecs(r) => r.next(),
+            VectorFile::Npy(r) => r.next(),
+        }
+    }
+}
+
+/// Reads every row of a vector file; returns the rows and their dimension (`None` when empty).
+pub fn read_vectors(path: &Path) -> CliResult<(Vec<Vec<f32>>, Option<usize>)> {
+    let (file, shape) = VectorFile::open(path)?;
+    let rows = file.collect::<CliResult<Vec<_>>>()?;
+    Ok((rows, shape.dim))
+}
+
+/// Reads a `.npy` file holding a 2-D little-endian float32 array in C order.
+pub struct NpyReader<R> {
+    inner: R,
+    path: PathBuf,
+    /// Rows and columns, from the header.
+    pub rows: usize,
+    pub dim: usize,
+    row: usize,
+    /// Bytes consumed so far.
+    pub bytes: u64,
+}
+
+impl<R: Read> NpyReader<R> {
+    /// Reads and checks the header; `len` is the file size, to detect a truncated file early.
+    pub fn new(mut inner: R, path: &Path, len: u64) -> CliResult<Self> {
+        let bad = |what: &str| fail(format_args!("invalid npy file {}: {what}", path.display()));
+        let read_err = |e: std::io::Error| {
+            if e.kind() == ErrorKind::UnexpectedEof {
+                bad("the file ends inside its header")
+            } else {
+                fail(format_args!("reading {} failed: {e}", path.display()))
+            }
+        };
+        let mut pre = [0u8; 8];
+        inner.read_exact(&mut pre).map_err(read_err)?;
+        if &pre[..6] != b"\x93NUMPY" {
+            return Err(bad("it does not start with the .npy magic string"));
+        }
+        let (header_len, prefix) = match pre[6] {
+            1 => {
+                let mut b = [0u8; 2];
+                inner.read_exact(&mut b).map_err(read_err)?;
+                (u16::from_le_bytes(b) as usize, 10)
+            }
+            2 | 3 => {
+                let mut b = [0u8; 4];
+                inner.read_exact(&mut b).map_err(read_err)?;
+                (u32::from_le_bytes(b) as usize, 12)
+            }
+            v => return Err(bad(&format!("unsupported format version {v}"))),
+        };
+        if header_len > 1 << 20 {
+            return Err(bad("header too large"));
+        }
+        let mut header = vec![0u8; header_len];
+        inner.read_exact(&mut header).map_err(read_err)?;
+        let header = String::from_utf8_lossy(&header);
+        let (rows, dim) = parse_npy_header(&header).map_err(|w| bad(&w))?;
+        if dim == 0 || dim > MAX_DIM {
+            return Err(bad(&format!(
+                "rows have {dim} columns (expected 1 to {MAX_DIM})"
+            )));
+        }
+        let data = (rows as u64) * (dim as u64) * 4;
+        let start = (prefix + header_len) as u64;
+        if len < start + data {
+            return Err(fail(format_args!(
+                "truncated npy file {}: its header says {rows} × {dim} float32 ({data} bytes) \
+                 but it holds {} bytes of data",
+                path.display(),
+                len.saturating_sub(start)
+            )));
+        }
+        Ok(NpyReader {
+            inner,
+            path: path.to_owned(),
+            rows,
+            dim,
+            row: 0,
+            bytes: start,
+        })
+    }
+
+    fn next_row(&mut self) -> CliResult<Option<Vec<f32>>> {
+        if self.row == self.rows {
+            return Ok(None);
+        }
+        let mut body = vec![0u8; self.dim * 4];
+        self.inner.read_exact(&mut body).map_err(|e| {
+            if e.kind() == ErrorKind::UnexpectedEof {
+                fail(format_args!(
+                    "truncated npy file at row {} ({})",
+                    self.row,
+                    self.path.display()
+                ))
+            } else {
+                fail(format_args!("reading {} failed: {e}", self.path.display()))
+            }
+        })?;
+        self.bytes += body.len() as u64;
+        self.row += 1;
+        Ok(Some(
+            body.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ))
+    }
+}
+
+impl<R: Read> Iterator for NpyReader<R> {
+    type Item = CliResult<Vec<f32>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let r = self.next_row().transpose();
+        if matches!(r, Some(Err(_))) {
+            self.row = self.rows;
+        }
+        r
+    }
+}
+
+/// The string value of `'key': '...'` in a `.npy` header dictionary.
+fn npy_field<'a>(header: &'a str, key: &str) -> Option<&'a str> {
+    let at = header.find(&format!("'{key}'"))? + key.len() + 2;
+    let rest = header[at..].trim_start().strip_prefix(':')?.trim_start();
+    Some(rest)
+}
+
+/// Rows and columns from a `.npy` header such as
+/// `{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 128), }`.
+fn parse_npy_header(header: &str) -> Result<(usize, usize), String> {
+    let descr = npy_field(header, "descr")
+        .and_then(|r| {
+            let q = r.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+            r[1..].split(q).next()
+        })
+        .ok_or("its header has no 'descr'")?;
+    if descr != "<f4" {
+        return Err(format!(
+            "the array holds '{descr}'; only little-endian float32 ('<f4') is supported"
+        ));
+    }
+    let fortran = npy_field(header, "fortran_order").ok_or("its header has no 'fortran_order'")?;
+    if !fortran.starts_with("False") {
+        return Err("the array is in Fortran order; only C order is supported".into());
+    }
+    let shape = npy_field(header, "shape")
+        .and_then(|r| r.strip_prefix('('))
+        .and_then(|r| r.split(')').next())
+        .ok_or("its header has no 'shape'")?;
+    let dims = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            d.parse::<usize>()
+                .map_err(|_| format!("bad shape ({shape})"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    match dims[..] {
+        [rows, dim] => Ok((rows, dim)),
+        _ => Err(format!(
+            "the array has shape ({shape}); a 2-D array (rows, dimension) is needed"
+        )),
+    }
 }
 
 /// Records read from a file, with the bytes consumed so far (for a progress bar).
@@ -324,6 +661,72 @@ mod tests {
         let mixed = fvecs(&[&[1.0, 2.0], &[3.0]]);
         let m = msg(FvecsReader::new(&mixed[..], p).collect());
         assert!(m.contains("row 1 has dimension 1, but row 0 has 2"), "{m}");
+    }
+
+    #[test]
+    fn bvecs_and_ivecs_rows() {
+        let p = Path::new("x.bvecs");
+        let mut b = Vec::new();
+        for row in [[1u8, 2, 255], [0, 7, 9]] {
+            b.extend_from_slice(&3i32.to_le_bytes());
+            b.extend_from_slice(&row);
+        }
+        let rows: Vec<Vec<f32>> = FvecsReader::with_elem(&b[..], p, Elem::U8)
+            .collect::<CliResult<_>>()
+            .unwrap();
+        assert_eq!(rows, vec![vec![1.0, 2.0, 255.0], vec![0.0, 7.0, 9.0]]);
+        let m = msg(FvecsReader::with_elem(&b[..b.len() - 1], p, Elem::U8).collect());
+        assert!(m.contains("truncated bvecs file at row 1"), "{m}");
+
+        let ints = fvecs(&[&[0.0, 0.0]]); // any 4-byte values
+        let mut r = FvecsReader::with_elem(&ints[..], Path::new("g.ivecs"), Elem::I32);
+        assert_eq!(r.next_ints().unwrap(), Some(vec![0, 0]));
+        assert_eq!(r.next_ints().unwrap(), None);
+    }
+
+    fn npy(header: &str, values: &[f32]) -> Vec<u8> {
+        let mut h = header.to_owned();
+        while !(10 + h.len() + 1).is_multiple_of(64) {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        b.extend_from_slice(h.as_bytes());
+        for v in values {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn npy_rows_and_errors() {
+        let p = Path::new("x.npy");
+        let ok = npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        );
+        let r = NpyReader::new(&ok[..], p, ok.len() as u64).unwrap();
+        assert_eq!((r.rows, r.dim), (2, 3));
+        let rows: Vec<Vec<f32>> = r.collect::<CliResult<_>>().unwrap();
+        assert_eq!(rows, vec![vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]]);
+
+        let err = |bytes: &[u8]| match NpyReader::new(bytes, p, bytes.len() as u64) {
+            Err(crate::util::CliError::Failed(m)) => m,
+            _ => panic!("expected an error"),
+        };
+        assert!(err(&ok[..ok.len() - 4]).contains("truncated npy file"));
+        let f8 = npy(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1), }",
+            &[0.0, 0.0],
+        );
+        assert!(err(&f8).contains("only little-endian float32"));
+        let one_d = npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
+            &[0.0; 3],
+        );
+        assert!(err(&one_d).contains("2-D"));
+        assert!(err(b"not an npy file").contains("magic"));
     }
 
     #[test]

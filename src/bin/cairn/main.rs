@@ -3,9 +3,11 @@
 //! ```text
 //! main.rs    arguments (clap) and dispatch
 //! util.rs    errors, opening a database, number/time formatting, text tables
-//! input.rs   reading JSONL records, .fvecs vectors and `--vector` JSON
+//! input.rs   reading JSONL records, .fvecs/.bvecs/.ivecs/.npy vectors and `--vector` JSON
 //! write.rs   create, import, delete
 //! read.rs    search, get, stats, verify
+//! bench.rs   the recall/throughput benchmark on a base and a query set
+//! plot.rs    its recall-vs-QPS chart (SVG)
 //! demo.rs    the end-to-end demo on real PyPI package summaries
 //! embed.rs   the demo's lexical hashing embedding
 //! synth.rs   the demo's synthetic throughput benchmark
@@ -26,9 +28,11 @@ macro_rules! outln {
     };
 }
 
+mod bench;
 mod demo;
 mod embed;
 mod input;
+mod plot;
 mod read;
 mod synth;
 mod util;
@@ -66,6 +70,10 @@ enum Command {
     /// Run the end-to-end demo: ingest real PyPI package summaries, search, delete, reopen,
     /// and measure throughput on a synthetic 100k-vector set.
     Demo(DemoArgs),
+    /// Benchmark the HNSW index on a base set and a query set (.fvecs, .bvecs or .npy):
+    /// build time, index size, memory, reopen time, then recall@k and single-thread
+    /// latency/QPS for each ef.
+    Bench(BenchArgs),
 }
 
 /// Similarity metric of a collection.
@@ -224,6 +232,63 @@ pub struct DemoArgs {
     pub keep: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Vectors to index (.fvecs, .bvecs or .npy float32); ids are row numbers from 0.
+    #[arg(long, value_name = "FILE")]
+    pub base: PathBuf,
+    /// Query vectors (.fvecs, .bvecs or .npy float32), of the base set's dimension.
+    #[arg(long, value_name = "FILE")]
+    pub queries: PathBuf,
+    /// Ground truth (.ivecs): per query, the ids of its true nearest neighbours, best first
+    /// (the first k are used). Without it the exact top k is computed by the database's own
+    /// exact search.
+    #[arg(long, value_name = "FILE")]
+    pub gt: Option<PathBuf>,
+    /// Similarity metric.
+    #[arg(long, value_enum, default_value_t = MetricArg::Cosine)]
+    pub metric: MetricArg,
+    /// Neighbours per query (recall@k).
+    #[arg(long, value_name = "K", default_value_t = 10)]
+    pub k: usize,
+    /// Comma-separated HNSW search list sizes to measure (values below k act as k).
+    #[arg(long, value_name = "LIST", default_value = "10,20,40,80,120,200,400")]
+    pub ef: String,
+    /// HNSW: links per node (level 0 has 2·m).
+    #[arg(long, value_name = "M", default_value_t = 16)]
+    pub m: usize,
+    /// HNSW: candidate list size while building.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub ef_construction: usize,
+    /// Threads that build the index (rayon's pool; default: every core). Queries always run
+    /// one at a time on one thread.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Use only the first N queries.
+    #[arg(long, value_name = "N")]
+    pub n_query: Option<usize>,
+    /// Records per upsert batch.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub batch: usize,
+    /// Build the database in DIR (new or empty; kept afterwards) instead of a temporary
+    /// directory that is removed at the end.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Log durability while ingesting: `buffered` (synced every second and at the flush) or
+    /// `sync` (every batch fsync'ed).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Buffered, hide_possible_values = true)]
+    pub durability: DurabilityArg,
+    /// Also write the per-ef results (with the build figures as extra columns) to this CSV file.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Also draw recall (x) against QPS (y, log scale) to this SVG file.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Print one JSON object instead of the summary and table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Create(a) => write::create(&a),
@@ -234,6 +299,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Stats(a) => read::stats(&a),
         Command::Verify(a) => read::verify(&a),
         Command::Demo(a) => demo::run(&a),
+        Command::Bench(a) => bench::run(&a),
     }
 }
 

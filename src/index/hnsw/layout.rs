@@ -295,6 +295,14 @@ impl Links for MappedGraph {
     }
 
     #[inline]
+    fn prefetch(&self, node: u32) {
+        let off = HEADER_LEN + self.parts.level0 + node as usize * 4 * (1 + self.m0);
+        if let Some(b) = self.map.bytes().get(off..off + 4 * (1 + self.m0)) {
+            crate::storage::mmap::prefetch(b);
+        }
+    }
+
+    #[inline]
     fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) -> Result<()> {
         if level == 0 {
             let off = self.parts.level0 + node as usize * 4 * (1 + self.m0);

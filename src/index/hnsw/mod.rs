@@ -67,6 +67,14 @@ impl search::Vectors for FlatVectors {
         let s = node as usize * self.dim;
         Ok(&self.data[s..s + self.dim])
     }
+
+    #[inline]
+    fn prefetch(&self, node: u32) {
+        let s = node as usize * self.dim;
+        if let Some(v) = self.data.get(s..s + self.dim) {
+            crate::storage::mmap::prefetch_f32(v);
+        }
+    }
 }
 
 /// Builds a graph over nodes `0..n` of `vecs` in one go, on rayon's pool.

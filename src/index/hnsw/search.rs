@@ -46,6 +46,9 @@ pub(crate) trait Links {
     fn level(&self, node: u32) -> Result<usize>;
     /// Replaces `out` with the neighbours of `node` on `level`.
     fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) -> Result<()>;
+    /// Hint that the level-0 list of `node` will be read soon.
+    #[inline]
+    fn prefetch(&self, _node: u32) {}
 }
 
 /// Read access to the vectors a graph links.
@@ -111,19 +114,28 @@ pub(crate) fn search_level<L: Links, V: Vectors>(
         }
     }
     let mut buf = Vec::with_capacity(64);
+    let mut fresh = Vec::with_capacity(64);
     while let Some(c) = candidates.pop() {
         let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
         if results.len() >= ef && c.score < worst {
             break;
         }
-        links.neighbors(c.node, level, &mut buf)?;
-        for &n in &buf {
-            vecs.prefetch(n);
+        if level == 0
+            && let Some(next) = candidates.peek()
+        {
+            links.prefetch(next.node);
         }
+        links.neighbors(c.node, level, &mut buf)?;
+        // Mark and prefetch the unvisited neighbours first, then score them: the memory
+        // loads of all their vectors are in flight while the first ones are scored.
+        fresh.clear();
         for &n in &buf {
-            if !visited.insert(n) {
-                continue;
+            if visited.insert(n) {
+                vecs.prefetch(n);
+                fresh.push(n);
             }
+        }
+        for &n in &fresh {
             let s = metric.score(q, vecs.vector(n)?);
             let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
             if results.len() < ef || s > worst {

@@ -367,7 +367,7 @@ impl Vectors for Segment {
     #[inline]
     fn prefetch(&self, node: u32) {
         let off = HEADER_LEN + node as usize * self.dim * 4;
-        if let Some(b) = self.vectors.bytes().get(off..) {
+        if let Some(b) = self.vectors.bytes().get(off..off + self.dim * 4) {
             crate::storage::mmap::prefetch(b);
         }
     }

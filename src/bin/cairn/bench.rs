@@ -1,0 +1,780 @@
+//! `cairn bench`: builds an HNSW index over a base set through the database's real write path
+//! (log, memtable graph, seal into a segment), then measures its size, the process's memory,
+//! the time to reopen it, and for each ef the recall@k and single-thread latency of the
+//! queries.
+//!
+//! The memtable limits are raised so the whole base set is indexed in one memtable and sealed
+//! into one segment by the final `flush`: the figures are those of one graph over every row.
+
+use std::fs;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cairndb::{
+    Collection, CollectionConfig, Database, Durability, Metric, Options, Record, SearchRequest,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::input::{VectorFile, read_ivecs, read_vectors};
+use crate::plot::{self, Point};
+use crate::util::{CliError, CliResult, Table, fail, thousands};
+use crate::{BenchArgs, DurabilityArg};
+
+/// The collection the benchmark builds.
+const COLLECTION: &str = "bench";
+/// Queries run (and not measured) before the measured passes.
+const WARMUP: usize = 200;
+/// The largest k and ef a search request takes.
+const MAX_K: usize = 100_000;
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// The measurements of one ef.
+#[derive(Serialize, Clone, Debug)]
+pub struct EfRow {
+    pub ef: usize,
+    /// Mean over the queries of |returned ∩ true top k| / k.
+    pub recall: f64,
+    /// Queries per second on one thread: queries / total search time.
+    pub qps: f64,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+/// Everything `cairn bench --json` prints.
+#[derive(Serialize, Debug)]
+struct Report {
+    base: String,
+    queries_file: String,
+    gt_file: Option<String>,
+    /// `file` (from --gt) or `exact` (computed with the database's exact search).
+    ground_truth: &'static str,
+    n: usize,
+    dim: usize,
+    metric: String,
+    k: usize,
+    m: usize,
+    ef_construction: usize,
+    threads: usize,
+    batch: usize,
+    durability: &'static str,
+    /// Queries measured per ef.
+    queries: usize,
+    warmup_queries: usize,
+    /// Segments after the flush (1: the whole base set in one graph).
+    segments: usize,
+    read_s: f64,
+    ingest_s: f64,
+    flush_s: f64,
+    build_s: f64,
+    rows_per_s: f64,
+    index_bytes: u64,
+    graph_bytes: u64,
+    raw_vector_bytes: u64,
+    index_to_raw: f64,
+    graph_to_raw: f64,
+    peak_rss_bytes: Option<u64>,
+    peak_rss_after_build_bytes: Option<u64>,
+    reopen_ms: f64,
+    first_query_ms: f64,
+    reopen_first_query_ms: f64,
+    gt_s: Option<f64>,
+    results: Vec<EfRow>,
+}
+
+/// Parses `--ef 10,20,40`.
+fn parse_efs(list: &str) -> CliResult<Vec<usize>> {
+    let mut efs = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.parse::<usize>() {
+            Ok(ef) if (1..=MAX_K).contains(&ef) => efs.push(ef),
+            _ => {
+                return Err(fail(format_args!(
+                    "--ef: `{part}` is not a whole number from 1 to {MAX_K}"
+                )));
+            }
+        }
+    }
+    if efs.is_empty() {
+        return Err(fail(
+            "--ef is empty; give a comma-separated list such as 10,20,40",
+        ));
+    }
+    Ok(efs)
+}
+
+/// Checks that an output file's directory exists, before the long run starts.
+fn check_output(flag: &str, path: &Path) -> CliResult<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(fail(format_args!(
+            "{flag} {}: directory {} does not exist",
+            path.display(),
+            parent.display()
+        )));
+    }
+    if path.is_dir() {
+        return Err(fail(format_args!(
+            "{flag} {}: is a directory",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `--dir` must be new or empty: the benchmark never builds into (or over) other data.
+fn check_dir(dir: &Path) -> CliResult<()> {
+    match fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(fail(format_args!(
+                    "refusing to use --dir {}: it is not empty; give a new or empty directory",
+                    dir.display()
+                )));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(fail(format_args!(
+            "cannot use --dir {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
+/// The ids of each query's true top k, sorted (for lookups), from an `.ivecs` file.
+fn load_gt(path: &Path, queries: usize, k: usize) -> CliResult<Vec<Vec<u64>>> {
+    let rows = read_ivecs(path)?;
+    if rows.len() < queries {
+        return Err(fail(format_args!(
+            "ground truth {} has {} rows, fewer than the {queries} queries",
+            path.display(),
+            rows.len()
+        )));
+    }
+    let cols = rows.first().map_or(0, Vec::len);
+    if cols < k {
+        return Err(fail(format_args!(
+            "ground truth {} lists {cols} neighbours per query, fewer than k = {k}",
+            path.display()
+        )));
+    }
+    rows.into_iter()
+        .take(queries)
+        .enumerate()
+        .map(|(i, row)| {
+            row.into_iter()
+                .take(k)
+                .map(|id| {
+                    u64::try_from(id).map_err(|_| {
+                        fail(format_args!(
+                            "ground truth {} row {i} holds a negative id {id}",
+                            path.display()
+                        ))
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The process's peak resident set size (VmHWM), where the system reports it.
+fn peak_rss() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line["VmHWM:".len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// A progress bar on stderr, or a hidden one when stderr is not a terminal.
+fn bar(len: usize, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {msg:<16} {wide_bar} {human_pos}/{human_len} ({per_sec}, eta {eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    ProgressBar::new(len as u64)
+        .with_style(style)
+        .with_message(what.to_owned())
+}
+
+/// A spinner on stderr for a step without progress (sealing), when stderr is a terminal.
+fn spinner(what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new_spinner().with_message(what.to_owned());
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}
+
+/// Percentile (nearest rank) of sorted latencies, in µs.
+fn percentile_us(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1e6
+}
+
+/// Runs every query once at `ef`, one at a time on this thread, and measures each.
+fn measure(
+    coll: &Collection,
+    queries: &[Vec<f32>],
+    gt: &[Vec<u64>],
+    k: usize,
+    ef: usize,
+) -> CliResult<EfRow> {
+    let pb = bar(queries.len(), &format!("queries, ef {ef}"));
+    let mut lat = Vec::with_capacity(queries.len());
+    let mut recall_sum = 0.0;
+    for (i, (q, truth)) in queries.iter().zip(gt).enumerate() {
+        let req = SearchRequest::new(q.clone()).k(k).ef(ef);
+        let started = Instant::now();
+        let hits = coll.search(&req);
+        let took = started.elapsed();
+        let hits = hits.map_err(|e| fail(format_args!("query {i} at ef {ef}: {e}")))?;
+        lat.push(took);
+        let found = hits
+            .iter()
+            .filter(|h| truth.binary_search(&h.id).is_ok())
+            .count();
+        recall_sum += found as f64 / truth.len().max(1) as f64;
+        if i % 256 == 255 {
+            pb.set_position(i as u64 + 1);
+        }
+    }
+    pb.finish_and_clear();
+    let total: Duration = lat.iter().sum();
+    lat.sort_unstable();
+    let n = queries.len().max(1) as f64;
+    Ok(EfRow {
+        ef,
+        recall: recall_sum / n,
+        qps: n / total.as_secs_f64().max(1e-9),
+        mean_us: total.as_secs_f64() * 1e6 / n,
+        p50_us: percentile_us(&lat, 0.50),
+        p99_us: percentile_us(&lat, 0.99),
+    })
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn write_file(flag: &str, path: &Path, bytes: &[u8]) -> CliResult<()> {
+    fs::write(path, bytes)
+        .map_err(|e| fail(format_args!("{flag}: cannot write {}: {e}", path.display())))
+}
+
+pub fn run(a: &BenchArgs) -> CliResult<()> {
+    // Arguments first, then the small inputs: bad input fails before the long build.
+    if a.k == 0 {
+        return Err(fail("--k must be at least 1"));
+    }
+    if a.k > MAX_K {
+        return Err(fail(format_args!("--k must be at most {MAX_K}")));
+    }
+    let efs = parse_efs(&a.ef)?;
+    if a.batch == 0 {
+        return Err(fail("--batch must be at least 1"));
+    }
+    if a.threads == Some(0) {
+        return Err(fail("--threads must be at least 1"));
+    }
+    if a.n_query == Some(0) {
+        return Err(fail("--n-query must be at least 1"));
+    }
+    let metric: Metric = a.metric.into();
+    CollectionConfig {
+        dim: 1,
+        metric,
+        m: a.m,
+        ef_construction: a.ef_construction,
+    }
+    .validate()?;
+    if let Some(p) = &a.csv {
+        check_output("--csv", p)?;
+    }
+    if let Some(p) = &a.plot {
+        check_output("--plot", p)?;
+    }
+    if let Some(d) = &a.dir {
+        check_dir(d)?;
+    }
+
+    let (base_rows, shape) = VectorFile::open(&a.base)?;
+    let dim = match shape.dim {
+        Some(d) if shape.rows > 0 => d,
+        _ => {
+            return Err(fail(format_args!(
+                "base file {} holds no vectors",
+                a.base.display()
+            )));
+        }
+    };
+    let (mut queries, qdim) = read_vectors(&a.queries)?;
+    if queries.is_empty() {
+        return Err(fail(format_args!(
+            "query file {} holds no vectors",
+            a.queries.display()
+        )));
+    }
+    if qdim != Some(dim) {
+        return Err(fail(format_args!(
+            "dimension mismatch: the queries in {} have dimension {}, the base vectors in {} have {dim}",
+            a.queries.display(),
+            qdim.unwrap_or(0),
+            a.base.display()
+        )));
+    }
+    if let Some(n) = a.n_query {
+        queries.truncate(n);
+    }
+    let nq = queries.len();
+    let gt_from_file = match &a.gt {
+        Some(p) => Some(load_gt(p, nq, a.k)?),
+        None => None,
+    };
+
+    if let Some(gt) = &gt_from_file
+        && let Some((i, id)) = gt.iter().enumerate().find_map(|(i, r)| {
+            r.iter()
+                .find(|&&id| id >= shape.rows as u64)
+                .map(|&id| (i, id))
+        })
+    {
+        return Err(fail(format_args!(
+            "ground truth row {i} names id {id}, but the base set has only {} rows \
+             (is it the ground truth of this base set?)",
+            thousands(shape.rows as u64)
+        )));
+    }
+
+    if let Some(t) = a.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .map_err(|e| fail(format_args!("cannot start {t} threads: {e}")))?;
+    }
+    let threads = rayon::current_num_threads();
+
+    // The database: in --dir, or in a temporary directory removed at the end.
+    let (tmp, db_path): (Option<tempfile::TempDir>, PathBuf) = match &a.dir {
+        Some(d) => (None, d.clone()),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("cairn-bench-")
+                .tempdir()
+                .map_err(|e| fail(format_args!("cannot create a temporary directory: {e}")))?;
+            let p = t.path().join("db");
+            (Some(t), p)
+        }
+    };
+    let (durability, durability_name) = match a.durability {
+        DurabilityArg::Buffered => (Durability::buffered(), "buffered"),
+        DurabilityArg::Sync => (Durability::Sync, "sync"),
+    };
+    // Limits raised so the whole base set lands in one memtable, then one segment.
+    let opts = Options::default()
+        .memtable_max_rows(usize::MAX / 2)
+        .memtable_max_bytes(usize::MAX / 2)
+        .max_wal_bytes(u64::MAX / 2)
+        .durability(durability);
+    let config = CollectionConfig {
+        dim,
+        metric,
+        m: a.m,
+        ef_construction: a.ef_construction,
+    };
+
+    // Build: upsert in batches (each indexed into the memtable graph on rayon's pool), then
+    // flush (seal into a segment, graph written to disk).
+    let db = Database::open_with(&db_path, opts.clone())?;
+    let coll = db.create_collection(COLLECTION, config)?;
+    let pb = bar(shape.rows, "ingest");
+    let mut rows = base_rows;
+    let mut ingest = Duration::ZERO;
+    let mut n = 0usize;
+    let mut batch: Vec<Record> = Vec::with_capacity(a.batch.min(shape.rows).max(1));
+    let read_started = Instant::now();
+    loop {
+        let next = rows.next().transpose()?;
+        let done = next.is_none();
+        if let Some(v) = next {
+            batch.push(Record::new(n as u64, v));
+            n += 1;
+        }
+        if batch.len() >= a.batch || (done && !batch.is_empty()) {
+            let first = n - batch.len();
+            let records = std::mem::replace(&mut batch, Vec::with_capacity(a.batch.min(100_000)));
+            let started = Instant::now();
+            coll.upsert(records).map_err(|e| {
+                pb.finish_and_clear();
+                fail(format_args!(
+                    "ingesting base rows {first} to {}: {e}",
+                    n - 1
+                ))
+            })?;
+            ingest += started.elapsed();
+            pb.set_position(n as u64);
+        }
+        if done {
+            break;
+        }
+    }
+    let read = read_started.elapsed().saturating_sub(ingest);
+    pb.finish_and_clear();
+    if n == 0 {
+        return Err(fail(format_args!(
+            "base file {} holds no vectors",
+            a.base.display()
+        )));
+    }
+    let sp = spinner("sealing the memtable into a segment (writing the graph)…");
+    let started = Instant::now();
+    coll.flush()?;
+    let flush = started.elapsed();
+    sp.finish_and_clear();
+    let build = ingest + flush;
+
+    let stats = coll.stats();
+    let index_bytes: u64 = stats.segments.iter().map(|s| s.bytes).sum();
+    let graph_bytes: u64 = stats.segments.iter().map(|s| s.graph_bytes).sum();
+    let segments = stats.segments.len();
+    let raw_bytes = (n * dim * 4) as u64;
+    let rss_build = peak_rss();
+    // Reopen: drop every handle, open the directory again, answer one query.
+    drop(coll);
+    drop(db);
+    let first_req = SearchRequest::new(queries[0].clone()).k(a.k).ef(efs[0]);
+    let started = Instant::now();
+    let db = Database::open_with(&db_path, opts)?;
+    let coll = db.collection(COLLECTION)?;
+    let reopen = started.elapsed();
+    let started = Instant::now();
+    coll.search(&first_req)
+        .map_err(|e| fail(format_args!("query 0: {e}")))?;
+    let first_query = started.elapsed();
+
+    // Ground truth: the file's first k ids, or the exact top k from the database.
+    let (mut gt, gt_time) = match gt_from_file {
+        Some(gt) => (gt, None),
+        None => {
+            let pb = bar(nq, "exact top k");
+            let started = Instant::now();
+            let gt = queries
+                .par_iter()
+                .enumerate()
+                .map(|(i, q)| {
+                    let hits = coll
+                        .search(&SearchRequest::new(q.clone()).k(a.k).exact(true))
+                        .map_err(|e| fail(format_args!("exact search for query {i}: {e}")))?;
+                    pb.inc(1);
+                    Ok(hits.into_iter().map(|h| h.id).collect())
+                })
+                .collect::<CliResult<Vec<Vec<u64>>>>()?;
+            pb.finish_and_clear();
+            (gt, Some(started.elapsed()))
+        }
+    };
+    for row in &mut gt {
+        row.sort_unstable();
+    }
+
+    // Warm-up, then one measured pass per ef, all on this thread.
+    let warmup = nq.min(WARMUP);
+    for (i, q) in queries.iter().take(warmup).enumerate() {
+        coll.search(&SearchRequest::new(q.clone()).k(a.k).ef(efs[0]))
+            .map_err(|e| fail(format_args!("query {i}: {e}")))?;
+    }
+    let mut results = Vec::with_capacity(efs.len());
+    for &ef in &efs {
+        results.push(measure(&coll, &queries, &gt, a.k, ef)?);
+    }
+    let rss = peak_rss();
+    drop(coll);
+    drop(db);
+    let db_note = match &tmp {
+        Some(_) => "temporary, removed at the end".to_owned(),
+        None => "kept".to_owned(),
+    };
+    let db_shown = db_path.display().to_string();
+    drop(tmp);
+
+    let report = Report {
+        base: a.base.display().to_string(),
+        queries_file: a.queries.display().to_string(),
+        gt_file: a.gt.as_ref().map(|p| p.display().to_string()),
+        ground_truth: if a.gt.is_some() { "file" } else { "exact" },
+        n,
+        dim,
+        metric: metric.to_string(),
+        k: a.k,
+        m: a.m,
+        ef_construction: a.ef_construction,
+        threads,
+        batch: a.batch,
+        durability: durability_name,
+        queries: nq,
+        warmup_queries: warmup,
+        segments,
+        read_s: read.as_secs_f64(),
+        ingest_s: ingest.as_secs_f64(),
+        flush_s: flush.as_secs_f64(),
+        build_s: build.as_secs_f64(),
+        rows_per_s: n as f64 / build.as_secs_f64().max(1e-9),
+        index_bytes,
+        graph_bytes,
+        raw_vector_bytes: raw_bytes,
+        index_to_raw: index_bytes as f64 / raw_bytes.max(1) as f64,
+        graph_to_raw: graph_bytes as f64 / raw_bytes.max(1) as f64,
+        peak_rss_bytes: rss,
+        peak_rss_after_build_bytes: rss_build,
+        reopen_ms: reopen.as_secs_f64() * 1e3,
+        first_query_ms: first_query.as_secs_f64() * 1e3,
+        reopen_first_query_ms: (reopen + first_query).as_secs_f64() * 1e3,
+        gt_s: gt_time.map(|d| d.as_secs_f64()),
+        results,
+    };
+
+    if let Some(p) = &a.csv {
+        write_file("--csv", p, csv(&report).as_bytes())?;
+    }
+    if let Some(p) = &a.plot {
+        let points: Vec<Point> = report
+            .results
+            .iter()
+            .map(|r| Point {
+                ef: r.ef,
+                recall: r.recall,
+                qps: r.qps,
+            })
+            .collect();
+        let caption = format!(
+            "cairn: {} ({} × {}, {}), m {}, ef_construction {}",
+            file_name(&a.base),
+            thousands(n as u64),
+            dim,
+            report.metric,
+            a.m,
+            a.ef_construction
+        );
+        plot::draw(p, &points, &caption, a.k)?;
+    }
+
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let j = serde_json::to_string_pretty(&report)
+            .map_err(|e| fail(format_args!("cannot write JSON: {e}")))?;
+        outln!(out, "{j}");
+    } else {
+        print_text(&mut out, &report, &db_shown, &db_note)?;
+        if let Some(p) = &a.csv {
+            outln!(out, "wrote {}", p.display());
+        }
+        if let Some(p) = &a.plot {
+            outln!(out, "wrote {}", p.display());
+        }
+    }
+    out.flush().map_err(CliError::output)?;
+    Ok(())
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / MIB)
+}
+
+fn secs(s: f64) -> String {
+    if s < 10.0 {
+        format!("{s:.2} s")
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+fn print_text(out: &mut impl Write, r: &Report, db: &str, db_note: &str) -> CliResult<()> {
+    let base = file_name(Path::new(&r.base));
+    let queries = file_name(Path::new(&r.queries_file));
+    outln!(
+        out,
+        "data      {base}: {} vectors × {}; {queries}: {} queries; metric {}; k {}",
+        thousands(r.n as u64),
+        r.dim,
+        thousands(r.queries as u64),
+        r.metric,
+        r.k
+    );
+    outln!(out, "database  {db} ({db_note})");
+    outln!(
+        out,
+        "build     m {}, ef_construction {}, {} threads; upserts of {} records, durability {}",
+        r.m,
+        r.ef_construction,
+        r.threads,
+        thousands(r.batch as u64),
+        if r.durability == "buffered" {
+            "buffered (synced every 1 s)"
+        } else {
+            "sync (every batch fsync'ed)"
+        }
+    );
+    outln!(
+        out,
+        "          memtable limits raised: the whole base set is indexed in one memtable, then \
+         sealed into {} by the flush",
+        crate::util::plural(r.segments, "segment")
+    );
+    outln!(
+        out,
+        "          ingest {} + flush {} = {} ({} rows/s; reading the file, {}, not counted)",
+        secs(r.ingest_s),
+        secs(r.flush_s),
+        secs(r.build_s),
+        thousands(r.rows_per_s.round() as u64),
+        secs(r.read_s)
+    );
+    outln!(
+        out,
+        "index     {} on disk, of which graph {}; raw f32 vectors {}; index/raw {:.2}×, graph/raw {:.2}×",
+        mib(r.index_bytes),
+        mib(r.graph_bytes),
+        mib(r.raw_vector_bytes),
+        r.index_to_raw,
+        r.graph_to_raw
+    );
+    let rss = |b: Option<u64>| b.map_or_else(|| "n/a".to_owned(), mib);
+    outln!(
+        out,
+        "memory    peak RSS {} (after the build: {}; includes the queries and ground truth)",
+        rss(r.peak_rss_bytes),
+        rss(r.peak_rss_after_build_bytes)
+    );
+    outln!(
+        out,
+        "reopen    open {:.1} ms + first query {:.2} ms = {:.1} ms (files in the page cache)",
+        r.reopen_ms,
+        r.first_query_ms,
+        r.reopen_first_query_ms
+    );
+    match (&r.gt_file, r.gt_s) {
+        (Some(p), _) => outln!(
+            out,
+            "truth     {} (the first {} ids of each row)",
+            file_name(Path::new(p)),
+            r.k
+        ),
+        (None, s) => outln!(
+            out,
+            "truth     no --gt: exact top {} computed with the database's exact search, {} queries \
+             on {} threads in {}",
+            r.k,
+            thousands(r.queries as u64),
+            r.threads,
+            secs(s.unwrap_or(0.0))
+        ),
+    }
+    outln!(
+        out,
+        "queries   one at a time on one thread, after {} warm-up queries at ef {}",
+        r.warmup_queries,
+        r.results.first().map_or(0, |x| x.ef)
+    );
+    outln!(out);
+    let recall = format!(">recall@{}", r.k);
+    let mut t = Table::new(&[">ef", &recall, ">QPS", ">mean µs", ">p50 µs", ">p99 µs"]);
+    for x in &r.results {
+        t.row(vec![
+            x.ef.to_string(),
+            format!("{:.4}", x.recall),
+            thousands(x.qps.round() as u64),
+            format!("{:.1}", x.mean_us),
+            format!("{:.1}", x.p50_us),
+            format!("{:.1}", x.p99_us),
+        ]);
+    }
+    write!(out, "{}", t.render("")).map_err(CliError::output)?;
+    if r.results.iter().any(|x| x.ef < r.k) {
+        outln!(out, "(an ef below k searches with ef = k)");
+    }
+    Ok(())
+}
+
+/// The per-ef rows as CSV, with the build figures repeated as columns.
+fn csv(r: &Report) -> String {
+    let opt = |v: Option<u64>| v.map_or_else(String::new, |b| b.to_string());
+    let mut s = String::from(
+        "ef,recall,qps,mean_us,p50_us,p99_us,k,n,dim,metric,m,ef_construction,threads,queries,\
+         ground_truth,ingest_s,flush_s,build_s,rows_per_s,index_bytes,graph_bytes,\
+         raw_vector_bytes,peak_rss_bytes,reopen_ms,first_query_ms\n",
+    );
+    for x in &r.results {
+        s.push_str(&format!(
+            "{},{:.6},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.1},{},{},{},{},{:.3},{:.3}\n",
+            x.ef,
+            x.recall,
+            x.qps,
+            x.mean_us,
+            x.p50_us,
+            x.p99_us,
+            r.k,
+            r.n,
+            r.dim,
+            r.metric,
+            r.m,
+            r.ef_construction,
+            r.threads,
+            r.queries,
+            r.ground_truth,
+            r.ingest_s,
+            r.flush_s,
+            r.build_s,
+            r.rows_per_s,
+            r.index_bytes,
+            r.graph_bytes,
+            r.raw_vector_bytes,
+            opt(r.peak_rss_bytes),
+            r.reopen_ms,
+            r.first_query_ms
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ef_lists() {
+        assert_eq!(parse_efs("10, 20,40").unwrap(), vec![10, 20, 40]);
+        assert!(parse_efs("").is_err());
+        assert!(parse_efs(" , ").is_err());
+        assert!(parse_efs("10,x").is_err());
+        assert!(parse_efs("0").is_err());
+    }
+
+    #[test]
+    fn percentiles() {
+        let d: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(percentile_us(&d, 0.5), 50.0);
+        assert_eq!(percentile_us(&d, 0.99), 99.0);
+        assert_eq!(percentile_us(&d[..1], 0.99), 1.0);
+    }
+}
