@@ -466,3 +466,199 @@ fn help_describes_every_command() {
         assert!(sub.contains("Usage: cairn"), "{sub}");
     }
 }
+
+/// Writes `.ivecs` rows.
+fn write_ivecs(path: &Path, rows: &[Vec<i32>]) {
+    let mut b = Vec::new();
+    for r in rows {
+        b.extend_from_slice(&(r.len() as i32).to_le_bytes());
+        for x in r {
+            b.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    fs::write(path, b).unwrap();
+}
+
+/// `n` rows of dimension `dim` scattered around 20 centers (a small deterministic generator,
+/// so the test needs no random-number crate).
+fn clustered(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0
+    };
+    let centers: Vec<Vec<f32>> = (0..20)
+        .map(|_| (0..dim).map(|_| next()).collect())
+        .collect();
+    (0..n)
+        .map(|i| {
+            let c = &centers[i % centers.len()];
+            c.iter().map(|x| x + 0.3 * next()).collect()
+        })
+        .collect()
+}
+
+/// The ids of the `k` rows of `base` nearest each query by cosine similarity.
+fn brute_force_cosine(base: &[Vec<f32>], queries: &[Vec<f32>], k: usize) -> Vec<Vec<i32>> {
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    queries
+        .iter()
+        .map(|q| {
+            let qn = norm(q);
+            let mut scored: Vec<(f32, usize)> = base
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let dot: f32 = q.iter().zip(b).map(|(x, y)| x * y).sum();
+                    (dot / (qn * norm(b)), i)
+                })
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            scored.iter().take(k).map(|&(_, i)| i as i32).collect()
+        })
+        .collect()
+}
+
+fn recall_at(report: &Value, ef: u64) -> f64 {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ef"].as_u64() == Some(ef))
+        .unwrap_or_else(|| panic!("no row for ef {ef}: {report}"))["recall"]
+        .as_f64()
+        .unwrap()
+}
+
+#[test]
+fn bench_measures_recall_with_and_without_ground_truth() {
+    let t = new_db();
+    let base = t.dir.join("base.fvecs");
+    let queries = t.dir.join("query.fvecs");
+    let base_rows = clustered(2000, 16, 1);
+    let query_rows = clustered(50, 16, 2);
+    write_fvecs(&base, &base_rows);
+    write_fvecs(&queries, &query_rows);
+    let common = [
+        "bench",
+        "--base",
+        s(&base),
+        "--queries",
+        s(&queries),
+        "--k",
+        "10",
+        "--ef",
+        "10,50",
+        // One build thread: the graph, and so the recall, is the same in every run.
+        "--threads",
+        "1",
+    ];
+
+    // Without --gt: the exact top 10 comes from the database's exact search.
+    let csv = t.dir.join("out.csv");
+    let svg = t.dir.join("out.svg");
+    let mut args = common.to_vec();
+    args.extend(["--json", "--csv", s(&csv), "--plot", s(&svg)]);
+    let out = ok(&args);
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(report["results"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["ground_truth"], "exact");
+    assert_eq!(report["n"], 2000);
+    assert_eq!(report["segments"], 1);
+    assert!(report["index_bytes"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["graph_bytes"].as_u64().unwrap() > 0, "{report}");
+    for row in report["results"].as_array().unwrap() {
+        assert!(row["qps"].as_f64().unwrap() > 0.0, "{report}");
+    }
+    let exact_recall = recall_at(&report, 50);
+    assert!(exact_recall >= 0.9, "recall@10 at ef 50: {exact_recall}");
+
+    let csv_text = fs::read_to_string(&csv).unwrap();
+    assert!(csv_text.starts_with("ef,recall,"), "{csv_text}");
+    assert_eq!(csv_text.lines().count(), 3, "{csv_text}");
+    let svg_text = fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg_text.starts_with("<svg") || svg_text.starts_with("<?xml"),
+        "{}",
+        &svg_text[..svg_text.len().min(200)]
+    );
+
+    // With --gt from a brute-force computation here: the same recall.
+    let gt = t.dir.join("gt.ivecs");
+    write_ivecs(&gt, &brute_force_cosine(&base_rows, &query_rows, 100));
+    let mut args = common.to_vec();
+    args.extend(["--gt", s(&gt), "--json"]);
+    let report: Value = serde_json::from_str(&ok(&args)).unwrap();
+    assert_eq!(report["ground_truth"], "file");
+    let file_recall = recall_at(&report, 50);
+    assert!(
+        (file_recall - exact_recall).abs() <= 0.001,
+        "with --gt {file_recall}, exact {exact_recall}"
+    );
+
+    // The text report: summary and table.
+    let text = ok(&common);
+    assert!(text.contains("recall@10"), "{text}");
+    assert!(text.contains("1 segment"), "{text}");
+
+    // Clear errors, exit code 1.
+    let err = fails(&[
+        "bench",
+        "--base",
+        s(&base),
+        "--queries",
+        s(&queries),
+        "--k",
+        "0",
+    ]);
+    assert!(err.contains("--k"), "{err}");
+    let err = fails(&[
+        "bench",
+        "--base",
+        s(&base),
+        "--queries",
+        s(&queries),
+        "--ef",
+        "",
+    ]);
+    assert!(err.contains("--ef"), "{err}");
+    let q8 = t.dir.join("q8.fvecs");
+    write_fvecs(&q8, &clustered(5, 8, 3));
+    let err = fails(&["bench", "--base", s(&base), "--queries", s(&q8)]);
+    assert!(err.contains("dimension mismatch"), "{err}");
+    let narrow = t.dir.join("narrow.ivecs");
+    write_ivecs(&narrow, &vec![vec![0; 5]; 50]);
+    let err = fails(&[
+        "bench",
+        "--base",
+        s(&base),
+        "--queries",
+        s(&queries),
+        "--gt",
+        s(&narrow),
+    ]);
+    assert!(err.contains("fewer than k = 10"), "{err}");
+    let short = t.dir.join("short.ivecs");
+    write_ivecs(&short, &vec![vec![0; 10]; 20]);
+    let err = fails(&[
+        "bench",
+        "--base",
+        s(&base),
+        "--queries",
+        s(&queries),
+        "--gt",
+        s(&short),
+    ]);
+    assert!(err.contains("fewer than the 50 queries"), "{err}");
+    let cut = t.dir.join("cut.fvecs");
+    let bytes = fs::read(&base).unwrap();
+    fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
+    let err = fails(&["bench", "--base", s(&cut), "--queries", s(&queries)]);
+    assert!(err.contains("truncated fvecs file"), "{err}");
+    let missing = t.dir.join("missing.fvecs");
+    let err = fails(&["bench", "--base", s(&missing), "--queries", s(&queries)]);
+    assert!(err.contains("cannot open"), "{err}");
+    assert!(ok(&["--help"]).contains("bench"));
+}

@@ -78,3 +78,21 @@ pub(crate) fn prefetch(bytes: &[u8]) {
 pub(crate) fn prefetch_f32(v: &[f32]) {
     prefetch(bytemuck::cast_slice(v));
 }
+
+/// [`prefetch`] for a slice of atomics (the graph's link lists).
+#[inline(always)]
+pub(crate) fn prefetch_atomic(v: &[std::sync::atomic::AtomicU32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let bytes = std::mem::size_of_val(v);
+        let base = v.as_ptr().cast::<i8>();
+        for i in 0..bytes.div_ceil(64).min(4) {
+            // SAFETY: as in `prefetch`: a hint that never faults, at an address inside `v`
+            // (i * 64 < bytes). The pointer is only computed, never dereferenced.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(i * 64)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}

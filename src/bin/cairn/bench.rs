@@ -42,6 +42,10 @@ pub struct EfRow {
     pub mean_us: f64,
     pub p50_us: f64,
     pub p99_us: f64,
+    /// Mean time the searching thread was on a CPU per query, in µs (Linux schedstat).
+    pub cpu_us: Option<f64>,
+    /// Share of the pass the searching thread was ready to run but waited for a CPU, in %.
+    pub wait_pct: Option<f64>,
 }
 
 /// Everything `cairn bench --json` prints.
@@ -76,8 +80,15 @@ struct Report {
     raw_vector_bytes: u64,
     index_to_raw: f64,
     graph_to_raw: f64,
+    /// CPU time of every thread during the build, and time they waited for a CPU.
+    build_cpu_s: Option<f64>,
+    build_wait_s: Option<f64>,
     peak_rss_bytes: Option<u64>,
     peak_rss_after_build_bytes: Option<u64>,
+    cores: usize,
+    /// One-minute load average at the start and at the end of the run.
+    loadavg_start: Option<f64>,
+    loadavg_end: Option<f64>,
     reopen_ms: f64,
     first_query_ms: f64,
     reopen_first_query_ms: f64,
@@ -197,6 +208,60 @@ fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Time on a CPU and time waiting in a run queue.
+#[derive(Clone, Copy, Default)]
+struct Sched {
+    run: Duration,
+    wait: Duration,
+}
+
+impl Sched {
+    /// Reads a Linux `schedstat` file: nanoseconds on a CPU, nanoseconds waiting, slices.
+    fn read(path: &Path) -> Option<Sched> {
+        let text = fs::read_to_string(path).ok()?;
+        let mut it = text.split_whitespace().map(str::parse::<u64>);
+        Some(Sched {
+            run: Duration::from_nanos(it.next()?.ok()?),
+            wait: Duration::from_nanos(it.next()?.ok()?),
+        })
+    }
+
+    /// The calling thread's.
+    fn thread() -> Option<Sched> {
+        Sched::read(Path::new("/proc/thread-self/schedstat"))
+    }
+
+    /// Every live thread's of this process, summed.
+    fn process() -> Option<Sched> {
+        let mut total = Sched::default();
+        for task in fs::read_dir("/proc/self/task").ok()? {
+            let t = Sched::read(&task.ok()?.path().join("schedstat"))?;
+            total.run += t.run;
+            total.wait += t.wait;
+        }
+        Some(total)
+    }
+
+    /// What was spent between `start` and `end`.
+    fn since(start: Option<Sched>, end: Option<Sched>) -> Option<Sched> {
+        let (a, b) = (start?, end?);
+        Some(Sched {
+            run: b.run.saturating_sub(a.run),
+            wait: b.wait.saturating_sub(a.wait),
+        })
+    }
+}
+
+/// The one-minute load average.
+fn loadavg() -> Option<f64> {
+    fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// A progress bar on stderr, or a hidden one when stderr is not a terminal.
 fn bar(len: usize, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
@@ -241,6 +306,8 @@ fn measure(
     let pb = bar(queries.len(), &format!("queries, ef {ef}"));
     let mut lat = Vec::with_capacity(queries.len());
     let mut recall_sum = 0.0;
+    let sched_start = Sched::thread();
+    let pass_start = Instant::now();
     for (i, (q, truth)) in queries.iter().zip(gt).enumerate() {
         let req = SearchRequest::new(q.clone()).k(k).ef(ef);
         let started = Instant::now();
@@ -257,6 +324,8 @@ fn measure(
             pb.set_position(i as u64 + 1);
         }
     }
+    let pass = pass_start.elapsed();
+    let sched = Sched::since(sched_start, Sched::thread());
     pb.finish_and_clear();
     let total: Duration = lat.iter().sum();
     lat.sort_unstable();
@@ -268,6 +337,8 @@ fn measure(
         mean_us: total.as_secs_f64() * 1e6 / n,
         p50_us: percentile_us(&lat, 0.50),
         p99_us: percentile_us(&lat, 0.99),
+        cpu_us: sched.map(|s| s.run.as_secs_f64() * 1e6 / n),
+        wait_pct: sched.map(|s| 100.0 * s.wait.as_secs_f64() / pass.as_secs_f64().max(1e-9)),
     })
 }
 
@@ -374,6 +445,8 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
             .map_err(|e| fail(format_args!("cannot start {t} threads: {e}")))?;
     }
     let threads = rayon::current_num_threads();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load_start = loadavg();
 
     // The database: in --dir, or in a temporary directory removed at the end.
     let (tmp, db_path): (Option<tempfile::TempDir>, PathBuf) = match &a.dir {
@@ -414,6 +487,7 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
     let mut n = 0usize;
     let mut batch: Vec<Record> = Vec::with_capacity(a.batch.min(shape.rows).max(1));
     let read_started = Instant::now();
+    let sched_start = Sched::process();
     loop {
         let next = rows.next().transpose()?;
         let done = next.is_none();
@@ -453,6 +527,7 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
     let flush = started.elapsed();
     sp.finish_and_clear();
     let build = ingest + flush;
+    let build_sched = Sched::since(sched_start, Sched::process());
 
     let stats = coll.stats();
     let index_bytes: u64 = stats.segments.iter().map(|s| s.bytes).sum();
@@ -509,6 +584,7 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
         results.push(measure(&coll, &queries, &gt, a.k, ef)?);
     }
     let rss = peak_rss();
+    let load_end = loadavg();
     drop(coll);
     drop(db);
     let db_note = match &tmp {
@@ -545,8 +621,13 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
         raw_vector_bytes: raw_bytes,
         index_to_raw: index_bytes as f64 / raw_bytes.max(1) as f64,
         graph_to_raw: graph_bytes as f64 / raw_bytes.max(1) as f64,
+        build_cpu_s: build_sched.map(|s| s.run.as_secs_f64()),
+        build_wait_s: build_sched.map(|s| s.wait.as_secs_f64()),
         peak_rss_bytes: rss,
         peak_rss_after_build_bytes: rss_build,
+        cores,
+        loadavg_start: load_start,
+        loadavg_end: load_end,
         reopen_ms: reopen.as_secs_f64() * 1e3,
         first_query_ms: first_query.as_secs_f64() * 1e3,
         reopen_first_query_ms: (reopen + first_query).as_secs_f64() * 1e3,
@@ -622,6 +703,14 @@ fn print_text(out: &mut impl Write, r: &Report, db: &str, db_note: &str) -> CliR
         r.k
     );
     outln!(out, "database  {db} ({db_note})");
+    let load = |l: Option<f64>| l.map_or_else(|| "n/a".to_owned(), |l| format!("{l:.2}"));
+    outln!(
+        out,
+        "machine   {} cores; load average {} at the start, {} at the end",
+        r.cores,
+        load(r.loadavg_start),
+        load(r.loadavg_end)
+    );
     outln!(
         out,
         "build     m {}, ef_construction {}, {} threads; upserts of {} records, durability {}",
@@ -650,6 +739,16 @@ fn print_text(out: &mut impl Write, r: &Report, db: &str, db_note: &str) -> CliR
         thousands(r.rows_per_s.round() as u64),
         secs(r.read_s)
     );
+    if let (Some(cpu), Some(wait)) = (r.build_cpu_s, r.build_wait_s) {
+        outln!(
+            out,
+            "          CPU time of all threads {} ({:.2} cores busy on average); they waited {} \
+             for a CPU",
+            secs(cpu),
+            cpu / r.build_s.max(1e-9),
+            secs(wait)
+        );
+    }
     outln!(
         out,
         "index     {} on disk, of which graph {}; raw f32 vectors {}; index/raw {:.2}×, graph/raw {:.2}×",
@@ -698,18 +797,35 @@ fn print_text(out: &mut impl Write, r: &Report, db: &str, db_note: &str) -> CliR
     );
     outln!(out);
     let recall = format!(">recall@{}", r.k);
-    let mut t = Table::new(&[">ef", &recall, ">QPS", ">mean µs", ">p50 µs", ">p99 µs"]);
+    let sched = r.results.iter().all(|x| x.cpu_us.is_some());
+    let mut headers = vec![">ef", &recall, ">QPS", ">mean µs", ">p50 µs", ">p99 µs"];
+    if sched {
+        headers.extend([">CPU µs", ">waited"]);
+    }
+    let mut t = Table::new(&headers);
     for x in &r.results {
-        t.row(vec![
+        let mut row = vec![
             x.ef.to_string(),
             format!("{:.4}", x.recall),
             thousands(x.qps.round() as u64),
             format!("{:.1}", x.mean_us),
             format!("{:.1}", x.p50_us),
             format!("{:.1}", x.p99_us),
-        ]);
+        ];
+        if sched {
+            row.push(format!("{:.1}", x.cpu_us.unwrap_or(0.0)));
+            row.push(format!("{:.1}%", x.wait_pct.unwrap_or(0.0)));
+        }
+        t.row(row);
     }
     write!(out, "{}", t.render("")).map_err(CliError::output)?;
+    if sched {
+        outln!(
+            out,
+            "(CPU µs: the searching thread's time on a CPU per query; waited: the share of the \
+             pass it was ready to run but had no CPU)"
+        );
+    }
     if r.results.iter().any(|x| x.ef < r.k) {
         outln!(out, "(an ef below k searches with ef = k)");
     }
@@ -718,43 +834,54 @@ fn print_text(out: &mut impl Write, r: &Report, db: &str, db_note: &str) -> CliR
 
 /// The per-ef rows as CSV, with the build figures repeated as columns.
 fn csv(r: &Report) -> String {
-    let opt = |v: Option<u64>| v.map_or_else(String::new, |b| b.to_string());
-    let mut s = String::from(
-        "ef,recall,qps,mean_us,p50_us,p99_us,k,n,dim,metric,m,ef_construction,threads,queries,\
-         ground_truth,ingest_s,flush_s,build_s,rows_per_s,index_bytes,graph_bytes,\
-         raw_vector_bytes,peak_rss_bytes,reopen_ms,first_query_ms\n",
-    );
+    let f = |v: f64, digits: usize| format!("{v:.digits$}");
+    let opt = |v: Option<f64>, digits: usize| v.map_or_else(String::new, |v| f(v, digits));
+    let mut header = String::new();
+    let mut lines = Vec::new();
     for x in &r.results {
-        s.push_str(&format!(
-            "{},{:.6},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.1},{},{},{},{},{:.3},{:.3}\n",
-            x.ef,
-            x.recall,
-            x.qps,
-            x.mean_us,
-            x.p50_us,
-            x.p99_us,
-            r.k,
-            r.n,
-            r.dim,
-            r.metric,
-            r.m,
-            r.ef_construction,
-            r.threads,
-            r.queries,
-            r.ground_truth,
-            r.ingest_s,
-            r.flush_s,
-            r.build_s,
-            r.rows_per_s,
-            r.index_bytes,
-            r.graph_bytes,
-            r.raw_vector_bytes,
-            opt(r.peak_rss_bytes),
-            r.reopen_ms,
-            r.first_query_ms
-        ));
+        let cols: Vec<(&str, String)> = vec![
+            ("ef", x.ef.to_string()),
+            ("recall", f(x.recall, 6)),
+            ("qps", f(x.qps, 3)),
+            ("mean_us", f(x.mean_us, 3)),
+            ("p50_us", f(x.p50_us, 3)),
+            ("p99_us", f(x.p99_us, 3)),
+            ("cpu_us", opt(x.cpu_us, 3)),
+            ("wait_pct", opt(x.wait_pct, 2)),
+            ("k", r.k.to_string()),
+            ("n", r.n.to_string()),
+            ("dim", r.dim.to_string()),
+            ("metric", r.metric.clone()),
+            ("m", r.m.to_string()),
+            ("ef_construction", r.ef_construction.to_string()),
+            ("threads", r.threads.to_string()),
+            ("queries", r.queries.to_string()),
+            ("ground_truth", r.ground_truth.to_owned()),
+            ("ingest_s", f(r.ingest_s, 4)),
+            ("flush_s", f(r.flush_s, 4)),
+            ("build_s", f(r.build_s, 4)),
+            ("rows_per_s", f(r.rows_per_s, 1)),
+            ("build_cpu_s", opt(r.build_cpu_s, 3)),
+            ("index_bytes", r.index_bytes.to_string()),
+            ("graph_bytes", r.graph_bytes.to_string()),
+            ("raw_vector_bytes", r.raw_vector_bytes.to_string()),
+            ("peak_rss_bytes", opt(r.peak_rss_bytes.map(|b| b as f64), 0)),
+            ("reopen_ms", f(r.reopen_ms, 3)),
+            ("first_query_ms", f(r.first_query_ms, 3)),
+            ("loadavg_start", opt(r.loadavg_start, 2)),
+        ];
+        if header.is_empty() {
+            header = cols.iter().map(|c| c.0).collect::<Vec<_>>().join(",");
+        }
+        lines.push(cols.into_iter().map(|c| c.1).collect::<Vec<_>>().join(","));
     }
-    s
+    let mut out = header;
+    out.push('\n');
+    for l in lines {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]

@@ -92,6 +92,7 @@ impl MemGraph {
         self.levels[node as usize] as usize
     }
 
+    #[inline]
     fn list(&self, node: u32, level: usize) -> &[AtomicU32] {
         if level == 0 {
             let w = 1 + self.params.m0();
@@ -317,6 +318,16 @@ impl Links for MemGraph {
 
     fn level(&self, node: u32) -> Result<usize> {
         Ok(self.level_of(node))
+    }
+
+    #[inline]
+    fn prefetch(&self, node: u32) {
+        let w = 1 + self.params.m0();
+        let s = node as usize * w;
+        if let Some(l) = self.level0.get(s..s + w) {
+            // AtomicU32 has the layout of u32; only the address matters for a prefetch.
+            crate::storage::mmap::prefetch_atomic(l);
+        }
     }
 
     #[inline]
