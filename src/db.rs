@@ -40,7 +40,7 @@ const WAL_DIR: &str = "wal";
 pub(crate) struct DbCore {
     pub path: PathBuf,
     pub options: Options,
-    pub wal: Wal,
+    pub wal: Arc<Wal>,
     manifest: Mutex<ManifestData>,
     /// Per collection, the smallest LSN its memtable still needs from the log.
     needed: Mutex<HashMap<u64, u64>>,
@@ -202,10 +202,21 @@ impl Database {
             }
             fs::create_dir_all(&path).at(&path)?;
         }
+        let lock_existed = path.join(LOCK_FILE).exists();
         let lock = acquire_lock(&path)?;
         let manifest = match ManifestData::load(&path)? {
             Some(m) => m,
-            None => init_database(&path)?,
+            None => match init_database(&path) {
+                Ok(m) => m,
+                Err(e) => {
+                    // Refusing a foreign directory must leave it as it was.
+                    if !lock_existed {
+                        drop(lock);
+                        let _ = fs::remove_file(path.join(LOCK_FILE));
+                    }
+                    return Err(e);
+                }
+            },
         };
         remove_unreferenced(&path, &manifest)?;
 
@@ -266,7 +277,7 @@ impl Database {
         let core = Arc::new(DbCore {
             path: path.clone(),
             options: options.clone(),
-            wal,
+            wal: Arc::new(wal),
             manifest: Mutex::new(manifest),
             needed: Mutex::new(HashMap::new()),
             registry: Mutex::new(HashMap::new()),
@@ -293,7 +304,7 @@ impl Database {
         }
         core.wal.remove_below(core.min_needed())?;
         if let Durability::Buffered { interval } = options.durability {
-            spawn_flusher(Arc::downgrade(&core), rx, interval);
+            spawn_flusher(Arc::downgrade(&core.wal), rx, interval);
         }
         Ok(Database {
             core,
@@ -576,7 +587,10 @@ fn remove_unreferenced(path: &Path, m: &ManifestData) -> Result<()> {
     sync_dir(&cdir)
 }
 
-fn spawn_flusher(core: Weak<DbCore>, stop: mpsc::Receiver<()>, interval: std::time::Duration) {
+/// The background sync thread of `Durability::Buffered`. It holds only the log, weakly: the
+/// database (and its LOCK) is released the moment the last handle is dropped, never later on
+/// this thread. (`DbCore::drop` syncs the log first, so a late sync here writes nothing.)
+fn spawn_flusher(wal: Weak<Wal>, stop: mpsc::Receiver<()>, interval: std::time::Duration) {
     let _ = std::thread::Builder::new()
         .name("cairn-sync".into())
         .spawn(move || {
@@ -585,9 +599,9 @@ fn spawn_flusher(core: Weak<DbCore>, stop: mpsc::Receiver<()>, interval: std::ti
                     Err(RecvTimeoutError::Timeout) => {}
                     _ => return,
                 }
-                let Some(core) = core.upgrade() else { return };
+                let Some(wal) = wal.upgrade() else { return };
                 // A failure poisons the log; writers see it on their next call.
-                let _ = core.wal.sync();
+                let _ = wal.sync();
             }
         });
 }

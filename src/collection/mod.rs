@@ -203,6 +203,7 @@ impl Collection {
             if self.memtable_full() {
                 self.seal_locked(&mut w)?;
             }
+            self.reserve_log();
             let lsn = self.inner.core.wal.append(KIND_UPSERT, &body)?;
             let mut st = self.inner.state.write();
             apply_upsert(&mut st, lsn, &view);
@@ -246,6 +247,7 @@ impl Collection {
                 return Ok(0);
             }
             let body = batch::encode_delete(self.inner.id, &existing);
+            self.reserve_log();
             let lsn = self.inner.core.wal.append(KIND_DELETE, &body)?;
             let mut st = self.inner.state.write();
             apply_delete(&mut st, lsn, &existing);
@@ -258,6 +260,17 @@ impl Collection {
         self.wait(lsn.0)?;
         self.relieve_log();
         Ok(lsn.1)
+    }
+
+    /// Before a frame is appended, makes sure the log is kept from the next LSN on: otherwise
+    /// another collection's seal could trim the log between our append and our apply, and an
+    /// acknowledged batch would exist nowhere. (Called with the writer lock held; a
+    /// reservation without a frame after it only keeps log files a little longer.)
+    fn reserve_log(&self) {
+        if self.inner.state.read().memtable.min_lsn.is_none() {
+            let core = &self.inner.core;
+            core.set_needed(self.inner.id, Some(core.wal.last_lsn() + 1));
+        }
     }
 
     fn wait(&self, lsn: u64) -> Result<()> {

@@ -49,12 +49,15 @@ impl Metric {
     }
 
     /// Score of two prepared vectors (for `Cosine` both must already be normalized).
+    /// Finite inputs can still overflow (`9e37 · 9e37 − 9e37 · 9e37` is `inf − inf`): a NaN
+    /// score becomes `-inf`, the worst, so such a record ranks last instead of vanishing.
     #[inline]
     pub fn score(self, a: &[f32], b: &[f32]) -> f32 {
-        match self {
+        let s = match self {
             Metric::Cosine | Metric::Dot => simd::dot(a, b),
             Metric::L2 => -simd::l2sq(a, b),
-        }
+        };
+        not_nan(s)
     }
 
     /// Scores one prepared query against `out.len()` consecutive rows of `dim` floats.
@@ -64,12 +67,12 @@ impl Metric {
         match self {
             Metric::Cosine | Metric::Dot => {
                 for (o, row) in out.iter_mut().zip(rows.chunks_exact(dim)) {
-                    *o = simd::dot(query, row);
+                    *o = not_nan(simd::dot(query, row));
                 }
             }
             Metric::L2 => {
                 for (o, row) in out.iter_mut().zip(rows.chunks_exact(dim)) {
-                    *o = -simd::l2sq(query, row);
+                    *o = not_nan(-simd::l2sq(query, row));
                 }
             }
         }
@@ -103,6 +106,11 @@ impl std::fmt::Display for Metric {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+#[inline(always)]
+fn not_nan(s: f32) -> f32 {
+    if s.is_nan() { f32::NEG_INFINITY } else { s }
 }
 
 /// Why a vector cannot be stored or searched with.

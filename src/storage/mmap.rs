@@ -53,7 +53,7 @@ impl Mmap {
     }
 }
 
-/// Hints the CPU to load the cache lines of `bytes` (at most the first 4, 256 bytes: the
+/// Hints the CPU to load the cache lines of `bytes` (at most the first 2, 128 bytes: the
 /// hardware prefetcher follows a longer run by itself). A hint only: it never faults and has
 /// no effect on program semantics.
 #[inline(always)]
@@ -61,7 +61,7 @@ pub(crate) fn prefetch(bytes: &[u8]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let lines = bytes.len().div_ceil(64).min(4);
+        let lines = bytes.len().div_ceil(64).min(2);
         for i in 0..lines {
             // SAFETY: `_mm_prefetch` is an SSE instruction, present on every x86_64 CPU; it
             // takes any address (even an invalid one) and only warms the cache. The address
