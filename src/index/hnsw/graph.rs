@@ -223,9 +223,10 @@ impl MemGraph {
 
     /// Reconnects live nodes that a walk from the entry point cannot reach. Pruning by the
     /// heuristic can leave a node with no incoming level-0 link (a handful in 10⁴); such a
-    /// node could never be found. Each gets a link from its nearest reachable node (which
-    /// drops its own farthest link if full), repeated until every live node is reachable.
-    /// Returns the number of links added.
+    /// node could never be found. Each lost node `u` gets a link from its nearest reachable
+    /// node `r`; if `r`'s list is full, the link it gives up (to `w`) moves to `u`'s list, so
+    /// `w` stays reachable through `r → u → w` and the reachable set only grows. Returns the
+    /// number of nodes reconnected.
     pub(crate) fn repair<V: Vectors>(
         &self,
         vecs: &V,
@@ -233,7 +234,7 @@ impl MemGraph {
         live: impl Fn(u32) -> bool,
     ) -> Result<usize> {
         let mut added = 0;
-        for _round in 0..8 {
+        for _round in 0..32 {
             let Some((entry, _)) = self.entry() else {
                 return Ok(added);
             };
@@ -256,16 +257,26 @@ impl MemGraph {
                     )
                 })?;
                 let Some(r) = found.first() else { continue };
-                self.force_link(r.node, u, vecs, metric)?;
-                self.link(u, r.node, 0, self.params.m0(), vecs, metric)?;
+                if let Some(w) = self.force_link(r.node, u, vecs, metric)?
+                    && w != u
+                {
+                    self.force_link(u, w, vecs, metric)?;
+                }
                 added += 1;
             }
         }
         Ok(added)
     }
 
-    /// Adds `node` to the level-0 list of `nb`, replacing its farthest link when full.
-    fn force_link<V: Vectors>(&self, nb: u32, node: u32, vecs: &V, metric: Metric) -> Result<()> {
+    /// Adds `node` to the level-0 list of `nb`; when the list is full, replaces its farthest
+    /// link and returns the node it no longer links.
+    fn force_link<V: Vectors>(
+        &self,
+        nb: u32,
+        node: u32,
+        vecs: &V,
+        metric: Metric,
+    ) -> Result<Option<u32>> {
         debug_assert_ne!(nb, node);
         let _g = self.locks[nb as usize].lock();
         let list = self.list(nb, 0);
@@ -275,12 +286,12 @@ impl MemGraph {
             .map(|a| a.load(Ordering::Relaxed))
             .collect();
         if links.contains(&node) {
-            return Ok(());
+            return Ok(None);
         }
         if count < self.params.m0() {
             list[1 + count].store(node, Ordering::Relaxed);
             list[0].store(count as u32 + 1, Ordering::Release);
-            return Ok(());
+            return Ok(None);
         }
         let base = vecs.vector(nb)?;
         let mut worst = (f32::INFINITY, 0usize);
@@ -291,7 +302,7 @@ impl MemGraph {
             }
         }
         list[1 + worst.1].store(node, Ordering::Release);
-        Ok(())
+        Ok(Some(links[worst.1]))
     }
 
     /// Words of the level-0 list of `node`: count then neighbours (for serialization).

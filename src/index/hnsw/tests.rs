@@ -227,3 +227,31 @@ fn mapped_graph_equals_built_graph_and_catches_damage() {
         std::fs::remove_file(&p2).unwrap();
     }
 }
+
+#[test]
+fn repair_reaches_every_node_under_dot_product() {
+    // Inner-product graphs on vectors of very different norms leave many nodes without
+    // incoming links; the repair must reconnect all of them without orphaning others.
+    for seed in 0..5u64 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let n = 1_500;
+        let mut data = Vec::new();
+        for _ in 0..n {
+            let (a, b) = (
+                rng.random_range(0.0f32..8.0),
+                rng.random_range(0.0f32..200.0),
+            );
+            data.extend([a, b, a * b, 1.0]);
+        }
+        let flat = Flat { dim: 4, data };
+        let g = build(&flat, Metric::Dot, true);
+        g.repair(&flat, Metric::Dot, |_| true).unwrap();
+        let r = super::check::check(&g, 16, |_| true).unwrap();
+        assert!(
+            r.is_sound(),
+            "seed {seed}: {:?} / {} unreachable",
+            r.problems,
+            r.unreachable.len()
+        );
+    }
+}
