@@ -9,6 +9,9 @@ use super::visited::Visited;
 use crate::distance::Metric;
 use crate::error::Result;
 
+/// How many neighbours ahead of the one being scored have their vectors prefetched.
+const PREFETCH_AHEAD: usize = 4;
+
 /// A node and its score against the query.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scored {
@@ -126,16 +129,22 @@ pub(crate) fn search_level<L: Links, V: Vectors>(
             links.prefetch(next.node);
         }
         links.neighbors(c.node, level, &mut buf)?;
-        // Mark and prefetch the unvisited neighbours first, then score them: the memory
-        // loads of all their vectors are in flight while the first ones are scored.
+        // Mark the unvisited neighbours first, then score them with the vectors of the next
+        // PREFETCH_AHEAD already requested: enough loads in flight to hide memory latency,
+        // few enough not to stall on the CPU's line-fill buffers.
         fresh.clear();
         for &n in &buf {
             if visited.insert(n) {
-                vecs.prefetch(n);
                 fresh.push(n);
             }
         }
-        for &n in &fresh {
+        for &n in fresh.iter().take(PREFETCH_AHEAD) {
+            vecs.prefetch(n);
+        }
+        for (i, &n) in fresh.iter().enumerate() {
+            if let Some(&ahead) = fresh.get(i + PREFETCH_AHEAD) {
+                vecs.prefetch(ahead);
+            }
             let s = metric.score(q, vecs.vector(n)?);
             let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
             if results.len() < ef || s > worst {
