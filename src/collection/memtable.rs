@@ -70,7 +70,11 @@ impl Memtable {
     pub(crate) fn push(&mut self, id: u64, vector_le: &[u8], doc: &[u8]) {
         let row = self.ids.len() as u32;
         self.ids.push(id);
+        let cap = self.vectors.capacity();
         extend_f32(&mut self.vectors, vector_le);
+        if self.vectors.capacity() != cap {
+            crate::storage::mmap::advise_huge_pages(&self.vectors);
+        }
         debug_assert_eq!(self.vectors.len(), self.ids.len() * self.dim);
         self.spans.push((self.docs.len(), doc.len()));
         self.docs.extend_from_slice(doc);

@@ -73,7 +73,11 @@ impl MemGraph {
         }
         let w0 = 1 + self.params.m0();
         let wu = 1 + self.params.m;
+        let cap = self.level0.capacity();
         self.level0.resize_with(n * w0, || AtomicU32::new(0));
+        if self.level0.capacity() != cap {
+            crate::storage::mmap::advise_huge_pages(&self.level0);
+        }
         for node in old..n {
             let level = self.draw_level(node as u32);
             self.levels.push(level as u8);

@@ -134,6 +134,7 @@ impl MappedGraph {
     pub(crate) fn open(path: &Path, segment: u64, n: usize, m: usize) -> Result<MappedGraph> {
         let f = File::open(path).at(path)?;
         let map = Mmap::map(&f, path)?;
+        map.advise_random();
         let b = map.bytes();
         let h = Header::decode(b, FileKind::Graph, path)?;
         let bad = |what: String| Error::corruption(path, what);

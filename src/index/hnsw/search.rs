@@ -132,12 +132,7 @@ pub(crate) fn search_level<L: Links, V: Vectors>(
         // Mark the unvisited neighbours first, then score them with the vectors of the next
         // PREFETCH_AHEAD already requested: enough loads in flight to hide memory latency,
         // few enough not to stall on the CPU's line-fill buffers.
-        fresh.clear();
-        for &n in &buf {
-            if visited.insert(n) {
-                fresh.push(n);
-            }
-        }
+        visited.mark_fresh(&buf, &mut fresh);
         for &n in fresh.iter().take(PREFETCH_AHEAD) {
             vecs.prefetch(n);
         }

@@ -84,6 +84,7 @@ impl Segment {
         // vectors
         let vectors_path = dir.join(VECTORS_FILE);
         let vectors = open_map(&vectors_path)?;
+        vectors.advise_random();
         let vb = vectors.bytes();
         let vh = Header::decode(vb, FileKind::Vectors, &vectors_path)?;
         let bad = |p: &Path, what: String| Error::corruption(p, what);
