@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, Write};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -23,7 +23,7 @@ use crate::config::{CollectionConfig, Durability, Options, validate_name};
 use crate::error::{Error, IoContext, Result};
 use crate::index::hnsw::check::check;
 use crate::storage::batch;
-use crate::storage::fsutil::sync_dir;
+use crate::storage::fsutil::{self, sync_dir};
 use crate::storage::manifest::{
     CollectionEntry, MANIFEST_FILE, ManifestData, collection_dir, collections_dir,
     segment_dir_name, tombstone_file_name,
@@ -520,10 +520,16 @@ fn acquire_lock(path: &Path) -> Result<File> {
         }
         Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
     }
-    // The pid is for people reading the file; the lock itself is what counts.
-    let _ = f.set_len(0);
-    let _ = f.rewind();
-    let _ = writeln!(f, "{}", std::process::id());
+    // The pid is for people reading the file; the lock itself is what counts. It is written
+    // at a fixed width so the file never needs truncating (a metadata write on every open).
+    let pid = format!("{:<20}\n", std::process::id());
+    let mut old = Vec::new();
+    let _ = f.read_to_end(&mut old);
+    if old != pid.as_bytes() {
+        let _ = f.set_len(0);
+        let _ = f.rewind();
+        let _ = f.write_all(pid.as_bytes());
+    }
     Ok(f)
 }
 
@@ -552,6 +558,7 @@ fn remove_unreferenced(path: &Path, m: &ManifestData) -> Result<()> {
     let _ = fs::remove_file(path.join(MANIFEST_FILE).with_extension("tmp"));
     let cdir = collections_dir(path);
     fs::create_dir_all(&cdir).at(&cdir)?;
+    let mut removed = false;
     for entry in fs::read_dir(&cdir).at(&cdir)? {
         let entry = entry.at(&cdir)?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -560,6 +567,7 @@ fn remove_unreferenced(path: &Path, m: &ManifestData) -> Result<()> {
         }
         let Some(c) = m.collections.iter().find(|c| c.name == name) else {
             fs::remove_dir_all(entry.path()).at(&entry.path())?;
+            removed = true;
             continue;
         };
         let dir = entry.path();
@@ -582,9 +590,14 @@ fn remove_unreferenced(path: &Path, m: &ManifestData) -> Result<()> {
             } else {
                 fs::remove_file(&p).at(&p)?;
             }
+            fsutil::sync_dir(&dir)?;
         }
     }
-    sync_dir(&cdir)
+    // Only a removal needs making durable; a clean open writes nothing.
+    if removed {
+        sync_dir(&cdir)?;
+    }
+    Ok(())
 }
 
 /// The background sync thread of `Durability::Buffered`. It holds only the log, weakly: the

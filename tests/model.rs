@@ -402,6 +402,27 @@ impl Harness {
             let got: Vec<(f32, u64)> = hits.iter().map(|h| (h.score + 0.0, h.id)).collect();
             prop_assert_eq!(&got[..], &want[..n]);
         }
+        // The default (HNSW) search: these collections are far smaller than ef = 64 and their
+        // graphs nearly complete, so it must find the exact top-k (by score: equal scores may
+        // be ordered differently inside one graph).
+        let approx = col
+            .search(&SearchRequest::new(query.to_vec()).k(k))
+            .map_err(fail)?;
+        prop_assert_eq!(approx.len(), n, "HNSW hit count for k={}", k);
+        for (i, h) in approx.iter().enumerate() {
+            prop_assert!(
+                (want[i].0 - h.score).abs() <= 1e-4,
+                "HNSW rank {}: score {} vs model {}",
+                i,
+                h.score,
+                want[i].0
+            );
+            prop_assert!(
+                self.model.contains_key(&h.id),
+                "HNSW hit {} not in model",
+                h.id
+            );
+        }
         Ok(())
     }
 }
