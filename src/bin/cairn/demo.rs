@@ -206,7 +206,10 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
         "",
     )?;
 
-    outln!(out, "\n  2. Search: cosine similarity, exact scan, top 5");
+    outln!(
+        out,
+        "\n  2. Search: cosine similarity, HNSW index (ef 64), top 5"
+    );
     let mut first = Vec::new();
     for (i, q) in QUERIES.iter().enumerate() {
         let hits = search_and_print(out, &coll, &emb, q)?;
@@ -271,8 +274,8 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
     let t = Instant::now();
     let new_id = n;
     coll.upsert(
-        Record::new(new_id, emb.embed("cairndb Embedded vector database: crash-safe storage and exact nearest-neighbor search"))
-            .with_text("Embedded vector database: crash-safe storage and exact nearest-neighbor search")
+        Record::new(new_id, emb.embed("cairndb Embedded vector database: crash-safe storage and HNSW nearest-neighbor search"))
+            .with_text("Embedded vector database: crash-safe storage and HNSW nearest-neighbor search")
             .with_field("name", "cairndb")
             .with_field("year", 2026),
     )?;
