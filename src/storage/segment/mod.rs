@@ -2,15 +2,15 @@
 //!
 //! ```text
 //!  seal:  memtable rows ──▶ writer.rs ──▶ seg-<id>/{vectors, ids, payload}  (fsynced)
-//!  open:  seg-<id>/… ──mmap──▶ Segment (headers, ids and payload index checked;
-//!                                        vector blocks checked on first touch, blocks.rs)
+//!  open:  seg-<id>/… ──mmap──▶ Segment (headers and ids checked; vector, graph and
+//!                                        payload-index blocks checked on first touch, blocks.rs)
 //! ```
 //!
 //! | file | body |
 //! |---|---|
 //! | `vectors` | `rows × dim` f32 LE, zero-padded to 64 bytes; then one crc32c per 64 KiB block |
 //! | `ids` | ids by row `[u64; n]`; ids sorted `[u64; n]`; the row of each sorted id `[u32; n]` |
-//! | `payload` | index `[(offset u64, len u32, crc32c u32); n]`; then the documents (postcard) |
+//! | `payload` | index `[(offset u64, len u32, crc32c u32); n]`; the documents (postcard); one crc32c per 64 KiB block of the index |
 //!
 //! Byte tables: `docs/file-format.md`.
 
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use writer::{SealRow, write_segment};
 
-use self::blocks::BlockCheck;
+use self::blocks::{BLOCK_SIZE, BlockCheck};
 use super::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
 use super::mmap::Mmap;
 use crate::error::{Error, IoContext, Result};
@@ -61,6 +61,10 @@ pub(crate) struct Segment {
     graph: MappedGraph,
     payload_path: PathBuf,
     blob_off: usize,
+    blob_len: usize,
+    payload_table_off: usize,
+    /// Lazily checked blocks of the payload index.
+    payload_blocks: BlockCheck,
 }
 
 fn open_map(path: &Path) -> Result<Mmap> {
@@ -158,26 +162,32 @@ impl Segment {
         // payload
         let payload_path = dir.join(PAYLOAD_FILE);
         let payload = open_map(&payload_path)?;
+        payload.advise_random();
         let pb = payload.bytes();
         let ph = Header::decode(pb, FileKind::Payload, &payload_path)?;
         check_common(&ph, &payload_path, id, rows)?;
         let index_len = rows_usize * PAYLOAD_ENTRY;
-        if pb.len() as u64 != HEADER_LEN as u64 + ph.body_len || (ph.body_len as usize) < index_len
+        let index_table = BlockCheck::block_count(BLOCK_SIZE, index_len) * 4;
+        if ph.block_size as usize != BLOCK_SIZE
+            || pb.len() as u64 != HEADER_LEN as u64 + ph.body_len
+            || (ph.body_len as usize) < index_len + index_table
         {
             return Err(bad(
                 &payload_path,
                 format!(
-                    "file is {} bytes, header says body of {}",
+                    "file is {} bytes, header says body of {} (block size {})",
                     pb.len(),
-                    ph.body_len
+                    ph.body_len,
+                    ph.block_size
                 ),
             ));
         }
         let blob_off = HEADER_LEN + index_len;
-        if crc32c::crc32c(&pb[HEADER_LEN..blob_off]) != ph.body_crc {
-            return Err(bad(&payload_path, "index checksum mismatch".into()));
+        let payload_table_off = pb.len() - index_table;
+        if crc32c::crc32c(&pb[payload_table_off..]) != ph.body_crc {
+            return Err(bad(&payload_path, "index checksum table mismatch".into()));
         }
-        let blob_len = pb.len() - blob_off;
+        let blob_len = payload_table_off - blob_off;
 
         let graph = MappedGraph::open(&dir.join(GRAPH_FILE), id, rows_usize, m)?;
 
@@ -196,20 +206,12 @@ impl Segment {
             payload,
             payload_path,
             blob_off,
+            blob_len,
+            payload_table_off,
+            payload_blocks: BlockCheck::new(BLOCK_SIZE, index_len),
             graph,
         };
         seg.check_ids(&ids_path)?;
-        for row in 0..rows_usize {
-            let (off, len, _) = seg.payload_entry(row);
-            if off.checked_add(len).is_none_or(|end| end > blob_len) {
-                return Err(bad(
-                    &seg.payload_path,
-                    format!(
-                        "row {row}: document at {off}+{len} lies outside the {blob_len}-byte data"
-                    ),
-                ));
-            }
-        }
         Ok(seg)
     }
 
@@ -281,14 +283,34 @@ impl Segment {
             .map_err(|_| Error::corruption(&self.vectors_path, "vector data is misaligned"))
     }
 
-    fn payload_entry(&self, row: usize) -> (usize, usize, u32) {
-        let b = &self.payload.bytes()[HEADER_LEN + row * PAYLOAD_ENTRY..];
-        (u64_at(b, 0) as usize, u32_at(b, 8) as usize, u32_at(b, 12))
+    /// The index entry of `row` (`row < rows`): its block checked, its range validated.
+    fn payload_entry(&self, row: usize) -> Result<(usize, usize, u32)> {
+        let pb = self.payload.bytes();
+        let s = row * PAYLOAD_ENTRY;
+        self.payload_blocks.ensure(
+            &pb[HEADER_LEN..self.blob_off],
+            &pb[self.payload_table_off..],
+            s,
+            s + PAYLOAD_ENTRY,
+            &self.payload_path,
+        )?;
+        let b = &pb[HEADER_LEN + s..];
+        let (off, len, crc) = (u64_at(b, 0), u64::from(u32_at(b, 8)), u32_at(b, 12));
+        match off.checked_add(len) {
+            Some(end) if end <= self.blob_len as u64 => Ok((off as usize, len as usize, crc)),
+            _ => Err(Error::corruption(
+                &self.payload_path,
+                format!(
+                    "row {row}: document at {off}+{len} lies outside the {}-byte data",
+                    self.blob_len
+                ),
+            )),
+        }
     }
 
     /// The text and payload of `row`, checked against its checksum.
     pub(crate) fn doc(&self, row: usize) -> Result<(Option<String>, Payload)> {
-        let (off, len, crc) = self.payload_entry(row);
+        let (off, len, crc) = self.payload_entry(row)?;
         let bytes = &self.payload.bytes()[self.blob_off + off..self.blob_off + off + len];
         if crc32c::crc32c(bytes) != crc {
             return Err(Error::corruption(

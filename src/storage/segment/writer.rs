@@ -102,10 +102,13 @@ fn write_payload(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
         index.extend_from_slice(&crc32c::crc32c(r.doc).to_le_bytes());
         off += r.doc.len() as u64;
     }
+    // The index is checked block by block on first use (like vectors): its table goes last.
+    let table = block_crcs(&index, BLOCK_SIZE);
     let mut h = Header::new(FileKind::Payload);
     h.count = rows.len() as u64;
-    h.body_len = index.len() as u64 + off;
-    h.body_crc = crc32c::crc32c(&index);
+    h.body_len = index.len() as u64 + off + table.len() as u64;
+    h.body_crc = crc32c::crc32c(&table);
+    h.block_size = BLOCK_SIZE as u32;
     h.aux = id;
     let f = fs::OpenOptions::new()
         .write(true)
@@ -118,6 +121,7 @@ fn write_payload(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
     for r in rows {
         w.write_all(r.doc).at(path)?;
     }
+    w.write_all(&table).at(path)?;
     let mut f: File = w.into_inner().map_err(|e| e.into_error()).at(path)?;
     f.seek(SeekFrom::Start(0)).at(path)?;
     f.write_all(&h.encode()).at(path)?;
