@@ -57,9 +57,11 @@ impl Memtable {
         self.live_count
     }
 
-    /// Approximate heap bytes held.
+    /// Approximate heap bytes held: vectors, documents, per-row bookkeeping (id, span, live
+    /// flag, id map entry) and the graph's level-0 links.
     pub(crate) fn bytes(&self) -> usize {
-        self.vectors.len() * 4 + self.docs.len() + self.ids.len() * (8 + 16 + 1 + 16)
+        let links = 4 * (1 + self.graph.params.m0());
+        self.vectors.len() * 4 + self.docs.len() + self.ids.len() * (8 + 16 + 1 + 16 + links)
     }
 
     pub(crate) fn note_lsn(&mut self, lsn: u64) {
