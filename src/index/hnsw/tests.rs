@@ -183,7 +183,8 @@ fn mapped_graph_equals_built_graph_and_catches_damage() {
     let g = build(&flat, Metric::Cosine, true);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("graph");
-    write(&path, 9, &g).unwrap();
+    let identity: Vec<u32> = (0..3_000).collect();
+    write(&path, 9, &g, &identity).unwrap();
     let mg = MappedGraph::open(&path, 9, 3_000, 16).unwrap();
     assert_eq!(mg.entry(), g.entry());
     let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -254,4 +255,50 @@ fn repair_reaches_every_node_under_dot_product() {
             r.unreachable.len()
         );
     }
+}
+
+#[test]
+fn reordered_graph_is_the_same_graph_renumbered() {
+    use super::layout::{MappedGraph, bfs_order, write};
+    let (flat, queries) = data_and_queries(3_000, 50, 16, Metric::L2);
+    let g = build(&flat, Metric::L2, true);
+    let order = bfs_order(&g);
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..3_000).collect::<Vec<u32>>(), "a permutation");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("graph");
+    write(&path, 1, &g, &order).unwrap();
+    let mg = MappedGraph::open(&path, 1, 3_000, 16).unwrap();
+    let mut pos = vec![0u32; 3_000];
+    for (new, &old) in order.iter().enumerate() {
+        pos[old as usize] = new as u32;
+    }
+    assert_eq!(
+        mg.entry().map(|e| e.0),
+        g.entry().map(|e| pos[e.0 as usize])
+    );
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for old in 0..3_000u32 {
+        let new = pos[old as usize];
+        assert_eq!(mg.level(new).unwrap(), g.level_of(old));
+        for l in 0..=g.level_of(old) {
+            mg.neighbors(new, l, &mut a).unwrap();
+            g.neighbors(old, l, &mut b).unwrap();
+            let renamed: Vec<u32> = b.iter().map(|&x| pos[x as usize]).collect();
+            assert_eq!(a, renamed, "node {old} level {l}");
+        }
+    }
+    // Searching the renumbered graph over renumbered vectors finds the same neighbours.
+    let moved = Flat {
+        dim: 16,
+        data: order
+            .iter()
+            .flat_map(|&o| flat.vector(o).unwrap().to_vec())
+            .collect(),
+    };
+    assert_eq!(
+        recall(&g, &flat, Metric::L2, &queries, 64),
+        recall(&mg, &moved, Metric::L2, &queries, 64)
+    );
 }

@@ -31,12 +31,13 @@ pub(crate) fn write_segment(
     dim: usize,
     rows: &[SealRow<'_>],
     graph: &MemGraph,
+    order: &[u32],
 ) -> Result<()> {
     fs::create_dir(dir).at(dir)?;
     write_vectors(&dir.join(VECTORS_FILE), id, dim, rows)?;
     write_ids(&dir.join(IDS_FILE), id, rows)?;
     write_payload(&dir.join(PAYLOAD_FILE), id, rows)?;
-    layout::write(&dir.join(GRAPH_FILE), id, graph)?;
+    layout::write(&dir.join(GRAPH_FILE), id, graph, order)?;
     sync_dir(dir)?;
     if let Some(parent) = dir.parent() {
         sync_dir(parent)?;
