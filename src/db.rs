@@ -571,6 +571,7 @@ fn remove_unreferenced(path: &Path, m: &ManifestData) -> Result<()> {
             continue;
         };
         let dir = entry.path();
+        let mut removed_here = false;
         let mut keep: Vec<String> = Vec::new();
         for s in &c.segments {
             keep.push(segment_dir_name(s.id));
@@ -590,6 +591,9 @@ fn remove_unreferenced(path: &Path, m: &ManifestData) -> Result<()> {
             } else {
                 fs::remove_file(&p).at(&p)?;
             }
+            removed_here = true;
+        }
+        if removed_here {
             fsutil::sync_dir(&dir)?;
         }
     }

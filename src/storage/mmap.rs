@@ -55,24 +55,31 @@ impl Mmap {
     }
 }
 
+/// Issues prefetch hints for the first `max_lines` cache lines of the `len` bytes at `base`.
+/// The only place Cairn prefetches.
+#[inline(always)]
+fn prefetch_lines(base: *const u8, len: usize, max_lines: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        for i in 0..len.div_ceil(64).min(max_lines) {
+            // SAFETY: `_mm_prefetch` is an SSE instruction, present on every x86_64 CPU; it
+            // takes any address (even an invalid one) and only warms the cache. The address is
+            // computed with `wrapping_add` and never dereferenced; callers pass a live slice
+            // and i * 64 < len keeps it inside that slice anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(i * 64).cast::<i8>()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (base, len, max_lines);
+}
+
 /// Hints the CPU to load the cache lines of `bytes` (at most the first 2, 128 bytes: the
 /// hardware prefetcher follows a longer run by itself). A hint only: it never faults and has
 /// no effect on program semantics.
 #[inline(always)]
 pub(crate) fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let lines = bytes.len().div_ceil(64).min(2);
-        for i in 0..lines {
-            // SAFETY: `_mm_prefetch` is an SSE instruction, present on every x86_64 CPU; it
-            // takes any address (even an invalid one) and only warms the cache. The address
-            // lies inside the live slice `bytes` anyway (i * 64 < bytes.len()).
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(i * 64).cast::<i8>()) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
+    prefetch_lines(bytes.as_ptr(), bytes.len(), 2);
 }
 
 /// [`prefetch`] for a slice of floats.
@@ -81,22 +88,10 @@ pub(crate) fn prefetch_f32(v: &[f32]) {
     prefetch(bytemuck::cast_slice(v));
 }
 
-/// [`prefetch`] for a slice of atomics (the graph's link lists).
+/// Prefetch for a slice of atomics (the memtable graph's link lists; up to 4 lines).
 #[inline(always)]
 pub(crate) fn prefetch_atomic(v: &[std::sync::atomic::AtomicU32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let bytes = std::mem::size_of_val(v);
-        let base = v.as_ptr().cast::<i8>();
-        for i in 0..bytes.div_ceil(64).min(4) {
-            // SAFETY: as in `prefetch`: a hint that never faults, at an address inside `v`
-            // (i * 64 < bytes). The pointer is only computed, never dereferenced.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(i * 64)) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = v;
+    prefetch_lines(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v), 4);
 }
 
 /// Asks the kernel to back the heap allocation of `v` with transparent huge pages (2 MiB), if

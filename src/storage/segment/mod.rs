@@ -328,7 +328,6 @@ impl Segment {
 
     /// Checks everything that opening did not: every vector block and every document.
     pub(crate) fn verify_all(&self) -> Result<()> {
-        self.vectors(0, self.rows)?;
         let vb = self.vectors.bytes();
         self.blocks.ensure_all(
             &vb[HEADER_LEN..HEADER_LEN + padded(self.data_len)],
