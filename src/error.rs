@@ -79,6 +79,21 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A filter is malformed (a list in `eq`, a range without bounds, a NaN bound…).
+    #[error("invalid filter: {0}")]
+    InvalidFilter(String),
+
+    /// The filter text does not parse.
+    #[error("filter syntax error at column {column}: {message}\n  {input}\n  {caret:>width$}", caret = "^", width = column)]
+    FilterSyntax {
+        /// 1-based column (in characters) where the error was found.
+        column: usize,
+        /// What was expected or found.
+        message: String,
+        /// The filter text.
+        input: String,
+    },
+
     /// A batch is too large to be written as one atomic log record.
     #[error("batch of {bytes} bytes exceeds the limit of {limit} bytes for one atomic write")]
     BatchTooLarge {
