@@ -58,5 +58,8 @@ pub use db::{Database, DbStats, VerifyReport};
 pub use distance::Metric;
 pub use error::{Error, Result};
 pub use filter::Filter;
-pub use query::SearchRequest;
-pub use record::{Hit, Payload, Record, Value};
+pub use query::{
+    Explain, Fusion, LegScore, PlanKind, RerankQuery, Reranker, SearchRequest, SearchResponse,
+    SourcePlan, TextPlan,
+};
+pub use record::{Hit, Legs, Payload, Record, Value};

@@ -115,6 +115,9 @@ impl From<Record> for Vec<Record> {
 }
 
 /// One search result.
+///
+/// `score` is the similarity for a vector request, the BM25 score for a text request, the
+/// fused score for a hybrid one, or the re-ranker's score when one was used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hit {
     /// The record id.
@@ -128,6 +131,20 @@ pub struct Hit {
     /// The record's payload, when the request asked for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Payload>,
+    /// For a hybrid request: each leg's rank and raw score, and the fused score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legs: Option<Legs>,
+}
+
+/// How the legs of a hybrid request saw one hit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Legs {
+    /// The vector leg's rank and similarity; `None` if that leg did not return the record.
+    pub vector: Option<crate::query::LegScore>,
+    /// The text leg's rank and BM25 score; `None` if that leg did not return the record.
+    pub text: Option<crate::query::LegScore>,
+    /// The fused score (equal to the hit's `score` unless a re-ranker re-scored it).
+    pub fused: f32,
 }
 
 /// The binary (postcard) form of a value: postcard is not self-describing, so the JSON-friendly

@@ -7,12 +7,15 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use rayon::prelude::*;
+use roaring::RoaringBitmap;
 
 use crate::distance::Metric;
 use crate::error::Result;
+use crate::index::fields::FieldIndex;
 use crate::index::hnsw::HnswParams;
 use crate::index::hnsw::graph::MemGraph;
 use crate::index::hnsw::search::Vectors;
+use crate::record::StoredDoc;
 use crate::storage::batch::extend_f32;
 
 /// In-memory rows of one collection.
@@ -24,6 +27,10 @@ pub(crate) struct Memtable {
     spans: Vec<(usize, usize)>,
     docs: Vec<u8>,
     live: Vec<bool>,
+    /// Rows that are not live (replaced or deleted), for filtered search.
+    dead: RoaringBitmap,
+    /// Payload field indexes over every row.
+    fields: FieldIndex,
     by_id: HashMap<u64, u32>,
     live_count: usize,
     /// Smallest LSN whose effect is held here (and so still needed from the log).
@@ -42,6 +49,8 @@ impl Memtable {
             spans: Vec::new(),
             docs: Vec::new(),
             live: Vec::new(),
+            dead: RoaringBitmap::new(),
+            fields: FieldIndex::new(),
             by_id: HashMap::new(),
             live_count: 0,
             min_lsn: None,
@@ -61,7 +70,10 @@ impl Memtable {
     /// flag, id map entry) and the graph's level-0 links.
     pub(crate) fn bytes(&self) -> usize {
         let links = 4 * (1 + self.graph.params.m0());
-        self.vectors.len() * 4 + self.docs.len() + self.ids.len() * (8 + 16 + 1 + 16 + links)
+        self.vectors.len() * 4
+            + self.docs.len()
+            + self.ids.len() * (8 + 16 + 1 + 16 + links)
+            + self.fields.bytes()
     }
 
     pub(crate) fn note_lsn(&mut self, lsn: u64) {
@@ -81,6 +93,12 @@ impl Memtable {
         self.spans.push((self.docs.len(), doc.len()));
         self.docs.extend_from_slice(doc);
         self.live.push(true);
+        // A document that does not decode (impossible for one this build encoded) is simply
+        // not indexed.
+        match StoredDoc::decode(doc) {
+            Some((_, payload)) => self.fields.push(row, &payload),
+            None => self.fields.set_rows(row + 1),
+        }
         self.by_id.insert(id, row);
         self.live_count += 1;
     }
@@ -90,6 +108,7 @@ impl Memtable {
         match self.by_id.remove(&id) {
             Some(row) => {
                 self.live[row as usize] = false;
+                self.dead.insert(row);
                 self.live_count -= 1;
                 true
             }
@@ -141,6 +160,16 @@ impl Memtable {
             rows.into_par_iter()
                 .try_for_each(|r| self.graph.insert(r, self, metric))
         }
+    }
+
+    /// Rows that are not live.
+    pub(crate) fn dead(&self) -> &RoaringBitmap {
+        &self.dead
+    }
+
+    /// The payload field indexes.
+    pub(crate) fn fields(&self) -> &FieldIndex {
+        &self.fields
     }
 
     /// Live rows in row order.

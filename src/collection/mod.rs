@@ -60,7 +60,7 @@ impl SegmentSlot {
         }
     }
 
-    fn live(&self) -> usize {
+    pub(crate) fn live(&self) -> usize {
         self.seg.rows - self.deleted.len() as usize
     }
 }

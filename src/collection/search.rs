@@ -1,23 +1,40 @@
-//! Exact search: every live row of the memtable and of each segment is scored and the best k
-//! kept. Rows are scored in blocks (one query against `BLOCK_ROWS` contiguous rows) so the
-//! kernel streams memory; large collections are split into tasks that run on rayon's pool.
+//! The read path: the vector leg (HNSW or exact, per source, under an optional filter), the
+//! text leg (BM25), fusion, re-ranking, and the hits.
+//!
+//! A *source* is one sealed segment or the memtable. A filter is first evaluated per source to
+//! a bitmap of matching live rows; the planner then picks, per source, an exact scan of those
+//! rows or a graph traversal that walks every node but admits only matches (see
+//! [`plan_filtered`]). Whenever the graph finds fewer than `min(depth, matches)` rows, the
+//! matching rows are scanned exactly instead, so a filtered search returns `k` hits whenever at
+//! least `k` records match.
 
 use rayon::prelude::*;
+use roaring::RoaringBitmap;
 
 use super::{Collection, State};
 use crate::distance::{Metric, VectorProblem, prepare};
 use crate::error::{Error, Result};
+use crate::filter::{Bounds, Filter, FilterIndex, evaluate};
+use crate::index::fields::FieldIndex;
 use crate::index::hnsw::default_ef;
-use crate::index::hnsw::search::{Links, search as graph_search};
+use crate::index::hnsw::search::{Links, Vectors, search as graph_search};
 use crate::index::hnsw::visited::with_visited;
-use crate::query::SearchRequest;
+use crate::query::fusion::{Fused, fuse};
 use crate::query::topk::{Candidate, Loc, TopK};
-use crate::record::{Hit, StoredDoc};
+use crate::query::{
+    Explain, PlanKind, RerankQuery, SearchRequest, SearchResponse, SourcePlan, TextPlan,
+};
+use crate::record::{Hit, Legs, StoredDoc, Value};
 
 /// Rows scored per kernel block.
 const BLOCK_ROWS: usize = 1024;
 /// Rows per parallel task; below twice this a search runs on the calling thread.
 const TASK_ROWS: usize = 64 * 1024;
+
+/// Below this many matching rows a filtered source is scanned exactly.
+pub(crate) const EXACT_MAX_MATCHES: usize = 2_000;
+/// Below this fraction of matching live rows a filtered source is scanned exactly.
+pub(crate) const EXACT_MAX_SELECTIVITY: f64 = 0.02;
 
 /// A range of rows of one source.
 #[derive(Clone, Copy)]
@@ -28,120 +45,475 @@ struct Task {
     end: usize,
 }
 
+/// The rows a filter lets through in one source.
+struct Allowed {
+    /// Rows the indexes matched, dead ones included.
+    estimated: usize,
+    /// Matching live rows.
+    rows: RoaringBitmap,
+}
+
 impl Collection {
-    /// The `k` records most similar to the query, best first. Ties in score are broken by
-    /// lower id.
+    /// The `k` records that best answer the request, best first. Ties in score are broken by
+    /// lower id. Shorthand for [`query`](Self::query)`(req)?.hits`.
     ///
     /// Errors: the query's dimension differs from the collection's, it holds NaN or an
-    /// infinity, or (under cosine) it is all zeros; a checksum fails on a segment block read.
+    /// infinity, or (under cosine) it is all zeros; the filter is invalid; a checksum fails
+    /// on a segment read.
     pub fn search(&self, req: &SearchRequest) -> Result<Vec<Hit>> {
+        Ok(self.query(req)?.hits)
+    }
+
+    /// Runs a request: vector, text or hybrid, with an optional filter, fusion and
+    /// re-ranking; returns the hits and, if asked, how they were found.
+    pub fn query(&self, req: &SearchRequest) -> Result<SearchResponse> {
         self.check_live()?;
         req.validate()?;
         let cfg = &self.inner.config;
-        if req.vector.len() != cfg.dim {
-            return Err(Error::DimensionMismatch {
-                id: None,
-                collection: self.inner.name.clone(),
-                expected: cfg.dim,
-                got: req.vector.len(),
-            });
-        }
-        let mut q = req.vector.clone();
-        prepare(cfg.metric, &mut q).map_err(|p| match p {
-            VectorProblem::NonFinite(index) => Error::NonFiniteQuery { index },
-            VectorProblem::Zero => Error::ZeroQuery,
-        })?;
+        let q = match &req.vector {
+            Some(v) => {
+                if v.len() != cfg.dim {
+                    return Err(Error::DimensionMismatch {
+                        id: None,
+                        collection: self.inner.name.clone(),
+                        expected: cfg.dim,
+                        got: v.len(),
+                    });
+                }
+                let mut q = v.clone();
+                prepare(cfg.metric, &mut q).map_err(|p| match p {
+                    VectorProblem::NonFinite(index) => Error::NonFiniteQuery { index },
+                    VectorProblem::Zero => Error::ZeroQuery,
+                })?;
+                Some(q)
+            }
+            None => None,
+        };
+        let hybrid = q.is_some() && req.text.is_some();
+        let rerank_n = req.rerank.as_ref().map_or(0, |r| r.1);
+        let depth = if hybrid { req.leg_depth() } else { req.k }.max(rerank_n);
         if req.k == 0 {
-            return Ok(Vec::new());
+            return Ok(SearchResponse {
+                hits: Vec::new(),
+                explain: None,
+            });
         }
 
         let st = self.inner.state.read();
-        if !req.exact {
-            let ef = req.ef.unwrap_or_else(|| default_ef(req.k)).max(req.k);
-            let top = search_graphs(&st, cfg.metric, &q, req.k, ef)?;
-            return top
-                .into_sorted()
-                .into_iter()
-                .map(|c| hit(&st, c, req))
-                .collect();
-        }
-        let tasks = plan(&st);
-        let total: usize = tasks.iter().map(|t| t.end - t.start).sum();
-        let top = if total < 2 * TASK_ROWS {
-            let mut top = TopK::new(req.k);
-            for t in &tasks {
-                scan(&st, cfg.metric, &q, *t, &mut top)?;
-            }
-            top
-        } else {
-            tasks
-                .par_iter()
-                .map(|t| {
-                    let mut top = TopK::new(req.k);
-                    scan(&st, cfg.metric, &q, *t, &mut top).map(|_| top)
-                })
-                .try_reduce(|| TopK::new(req.k), |a, b| Ok(a.merge(b)))?
+        let allowed = match &req.filter {
+            Some(f) => Some(self.filter_rows(&st, f)?),
+            None => None,
+        };
+        let mut explain = Explain {
+            filter: req.filter.as_ref().map(|f| format!("{f:?}")),
+            vector: Vec::new(),
+            text: None,
+            depth,
+            complete: true,
         };
 
-        top.into_sorted()
-            .into_iter()
-            .map(|c| hit(&st, c, req))
-            .collect()
+        let vector_leg = match &q {
+            Some(q) => {
+                let ef = req.ef.unwrap_or_else(|| default_ef(depth)).max(depth);
+                let (c, plans) =
+                    vector_leg(&st, cfg.metric, q, depth, ef, req.exact, allowed.as_deref())?;
+                let expected: usize = plans.iter().map(|p| p.matched).sum::<usize>().min(depth);
+                explain.complete &= c.len() >= expected;
+                explain.vector = plans;
+                Some(c)
+            }
+            None => None,
+        };
+        let text_leg = match &req.text {
+            Some(text) => {
+                let (c, plan) = self.text_leg(&st, text, depth, allowed.as_deref())?;
+                explain.text = Some(plan);
+                Some(c)
+            }
+            None => None,
+        };
+
+        let fused: Vec<Fused> = match (vector_leg, text_leg) {
+            (Some(v), Some(t)) => fuse(req.fusion, &v, &t),
+            (Some(only), None) | (None, Some(only)) => only
+                .into_iter()
+                .map(|c| Fused {
+                    cand: c,
+                    score: c.score,
+                    vector: None,
+                    text: None,
+                })
+                .collect(),
+            (None, None) => Vec::new(),
+        };
+
+        let mut hits: Vec<Hit> = match &req.rerank {
+            Some((reranker, top_n)) => {
+                let pool: Vec<Hit> = fused
+                    .iter()
+                    .take((*top_n).max(req.k))
+                    .map(|f| hit(&st, f, hybrid, true, true))
+                    .collect::<Result<_>>()?;
+                let scores = reranker.rerank(
+                    &RerankQuery {
+                        text: req.text.as_deref(),
+                        vector: q.as_deref(),
+                    },
+                    &pool,
+                )?;
+                if scores.len() != pool.len() || scores.iter().any(|s| s.is_nan()) {
+                    return Err(Error::InvalidArgument(format!(
+                        "the re-ranker returned {} scores for {} candidates (or a NaN)",
+                        scores.len(),
+                        pool.len()
+                    )));
+                }
+                let mut pool: Vec<Hit> = pool
+                    .into_iter()
+                    .zip(scores)
+                    .map(|(mut h, s)| {
+                        h.score = s;
+                        if !req.with_text {
+                            h.text = None;
+                        }
+                        if !req.with_payload {
+                            h.payload = None;
+                        }
+                        h
+                    })
+                    .collect();
+                pool.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+                pool.truncate(req.k);
+                pool
+            }
+            None => fused
+                .iter()
+                .take(req.k)
+                .map(|f| hit(&st, f, hybrid, req.with_text, req.with_payload))
+                .collect::<Result<_>>()?,
+        };
+        hits.truncate(req.k);
+        Ok(SearchResponse {
+            hits,
+            explain: req.explain.then_some(explain),
+        })
+    }
+
+    /// Evaluates the filter in every source: matching live rows, per source (segments in
+    /// order, then the memtable).
+    fn filter_rows(&self, st: &State, f: &Filter) -> Result<Vec<Allowed>> {
+        let mut out = Vec::with_capacity(st.segments.len() + 1);
+        for slot in &st.segments {
+            let idx = SourceIndex {
+                rows: slot.seg.rows as u32,
+                fields: slot.seg.fields()?,
+            };
+            let m = evaluate(f, &idx)?;
+            let estimated = m.len() as usize;
+            out.push(Allowed {
+                estimated,
+                rows: m - &slot.deleted,
+            });
+        }
+        let mt = &st.memtable;
+        let idx = SourceIndex {
+            rows: mt.rows() as u32,
+            fields: mt.fields(),
+        };
+        let m = evaluate(f, &idx)?;
+        out.push(Allowed {
+            estimated: m.len() as usize,
+            rows: m - mt.dead(),
+        });
+        Ok(out)
+    }
+
+    /// The text leg: BM25 over every source with collection-wide statistics.
+    fn text_leg(
+        &self,
+        _st: &State,
+        _text: &str,
+        _depth: usize,
+        _allowed: Option<&[Allowed]>,
+    ) -> Result<(Vec<Candidate>, TextPlan)> {
+        Err(Error::InvalidArgument(
+            "full-text search is not available yet".into(),
+        ))
     }
 }
 
-/// Approximate search: the HNSW graph of every segment and of the memtable, merged.
-/// Deleted rows are walked through but never returned.
-fn search_graphs(st: &State, metric: Metric, q: &[f32], k: usize, ef: usize) -> Result<TopK> {
-    let search_segment = |si: usize| -> Result<TopK> {
-        let slot = &st.segments[si];
-        let seg = &*slot.seg;
-        let check = !slot.deleted.is_empty();
-        let found = with_visited(seg.rows, |v| {
-            graph_search(seg.graph(), seg, metric, q, k, ef, v, |r| {
-                !(check && slot.deleted.contains(r))
+/// One source's indexes, as the filter evaluator sees them.
+struct SourceIndex<'a> {
+    rows: u32,
+    fields: &'a FieldIndex,
+}
+
+impl FilterIndex for SourceIndex<'_> {
+    fn universe(&self) -> RoaringBitmap {
+        let mut b = RoaringBitmap::new();
+        b.insert_range(0..self.rows);
+        b
+    }
+    fn eq(&self, field: &str, value: &Value) -> RoaringBitmap {
+        self.fields.eq(field, value)
+    }
+    fn range(&self, field: &str, bounds: &Bounds) -> RoaringBitmap {
+        self.fields.range(field, bounds)
+    }
+    fn exists(&self, field: &str) -> RoaringBitmap {
+        self.fields.exists(field)
+    }
+    fn has_term(&self, _term: &str) -> Result<RoaringBitmap> {
+        Err(Error::InvalidFilter(
+            "has_term needs the text index, which is not available yet".into(),
+        ))
+    }
+}
+
+/// How a filtered source is searched, and with which `ef`.
+pub(crate) fn plan_filtered(matched: usize, live: usize, ef: usize) -> (PlanKind, usize) {
+    if matched == 0 {
+        return (PlanKind::Skip, 0);
+    }
+    let selectivity = matched as f64 / live.max(1) as f64;
+    if matched <= EXACT_MAX_MATCHES || selectivity < EXACT_MAX_SELECTIVITY {
+        return (PlanKind::Exact, 0);
+    }
+    // Fewer matches among the nodes walked: widen the candidate list so the walk reaches as
+    // many matching neighbours as an unfiltered search would.
+    let scaled = (ef as f64 / selectivity.sqrt()).ceil() as usize;
+    (PlanKind::Graph, scaled.max(ef))
+}
+
+/// The vector leg: the best `depth` candidates over every source.
+fn vector_leg(
+    st: &State,
+    metric: Metric,
+    q: &[f32],
+    depth: usize,
+    ef: usize,
+    exact: bool,
+    allowed: Option<&[Allowed]>,
+) -> Result<(Vec<Candidate>, Vec<SourcePlan>)> {
+    if exact && allowed.is_none() {
+        let top = exact_all(st, metric, q, depth)?;
+        let mut plans: Vec<SourcePlan> = st
+            .segments
+            .iter()
+            .map(|slot| {
+                let live = slot.live();
+                SourcePlan {
+                    source: format!("segment {}", slot.seg.id),
+                    rows: slot.seg.rows,
+                    live,
+                    estimated: live,
+                    matched: live,
+                    plan: if live > 0 {
+                        PlanKind::Exact
+                    } else {
+                        PlanKind::Skip
+                    },
+                    ef: None,
+                    fallback: false,
+                    returned: 0,
+                }
             })
-        })?;
+            .collect();
+        let mt = &st.memtable;
+        plans.push(SourcePlan {
+            source: "memtable".into(),
+            rows: mt.rows(),
+            live: mt.live_count(),
+            estimated: mt.live_count(),
+            matched: mt.live_count(),
+            plan: if mt.live_count() > 0 {
+                PlanKind::Exact
+            } else {
+                PlanKind::Skip
+            },
+            ef: None,
+            fallback: false,
+            returned: 0,
+        });
+        let top = top.into_sorted();
+        for c in &top {
+            let i = match c.loc {
+                Loc::Segment(s, _) => s as usize,
+                Loc::Memtable(_) => st.segments.len(),
+            };
+            plans[i].returned += 1;
+        }
+        return Ok((top, plans));
+    }
+
+    let n = st.segments.len() + 1;
+    let one = |i: usize| -> Result<(TopK, SourcePlan)> {
+        search_source(st, i, metric, q, depth, ef, exact, allowed.map(|a| &a[i]))
+    };
+    let results: Vec<(TopK, SourcePlan)> = if st.segments.len() > 1 {
+        (0..n).into_par_iter().map(one).collect::<Result<_>>()?
+    } else {
+        (0..n).map(one).collect::<Result<_>>()?
+    };
+    let mut top = TopK::new(depth);
+    let mut plans = Vec::with_capacity(n);
+    for (t, p) in results {
+        top = top.merge(t);
+        plans.push(p);
+    }
+    Ok((top.into_sorted(), plans))
+}
+
+/// Searches one source (segment `i`, or the memtable for `i == segments.len()`).
+#[allow(clippy::too_many_arguments)]
+fn search_source(
+    st: &State,
+    i: usize,
+    metric: Metric,
+    q: &[f32],
+    depth: usize,
+    ef: usize,
+    exact: bool,
+    allowed: Option<&Allowed>,
+) -> Result<(TopK, SourcePlan)> {
+    let (name, rows, live, dead) = match st.segments.get(i) {
+        Some(slot) => (
+            format!("segment {}", slot.seg.id),
+            slot.seg.rows,
+            slot.live(),
+            &slot.deleted,
+        ),
+        None => (
+            "memtable".to_owned(),
+            st.memtable.rows(),
+            st.memtable.live_count(),
+            st.memtable.dead(),
+        ),
+    };
+    let (estimated, matched) = match allowed {
+        Some(a) => (a.estimated, a.rows.len() as usize),
+        None => (live, live),
+    };
+    let (plan, ef) = if exact {
+        (
+            if matched == 0 {
+                PlanKind::Skip
+            } else {
+                PlanKind::Exact
+            },
+            0,
+        )
+    } else if allowed.is_some() {
+        plan_filtered(matched, live, ef)
+    } else if matched == 0 {
+        (PlanKind::Skip, 0)
+    } else {
+        (PlanKind::Graph, ef)
+    };
+    let mut out = SourcePlan {
+        source: name,
+        rows,
+        live,
+        estimated,
+        matched,
+        plan,
+        ef: (plan == PlanKind::Graph).then_some(ef),
+        fallback: false,
+        returned: 0,
+    };
+    let loc = |row: u32| match st.segments.get(i) {
+        Some(_) => Loc::Segment(i as u32, row),
+        None => Loc::Memtable(row),
+    };
+    let id_at = |row: u32| match st.segments.get(i) {
+        Some(slot) => slot.seg.id_at(row as usize),
+        None => st.memtable.id_at(row as usize),
+    };
+    let mut top = TopK::new(depth);
+    match plan {
+        PlanKind::Skip => {}
+        PlanKind::Exact | PlanKind::Graph => {
+            let mut found = 0;
+            if plan == PlanKind::Graph {
+                let accept = |r: u32| match allowed {
+                    Some(a) => a.rows.contains(r),
+                    None => !dead.contains(r),
+                };
+                let hits = match st.segments.get(i) {
+                    Some(slot) => {
+                        let seg = &*slot.seg;
+                        with_visited(seg.rows, |v| {
+                            graph_search(seg.graph(), seg, metric, q, depth, ef, v, accept)
+                        })?
+                    }
+                    None => {
+                        let mt = &st.memtable;
+                        with_visited(mt.graph.nodes(), |v| {
+                            graph_search(&mt.graph, mt, metric, q, depth, ef, v, accept)
+                        })?
+                    }
+                };
+                found = hits.len();
+                for s in hits {
+                    top.push(Candidate {
+                        score: s.score,
+                        id: id_at(s.node),
+                        loc: loc(s.node),
+                    });
+                }
+            }
+            if plan == PlanKind::Exact || found < depth.min(matched) {
+                out.fallback = plan == PlanKind::Graph;
+                top = TopK::new(depth);
+                let rows_to_scan: RoaringBitmap = match allowed {
+                    Some(a) => a.rows.clone(),
+                    None => {
+                        let mut all = RoaringBitmap::new();
+                        all.insert_range(0..rows as u32);
+                        all - dead
+                    }
+                };
+                for r in &rows_to_scan {
+                    let score = match st.segments.get(i) {
+                        Some(slot) => metric.score(q, slot.seg.vector(r)?),
+                        None => metric.score(q, st.memtable.vector(r as usize)),
+                    };
+                    top.push(Candidate {
+                        score,
+                        id: id_at(r),
+                        loc: loc(r),
+                    });
+                }
+            }
+        }
+    }
+    out.returned = top.len();
+    Ok((top, out))
+}
+
+/// Exact search without a filter: every live row of every source, in blocks, on rayon's pool
+/// for large collections.
+fn exact_all(st: &State, metric: Metric, q: &[f32], k: usize) -> Result<TopK> {
+    let tasks = plan_tasks(st);
+    let total: usize = tasks.iter().map(|t| t.end - t.start).sum();
+    if total < 2 * TASK_ROWS {
         let mut top = TopK::new(k);
-        for s in found {
-            top.push(Candidate {
-                score: s.score,
-                id: seg.id_at(s.node as usize),
-                loc: Loc::Segment(si as u32, s.node),
-            });
+        for t in &tasks {
+            scan(st, metric, q, *t, &mut top)?;
         }
         Ok(top)
-    };
-    let mut top = if st.segments.len() > 1 {
-        (0..st.segments.len())
-            .into_par_iter()
-            .map(search_segment)
-            .try_reduce(|| TopK::new(k), |a, b| Ok(a.merge(b)))?
     } else {
-        match st.segments.first() {
-            Some(_) => search_segment(0)?,
-            None => TopK::new(k),
-        }
-    };
-    let mt = &st.memtable;
-    if mt.live_count() > 0 {
-        let found = with_visited(mt.graph.nodes(), |v| {
-            graph_search(&mt.graph, mt, metric, q, k, ef, v, |r| {
-                mt.is_live(r as usize)
+        tasks
+            .par_iter()
+            .map(|t| {
+                let mut top = TopK::new(k);
+                scan(st, metric, q, *t, &mut top).map(|_| top)
             })
-        })?;
-        for s in found {
-            top.push(Candidate {
-                score: s.score,
-                id: mt.id_at(s.node as usize),
-                loc: Loc::Memtable(s.node),
-            });
-        }
+            .try_reduce(|| TopK::new(k), |a, b| Ok(a.merge(b)))
     }
-    Ok(top)
 }
 
-fn plan(st: &State) -> Vec<Task> {
+fn plan_tasks(st: &State) -> Vec<Task> {
     let mut tasks = Vec::new();
     let mut split = |source, rows: usize| {
         let mut s = 0;
@@ -211,26 +583,34 @@ fn scan(st: &State, metric: Metric, q: &[f32], t: Task, top: &mut TopK) -> Resul
     Ok(())
 }
 
-fn hit(st: &State, c: Candidate, req: &SearchRequest) -> Result<Hit> {
+/// The text and payload of a candidate's row.
+fn doc(st: &State, c: &Candidate) -> Result<(Option<String>, crate::record::Payload)> {
+    match c.loc {
+        Loc::Memtable(row) => StoredDoc::decode(st.memtable.doc(row as usize)).ok_or_else(|| {
+            Error::InvalidArgument(format!("record {} has an undecodable payload", c.id))
+        }),
+        Loc::Segment(s, row) => st.segments[s as usize].seg.doc(row as usize),
+    }
+}
+
+fn hit(st: &State, f: &Fused, hybrid: bool, with_text: bool, with_payload: bool) -> Result<Hit> {
     let mut hit = Hit {
-        id: c.id,
-        score: c.score,
+        id: f.cand.id,
+        score: f.score,
         text: None,
         payload: None,
+        legs: hybrid.then_some(Legs {
+            vector: f.vector,
+            text: f.text,
+            fused: f.score,
+        }),
     };
-    if req.with_payload || req.with_text {
-        let (text, payload) = match c.loc {
-            Loc::Memtable(row) => {
-                StoredDoc::decode(st.memtable.doc(row as usize)).ok_or_else(|| {
-                    Error::InvalidArgument(format!("record {} has an undecodable payload", c.id))
-                })?
-            }
-            Loc::Segment(s, row) => st.segments[s as usize].seg.doc(row as usize)?,
-        };
-        if req.with_text {
+    if with_text || with_payload {
+        let (text, payload) = doc(st, &f.cand)?;
+        if with_text {
             hit.text = text;
         }
-        if req.with_payload {
+        if with_payload {
             hit.payload = Some(payload);
         }
     }

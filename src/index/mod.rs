@@ -1,3 +1,4 @@
-//! Vector indexes.
+//! Indexes: HNSW over vectors, payload field indexes.
 
+pub(crate) mod fields;
 pub(crate) mod hnsw;

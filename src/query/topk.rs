@@ -89,6 +89,11 @@ impl TopK {
         }
     }
 
+    /// Candidates held.
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
     pub(crate) fn merge(mut self, other: TopK) -> TopK {
         for w in other.heap {
             self.push(w.0);

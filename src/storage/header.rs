@@ -40,6 +40,7 @@ pub(crate) enum FileKind {
     Payload = 5,
     Tombstones = 6,
     Graph = 7,
+    Fields = 9,
 }
 
 impl TryFrom<u8> for FileKind {
@@ -53,6 +54,7 @@ impl TryFrom<u8> for FileKind {
             5 => FileKind::Payload,
             6 => FileKind::Tombstones,
             7 => FileKind::Graph,
+            9 => FileKind::Fields,
             other => return Err(other),
         })
     }

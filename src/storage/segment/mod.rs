@@ -19,6 +19,7 @@ mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 pub(crate) use writer::{SealRow, write_segment};
 
@@ -26,6 +27,7 @@ use self::blocks::{BLOCK_SIZE, BlockCheck};
 use super::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
 use super::mmap::Mmap;
 use crate::error::{Error, IoContext, Result};
+use crate::index::fields::{FIELDS_FILE, FieldIndex};
 use crate::index::hnsw::layout::{GRAPH_FILE, MappedGraph};
 use crate::index::hnsw::search::Vectors;
 use crate::record::{Payload, StoredDoc};
@@ -65,6 +67,10 @@ pub(crate) struct Segment {
     payload_table_off: usize,
     /// Lazily checked blocks of the payload index.
     payload_blocks: BlockCheck,
+    fields_path: PathBuf,
+    fields_len: u64,
+    /// The field indexes, decoded on first use.
+    fields: OnceLock<FieldIndex>,
 }
 
 fn open_map(path: &Path) -> Result<Mmap> {
@@ -191,6 +197,10 @@ impl Segment {
 
         let graph = MappedGraph::open(&dir.join(GRAPH_FILE), id, rows_usize, m)?;
 
+        // fields: only the header now; the body is decoded on the first filtered search.
+        let fields_path = dir.join(FIELDS_FILE);
+        let fields_len = check_lazy_file(&fields_path, FileKind::Fields, id, rows)?;
+
         let seg = Segment {
             id,
             dir: dir.to_owned(),
@@ -210,6 +220,9 @@ impl Segment {
             payload_table_off,
             payload_blocks: BlockCheck::new(BLOCK_SIZE, index_len),
             graph,
+            fields_path,
+            fields_len,
+            fields: OnceLock::new(),
         };
         seg.check_ids(&ids_path)?;
         Ok(seg)
@@ -337,13 +350,27 @@ impl Segment {
         for row in 0..self.rows {
             self.doc(row)?;
         }
+        self.fields()?;
         self.graph.verify_all()
+    }
+
+    /// The payload field indexes, read and checked on first use.
+    pub(crate) fn fields(&self) -> Result<&FieldIndex> {
+        if let Some(f) = self.fields.get() {
+            return Ok(f);
+        }
+        let bytes = std::fs::read(&self.fields_path).at(&self.fields_path)?;
+        let idx = FieldIndex::decode(&bytes, &self.fields_path, self.id, self.rows)?;
+        // Another thread may have won the race with an identical index.
+        let _ = self.fields.set(idx);
+        Ok(self.fields.get().expect("set above"))
     }
 
     /// Bytes of the segment's files.
     pub(crate) fn disk_bytes(&self) -> u64 {
         (self.vectors.bytes().len() + self.ids.bytes().len() + self.payload.bytes().len()) as u64
             + self.graph.disk_bytes()
+            + self.fields_len
     }
 
     /// Bytes of the graph file.
@@ -355,6 +382,26 @@ impl Segment {
     pub(crate) fn graph(&self) -> &MappedGraph {
         &self.graph
     }
+}
+
+/// Checks the header of a file that is read in full only when first needed: it must exist,
+/// belong to this segment, and be as long as its header says. Returns its length.
+fn check_lazy_file(path: &Path, kind: FileKind, id: u64, rows: u64) -> Result<u64> {
+    use std::io::Read;
+    let mut f = File::open(path).at(path)?;
+    let len = f.metadata().at(path)?.len();
+    let mut head = [0u8; HEADER_LEN];
+    f.read_exact(&mut head)
+        .map_err(|_| Error::corruption(path, "file too short for its header"))?;
+    let h = Header::decode(&head, kind, path)?;
+    check_common(&h, path, id, rows)?;
+    if len != HEADER_LEN as u64 + h.body_len {
+        return Err(Error::corruption(
+            path,
+            format!("file is {len} bytes, header says body of {}", h.body_len),
+        ));
+    }
+    Ok(len)
 }
 
 fn check_common(h: &Header, path: &Path, id: u64, rows: u64) -> Result<()> {

@@ -8,8 +8,10 @@ use std::path::Path;
 use super::blocks::{BLOCK_SIZE, block_crcs};
 use super::{IDS_FILE, PAYLOAD_FILE, VECTORS_FILE, padded};
 use crate::error::{IoContext, Result};
+use crate::index::fields::{FIELDS_FILE, FieldIndex};
 use crate::index::hnsw::graph::MemGraph;
 use crate::index::hnsw::layout::{self, GRAPH_FILE};
+use crate::record::StoredDoc;
 use crate::storage::fsutil::{sync_dir, write_new_file};
 use crate::storage::header::{FileKind, HEADER_LEN, Header};
 
@@ -37,6 +39,7 @@ pub(crate) fn write_segment(
     write_vectors(&dir.join(VECTORS_FILE), id, dim, rows)?;
     write_ids(&dir.join(IDS_FILE), id, rows)?;
     write_payload(&dir.join(PAYLOAD_FILE), id, rows)?;
+    write_fields(&dir.join(FIELDS_FILE), id, rows)?;
     layout::write(&dir.join(GRAPH_FILE), id, graph, order)?;
     sync_dir(dir)?;
     if let Some(parent) = dir.parent() {
@@ -92,6 +95,18 @@ fn write_ids(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
     h.body_crc = crc32c::crc32c(&body);
     h.aux = id;
     write_new_file(path, &[&h.encode(), &body])
+}
+
+fn write_fields(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
+    let mut idx = FieldIndex::new();
+    for (row, r) in rows.iter().enumerate() {
+        match StoredDoc::decode(r.doc) {
+            Some((_, payload)) => idx.push(row as u32, &payload),
+            None => idx.set_rows(row as u32 + 1),
+        }
+    }
+    idx.set_rows(rows.len() as u32);
+    write_new_file(path, &[&idx.encode(id)])
 }
 
 fn write_payload(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
