@@ -1334,6 +1334,19 @@ mod tests {
         }
     }
 
+    /// The rendering shown in `docs/filters.md`.
+    #[test]
+    fn error_display() {
+        let e = Filter::parse("year >= ").err().map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some(
+                "filter syntax error at column 9: expected a number after `>=`, found the end \
+                 of the input\n  year >= \n          ^"
+            )
+        );
+    }
+
     #[test]
     fn semantic_errors_are_invalid_filter() {
         for s in [
