@@ -151,6 +151,14 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// A field token as written, in backticks (a quoted one has its own).
+    fn field_excerpt(&self, t: &Token) -> String {
+        match t.tok {
+            Tok::Quoted(_) => self.excerpt(t),
+            _ => format!("`{}`", self.excerpt(t)),
+        }
+    }
+
     /// How a token is named in "expected …, found …" messages.
     fn describe(&self, t: &Token) -> String {
         match &t.tok {
@@ -160,7 +168,7 @@ impl<'a> Parser<'a> {
             Tok::Word(w) if keyword(w).is_some() => {
                 format!("the keyword `{}`", w.to_ascii_uppercase())
             }
-            Tok::Word(_) | Tok::Quoted(_) => format!("the field name `{}`", self.excerpt(t)),
+            Tok::Word(_) | Tok::Quoted(_) => format!("the field name {}", self.field_excerpt(t)),
             Tok::LParen | Tok::RParen | Tok::Comma | Tok::Op(_) => {
                 format!("`{}`", self.excerpt(t))
             }
@@ -631,8 +639,8 @@ impl<'a> Parser<'a> {
             }
             _ => {
                 let msg = format!(
-                    "`=`, `!=`, `>`, `>=`, `<`, `<=`, IN or NOT IN after the field name `{}`",
-                    self.excerpt(field_token)
+                    "`=`, `!=`, `>`, `>=`, `<`, `<=`, IN or NOT IN after the field name {}",
+                    self.field_excerpt(field_token)
                 );
                 Err(self.unexpected(&t, &msg))
             }
@@ -1083,13 +1091,6 @@ mod tests {
         assert_eq!(Filter::parse(&text).ok().as_ref(), Some(f), "text: {text}");
     }
 
-    fn range(field: &str, b: Bounds) -> Filter {
-        Filter::Range {
-            field: field.into(),
-            bounds: b,
-        }
-    }
-
     #[test]
     fn comparisons() {
         assert_eq!(p(r#"lang = "en""#), Filter::eq("lang", "en"));
@@ -1303,6 +1304,9 @@ mod tests {
             ("a = 1 AND", 10, "expected a condition"),
             ("a = 1 OR OR b = 2", 10, "found the keyword `OR`"),
             ("a", 2, "after the field name `a`"),
+            ("`a b`", 6, "after the field name `a b`, found"),
+            ("1 < `a b` > 2", 11, "`<` or `<=` and the upper bound"),
+            ("a = 1 `b`", 7, "found the field name `b`"),
             ("a == 1", 4, "expected a value"),
             ("a = en", 5, "strings are written in double quotes"),
             ("a = inf", 5, "expected a value"),
