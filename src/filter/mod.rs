@@ -26,6 +26,7 @@
 //! in one numeric column.
 
 mod eval;
+mod parse;
 
 use serde::{Deserialize, Serialize};
 
