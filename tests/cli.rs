@@ -154,8 +154,8 @@ fn jsonl_import_search_get_delete_stats() {
         "--k",
         "3",
         "--json",
-        "--text",
-        "--payload",
+        "--with-text",
+        "--with-payload",
     ]);
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 1);
@@ -170,7 +170,7 @@ fn jsonl_import_search_get_delete_stats() {
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
     assert!(scores[0] > 0.99 && scores[0] <= 1.0001, "{scores:?}");
 
-    // Without --text/--payload, hits carry only id and score; the table is readable.
+    // Without --with-text/--with-payload, hits carry only id and score; the table is readable.
     let out = ok(&[
         "search",
         db,
@@ -193,7 +193,7 @@ fn jsonl_import_search_get_delete_stats() {
         "[0, 1, 0]",
         "--k",
         "2",
-        "--text",
+        "--with-text",
     ]);
     assert!(
         table.contains("2 hits") && table.contains("rank") && table.contains("doc "),

@@ -105,7 +105,7 @@ impl Collection {
             None => None,
         };
         let mut explain = Explain {
-            filter: req.filter.as_ref().map(|f| format!("{f:?}")),
+            filter: req.filter.as_ref().map(ToString::to_string),
             vector: Vec::new(),
             text: None,
             depth,

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cairndb::{
-    Collection, CollectionConfig, Database, Durability, Metric, Options, Record, SearchRequest,
+    Collection, CollectionConfig, Database, Durability, Filter, Metric, Options, PlanKind, Record,
+    SearchRequest,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -94,6 +95,56 @@ struct Report {
     reopen_first_query_ms: f64,
     gt_s: Option<f64>,
     results: Vec<EfRow>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    filtered: Vec<FilteredRun>,
+}
+
+/// The measurements of one filter selectivity.
+#[derive(Serialize, Clone, Debug)]
+struct FilteredRun {
+    /// Requested fraction of the base set.
+    selectivity: f64,
+    /// Records that match.
+    matched: usize,
+    /// The plan chosen for the segment (on the first query at the first ef).
+    plan: String,
+    /// An exact scan of the matching rows (`exact: true` with the filter), the baseline.
+    exact: EfRow,
+    results: Vec<EfRow>,
+}
+
+/// The attribute `sel` of base row `row`: a seeded pseudo-random number in [0, 1,000,000).
+fn sel_attribute(row: u64) -> i64 {
+    // splitmix64
+    let mut z = row.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) % 1_000_000) as i64
+}
+
+fn parse_selectivities(list: &str) -> CliResult<Vec<f64>> {
+    let mut out = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let s: f64 = part.parse().map_err(|_| {
+            fail(format_args!(
+                "--filter-selectivity: {part:?} is not a number"
+            ))
+        })?;
+        if !(s > 0.0 && s <= 1.0) {
+            return Err(fail(format_args!(
+                "--filter-selectivity: {part} is not a fraction in (0, 1]"
+            )));
+        }
+        out.push(s);
+    }
+    if out.is_empty() {
+        return Err(fail("--filter-selectivity needs at least one fraction"));
+    }
+    Ok(out)
+}
+
+fn sel_filter(s: f64) -> Filter {
+    Filter::range("sel").lt((s * 1_000_000.0).round())
 }
 
 /// Parses `--ef 10,20,40`.
@@ -303,13 +354,27 @@ fn measure(
     k: usize,
     ef: usize,
 ) -> CliResult<EfRow> {
-    let pb = bar(queries.len(), &format!("queries, ef {ef}"));
+    measure_with(coll, queries, gt, ef, &format!("queries, ef {ef}"), |q| {
+        SearchRequest::new(q.to_vec()).k(k).ef(ef)
+    })
+}
+
+/// Runs every query once with the request `make` builds, one at a time on this thread.
+fn measure_with(
+    coll: &Collection,
+    queries: &[Vec<f32>],
+    gt: &[Vec<u64>],
+    ef: usize,
+    what: &str,
+    make: impl Fn(&[f32]) -> SearchRequest,
+) -> CliResult<EfRow> {
+    let pb = bar(queries.len(), what);
     let mut lat = Vec::with_capacity(queries.len());
     let mut recall_sum = 0.0;
     let sched_start = Sched::thread();
     let pass_start = Instant::now();
     for (i, (q, truth)) in queries.iter().zip(gt).enumerate() {
-        let req = SearchRequest::new(q.clone()).k(k).ef(ef);
+        let req = make(q);
         let started = Instant::now();
         let hits = coll.search(&req);
         let took = started.elapsed();
@@ -342,6 +407,74 @@ fn measure(
     })
 }
 
+/// Filtered mode for one selectivity: exact filtered ground truth, the exact-scan baseline,
+/// then every ef.
+fn measure_filtered(
+    coll: &Collection,
+    queries: &[Vec<f32>],
+    k: usize,
+    efs: &[usize],
+    s: f64,
+) -> CliResult<FilteredRun> {
+    let f = sel_filter(s);
+    let pb = bar(queries.len(), &format!("exact filtered top k, selectivity {s}"));
+    let mut gt = queries
+        .par_iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let hits = coll
+                .search(&SearchRequest::new(q.clone()).k(k).exact(true).filter(f.clone()))
+                .map_err(|e| fail(format_args!("exact filtered search for query {i}: {e}")))?;
+            pb.inc(1);
+            Ok(hits.into_iter().map(|h| h.id).collect())
+        })
+        .collect::<CliResult<Vec<Vec<u64>>>>()?;
+    pb.finish_and_clear();
+    for row in &mut gt {
+        row.sort_unstable();
+    }
+    let probe = coll.query(
+        &SearchRequest::new(queries[0].clone())
+            .k(k)
+            .ef(efs[0])
+            .filter(f.clone())
+            .explain(true),
+    )?;
+    let explain = probe.explain.unwrap_or_else(|| unreachable!("explain was requested"));
+    let matched = explain.vector.iter().map(|p| p.matched).sum();
+    let plan = explain
+        .vector
+        .iter()
+        .max_by_key(|p| p.rows)
+        .map(|p| match p.plan {
+            PlanKind::Graph => "graph".to_owned(),
+            PlanKind::Exact => "exact".to_owned(),
+            PlanKind::Skip => "skip".to_owned(),
+        })
+        .unwrap_or_default();
+    let exact = measure_with(coll, queries, &gt, 0, &format!("exact scan, selectivity {s}"), |q| {
+        SearchRequest::new(q.to_vec()).k(k).exact(true).filter(f.clone())
+    })?;
+    let mut results = Vec::with_capacity(efs.len());
+    for &ef in efs {
+        results.push(measure_with(
+            coll,
+            queries,
+            &gt,
+            ef,
+            &format!("filtered queries, selectivity {s}, ef {ef}"),
+            |q| SearchRequest::new(q.to_vec()).k(k).ef(ef).filter(f.clone()),
+        )?);
+    }
+    Ok(FilteredRun {
+        selectivity: s,
+        matched,
+        plan,
+        exact,
+        results,
+    })
+}
+
 fn file_name(p: &Path) -> String {
     p.file_name().map_or_else(
         || p.display().to_string(),
@@ -363,6 +496,10 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
         return Err(fail(format_args!("--k must be at most {MAX_K}")));
     }
     let efs = parse_efs(&a.ef)?;
+    let selectivities = match &a.filter_selectivity {
+        Some(list) => Some(parse_selectivities(list)?),
+        None => None,
+    };
     if a.batch == 0 {
         return Err(fail("--batch must be at least 1"));
     }
@@ -492,7 +629,11 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
         let next = rows.next().transpose()?;
         let done = next.is_none();
         if let Some(v) = next {
-            batch.push(Record::new(n as u64, v));
+            let mut r = Record::new(n as u64, v);
+            if selectivities.is_some() {
+                r = r.with_field("sel", sel_attribute(n as u64));
+            }
+            batch.push(r);
             n += 1;
         }
         if batch.len() >= a.batch || (done && !batch.is_empty()) {
@@ -583,6 +724,10 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
     for &ef in &efs {
         results.push(measure(&coll, &queries, &gt, a.k, ef)?);
     }
+    let mut filtered = Vec::new();
+    for &s in selectivities.as_deref().unwrap_or(&[]) {
+        filtered.push(measure_filtered(&coll, &queries, a.k, &efs, s)?);
+    }
     let rss = peak_rss();
     let load_end = loadavg();
     drop(coll);
@@ -633,6 +778,7 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
         reopen_first_query_ms: (reopen + first_query).as_secs_f64() * 1e3,
         gt_s: gt_time.map(|d| d.as_secs_f64()),
         results,
+        filtered,
     };
 
     if let Some(p) = &a.csv {
@@ -828,6 +974,52 @@ fn print_text(out: &mut impl Write, r: &Report, db: &str, db_note: &str) -> CliR
     }
     if r.results.iter().any(|x| x.ef < r.k) {
         outln!(out, "(an ef below k searches with ef = k)");
+    }
+    if !r.filtered.is_empty() {
+        outln!(out);
+        outln!(
+            out,
+            "filtered  sel < s·10⁶ on a seeded attribute; recall against the exact filtered top {}",
+            r.k
+        );
+        let mut t = Table::new(&[
+            ">selectivity",
+            ">matched",
+            "plan",
+            ">ef",
+            &recall,
+            ">QPS",
+            ">p50 µs",
+            ">p99 µs",
+            ">× exact scan",
+        ]);
+        for f in &r.filtered {
+            t.row(vec![
+                format!("{}", f.selectivity),
+                thousands(f.matched as u64),
+                "exact scan".to_owned(),
+                "-".to_owned(),
+                format!("{:.4}", f.exact.recall),
+                thousands(f.exact.qps.round() as u64),
+                format!("{:.1}", f.exact.p50_us),
+                format!("{:.1}", f.exact.p99_us),
+                "1.00".to_owned(),
+            ]);
+            for x in &f.results {
+                t.row(vec![
+                    String::new(),
+                    String::new(),
+                    f.plan.clone(),
+                    x.ef.to_string(),
+                    format!("{:.4}", x.recall),
+                    thousands(x.qps.round() as u64),
+                    format!("{:.1}", x.p50_us),
+                    format!("{:.1}", x.p99_us),
+                    format!("{:.2}", x.qps / f.exact.qps.max(1e-9)),
+                ]);
+            }
+        }
+        write!(out, "{}", t.render("")).map_err(CliError::output)?;
     }
     Ok(())
 }

@@ -158,24 +158,63 @@ pub struct SearchArgs {
     /// One query vector as a JSON array, e.g. '[0.1, 0.2, 0.3]'.
     #[arg(long, value_name = "JSON")]
     pub vector: Option<String>,
-    /// A .fvecs file of query vectors: one result list per row.
+    /// A full-text query (BM25); with --vector the search is hybrid.
+    #[arg(long, value_name = "QUERY")]
+    pub text: Option<String>,
+    /// Only return records matching this filter, e.g.
+    /// 'lang = "en" AND year >= 2020 AND tags IN ("a", "b") AND NOT draft = true'
+    /// (syntax: docs/filters.md).
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Many queries, answered in order with the database opened once: a .fvecs file (one
+    /// vector per row) or a .jsonl file whose lines carry any of "vector", "text", "filter"
+    /// (text syntax or JSON form) and "k".
     #[arg(long, value_name = "FILE")]
     pub queries: Option<PathBuf>,
     /// Number of hits per query.
     #[arg(long, value_name = "K", default_value_t = 10)]
     pub k: usize,
+    /// HNSW search list size (default max(k, 64)).
+    #[arg(long, value_name = "EF")]
+    pub ef: Option<usize>,
     /// Scan every record instead of using an index (exact results).
     #[arg(long)]
     pub exact: bool,
-    /// Print one JSON object per query: {"hits":[{"id":..,"score":..},..]}.
+    /// How a hybrid query fuses its vector and text legs.
+    #[arg(long, value_enum, default_value_t = FusionArg::Rrf)]
+    pub fusion: FusionArg,
+    /// Weight of the vector leg for --fusion weighted, in [0, 1].
+    #[arg(long, value_name = "A", default_value_t = 0.5)]
+    pub alpha: f32,
+    /// Rank offset of --fusion rrf.
+    #[arg(long, value_name = "K", default_value_t = 60.0)]
+    pub rrf_k: f32,
+    /// Candidates each leg of a hybrid query finds before fusion (default max(2k, 50)).
+    #[arg(long, value_name = "N")]
+    pub candidates: Option<usize>,
+    /// Show how the query was executed: the plan per segment, matching rows, completeness.
+    #[arg(long)]
+    pub explain: bool,
+    /// Print one JSON object per query: {"hits":[{"id":..,"score":..,"legs":..},..]}.
     #[arg(long)]
     pub json: bool,
     /// Include each hit's payload.
-    #[arg(long)]
-    pub payload: bool,
+    #[arg(long, alias = "payload")]
+    pub with_payload: bool,
     /// Include each hit's text.
     #[arg(long)]
-    pub text: bool,
+    pub with_text: bool,
+}
+
+/// Fusion method of a hybrid search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FusionArg {
+    /// Reciprocal Rank Fusion: sum of 1 / (rrf_k + rank).
+    Rrf,
+    /// alpha · (min-max normalized vector score) + (1 − alpha) · (normalized BM25 score).
+    Weighted,
+    /// Distribution-based score fusion: each leg mapped from mean ± 3σ to [0, 1], summed.
+    Dbsf,
 }
 
 #[derive(Args, Debug)]
@@ -287,6 +326,12 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the summary and table.
     #[arg(long)]
     pub json: bool,
+    /// Filtered mode: comma-separated fractions (e.g. 0.5,0.1,0.01,0.001). Every base record
+    /// gets a seeded random attribute `sel` in [0, 1,000,000); for each fraction s the
+    /// queries run under the filter `sel < s·1,000,000`, against the exact filtered top k,
+    /// at every --ef, beside an exact scan of the matching rows.
+    #[arg(long, value_name = "LIST")]
+    pub filter_selectivity: Option<String>,
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {

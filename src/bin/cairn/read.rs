@@ -3,44 +3,152 @@
 use std::io::Write;
 use std::time::Instant;
 
-use cairndb::{DbStats, Hit, SearchRequest};
-use serde::Serialize;
+use cairndb::{DbStats, Explain, Filter, Fusion, Hit, SearchRequest};
+use serde::{Deserialize, Serialize};
 
 use crate::input::{parse_vector, read_fvecs};
 use crate::util::{
     CliResult, Table, fail, fmt_bytes, fmt_dur, one_line, open_collection, open_existing, plural,
     thousands,
 };
-use crate::{GetArgs, SearchArgs, StatsArgs, VerifyArgs};
+use crate::{FusionArg, GetArgs, SearchArgs, StatsArgs, VerifyArgs};
 
-/// One line of `search --json` output.
-#[derive(Serialize)]
-struct HitsLine<'a> {
-    hits: &'a [Hit],
+/// One query of a search command.
+struct Query {
+    vector: Option<Vec<f32>>,
+    text: Option<String>,
+    filter: Option<Filter>,
+    k: usize,
+}
+
+/// One line of a `--queries FILE.jsonl` file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryLine {
+    #[serde(default)]
+    vector: Option<Vec<f32>>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    filter: Option<FilterArg>,
+    #[serde(default)]
+    k: Option<usize>,
+}
+
+/// A filter in a query line: the text syntax, or the JSON form.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FilterArg {
+    Text(String),
+    Json(Filter),
 }
 
 fn to_json<T: Serialize>(v: &T) -> CliResult<String> {
     serde_json::to_string(v).map_err(|e| fail(format_args!("cannot write JSON: {e}")))
 }
 
+fn parse_filter(text: &str) -> CliResult<Filter> {
+    Filter::parse(text).map_err(|e| fail(format_args!("--filter: {e}")))
+}
+
+/// Reads the queries of `search`: --vector/--text/--filter, or a .fvecs or .jsonl file.
+fn read_queries(a: &SearchArgs) -> CliResult<Vec<Query>> {
+    let filter = a.filter.as_deref().map(parse_filter).transpose()?;
+    let Some(path) = &a.queries else {
+        let vector = a.vector.as_deref().map(parse_vector).transpose()?;
+        if vector.is_none() && a.text.is_none() {
+            return Err(fail("give a query with --vector, --text, or --queries FILE"));
+        }
+        return Ok(vec![Query {
+            vector,
+            text: a.text.clone(),
+            filter,
+            k: a.k,
+        }]);
+    };
+    if a.vector.is_some() {
+        return Err(fail("give either --vector or --queries, not both"));
+    }
+    let is_jsonl = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("json"));
+    if !is_jsonl {
+        return Ok(read_fvecs(path)?
+            .into_iter()
+            .map(|v| Query {
+                vector: Some(v),
+                text: a.text.clone(),
+                filter: filter.clone(),
+                k: a.k,
+            })
+            .collect());
+    }
+    let body = std::fs::read_to_string(path)
+        .map_err(|e| fail(format_args!("cannot read {}: {e}", path.display())))?;
+    let mut out = Vec::new();
+    for (i, line) in body.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |what: &dyn std::fmt::Display| {
+            fail(format_args!("{}:{}: {what}", path.display(), i + 1))
+        };
+        let q: QueryLine = serde_json::from_str(line).map_err(|e| at(&e))?;
+        let line_filter = match q.filter {
+            Some(FilterArg::Text(t)) => Some(Filter::parse(&t).map_err(|e| at(&e))?),
+            Some(FilterArg::Json(f)) => Some(f),
+            None => filter.clone(),
+        };
+        let text = q.text.or_else(|| a.text.clone());
+        if q.vector.is_none() && text.is_none() {
+            return Err(at(&"a query needs \"vector\", \"text\", or both"));
+        }
+        out.push(Query {
+            vector: q.vector,
+            text,
+            filter: line_filter,
+            k: q.k.unwrap_or(a.k),
+        });
+    }
+    Ok(out)
+}
+
 pub fn search(a: &SearchArgs) -> CliResult<()> {
     // The queries are read before the database is opened: bad input fails fast.
-    let queries = match (&a.vector, &a.queries) {
-        (Some(v), _) => vec![parse_vector(v)?],
-        (None, Some(path)) => read_fvecs(path)?,
-        (None, None) => return Err(fail("give a query with --vector or --queries")),
+    let queries = read_queries(a)?;
+    let fusion = match a.fusion {
+        FusionArg::Rrf => Fusion::Rrf { k: a.rrf_k },
+        FusionArg::Weighted => Fusion::Weighted { alpha: a.alpha },
+        FusionArg::Dbsf => Fusion::Dbsf,
     };
     let (_db, coll) = open_collection(&a.db, &a.collection)?;
     let many = queries.len() > 1;
     let mut out = std::io::stdout().lock();
     for (i, q) in queries.into_iter().enumerate() {
-        let req = SearchRequest::new(q)
-            .k(a.k)
+        let mut req = match (q.vector, q.text) {
+            (Some(v), Some(t)) => SearchRequest::new(v).text(t),
+            (Some(v), None) => SearchRequest::new(v),
+            (None, Some(t)) => SearchRequest::by_text(t),
+            (None, None) => unreachable!("read_queries requires a vector or a text"),
+        };
+        req = req
+            .k(q.k)
             .exact(a.exact)
-            .with_text(a.text)
-            .with_payload(a.payload);
+            .fusion(fusion)
+            .explain(a.explain)
+            .with_text(a.with_text)
+            .with_payload(a.with_payload);
+        if let Some(f) = q.filter {
+            req = req.filter(f);
+        }
+        if let Some(ef) = a.ef {
+            req = req.ef(ef);
+        }
+        if let Some(c) = a.candidates {
+            req = req.candidates(c);
+        }
         let started = Instant::now();
-        let hits = coll.search(&req).map_err(|e| {
+        let resp = coll.query(&req).map_err(|e| {
             if many {
                 fail(format_args!("query {i}: {e}"))
             } else {
@@ -49,7 +157,7 @@ pub fn search(a: &SearchArgs) -> CliResult<()> {
         })?;
         let took = started.elapsed();
         if a.json {
-            outln!(out, "{}", to_json(&HitsLine { hits: &hits })?);
+            outln!(out, "{}", to_json(&resp)?);
             continue;
         }
         let label = if many {
@@ -57,16 +165,61 @@ pub fn search(a: &SearchArgs) -> CliResult<()> {
         } else {
             String::new()
         };
+        let hits = &resp.hits;
         outln!(out, "{label}{} hits in {}", hits.len(), fmt_dur(took));
         if !hits.is_empty() {
-            write!(out, "{}", hits_table(&hits, a.text, a.payload)?)
+            write!(out, "{}", hits_table(hits, a.with_text, a.with_payload)?)
                 .map_err(crate::util::CliError::output)?;
+        }
+        if let Some(x) = &resp.explain {
+            write!(out, "{}", explain_text(x)).map_err(crate::util::CliError::output)?;
         }
         if many {
             outln!(out);
         }
     }
     Ok(())
+}
+
+/// The explain block of the text output.
+fn explain_text(x: &Explain) -> String {
+    let mut s = String::new();
+    if let Some(f) = &x.filter {
+        s += &format!("filter    {f}\n");
+    }
+    if !x.vector.is_empty() {
+        let mut t = Table::new(&[
+            "source", ">rows", ">live", ">estimated", ">matched", "plan", ">ef", "fallback",
+            ">returned",
+        ]);
+        for p in &x.vector {
+            t.row(vec![
+                p.source.clone(),
+                thousands(p.rows as u64),
+                thousands(p.live as u64),
+                thousands(p.estimated as u64),
+                thousands(p.matched as u64),
+                format!("{:?}", p.plan).to_lowercase(),
+                p.ef.map_or_else(String::new, |e| e.to_string()),
+                if p.fallback { "yes" } else { "" }.to_owned(),
+                p.returned.to_string(),
+            ]);
+        }
+        s += "vector leg\n";
+        s += &t.render("  ");
+    }
+    if let Some(tp) = &x.text {
+        s += &format!(
+            "text leg  terms {:?}, df {:?}, {} documents, average length {:.1}, {} returned\n",
+            tp.terms, tp.df, tp.documents, tp.avg_len, tp.returned
+        );
+    }
+    s += &format!(
+        "depth {} per leg; complete: {}\n",
+        x.depth,
+        if x.complete { "yes" } else { "no" }
+    );
+    s
 }
 
 /// Hits as an aligned table: rank, id, score, and text and payload when asked for.
@@ -78,13 +231,29 @@ fn hits_table(hits: &[Hit], text: bool, payload: bool) -> CliResult<String> {
     if payload {
         headers.push("payload");
     }
+    let legs = hits.iter().any(|h| h.legs.is_some());
+    if legs {
+        headers.extend(["vector leg", "text leg"]);
+    }
     let mut t = Table::new(&headers);
+    let leg = |l: Option<cairndb::LegScore>| {
+        l.map_or_else(|| "-".to_owned(), |l| format!("#{} {:.4}", l.rank, l.score))
+    };
     for (rank, h) in hits.iter().enumerate() {
         let mut row = vec![
             (rank + 1).to_string(),
             h.id.to_string(),
             format!("{:.6}", h.score),
         ];
+        if legs {
+            let l = h.legs.unwrap_or(cairndb::Legs {
+                vector: None,
+                text: None,
+                fused: h.score,
+            });
+            row.push(leg(l.vector));
+            row.push(leg(l.text));
+        }
         if text {
             row.push(one_line(h.text.as_deref().unwrap_or(""), 80));
         }
