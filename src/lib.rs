@@ -50,6 +50,9 @@ mod index;
 mod query;
 mod record;
 pub mod storage;
+// Used once the collection integrates text search.
+#[allow(dead_code)]
+mod text;
 
 pub use collection::{Collection, CollectionStats, SegmentStats};
 pub use config::{CollectionConfig, Durability, MAX_DIM, Options, validate_name};
@@ -58,3 +61,4 @@ pub use distance::Metric;
 pub use error::{Error, Result};
 pub use query::SearchRequest;
 pub use record::{Hit, Payload, Record, Value};
+pub use text::TextConfig;
