@@ -3,10 +3,14 @@
 //! | file | role |
 //! |---|---|
 //! | `analyzer.rs` | [`TextConfig`] and [`Analyzer`]: UAX #29 words, lowercase, stop words, stemming |
+//! | `index.rs` | `TextIndex`: term → (row, tf) postings and document lengths of one source |
 
 mod analyzer;
+mod index;
 
 pub use analyzer::TextConfig;
 // The rest of the interface, for the collection's integration of text search.
 #[allow(unused_imports)]
 pub use analyzer::{Analyzer, ENGLISH_STOP_WORDS, MAX_TERM_BYTES};
+#[allow(unused_imports)]
+pub(crate) use index::{Postings, TextIndex};
