@@ -40,6 +40,7 @@ pub(crate) enum FileKind {
     Payload = 5,
     Tombstones = 6,
     Graph = 7,
+    Text = 8,
 }
 
 impl TryFrom<u8> for FileKind {
@@ -53,6 +54,7 @@ impl TryFrom<u8> for FileKind {
             5 => FileKind::Payload,
             6 => FileKind::Tombstones,
             7 => FileKind::Graph,
+            8 => FileKind::Text,
             other => return Err(other),
         })
     }
