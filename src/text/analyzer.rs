@@ -34,16 +34,18 @@ pub const ENGLISH_STOP_WORDS: [&str; 33] = [
 ///
 /// Text is split into words by Unicode word segmentation (UAX #29) and lowercased; the two
 /// options below are English-specific and off by default, so the default works for any
-/// language. Changing the configuration of a collection that already holds text would make old
-/// and new terms disagree, so it is fixed when the collection is created.
+/// language. Documents and queries must be analyzed alike: changing the configuration of a
+/// collection that already holds text would make old and new terms disagree.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TextConfig {
     /// Reduce words to their stem with the English Snowball (Porter 2) stemmer, so that
     /// "running", "runs" and "run" match each other. Default: false.
     pub stem: bool,
-    /// Drop the 33 English stop words of [`ENGLISH_STOP_WORDS`] ("the", "and", "of", …) from
-    /// documents and queries. Default: false (BM25's idf already gives them little weight).
+    /// Drop Lucene's 33 English stop words from documents and queries: a, an, and, are, as,
+    /// at, be, but, by, for, if, in, into, is, it, no, not, of, on, or, such, that, the, their,
+    /// then, there, these, they, this, to, was, will, with. Default: false (BM25's idf already
+    /// gives them little weight).
     pub stop_words: bool,
 }
 
