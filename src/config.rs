@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::distance::Metric;
 use crate::error::{Error, Result};
+use crate::text::TextConfig;
 
 /// When a write is on stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -137,6 +138,10 @@ pub struct CollectionConfig {
     pub m: usize,
     /// HNSW: candidate list size while building. Default 200.
     pub ef_construction: usize,
+    /// How record text is analyzed for full-text search (default: words, lowercased, no
+    /// stemming, no stop words). Applies to documents and queries alike.
+    #[serde(default)]
+    pub text: TextConfig,
 }
 
 impl Default for CollectionConfig {
@@ -146,6 +151,7 @@ impl Default for CollectionConfig {
             metric: Metric::Cosine,
             m: 16,
             ef_construction: 200,
+            text: TextConfig::default(),
         }
     }
 }
@@ -158,6 +164,12 @@ impl CollectionConfig {
             metric,
             ..Default::default()
         }
+    }
+
+    /// Sets the text analysis.
+    pub fn with_text(mut self, text: TextConfig) -> Self {
+        self.text = text;
+        self
     }
 
     /// Graph parameters; the seed is fixed so builds are reproducible.

@@ -251,7 +251,7 @@ impl Database {
                 c.clone(),
                 State {
                     segments,
-                    memtable: Memtable::new(c.config.dim, c.config.hnsw_params()),
+                    memtable: Memtable::new(&c.config),
                 },
             ));
         }
@@ -339,8 +339,7 @@ impl Database {
             });
             Ok(())
         })?;
-        let dim = config.dim;
-        let params = config.hnsw_params();
+        let memtable = Memtable::new(&config);
         let c = Collection {
             inner: Arc::new(CollectionShared {
                 core: Arc::clone(&self.core),
@@ -351,7 +350,7 @@ impl Database {
                 writer: Mutex::new(WriterState { applied_lsn: 0 }),
                 state: RwLock::new(State {
                     segments: Vec::new(),
-                    memtable: Memtable::new(dim, params),
+                    memtable,
                 }),
                 dropped: AtomicBool::new(false),
             }),

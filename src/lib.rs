@@ -51,6 +51,7 @@ mod index;
 mod query;
 mod record;
 pub mod storage;
+pub mod text;
 
 pub use collection::{Collection, CollectionStats, SegmentStats};
 pub use config::{CollectionConfig, Durability, MAX_DIM, Options, validate_name};
@@ -63,3 +64,4 @@ pub use query::{
     SourcePlan, TextPlan,
 };
 pub use record::{Hit, Legs, Payload, Record, Value};
+pub use text::TextConfig;

@@ -9,14 +9,15 @@ use std::ops::Range;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
+use crate::config::CollectionConfig;
 use crate::distance::Metric;
 use crate::error::Result;
 use crate::index::fields::FieldIndex;
-use crate::index::hnsw::HnswParams;
 use crate::index::hnsw::graph::MemGraph;
 use crate::index::hnsw::search::Vectors;
 use crate::record::StoredDoc;
 use crate::storage::batch::extend_f32;
+use crate::text::{Analyzer, TextIndex};
 
 /// In-memory rows of one collection.
 pub(crate) struct Memtable {
@@ -31,6 +32,10 @@ pub(crate) struct Memtable {
     dead: RoaringBitmap,
     /// Payload field indexes over every row.
     fields: FieldIndex,
+    /// The collection's text analyzer.
+    analyzer: Analyzer,
+    /// Inverted index of the rows' text.
+    text: TextIndex,
     by_id: HashMap<u64, u32>,
     live_count: usize,
     /// Smallest LSN whose effect is held here (and so still needed from the log).
@@ -40,10 +45,12 @@ pub(crate) struct Memtable {
 }
 
 impl Memtable {
-    pub(crate) fn new(dim: usize, params: HnswParams) -> Self {
+    pub(crate) fn new(config: &CollectionConfig) -> Self {
         Memtable {
-            graph: MemGraph::new(params),
-            dim,
+            graph: MemGraph::new(config.hnsw_params()),
+            dim: config.dim,
+            analyzer: Analyzer::new(&config.text),
+            text: TextIndex::new(),
             ids: Vec::new(),
             vectors: Vec::new(),
             spans: Vec::new(),
@@ -74,6 +81,7 @@ impl Memtable {
             + self.docs.len()
             + self.ids.len() * (8 + 16 + 1 + 16 + links)
             + self.fields.bytes()
+            + self.text.heap_bytes()
     }
 
     pub(crate) fn note_lsn(&mut self, lsn: u64) {
@@ -96,7 +104,12 @@ impl Memtable {
         // A document that does not decode (impossible for one this build encoded) is simply
         // not indexed.
         match StoredDoc::decode(doc) {
-            Some((_, payload)) => self.fields.push(row, &payload),
+            Some((text, payload)) => {
+                self.fields.push(row, &payload);
+                if let Some(t) = text {
+                    self.text.push(row, &self.analyzer.terms(&t));
+                }
+            }
             None => self.fields.set_rows(row + 1),
         }
         self.by_id.insert(id, row);
@@ -165,6 +178,16 @@ impl Memtable {
     /// Rows that are not live.
     pub(crate) fn dead(&self) -> &RoaringBitmap {
         &self.dead
+    }
+
+    /// The text index (rows without text may be missing at its end).
+    pub(crate) fn text(&self) -> &TextIndex {
+        &self.text
+    }
+
+    /// The collection's analyzer.
+    pub(crate) fn analyzer(&self) -> &Analyzer {
+        &self.analyzer
     }
 
     /// The payload field indexes.

@@ -403,7 +403,7 @@ impl Collection {
             .filter_map(|&old| slots[old as usize].take())
             .collect();
         debug_assert_eq!(rows.len(), order.len());
-        write_segment(dir, id, cfg.dim, &rows, graph, &order)?;
+        write_segment(dir, id, cfg.dim, &rows, graph, &order, mt.analyzer())?;
         let dead: RoaringBitmap = rows
             .iter()
             .enumerate()
@@ -526,7 +526,7 @@ impl Collection {
                 st.segments
                     .push(SegmentSlot::new(Arc::new(seg), dead, generation));
             }
-            st.memtable = Memtable::new(dim, inner.config.hnsw_params());
+            st.memtable = Memtable::new(&inner.config);
         }
         core.set_needed(inner.id, None);
 

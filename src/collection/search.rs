@@ -25,6 +25,7 @@ use crate::query::{
     Explain, PlanKind, RerankQuery, SearchRequest, SearchResponse, SourcePlan, TextPlan,
 };
 use crate::record::{Hit, Legs, StoredDoc, Value};
+use crate::text::{Analyzer, TextIndex, bm25};
 
 /// Rows scored per kernel block.
 const BLOCK_ROWS: usize = 1024;
@@ -202,11 +203,15 @@ impl Collection {
     /// Evaluates the filter in every source: matching live rows, per source (segments in
     /// order, then the memtable).
     fn filter_rows(&self, st: &State, f: &Filter) -> Result<Vec<Allowed>> {
+        let analyzer = st.memtable.analyzer();
         let mut out = Vec::with_capacity(st.segments.len() + 1);
         for slot in &st.segments {
+            let seg = &*slot.seg;
             let idx = SourceIndex {
-                rows: slot.seg.rows as u32,
-                fields: slot.seg.fields()?,
+                rows: seg.rows as u32,
+                fields: seg.fields()?,
+                text: TextSource::Segment(seg),
+                analyzer,
             };
             let m = evaluate(f, &idx)?;
             let estimated = m.len() as usize;
@@ -219,6 +224,8 @@ impl Collection {
         let idx = SourceIndex {
             rows: mt.rows() as u32,
             fields: mt.fields(),
+            text: TextSource::Memtable(mt.text()),
+            analyzer,
         };
         let m = evaluate(f, &idx)?;
         out.push(Allowed {
@@ -228,24 +235,73 @@ impl Collection {
         Ok(out)
     }
 
-    /// The text leg: BM25 over every source with collection-wide statistics.
+    /// The text leg: BM25 over every source with collection-wide statistics (N, df and the
+    /// average length over live documents), restricted to the filter's rows if there is one.
     fn text_leg(
         &self,
-        _st: &State,
-        _text: &str,
-        _depth: usize,
-        _allowed: Option<&[Allowed]>,
+        st: &State,
+        text: &str,
+        depth: usize,
+        allowed: Option<&[Allowed]>,
     ) -> Result<(Vec<Candidate>, TextPlan)> {
-        Err(Error::InvalidArgument(
-            "full-text search is not available yet".into(),
-        ))
+        let mut terms = st.memtable.analyzer().terms(text);
+        let mut seen = std::collections::HashSet::new();
+        terms.retain(|t| seen.insert(t.clone()));
+        let mut sources = Vec::with_capacity(st.segments.len() + 1);
+        for (i, slot) in st.segments.iter().enumerate() {
+            sources.push(bm25::Source {
+                index: slot.seg.text()?,
+                dead: (!slot.deleted.is_empty()).then_some(&slot.deleted),
+                allow: allowed.map(|a| &a[i].rows),
+            });
+        }
+        let mt = &st.memtable;
+        sources.push(bm25::Source {
+            index: mt.text(),
+            dead: (!mt.dead().is_empty()).then_some(mt.dead()),
+            allow: allowed.map(|a| &a[st.segments.len()].rows),
+        });
+        let id_at = |src: usize, row: u32| match st.segments.get(src) {
+            Some(slot) => slot.seg.id_at(row as usize),
+            None => mt.id_at(row as usize),
+        };
+        let stats = bm25::stats(&sources, &terms);
+        let hits = bm25::search_keyed(&sources, &terms, depth, id_at);
+        let cands: Vec<Candidate> = hits
+            .iter()
+            .map(|h| Candidate {
+                score: h.score,
+                id: id_at(h.source, h.row),
+                loc: if h.source < st.segments.len() {
+                    Loc::Segment(h.source as u32, h.row)
+                } else {
+                    Loc::Memtable(h.row)
+                },
+            })
+            .collect();
+        let plan = TextPlan {
+            terms,
+            df: stats.df,
+            documents: stats.n,
+            avg_len: stats.avgdl,
+            returned: cands.len(),
+        };
+        Ok((cands, plan))
     }
+}
+
+/// Where a source's text index comes from: a segment decodes its file on first use.
+enum TextSource<'a> {
+    Segment(&'a crate::storage::segment::Segment),
+    Memtable(&'a TextIndex),
 }
 
 /// One source's indexes, as the filter evaluator sees them.
 struct SourceIndex<'a> {
     rows: u32,
     fields: &'a FieldIndex,
+    text: TextSource<'a>,
+    analyzer: &'a Analyzer,
 }
 
 impl FilterIndex for SourceIndex<'_> {
@@ -263,10 +319,22 @@ impl FilterIndex for SourceIndex<'_> {
     fn exists(&self, field: &str) -> RoaringBitmap {
         self.fields.exists(field)
     }
-    fn has_term(&self, _term: &str) -> Result<RoaringBitmap> {
-        Err(Error::InvalidFilter(
-            "has_term needs the text index, which is not available yet".into(),
-        ))
+    /// Rows containing every term `term` analyzes to (none if it analyzes to nothing).
+    fn has_term(&self, term: &str) -> Result<RoaringBitmap> {
+        let index = match self.text {
+            TextSource::Segment(seg) => seg.text()?,
+            TextSource::Memtable(t) => t,
+        };
+        let terms = self.analyzer.terms(term);
+        let mut it = terms.iter();
+        let Some(first) = it.next() else {
+            return Ok(RoaringBitmap::new());
+        };
+        let mut acc = index.term_rows(first);
+        for t in it {
+            acc &= index.term_rows(t);
+        }
+        Ok(acc)
     }
 }
 
@@ -478,11 +546,14 @@ fn search_source(
                         Some(slot) => metric.score(q, slot.seg.vector(r)?),
                         None => metric.score(q, st.memtable.vector(r as usize)),
                     };
-                    top.push(Candidate {
-                        score,
-                        id: id_at(r),
-                        loc: loc(r),
-                    });
+                    // The id (another cache miss) only for rows that can enter the top k.
+                    if score >= top.threshold() {
+                        top.push(Candidate {
+                            score,
+                            id: id_at(r),
+                            loc: loc(r),
+                        });
+                    }
                 }
             }
         }

@@ -40,6 +40,7 @@ pub(crate) enum FileKind {
     Payload = 5,
     Tombstones = 6,
     Graph = 7,
+    Text = 8,
     Fields = 9,
 }
 
@@ -54,6 +55,7 @@ impl TryFrom<u8> for FileKind {
             5 => FileKind::Payload,
             6 => FileKind::Tombstones,
             7 => FileKind::Graph,
+            8 => FileKind::Text,
             9 => FileKind::Fields,
             other => return Err(other),
         })

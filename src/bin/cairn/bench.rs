@@ -417,13 +417,21 @@ fn measure_filtered(
     s: f64,
 ) -> CliResult<FilteredRun> {
     let f = sel_filter(s);
-    let pb = bar(queries.len(), &format!("exact filtered top k, selectivity {s}"));
+    let pb = bar(
+        queries.len(),
+        &format!("exact filtered top k, selectivity {s}"),
+    );
     let mut gt = queries
         .par_iter()
         .enumerate()
         .map(|(i, q)| {
             let hits = coll
-                .search(&SearchRequest::new(q.clone()).k(k).exact(true).filter(f.clone()))
+                .search(
+                    &SearchRequest::new(q.clone())
+                        .k(k)
+                        .exact(true)
+                        .filter(f.clone()),
+                )
                 .map_err(|e| fail(format_args!("exact filtered search for query {i}: {e}")))?;
             pb.inc(1);
             Ok(hits.into_iter().map(|h| h.id).collect())
@@ -440,7 +448,9 @@ fn measure_filtered(
             .filter(f.clone())
             .explain(true),
     )?;
-    let explain = probe.explain.unwrap_or_else(|| unreachable!("explain was requested"));
+    let explain = probe
+        .explain
+        .unwrap_or_else(|| unreachable!("explain was requested"));
     let matched = explain.vector.iter().map(|p| p.matched).sum();
     let plan = explain
         .vector
@@ -452,9 +462,19 @@ fn measure_filtered(
             PlanKind::Skip => "skip".to_owned(),
         })
         .unwrap_or_default();
-    let exact = measure_with(coll, queries, &gt, 0, &format!("exact scan, selectivity {s}"), |q| {
-        SearchRequest::new(q.to_vec()).k(k).exact(true).filter(f.clone())
-    })?;
+    let exact = measure_with(
+        coll,
+        queries,
+        &gt,
+        0,
+        &format!("exact scan, selectivity {s}"),
+        |q| {
+            SearchRequest::new(q.to_vec())
+                .k(k)
+                .exact(true)
+                .filter(f.clone())
+        },
+    )?;
     let mut results = Vec::with_capacity(efs.len());
     for &ef in efs {
         results.push(measure_with(
@@ -515,6 +535,7 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
         metric,
         m: a.m,
         ef_construction: a.ef_construction,
+        ..Default::default()
     }
     .validate()?;
     if let Some(p) = &a.csv {
@@ -612,6 +633,7 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
         metric,
         m: a.m,
         ef_construction: a.ef_construction,
+        ..Default::default()
     };
 
     // Build: upsert in batches (each indexed into the memtable graph on rayon's pool), then

@@ -57,7 +57,9 @@ fn read_queries(a: &SearchArgs) -> CliResult<Vec<Query>> {
     let Some(path) = &a.queries else {
         let vector = a.vector.as_deref().map(parse_vector).transpose()?;
         if vector.is_none() && a.text.is_none() {
-            return Err(fail("give a query with --vector, --text, or --queries FILE"));
+            return Err(fail(
+                "give a query with --vector, --text, or --queries FILE",
+            ));
         }
         return Ok(vec![Query {
             vector,
@@ -189,7 +191,14 @@ fn explain_text(x: &Explain) -> String {
     }
     if !x.vector.is_empty() {
         let mut t = Table::new(&[
-            "source", ">rows", ">live", ">estimated", ">matched", "plan", ">ef", "fallback",
+            "source",
+            ">rows",
+            ">live",
+            ">estimated",
+            ">matched",
+            "plan",
+            ">ef",
+            "fallback",
             ">returned",
         ]);
         for p in &x.vector {

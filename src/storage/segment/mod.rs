@@ -31,6 +31,7 @@ use crate::index::fields::{FIELDS_FILE, FieldIndex};
 use crate::index::hnsw::layout::{GRAPH_FILE, MappedGraph};
 use crate::index::hnsw::search::Vectors;
 use crate::record::{Payload, StoredDoc};
+use crate::text::{TEXT_FILE, TextIndex};
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("Cairn maps little-endian f32 rows directly; big-endian targets are not supported");
@@ -71,6 +72,10 @@ pub(crate) struct Segment {
     fields_len: u64,
     /// The field indexes, decoded on first use.
     fields: OnceLock<FieldIndex>,
+    text_path: PathBuf,
+    text_len: u64,
+    /// The inverted index of the rows' text, decoded on first use.
+    text: OnceLock<TextIndex>,
 }
 
 fn open_map(path: &Path) -> Result<Mmap> {
@@ -200,6 +205,8 @@ impl Segment {
         // fields: only the header now; the body is decoded on the first filtered search.
         let fields_path = dir.join(FIELDS_FILE);
         let fields_len = check_lazy_file(&fields_path, FileKind::Fields, id, rows)?;
+        let text_path = dir.join(TEXT_FILE);
+        let text_len = check_lazy_file(&text_path, FileKind::Text, id, rows)?;
 
         let seg = Segment {
             id,
@@ -223,6 +230,9 @@ impl Segment {
             fields_path,
             fields_len,
             fields: OnceLock::new(),
+            text_path,
+            text_len,
+            text: OnceLock::new(),
         };
         seg.check_ids(&ids_path)?;
         Ok(seg)
@@ -351,7 +361,25 @@ impl Segment {
             self.doc(row)?;
         }
         self.fields()?;
+        self.text()?;
         self.graph.verify_all()
+    }
+
+    /// The inverted text index, read and checked on first use.
+    pub(crate) fn text(&self) -> Result<&TextIndex> {
+        if let Some(t) = self.text.get() {
+            return Ok(t);
+        }
+        let bytes = std::fs::read(&self.text_path).at(&self.text_path)?;
+        let idx = TextIndex::decode(&bytes, &self.text_path, self.id)?;
+        if idx.rows() as usize != self.rows {
+            return Err(Error::corruption(
+                &self.text_path,
+                format!("indexes {} rows, the segment has {}", idx.rows(), self.rows),
+            ));
+        }
+        let _ = self.text.set(idx);
+        Ok(self.text.get().expect("set above"))
     }
 
     /// The payload field indexes, read and checked on first use.
@@ -371,6 +399,7 @@ impl Segment {
         (self.vectors.bytes().len() + self.ids.bytes().len() + self.payload.bytes().len()) as u64
             + self.graph.disk_bytes()
             + self.fields_len
+            + self.text_len
     }
 
     /// Bytes of the graph file.

@@ -14,6 +14,7 @@ use crate::index::hnsw::layout::{self, GRAPH_FILE};
 use crate::record::StoredDoc;
 use crate::storage::fsutil::{sync_dir, write_new_file};
 use crate::storage::header::{FileKind, HEADER_LEN, Header};
+use crate::text::{Analyzer, TEXT_FILE, TextIndex};
 
 /// One row to seal.
 pub(crate) struct SealRow<'a> {
@@ -34,12 +35,13 @@ pub(crate) fn write_segment(
     rows: &[SealRow<'_>],
     graph: &MemGraph,
     order: &[u32],
+    analyzer: &Analyzer,
 ) -> Result<()> {
     fs::create_dir(dir).at(dir)?;
     write_vectors(&dir.join(VECTORS_FILE), id, dim, rows)?;
     write_ids(&dir.join(IDS_FILE), id, rows)?;
     write_payload(&dir.join(PAYLOAD_FILE), id, rows)?;
-    write_fields(&dir.join(FIELDS_FILE), id, rows)?;
+    write_indexes(dir, id, rows, analyzer)?;
     layout::write(&dir.join(GRAPH_FILE), id, graph, order)?;
     sync_dir(dir)?;
     if let Some(parent) = dir.parent() {
@@ -97,16 +99,27 @@ fn write_ids(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
     write_new_file(path, &[&h.encode(), &body])
 }
 
-fn write_fields(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
-    let mut idx = FieldIndex::new();
+/// Writes the `fields` and `text` files: the payload field indexes and the inverted index of
+/// the rows' text, both in segment row order.
+fn write_indexes(dir: &Path, id: u64, rows: &[SealRow<'_>], analyzer: &Analyzer) -> Result<()> {
+    let mut fields = FieldIndex::new();
+    let mut text = TextIndex::new();
     for (row, r) in rows.iter().enumerate() {
+        let row = row as u32;
         match StoredDoc::decode(r.doc) {
-            Some((_, payload)) => idx.push(row as u32, &payload),
-            None => idx.set_rows(row as u32 + 1),
+            Some((t, payload)) => {
+                fields.push(row, &payload);
+                if let Some(t) = t {
+                    text.push(row, &analyzer.terms(&t));
+                }
+            }
+            None => fields.set_rows(row + 1),
         }
     }
-    idx.set_rows(rows.len() as u32);
-    write_new_file(path, &[&idx.encode(id)])
+    fields.set_rows(rows.len() as u32);
+    text.extend_rows(rows.len() as u32);
+    write_new_file(&dir.join(FIELDS_FILE), &[&fields.encode(id)])?;
+    write_new_file(&dir.join(TEXT_FILE), &[&text.encode(id)])
 }
 
 fn write_payload(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {

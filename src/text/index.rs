@@ -1,0 +1,259 @@
+//! The in-memory inverted index of one source: a memtable, or one sealed segment.
+//!
+//! `term → [(row, tf)]` with rows ascending, plus the number of terms of every row. Rows are
+//! the source's own row numbers `0..rows`; which of them are live is the caller's business
+//! (see `bm25::Source`). The on-disk form is in `format.rs`.
+//!
+//! Invariants (kept by [`TextIndex::push`], checked by [`TextIndex::decode`]):
+//! - every posting list is non-empty, its rows strictly ascending and `< rows()`, each tf ≥ 1;
+//! - `doc_len(r)` equals the sum of the tfs of row `r` over all posting lists.
+
+use std::collections::HashMap;
+use std::iter::FusedIterator;
+
+use roaring::RoaringBitmap;
+
+/// Rough heap cost of one dictionary entry besides its term bytes and postings: the `String`
+/// and `Vec` headers and the hash table slot.
+pub(super) const ENTRY_OVERHEAD: usize = 64;
+
+/// An inverted index over rows `0..rows()` of one source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TextIndex {
+    /// Term → (row, term frequency), rows strictly ascending.
+    pub(super) postings: HashMap<String, Vec<(u32, u32)>>,
+    /// Number of terms of each row; rows skipped by `push` hold 0.
+    pub(super) doc_lens: Vec<u32>,
+    pub(super) docs_with_text: u64,
+    pub(super) total_len: u64,
+    /// Estimate of the heap bytes held, maintained by `push`.
+    pub(super) heap_bytes: usize,
+}
+
+impl TextIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends row `row` with its analyzed terms (duplicates count: they are the term
+    /// frequencies). Rows must be pushed in strictly increasing order; rows without text may be
+    /// skipped or pushed with no terms, which is the same thing. Amortised O(terms).
+    ///
+    /// # Panics
+    /// If `row` is not above every row pushed before, or is `u32::MAX` (rows of a source are
+    /// `u32`, and `rows()` must fit one) — both are bugs of the caller.
+    pub fn push(&mut self, row: u32, terms: &[String]) {
+        let next = self.doc_lens.len();
+        assert!(
+            row as usize >= next && row < u32::MAX,
+            "text index: row {row} pushed after {next} rows"
+        );
+        let len = u32::try_from(terms.len()).expect("a document of over 4 billion terms");
+        self.heap_bytes += (row as usize - next + 1) * 4;
+        self.doc_lens.resize(row as usize, 0);
+        self.doc_lens.push(len);
+        if len == 0 {
+            return;
+        }
+        self.docs_with_text += 1;
+        self.total_len += u64::from(len);
+
+        let mut counts: HashMap<&str, u32> = HashMap::with_capacity(terms.len());
+        for t in terms {
+            *counts.entry(t.as_str()).or_insert(0) += 1;
+        }
+        for (term, tf) in counts {
+            self.heap_bytes += 8;
+            match self.postings.get_mut(term) {
+                Some(list) => list.push((row, tf)),
+                None => {
+                    self.heap_bytes += term.len() + ENTRY_OVERHEAD;
+                    self.postings.insert(term.to_owned(), vec![(row, tf)]);
+                }
+            }
+        }
+    }
+
+    /// Makes `rows()` at least `rows`, as if the missing rows were pushed without text (a
+    /// segment's `text` file counts all of the segment's rows, like its other files).
+    pub fn extend_rows(&mut self, rows: u32) {
+        let rows = rows as usize;
+        if rows > self.doc_lens.len() {
+            self.heap_bytes += (rows - self.doc_lens.len()) * 4;
+            self.doc_lens.resize(rows, 0);
+        }
+    }
+
+    /// The number of terms of `row`; 0 for rows without text and rows never pushed.
+    pub fn doc_len(&self, row: u32) -> u32 {
+        self.doc_lens.get(row as usize).copied().unwrap_or(0)
+    }
+
+    /// One past the highest row pushed; 0 if none was.
+    pub fn rows(&self) -> u32 {
+        // `push` keeps the length below u32::MAX + 1.
+        self.doc_lens.len() as u32
+    }
+
+    /// The number of rows with at least one term.
+    pub fn docs_with_text(&self) -> u64 {
+        self.docs_with_text
+    }
+
+    /// The sum of `doc_len` over all rows.
+    pub fn total_len(&self) -> u64 {
+        self.total_len
+    }
+
+    /// The number of distinct terms.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn num_terms(&self) -> usize {
+        self.postings.len()
+    }
+
+    /// An estimate of the heap memory held (for memtable size limits).
+    pub fn heap_bytes(&self) -> usize {
+        self.heap_bytes
+    }
+
+    /// The rows containing `term`, ascending, with the term's frequency in each; `None` if no
+    /// row contains it.
+    pub fn postings(&self, term: &str) -> Option<Postings<'_>> {
+        self.postings.get(term).map(|l| Postings { list: l })
+    }
+
+    /// The rows containing `term`.
+    pub fn term_rows(&self, term: &str) -> RoaringBitmap {
+        match self.postings.get(term) {
+            // Rows are strictly ascending, so this cannot fail.
+            Some(l) => RoaringBitmap::from_sorted_iter(l.iter().map(|&(r, _)| r))
+                .unwrap_or_else(|_| l.iter().map(|&(r, _)| r).collect()),
+            None => RoaringBitmap::new(),
+        }
+    }
+
+    /// Every term with its postings, in no particular order.
+    #[allow(dead_code)] // kept for compaction, which merges indexes term by term
+    pub fn terms(&self) -> impl Iterator<Item = (&str, Postings<'_>)> {
+        self.postings
+            .iter()
+            .map(|(t, l)| (t.as_str(), Postings { list: l }))
+    }
+}
+
+/// The postings of one term: `(row, tf)` pairs, rows strictly ascending.
+#[derive(Debug, Clone)]
+pub(crate) struct Postings<'a> {
+    list: &'a [(u32, u32)],
+}
+
+impl<'a> Postings<'a> {
+    /// The remaining `(row, tf)` pairs.
+    pub fn as_slice(&self) -> &'a [(u32, u32)] {
+        self.list
+    }
+
+    /// The term frequency in `row`, if the row is among the remaining ones (binary search).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn tf(&self, row: u32) -> Option<u32> {
+        self.list
+            .binary_search_by_key(&row, |&(r, _)| r)
+            .ok()
+            .map(|i| self.list[i].1)
+    }
+}
+
+impl Iterator for Postings<'_> {
+    type Item = (u32, u32);
+
+    #[inline]
+    fn next(&mut self) -> Option<(u32, u32)> {
+        let (&first, rest) = self.list.split_first()?;
+        self.list = rest;
+        Some(first)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.list.len(), Some(self.list.len()))
+    }
+}
+
+impl ExactSizeIterator for Postings<'_> {}
+impl FusedIterator for Postings<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terms(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn empty_index() {
+        let idx = TextIndex::new();
+        assert_eq!(idx.rows(), 0);
+        assert_eq!(idx.docs_with_text(), 0);
+        assert_eq!(idx.total_len(), 0);
+        assert_eq!(idx.doc_len(0), 0);
+        assert!(idx.postings("a").is_none());
+        assert!(idx.term_rows("a").is_empty());
+    }
+
+    #[test]
+    fn push_counts_terms_and_frequencies() {
+        let mut idx = TextIndex::new();
+        idx.push(0, &terms("a b a"));
+        idx.push(1, &[]);
+        // Row 2 skipped: same as pushed empty.
+        idx.push(3, &terms("b c"));
+        assert_eq!(idx.rows(), 4);
+        assert_eq!(
+            (0..5).map(|r| idx.doc_len(r)).collect::<Vec<_>>(),
+            [3, 0, 0, 2, 0]
+        );
+        assert_eq!(idx.docs_with_text(), 2);
+        assert_eq!(idx.total_len(), 5);
+        assert_eq!(idx.num_terms(), 3);
+        assert_eq!(idx.postings("a").unwrap().collect::<Vec<_>>(), [(0, 2)]);
+        assert_eq!(
+            idx.postings("b").unwrap().collect::<Vec<_>>(),
+            [(0, 1), (3, 1)]
+        );
+        assert_eq!(idx.postings("b").unwrap().len(), 2);
+        assert_eq!(idx.postings("b").unwrap().tf(3), Some(1));
+        assert_eq!(idx.postings("b").unwrap().tf(1), None);
+        assert_eq!(idx.term_rows("b").iter().collect::<Vec<_>>(), [0, 3]);
+        assert!(idx.postings("d").is_none());
+        assert!(idx.heap_bytes() > 0);
+    }
+
+    #[test]
+    fn skipped_and_empty_rows_are_equivalent() {
+        let mut a = TextIndex::new();
+        a.push(0, &terms("x"));
+        a.push(1, &[]);
+        a.push(2, &[]);
+        a.push(3, &terms("x y"));
+        let mut b = TextIndex::new();
+        b.push(0, &terms("x"));
+        b.push(3, &terms("x y"));
+        assert_eq!(a.rows(), b.rows());
+        assert_eq!(a.postings, b.postings);
+        assert_eq!(a.doc_lens, b.doc_lens);
+        assert_eq!(a.docs_with_text(), b.docs_with_text());
+        b.extend_rows(6);
+        b.extend_rows(2);
+        a.push(5, &[]);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    #[should_panic(expected = "pushed after")]
+    fn rows_must_increase() {
+        let mut idx = TextIndex::new();
+        idx.push(2, &terms("a"));
+        idx.push(2, &terms("b"));
+    }
+}
