@@ -8,7 +8,10 @@ use std::fs;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use cairndb::{Collection, CollectionConfig, Database, Hit, Metric, Record, SearchRequest, Value};
+use cairndb::{
+    Collection, CollectionConfig, Database, Filter, Hit, Metric, PlanKind, Record, SearchRequest,
+    Value,
+};
 use serde::Deserialize;
 
 use crate::DemoArgs;
@@ -218,7 +221,84 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
         }
     }
 
-    outln!(out, "\n  3. Get, delete, upsert");
+    outln!(out, "\n  3. Filters, full-text (BM25) and hybrid search");
+    let q = "http client async";
+    let filter = Filter::parse("year >= 2024 AND NOT name IN (\"aiohttp\", \"httpx\")")?;
+    let req = SearchRequest::new(emb.embed(q))
+        .k(5)
+        .filter(filter.clone())
+        .explain(true)
+        .with_text(true)
+        .with_payload(true);
+    let t = Instant::now();
+    let resp = coll.query(&req)?;
+    let took = t.elapsed();
+    outln!(out, "     \"{q}\" WHERE {filter}  ({})", fmt_dur(took));
+    print_hits(out, &resp.hits)?;
+    if let Some(x) = &resp.explain {
+        for p in x.vector.iter().filter(|p| p.rows > 0) {
+            outln!(
+                out,
+                "       plan: {} of {} rows match -> {}",
+                thousands(p.matched as u64),
+                thousands(p.live as u64),
+                match p.plan {
+                    PlanKind::Graph => format!(
+                        "HNSW walk admitting only matches (ef {})",
+                        p.ef.unwrap_or(0)
+                    ),
+                    PlanKind::Exact => "exact scan of the matching rows".to_owned(),
+                    PlanKind::Skip => "skipped".to_owned(),
+                }
+            );
+        }
+    }
+    let q = "yaml parser";
+    let t = Instant::now();
+    let hits = coll.search(
+        &SearchRequest::by_text(q)
+            .k(5)
+            .with_text(true)
+            .with_payload(true),
+    )?;
+    outln!(out, "     BM25 \"{q}\"  ({})", fmt_dur(t.elapsed()));
+    print_hits(out, &hits)?;
+    let q = "pdf text extraction";
+    let t = Instant::now();
+    let hits = coll.search(
+        &SearchRequest::new(emb.embed(q))
+            .text(q)
+            .k(5)
+            .with_text(true)
+            .with_payload(true),
+    )?;
+    outln!(
+        out,
+        "     hybrid \"{q}\": vector and BM25 legs, reciprocal rank fusion  ({})",
+        fmt_dur(t.elapsed())
+    );
+    let mut t = Table::new(&[">#", ">fused", ">vector", ">BM25", "package", "summary"]);
+    let leg = |l: Option<cairndb::LegScore>| {
+        l.map_or_else(|| "-".to_owned(), |l| format!("#{} {:.2}", l.rank, l.score))
+    };
+    for (i, h) in hits.iter().enumerate() {
+        let legs = h.legs.unwrap_or(cairndb::Legs {
+            vector: None,
+            text: None,
+            fused: h.score,
+        });
+        t.row(vec![
+            (i + 1).to_string(),
+            format!("{:.4}", h.score),
+            leg(legs.vector),
+            leg(legs.text),
+            name_of(h),
+            one_line(h.text.as_deref().unwrap_or(""), 56),
+        ]);
+    }
+    write!(out, "{}", t.render("       ")).map_err(CliError::output)?;
+
+    outln!(out, "\n  4. Get, delete, upsert");
     let Some(top) = first.first() else {
         return Err(fail("the first demo query found nothing"));
     };
@@ -288,7 +368,7 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
     let extra = "embedded vector database";
     search_and_print(out, &coll, &emb, extra)?;
 
-    outln!(out, "\n  4. Persistence: close, reopen, search again");
+    outln!(out, "\n  5. Persistence: close, reopen, search again");
     let mut before = Vec::new();
     for q in QUERIES.iter().chain([&extra]) {
         before.push(ids_scores(&query(&coll, &emb, q, 5)?.0));
@@ -338,13 +418,13 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
 
     outln!(
         out,
-        "\n  5. Throughput: synthetic {} × {} vectors, L2",
+        "\n  6. Throughput: synthetic {} × {} vectors, L2",
         thousands(crate::synth::ROWS as u64),
         crate::synth::DIM
     );
     crate::synth::run(&db, out)?;
 
-    outln!(out, "\n  6. The database now");
+    outln!(out, "\n  7. The database now");
     // `pypi` still holds the upsert and delete of step 3 in its memtable, so the log that
     // carries them (and, after them, the synthetic rows) must be kept until it is sealed.
     let wal_before = db.stats().wal_bytes;
