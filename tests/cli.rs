@@ -253,6 +253,152 @@ fn jsonl_import_search_get_delete_stats() {
 }
 
 #[test]
+fn text_filter_hybrid_explain_and_jsonl_queries() {
+    let t = new_db();
+    let db = s(&t.db);
+    ok(&["create", db, "docs", "--dim", "3"]);
+    let file = t.dir.join("docs.jsonl");
+    write_jsonl(&file, 30);
+    ok(&["import", db, "docs", s(&file)]);
+
+    // Full text: "doc 7" matches every record on "doc" and record 7 on "7".
+    let out = ok(&[
+        "search", db, "docs", "--text", "doc 7", "--k", "3", "--json",
+    ]);
+    assert_eq!(hit_ids(&json_lines(&out)[0])[0], 7, "{out}");
+
+    // A filter on both legs, hybrid fusion with per-leg details, and the plan.
+    let out = ok(&[
+        "search",
+        db,
+        "docs",
+        "--vector",
+        "[1, 0, 0]",
+        "--text",
+        "doc 8",
+        "--filter",
+        r#"lang = "en" AND n < 20"#,
+        "--k",
+        "5",
+        "--explain",
+        "--json",
+        "--with-payload",
+    ]);
+    let line = &json_lines(&out)[0];
+    let hits = line["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 5, "{line}");
+    for h in hits {
+        assert_eq!(h["payload"]["lang"], "en", "{line}");
+        assert!(h["payload"]["n"].as_u64().unwrap() < 20, "{line}");
+        assert!(
+            h["legs"].get("vector").is_some() && h["legs"].get("text").is_some(),
+            "{line}"
+        );
+    }
+    assert!(
+        hit_ids(line).contains(&8),
+        "the text leg's best match is fused in: {line}"
+    );
+    let plans = line["explain"]["vector"].as_array().unwrap();
+    let matched: u64 = plans.iter().map(|p| p["matched"].as_u64().unwrap()).sum();
+    assert_eq!(matched, 10, "{line}");
+    assert_eq!(line["explain"]["complete"], true);
+    assert_eq!(
+        line["explain"]["text"]["terms"],
+        serde_json::json!(["doc", "8"])
+    );
+
+    // The same as a table.
+    let out = ok(&[
+        "search",
+        db,
+        "docs",
+        "--vector",
+        "[1, 0, 0]",
+        "--text",
+        "doc",
+        "--fusion",
+        "weighted",
+        "--alpha",
+        "0.7",
+        "--explain",
+    ]);
+    assert!(
+        out.contains("vector leg") && out.contains("text leg") && out.contains("complete: yes"),
+        "{out}"
+    );
+
+    // Batch queries from JSONL, answered in order, each with its own k and filter form.
+    let queries = t.dir.join("q.jsonl");
+    fs::write(
+        &queries,
+        concat!(
+            "{\"vector\": [0, 1, 0], \"k\": 2}\n",
+            "{\"text\": \"doc 5\", \"k\": 1}\n",
+            "{\"vector\": [0, 0, 1], \"filter\": \"n >= 25\", \"k\": 10}\n",
+            "{\"vector\": [0, 0, 1], \"filter\": {\"eq\": {\"field\": \"lang\", \"value\": \"de\"}}, \"k\": 3}\n",
+        ),
+    )
+    .unwrap();
+    let out = ok(&[
+        "search",
+        db,
+        "docs",
+        "--queries",
+        s(&queries),
+        "--json",
+        "--with-payload",
+    ]);
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(hit_ids(&lines[0]).len(), 2);
+    assert_eq!(hit_ids(&lines[1]), vec![5]);
+    let mut late = hit_ids(&lines[2]);
+    late.sort_unstable();
+    assert_eq!(late, vec![25, 26, 27, 28, 29]);
+    assert!(
+        lines[3]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["payload"]["lang"] == "de")
+    );
+
+    // Errors: one line, with the column of a syntax error.
+    let err = fails(&[
+        "search",
+        db,
+        "docs",
+        "--vector",
+        "[1, 0, 0]",
+        "--filter",
+        "lang = ",
+    ]);
+    assert!(err.contains("column 8"), "{err}");
+    fs::write(
+        &queries,
+        "{\"vector\": [1, 0, 0], \"filter\": \"n >> 3\"}\n",
+    )
+    .unwrap();
+    let err = fails(&["search", db, "docs", "--queries", s(&queries)]);
+    assert!(err.contains("q.jsonl:1") && err.contains("column"), "{err}");
+    let err = fails(&[
+        "search",
+        db,
+        "docs",
+        "--vector",
+        "[1, 0, 0]",
+        "--fusion",
+        "weighted",
+        "--text",
+        "x",
+        "--alpha",
+        "2",
+    ]);
+    assert!(err.contains("alpha"), "{err}");
+}
+
+#[test]
 fn fvecs_import_and_query_file() {
     let t = new_db();
     let db = s(&t.db);
@@ -597,6 +743,27 @@ fn bench_measures_recall_with_and_without_ground_truth() {
         (file_recall - exact_recall).abs() <= 0.001,
         "with --gt {file_recall}, exact {exact_recall}"
     );
+
+    // Filtered mode: per selectivity, the exact-scan baseline and every ef, k hits each.
+    let mut args = common.to_vec();
+    args.extend(["--filter-selectivity", "0.5,0.01", "--json"]);
+    let report: Value = serde_json::from_str(&ok(&args)).unwrap();
+    let runs = report["filtered"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{report}");
+    for run in runs {
+        let matched = run["matched"].as_u64().unwrap();
+        let s = run["selectivity"].as_f64().unwrap();
+        assert!(
+            (matched as f64 - 2000.0 * s).abs() < 2000.0 * s * 0.5 + 10.0,
+            "{run}"
+        );
+        assert_eq!(run["exact"]["recall"], 1.0, "{run}");
+        for row in run["results"].as_array().unwrap() {
+            assert!(row["recall"].as_f64().unwrap() >= 0.9, "{run}");
+        }
+    }
+    let err = fails(&[&common[..], &["--filter-selectivity", "0,2"]].concat());
+    assert!(err.contains("--filter-selectivity"), "{err}");
 
     // The text report: summary and table.
     let text = ok(&common);

@@ -147,7 +147,7 @@ pub struct ImportArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("query").required(true).args(["vector", "queries"])))]
+#[command(group(clap::ArgGroup::new("query").required(true).multiple(true).args(["vector", "text", "queries"])))]
 pub struct SearchArgs {
     /// Database directory.
     #[arg(value_name = "DB")]

@@ -47,8 +47,18 @@ fn to_json<T: Serialize>(v: &T) -> CliResult<String> {
     serde_json::to_string(v).map_err(|e| fail(format_args!("cannot write JSON: {e}")))
 }
 
+/// A filter parse error on one line: the column, and what was expected.
+fn filter_error(e: &cairndb::Error) -> String {
+    match e {
+        cairndb::Error::FilterSyntax {
+            column, message, ..
+        } => format!("filter syntax error at column {column}: {message}"),
+        other => other.to_string(),
+    }
+}
+
 fn parse_filter(text: &str) -> CliResult<Filter> {
-    Filter::parse(text).map_err(|e| fail(format_args!("--filter: {e}")))
+    Filter::parse(text).map_err(|e| fail(format_args!("--filter: {}", filter_error(&e))))
 }
 
 /// Reads the queries of `search`: --vector/--text/--filter, or a .fvecs or .jsonl file.
@@ -97,7 +107,7 @@ fn read_queries(a: &SearchArgs) -> CliResult<Vec<Query>> {
         };
         let q: QueryLine = serde_json::from_str(line).map_err(|e| at(&e))?;
         let line_filter = match q.filter {
-            Some(FilterArg::Text(t)) => Some(Filter::parse(&t).map_err(|e| at(&e))?),
+            Some(FilterArg::Text(t)) => Some(Filter::parse(&t).map_err(|e| at(&filter_error(&e)))?),
             Some(FilterArg::Json(f)) => Some(f),
             None => filter.clone(),
         };
