@@ -188,13 +188,15 @@ fn filtered_recall_across_selectivities() {
     c.delete(&dels).unwrap();
 
     let queries: Vec<Vec<f32>> = (0..50).map(|_| point(&mut rng)).collect();
+    // The planner's choice on the 18k-row segment (ef 64, m 16): broad filters walk the graph,
+    // narrow ones scan; 20 % lies near the break-even point and may go either way.
     let cases = [
-        (Filter::eq("half", "even"), PlanKind::Graph), // 50 %
-        (Filter::range("bucket").lt(200), PlanKind::Graph), // 20 %
-        (Filter::range("bucket").lt(10), PlanKind::Exact), // 1 %
+        (Filter::eq("half", "even"), Some(PlanKind::Graph)), // 50 %
+        (Filter::range("bucket").lt(200), None),             // 20 %
+        (Filter::range("bucket").lt(10), Some(PlanKind::Exact)), // 1 %
         (
             Filter::eq("bucket", 7).and(Filter::eq("half", "odd")),
-            PlanKind::Exact,
+            Some(PlanKind::Exact),
         ), // ~0.05 %
     ];
     for (f, plan) in cases {
@@ -230,7 +232,9 @@ fn filtered_recall_across_selectivities() {
                 assert!(h.id % 20 != 3, "deleted record returned");
             }
             let big = explain.vector.iter().max_by_key(|p| p.rows).unwrap();
-            assert_eq!(big.plan, plan, "{f:?}: {explain:?}");
+            if let Some(plan) = plan {
+                assert_eq!(big.plan, plan, "{f:?}: {explain:?}");
+            }
             assert!(explain.complete);
             found += resp.hits.iter().filter(|h| truth.contains(&h.id)).count();
             possible += truth.len();

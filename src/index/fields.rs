@@ -34,13 +34,31 @@ struct Field {
     /// (value, row); sorted by value (then row) when `sorted`.
     numbers: Vec<(f64, u32)>,
     sorted: bool,
-    /// When sorted: the rows of each run of `NUMBER_BLOCK` consecutive entries, so a range
-    /// unions whole blocks and sorts only the entries of its two edge blocks.
-    blocks: Vec<RoaringBitmap>,
+    /// When sorted: `prefix[j]` holds the rows of the first `j · block` entries, so a range
+    /// is one bitmap difference plus the entries of its two partial blocks.
+    prefix: Vec<RoaringBitmap>,
+    /// Entries per prefix step.
+    block: usize,
 }
 
-/// Entries of a sorted numeric column per precomputed row bitmap.
-const NUMBER_BLOCK: usize = 2048;
+/// Smallest number of column entries per prefix bitmap. Larger columns use `len / MAX_PREFIXES`
+/// so the prefixes take at most `MAX_PREFIXES / 8` bytes per row.
+const MIN_BLOCK: usize = 2048;
+const MAX_PREFIXES: usize = 128;
+
+/// The prefix bitmaps of a sorted column (see `Field::prefix`).
+fn prefixes(numbers: &[(f64, u32)]) -> (Vec<RoaringBitmap>, usize) {
+    let block = MIN_BLOCK.max(numbers.len().div_ceil(MAX_PREFIXES));
+    let mut out = vec![RoaringBitmap::new()];
+    let mut acc = RoaringBitmap::new();
+    for chunk in numbers.chunks(block) {
+        let mut rows: Vec<u32> = chunk.iter().map(|e| e.1).collect();
+        rows.sort_unstable();
+        acc |= RoaringBitmap::from_sorted_iter(rows).unwrap_or_default();
+        out.push(acc.clone());
+    }
+    (out, block)
+}
 
 /// The field indexes of one source.
 #[derive(Debug, Default, Clone)]
@@ -268,16 +286,14 @@ impl FieldIndex {
                     sf.name
                 )));
             }
+            let (prefix, block) = prefixes(&sf.numbers);
             let f = Field {
                 exists: bitmap(&sf.name, &sf.exists)?,
                 keywords,
                 falses: bitmap(&sf.name, &sf.falses)?,
                 trues: bitmap(&sf.name, &sf.trues)?,
-                blocks: sf
-                    .numbers
-                    .chunks(NUMBER_BLOCK)
-                    .map(|c| c.iter().map(|&(_, r)| r).collect())
-                    .collect(),
+                prefix,
+                block,
                 numbers: sf.numbers,
                 sorted: true,
             };
@@ -320,28 +336,19 @@ impl Field {
         if lo >= hi {
             return RoaringBitmap::new();
         }
-        if self.blocks.is_empty() {
+        if self.prefix.is_empty() {
             return self.numbers[lo..hi].iter().map(|&(_, r)| r).collect();
         }
-        // Whole blocks inside [lo, hi) are unioned; the entries outside them are sorted.
-        let first_full = lo.div_ceil(NUMBER_BLOCK);
-        let end_full = hi / NUMBER_BLOCK;
+        // Whole blocks inside [lo, hi) come from two prefixes (a row appears once in a
+        // column, so their difference is exactly those blocks' rows); the rest is sorted.
+        let b = self.block;
+        let (first_full, end_full) = (lo.div_ceil(b), hi / b);
         let mut edge: Vec<u32> = Vec::new();
         let mut acc = RoaringBitmap::new();
         if first_full < end_full {
-            edge.extend(
-                self.numbers[lo..first_full * NUMBER_BLOCK]
-                    .iter()
-                    .map(|e| e.1),
-            );
-            edge.extend(
-                self.numbers[end_full * NUMBER_BLOCK..hi]
-                    .iter()
-                    .map(|e| e.1),
-            );
-            for b in &self.blocks[first_full..end_full] {
-                acc |= b;
-            }
+            edge.extend(self.numbers[lo..first_full * b].iter().map(|e| e.1));
+            edge.extend(self.numbers[end_full * b..hi].iter().map(|e| e.1));
+            acc = &self.prefix[end_full] - &self.prefix[first_full];
         } else {
             edge.extend(self.numbers[lo..hi].iter().map(|e| e.1));
         }
@@ -499,7 +506,7 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (state >> 33) as u32
         };
-        let n = 5 * NUMBER_BLOCK as u32 + 77;
+        let n = 5 * MIN_BLOCK as u32 + 77;
         for r in 0..n {
             let mut p = Payload::new();
             p.insert("x".into(), Value::Int(i64::from(next() % 1000)));
