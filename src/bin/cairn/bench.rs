@@ -106,11 +106,12 @@ struct FilteredRun {
     selectivity: f64,
     /// Records that match.
     matched: usize,
-    /// The plan chosen for the segment (on the first query at the first ef).
-    plan: String,
     /// An exact scan of the matching rows (`exact: true` with the filter), the baseline.
     exact: EfRow,
     results: Vec<EfRow>,
+    /// The plan the planner chose for the segment at each ef (on the first query), and the
+    /// ef of a graph walk.
+    plans: Vec<String>,
 }
 
 /// The attribute `sel` of base row `row`: a seeded pseudo-random number in [0, 1,000,000).
@@ -441,27 +442,33 @@ fn measure_filtered(
     for row in &mut gt {
         row.sort_unstable();
     }
-    let probe = coll.query(
-        &SearchRequest::new(queries[0].clone())
-            .k(k)
-            .ef(efs[0])
-            .filter(f.clone())
-            .explain(true),
-    )?;
-    let explain = probe
-        .explain
-        .unwrap_or_else(|| unreachable!("explain was requested"));
-    let matched = explain.vector.iter().map(|p| p.matched).sum();
-    let plan = explain
-        .vector
-        .iter()
-        .max_by_key(|p| p.rows)
-        .map(|p| match p.plan {
-            PlanKind::Graph => "graph".to_owned(),
-            PlanKind::Exact => "exact".to_owned(),
-            PlanKind::Skip => "skip".to_owned(),
-        })
-        .unwrap_or_default();
+    let mut matched = 0;
+    let mut plans = Vec::with_capacity(efs.len());
+    for &ef in efs {
+        let probe = coll.query(
+            &SearchRequest::new(queries[0].clone())
+                .k(k)
+                .ef(ef)
+                .filter(f.clone())
+                .explain(true),
+        )?;
+        let explain = probe
+            .explain
+            .unwrap_or_else(|| unreachable!("explain was requested"));
+        matched = explain.vector.iter().map(|p| p.matched).sum();
+        plans.push(
+            explain
+                .vector
+                .iter()
+                .max_by_key(|p| p.rows)
+                .map(|p| match p.plan {
+                    PlanKind::Graph => format!("graph, ef {}", p.ef.unwrap_or(0)),
+                    PlanKind::Exact => "exact".to_owned(),
+                    PlanKind::Skip => "skip".to_owned(),
+                })
+                .unwrap_or_default(),
+        );
+    }
     let exact = measure_with(
         coll,
         queries,
@@ -489,9 +496,9 @@ fn measure_filtered(
     Ok(FilteredRun {
         selectivity: s,
         matched,
-        plan,
         exact,
         results,
+        plans,
     })
 }
 
@@ -1027,11 +1034,11 @@ fn print_text(out: &mut impl Write, r: &Report, db: &str, db_note: &str) -> CliR
                 format!("{:.1}", f.exact.p99_us),
                 "1.00".to_owned(),
             ]);
-            for x in &f.results {
+            for (x, plan) in f.results.iter().zip(&f.plans) {
                 t.row(vec![
                     String::new(),
                     String::new(),
-                    f.plan.clone(),
+                    plan.clone(),
                     x.ef.to_string(),
                     format!("{:.4}", x.recall),
                     thousands(x.qps.round() as u64),
