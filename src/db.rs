@@ -297,6 +297,7 @@ impl Database {
                     writer: Mutex::new(WriterState { applied_lsn }),
                     state: RwLock::new(state),
                     dropped: AtomicBool::new(false),
+                    compaction: Mutex::new(()),
                 }),
             };
             core.register(&c.inner);
@@ -353,6 +354,7 @@ impl Database {
                     memtable,
                 }),
                 dropped: AtomicBool::new(false),
+                compaction: Mutex::new(()),
             }),
         };
         self.core.register(&c.inner);

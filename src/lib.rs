@@ -53,7 +53,7 @@ mod record;
 pub mod storage;
 pub mod text;
 
-pub use collection::{Collection, CollectionStats, SegmentStats};
+pub use collection::{Collection, CollectionStats, CompactionReport, SegmentStats};
 pub use config::{CollectionConfig, Durability, MAX_DIM, Options, validate_name};
 pub use db::{Database, DbStats, VerifyReport};
 pub use distance::Metric;

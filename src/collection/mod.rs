@@ -14,6 +14,7 @@
 //! segment files are written or fsynced. A write is visible to searches once applied, which
 //! can be a moment before its fsync completes; it is acknowledged (the call returns) after.
 
+mod compact;
 mod memtable;
 mod search;
 
@@ -25,6 +26,7 @@ use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
+pub use self::compact::CompactionReport;
 pub(crate) use self::memtable::Memtable;
 use crate::config::{CollectionConfig, Durability};
 use crate::db::DbCore;
@@ -85,6 +87,8 @@ pub(crate) struct CollectionShared {
     pub writer: Mutex<WriterState>,
     pub state: RwLock<State>,
     pub dropped: AtomicBool,
+    /// Held by a running compaction: one at a time per collection.
+    pub compaction: Mutex<()>,
 }
 
 /// A handle to one collection. Cheap to clone; `Send + Sync`.

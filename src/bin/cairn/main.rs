@@ -63,6 +63,10 @@ enum Command {
     Get(GetArgs),
     /// Delete records by id; returns once the delete is durable.
     Delete(DeleteArgs),
+    /// Seal the memtable and merge every segment of a collection into one, dropping deleted
+    /// rows and rebuilding the graph and indexes.
+    Compact(CompactArgs),
+
     /// Show collections, dimensions, metrics, record counts, segments and log size.
     Stats(StatsArgs),
     /// Open the database and check every checksum of every file (exit code 1 on corruption).
@@ -244,6 +248,19 @@ pub struct DeleteArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct CompactArgs {
+    /// Database directory.
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Collection name.
+    #[arg(value_name = "COLLECTION")]
+    pub collection: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct StatsArgs {
     /// Database directory.
     #[arg(value_name = "DB")]
@@ -341,6 +358,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Search(a) => read::search(&a),
         Command::Get(a) => read::get(&a),
         Command::Delete(a) => write::delete(&a),
+        Command::Compact(a) => write::compact(&a),
         Command::Stats(a) => read::stats(&a),
         Command::Verify(a) => read::verify(&a),
         Command::Demo(a) => demo::run(&a),

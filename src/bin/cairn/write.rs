@@ -12,7 +12,7 @@ use crate::input::{
 use crate::util::{
     CliError, CliResult, fail, fmt_dur, open_collection, open_existing, per_sec, thousands,
 };
-use crate::{CreateArgs, DeleteArgs, DurabilityArg, ImportArgs};
+use crate::{CompactArgs, CreateArgs, DeleteArgs, DurabilityArg, ImportArgs};
 
 /// Checks a collection name and dimension before a database directory is created for them
 /// (the library checks them again).
@@ -54,6 +54,36 @@ pub fn delete(a: &DeleteArgs) -> CliResult<()> {
             out,
             "deleted {existed} ({missing} of the {} ids given did not exist)",
             distinct.len()
+        );
+    }
+    Ok(())
+}
+
+pub fn compact(a: &CompactArgs) -> CliResult<()> {
+    let (_db, coll) = open_collection(&a.db, &a.collection)?;
+    let started = std::time::Instant::now();
+    coll.flush()?;
+    let r = coll.compact()?;
+    let took = started.elapsed();
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let j =
+            serde_json::to_string(&r).map_err(|e| fail(format_args!("cannot write JSON: {e}")))?;
+        outln!(out, "{j}");
+    } else if r.segments_in == 0 {
+        outln!(out, "nothing to compact: one segment without deleted rows");
+    } else {
+        outln!(
+            out,
+            "merged {} segments ({} rows, {}) into {} ({} live rows, {}) in {}",
+            r.segments_in,
+            crate::util::thousands(r.rows_in as u64),
+            crate::util::fmt_bytes(r.bytes_in),
+            r.segment
+                .map_or_else(|| "nothing".to_owned(), |id| format!("segment {id}")),
+            crate::util::thousands(r.rows_out as u64),
+            crate::util::fmt_bytes(r.bytes_out),
+            crate::util::fmt_dur(took)
         );
     }
     Ok(())

@@ -246,21 +246,32 @@ impl MemGraph {
             if lost.is_empty() {
                 return Ok(added);
             }
+
             for &u in &lost {
                 let q = vecs.vector(u)?;
+                let ef = self.params.ef_construction;
+                // A walk over level 0 from the entry: every node it finds is reachable the way the
+                // invariant demands (a search descending the upper levels could land on a node
+                // that level 0 alone does not reach, and linking from it would not help).
+                let start = super::search::Scored {
+                    score: metric.score(q, vecs.vector(entry)?),
+                    node: entry,
+                };
                 let found = with_visited(self.nodes(), |v| {
-                    super::search::search(
-                        self,
-                        vecs,
-                        metric,
-                        q,
-                        1,
-                        self.params.ef_construction,
-                        v,
-                        |x| x != u,
-                    )
+                    super::search::search_level(self, vecs, metric, q, &[start], ef, 0, v, |x| {
+                        x != u
+                    })
                 })?;
-                let Some(r) = found.first() else { continue };
+                // The nearest reachable node with room takes the link, so nothing is evicted:
+                // with many identical vectors, evictions could chase each other round after
+                // round. Only when every candidate is full does the nearest give up a link.
+                let Some(nearest) = found.first() else {
+                    continue;
+                };
+                let spare = found.iter().find(|r| {
+                    (self.list(r.node, 0)[0].load(Ordering::Acquire) as usize) < self.params.m0()
+                });
+                let r = spare.unwrap_or(nearest);
                 if let Some(w) = self.force_link(r.node, u, vecs, metric)?
                     && w != u
                 {

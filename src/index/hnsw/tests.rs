@@ -230,6 +230,36 @@ fn mapped_graph_equals_built_graph_and_catches_damage() {
 }
 
 #[test]
+fn repair_reaches_every_node_among_duplicate_vectors() {
+    // Hundreds of identical vectors per point: the heuristic keeps one link per group of
+    // duplicates, so most nodes have no incoming link; the repair must reach them all.
+    for metric in [Metric::Cosine, Metric::L2] {
+        let mut data = Vec::new();
+        for i in 0..4_000u32 {
+            let mut v: Vec<f32> = (0..8)
+                .map(|d| ((i % 23) * 7 + d) as f32 % 11.0 + 1.0)
+                .collect();
+            prepare(metric, &mut v).unwrap();
+            data.extend(v);
+        }
+        let flat = Flat { dim: 8, data };
+        let params = HnswParams {
+            m: 16,
+            ef_construction: 100,
+            seed: 7,
+        };
+        let g = super::build_graph(params, &flat, 4_000, metric).unwrap();
+        let r = super::check::check(&g, 16, |_| true).unwrap();
+        assert!(
+            r.is_sound(),
+            "{metric:?}: {:?} / {} unreachable",
+            r.problems,
+            r.unreachable.len()
+        );
+    }
+}
+
+#[test]
 fn repair_reaches_every_node_under_dot_product() {
     // Inner-product graphs on vectors of very different norms leave many nodes without
     // incoming links; the repair must reconnect all of them without orphaning others.

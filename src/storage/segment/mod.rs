@@ -331,8 +331,8 @@ impl Segment {
         }
     }
 
-    /// The text and payload of `row`, checked against its checksum.
-    pub(crate) fn doc(&self, row: usize) -> Result<(Option<String>, Payload)> {
+    /// The encoded document of `row`, checked against its checksum.
+    pub(crate) fn doc_bytes(&self, row: usize) -> Result<&[u8]> {
         let (off, len, crc) = self.payload_entry(row)?;
         let bytes = &self.payload.bytes()[self.blob_off + off..self.blob_off + off + len];
         if crc32c::crc32c(bytes) != crc {
@@ -341,6 +341,12 @@ impl Segment {
                 format!("checksum mismatch in the document of row {row}"),
             ));
         }
+        Ok(bytes)
+    }
+
+    /// The text and payload of `row`, checked against its checksum.
+    pub(crate) fn doc(&self, row: usize) -> Result<(Option<String>, Payload)> {
+        let bytes = self.doc_bytes(row)?;
         StoredDoc::decode(bytes).ok_or_else(|| {
             Error::corruption(
                 &self.payload_path,

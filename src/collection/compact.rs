@@ -1,0 +1,214 @@
+//! Compaction: sealed segments are merged into one new segment — live rows only, a graph
+//! built afresh in parallel, field and text indexes rebuilt — and swapped in with one manifest
+//! write.
+//!
+//! ```text
+//!  1. snapshot (read lock): the input segments and their tombstones
+//!  2. build (no lock): gather live rows, build the graph on rayon's pool, write seg-<new>/
+//!  3. publish (writer lock): rows deleted meanwhile become tombstones of the new segment;
+//!     the manifest swaps inputs for the new segment in one atomic write; state swap
+//!  4. remove the inputs' files (left-overs after a crash are removed on open)
+//! ```
+//!
+//! Writers are held back only during step 3; readers only during the state swap. A record
+//! upserted during step 2 replaces its old row in an input segment, which is then a deletion
+//! carried over in step 3, so nothing written meanwhile is lost or resurrected.
+
+use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+use serde::Serialize;
+
+use super::{Collection, SegmentSlot};
+use crate::error::{Error, Result};
+use crate::index::hnsw::layout::bfs_order;
+use crate::index::hnsw::{FlatVectors, build_graph};
+use crate::storage::manifest::{SegmentEntry, TombstoneRef, segment_dir_name, tombstone_file_name};
+use crate::storage::segment::{SealRow, Segment, write_segment};
+use crate::storage::{fsutil, tombstones};
+
+/// What a compaction did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CompactionReport {
+    /// Segments merged (0: there was nothing to do).
+    pub segments_in: usize,
+    /// Rows of the inputs, dead ones included.
+    pub rows_in: usize,
+    /// Live rows written to the new segment.
+    pub rows_out: usize,
+    /// Bytes of the inputs' files.
+    pub bytes_in: u64,
+    /// Bytes of the new segment's files.
+    pub bytes_out: u64,
+    /// The new segment, if one was written.
+    pub segment: Option<u64>,
+}
+
+impl Collection {
+    /// Merges every sealed segment into one, dropping deleted and replaced rows, and rebuilds
+    /// its graph and indexes. Searches and writes continue meanwhile (writes wait only for
+    /// the final swap). Does nothing when there is a single segment without deletions.
+    pub fn compact(&self) -> Result<CompactionReport> {
+        let _one = self.inner.compaction.lock();
+        self.check_live()?;
+        let inner = &*self.inner;
+        let cfg = &inner.config;
+
+        // 1. Snapshot.
+        let inputs: Vec<(Arc<Segment>, RoaringBitmap)> = {
+            let st = inner.state.read();
+            st.segments
+                .iter()
+                .map(|s| (Arc::clone(&s.seg), s.deleted.clone()))
+                .collect()
+        };
+        let nothing = CompactionReport {
+            segments_in: 0,
+            rows_in: 0,
+            rows_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            segment: None,
+        };
+        if inputs.is_empty() || (inputs.len() == 1 && inputs[0].1.is_empty()) {
+            return Ok(nothing);
+        }
+        let rows_in: usize = inputs.iter().map(|(s, _)| s.rows).sum();
+        let bytes_in: u64 = inputs.iter().map(|(s, _)| s.disk_bytes()).sum();
+
+        // 2. Build. Live rows in input order; the documents are copied as stored.
+        let mut rows: Vec<SealRow<'_>> = Vec::new();
+        for (seg, deleted) in &inputs {
+            let vectors = seg.vectors(0, seg.rows)?;
+            for r in 0..seg.rows {
+                if deleted.contains(r as u32) || seg.find(seg.id_at(r)) != Some(r) {
+                    continue;
+                }
+                rows.push(SealRow {
+                    id: seg.id_at(r),
+                    vector: &vectors[r * cfg.dim..(r + 1) * cfg.dim],
+                    doc: seg.doc_bytes(r)?,
+                    live: true,
+                });
+            }
+        }
+        let id = inner.core.alloc_segment_id();
+        let dir = inner.dir.join(segment_dir_name(id));
+        let rows_out = rows.len();
+        if rows_out > 0 {
+            let flat = FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector));
+            let graph = build_graph(cfg.hnsw_params(), &flat, rows_out, cfg.metric)?;
+            let order = bfs_order(&graph);
+
+            let mut slots: Vec<Option<SealRow<'_>>> = rows.into_iter().map(Some).collect();
+            let ordered: Vec<SealRow<'_>> = order
+                .iter()
+                .filter_map(|&old| slots[old as usize].take())
+                .collect();
+            let analyzer = crate::text::Analyzer::new(&cfg.text);
+            write_segment(&dir, id, cfg.dim, &ordered, &graph, &order, &analyzer)?;
+        }
+
+        // 3. Publish, with writers held back.
+        let w = inner.writer.lock();
+        self.check_live()?;
+        inner.core.wal.check_poisoned()?;
+        let new_seg = if rows_out > 0 {
+            Some(Segment::open(&dir, id, rows_out as u64, cfg.dim, cfg.m)?)
+        } else {
+            None
+        };
+        // Rows deleted (or replaced) since the snapshot become tombstones of the new segment.
+        let mut dead = RoaringBitmap::new();
+        {
+            let st = inner.state.read();
+            for (seg, before) in &inputs {
+                let Some(slot) = st.segments.iter().find(|s| s.seg.id == seg.id) else {
+                    return Err(Error::InvalidArgument(
+                        "a segment vanished during compaction".into(),
+                    ));
+                };
+                for r in &(&slot.deleted - before) {
+                    if let Some(new_seg) = &new_seg
+                        && let Some(nr) = new_seg.find(seg.id_at(r as usize))
+                    {
+                        dead.insert(nr as u32);
+                    }
+                }
+            }
+        }
+        if !dead.is_empty() {
+            let path = inner.dir.join(tombstone_file_name(id, 1));
+            let _ = std::fs::remove_file(&path);
+            tombstones::write(&path, id, &dead)?;
+            fsutil::sync_dir(&inner.dir)?;
+        }
+        let input_ids: Vec<u64> = inputs.iter().map(|(s, _)| s.id).collect();
+        inner.core.update_manifest(|m| {
+            let entry = m
+                .collection_mut(inner.id)
+                .ok_or_else(|| Error::CollectionDropped {
+                    name: inner.name.clone(),
+                })?;
+            entry.segments.retain(|s| !input_ids.contains(&s.id));
+            if rows_out > 0 {
+                entry.segments.push(SegmentEntry {
+                    id,
+                    rows: rows_out as u64,
+                    tombstones: (!dead.is_empty()).then(|| TombstoneRef {
+                        generation: 1,
+                        count: dead.len(),
+                    }),
+                });
+            }
+            Ok(())
+        })?;
+        let mut old_files = Vec::new();
+        {
+            let mut st = inner.state.write();
+            st.segments.retain(|s| {
+                let gone = input_ids.contains(&s.seg.id);
+                if gone {
+                    old_files.push(s.seg.dir.clone());
+                    if s.generation > 0 {
+                        old_files.push(inner.dir.join(tombstone_file_name(s.seg.id, s.generation)));
+                    }
+                }
+                !gone
+            });
+            if let Some(seg) = new_seg {
+                let generation = u64::from(!dead.is_empty());
+                st.segments
+                    .push(SegmentSlot::new(Arc::new(seg), dead, generation));
+            }
+        }
+        drop(w);
+
+        // 4. Remove the inputs. Failing here loses nothing: left-overs go on the next open.
+        drop(inputs);
+        for p in old_files {
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+        let _ = fsutil::sync_dir(&inner.dir);
+        let bytes_out = self
+            .inner
+            .state
+            .read()
+            .segments
+            .iter()
+            .find(|s| s.seg.id == id)
+            .map_or(0, |s| s.seg.disk_bytes());
+        Ok(CompactionReport {
+            segments_in: input_ids.len(),
+            rows_in,
+            rows_out,
+            bytes_in,
+            bytes_out,
+            segment: (rows_out > 0).then_some(id),
+        })
+    }
+}

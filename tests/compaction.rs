@@ -1,0 +1,244 @@
+//! Compaction through the public API: after any sequence of upserts, deletes, seals and
+//! compactions (and reopens), the collection equals a `HashMap` model; search, filters, BM25
+//! and `verify` keep working; deleted rows stop taking disk space; writes that race with a
+//! compaction are neither lost nor resurrected.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cairndb::{CollectionConfig, Database, Filter, Metric, Options, Record, SearchRequest};
+use proptest::prelude::*;
+
+const DIM: usize = 4;
+
+fn vector(id: u64, salt: u64) -> Vec<f32> {
+    (0..DIM as u64)
+        .map(|i| (((id * 31 + salt * 7 + i * 13) % 17) as f32) - 8.0 + 0.5)
+        .collect()
+}
+
+fn record(id: u64, salt: u64) -> Record {
+    Record::new(id, vector(id, salt))
+        .with_text(format!("item {id} salt{salt}"))
+        .with_field("salt", salt as i64)
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Upsert(Vec<(u64, u64)>),
+    Delete(Vec<u64>),
+    Flush,
+    Compact,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => prop::collection::vec((0u64..80, 0u64..5), 1..20).prop_map(Op::Upsert),
+        3 => prop::collection::vec(0u64..80, 1..12).prop_map(Op::Delete),
+        2 => Just(Op::Flush),
+        2 => Just(Op::Compact),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+fn check(c: &cairndb::Collection, model: &HashMap<u64, u64>) -> Result<(), TestCaseError> {
+    prop_assert_eq!(c.len(), model.len());
+    for id in 0..80u64 {
+        let got = c.get(id).unwrap();
+        match model.get(&id) {
+            Some(&salt) => {
+                let r = got.expect("a live record is found");
+                prop_assert_eq!(r.text, Some(format!("item {id} salt{salt}")));
+            }
+            None => prop_assert!(got.is_none(), "deleted id {} found", id),
+        }
+    }
+    // Exact search returns exactly the live records; a filter and BM25 see the same set.
+    let all = c
+        .search(&SearchRequest::new(vec![1.0; DIM]).k(1000).exact(true))
+        .unwrap();
+    prop_assert_eq!(all.len(), model.len());
+    let salt3 = c
+        .search(
+            &SearchRequest::new(vec![1.0; DIM])
+                .k(1000)
+                .filter(Filter::eq("salt", 3)),
+        )
+        .unwrap();
+    prop_assert_eq!(salt3.len(), model.values().filter(|&&s| s == 3).count());
+    let text = c.search(&SearchRequest::by_text("salt2").k(1000)).unwrap();
+    prop_assert_eq!(text.len(), model.values().filter(|&&s| s == 2).count());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn compaction_keeps_the_model(ops in prop::collection::vec(op(), 1..40)) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options::default().memtable_max_rows(30);
+        let cfg = CollectionConfig::new(DIM, Metric::L2);
+        let mut db = Database::open_with(dir.path(), opts.clone()).unwrap();
+        let mut c = db.create_collection("c", cfg).unwrap();
+        let mut model: HashMap<u64, u64> = HashMap::new();
+        for op in &ops {
+            match op {
+                Op::Upsert(rows) => {
+                    c.upsert(rows.iter().map(|&(id, s)| record(id, s)).collect::<Vec<_>>()).unwrap();
+                    for &(id, s) in rows { model.insert(id, s); }
+                }
+                Op::Delete(ids) => {
+                    c.delete(ids).unwrap();
+                    for id in ids { model.remove(id); }
+                }
+                Op::Flush => c.flush().unwrap(),
+                Op::Compact => {
+                    let before = c.stats().segments.len();
+                    let r = c.compact().unwrap();
+                    let after = c.stats();
+                    prop_assert!(after.segments.len() <= 1.max(before));
+                    if r.segments_in > 0 {
+                        prop_assert!(after.segments.len() <= 1);
+                        prop_assert!(after.segments.iter().all(|s| s.deleted == 0));
+                    }
+                }
+                Op::Reopen => {
+                    drop(c);
+                    drop(db);
+                    db = Database::open_with(dir.path(), opts.clone()).unwrap();
+                    c = db.collection("c").unwrap();
+                }
+            }
+            check(&c, &model)?;
+        }
+        db.verify().unwrap();
+        drop(c);
+        drop(db);
+        let db = Database::open_with(dir.path(), opts).unwrap();
+        let c = db.collection("c").unwrap();
+        check(&c, &model)?;
+        db.verify().unwrap();
+    }
+}
+
+/// Deleting half of the records and compacting returns their disk space and removes the old
+/// segment directories.
+#[test]
+fn compaction_returns_disk_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(dir.path(), Options::default().memtable_max_rows(2_000)).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(32, Metric::Cosine))
+        .unwrap();
+    let rec = |id: u64| {
+        Record::new(
+            id,
+            (0..32)
+                .map(|i| ((id * 7 + i) % 23) as f32 + 1.0)
+                .collect::<Vec<_>>(),
+        )
+    };
+    for chunk in (0..8_000u64).collect::<Vec<_>>().chunks(1_000) {
+        c.upsert(chunk.iter().map(|&id| rec(id)).collect::<Vec<_>>())
+            .unwrap();
+    }
+    c.flush().unwrap();
+    let full: u64 = c.stats().segments.iter().map(|s| s.bytes).sum();
+    assert_eq!(c.stats().segments.len(), 4);
+    let odd: Vec<u64> = (0..8_000).filter(|i| i % 2 == 1).collect();
+    c.delete(&odd).unwrap();
+    let r = c.compact().unwrap();
+    assert_eq!((r.segments_in, r.rows_in, r.rows_out), (4, 8_000, 4_000));
+    let stats = c.stats();
+    assert_eq!(stats.segments.len(), 1);
+    let half: u64 = stats.segments.iter().map(|s| s.bytes).sum();
+    assert!(
+        half * 10 < full * 6,
+        "{half} of {full} bytes after compaction"
+    );
+    let seg_dirs = std::fs::read_dir(dir.path().join("collections").join("c"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("seg-")
+        })
+        .count();
+    assert_eq!(seg_dirs, 1, "old segment directories are removed");
+    // HNSW still finds records after the rebuild.
+    for id in [0u64, 2, 4000, 7998] {
+        let hits = c.search(&SearchRequest::new(rec(id).vector).k(1)).unwrap();
+        assert!(hits[0].score > 0.9999, "{hits:?}");
+        assert!(c.get(hits[0].id).unwrap().is_some());
+    }
+    db.verify().unwrap();
+}
+
+/// A writer upserts and deletes while compactions run: afterwards the collection equals what
+/// the writer did.
+#[test]
+fn writes_racing_with_compaction_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(dir.path(), Options::default().memtable_max_rows(500)).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(DIM, Metric::L2))
+        .unwrap();
+    for chunk in (0..3_000u64).collect::<Vec<_>>().chunks(500) {
+        c.upsert(chunk.iter().map(|&id| record(id, 0)).collect::<Vec<_>>())
+            .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let compactor = {
+        let c = c.clone();
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Acquire) {
+                c.compact().unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let mut model: HashMap<u64, u64> = (0..3_000).map(|id| (id, 0)).collect();
+    for round in 1..=30u64 {
+        let ids: Vec<u64> = (0..100).map(|i| (round * 97 + i * 31) % 3_000).collect();
+        c.upsert(
+            ids.iter()
+                .map(|&id| record(id, round % 5))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        for &id in &ids {
+            model.insert(id, round % 5);
+        }
+        let del: Vec<u64> = (0..40).map(|i| (round * 53 + i * 71) % 3_000).collect();
+        c.delete(&del).unwrap();
+        for id in &del {
+            model.remove(id);
+        }
+        if round % 7 == 0 {
+            c.flush().unwrap();
+        }
+    }
+    stop.store(true, Ordering::Release);
+    let runs = compactor.join().unwrap();
+    assert!(runs > 0);
+    c.compact().unwrap();
+    assert_eq!(c.len(), model.len());
+    for (&id, &salt) in &model {
+        let r = c.get(id).unwrap().unwrap_or_else(|| panic!("{id} lost"));
+        assert_eq!(r.text, Some(format!("item {id} salt{salt}")));
+    }
+    for id in 0..3_000u64 {
+        if !model.contains_key(&id) {
+            assert!(c.get(id).unwrap().is_none(), "{id} resurrected");
+        }
+    }
+    db.verify().unwrap();
+}
