@@ -54,6 +54,16 @@ pub struct Options {
     pub max_wal_bytes: u64,
     /// Create the database directory when it does not exist. Default: true.
     pub create_if_missing: bool,
+    /// Compact collections on a background thread (see [`Collection::compact`]) when they
+    /// have more than `compaction_max_segments` segments or a segment with more than
+    /// `compaction_deleted_ratio` of its rows deleted. Default: true.
+    ///
+    /// [`Collection::compact`]: crate::Collection::compact
+    pub background_compaction: bool,
+    /// Segment count above which the smallest segments are merged. Default: 8.
+    pub compaction_max_segments: usize,
+    /// Fraction of deleted rows above which a segment is rewritten. Default: 0.2.
+    pub compaction_deleted_ratio: f64,
 }
 
 impl Default for Options {
@@ -65,6 +75,9 @@ impl Default for Options {
             wal_file_bytes: 64 << 20,
             max_wal_bytes: 512 << 20,
             create_if_missing: true,
+            background_compaction: true,
+            compaction_max_segments: 8,
+            compaction_deleted_ratio: 0.2,
         }
     }
 }
@@ -95,6 +108,18 @@ impl Options {
         self.max_wal_bytes = bytes;
         self
     }
+    /// Whether to compact in the background.
+    pub fn background_compaction(mut self, yes: bool) -> Self {
+        self.background_compaction = yes;
+        self
+    }
+    /// Sets the compaction policy: more than `max_segments` segments, or a segment with more
+    /// than `deleted_ratio` of its rows deleted, triggers a compaction.
+    pub fn compaction_policy(mut self, max_segments: usize, deleted_ratio: f64) -> Self {
+        self.compaction_max_segments = max_segments;
+        self.compaction_deleted_ratio = deleted_ratio;
+        self
+    }
     /// Whether to create a missing database directory.
     pub fn create_if_missing(mut self, yes: bool) -> Self {
         self.create_if_missing = yes;
@@ -102,6 +127,13 @@ impl Options {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.compaction_max_segments < 2
+            || !(self.compaction_deleted_ratio > 0.0 && self.compaction_deleted_ratio <= 1.0)
+        {
+            return Err(Error::InvalidArgument(
+                "compaction policy: at least 2 segments and a deleted ratio in (0, 1]".into(),
+            ));
+        }
         if self.memtable_max_rows == 0 || self.memtable_max_bytes == 0 {
             return Err(Error::InvalidArgument(
                 "memtable limits must be at least 1".into(),

@@ -15,6 +15,7 @@ use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
+use crate::background::{Background, UserGuard};
 use crate::collection::{
     Collection, CollectionShared, CollectionStats, Memtable, SegmentSlot, State, WriterState,
     apply_delete, apply_upsert,
@@ -49,6 +50,10 @@ pub(crate) struct DbCore {
     registry: Mutex<HashMap<u64, Weak<CollectionShared>>>,
     /// Dropping this sender stops the background sync thread.
     _flusher: Mutex<Option<Sender<()>>>,
+    /// Wakes the background compaction thread (dropping it stops the thread).
+    compactor: Mutex<Option<Sender<()>>>,
+    /// User handles, closing, and whether background work is running.
+    pub bg: Arc<Background>,
     _lock: File,
 }
 
@@ -81,6 +86,23 @@ impl DbCore {
             .unwrap_or_else(|| self.wal.last_lsn() + 1)
     }
 
+    /// Asks the background compaction thread, if any, to check the collections now.
+    pub(crate) fn kick_compactor(&self) {
+        if let Some(tx) = &*self.compactor.lock() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// The open collections.
+    fn open_collections(&self) -> Vec<Collection> {
+        self.registry
+            .lock()
+            .values()
+            .filter_map(Weak::upgrade)
+            .map(|inner| Collection { _user: None, inner })
+            .collect()
+    }
+
     pub(crate) fn register(&self, c: &Arc<CollectionShared>) {
         self.registry.lock().insert(c.id, Arc::downgrade(c));
     }
@@ -101,7 +123,7 @@ impl DbCore {
             let Some(inner) = self.registry.lock().get(&cid).and_then(Weak::upgrade) else {
                 return Ok(());
             };
-            let c = Collection { inner };
+            let c = Collection { _user: None, inner };
             let mut w = c.inner.writer.lock();
             if c.inner.dropped.load(Ordering::Acquire) {
                 return Ok(());
@@ -140,6 +162,8 @@ impl Drop for DbCore {
 /// and every [`Collection`] handle from it are dropped.
 #[derive(Clone)]
 pub struct Database {
+    /// Counts this handle as a user's; dropped first (see `background.rs`).
+    _user: UserGuard,
     core: Arc<DbCore>,
     collections: Arc<RwLock<BTreeMap<String, Collection>>>,
 }
@@ -274,6 +298,7 @@ impl Database {
         }
 
         let (tx, rx) = mpsc::channel::<()>();
+        let (ctx, crx) = mpsc::channel::<()>();
         let core = Arc::new(DbCore {
             path: path.clone(),
             options: options.clone(),
@@ -282,12 +307,15 @@ impl Database {
             needed: Mutex::new(HashMap::new()),
             registry: Mutex::new(HashMap::new()),
             _flusher: Mutex::new(Some(tx)),
+            compactor: Mutex::new(Some(ctx)),
+            bg: Arc::new(Background::default()),
             _lock: lock,
         });
         let mut collections = BTreeMap::new();
         for ((entry, state), applied_lsn) in loaded.into_iter().zip(applied) {
             core.set_needed(entry.id, state.memtable.min_lsn);
             let c = Collection {
+                _user: Some(UserGuard::new(&core.bg)),
                 inner: Arc::new(CollectionShared {
                     core: Arc::clone(&core),
                     id: entry.id,
@@ -297,6 +325,7 @@ impl Database {
                     writer: Mutex::new(WriterState { applied_lsn }),
                     state: RwLock::new(state),
                     dropped: AtomicBool::new(false),
+                    dropping: AtomicBool::new(false),
                     compaction: Mutex::new(()),
                 }),
             };
@@ -307,7 +336,12 @@ impl Database {
         if let Durability::Buffered { interval } = options.durability {
             spawn_flusher(Arc::downgrade(&core.wal), rx, interval);
         }
+        if options.background_compaction {
+            spawn_compactor(Arc::downgrade(&core), Arc::clone(&core.bg), crx);
+            core.kick_compactor();
+        }
         Ok(Database {
+            _user: UserGuard::new(&core.bg),
             core,
             collections: Arc::new(RwLock::new(collections)),
         })
@@ -342,6 +376,7 @@ impl Database {
         })?;
         let memtable = Memtable::new(&config);
         let c = Collection {
+            _user: Some(UserGuard::new(&self.core.bg)),
             inner: Arc::new(CollectionShared {
                 core: Arc::clone(&self.core),
                 id,
@@ -354,6 +389,7 @@ impl Database {
                     memtable,
                 }),
                 dropped: AtomicBool::new(false),
+                dropping: AtomicBool::new(false),
                 compaction: Mutex::new(()),
             }),
         };
@@ -386,11 +422,17 @@ impl Database {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::CollectionNotFound { name: name.into() })?;
+        // A running compaction gives up at its next check; none starts while we hold its lock.
+        c.inner.dropping.store(true, Ordering::Release);
+        let _c = c.inner.compaction.lock();
         let _w = c.inner.writer.lock();
-        self.core.update_manifest(|m| {
+        if let Err(e) = self.core.update_manifest(|m| {
             m.collections.retain(|e| e.id != c.inner.id);
             Ok(())
-        })?;
+        }) {
+            c.inner.dropping.store(false, Ordering::Release);
+            return Err(e);
+        }
         c.inner.dropped.store(true, Ordering::Release);
         cols.remove(name);
         self.core.set_needed(c.inner.id, None);
@@ -620,6 +662,37 @@ fn spawn_flusher(wal: Weak<Wal>, stop: mpsc::Receiver<()>, interval: std::time::
                 let Some(wal) = wal.upgrade() else { return };
                 // A failure poisons the log; writers see it on their next call.
                 let _ = wal.sync();
+            }
+        });
+}
+
+/// The background compaction thread. It holds the database weakly and upgrades only to
+/// check or compact, so it never keeps a closed database open except to finish a
+/// compaction; a compaction notices when every user handle is gone and stops early.
+fn spawn_compactor(core: Weak<DbCore>, bg: Arc<Background>, wake: mpsc::Receiver<()>) {
+    let _ = std::thread::Builder::new()
+        .name("cairn-compact".into())
+        .spawn(move || {
+            loop {
+                match wake.recv_timeout(std::time::Duration::from_secs(10)) {
+                    Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+                while wake.try_recv().is_ok() {}
+                if !bg.begin() {
+                    return;
+                }
+                if let Some(core) = core.upgrade() {
+                    let collections = core.open_collections();
+                    drop(core);
+                    for c in collections {
+                        // Errors are not lost: a failed write poisons the log and the writer
+                        // sees it; anything else is retried at the next check.
+                        let _ = c.compact_by_policy();
+                    }
+                }
+                // Every strong reference is gone before closing may proceed.
+                bg.end();
             }
         });
 }

@@ -94,6 +94,10 @@ pub enum Error {
         input: String,
     },
 
+    /// A background operation stopped because the database is closing.
+    #[error("cancelled: the database is closing")]
+    Cancelled,
+
     /// A batch is too large to be written as one atomic log record.
     #[error("batch of {bytes} bytes exceeds the limit of {limit} bytes for one atomic write")]
     BatchTooLarge {

@@ -41,6 +41,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod background;
 mod collection;
 mod config;
 mod db;

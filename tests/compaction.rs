@@ -79,7 +79,7 @@ proptest! {
     #[test]
     fn compaction_keeps_the_model(ops in prop::collection::vec(op(), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
-        let opts = Options::default().memtable_max_rows(30);
+        let opts = Options::default().memtable_max_rows(30).background_compaction(false);
         let cfg = CollectionConfig::new(DIM, Metric::L2);
         let mut db = Database::open_with(dir.path(), opts.clone()).unwrap();
         let mut c = db.create_collection("c", cfg).unwrap();
@@ -129,7 +129,10 @@ proptest! {
 #[test]
 fn compaction_returns_disk_space() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open_with(dir.path(), Options::default().memtable_max_rows(2_000)).unwrap();
+    let opts = Options::default()
+        .memtable_max_rows(2_000)
+        .background_compaction(false);
+    let db = Database::open_with(dir.path(), opts).unwrap();
     let c = db
         .create_collection("c", CollectionConfig::new(32, Metric::Cosine))
         .unwrap();
@@ -241,4 +244,65 @@ fn writes_racing_with_compaction_are_kept() {
         }
     }
     db.verify().unwrap();
+}
+
+/// With the background policy on, many small seals and heavy deletes are compacted without
+/// being asked: the segment count comes back under the limit and deleted rows are dropped,
+/// and the data stays equal to the model.
+#[test]
+fn background_compaction_follows_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::default()
+        .memtable_max_rows(100)
+        .compaction_policy(4, 0.2);
+    let db = Database::open_with(dir.path(), opts).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(DIM, Metric::L2))
+        .unwrap();
+    let mut model: HashMap<u64, u64> = HashMap::new();
+    for chunk in (0..2_000u64).collect::<Vec<_>>().chunks(100) {
+        c.upsert(chunk.iter().map(|&id| record(id, 1)).collect::<Vec<_>>())
+            .unwrap();
+        for &id in chunk {
+            model.insert(id, 1);
+        }
+    }
+    let del: Vec<u64> = (0..2_000).filter(|i| i % 3 == 0).collect();
+    c.delete(&del).unwrap();
+    for id in &del {
+        model.remove(id);
+    }
+    c.flush().unwrap();
+    // Wait (bounded) for the background thread; no timing is asserted, only the outcome.
+    let settled = |s: &cairndb::CollectionStats| {
+        s.segments.len() <= 4
+            && s.segments
+                .iter()
+                .all(|g| g.deleted as f64 <= 0.2 * g.rows as f64)
+    };
+    let start = std::time::Instant::now();
+    while !settled(&c.stats()) && start.elapsed() < std::time::Duration::from_secs(120) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let stats = c.stats();
+    assert!(settled(&stats), "{stats:?}");
+    assert_eq!(c.len(), model.len());
+    for (&id, &salt) in &model {
+        let r = c.get(id).unwrap().unwrap();
+        assert_eq!(r.text, Some(format!("item {id} salt{salt}")));
+    }
+    db.verify().unwrap();
+    // Closing releases the directory (once a check the thread may be running ends).
+    drop(c);
+    drop(db);
+    let mut reopened = Database::open(dir.path());
+    for _ in 0..200 {
+        if !matches!(reopened, Err(cairndb::Error::Locked { .. })) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        reopened = Database::open(dir.path());
+    }
+    let db = reopened.unwrap();
+    assert_eq!(db.collection("c").unwrap().len(), model.len());
 }

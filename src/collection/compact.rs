@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::{Collection, SegmentSlot};
 use crate::error::{Error, Result};
 use crate::index::hnsw::layout::bfs_order;
-use crate::index::hnsw::{FlatVectors, build_graph};
+use crate::index::hnsw::{FlatVectors, build_graph_until};
 use crate::storage::manifest::{SegmentEntry, TombstoneRef, segment_dir_name, tombstone_file_name};
 use crate::storage::segment::{SealRow, Segment, write_segment};
 use crate::storage::{fsutil, tombstones};
@@ -49,16 +49,67 @@ impl Collection {
     /// its graph and indexes. Searches and writes continue meanwhile (writes wait only for
     /// the final swap). Does nothing when there is a single segment without deletions.
     pub fn compact(&self) -> Result<CompactionReport> {
+        self.compact_segments(None, false)
+    }
+
+    /// The background policy: merges the smallest segments when there are more than
+    /// `compaction_max_segments` (down to half that many), and rewrites every segment with
+    /// more than `compaction_deleted_ratio` of its rows deleted.
+    pub(crate) fn compact_by_policy(&self) -> Result<Option<CompactionReport>> {
+        let o = &self.inner.core.options;
+        let pick: Vec<u64> = {
+            let st = self.inner.state.read();
+            let mut segs: Vec<(usize, u64, bool)> = st
+                .segments
+                .iter()
+                .map(|s| {
+                    let heavy =
+                        s.deleted.len() as f64 > o.compaction_deleted_ratio * s.seg.rows as f64;
+                    (s.live(), s.seg.id, heavy)
+                })
+                .collect();
+            segs.sort_unstable();
+            let mut pick: Vec<u64> = Vec::new();
+            if segs.len() > o.compaction_max_segments {
+                let keep = o.compaction_max_segments / 2;
+                let merge = (segs.len() - keep).max(2);
+                pick.extend(segs.iter().take(merge).map(|s| s.1));
+            }
+            for s in &segs {
+                if s.2 && !pick.contains(&s.1) {
+                    pick.push(s.1);
+                }
+            }
+            pick
+        };
+        if pick.is_empty() {
+            return Ok(None);
+        }
+        self.compact_segments(Some(&pick), true).map(Some)
+    }
+
+    /// Merges the segments named in `which` (all of them for `None`). A background run gives
+    /// up, before its long steps, once no handle but its own is left.
+    fn compact_segments(
+        &self,
+        which: Option<&[u64]>,
+        background: bool,
+    ) -> Result<CompactionReport> {
         let _one = self.inner.compaction.lock();
         self.check_live()?;
         let inner = &*self.inner;
         let cfg = &inner.config;
+        let abandoned = || {
+            inner.dropping.load(std::sync::atomic::Ordering::Acquire)
+                || (background && inner.core.bg.closing())
+        };
 
         // 1. Snapshot.
         let inputs: Vec<(Arc<Segment>, RoaringBitmap)> = {
             let st = inner.state.read();
             st.segments
                 .iter()
+                .filter(|s| which.is_none_or(|w| w.contains(&s.seg.id)))
                 .map(|s| (Arc::clone(&s.seg), s.deleted.clone()))
                 .collect()
         };
@@ -70,7 +121,7 @@ impl Collection {
             bytes_out: 0,
             segment: None,
         };
-        if inputs.is_empty() || (inputs.len() == 1 && inputs[0].1.is_empty()) {
+        if inputs.is_empty() || (inputs.len() == 1 && inputs[0].1.is_empty()) || abandoned() {
             return Ok(nothing);
         }
         let rows_in: usize = inputs.iter().map(|(s, _)| s.rows).sum();
@@ -97,7 +148,13 @@ impl Collection {
         let rows_out = rows.len();
         if rows_out > 0 {
             let flat = FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector));
-            let graph = build_graph(cfg.hnsw_params(), &flat, rows_out, cfg.metric)?;
+            let graph =
+                match build_graph_until(cfg.hnsw_params(), &flat, rows_out, cfg.metric, &abandoned)
+                {
+                    Ok(g) => g,
+                    Err(Error::Cancelled) => return Ok(nothing),
+                    Err(e) => return Err(e),
+                };
             let order = bfs_order(&graph);
 
             let mut slots: Vec<Option<SealRow<'_>>> = rows.into_iter().map(Some).collect();
@@ -110,6 +167,10 @@ impl Collection {
         }
 
         // 3. Publish, with writers held back.
+        if abandoned() {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Ok(nothing);
+        }
         let w = inner.writer.lock();
         self.check_live()?;
         inner.core.wal.check_poisoned()?;

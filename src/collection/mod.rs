@@ -89,11 +89,17 @@ pub(crate) struct CollectionShared {
     pub dropped: AtomicBool,
     /// Held by a running compaction: one at a time per collection.
     pub compaction: Mutex<()>,
+    /// Being dropped: a running compaction gives up.
+    pub dropping: AtomicBool,
 }
 
 /// A handle to one collection. Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct Collection {
+    /// Counts this handle as a user's (`None` for the database's own short-lived handles).
+    /// Declared first: it is dropped first, so closing waits for background work before
+    /// `inner` lets go of the database.
+    pub(crate) _user: Option<crate::background::UserGuard>,
     pub(crate) inner: Arc<CollectionShared>,
 }
 
@@ -264,6 +270,7 @@ impl Collection {
         };
         self.wait(lsn.0)?;
         self.relieve_log();
+        self.inner.core.kick_compactor();
         Ok(lsn.1)
     }
 
@@ -540,6 +547,7 @@ impl Collection {
             let _ = std::fs::remove_file(p);
         }
         core.wal.remove_below(core.min_needed())?;
+        core.kick_compactor();
         Ok(())
     }
 }

@@ -84,12 +84,27 @@ pub(crate) fn build_graph<V: search::Vectors + Sync>(
     n: usize,
     metric: crate::distance::Metric,
 ) -> crate::error::Result<graph::MemGraph> {
+    build_graph_until(params, vecs, n, metric, &|| false)
+}
+
+/// [`build_graph`] that gives up with [`Error::Cancelled`](crate::Error::Cancelled) as soon
+/// as `cancel` returns true (checked before each insert).
+pub(crate) fn build_graph_until<V: search::Vectors + Sync>(
+    params: HnswParams,
+    vecs: &V,
+    n: usize,
+    metric: crate::distance::Metric,
+    cancel: &(dyn Fn() -> bool + Sync),
+) -> crate::error::Result<graph::MemGraph> {
     use rayon::prelude::*;
     let mut g = graph::MemGraph::new(params);
     g.reserve(n);
-    (0..n as u32)
-        .into_par_iter()
-        .try_for_each(|i| g.insert(i, vecs, metric))?;
+    (0..n as u32).into_par_iter().try_for_each(|i| {
+        if cancel() {
+            return Err(crate::error::Error::Cancelled);
+        }
+        g.insert(i, vecs, metric)
+    })?;
     g.repair(vecs, metric, |_| true)?;
     Ok(g)
 }
