@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
@@ -42,6 +43,8 @@ pub(crate) struct Memtable {
     pub min_lsn: Option<u64>,
     /// HNSW graph over every row, dead ones included (they keep it connected).
     pub graph: MemGraph,
+    /// Rows below this are fully linked into the graph.
+    indexed: AtomicU32,
 }
 
 impl Memtable {
@@ -51,6 +54,7 @@ impl Memtable {
             dim: config.dim,
             analyzer: Analyzer::new(&config.text),
             text: TextIndex::new(),
+            indexed: AtomicU32::new(0),
             ids: Vec::new(),
             vectors: Vec::new(),
             spans: Vec::new(),
@@ -164,15 +168,25 @@ impl Memtable {
         start..self.rows() as u32
     }
 
-    /// Inserts the reserved rows into the graph, on rayon's pool for larger batches.
+    /// Inserts the reserved rows into the graph, on rayon's pool for larger batches. Until it
+    /// returns, the rows are [`pending`](Self::pending): searches scan them.
     pub(crate) fn index(&self, rows: Range<u32>, metric: Metric) -> Result<()> {
+        let end = rows.end;
         if rows.len() < 64 {
             rows.into_iter()
-                .try_for_each(|r| self.graph.insert(r, self, metric))
+                .try_for_each(|r| self.graph.insert(r, self, metric))?;
         } else {
             rows.into_par_iter()
-                .try_for_each(|r| self.graph.insert(r, self, metric))
+                .try_for_each(|r| self.graph.insert(r, self, metric))?;
         }
+        self.indexed.fetch_max(end, AtomicOrdering::Release);
+        Ok(())
+    }
+
+    /// Rows applied but not yet (known to be) linked into the graph: a search scans them, so
+    /// a batch is visible to graph searches as a whole from the moment it is applied.
+    pub(crate) fn pending(&self) -> Range<u32> {
+        self.indexed.load(AtomicOrdering::Acquire)..self.rows() as u32
     }
 
     /// Rows that are not live.

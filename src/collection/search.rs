@@ -553,6 +553,26 @@ fn search_source(
                     }
                 };
                 found = hits.len();
+                // Rows of a batch still being linked into the memtable graph are scanned, so
+                // the batch is seen whole (its replaced rows are already dead).
+                if st.segments.get(i).is_none() {
+                    let mt = &st.memtable;
+                    let pending = mt.pending();
+                    if !pending.is_empty() {
+                        let seen: std::collections::HashSet<u32> =
+                            hits.iter().map(|s| s.node).collect();
+                        for r in pending {
+                            if accept(r) && !seen.contains(&r) {
+                                found += 1;
+                                top.push(Candidate {
+                                    score: metric.score(q, mt.vector(r as usize)),
+                                    id: id_at(r),
+                                    loc: loc(r),
+                                });
+                            }
+                        }
+                    }
+                }
                 for s in hits {
                     top.push(Candidate {
                         score: s.score,
