@@ -168,7 +168,7 @@ fn crash_loop_with_deletes_and_compaction() {
         let mut acked = durable;
         let mut ready: Option<Instant> = None;
         let spawned = Instant::now();
-        let mut on_line = |line: &str, acked: &mut u64, ready: &mut Option<Instant>| {
+        let on_line = |line: &str, acked: &mut u64, ready: &mut Option<Instant>| {
             if let Some((_, l)) = line.split_once("CAIRN:") {
                 if l == "ready" {
                     *ready = Some(Instant::now());
