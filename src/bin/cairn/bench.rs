@@ -97,6 +97,117 @@ struct Report {
     results: Vec<EfRow>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     filtered: Vec<FilteredRun>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    churn: Option<ChurnRun>,
+}
+
+/// Churn mode: the index after rounds of deletes and re-inserts, and after compaction.
+#[derive(Serialize, Clone, Debug)]
+struct ChurnRun {
+    rounds: usize,
+    /// Records deleted and upserted again per round.
+    per_round: usize,
+    churn_s: f64,
+    churned: ChurnState,
+    compact_s: f64,
+    compacted: ChurnState,
+}
+
+#[derive(Serialize, Clone, Debug)]
+struct ChurnState {
+    segments: usize,
+    index_bytes: u64,
+    deleted_rows: usize,
+    results: Vec<EfRow>,
+}
+
+fn churn_state(
+    coll: &Collection,
+    queries: &[Vec<f32>],
+    gt: &[Vec<u64>],
+    k: usize,
+    efs: &[usize],
+) -> CliResult<ChurnState> {
+    let stats = coll.stats();
+    let mut results = Vec::with_capacity(efs.len());
+    for &ef in efs {
+        results.push(measure(coll, queries, gt, k, ef)?);
+    }
+    Ok(ChurnState {
+        segments: stats.segments.len(),
+        index_bytes: stats.segments.iter().map(|s| s.bytes).sum(),
+        deleted_rows: stats.segments.iter().map(|s| s.deleted).sum(),
+        results,
+    })
+}
+
+/// Churn rounds: each deletes a seeded random half of the ids and upserts those records again.
+#[allow(clippy::too_many_arguments)]
+fn run_churn(
+    a: &BenchArgs,
+    coll: &Collection,
+    n: usize,
+    with_sel: bool,
+    queries: &[Vec<f32>],
+    gt: &[Vec<u64>],
+    efs: &[usize],
+) -> CliResult<ChurnRun> {
+    let started = Instant::now();
+    let mut per_round = 0;
+    for round in 1..=a.churn as u64 {
+        let chosen: Vec<u64> = (0..n as u64)
+            .filter(|&i| sel_attribute(i ^ (round << 40)) % 2 == 0)
+            .collect();
+        per_round = chosen.len();
+        let pb = bar(
+            chosen.len() * 2,
+            &format!("churn round {round}: delete and re-insert"),
+        );
+        for chunk in chosen.chunks(10_000) {
+            coll.delete(chunk)?;
+            pb.inc(chunk.len() as u64);
+        }
+        let (rows, _) = VectorFile::open(&a.base)?;
+        let mut batch = Vec::with_capacity(a.batch);
+        let mut next = chosen.iter().peekable();
+        for (i, v) in rows.enumerate() {
+            let v = v?;
+            if next.peek() != Some(&&(i as u64)) {
+                continue;
+            }
+            next.next();
+            let mut r = Record::new(i as u64, v);
+            if with_sel {
+                r = r.with_field("sel", sel_attribute(i as u64));
+            }
+            batch.push(r);
+            if batch.len() >= a.batch {
+                pb.inc(batch.len() as u64);
+                coll.upsert(std::mem::take(&mut batch))?;
+            }
+        }
+        if !batch.is_empty() {
+            coll.upsert(batch)?;
+        }
+        coll.flush()?;
+        pb.finish_and_clear();
+    }
+    let churn_s = started.elapsed().as_secs_f64();
+    let churned = churn_state(coll, queries, gt, a.k, efs)?;
+    let sp = spinner("compacting…");
+    let started = Instant::now();
+    coll.compact()?;
+    let compact_s = started.elapsed().as_secs_f64();
+    sp.finish_and_clear();
+    let compacted = churn_state(coll, queries, gt, a.k, efs)?;
+    Ok(ChurnRun {
+        rounds: a.churn,
+        per_round,
+        churn_s,
+        churned,
+        compact_s,
+        compacted,
+    })
 }
 
 /// The measurements of one filter selectivity.
@@ -634,6 +745,8 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
         .memtable_max_rows(usize::MAX / 2)
         .memtable_max_bytes(usize::MAX / 2)
         .max_wal_bytes(u64::MAX / 2)
+        // Compaction runs when the benchmark says so (churn mode), not in the background.
+        .background_compaction(false)
         .durability(durability);
     let config = CollectionConfig {
         dim,
@@ -757,6 +870,19 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
     for &s in selectivities.as_deref().unwrap_or(&[]) {
         filtered.push(measure_filtered(&coll, &queries, a.k, &efs, s)?);
     }
+    let churn = if a.churn > 0 {
+        Some(run_churn(
+            a,
+            &coll,
+            n,
+            selectivities.is_some(),
+            &queries,
+            &gt,
+            &efs,
+        )?)
+    } else {
+        None
+    };
     let rss = peak_rss();
     let load_end = loadavg();
     drop(coll);
@@ -808,6 +934,7 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
         gt_s: gt_time.map(|d| d.as_secs_f64()),
         results,
         filtered,
+        churn,
     };
 
     if let Some(p) = &a.csv {
@@ -1003,6 +1130,53 @@ fn print_text(out: &mut impl Write, r: &Report, db: &str, db_note: &str) -> CliR
     }
     if r.results.iter().any(|x| x.ef < r.k) {
         outln!(out, "(an ef below k searches with ef = k)");
+    }
+    if let Some(c) = &r.churn {
+        outln!(out);
+        outln!(
+            out,
+            "churn     {} rounds of deleting and re-inserting {} records ({}), then compact ({})",
+            c.rounds,
+            thousands(c.per_round as u64),
+            secs(c.churn_s),
+            secs(c.compact_s)
+        );
+        outln!(
+            out,
+            "          disk: fresh {}, churned {} in {} segments ({} deleted rows), compacted {} in {}",
+            mib(r.index_bytes),
+            mib(c.churned.index_bytes),
+            c.churned.segments,
+            thousands(c.churned.deleted_rows as u64),
+            mib(c.compacted.index_bytes),
+            c.compacted.segments
+        );
+        let mut t = Table::new(&[
+            ">ef",
+            ">fresh",
+            ">churned",
+            ">compacted",
+            ">QPS fresh",
+            ">churned",
+            ">compacted",
+        ]);
+        for ((f, ch), co) in r
+            .results
+            .iter()
+            .zip(&c.churned.results)
+            .zip(&c.compacted.results)
+        {
+            t.row(vec![
+                f.ef.to_string(),
+                format!("{:.4}", f.recall),
+                format!("{:.4}", ch.recall),
+                format!("{:.4}", co.recall),
+                thousands(f.qps.round() as u64),
+                thousands(ch.qps.round() as u64),
+                thousands(co.qps.round() as u64),
+            ]);
+        }
+        write!(out, "{}", t.render("")).map_err(CliError::output)?;
     }
     if !r.filtered.is_empty() {
         outln!(out);

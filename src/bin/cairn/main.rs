@@ -349,6 +349,11 @@ pub struct BenchArgs {
     /// at every --ef, beside an exact scan of the matching rows.
     #[arg(long, value_name = "LIST")]
     pub filter_selectivity: Option<String>,
+    /// Churn mode: after the measurements, N rounds of deleting a seeded random half of the
+    /// records and upserting them again (then a flush), recall at every --ef and disk size
+    /// after the rounds, then after `compact`, beside the fresh build's.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub churn: usize,
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
