@@ -306,3 +306,51 @@ fn background_compaction_follows_the_policy() {
     let db = reopened.unwrap();
     assert_eq!(db.collection("c").unwrap().len(), model.len());
 }
+
+/// `stats` accounts for memory: the memtable's heap bytes grow with its rows and its byte
+/// budget seals it; segments report mapped bytes, and index heap bytes once a filtered or
+/// text search has decoded their indexes.
+#[test]
+fn stats_account_for_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::default()
+        .memtable_max_bytes(64 << 10)
+        .background_compaction(false);
+    let db = Database::open_with(dir.path(), opts).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(DIM, Metric::L2))
+        .unwrap();
+    c.upsert(record(0, 0)).unwrap();
+    let one = c.stats().memtable_bytes;
+    c.upsert((1..100).map(|id| record(id, 0)).collect::<Vec<_>>())
+        .unwrap();
+    let hundred = c.stats().memtable_bytes;
+    assert!(one > 0 && hundred >= 50 * one, "{one} → {hundred}");
+    assert_eq!(c.stats().segments.len(), 0);
+    // 64 KiB of memtable: a few hundred records of this size seal it without being asked.
+    for chunk in (100..3_000u64).collect::<Vec<_>>().chunks(100) {
+        c.upsert(chunk.iter().map(|&id| record(id, 1)).collect::<Vec<_>>())
+            .unwrap();
+    }
+    let s = c.stats();
+    assert!(s.segments.len() >= 2, "{s:?}");
+    assert!(s.memtable_bytes <= 2 * (64 << 10), "{s:?}");
+    for seg in &s.segments {
+        assert!(
+            seg.mapped_bytes > 0 && seg.mapped_bytes <= seg.bytes,
+            "{seg:?}"
+        );
+        assert_eq!(
+            seg.index_heap_bytes, 0,
+            "indexes are decoded lazily: {seg:?}"
+        );
+    }
+    c.search(&SearchRequest::by_text("salt1").k(3)).unwrap();
+    c.search(
+        &SearchRequest::new(vec![1.0; DIM])
+            .filter(Filter::eq("salt", 1))
+            .k(3),
+    )
+    .unwrap();
+    assert!(c.stats().segments.iter().all(|s| s.index_heap_bytes > 0));
+}

@@ -125,7 +125,8 @@ pub struct CollectionStats {
     pub records: usize,
     /// Live rows in the memtable.
     pub memtable_rows: usize,
-    /// Approximate memtable bytes.
+    /// Approximate heap bytes of the memtable: vectors, documents, graph links, field and
+    /// text indexes. Reaching `Options::memtable_max_bytes` seals it.
     pub memtable_bytes: usize,
     /// Sealed segments, oldest first.
     pub segments: Vec<SegmentStats>,
@@ -144,6 +145,12 @@ pub struct SegmentStats {
     pub bytes: u64,
     /// Bytes of its HNSW graph file (part of `bytes`).
     pub graph_bytes: u64,
+    /// Bytes memory-mapped (vectors, ids, payload, graph): paged in by the OS as searches
+    /// touch them, and shared with the page cache.
+    pub mapped_bytes: u64,
+    /// Heap bytes of its field and text indexes, once a filtered or text search has decoded
+    /// them (0 before).
+    pub index_heap_bytes: u64,
 }
 
 impl Collection {
@@ -361,6 +368,8 @@ impl Collection {
                     deleted: s.deleted.len() as usize,
                     bytes: s.seg.disk_bytes(),
                     graph_bytes: s.seg.graph_bytes(),
+                    mapped_bytes: s.seg.mapped_bytes(),
+                    index_heap_bytes: s.seg.index_heap_bytes(),
                 })
                 .collect(),
         }

@@ -354,13 +354,22 @@ pub fn stats_text(stats: &DbStats, indent: &str) -> String {
     let mut s = t.render(indent);
     for c in stats.collections.iter().filter(|c| !c.segments.is_empty()) {
         s.push_str(&format!("{indent}segments of `{}`:\n", c.name));
-        let mut t = Table::new(&[">id", ">rows", ">deleted", ">bytes"]);
+        let mut t = Table::new(&[
+            ">id",
+            ">rows",
+            ">deleted",
+            ">bytes",
+            ">mapped",
+            ">index heap",
+        ]);
         for seg in &c.segments {
             t.row(vec![
                 seg.id.to_string(),
                 thousands(seg.rows as u64),
                 thousands(seg.deleted as u64),
                 fmt_bytes(seg.bytes),
+                fmt_bytes(seg.mapped_bytes),
+                fmt_bytes(seg.index_heap_bytes),
             ]);
         }
         s.push_str(&t.render(&format!("{indent}  ")));

@@ -408,6 +408,18 @@ impl Segment {
             + self.text_len
     }
 
+    /// Bytes of the memory-mapped files.
+    pub(crate) fn mapped_bytes(&self) -> u64 {
+        (self.vectors.bytes().len() + self.ids.bytes().len() + self.payload.bytes().len()) as u64
+            + self.graph.disk_bytes()
+    }
+
+    /// Heap bytes of the decoded field and text indexes (0 for those not decoded yet).
+    pub(crate) fn index_heap_bytes(&self) -> u64 {
+        (self.fields.get().map_or(0, FieldIndex::bytes)
+            + self.text.get().map_or(0, TextIndex::heap_bytes)) as u64
+    }
+
     /// Bytes of the graph file.
     pub(crate) fn graph_bytes(&self) -> u64 {
         self.graph.disk_bytes()
