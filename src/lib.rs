@@ -48,6 +48,8 @@ mod db;
 pub mod distance;
 mod error;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 mod query;
 mod record;
