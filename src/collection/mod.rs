@@ -460,27 +460,40 @@ impl Collection {
             if st.memtable.rows() == 0 && dirty.is_empty() {
                 return Ok(());
             }
-            let mut new_seg = None;
-            if st.memtable.live_count() > 0 {
-                let id = core.alloc_segment_id();
-                let dir = inner.dir.join(segment_dir_name(id));
-                std::fs::create_dir_all(&inner.dir).map_err(|e| Error::io(&inner.dir, e))?;
-                let sealed = self.write_memtable(&st.memtable, &dir, id)?;
-                new_seg = Some((id, dir, sealed));
+            let write = || -> Result<_> {
+                let mut new_seg = None;
+                if st.memtable.live_count() > 0 {
+                    let id = core.alloc_segment_id();
+                    let dir = inner.dir.join(segment_dir_name(id));
+                    std::fs::create_dir_all(&inner.dir).map_err(|e| Error::io(&inner.dir, e))?;
+                    let sealed = self.write_memtable(&st.memtable, &dir, id)?;
+                    new_seg = Some((id, dir, sealed));
+                }
+                let mut new_tombs = Vec::new();
+                for &i in &dirty {
+                    let slot = &st.segments[i];
+                    let generation = slot.generation + 1;
+                    let path = inner.dir.join(tombstone_file_name(slot.seg.id, generation));
+                    let _ = std::fs::remove_file(&path);
+                    tombstones::write(&path, slot.seg.id, &slot.deleted)?;
+                    new_tombs.push((i, slot.seg.id, generation, slot.deleted.len()));
+                }
+                if !new_tombs.is_empty() {
+                    fsutil::sync_dir(&inner.dir)?;
+                }
+                Ok((new_seg, new_tombs))
+            };
+            // After a failed write or fsync the state of the page cache is unknown: stop
+            // writing until the database is reopened (the log still holds every row).
+            match write() {
+                Ok(v) => v,
+                Err(e) => {
+                    core.wal.poison(format!(
+                        "sealing a memtable failed, reopen the database: {e}"
+                    ));
+                    return Err(e);
+                }
             }
-            let mut new_tombs = Vec::new();
-            for i in dirty {
-                let slot = &st.segments[i];
-                let generation = slot.generation + 1;
-                let path = inner.dir.join(tombstone_file_name(slot.seg.id, generation));
-                let _ = std::fs::remove_file(&path);
-                tombstones::write(&path, slot.seg.id, &slot.deleted)?;
-                new_tombs.push((i, slot.seg.id, generation, slot.deleted.len()));
-            }
-            if !new_tombs.is_empty() {
-                fsutil::sync_dir(&inner.dir)?;
-            }
-            (new_seg, new_tombs)
         };
 
         // 2. Every logged frame so far becomes durable and the log moves to a new file.
@@ -555,7 +568,9 @@ impl Collection {
         for p in old_tomb_files {
             let _ = std::fs::remove_file(p);
         }
-        core.wal.remove_below(core.min_needed())?;
+        // Best effort too: a log file that survives (or reappears after a crash, if this
+        // directory fsync fails) holds only frames the manifest marks as flushed.
+        let _ = core.wal.remove_below(core.min_needed());
         core.kick_compactor();
         Ok(())
     }

@@ -22,6 +22,8 @@
 //! | `tombstones.rs` | deleted-row bitmaps of segments |
 
 pub mod batch;
+#[doc(hidden)]
+pub mod faults;
 pub(crate) mod fsutil;
 pub(crate) mod header;
 pub(crate) mod manifest;

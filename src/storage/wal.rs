@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
+use super::faults;
 use super::fsutil::sync_dir;
 use super::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
 use crate::error::{Error, IoContext, Result};
@@ -331,7 +332,9 @@ impl Wal {
         }
         let buf = std::mem::take(&mut g.buf);
         let mut file: &File = &g.file;
-        if let Err(e) = file.write_all(&buf) {
+        if let Err(e) =
+            faults::check(faults::Op::Write, &self.dir).and_then(|()| file.write_all(&buf))
+        {
             return Err(self.poison_locked(g, "write to the log failed", &e));
         }
         g.file_len += buf.len() as u64;
@@ -364,7 +367,7 @@ impl Wal {
             let file = Arc::clone(&g.file);
             g.syncing = true;
             drop(g);
-            let res = file.sync_data();
+            let res = faults::check(faults::Op::Sync, &self.dir).and_then(|()| file.sync_data());
             g = self.inner.lock();
             g.syncing = false;
             match res {
@@ -403,7 +406,8 @@ impl Wal {
 
     fn rotate_locked(&self, g: &mut Inner) -> Result<()> {
         self.write_buf_locked(g)?;
-        if let Err(e) = g.file.sync_data() {
+        if let Err(e) = faults::check(faults::Op::Sync, &self.dir).and_then(|()| g.file.sync_data())
+        {
             return Err(self.poison_locked(g, "fsync of the log failed", &e));
         }
         g.synced_lsn = g.synced_lsn.max(g.next_lsn - 1);
@@ -457,13 +461,16 @@ fn create_file(dir: &Path, first_lsn: u64) -> Result<(File, PathBuf)> {
     let path = dir.join(file_name(first_lsn));
     let mut h = Header::new(FileKind::Wal);
     h.aux = first_lsn;
+    faults::check(faults::Op::Create, &path).at(&path)?;
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(&path)
         .at(&path)?;
+    faults::check(faults::Op::Write, &path).at(&path)?;
     f.write_all(&h.encode()).at(&path)?;
+    faults::check(faults::Op::Sync, &path).at(&path)?;
     f.sync_all().at(&path)?;
     sync_dir(dir)?;
     Ok((f, path))

@@ -12,6 +12,7 @@ use crate::index::fields::{FIELDS_FILE, FieldIndex};
 use crate::index::hnsw::graph::MemGraph;
 use crate::index::hnsw::layout::{self, GRAPH_FILE};
 use crate::record::StoredDoc;
+use crate::storage::faults::{Op, check};
 use crate::storage::fsutil::{sync_dir, write_new_file};
 use crate::storage::header::{FileKind, HEADER_LEN, Header};
 use crate::text::{Analyzer, TEXT_FILE, TextIndex};
@@ -37,6 +38,7 @@ pub(crate) fn write_segment(
     order: &[u32],
     analyzer: &Analyzer,
 ) -> Result<()> {
+    check(Op::Create, dir).at(dir)?;
     fs::create_dir(dir).at(dir)?;
     write_vectors(&dir.join(VECTORS_FILE), id, dim, rows)?;
     write_ids(&dir.join(IDS_FILE), id, rows)?;
@@ -139,12 +141,14 @@ fn write_payload(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
     h.body_crc = crc32c::crc32c(&table);
     h.block_size = BLOCK_SIZE as u32;
     h.aux = id;
+    check(Op::Create, path).at(path)?;
     let f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
         .at(path)?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
+    check(Op::Write, path).at(path)?;
     w.write_all(&[0u8; HEADER_LEN]).at(path)?;
     w.write_all(&index).at(path)?;
     for r in rows {
@@ -154,5 +158,6 @@ fn write_payload(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
     let mut f: File = w.into_inner().map_err(|e| e.into_error()).at(path)?;
     f.seek(SeekFrom::Start(0)).at(path)?;
     f.write_all(&h.encode()).at(path)?;
+    check(Op::Sync, path).at(path)?;
     f.sync_all().at(path)
 }

@@ -1,0 +1,176 @@
+//! Fault injection through the I/O seam (`cairndb::storage::faults`): a write, create, rename
+//! or fsync failure at every file operation of a seal and of a compaction, in turn. The
+//! operation fails with an error; after a failed seal the database refuses writes until it is
+//! reopened; reopened, it holds every acknowledged write and passes `verify`.
+//!
+//! The hook is process-wide, so everything runs in one test in this binary.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use cairndb::storage::faults;
+use cairndb::{CollectionConfig, Database, Metric, Options, Record, SearchRequest};
+
+use common::copy_dir;
+
+const DIM: usize = 8;
+
+fn record(id: u64) -> Record {
+    Record::new(
+        id,
+        (0..DIM as u64)
+            .map(|i| ((id * 37 + i * 11) % 101) as f32 / 101.0 + 0.01)
+            .collect::<Vec<_>>(),
+    )
+    .with_text(format!("record {id}"))
+    .with_field("odd", id % 2 == 1)
+}
+
+fn options() -> Options {
+    Options::default()
+        .memtable_max_rows(1_000_000)
+        .background_compaction(false)
+}
+
+/// The model: live ids.
+type Model = BTreeMap<u64, ()>;
+
+fn check(path: &Path, model: &Model, ctx: &str) {
+    let db = Database::open_with(path, options())
+        .unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
+    db.verify()
+        .unwrap_or_else(|e| panic!("{ctx}: verify failed: {e}"));
+    let c = db.collection("c").unwrap();
+    assert_eq!(c.len(), model.len(), "{ctx}");
+    for id in 0..700u64 {
+        let got = c.get(id).unwrap();
+        assert_eq!(got.is_some(), model.contains_key(&id), "{ctx}: id {id}");
+        if let Some(r) = got {
+            assert_eq!(r.text, record(id).text, "{ctx}: id {id}");
+        }
+    }
+    let hits = c
+        .search(&SearchRequest::new(record(3).vector).k(1000).exact(true))
+        .unwrap();
+    assert_eq!(hits.len(), model.len(), "{ctx}");
+    // Writes work again after the reopen.
+    c.upsert(record(10_000)).unwrap();
+}
+
+#[test]
+fn a_failure_at_every_io_call_of_a_seal_and_a_compaction() {
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Template: one segment with deletes not yet persisted, and a memtable.
+    let template = tmp.path().join("template");
+    let mut model = Model::new();
+    {
+        let db = Database::open_with(&template, options()).unwrap();
+        let c = db
+            .create_collection("c", CollectionConfig::new(DIM, Metric::Cosine))
+            .unwrap();
+        c.upsert((0..300).map(record).collect::<Vec<_>>()).unwrap();
+        c.flush().unwrap();
+        c.upsert((300..500).map(record).collect::<Vec<_>>())
+            .unwrap();
+        let dels: Vec<u64> = (0..300).filter(|i| i % 6 == 0).collect();
+        c.delete(&dels).unwrap();
+        model.extend((0..500).map(|i| (i, ())));
+        for d in dels {
+            model.remove(&d);
+        }
+    }
+
+    // a. Seal.
+    let work = tmp.path().join("work");
+    let run_seal = |fail_at: Option<u64>| -> (cairndb::Result<()>, Database) {
+        let _ = std::fs::remove_dir_all(&work);
+        copy_dir(&template, &work);
+        let db = Database::open_with(&work, options()).unwrap();
+        let c = db.collection("c").unwrap();
+        match fail_at {
+            Some(n) => faults::arm(n),
+            None => faults::count(),
+        }
+        let r = c.flush();
+        (r, db)
+    };
+    let (r, db) = run_seal(None);
+    let seal_ops = faults::disarm();
+    r.unwrap();
+    drop(db);
+    assert!(
+        seal_ops >= 10,
+        "a seal made only {seal_ops} file operations"
+    );
+    check(&work, &model, "seal without faults");
+    let mut kinds = std::collections::HashSet::new();
+    for n in 0..seal_ops {
+        let (r, db) = run_seal(Some(n));
+        faults::disarm();
+        let (op, path) = faults::failed().expect("the armed operation was reached");
+        kinds.insert(format!("{op:?}"));
+        let ctx = format!("seal, failure {n} of {seal_ops} ({op:?} on {path})");
+        let c = db.collection("c").unwrap();
+        if r.is_ok() {
+            // Only the clean-up after publishing is best effort: the fsync of the log
+            // directory after old log files are removed.
+            assert_eq!(n, seal_ops - 1, "{ctx}: a failure went unreported");
+        } else {
+            // Until reopened, the database refuses writes.
+            assert!(
+                c.upsert(record(9_999)).is_err(),
+                "{ctx}: a write was accepted"
+            );
+        }
+        drop(c);
+        drop(db);
+        check(&work, &model, &ctx);
+    }
+    assert!(kinds.len() >= 3, "only {kinds:?} were failed");
+
+    // b. Compaction of two segments with deletes.
+    let template2 = tmp.path().join("template2");
+    copy_dir(&template, &template2);
+    {
+        let db = Database::open_with(&template2, options()).unwrap();
+        db.collection("c").unwrap().flush().unwrap();
+    }
+    let run_compact = |fail_at: Option<u64>| -> (cairndb::Result<()>, Database) {
+        let _ = std::fs::remove_dir_all(&work);
+        copy_dir(&template2, &work);
+        let db = Database::open_with(&work, options()).unwrap();
+        let c = db.collection("c").unwrap();
+        match fail_at {
+            Some(n) => faults::arm(n),
+            None => faults::count(),
+        }
+        let r = c
+            .compact()
+            .map(|rep| assert!(rep.segments_in >= 2, "{rep:?}"));
+        (r, db)
+    };
+    let (r, db) = run_compact(None);
+    let compact_ops = faults::disarm();
+    r.unwrap();
+    drop(db);
+    assert!(
+        compact_ops >= 10,
+        "a compaction made only {compact_ops} file operations"
+    );
+    check(&work, &model, "compaction without faults");
+    for n in 0..compact_ops {
+        let (r, db) = run_compact(Some(n));
+        faults::disarm();
+        let (op, path) = faults::failed().expect("the armed operation was reached");
+        let ctx = format!("compaction, failure {n} of {compact_ops} ({op:?} on {path})");
+        // The last directory fsync (after the old files are removed) is best effort.
+        if r.is_ok() {
+            assert_eq!(n, compact_ops - 1, "{ctx}: a failure went unreported");
+        }
+        drop(db);
+        check(&work, &model, &ctx);
+    }
+}
