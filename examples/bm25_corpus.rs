@@ -101,6 +101,10 @@ struct Args {
     /// peer32: distinct tokens kept per query.
     #[arg(long, default_value_t = 32)]
     max_query_tokens: usize,
+    /// Also write each timed query's latency to `<out-dir>/cairn_latency<suffix>_<mode>.tsv`
+    /// (query id, µs, hits).
+    #[arg(long)]
+    latency_files: bool,
     /// Untimed passes over all queries after the timed one (something for a profiler to see).
     #[arg(long, default_value_t = 0)]
     extra_passes: usize,
@@ -564,6 +568,16 @@ fn main() -> Result<(), BoxError> {
         };
         let tag = format!("cairn{suffix}_{}", mode.name());
         write_run(&args.out_dir.join(&name), &r.qids, &r.lists, &tag)?;
+        if args.latency_files {
+            let f = args
+                .out_dir
+                .join(format!("cairn_latency{suffix}_{}.tsv", mode.name()));
+            let mut w = BufWriter::new(File::create(f)?);
+            for ((q, us), l) in r.qids.iter().zip(&r.lat_us).zip(&r.lists) {
+                writeln!(w, "{q}\t{us:.1}\t{}", l.len())?;
+            }
+            w.flush()?;
+        }
 
         let mut sorted = r.lat_us.clone();
         sorted.sort_by(f64::total_cmp);
