@@ -137,6 +137,17 @@ pub enum Error {
         name: String,
     },
 
+    /// An fsync failed: what the file holds on disk is unknown. The database refuses writes
+    /// until it is reopened.
+    #[error("fsync failed on {}: {source}", path.display())]
+    SyncFailed {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// An operating-system I/O error, with the file it concerned.
     #[error("I/O error on {}: {source}", path.display())]
     Io {
@@ -171,10 +182,18 @@ impl Error {
 /// Attaches a path to `std::io::Result`s.
 pub(crate) trait IoContext<T> {
     fn at(self, path: &std::path::Path) -> Result<T>;
+    /// For the result of an fsync: a failure is [`Error::SyncFailed`].
+    fn synced_at(self, path: &std::path::Path) -> Result<T>;
 }
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn at(self, path: &std::path::Path) -> Result<T> {
         self.map_err(|e| Error::io(path, e))
+    }
+    fn synced_at(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|source| Error::SyncFailed {
+            path: path.to_owned(),
+            source,
+        })
     }
 }

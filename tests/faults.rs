@@ -169,6 +169,13 @@ fn a_failure_at_every_io_call_of_a_seal_and_a_compaction() {
         // The last directory fsync (after the old files are removed) is best effort.
         if r.is_ok() {
             assert_eq!(n, compact_ops - 1, "{ctx}: a failure went unreported");
+        } else if op == faults::Op::Sync {
+            // After a failed fsync, writes are refused until the database is reopened.
+            let c = db.collection("c").unwrap();
+            assert!(
+                c.upsert(record(9_999)).is_err(),
+                "{ctx}: a write was accepted"
+            );
         }
         drop(db);
         check(&work, &model, &ctx);

@@ -95,6 +95,23 @@ impl Collection {
         which: Option<&[u64]>,
         background: bool,
     ) -> Result<CompactionReport> {
+        let r = self.compact_segments_inner(which, background);
+        // Nothing was published, but after a failed fsync what the disk holds is unknown
+        // (fsync errors are not reliably reported twice): stop writing until reopened.
+        if let Err(e @ Error::SyncFailed { .. }) = &r {
+            self.inner
+                .core
+                .wal
+                .poison(format!("compaction: {e}; reopen the database"));
+        }
+        r
+    }
+
+    fn compact_segments_inner(
+        &self,
+        which: Option<&[u64]>,
+        background: bool,
+    ) -> Result<CompactionReport> {
         let _one = self.inner.compaction.lock();
         self.check_live()?;
         let inner = &*self.inner;

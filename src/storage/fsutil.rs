@@ -9,8 +9,8 @@ use crate::error::{IoContext, Result};
 
 /// fsyncs a directory so that entries created, renamed or removed in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    check(Op::Sync, dir).at(dir)?;
-    File::open(dir).at(dir)?.sync_all().at(dir)
+    check(Op::Sync, dir).synced_at(dir)?;
+    File::open(dir).at(dir)?.sync_all().synced_at(dir)
 }
 
 /// Creates `path` (which must not exist), writes `chunks` to it and fsyncs it.
@@ -26,8 +26,8 @@ pub(crate) fn write_new_file(path: &Path, chunks: &[&[u8]]) -> Result<()> {
     for c in chunks {
         f.write_all(c).at(path)?;
     }
-    check(Op::Sync, path).at(path)?;
-    f.sync_all().at(path)
+    check(Op::Sync, path).synced_at(path)?;
+    f.sync_all().synced_at(path)
 }
 
 /// Replaces `path` atomically: write `path.tmp`, fsync it, rename over `path`, fsync the

@@ -470,8 +470,8 @@ fn create_file(dir: &Path, first_lsn: u64) -> Result<(File, PathBuf)> {
         .at(&path)?;
     faults::check(faults::Op::Write, &path).at(&path)?;
     f.write_all(&h.encode()).at(&path)?;
-    faults::check(faults::Op::Sync, &path).at(&path)?;
-    f.sync_all().at(&path)?;
+    faults::check(faults::Op::Sync, &path).synced_at(&path)?;
+    f.sync_all().synced_at(&path)?;
     sync_dir(dir)?;
     Ok((f, path))
 }

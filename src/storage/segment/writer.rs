@@ -158,6 +158,6 @@ fn write_payload(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
     let mut f: File = w.into_inner().map_err(|e| e.into_error()).at(path)?;
     f.seek(SeekFrom::Start(0)).at(path)?;
     f.write_all(&h.encode()).at(path)?;
-    check(Op::Sync, path).at(path)?;
-    f.sync_all().at(path)
+    check(Op::Sync, path).synced_at(path)?;
+    f.sync_all().synced_at(path)
 }
