@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use cairndb::storage::faults;
-use cairndb::{CollectionConfig, Database, Metric, Options, Record, SearchRequest};
+use cairndb::{CollectionConfig, Database, Durability, Metric, Options, Record, SearchRequest};
 
 use common::copy_dir;
 
@@ -61,6 +61,7 @@ fn check(path: &Path, model: &Model, ctx: &str) {
 
 #[test]
 fn a_failure_at_every_io_call_of_a_seal_and_a_compaction() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
 
     // Template: one segment with deletes not yet persisted, and a memtable.
@@ -161,6 +162,41 @@ fn a_failure_at_every_io_call_of_a_seal_and_a_compaction() {
         "a compaction made only {compact_ops} file operations"
     );
     check(&work, &model, "compaction without faults");
+    // c. Power loss at every operation of a seal and of a compaction: what the disk holds
+    // (only fsynced bytes, only entries whose directory was fsynced) reopens with everything.
+    let snap = tmp.path().join("snap");
+    for (what, template, ops) in [
+        ("seal", &template, seal_ops),
+        ("compaction", &template2, compact_ops),
+    ] {
+        for n in 0..ops {
+            let _ = std::fs::remove_dir_all(&work);
+            let _ = std::fs::remove_dir_all(&snap);
+            copy_dir(template, &work);
+            let db = Database::open_with(&work, options()).unwrap();
+            let c = db.collection("c").unwrap();
+            faults::power_loss_at(n, &work, &snap);
+            let r = if what == "seal" {
+                c.flush()
+            } else {
+                c.compact().map(drop)
+            };
+            faults::disarm();
+            r.unwrap();
+            assert!(
+                faults::power_loss_taken(),
+                "{what}: operation {n} not reached"
+            );
+            drop(c);
+            drop(db);
+            check(
+                &snap,
+                &model,
+                &format!("{what}: power loss before operation {n} of {ops}"),
+            );
+        }
+    }
+
     for n in 0..compact_ops {
         let (r, db) = run_compact(Some(n));
         faults::disarm();
@@ -181,3 +217,97 @@ fn a_failure_at_every_io_call_of_a_seal_and_a_compaction() {
         check(&work, &model, &ctx);
     }
 }
+
+/// Power loss while a Buffered database appends: what survives is a prefix of whole batches
+/// that holds at least every batch synced before the cut.
+#[test]
+fn power_loss_keeps_a_prefix_of_whole_batches() {
+    // Runs after the other test only if the harness runs tests one at a time; the hook is
+    // process-wide, so serialize with a lock.
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let db_path = tmp.path().join("db");
+    let opts = options().durability(Durability::Buffered {
+        interval: std::time::Duration::from_secs(3600),
+    });
+    {
+        let db = Database::open_with(&db_path, opts.clone()).unwrap();
+        db.create_collection("c", CollectionConfig::new(DIM, Metric::Cosine))
+            .unwrap();
+    }
+    let template = tmp.path().join("template");
+    copy_dir(&db_path, &template);
+    // One pass to learn the operation counts: after batch b, `marks[b]` = (ops so far, synced).
+    let run = |crash: Option<(u64, &Path)>| -> Vec<(u64, bool)> {
+        let work = tmp.path().join("work");
+        let _ = std::fs::remove_dir_all(&work);
+        copy_dir(&template, &work);
+        let db = Database::open_with(&work, opts.clone()).unwrap();
+        let c = db.collection("c").unwrap();
+        match crash {
+            Some((n, dest)) => faults::power_loss_at(n, &work, dest),
+            None => faults::count(),
+        }
+        let mut marks = Vec::new();
+        for b in 0..12u64 {
+            c.upsert((b * 10..b * 10 + 10).map(record).collect::<Vec<_>>())
+                .unwrap();
+            let synced = b % 4 == 3;
+            if synced {
+                db.sync().unwrap();
+            }
+            marks.push((faults::seen(), synced));
+        }
+        faults::disarm();
+        marks
+    };
+    let marks = run(None);
+    let total = marks.last().unwrap().0;
+    assert!(total >= 6, "{marks:?}");
+    let snap = tmp.path().join("snap");
+    let mut lost_unsynced = 0;
+    for n in 0..total {
+        let _ = std::fs::remove_dir_all(&snap);
+        run(Some((n, &snap)));
+        assert!(faults::power_loss_taken());
+        // Batches whose sync completed before operation n must survive; batches written
+        // after it cannot.
+        let must = marks
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.1 && m.0 <= n)
+            .map(|(b, _)| b as u64 + 1)
+            .max()
+            .unwrap_or(0);
+        let may = marks.iter().filter(|m| m.0 <= n).count() as u64 + 1;
+        let db = Database::open_with(&snap, opts.clone())
+            .unwrap_or_else(|e| panic!("power loss at {n}: reopen: {e}"));
+        db.verify().unwrap();
+        let c = db.collection("c").unwrap();
+        let len = c.len() as u64;
+        assert_eq!(
+            len % 10,
+            0,
+            "power loss at {n}: {len} records is not whole batches"
+        );
+        let batches = len / 10;
+        assert!(
+            (must..=may).contains(&batches),
+            "power loss at {n}: {batches} batches, expected {must}..={may}"
+        );
+        for id in 0..len {
+            assert!(
+                c.get(id).unwrap().is_some(),
+                "power loss at {n}: {id} missing"
+            );
+        }
+        lost_unsynced += usize::from(batches + 1 < may);
+    }
+    // The model does drop what was written but not synced.
+    assert!(
+        lost_unsynced > 0,
+        "no power-loss point lost an unsynced batch"
+    );
+}
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());

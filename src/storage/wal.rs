@@ -331,9 +331,9 @@ impl Wal {
             return Ok(());
         }
         let buf = std::mem::take(&mut g.buf);
+        let path = current_path(g, &self.dir);
         let mut file: &File = &g.file;
-        if let Err(e) =
-            faults::check(faults::Op::Write, &self.dir).and_then(|()| file.write_all(&buf))
+        if let Err(e) = faults::check(faults::Op::Write, &path).and_then(|()| file.write_all(&buf))
         {
             return Err(self.poison_locked(g, "write to the log failed", &e));
         }
@@ -365,9 +365,10 @@ impl Wal {
             self.write_buf_locked(&mut g)?;
             let target = g.next_lsn - 1;
             let file = Arc::clone(&g.file);
+            let path = current_path(&g, &self.dir);
             g.syncing = true;
             drop(g);
-            let res = faults::check(faults::Op::Sync, &self.dir).and_then(|()| file.sync_data());
+            let res = faults::check(faults::Op::Sync, &path).and_then(|()| file.sync_data());
             g = self.inner.lock();
             g.syncing = false;
             match res {
@@ -406,8 +407,8 @@ impl Wal {
 
     fn rotate_locked(&self, g: &mut Inner) -> Result<()> {
         self.write_buf_locked(g)?;
-        if let Err(e) = faults::check(faults::Op::Sync, &self.dir).and_then(|()| g.file.sync_data())
-        {
+        let path = current_path(g, &self.dir);
+        if let Err(e) = faults::check(faults::Op::Sync, &path).and_then(|()| g.file.sync_data()) {
             return Err(self.poison_locked(g, "fsync of the log failed", &e));
         }
         g.synced_lsn = g.synced_lsn.max(g.next_lsn - 1);
@@ -454,6 +455,13 @@ impl Wal {
         let g = self.inner.lock();
         g.older_bytes + g.file_len + g.buf.len() as u64
     }
+}
+
+/// The log file being appended to (for the fault-injection seam).
+fn current_path(g: &Inner, dir: &Path) -> PathBuf {
+    g.files
+        .last()
+        .map_or_else(|| dir.to_owned(), |f| f.1.clone())
 }
 
 /// Creates a log file starting at `first_lsn`: header written and fsynced, directory fsynced.
