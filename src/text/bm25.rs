@@ -213,16 +213,11 @@ pub(super) fn search_with(
             .iter()
             .filter_map(|&(t, w)| s.index.postings(t).map(|p| (p, w)))
             .collect();
-        let mut offer = |row: u32, score: f64| {
-            let score = score as f32;
-            // The cheap test first: most rows of a long list cannot enter a full top k.
-            if score >= top.threshold()
-                && !s.is_dead(row)
-                && s.allow.is_none_or(|a| a.contains(row))
-            {
-                top.offer(score, si, row, &key);
-            }
-        };
+        let admit = |row: u32| !s.is_dead(row) && s.allow.is_none_or(|a| a.contains(row));
+        // The bar a row must reach changes only when the heap does: it is kept in a local so
+        // the pass over the candidates is a tight compare loop (most rows of a long list
+        // cannot enter a full top k).
+        let mut bar = top.threshold();
         let postings: usize = lists.iter().map(|(p, _)| p.len()).sum();
         let rows = s.index.rows() as usize;
         let dense = match accumulator {
@@ -241,8 +236,10 @@ pub(super) fn search_with(
                 }
             }
             for (row, &score) in acc.iter().enumerate() {
-                if score > 0.0 {
-                    offer(row as u32, score);
+                let score = score as f32;
+                if score > 0.0 && score >= bar && admit(row as u32) {
+                    top.offer(score, si, row as u32, &key);
+                    bar = top.threshold();
                 }
             }
         } else {
@@ -256,8 +253,11 @@ pub(super) fn search_with(
             }
             parts.sort_by_key(|&(row, _)| row);
             for run in parts.chunk_by(|a, b| a.0 == b.0) {
-                let score = run.iter().fold(0.0, |acc, &(_, x)| acc + x);
-                offer(run[0].0, score);
+                let score = run.iter().fold(0.0, |acc, &(_, x)| acc + x) as f32;
+                if score >= bar && admit(run[0].0) {
+                    top.offer(score, si, run[0].0, &key);
+                    bar = top.threshold();
+                }
             }
         }
     }
@@ -266,19 +266,26 @@ pub(super) fn search_with(
 
 /// The length normalization for one `avgdl`.
 struct Norm {
-    avgdl: f64,
+    /// `k1 · (1 − b)`.
+    base: f64,
+    /// `k1 · b / avgdl`.
+    per_term: f64,
 }
 
 impl Norm {
     fn new(avgdl: f64) -> Self {
-        Norm { avgdl }
+        Norm {
+            base: K1 * (1.0 - B),
+            per_term: K1 * B / avgdl,
+        }
     }
 
-    /// One term's contribution: `idf · tf / (tf + k1 · (1 − b + b · dl / avgdl))`.
+    /// One term's contribution: `idf · tf / (tf + k1 · (1 − b + b · dl / avgdl))`, with one
+    /// division.
     #[inline]
     fn score(&self, idf: f64, tf: u32, dl: u32) -> f64 {
         let tf = f64::from(tf);
-        idf * tf / (tf + K1 * (1.0 - B + B * f64::from(dl) / self.avgdl))
+        idf * tf / (tf + self.base + self.per_term * f64::from(dl))
     }
 }
 
