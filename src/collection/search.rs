@@ -534,9 +534,10 @@ fn search_source(
         PlanKind::Exact | PlanKind::Graph => {
             let mut found = 0;
             if plan == PlanKind::Graph {
+                let any_dead = !dead.is_empty();
                 let accept = |r: u32| match allowed {
                     Some(a) => a.rows.contains(r),
-                    None => !dead.contains(r),
+                    None => !(any_dead && dead.contains(r)),
                 };
                 let hits = match st.segments.get(i) {
                     Some(slot) => {
