@@ -129,6 +129,16 @@ impl Collection {
                 let expected: usize = plans.iter().map(|p| p.matched).sum::<usize>().min(depth);
                 explain.complete &= c.len() >= expected;
                 explain.vector = plans;
+                if req.explain {
+                    for (i, p) in explain.vector.iter_mut().enumerate() {
+                        if p.source.is_empty() {
+                            p.source = match st.segments.get(i) {
+                                Some(slot) => format!("segment {}", slot.seg.id),
+                                None => "memtable".to_owned(),
+                            };
+                        }
+                    }
+                }
                 Some(c)
             }
             None => None,
@@ -475,15 +485,11 @@ fn search_source(
     exact: bool,
     allowed: Option<&Allowed>,
 ) -> Result<(TopK, SourcePlan)> {
-    let (name, rows, live, dead) = match st.segments.get(i) {
-        Some(slot) => (
-            format!("segment {}", slot.seg.id),
-            slot.seg.rows,
-            slot.live(),
-            &slot.deleted,
-        ),
+    // The source's name is filled in only for `explain` (no allocation per query).
+    let name = String::new();
+    let (rows, live, dead) = match st.segments.get(i) {
+        Some(slot) => (slot.seg.rows, slot.live(), &slot.deleted),
         None => (
-            "memtable".to_owned(),
             st.memtable.rows(),
             st.memtable.live_count(),
             st.memtable.dead(),
