@@ -399,6 +399,43 @@ fn text_filter_hybrid_explain_and_jsonl_queries() {
 }
 
 #[test]
+fn compact_merges_segments_and_stats_show_memory() {
+    let t = new_db();
+    let db = s(&t.db);
+    ok(&["create", db, "docs", "--dim", "3"]);
+    let file = t.dir.join("docs.jsonl");
+    write_jsonl(&file, 30);
+    // The import leaves its rows in the memtable; compact seals it first, then merges.
+    ok(&["import", db, "docs", s(&file)]);
+    ok(&["delete", db, "docs", "0", "1", "2", "3", "4", "5"]);
+    let out = ok(&["compact", db, "docs", "--json"]);
+    let report: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(report["rows_out"], 24, "{report}");
+    let out = ok(&["compact", db, "docs"]);
+    assert!(out.contains("nothing to compact"), "{out}");
+    let out = ok(&["stats", db, "--json"]);
+    let stats: Value = serde_json::from_str(out.trim()).unwrap();
+    let seg = &stats["collections"][0]["segments"][0];
+    assert!(seg["mapped_bytes"].as_u64().unwrap() > 0, "{stats}");
+    assert_eq!(seg["deleted"], 0, "{stats}");
+    let out = ok(&[
+        "search",
+        db,
+        "docs",
+        "--vector",
+        "[1, 0, 0]",
+        "--k",
+        "30",
+        "--json",
+    ]);
+    let ids = hit_ids(&json_lines(&out)[0]);
+    assert_eq!(ids.len(), 24);
+    assert!(ids.iter().all(|&id| id >= 6), "{ids:?}");
+    let err = fails(&["compact", db, "nope"]);
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
 fn fvecs_import_and_query_file() {
     let t = new_db();
     let db = s(&t.db);
