@@ -17,7 +17,8 @@
 //!   another type, or a missing field, does not match.
 //! - `exists(field)` matches when the record has the field, whatever its value.
 //! - `has_term(t)` matches when the record's text contains the term `t` after the collection's
-//!   analyzer has been applied to both (a `t` that analyzes to nothing matches nothing).
+//!   analyzer has been applied to both (a `t` that analyzes to several terms needs all of them;
+//!   one that analyzes to nothing matches nothing).
 //! - `not(f)` matches every record `f` does not match — including records without the field.
 //! - `and`/`or` of no operands match everything / nothing.
 //!
