@@ -25,7 +25,7 @@ use crate::config::{CollectionConfig, Options};
 use crate::db::Database;
 use crate::distance::Metric;
 use crate::error::{Error, IoContext, Result};
-use crate::filter::{Bounds, Filter, FilterIndex, evaluate};
+use crate::filter::{Filter, SourceIndex, TextSource, evaluate};
 use crate::index::fields::{FIELDS_FILE, FieldIndex};
 use crate::index::hnsw::layout::GRAPH_FILE;
 use crate::index::hnsw::search::{self as hnsw_search, Links};
@@ -602,45 +602,6 @@ pub fn segment(files: &SegmentFiles) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Field and text indexes
 
-/// One source's indexes, as the filter evaluator sees them (like the collection's).
-struct Indexes<'a> {
-    rows: u32,
-    fields: &'a FieldIndex,
-    text: Option<&'a TextIndex>,
-    analyzer: Analyzer,
-}
-
-impl FilterIndex for Indexes<'_> {
-    fn universe(&self) -> RoaringBitmap {
-        let mut b = RoaringBitmap::new();
-        b.insert_range(0..self.rows);
-        b
-    }
-    fn eq(&self, field: &str, value: &Value) -> RoaringBitmap {
-        self.fields.eq(field, value)
-    }
-    fn range(&self, field: &str, bounds: &Bounds) -> RoaringBitmap {
-        self.fields.range(field, bounds)
-    }
-    fn exists(&self, field: &str) -> RoaringBitmap {
-        self.fields.exists(field)
-    }
-    fn has_term(&self, term: &str) -> Result<RoaringBitmap> {
-        let Some(index) = self.text else {
-            return Ok(RoaringBitmap::new());
-        };
-        let mut acc: Option<RoaringBitmap> = None;
-        for t in self.analyzer.terms(term) {
-            let rows = index.term_rows(&t);
-            acc = Some(match acc {
-                Some(a) => a & rows,
-                None => rows,
-            });
-        }
-        Ok(acc.unwrap_or_default())
-    }
-}
-
 /// Filters over the field names and values of the seeds.
 fn sample_filters() -> Vec<Filter> {
     vec![
@@ -657,11 +618,13 @@ fn sample_filters() -> Vec<Filter> {
 }
 
 fn exercise_indexes(fields: &FieldIndex, text: Option<&TextIndex>, rows: u32) {
-    let idx = Indexes {
+    let empty = TextIndex::new();
+    let analyzer = Analyzer::new(&TextConfig::default());
+    let idx = SourceIndex {
         rows,
         fields,
-        text,
-        analyzer: Analyzer::new(&TextConfig::default()),
+        text: TextSource::Index(text.unwrap_or(&empty)),
+        analyzer: &analyzer,
     };
     for f in sample_filters() {
         let _ = evaluate(&f, &idx);
@@ -729,11 +692,12 @@ pub fn fields(data: &[u8]) -> Result<()> {
         "field index changed in a round trip"
     );
     let decoded = FieldIndex::decode(&once, path, id, rows).expect("decoded above");
-    let index = |fields| Indexes {
+    let (empty, analyzer) = (TextIndex::new(), Analyzer::new(&TextConfig::default()));
+    let index = |fields| SourceIndex {
         rows: rows as u32,
         fields,
-        text: None,
-        analyzer: Analyzer::new(&TextConfig::default()),
+        text: TextSource::Index(&empty),
+        analyzer: &analyzer,
     };
     let (a, b) = (index(&idx), index(&decoded));
     for f in sample_filters() {
@@ -795,11 +759,12 @@ pub fn filter(data: &[u8]) -> Result<()> {
         FieldIndex::decode(&fields.encode(1), Path::new("fields"), 1, rows as usize)
             .expect("a fresh field index decodes"),
     ] {
-        let idx = Indexes {
+        let (empty, analyzer) = (TextIndex::new(), Analyzer::new(&TextConfig::default()));
+        let idx = SourceIndex {
             rows,
             fields: &fields,
-            text: None,
-            analyzer: Analyzer::new(&TextConfig::default()),
+            text: TextSource::Index(&empty),
+            analyzer: &analyzer,
         };
         assert_eq!(evaluate(&f, &idx)?, want, "{f}: index and matcher disagree");
     }

@@ -14,8 +14,7 @@ use roaring::RoaringBitmap;
 use super::{Collection, State};
 use crate::distance::{Metric, VectorProblem, prepare};
 use crate::error::{Error, Result};
-use crate::filter::{Bounds, Filter, FilterIndex, evaluate};
-use crate::index::fields::FieldIndex;
+use crate::filter::{Filter, SourceIndex, TextSource, evaluate};
 use crate::index::hnsw::default_ef;
 use crate::index::hnsw::search::{Links, Vectors, search as graph_search};
 use crate::index::hnsw::visited::with_visited;
@@ -24,8 +23,8 @@ use crate::query::topk::{Candidate, Loc, TopK};
 use crate::query::{
     Explain, PlanKind, RerankQuery, SearchRequest, SearchResponse, SourcePlan, TextPlan,
 };
-use crate::record::{Hit, Legs, StoredDoc, Value};
-use crate::text::{Analyzer, TextIndex, bm25};
+use crate::record::{Hit, Legs, StoredDoc};
+use crate::text::bm25;
 
 /// Rows scored per kernel block.
 const BLOCK_ROWS: usize = 1024;
@@ -242,7 +241,7 @@ impl Collection {
         let idx = SourceIndex {
             rows: mt.rows() as u32,
             fields: mt.fields(),
-            text: TextSource::Memtable(mt.text()),
+            text: TextSource::Index(mt.text()),
             analyzer,
         };
         let m = evaluate(f, &idx)?;
@@ -305,54 +304,6 @@ impl Collection {
             returned: cands.len(),
         };
         Ok((cands, plan))
-    }
-}
-
-/// Where a source's text index comes from: a segment decodes its file on first use.
-enum TextSource<'a> {
-    Segment(&'a crate::storage::segment::Segment),
-    Memtable(&'a TextIndex),
-}
-
-/// One source's indexes, as the filter evaluator sees them.
-struct SourceIndex<'a> {
-    rows: u32,
-    fields: &'a FieldIndex,
-    text: TextSource<'a>,
-    analyzer: &'a Analyzer,
-}
-
-impl FilterIndex for SourceIndex<'_> {
-    fn universe(&self) -> RoaringBitmap {
-        let mut b = RoaringBitmap::new();
-        b.insert_range(0..self.rows);
-        b
-    }
-    fn eq(&self, field: &str, value: &Value) -> RoaringBitmap {
-        self.fields.eq(field, value)
-    }
-    fn range(&self, field: &str, bounds: &Bounds) -> RoaringBitmap {
-        self.fields.range(field, bounds)
-    }
-    fn exists(&self, field: &str) -> RoaringBitmap {
-        self.fields.exists(field)
-    }
-    /// Rows containing every term `term` analyzes to (none if it analyzes to nothing).
-    fn has_term(&self, term: &str) -> Result<RoaringBitmap> {
-        let index = match self.text {
-            TextSource::Segment(seg) => seg.text()?,
-            TextSource::Memtable(t) => t,
-        };
-        let terms = self.analyzer.terms(term);
-        let mut it = terms.iter();
-        let Some(first) = it.next() else {
-            return Ok(RoaringBitmap::new());
-        };
-        let mut acc = index.term_rows(first);
-        for t in it {
-            acc &= index.term_rows(t);
-        }
-        Ok(acc)
     }
 }
 

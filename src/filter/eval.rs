@@ -3,28 +3,55 @@
 
 use roaring::RoaringBitmap;
 
-use super::{Bounds, Filter};
+use super::Filter;
 use crate::error::Result;
-use crate::record::Value;
+use crate::index::fields::FieldIndex;
+use crate::storage::segment::Segment;
+use crate::text::{Analyzer, TextIndex};
 
-/// The row sets a source can answer for.
-#[allow(dead_code)]
-pub(crate) trait FilterIndex {
-    /// Rows `0..n` of the source.
-    fn universe(&self) -> RoaringBitmap;
-    /// Rows whose `field` matches `value` under `eq`.
-    fn eq(&self, field: &str, value: &Value) -> RoaringBitmap;
-    /// Rows whose numeric `field` lies within `bounds`.
-    fn range(&self, field: &str, bounds: &Bounds) -> RoaringBitmap;
-    /// Rows that have `field`.
-    fn exists(&self, field: &str) -> RoaringBitmap;
-    /// Rows whose text contains `term` (the term not yet analyzed).
-    fn has_term(&self, term: &str) -> Result<RoaringBitmap>;
+/// Where a source's text index comes from: a segment decodes its file on first use.
+pub(crate) enum TextSource<'a> {
+    Segment(&'a Segment),
+    Index(&'a TextIndex),
+}
+
+/// One source's indexes (the memtable's, or one segment's), as a filter sees them.
+pub(crate) struct SourceIndex<'a> {
+    /// Rows `0..rows` make up the source.
+    pub rows: u32,
+    pub fields: &'a FieldIndex,
+    pub text: TextSource<'a>,
+    pub analyzer: &'a Analyzer,
+}
+
+impl SourceIndex<'_> {
+    fn universe(&self) -> RoaringBitmap {
+        let mut b = RoaringBitmap::new();
+        b.insert_range(0..self.rows);
+        b
+    }
+
+    /// Rows containing every term `term` analyzes to (none if it analyzes to nothing).
+    fn has_term(&self, term: &str) -> Result<RoaringBitmap> {
+        let index = match self.text {
+            TextSource::Segment(seg) => seg.text()?,
+            TextSource::Index(t) => t,
+        };
+        let terms = self.analyzer.terms(term);
+        let mut it = terms.iter();
+        let Some(first) = it.next() else {
+            return Ok(RoaringBitmap::new());
+        };
+        let mut acc = index.term_rows(first);
+        for t in it {
+            acc &= index.term_rows(t);
+        }
+        Ok(acc)
+    }
 }
 
 /// The rows of the source that `f` matches.
-#[allow(dead_code)]
-pub(crate) fn evaluate(f: &Filter, idx: &dyn FilterIndex) -> Result<RoaringBitmap> {
+pub(crate) fn evaluate(f: &Filter, idx: &SourceIndex<'_>) -> Result<RoaringBitmap> {
     Ok(match f {
         Filter::And(v) => {
             let mut it = v.iter();
@@ -48,16 +75,16 @@ pub(crate) fn evaluate(f: &Filter, idx: &dyn FilterIndex) -> Result<RoaringBitma
             acc
         }
         Filter::Not(g) => idx.universe() - evaluate(g, idx)?,
-        Filter::Eq { field, value } => idx.eq(field, value),
+        Filter::Eq { field, value } => idx.fields.eq(field, value),
         Filter::In { field, values } => {
             let mut acc = RoaringBitmap::new();
             for v in values {
-                acc |= idx.eq(field, v);
+                acc |= idx.fields.eq(field, v);
             }
             acc
         }
-        Filter::Range { field, bounds } => idx.range(field, bounds),
-        Filter::Exists { field } => idx.exists(field),
+        Filter::Range { field, bounds } => idx.fields.range(field, bounds),
+        Filter::Exists { field } => idx.fields.exists(field),
         Filter::HasTerm { term } => idx.has_term(term)?,
     })
 }

@@ -34,8 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::record::{Payload, Value};
 
-#[allow(unused_imports)] // used once the planner lands
-pub(crate) use eval::{FilterIndex, evaluate};
+pub(crate) use eval::{SourceIndex, TextSource, evaluate};
 
 /// A boolean expression over payload fields and text terms. See the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

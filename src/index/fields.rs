@@ -117,13 +117,6 @@ impl FieldIndex {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn universe(&self) -> RoaringBitmap {
-        let mut b = RoaringBitmap::new();
-        b.insert_range(0..self.rows);
-        b
-    }
-
     /// Rows whose `field` equals `value` (see [`crate::filter::Filter::Eq`]).
     pub(crate) fn eq(&self, field: &str, value: &Value) -> RoaringBitmap {
         let Some(f) = self.fields.get(field) else {
@@ -378,7 +371,8 @@ struct StoredField {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::Filter;
+    use crate::filter::{Filter, SourceIndex, TextSource};
+    use crate::text::{Analyzer, TextConfig, TextIndex};
     use proptest::prelude::*;
 
     fn value() -> impl Strategy<Value = Value> {
@@ -447,23 +441,16 @@ mod tests {
         })
     }
 
-    struct Idx<'a>(&'a FieldIndex);
-    impl crate::filter::FilterIndex for Idx<'_> {
-        fn universe(&self) -> RoaringBitmap {
-            self.0.universe()
-        }
-        fn eq(&self, field: &str, value: &Value) -> RoaringBitmap {
-            self.0.eq(field, value)
-        }
-        fn range(&self, field: &str, bounds: &Bounds) -> RoaringBitmap {
-            self.0.range(field, bounds)
-        }
-        fn exists(&self, field: &str) -> RoaringBitmap {
-            self.0.exists(field)
-        }
-        fn has_term(&self, _term: &str) -> Result<RoaringBitmap> {
-            Ok(RoaringBitmap::new())
-        }
+    /// The filter evaluator's view of `fields` (no text).
+    fn eval(f: &Filter, fields: &FieldIndex) -> RoaringBitmap {
+        let (text, analyzer) = (TextIndex::new(), Analyzer::new(&TextConfig::default()));
+        let idx = SourceIndex {
+            rows: fields.rows,
+            fields,
+            text: TextSource::Index(&text),
+            analyzer: &analyzer,
+        };
+        crate::filter::evaluate(f, &idx).unwrap()
     }
 
     proptest! {
@@ -488,8 +475,8 @@ mod tests {
                     .filter(|(_, p)| f.matches(p, &|_| false))
                     .map(|(i, _)| i as u32)
                     .collect();
-                prop_assert_eq!(&crate::filter::evaluate(f, &Idx(&mem)).unwrap(), &want, "memtable {:?}", f);
-                prop_assert_eq!(&crate::filter::evaluate(f, &Idx(&seg)).unwrap(), &want, "segment {:?}", f);
+                prop_assert_eq!(&eval(f, &mem), &want, "memtable {:?}", f);
+                prop_assert_eq!(&eval(f, &seg), &want, "segment {:?}", f);
             }
         }
     }
