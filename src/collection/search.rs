@@ -128,14 +128,13 @@ impl Collection {
                 let expected: usize = plans.iter().map(|p| p.matched).sum::<usize>().min(depth);
                 explain.complete &= c.len() >= expected;
                 explain.vector = plans;
+                // Plans are built without names (no allocation per query); explain adds them.
                 if req.explain {
                     for (i, p) in explain.vector.iter_mut().enumerate() {
-                        if p.source.is_empty() {
-                            p.source = match st.segments.get(i) {
-                                Some(slot) => format!("segment {}", slot.seg.id),
-                                None => "memtable".to_owned(),
-                            };
-                        }
+                        p.source = match st.segments.get(i) {
+                            Some(slot) => format!("segment {}", slot.seg.id),
+                            None => "memtable".to_owned(),
+                        };
                     }
                 }
                 Some(c)
@@ -346,36 +345,14 @@ fn vector_leg(
 ) -> Result<(Vec<Candidate>, Vec<SourcePlan>)> {
     if exact && allowed.is_none() {
         let top = exact_all(st, metric, q, depth)?;
-        let mut plans: Vec<SourcePlan> = st
-            .segments
-            .iter()
-            .map(|slot| {
-                let live = slot.live();
-                SourcePlan {
-                    source: format!("segment {}", slot.seg.id),
-                    rows: slot.seg.rows,
-                    live,
-                    estimated: live,
-                    matched: live,
-                    plan: if live > 0 {
-                        PlanKind::Exact
-                    } else {
-                        PlanKind::Skip
-                    },
-                    ef: None,
-                    fallback: false,
-                    returned: 0,
-                }
-            })
-            .collect();
-        let mt = &st.memtable;
-        plans.push(SourcePlan {
-            source: "memtable".into(),
-            rows: mt.rows(),
-            live: mt.live_count(),
-            estimated: mt.live_count(),
-            matched: mt.live_count(),
-            plan: if mt.live_count() > 0 {
+        // Names are filled in by `query` when explain asks for them.
+        let exact_plan = |rows: usize, live: usize| SourcePlan {
+            source: String::new(),
+            rows,
+            live,
+            estimated: live,
+            matched: live,
+            plan: if live > 0 {
                 PlanKind::Exact
             } else {
                 PlanKind::Skip
@@ -383,7 +360,13 @@ fn vector_leg(
             ef: None,
             fallback: false,
             returned: 0,
-        });
+        };
+        let mut plans: Vec<SourcePlan> = st
+            .segments
+            .iter()
+            .map(|slot| exact_plan(slot.seg.rows, slot.live()))
+            .collect();
+        plans.push(exact_plan(st.memtable.rows(), st.memtable.live_count()));
         let top = top.into_sorted();
         for c in &top {
             let i = match c.loc {
@@ -436,8 +419,6 @@ fn search_source(
     exact: bool,
     allowed: Option<&Allowed>,
 ) -> Result<(TopK, SourcePlan)> {
-    // The source's name is filled in only for `explain` (no allocation per query).
-    let name = String::new();
     let (rows, live, dead) = match st.segments.get(i) {
         Some(slot) => (slot.seg.rows, slot.live(), &slot.deleted),
         None => (
@@ -467,7 +448,7 @@ fn search_source(
         (PlanKind::Graph, ef)
     };
     let mut out = SourcePlan {
-        source: name,
+        source: String::new(),
         rows,
         live,
         estimated,
