@@ -281,8 +281,7 @@ impl Collection {
             Some(slot) => slot.seg.id_at(row as usize),
             None => mt.id_at(row as usize),
         };
-        let stats = bm25::stats(&sources, &terms);
-        let hits = bm25::search_keyed(&sources, &terms, depth, id_at);
+        let (hits, stats) = bm25::search_keyed_with_stats(&sources, &terms, depth, id_at);
         let cands: Vec<Candidate> = hits
             .iter()
             .map(|h| Candidate {

@@ -175,6 +175,17 @@ pub(super) enum Accumulator {
     Sparse,
 }
 
+/// [`search_keyed`] that also returns the statistics it scored with: those of the query's
+/// distinct terms, in first-occurrence order (for `explain`, without computing them twice).
+pub(crate) fn search_keyed_with_stats(
+    sources: &[Source<'_>],
+    query_terms: &[String],
+    k: usize,
+    key: impl Fn(usize, u32) -> u64,
+) -> (Vec<Bm25Hit>, Stats) {
+    run(sources, query_terms, k, key, Accumulator::Auto)
+}
+
 /// [`search_keyed`] with a chosen accumulator (tests force each one).
 pub(super) fn search_with(
     sources: &[Source<'_>],
@@ -183,9 +194,16 @@ pub(super) fn search_with(
     key: impl Fn(usize, u32) -> u64,
     accumulator: Accumulator,
 ) -> Vec<Bm25Hit> {
-    if k == 0 {
-        return Vec::new();
-    }
+    run(sources, query_terms, k, key, accumulator).0
+}
+
+fn run(
+    sources: &[Source<'_>],
+    query_terms: &[String],
+    k: usize,
+    key: impl Fn(usize, u32) -> u64,
+    accumulator: Accumulator,
+) -> (Vec<Bm25Hit>, Stats) {
     // Distinct terms in first-occurrence order (a pasted document can be a long query).
     let mut seen = HashSet::with_capacity(query_terms.len());
     let terms: Vec<String> = query_terms
@@ -194,8 +212,8 @@ pub(super) fn search_with(
         .cloned()
         .collect();
     let st = stats(sources, &terms);
-    if st.n == 0 {
-        return Vec::new();
+    if k == 0 || st.n == 0 {
+        return (Vec::new(), st);
     }
     let weighted: Vec<(&str, f64)> = terms
         .iter()
@@ -204,7 +222,7 @@ pub(super) fn search_with(
         .map(|(t, &df)| (t.as_str(), idf(st.n, df)))
         .collect();
     if weighted.is_empty() {
-        return Vec::new();
+        return (Vec::new(), st);
     }
     let norm = Norm::new(st.avgdl);
     let mut top = TopK::new(k);
@@ -261,7 +279,7 @@ pub(super) fn search_with(
             }
         }
     }
-    top.into_sorted()
+    (top.into_sorted(), st)
 }
 
 /// The length normalization for one `avgdl`.
