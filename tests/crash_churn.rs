@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::env;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use cairndb::{CollectionConfig, Database, Error, Metric, Options, Record, SearchRequest};
 
-use common::Rng;
+use common::{Rng, watch};
 
 const CHILD_ENV: &str = "CAIRN_CHILD";
 const DB_ENV: &str = "CAIRN_CHILD_DB";
@@ -139,32 +139,14 @@ fn crash_loop_with_deletes_and_compaction() {
     let (mut in_flight_landed, mut max_segments) = (0, 0);
     for round in 0..rounds {
         let kill_after = Duration::from_millis(rng.below(400));
-        let mut proc = Command::new(env::current_exe().unwrap())
-            .args(["--exact", TEST, "--nocapture", "--test-threads", "1"])
-            .env(CHILD_ENV, "churn")
-            .env(DB_ENV, &path)
-            .env(START_ENV, durable.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = proc.stdout.take().unwrap();
-        let mut stderr = proc.stderr.take().unwrap();
-        let err_reader = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        let (tx, rx) = mpsc::channel::<String>();
-        let reader = thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut w = watch(
+            Command::new(env::current_exe().unwrap())
+                .args(["--exact", TEST, "--nocapture", "--test-threads", "1"])
+                .env(CHILD_ENV, "churn")
+                .env(DB_ENV, &path)
+                .env(START_ENV, durable.to_string())
+                .stdin(Stdio::null()),
+        );
         let mut acked = durable;
         let mut ready: Option<Instant> = None;
         let spawned = Instant::now();
@@ -187,25 +169,21 @@ fn crash_loop_with_deletes_and_compaction() {
                 spawned.elapsed() < Duration::from_secs(60),
                 "round {round}: child stuck"
             );
-            match rx.recv_timeout(Duration::from_millis(1)) {
+            match w.lines.recv_timeout(Duration::from_millis(1)) {
                 Ok(line) => on_line(&line, &mut acked, &mut ready),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let _ = proc.wait();
-                    panic!(
-                        "round {round}: child exited:\n{}",
-                        err_reader.join().unwrap()
-                    );
+                    let _ = w.proc.wait();
+                    panic!("round {round}: child exited:\n{}", w.finish().1);
                 }
             }
         }
-        proc.kill().unwrap();
-        proc.wait().unwrap();
-        reader.join().unwrap();
-        while let Ok(line) = rx.try_recv() {
-            on_line(&line, &mut acked, &mut ready);
+        w.proc.kill().unwrap();
+        w.proc.wait().unwrap();
+        let (late, child_err) = w.finish();
+        for line in &late {
+            on_line(line, &mut acked, &mut ready);
         }
-        let child_err = err_reader.join().unwrap();
         let ctx = format!("round {round}: {acked} operations acknowledged");
 
         let db =

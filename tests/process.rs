@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::env;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -17,7 +17,7 @@ use cairndb::{
     CollectionConfig, Database, Durability, Error, Metric, Options, Record, SearchRequest,
 };
 
-use common::Rng;
+use common::{Rng, watch};
 
 /// Set in a child process to the role it plays.
 const CHILD_ENV: &str = "CAIRN_CHILD";
@@ -264,28 +264,7 @@ fn crash_rounds(test: &str, buffered: bool, rounds: usize, seed: u64) {
             1 => KillAfter::Ready(Duration::from_millis(rng.below(250))),
             _ => KillAfter::Spawn(Duration::from_millis(rng.below(40))),
         };
-        let mut proc = child(test, "crash", &path)
-            .env(START_ENV, durable.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = proc.stdout.take().unwrap();
-        let mut stderr = proc.stderr.take().unwrap();
-        let err_reader = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        let (tx, rx) = mpsc::channel::<String>();
-        let reader = thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut w = watch(child(test, "crash", &path).env(START_ENV, durable.to_string()));
 
         let spawned = Instant::now();
         let mut seen = Progress {
@@ -307,28 +286,24 @@ fn crash_rounds(test: &str, buffered: bool, rounds: usize, seed: u64) {
                 spawned.elapsed() < Duration::from_secs(20),
                 "round {round}: child stuck"
             );
-            match rx.recv_timeout(Duration::from_millis(1)) {
+            match w.lines.recv_timeout(Duration::from_millis(1)) {
                 Ok(line) => seen.on_line(&line, round),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let _ = proc.wait();
-                    panic!(
-                        "round {round}: the child exited early:\n{}",
-                        err_reader.join().unwrap()
-                    );
+                    let _ = w.proc.wait();
+                    panic!("round {round}: the child exited early:\n{}", w.finish().1);
                 }
             }
         }
-        proc.kill().unwrap(); // SIGKILL
-        let status = proc.wait().unwrap();
+        w.proc.kill().unwrap(); // SIGKILL
+        let status = w.proc.wait().unwrap();
         assert!(!status.success(), "round {round}: the child was not killed");
-        reader.join().unwrap();
         // Batches acknowledged before the kill that we had not read yet.
-        while let Ok(line) = rx.try_recv() {
-            seen.on_line(&line, round);
+        let (late, child_stderr) = w.finish();
+        for line in &late {
+            seen.on_line(line, round);
         }
         let committed = seen.committed;
-        let child_stderr = err_reader.join().unwrap();
 
         // Recover and check.
         let ctx = format!("round {round} ({kill:?}), {committed} ids acknowledged");

@@ -140,3 +140,54 @@ pub fn normalized(v: &[f32]) -> Vec<f32> {
     let inv = (1.0 / n2.sqrt()) as f32;
     v.iter().map(|&x| x * inv).collect()
 }
+
+/// A spawned child process whose stdout lines arrive on `lines` as it prints them, and whose
+/// stderr is collected for error messages.
+pub struct Watched {
+    pub proc: std::process::Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+/// Spawns `cmd` with stdout and stderr piped and watched.
+pub fn watch(cmd: &mut std::process::Command) -> Watched {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let mut proc = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = proc.stdout.take().unwrap();
+    let mut err = proc.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Watched {
+        proc,
+        lines,
+        reader,
+        stderr,
+    }
+}
+
+impl Watched {
+    /// After the child has ended: the stdout lines not received yet, and all of stderr.
+    pub fn finish(self) -> (Vec<String>, String) {
+        self.reader.join().unwrap();
+        let late = self.lines.try_iter().collect();
+        (late, self.stderr.join().unwrap())
+    }
+}
