@@ -14,10 +14,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, Instant};
 
-use cairndb::{CollectionConfig, Database, Error, Metric, Options, Record, SearchRequest};
+use cairndb::{CollectionConfig, Database, Metric, Options, Record, SearchRequest};
 
 use common::{Rng, watch};
 
@@ -83,15 +82,7 @@ fn model(k: u64) -> BTreeSet<u64> {
 }
 
 fn open_retrying(path: &Path) -> cairndb::Result<Database> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match Database::open_with(path, options()) {
-            Err(Error::Locked { .. }) if Instant::now() < deadline => {
-                thread::sleep(Duration::from_millis(5));
-            }
-            r => return r,
-        }
-    }
+    common::open_retrying(path, options(), Duration::from_secs(10))
 }
 
 fn child_main() {

@@ -36,23 +36,10 @@ fn child(test: &str, role: &str, db: &Path) -> Command {
     c
 }
 
-/// Opens a database that no one should hold any more, retrying briefly while it is locked.
-///
-/// Tests in this binary run in parallel threads and spawn children. A child is forked with a
-/// copy of every descriptor of the parent process, LOCK files of other tests included, and
-/// holds them until it execs (the descriptors are close-on-exec). A lock that a test has just
-/// released can therefore stay held for a moment by another test's child. Only opens that
-/// must succeed use this; the lock test's "must be locked" checks do not.
+/// [`common::open_retrying`] for up to 5 s (the lock test's "must be locked" checks do not
+/// use it).
 fn open_retrying(path: &Path, options: Options) -> cairndb::Result<Database> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match Database::open_with(path, options.clone()) {
-            Err(Error::Locked { .. }) if Instant::now() < deadline => {
-                thread::sleep(Duration::from_millis(5));
-            }
-            r => return r,
-        }
-    }
+    common::open_retrying(path, options, Duration::from_secs(5))
 }
 
 fn child_role() -> Option<String> {

@@ -191,3 +191,27 @@ impl Watched {
         (late, self.stderr.join().unwrap())
     }
 }
+
+/// Opens a database that no one should hold any more, retrying for up to `wait` while it is
+/// locked.
+///
+/// Tests run in parallel threads and some spawn children. A child is forked with a copy of
+/// every descriptor of the parent process, LOCK files of other tests included, and holds them
+/// until it execs (the descriptors are close-on-exec); a child that was just killed may also
+/// still be exiting. A lock that was just released can therefore stay held for a moment. Only
+/// opens that must succeed use this.
+pub fn open_retrying(
+    path: &Path,
+    options: cairndb::Options,
+    wait: std::time::Duration,
+) -> cairndb::Result<cairndb::Database> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match cairndb::Database::open_with(path, options.clone()) {
+            Err(cairndb::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            r => return r,
+        }
+    }
+}
