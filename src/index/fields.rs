@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::filter::Bounds;
 use crate::record::{Payload, Value};
-use crate::storage::header::{FileKind, HEADER_LEN, Header};
+use crate::storage::header::{FileKind, Header};
 
 /// The file name inside a segment directory.
 pub(crate) const FIELDS_FILE: &str = "fields";
@@ -227,23 +227,12 @@ impl FieldIndex {
         rows: usize,
     ) -> Result<FieldIndex> {
         let bad = |msg: String| Error::corruption(path, msg);
-        let h = Header::decode(bytes, FileKind::Fields, path)?;
-        if h.aux != segment_id || h.count != rows as u64 {
+        let (h, body) = Header::checked_body(bytes, FileKind::Fields, path, segment_id)?;
+        if h.count != rows as u64 {
             return Err(bad(format!(
-                "belongs to segment {} with {} rows, expected segment {segment_id} with {rows}",
-                h.aux, h.count
+                "holds {} rows, the segment has {rows}",
+                h.count
             )));
-        }
-        if bytes.len() as u64 != HEADER_LEN as u64 + h.body_len {
-            return Err(bad(format!(
-                "file is {} bytes, header says body of {}",
-                bytes.len(),
-                h.body_len
-            )));
-        }
-        let body = &bytes[HEADER_LEN..];
-        if crc32c::crc32c(body) != h.body_crc {
-            return Err(bad("body checksum mismatch".into()));
         }
         let stored: StoredFields =
             postcard::from_bytes(body).map_err(|e| bad(format!("undecodable body: {e}")))?;

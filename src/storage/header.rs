@@ -104,6 +104,37 @@ impl Header {
         b
     }
 
+    /// Decodes the header of a whole-body-checksummed file of a segment and checks the rest of
+    /// the file against it: the body is exactly `body_len` bytes, matches `body_crc`, and the
+    /// file belongs to `segment` (aux). Returns the header and the body.
+    pub(crate) fn checked_body<'a>(
+        bytes: &'a [u8],
+        expect: FileKind,
+        path: &Path,
+        segment: u64,
+    ) -> Result<(Header, &'a [u8])> {
+        let bad = |what: String| Error::corruption(path, what);
+        let h = Header::decode(bytes, expect, path)?;
+        let body = &bytes[HEADER_LEN..];
+        if body.len() as u64 != h.body_len {
+            return Err(bad(format!(
+                "body is {} bytes, header says {}",
+                body.len(),
+                h.body_len
+            )));
+        }
+        if crc32c::crc32c(body) != h.body_crc {
+            return Err(bad("body checksum mismatch".into()));
+        }
+        if h.aux != segment {
+            return Err(bad(format!(
+                "belongs to segment {}, expected {segment}",
+                h.aux
+            )));
+        }
+        Ok((h, body))
+    }
+
     /// Decodes and checks a header: length, magic, header checksum, version, kind.
     pub(crate) fn decode(bytes: &[u8], expect: FileKind, path: &Path) -> Result<Header> {
         let bad = |what: String| Error::corruption(path, what);

@@ -11,7 +11,7 @@ use std::path::Path;
 use roaring::RoaringBitmap;
 
 use super::fsutil::write_new_file;
-use super::header::{FileKind, HEADER_LEN, Header};
+use super::header::{FileKind, Header};
 use crate::error::{Error, IoContext, Result};
 
 /// Writes a tombstone file (fsynced; the caller fsyncs the directory).
@@ -39,25 +39,8 @@ pub(crate) fn decode(
     seg_rows: u64,
     count: u64,
 ) -> Result<RoaringBitmap> {
-    let h = Header::decode(bytes, FileKind::Tombstones, path)?;
-    let body = &bytes[HEADER_LEN..];
+    let (h, body) = Header::checked_body(bytes, FileKind::Tombstones, path, segment)?;
     let bad = |what: String| Error::corruption(path, what);
-    if body.len() as u64 != h.body_len {
-        return Err(bad(format!(
-            "body is {} bytes, header says {}",
-            body.len(),
-            h.body_len
-        )));
-    }
-    if crc32c::crc32c(body) != h.body_crc {
-        return Err(bad("body checksum mismatch".into()));
-    }
-    if h.aux != segment {
-        return Err(bad(format!(
-            "belongs to segment {}, expected {segment}",
-            h.aux
-        )));
-    }
     let rows = RoaringBitmap::deserialize_from(body)
         .map_err(|e| bad(format!("invalid row bitmap: {e}")))?;
     if rows.len() != h.count || rows.len() != count {

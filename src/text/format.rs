@@ -89,24 +89,7 @@ impl TextIndex {
     /// `path` names the file in errors.
     pub fn decode(bytes: &[u8], path: &Path, segment_id: u64) -> Result<TextIndex> {
         let bad = |what: String| Error::corruption(path, what);
-        let h = Header::decode(bytes, FileKind::Text, path)?;
-        let body = &bytes[HEADER_LEN..];
-        if body.len() as u64 != h.body_len {
-            return Err(bad(format!(
-                "body is {} bytes, header says {}",
-                body.len(),
-                h.body_len
-            )));
-        }
-        if crc32c::crc32c(body) != h.body_crc {
-            return Err(bad("body checksum mismatch".into()));
-        }
-        if h.aux != segment_id {
-            return Err(bad(format!(
-                "belongs to segment {}, expected {segment_id}",
-                h.aux
-            )));
-        }
+        let (h, body) = Header::checked_body(bytes, FileKind::Text, path, segment_id)?;
         let rows = u32::try_from(h.count)
             .map_err(|_| bad(format!("row count {} exceeds u32", h.count)))?;
         if body.len() < META_LEN {
