@@ -3,6 +3,8 @@
 //! and `verify` keep working; deleted rows stop taking disk space; writes that race with a
 //! compaction are neither lost nor resurrected.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -298,15 +300,12 @@ fn background_compaction_follows_the_policy() {
     // Closing releases the directory (once a check the thread may be running ends).
     drop(c);
     drop(db);
-    let mut reopened = Database::open(dir.path());
-    for _ in 0..200 {
-        if !matches!(reopened, Err(cairndb::Error::Locked { .. })) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        reopened = Database::open(dir.path());
-    }
-    let db = reopened.unwrap();
+    let db = common::open_retrying(
+        dir.path(),
+        Options::default(),
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
     assert_eq!(db.collection("c").unwrap().len(), model.len());
 }
 
