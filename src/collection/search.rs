@@ -522,15 +522,18 @@ fn search_source(
             if plan == PlanKind::Exact || found < depth.min(matched) {
                 out.fallback = plan == PlanKind::Graph;
                 top = TopK::new(depth);
-                let rows_to_scan: RoaringBitmap = match allowed {
-                    Some(a) => a.rows.clone(),
+                // The filter's rows as they are; without a filter, every live row.
+                let live_rows;
+                let rows_to_scan = match allowed {
+                    Some(a) => &a.rows,
                     None => {
                         let mut all = RoaringBitmap::new();
                         all.insert_range(0..rows as u32);
-                        all - dead
+                        live_rows = all - dead;
+                        &live_rows
                     }
                 };
-                for r in &rows_to_scan {
+                for r in rows_to_scan {
                     let score = match st.segments.get(i) {
                         Some(slot) => metric.score(q, slot.seg.vector(r)?),
                         None => metric.score(q, st.memtable.vector(r as usize)),
