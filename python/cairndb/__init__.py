@@ -1,0 +1,41 @@
+"""Cairn: an embedded vector database.
+
+>>> import cairndb, numpy as np
+>>> db = cairndb.open("my-db")                      # doctest: +SKIP
+>>> docs = db.create_collection("docs", dim=384)     # doctest: +SKIP
+>>> docs.upsert([1, 2], np.random.rand(2, 384).astype("float32"),
+...             texts=["first", "second"], payloads=[{"lang": "en"}, {"lang": "de"}])  # doctest: +SKIP
+>>> docs.search(vector=q, text="first", filter={"lang": "en"}, k=5)  # doctest: +SKIP
+
+Everything lives in the Rust extension `cairndb._cairndb`; this module re-exports it. The
+LangChain vector store is in `cairndb.langchain` (needs `langchain-core`).
+"""
+
+from ._errors import (
+    CairnError,
+    ClosedError,
+    CollectionExistsError,
+    CollectionNotFoundError,
+    CorruptionError,
+    InvalidInputError,
+    LockedError,
+    StorageError,
+)
+from ._cairndb import Collection, Database, Hit, Record, open
+
+__all__ = [
+    "CairnError",
+    "ClosedError",
+    "Collection",
+    "CollectionExistsError",
+    "CollectionNotFoundError",
+    "CorruptionError",
+    "Database",
+    "Hit",
+    "InvalidInputError",
+    "LockedError",
+    "Record",
+    "StorageError",
+    "open",
+]
+__version__ = "0.1.0"

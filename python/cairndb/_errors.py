@@ -1,0 +1,35 @@
+"""Exceptions raised by Cairn. Each is a `CairnError` and also the built-in exception it
+behaves like, so `except ValueError` catches bad input as Python code expects."""
+
+
+class CairnError(Exception):
+    """Base class of every error Cairn raises."""
+
+
+class InvalidInputError(CairnError, ValueError):
+    """Bad input: wrong dimension or shape, NaN/Inf, a zero vector under cosine, an argument
+    out of range, an unsafe collection name, or a malformed filter."""
+
+
+class CollectionNotFoundError(CairnError, LookupError):
+    """No collection of that name exists."""
+
+
+class CollectionExistsError(CairnError, ValueError):
+    """A collection of that name exists already."""
+
+
+class LockedError(CairnError, OSError):
+    """Another process or handle holds the database open."""
+
+
+class CorruptionError(CairnError, OSError):
+    """A file failed a check: checksum, size, magic or an offset out of range."""
+
+
+class ClosedError(CairnError, RuntimeError):
+    """The database was closed, or the collection dropped."""
+
+
+class StorageError(CairnError, OSError):
+    """An I/O error or failed fsync; after one the database refuses writes until reopened."""

@@ -1,0 +1,1160 @@
+//! Python bindings for Cairn (`import cairndb`).
+//!
+//! The Python-facing API lives here; `cairndb/__init__.py` re-exports it and adds the
+//! LangChain store. Conventions:
+//! - Every Cairn error becomes a subclass of `cairndb.CairnError` with the same message.
+//! - The GIL is released while Rust searches, ingests, compacts or waits for an fsync.
+//! - Vectors come in as numpy arrays (float32 is read in place; float64 is converted) or as
+//!   lists; a wrong dtype or shape is a `TypeError`/`ValueError` that names what was expected.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
+
+use cairndb::{
+    Collection, CollectionConfig, Database, Durability, Error, Filter, Fusion, Hit, Legs, Metric,
+    Options, Payload, Record, SearchRequest, TextConfig, Value,
+};
+use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::PyTypeError;
+use pyo3::import_exception;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+// The exception classes are defined in Python (`cairndb/_errors.py`) so that each can also
+// derive from the built-in exception it behaves like (ValueError, LookupError, OSError).
+import_exception!(cairndb._errors, InvalidInputError);
+import_exception!(cairndb._errors, CollectionNotFoundError);
+import_exception!(cairndb._errors, CollectionExistsError);
+import_exception!(cairndb._errors, LockedError);
+import_exception!(cairndb._errors, CorruptionError);
+import_exception!(cairndb._errors, ClosedError);
+import_exception!(cairndb._errors, StorageError);
+
+/// Maps a Cairn error to its Python exception class, keeping the message.
+fn to_py(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        Error::DimensionMismatch { .. }
+        | Error::NonFiniteVector { .. }
+        | Error::NonFiniteQuery { .. }
+        | Error::ZeroVector { .. }
+        | Error::ZeroQuery
+        | Error::InvalidName { .. }
+        | Error::InvalidArgument(_)
+        | Error::InvalidFilter(_)
+        | Error::FilterSyntax { .. }
+        | Error::BatchTooLarge { .. } => InvalidInputError::new_err(msg),
+        Error::CollectionNotFound { .. } => CollectionNotFoundError::new_err(msg),
+        Error::CollectionExists { .. } => CollectionExistsError::new_err(msg),
+        Error::Locked { .. } => LockedError::new_err(msg),
+        Error::Corruption { .. } => CorruptionError::new_err(msg),
+        Error::CollectionDropped { .. } | Error::Cancelled => ClosedError::new_err(msg),
+        _ => StorageError::new_err(msg),
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> PyErr {
+    InvalidInputError::new_err(msg.into())
+}
+
+fn closed(what: &str) -> PyErr {
+    ClosedError::new_err(format!("{what} is closed"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversions
+
+/// A Python value → a payload value: str, int, float, bool, or a list of str.
+fn value_from_py(field: &str, v: &Bound<'_, PyAny>) -> PyResult<Value> {
+    // bool before int: Python's bool is a subclass of int.
+    if v.is_instance_of::<PyBool>() {
+        return Ok(Value::Bool(v.extract()?));
+    }
+    if v.is_instance_of::<PyInt>() {
+        return v.extract::<i64>().map(Value::Int).map_err(|_| {
+            invalid(format!(
+                "payload field {field:?}: integer out of the i64 range"
+            ))
+        });
+    }
+    if v.is_instance_of::<PyFloat>() {
+        return Ok(Value::Float(v.extract()?));
+    }
+    if v.is_instance_of::<PyString>() {
+        return Ok(Value::Str(v.extract()?));
+    }
+    if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+        let mut out = Vec::new();
+        for item in v.try_iter()? {
+            let item = item?;
+            if !item.is_instance_of::<PyString>() {
+                return Err(invalid(format!(
+                    "payload field {field:?}: a list may hold only strings, found {}",
+                    type_name(&item)
+                )));
+            }
+            out.push(item.extract::<String>()?);
+        }
+        return Ok(Value::StrList(out));
+    }
+    // numpy scalars: integers have __index__, floats convert with __float__.
+    if !v.is_none()
+        && v.hasattr("__index__")?
+        && let Ok(i) = v.extract::<i64>()
+    {
+        return Ok(Value::Int(i));
+    }
+    if !v.is_none()
+        && v.hasattr("__float__")?
+        && let Ok(f) = v.extract::<f64>()
+    {
+        return Ok(Value::Float(f));
+    }
+    Err(invalid(format!(
+        "payload field {field:?}: unsupported value of type {} (use str, int, float, bool or a list of str)",
+        type_name(v)
+    )))
+}
+
+fn type_name(v: &Bound<'_, PyAny>) -> String {
+    v.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Str(s) => PyString::new(py, s).into_any(),
+        Value::Int(i) => i.into_pyobject(py)?.into_any(),
+        Value::Float(f) => PyFloat::new(py, *f).into_any(),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::StrList(l) => PyList::new(py, l)?.into_any(),
+    })
+}
+
+fn payload_from_py(p: &Bound<'_, PyAny>) -> PyResult<Payload> {
+    let dict = p.cast::<PyDict>().map_err(|_| {
+        PyTypeError::new_err(format!("a payload must be a dict, not {}", type_name(p)))
+    })?;
+    let mut out = BTreeMap::new();
+    for (k, v) in dict.iter() {
+        let key: String = k.extract().map_err(|_| {
+            PyTypeError::new_err(format!("payload keys must be str, found {}", type_name(&k)))
+        })?;
+        out.insert(key.clone(), value_from_py(&key, &v)?);
+    }
+    Ok(out)
+}
+
+fn payload_to_py<'py>(py: Python<'py>, p: &Payload) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in p {
+        d.set_item(k, value_to_py(py, v)?)?;
+    }
+    Ok(d)
+}
+
+/// Rows of vectors from a 2-D numpy array or a sequence of sequences.
+fn matrix_from_py(v: &Bound<'_, PyAny>, n: usize, dim: usize) -> PyResult<Vec<Vec<f32>>> {
+    if let Ok(a) = v.extract::<PyReadonlyArray2<'_, f32>>() {
+        return rows_of(a.as_array(), n, dim);
+    }
+    if let Ok(a) = v.extract::<PyReadonlyArray2<'_, f64>>() {
+        let a = a.as_array().mapv(|x| x as f32);
+        return rows_of(a.view(), n, dim);
+    }
+    if v.hasattr("dtype")? && v.hasattr("shape")? {
+        let shape: Vec<usize> = v.getattr("shape")?.extract()?;
+        let dtype = v.getattr("dtype")?.str()?.to_string();
+        if shape.len() != 2 {
+            return Err(invalid(format!(
+                "vectors must be a 2-D array of shape (n, {dim}), got shape {shape:?}"
+            )));
+        }
+        return Err(PyTypeError::new_err(format!(
+            "vectors must have dtype float32 or float64, got {dtype}"
+        )));
+    }
+    let mut rows = Vec::with_capacity(n);
+    for row in v.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "vectors must be a 2-D numpy array or a list of lists, not {}",
+            type_name(v)
+        ))
+    })? {
+        rows.push(vector_from_py(&row?, dim, "each vector")?);
+    }
+    if rows.len() != n {
+        return Err(invalid(format!("got {} ids but {} vectors", n, rows.len())));
+    }
+    Ok(rows)
+}
+
+fn rows_of(
+    a: numpy::ndarray::ArrayView2<'_, f32>,
+    n: usize,
+    dim: usize,
+) -> PyResult<Vec<Vec<f32>>> {
+    let (rows, cols) = a.dim();
+    if rows != n {
+        return Err(invalid(format!("got {n} ids but {rows} vectors")));
+    }
+    if cols != dim {
+        return Err(invalid(format!(
+            "vectors have {cols} columns but the collection's dimension is {dim}"
+        )));
+    }
+    Ok(a.outer_iter().map(|r| r.to_vec()).collect())
+}
+
+/// One vector from a 1-D numpy array or a sequence of numbers.
+fn vector_from_py(v: &Bound<'_, PyAny>, dim: usize, what: &str) -> PyResult<Vec<f32>> {
+    if let Ok(a) = v.extract::<PyReadonlyArray1<'_, f32>>() {
+        return Ok(match a.as_slice() {
+            Ok(s) => s.to_vec(),
+            Err(_) => a.as_array().to_vec(),
+        });
+    }
+    if let Ok(a) = v.extract::<PyReadonlyArray1<'_, f64>>() {
+        return Ok(a.as_array().iter().map(|&x| x as f32).collect());
+    }
+    if v.hasattr("dtype")? && v.hasattr("shape")? {
+        let shape: Vec<usize> = v.getattr("shape")?.extract()?;
+        let dtype = v.getattr("dtype")?.str()?.to_string();
+        if shape.len() != 1 {
+            return Err(invalid(format!(
+                "{what} must be a 1-D array of length {dim}, got shape {shape:?}"
+            )));
+        }
+        return Err(PyTypeError::new_err(format!(
+            "{what} must have dtype float32 or float64, got {dtype}"
+        )));
+    }
+    if v.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be a sequence of numbers, not str"
+        )));
+    }
+    let mut out = Vec::with_capacity(dim);
+    let iter = v.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{what} must be a numpy array or a sequence of numbers, not {}",
+            type_name(v)
+        ))
+    })?;
+    for x in iter {
+        let x = x?;
+        if x.is_instance_of::<PyString>() || x.is_instance_of::<PyList>() {
+            return Err(PyTypeError::new_err(format!(
+                "{what} must hold numbers, found {}",
+                type_name(&x)
+            )));
+        }
+        out.push(x.extract::<f64>().map_err(|_| {
+            PyTypeError::new_err(format!("{what} must hold numbers, found {}", type_name(&x)))
+        })? as f32);
+    }
+    Ok(out)
+}
+
+fn ids_from_py(ids: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
+    if !ids.is_instance_of::<PyBool>()
+        && let Ok(i) = ids.extract::<u64>()
+    {
+        return Ok(vec![i]);
+    }
+    if let Ok(a) = ids.extract::<PyReadonlyArray1<'_, u64>>() {
+        return Ok(a.as_array().to_vec());
+    }
+    if let Ok(a) = ids.extract::<PyReadonlyArray1<'_, i64>>() {
+        return a
+            .as_array()
+            .iter()
+            .map(|&i| u64::try_from(i).map_err(|_| invalid(format!("id {i} is negative"))))
+            .collect();
+    }
+    if ids.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "ids must be integers from 0 to 2**64-1, not str",
+        ));
+    }
+    let iter = ids.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "ids must be an int or a sequence of ints, not {}",
+            type_name(ids)
+        ))
+    })?;
+    let mut out = Vec::new();
+    for x in iter {
+        let x = x?;
+        if x.is_instance_of::<PyBool>() || x.is_instance_of::<PyFloat>() {
+            return Err(PyTypeError::new_err(format!(
+                "ids must be integers, found {}",
+                type_name(&x)
+            )));
+        }
+        out.push(x.extract::<u64>().map_err(|_| {
+            if x.extract::<i128>().is_ok() {
+                invalid(format!("id {x} is outside 0..2**64"))
+            } else {
+                PyTypeError::new_err(format!("ids must be integers, found {}", type_name(&x)))
+            }
+        })?);
+    }
+    Ok(out)
+}
+
+/// A filter from the text syntax (`str`) or a Chroma/MongoDB-style dict.
+fn filter_from_py(f: &Bound<'_, PyAny>) -> PyResult<Filter> {
+    if let Ok(s) = f.extract::<String>() {
+        return Filter::parse(&s).map_err(to_py);
+    }
+    if let Ok(d) = f.cast::<PyDict>() {
+        return filter_from_dict(d);
+    }
+    Err(PyTypeError::new_err(format!(
+        "filter must be a str (text syntax) or a dict, not {}",
+        type_name(f)
+    )))
+}
+
+fn filter_from_dict(d: &Bound<'_, PyDict>) -> PyResult<Filter> {
+    let mut parts = Vec::new();
+    for (k, v) in d.iter() {
+        let key: String = k
+            .extract()
+            .map_err(|_| invalid(format!("filter keys must be str, found {}", type_name(&k))))?;
+        parts.push(match key.as_str() {
+            "$and" | "$or" => {
+                let list = v.cast::<PyList>().map_err(|_| {
+                    invalid(format!("{key} takes a list of filters, not {}", type_name(&v)))
+                })?;
+                let subs = list
+                    .iter()
+                    .map(|x| {
+                        let d = x.cast::<PyDict>().map_err(|_| {
+                            invalid(format!(
+                                "{key} takes a list of dicts, found {}",
+                                type_name(&x)
+                            ))
+                        })?;
+                        filter_from_dict(d)
+                    })
+                    .collect::<PyResult<Vec<_>>>()?;
+                if key == "$and" {
+                    Filter::And(subs)
+                } else {
+                    Filter::Or(subs)
+                }
+            }
+            "$not" => {
+                let inner = v.cast::<PyDict>().map_err(|_| {
+                    invalid(format!("$not takes a filter dict, not {}", type_name(&v)))
+                })?;
+                filter_from_dict(inner)?.not()
+            }
+            "$contains" | "$has_term" => Filter::has_term(v.extract::<String>().map_err(|_| {
+                invalid(format!("{key} takes a string, not {}", type_name(&v)))
+            })?),
+            op if op.starts_with('$') => {
+                return Err(invalid(format!(
+                    "unknown filter operator {op:?} at the top level (use $and, $or, $not, $contains, or a field name)"
+                )));
+            }
+            field => field_filter(field, &v)?,
+        });
+    }
+    Ok(if parts.len() == 1 {
+        parts.pop().expect("one part")
+    } else {
+        Filter::And(parts)
+    })
+}
+
+/// `{"field": value}` or `{"field": {"$op": value, ...}}`.
+fn field_filter(field: &str, v: &Bound<'_, PyAny>) -> PyResult<Filter> {
+    let Ok(ops) = v.cast::<PyDict>() else {
+        return Ok(Filter::eq(field, value_from_py(field, v)?));
+    };
+    let mut parts = Vec::new();
+    let mut range: Option<Filter> = None;
+    for (k, x) in ops.iter() {
+        let op: String = k.extract().map_err(|_| {
+            invalid(format!(
+                "operators under {field:?} must be str, found {}",
+                type_name(&k)
+            ))
+        })?;
+        let num = || -> PyResult<f64> {
+            if x.is_instance_of::<PyBool>() {
+                return Err(invalid(format!(
+                    "{op} on {field:?} takes a number, not bool"
+                )));
+            }
+            x.extract::<f64>().map_err(|_| {
+                invalid(format!(
+                    "{op} on {field:?} takes a number, not {}",
+                    type_name(&x)
+                ))
+            })
+        };
+        let values = || -> PyResult<Vec<Value>> {
+            let list = x.cast::<PyList>().map_err(|_| {
+                invalid(format!(
+                    "{op} on {field:?} takes a list, not {}",
+                    type_name(&x)
+                ))
+            })?;
+            list.iter().map(|i| value_from_py(field, &i)).collect()
+        };
+        match op.as_str() {
+            "$eq" => parts.push(Filter::eq(field, value_from_py(field, &x)?)),
+            "$ne" => parts.push(Filter::eq(field, value_from_py(field, &x)?).not()),
+            "$in" => parts.push(Filter::In {
+                field: field.to_owned(),
+                values: values()?,
+            }),
+            "$nin" => parts.push(
+                Filter::In {
+                    field: field.to_owned(),
+                    values: values()?,
+                }
+                .not(),
+            ),
+            "$gt" | "$gte" | "$lt" | "$lte" => {
+                let r = range.take().unwrap_or_else(|| Filter::range(field));
+                let n = num()?;
+                range = Some(match op.as_str() {
+                    "$gt" => r.gt(n),
+                    "$gte" => r.gte(n),
+                    "$lt" => r.lt(n),
+                    _ => r.lte(n),
+                });
+            }
+            "$exists" => {
+                let yes: bool = x
+                    .extract()
+                    .map_err(|_| invalid(format!("$exists on {field:?} takes true or false")))?;
+                let e = Filter::exists(field);
+                parts.push(if yes { e } else { e.not() });
+            }
+            other => {
+                return Err(invalid(format!(
+                    "unknown operator {other:?} on field {field:?} (use $eq, $ne, $in, $nin, $gt, $gte, $lt, $lte, $exists)"
+                )));
+            }
+        }
+    }
+    if let Some(r) = range {
+        parts.push(r);
+    }
+    Ok(match parts.len() {
+        1 => parts.pop().expect("one part"),
+        0 => return Err(invalid(format!("no operator given for field {field:?}"))),
+        _ => Filter::And(parts),
+    })
+}
+
+fn parse_metric(m: &str) -> PyResult<Metric> {
+    m.parse::<Metric>().map_err(to_py)
+}
+
+fn metric_name(m: Metric) -> &'static str {
+    match m {
+        Metric::Cosine => "cosine",
+        Metric::Dot => "dot",
+        Metric::L2 => "l2",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handles
+
+/// What every handle of one opened database shares: the database, and the collections handed
+/// out, so that `close()` can drop them all and release the lock.
+struct DbState {
+    db: RwLock<Option<Database>>,
+    cols: Mutex<Vec<Weak<RwLock<Option<Collection>>>>>,
+}
+
+/// An open Cairn database: a directory holding collections.
+///
+/// Open it with `cairndb.open(path)`. The database is closed (its lock released) by
+/// `close()`, by leaving a `with` block, or when the last reference to it and to its
+/// collections goes away.
+#[pyclass(module = "cairndb", name = "Database", frozen)]
+struct PyDatabase {
+    state: Arc<DbState>,
+}
+
+impl PyDatabase {
+    fn db(&self) -> PyResult<RwLockReadGuard<'_, Option<Database>>> {
+        let g = self.state.db.read().map_err(|_| closed("database"))?;
+        if g.is_none() {
+            return Err(closed("database"));
+        }
+        Ok(g)
+    }
+
+    fn wrap(&self, col: Collection) -> PyCollection {
+        let slot = Arc::new(RwLock::new(Some(col)));
+        let mut cols = self.state.cols.lock().expect("collection list");
+        cols.retain(|w| w.strong_count() > 0);
+        cols.push(Arc::downgrade(&slot));
+        PyCollection { slot }
+    }
+}
+
+#[pymethods]
+impl PyDatabase {
+    /// Creates a collection. `metric` is "cosine" (default), "dot" or "l2". `m` and
+    /// `ef_construction` set the HNSW graph; `stem` and `stop_words` set English stemming and
+    /// stop-word removal for full-text search.
+    #[pyo3(signature = (name, dim, metric="cosine", *, m=16, ef_construction=200, stem=false, stop_words=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_collection(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        dim: usize,
+        metric: &str,
+        m: usize,
+        ef_construction: usize,
+        stem: bool,
+        stop_words: bool,
+    ) -> PyResult<PyCollection> {
+        let mut cfg = CollectionConfig::new(dim, parse_metric(metric)?)
+            .with_text(TextConfig::default().stem(stem).stop_words(stop_words));
+        cfg.m = m;
+        cfg.ef_construction = ef_construction;
+        let g = self.db()?;
+        let db = g.as_ref().expect("checked open");
+        let col = py
+            .detach(|| db.create_collection(name, cfg))
+            .map_err(to_py)?;
+        Ok(self.wrap(col))
+    }
+
+    /// The collection of that name; `CollectionNotFoundError` if there is none.
+    fn collection(&self, name: &str) -> PyResult<PyCollection> {
+        let g = self.db()?;
+        let col = g
+            .as_ref()
+            .expect("checked open")
+            .collection(name)
+            .map_err(to_py)?;
+        Ok(self.wrap(col))
+    }
+
+    /// The collection of that name, created with these settings if it does not exist. An
+    /// existing collection must have the same dimension and metric.
+    #[pyo3(signature = (name, dim, metric="cosine", **kwargs))]
+    fn get_or_create_collection(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        dim: usize,
+        metric: &str,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyCollection> {
+        let metric_v = parse_metric(metric)?;
+        {
+            let g = self.db()?;
+            let db = g.as_ref().expect("checked open");
+            match db.collection(name) {
+                Ok(col) => {
+                    let cfg = col.config();
+                    if cfg.dim != dim || cfg.metric != metric_v {
+                        return Err(invalid(format!(
+                            "collection `{name}` exists with dim {} and metric {}, not dim {dim} and metric {metric}",
+                            cfg.dim,
+                            metric_name(cfg.metric)
+                        )));
+                    }
+                    return Ok(self.wrap(col));
+                }
+                Err(Error::CollectionNotFound { .. }) => {}
+                Err(e) => return Err(to_py(e)),
+            }
+        }
+        let get = |k: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
+            match kwargs {
+                Some(d) => d.get_item(k),
+                None => Ok(None),
+            }
+        };
+        if let Some(d) = kwargs {
+            for k in d.keys() {
+                let k: String = k.extract()?;
+                if !["m", "ef_construction", "stem", "stop_words"].contains(&k.as_str()) {
+                    return Err(PyTypeError::new_err(format!(
+                        "get_or_create_collection() got an unexpected keyword argument {k:?}"
+                    )));
+                }
+            }
+        }
+        let m = get("m")?.map(|v| v.extract()).transpose()?.unwrap_or(16);
+        let efc = get("ef_construction")?
+            .map(|v| v.extract())
+            .transpose()?
+            .unwrap_or(200);
+        let stem = get("stem")?
+            .map(|v| v.extract())
+            .transpose()?
+            .unwrap_or(false);
+        let sw = get("stop_words")?
+            .map(|v| v.extract())
+            .transpose()?
+            .unwrap_or(false);
+        self.create_collection(py, name, dim, metric, m, efc, stem, sw)
+    }
+
+    /// Names of the collections, sorted.
+    fn collections(&self) -> PyResult<Vec<String>> {
+        Ok(self.db()?.as_ref().expect("checked open").collections())
+    }
+
+    /// Deletes a collection and its files. Handles to it raise `ClosedError` afterwards.
+    fn drop_collection(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        let g = self.db()?;
+        let db = g.as_ref().expect("checked open");
+        py.detach(|| db.drop_collection(name)).map_err(to_py)
+    }
+
+    /// Makes every acknowledged write durable (useful under `durability="buffered"`).
+    fn sync(&self, py: Python<'_>) -> PyResult<()> {
+        let g = self.db()?;
+        let db = g.as_ref().expect("checked open");
+        py.detach(|| db.sync()).map_err(to_py)
+    }
+
+    /// Checks every file and index; raises `CorruptionError` on the first problem, and returns
+    /// a summary dict otherwise.
+    fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let g = self.db()?;
+        let db = g.as_ref().expect("checked open");
+        let r = py.detach(|| db.verify()).map_err(to_py)?;
+        let json = serde_json::to_string(&r).map_err(|e| invalid(e.to_string()))?;
+        py.import("json")?.call_method1("loads", (json,))
+    }
+
+    /// The database directory.
+    #[getter]
+    fn path(&self) -> PyResult<String> {
+        Ok(self
+            .db()?
+            .as_ref()
+            .expect("checked open")
+            .path()
+            .to_string_lossy()
+            .into_owned())
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.state.db.read().map(|g| g.is_none()).unwrap_or(true)
+    }
+
+    /// Closes the database and every collection handle from it, waits for background work to
+    /// stop, and releases the lock. Calling it twice is harmless.
+    fn close(&self, py: Python<'_>) {
+        let state = self.state.clone();
+        py.detach(move || {
+            let cols: Vec<_> = state
+                .cols
+                .lock()
+                .map(|mut c| std::mem::take(&mut *c))
+                .unwrap_or_default();
+            for slot in cols.iter().filter_map(Weak::upgrade) {
+                if let Ok(mut g) = slot.write() {
+                    g.take();
+                }
+            }
+            if let Ok(mut g) = state.db.write() {
+                g.take();
+            }
+        });
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
+        self.close(py);
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        match self
+            .state
+            .db
+            .read()
+            .ok()
+            .and_then(|g| g.as_ref().map(|d| d.path().to_owned()))
+        {
+            Some(p) => format!("cairndb.Database({:?})", p.display().to_string()),
+            None => "cairndb.Database(<closed>)".into(),
+        }
+    }
+}
+
+/// A collection: records of one dimension and metric, with their text and payload.
+#[pyclass(module = "cairndb", name = "Collection", frozen)]
+struct PyCollection {
+    slot: Arc<RwLock<Option<Collection>>>,
+}
+
+impl PyCollection {
+    fn col(&self) -> PyResult<RwLockReadGuard<'_, Option<Collection>>> {
+        let g = self.slot.read().map_err(|_| closed("collection"))?;
+        if g.is_none() {
+            return Err(closed("the collection's database"));
+        }
+        Ok(g)
+    }
+}
+
+/// Text and payloads for `n` records, each optional.
+fn texts_from_py(texts: Option<&Bound<'_, PyAny>>, n: usize) -> PyResult<Vec<Option<String>>> {
+    let Some(t) = texts else {
+        return Ok(vec![None; n]);
+    };
+    if t.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "texts must be a list of str, not one str",
+        ));
+    }
+    let out: Vec<Option<String>> = t
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err(format!("texts must be a list, not {}", type_name(t))))?
+        .map(|x| {
+            let x = x?;
+            if x.is_none() {
+                Ok(None)
+            } else {
+                x.extract::<String>().map(Some).map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "texts must hold str or None, found {}",
+                        type_name(&x)
+                    ))
+                })
+            }
+        })
+        .collect::<PyResult<_>>()?;
+    if out.len() != n {
+        return Err(invalid(format!("got {n} ids but {} texts", out.len())));
+    }
+    Ok(out)
+}
+
+fn payloads_from_py(p: Option<&Bound<'_, PyAny>>, n: usize) -> PyResult<Vec<Payload>> {
+    let Some(p) = p else {
+        return Ok(vec![Payload::new(); n]);
+    };
+    let out: Vec<Payload> = p
+        .try_iter()
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "payloads must be a list of dicts, not {}",
+                type_name(p)
+            ))
+        })?
+        .map(|x| {
+            let x = x?;
+            if x.is_none() {
+                Ok(Payload::new())
+            } else {
+                payload_from_py(&x)
+            }
+        })
+        .collect::<PyResult<_>>()?;
+    if out.len() != n {
+        return Err(invalid(format!("got {n} ids but {} payloads", out.len())));
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl PyCollection {
+    /// Inserts or replaces records, atomically (all or none), durable on return under the
+    /// default `durability="sync"`.
+    ///
+    /// `ids`: ints (or a numpy integer array). `vectors`: a 2-D float32 numpy array of shape
+    /// `(len(ids), dim)` (float64 is converted), or a list of lists. `texts`: optional list of
+    /// str or None. `payloads`: optional list of dicts of str → str | int | float | bool |
+    /// list[str].
+    #[pyo3(signature = (ids, vectors, texts=None, payloads=None))]
+    fn upsert(
+        &self,
+        py: Python<'_>,
+        ids: &Bound<'_, PyAny>,
+        vectors: &Bound<'_, PyAny>,
+        texts: Option<&Bound<'_, PyAny>>,
+        payloads: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let g = self.col()?;
+        let col = g.as_ref().expect("checked open");
+        let ids = ids_from_py(ids)?;
+        let n = ids.len();
+        let dim = col.config().dim;
+        let vectors = matrix_from_py(vectors, n, dim)?;
+        let texts = texts_from_py(texts, n)?;
+        let payloads = payloads_from_py(payloads, n)?;
+        let records: Vec<Record> = ids
+            .into_iter()
+            .zip(vectors)
+            .zip(texts)
+            .zip(payloads)
+            .map(|(((id, vector), text), payload)| Record {
+                id,
+                vector,
+                text,
+                payload,
+            })
+            .collect();
+        py.detach(|| col.upsert(records)).map_err(to_py)
+    }
+
+    /// Searches by vector, by text (BM25), or both (hybrid, fused by `fusion`: "rrf",
+    /// "weighted" or "dbsf"). `filter` is the text syntax (`'lang = "en" AND year >= 2020'`)
+    /// or a dict (`{"year": {"$gte": 2020}}`). Returns up to `k` `Hit`s, best first.
+    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion="rrf", *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None, include_text=true, include_payload=true))]
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &self,
+        py: Python<'_>,
+        vector: Option<&Bound<'_, PyAny>>,
+        text: Option<String>,
+        k: usize,
+        filter: Option<&Bound<'_, PyAny>>,
+        fusion: &str,
+        alpha: Option<f32>,
+        rrf_k: Option<f32>,
+        ef: Option<usize>,
+        exact: bool,
+        candidates: Option<usize>,
+        include_text: bool,
+        include_payload: bool,
+    ) -> PyResult<Vec<PyHit>> {
+        let g = self.col()?;
+        let col = g.as_ref().expect("checked open");
+        let dim = col.config().dim;
+        let mut req = match (vector, text) {
+            (Some(v), t) if !v.is_none() => {
+                let r = SearchRequest::new(vector_from_py(v, dim, "the query vector")?);
+                match t {
+                    Some(t) => r.text(t),
+                    None => r,
+                }
+            }
+            (_, Some(t)) => SearchRequest::by_text(t),
+            _ => return Err(invalid("search needs a vector, a text, or both")),
+        };
+        req = req
+            .k(k)
+            .exact(exact)
+            .with_text(include_text)
+            .with_payload(include_payload);
+        if let Some(ef) = ef {
+            req = req.ef(ef);
+        }
+        if let Some(c) = candidates {
+            req = req.candidates(c);
+        }
+        if let Some(f) = filter.filter(|f| !f.is_none()) {
+            req = req.filter(filter_from_py(f)?);
+        }
+        let fusion = match fusion {
+            "rrf" => Fusion::Rrf {
+                k: rrf_k.unwrap_or(60.0),
+            },
+            "weighted" => Fusion::Weighted {
+                alpha: alpha.unwrap_or(0.5),
+            },
+            "dbsf" => Fusion::Dbsf,
+            other => {
+                return Err(invalid(format!(
+                    "unknown fusion {other:?} (use \"rrf\", \"weighted\" or \"dbsf\")"
+                )));
+            }
+        };
+        req = req.fusion(fusion);
+        let hits = py.detach(|| col.search(&req)).map_err(to_py)?;
+        Ok(hits.into_iter().map(PyHit::from).collect())
+    }
+
+    /// The records with these ids, in order, `None` where an id does not exist. Given one int,
+    /// returns one `Record` or `None`.
+    fn get<'py>(&self, py: Python<'py>, ids: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let g = self.col()?;
+        let col = g.as_ref().expect("checked open");
+        let one = ids.is_instance_of::<PyInt>();
+        let wanted = ids_from_py(ids)?;
+        let found = py
+            .detach(|| {
+                wanted
+                    .iter()
+                    .map(|&id| col.get(id))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(to_py)?;
+        let mut out = Vec::with_capacity(found.len());
+        for r in found {
+            out.push(match r {
+                Some(r) => Bound::new(py, PyRecord::from(r))?.into_any(),
+                None => py.None().into_bound(py),
+            });
+        }
+        if one {
+            return Ok(out.pop().expect("one id"));
+        }
+        Ok(PyList::new(py, out)?.into_any())
+    }
+
+    /// Deletes records by id; returns how many existed.
+    fn delete(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let g = self.col()?;
+        let col = g.as_ref().expect("checked open");
+        let ids = ids_from_py(ids)?;
+        py.detach(|| col.delete(&ids)).map_err(to_py)
+    }
+
+    /// Seals the in-memory part into a segment on disk.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let g = self.col()?;
+        let col = g.as_ref().expect("checked open");
+        py.detach(|| col.flush()).map_err(to_py)
+    }
+
+    /// Merges the segments into one, dropping deleted rows; returns a summary dict.
+    fn compact<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let g = self.col()?;
+        let col = g.as_ref().expect("checked open");
+        let r = py.detach(|| col.compact()).map_err(to_py)?;
+        let d = PyDict::new(py);
+        d.set_item("segments_in", r.segments_in)?;
+        d.set_item("rows_in", r.rows_in)?;
+        d.set_item("rows_out", r.rows_out)?;
+        d.set_item("bytes_in", r.bytes_in)?;
+        d.set_item("bytes_out", r.bytes_out)?;
+        Ok(d)
+    }
+
+    /// Counts and sizes: records, memtable rows and bytes, and per segment rows, deleted rows
+    /// and bytes.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let g = self.col()?;
+        let s = g.as_ref().expect("checked open").stats();
+        let json = serde_json::to_string(&s).map_err(|e| invalid(e.to_string()))?;
+        py.import("json")?.call_method1("loads", (json,))
+    }
+
+    /// The collection's name.
+    #[getter]
+    fn name(&self) -> PyResult<String> {
+        Ok(self
+            .col()?
+            .as_ref()
+            .expect("checked open")
+            .name()
+            .to_owned())
+    }
+
+    /// The vector dimension.
+    #[getter]
+    fn dim(&self) -> PyResult<usize> {
+        Ok(self.col()?.as_ref().expect("checked open").config().dim)
+    }
+
+    /// "cosine", "dot" or "l2".
+    #[getter]
+    fn metric(&self) -> PyResult<&'static str> {
+        Ok(metric_name(
+            self.col()?.as_ref().expect("checked open").config().metric,
+        ))
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(self.col()?.as_ref().expect("checked open").len())
+    }
+
+    fn __repr__(&self) -> String {
+        match self.slot.read().ok().and_then(|g| {
+            g.as_ref()
+                .map(|c| (c.name().to_owned(), c.config().dim, c.config().metric))
+        }) {
+            Some((n, d, m)) => format!(
+                "cairndb.Collection({n:?}, dim={d}, metric={:?})",
+                metric_name(m)
+            ),
+            None => "cairndb.Collection(<closed>)".into(),
+        }
+    }
+}
+
+/// One search result. `legs` is set for hybrid searches.
+#[pyclass(module = "cairndb", name = "Hit", frozen)]
+struct PyHit {
+    /// The record id.
+    #[pyo3(get)]
+    id: u64,
+    /// Similarity (vector), BM25 score (text) or fused score (hybrid); higher is better.
+    #[pyo3(get)]
+    score: f32,
+    /// The record's text, if it has one and `include_text` was set.
+    #[pyo3(get)]
+    text: Option<String>,
+    payload_rs: Option<Payload>,
+    legs_rs: Option<Legs>,
+}
+
+impl From<Hit> for PyHit {
+    fn from(h: Hit) -> Self {
+        PyHit {
+            id: h.id,
+            score: h.score,
+            text: h.text,
+            payload_rs: h.payload,
+            legs_rs: h.legs,
+        }
+    }
+}
+
+fn leg_to_py<'py>(py: Python<'py>, l: Option<cairndb::LegScore>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match l {
+        Some(l) => {
+            let d = PyDict::new(py);
+            d.set_item("rank", l.rank)?;
+            d.set_item("score", l.score)?;
+            d.into_any()
+        }
+        None => py.None().into_bound(py),
+    })
+}
+
+#[pymethods]
+impl PyHit {
+    /// The record's payload as a dict (empty if it has none; `None` if `include_payload` was
+    /// off).
+    #[getter]
+    fn payload<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.payload_rs
+            .as_ref()
+            .map(|p| payload_to_py(py, p))
+            .transpose()
+    }
+
+    /// For a hybrid search: `{"vector": {"rank", "score"} | None, "text": … | None, "fused":
+    /// float}`; `None` otherwise.
+    #[getter]
+    fn legs<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(l) = self.legs_rs else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        d.set_item("vector", leg_to_py(py, l.vector)?)?;
+        d.set_item("text", leg_to_py(py, l.text)?)?;
+        d.set_item("fused", l.fused)?;
+        Ok(Some(d))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Hit(id={}, score={:.6})", self.id, self.score)
+    }
+}
+
+/// A stored record, as returned by `Collection.get`.
+#[pyclass(module = "cairndb", name = "Record", frozen)]
+struct PyRecord {
+    /// The record id.
+    #[pyo3(get)]
+    id: u64,
+    /// The text, if any.
+    #[pyo3(get)]
+    text: Option<String>,
+    vector_rs: Vec<f32>,
+    payload_rs: Payload,
+}
+
+impl From<Record> for PyRecord {
+    fn from(r: Record) -> Self {
+        PyRecord {
+            id: r.id,
+            text: r.text,
+            vector_rs: r.vector,
+            payload_rs: r.payload,
+        }
+    }
+}
+
+#[pymethods]
+impl PyRecord {
+    /// The stored vector as a float32 numpy array (normalized under cosine).
+    #[getter]
+    fn vector<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
+        PyArray1::from_slice(py, &self.vector_rs)
+    }
+
+    /// The payload as a dict.
+    #[getter]
+    fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        payload_to_py(py, &self.payload_rs)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Record(id={}, dim={})", self.id, self.vector_rs.len())
+    }
+}
+
+/// Opens (creating if missing) the database in directory `path`.
+///
+/// `durability`: "sync" (default: a write is on stable storage when it returns) or
+/// "buffered" (written by a background flush within a few milliseconds; call `sync()` to
+/// force). `background_compaction` merges small segments and rewrites ones with many deletes
+/// in a background thread.
+#[pyfunction]
+#[pyo3(signature = (path, *, durability="sync", background_compaction=true, create=true))]
+fn open(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    durability: &str,
+    background_compaction: bool,
+    create: bool,
+) -> PyResult<PyDatabase> {
+    let d = match durability {
+        "sync" => Durability::Sync,
+        "buffered" => Durability::buffered(),
+        other => {
+            return Err(invalid(format!(
+                "unknown durability {other:?} (use \"sync\" or \"buffered\")"
+            )));
+        }
+    };
+    let opts = Options::default()
+        .durability(d)
+        .background_compaction(background_compaction)
+        .create_if_missing(create);
+    let db = py
+        .detach(|| Database::open_with(path, opts))
+        .map_err(to_py)?;
+    Ok(PyDatabase {
+        state: Arc::new(DbState {
+            db: RwLock::new(Some(db)),
+            cols: Mutex::new(Vec::new()),
+        }),
+    })
+}
+
+#[pymodule]
+fn _cairndb(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(open, m)?)?;
+    m.add_class::<PyDatabase>()?;
+    m.add_class::<PyCollection>()?;
+    m.add_class::<PyHit>()?;
+    m.add_class::<PyRecord>()?;
+    Ok(())
+}
