@@ -1113,7 +1113,7 @@ impl PyRecord {
 /// Opens (creating if missing) the database in directory `path`.
 ///
 /// `durability`: "sync" (default: a write is on stable storage when it returns) or
-/// "buffered" (written by a background flush within a few milliseconds; call `sync()` to
+/// "buffered" (the log is synced by a background thread once a second; call `sync()` to
 /// force). `background_compaction` merges small segments and rewrites ones with many deletes
 /// in a background thread.
 #[pyfunction]

@@ -1,0 +1,138 @@
+"""Type stubs for the Rust extension `cairndb._cairndb`."""
+
+from os import PathLike
+from typing import Any, Literal, Optional, Sequence, Union, overload
+
+import numpy as np
+import numpy.typing as npt
+
+PayloadValue = Union[str, int, float, bool, list[str]]
+Payload = dict[str, PayloadValue]
+FilterSpec = Union[str, dict[str, Any]]
+Vector = Union[npt.NDArray[np.float32], npt.NDArray[np.float64], Sequence[float]]
+Matrix = Union[npt.NDArray[np.float32], npt.NDArray[np.float64], Sequence[Sequence[float]]]
+Ids = Union[int, Sequence[int], npt.NDArray[np.integer]]
+Metric = Literal["cosine", "dot", "l2"]
+
+def open(
+    path: Union[str, PathLike[str]],
+    *,
+    durability: Literal["sync", "buffered"] = "sync",
+    background_compaction: bool = True,
+    create: bool = True,
+) -> Database:
+    """Opens (creating if missing) the database in directory `path`.
+
+    `durability`: "sync" (default: a write is on stable storage when it returns) or
+    "buffered" (synced by a background thread once a second; `Database.sync()` forces it).
+    Raises `LockedError` if another process or handle has it open.
+    """
+
+class Database:
+    """An open Cairn database: a directory holding collections. Closed by `close()`, by
+    leaving a `with` block, or when it and all its collections are garbage."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def create_collection(
+        self,
+        name: str,
+        dim: int,
+        metric: Metric = "cosine",
+        *,
+        m: int = 16,
+        ef_construction: int = 200,
+        stem: bool = False,
+        stop_words: bool = False,
+    ) -> Collection:
+        """Creates a collection; `CollectionExistsError` if the name is taken."""
+    def collection(self, name: str) -> Collection:
+        """An existing collection; `CollectionNotFoundError` if there is none."""
+    def get_or_create_collection(
+        self, name: str, dim: int, metric: Metric = "cosine", **kwargs: Any
+    ) -> Collection:
+        """The collection, created if missing; an existing one must match `dim` and `metric`."""
+    def collections(self) -> list[str]: ...
+    def drop_collection(self, name: str) -> None: ...
+    def sync(self) -> None:
+        """Makes every acknowledged write durable."""
+    def verify(self) -> dict[str, int]:
+        """Checks every file and graph; raises `CorruptionError` on the first problem."""
+    def close(self) -> None:
+        """Closes the database and its collection handles and releases the lock."""
+    def __enter__(self) -> Database: ...
+    def __exit__(self, *args: Any) -> bool: ...
+
+class Collection:
+    """Records of one dimension and metric, with optional text and payload."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def metric(self) -> Metric: ...
+    def __len__(self) -> int: ...
+    def upsert(
+        self,
+        ids: Ids,
+        vectors: Matrix,
+        texts: Optional[Sequence[Optional[str]]] = None,
+        payloads: Optional[Sequence[Optional[Payload]]] = None,
+    ) -> None:
+        """Inserts or replaces records as one atomic batch (all or none)."""
+    def search(
+        self,
+        vector: Optional[Vector] = None,
+        text: Optional[str] = None,
+        k: int = 10,
+        filter: Optional[FilterSpec] = None,
+        fusion: Literal["rrf", "weighted", "dbsf"] = "rrf",
+        *,
+        alpha: Optional[float] = None,
+        rrf_k: Optional[float] = None,
+        ef: Optional[int] = None,
+        exact: bool = False,
+        candidates: Optional[int] = None,
+        include_text: bool = True,
+        include_payload: bool = True,
+    ) -> list[Hit]:
+        """Vector, text (BM25) or hybrid search, best first."""
+    @overload
+    def get(self, ids: int) -> Optional[Record]: ...
+    @overload
+    def get(self, ids: Sequence[int]) -> list[Optional[Record]]: ...
+    def delete(self, ids: Ids) -> int:
+        """Deletes records; returns how many existed."""
+    def flush(self) -> None: ...
+    def compact(self) -> dict[str, int]: ...
+    def stats(self) -> dict[str, Any]: ...
+
+class Hit:
+    """One search result."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def text(self) -> Optional[str]: ...
+    @property
+    def payload(self) -> Optional[Payload]: ...
+    @property
+    def legs(self) -> Optional[dict[str, Any]]:
+        """Hybrid only: {"vector": {"rank", "score"} | None, "text": … | None, "fused": float}."""
+
+class Record:
+    """A stored record."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def text(self) -> Optional[str]: ...
+    @property
+    def vector(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def payload(self) -> Payload: ...

@@ -1,0 +1,512 @@
+"""Tests of the Python binding: every method, errors, numpy input, persistence."""
+
+import random
+import threading
+
+import numpy as np
+import pytest
+
+import cairndb
+
+
+@pytest.fixture()
+def db(tmp_path):
+    d = cairndb.open(tmp_path / "db")
+    yield d
+    d.close()
+
+
+def unit_rows(n, dim, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def brute_force(x, q, k):
+    return list(np.argsort(-(x @ q), kind="stable")[:k])
+
+
+# --- database ---------------------------------------------------------------------------------
+
+
+def test_collections_lifecycle(db):
+    assert db.collections() == []
+    a = db.create_collection("a", dim=3)
+    b = db.create_collection("b", dim=5, metric="l2", m=8, ef_construction=50)
+    assert db.collections() == ["a", "b"]
+    assert (a.name, a.dim, a.metric) == ("a", 3, "cosine")
+    assert (b.name, b.dim, b.metric) == ("b", 5, "l2")
+    assert db.collection("a").dim == 3
+    with pytest.raises(cairndb.CollectionExistsError, match="already exists"):
+        db.create_collection("a", dim=3)
+    db.drop_collection("a")
+    assert db.collections() == ["b"]
+    with pytest.raises(cairndb.CollectionNotFoundError, match="`a` does not exist"):
+        db.collection("a")
+    with pytest.raises(cairndb.ClosedError, match="dropped"):
+        a.search(vector=[1, 0, 0])
+    assert "cairndb.Database(" in repr(db)
+    assert repr(b) == 'cairndb.Collection("b", dim=5, metric="l2")'
+
+
+def test_get_or_create_collection(db):
+    c = db.get_or_create_collection("c", 4, "dot", stem=True)
+    c.upsert([1], [[1, 2, 3, 4]])
+    again = db.get_or_create_collection("c", 4, "dot")
+    assert len(again) == 1
+    with pytest.raises(cairndb.InvalidInputError, match="exists with dim 4"):
+        db.get_or_create_collection("c", 8, "dot")
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        db.get_or_create_collection("d", 4, bogus=1)
+
+
+def test_bad_names_and_arguments(db):
+    for name in ["", "a/b", "..", "x" * 65, "a b"]:
+        with pytest.raises(cairndb.InvalidInputError, match="invalid collection name"):
+            db.create_collection(name, dim=3)
+    with pytest.raises(cairndb.InvalidInputError, match="metric"):
+        db.create_collection("m", dim=3, metric="hamming")
+    with pytest.raises(cairndb.InvalidInputError):
+        db.create_collection("z", dim=0)
+    with pytest.raises(cairndb.InvalidInputError, match="durability"):
+        cairndb.open(db.path + "-2", durability="sometimes")
+    # Errors derive from the built-ins they behave like.
+    assert issubclass(cairndb.InvalidInputError, ValueError)
+    assert issubclass(cairndb.CollectionNotFoundError, LookupError)
+    assert issubclass(cairndb.LockedError, OSError)
+    assert issubclass(cairndb.LockedError, cairndb.CairnError)
+
+
+def test_second_open_is_refused_and_close_releases_lock(tmp_path):
+    path = tmp_path / "db"
+    db = cairndb.open(path)
+    col = db.create_collection("c", dim=2)
+    col.upsert([1], [[1.0, 0.0]])
+    with pytest.raises(cairndb.LockedError, match="already open"):
+        cairndb.open(path)
+    db.close()
+    assert db.closed
+    db.close()  # twice is harmless
+    with pytest.raises(cairndb.ClosedError):
+        db.collections()
+    with pytest.raises(cairndb.ClosedError):
+        col.search(vector=[1.0, 0.0])
+    # `col` is still referenced, yet close() released the lock.
+    with cairndb.open(path) as again:
+        assert len(again.collection("c")) == 1
+    with pytest.raises(cairndb.StorageError, match="does not exist"):
+        cairndb.open(tmp_path / "missing", create=False)
+
+
+# --- writes and reads ---------------------------------------------------------------------------
+
+
+def test_upsert_get_delete_len(db):
+    col = db.create_collection("c", dim=4, metric="dot")
+    vecs = np.arange(12, dtype=np.float32).reshape(3, 4)
+    col.upsert(
+        [10, 20, 30],
+        vecs,
+        texts=["alpha", None, "gamma"],
+        payloads=[{"n": 1, "f": 0.5, "b": True, "s": "x", "l": ["p", "q"]}, None, {}],
+    )
+    assert len(col) == 3
+    r = col.get(10)
+    assert r.id == 10 and r.text == "alpha"
+    assert r.vector.dtype == np.float32
+    np.testing.assert_array_equal(r.vector, vecs[0])
+    assert r.payload == {"n": 1, "f": 0.5, "b": True, "s": "x", "l": ["p", "q"]}
+    assert type(r.payload["b"]) is bool and type(r.payload["n"]) is int
+    got = col.get([30, 99, 20])
+    assert [g.id if g else None for g in got] == [30, None, 20]
+    assert got[2].text is None and got[2].payload == {}
+    assert col.get(99) is None
+    # Replace by id.
+    col.upsert([10], [[1, 1, 1, 1]], texts=["new"])
+    assert col.get(10).text == "new" and col.get(10).payload == {}
+    assert len(col) == 3
+    assert col.delete([10, 10, 77]) == 1
+    assert col.delete(20) == 1
+    assert len(col) == 1 and col.get(10) is None
+
+
+def test_numpy_inputs(db):
+    col = db.create_collection("c", dim=3, metric="dot")
+    col.upsert(np.array([1, 2], dtype=np.uint64), np.ones((2, 3), dtype=np.float64))
+    col.upsert(np.array([3], dtype=np.int64), np.ones((1, 3), dtype=np.float32) * 2)
+    # A non-contiguous (strided) array is read correctly.
+    big = np.arange(12, dtype=np.float32).reshape(2, 6)
+    col.upsert([4, 5], big[:, ::2])
+    np.testing.assert_array_equal(col.get(5).vector, [6, 8, 10])
+    hits = col.search(vector=np.array([0, 0, 1], dtype=np.float64), k=1)
+    assert hits[0].id == 5
+    assert col.search(vector=big[1, ::2], k=1)[0].id == 5
+    assert len(col) == 5
+
+
+@pytest.mark.parametrize(
+    "vectors, exc, msg",
+    [
+        (np.zeros((2, 4), dtype=np.float32), cairndb.InvalidInputError, "4 columns"),
+        (np.zeros((3, 3), dtype=np.float32), cairndb.InvalidInputError, "2 ids but 3 vectors"),
+        (np.zeros((2, 3), dtype=np.int32), TypeError, "dtype float32 or float64, got int32"),
+        (np.array([["a", "b", "c"]] * 2), TypeError, "dtype"),
+        (np.zeros(6, dtype=np.float32), cairndb.InvalidInputError, "2-D"),
+        (np.zeros((2, 3, 1), dtype=np.float32), cairndb.InvalidInputError, "2-D"),
+        ([[1, 2, 3]], cairndb.InvalidInputError, "2 ids but 1 vectors"),
+        ([[1, 2], [3, 4]], cairndb.InvalidInputError, "dimension mismatch"),
+        ([[1, 2, "x"], [1, 2, 3]], TypeError, "numbers"),
+        ("abc", TypeError, "not str"),
+        (5, TypeError, "list of lists"),
+        ([[1, 2, float("nan")], [1, 2, 3]], cairndb.InvalidInputError, "non-finite"),
+        ([[0, 0, 0], [1, 2, 3]], cairndb.InvalidInputError, "zero length"),
+    ],
+)
+def test_bad_vectors_are_rejected_and_nothing_is_written(db, vectors, exc, msg):
+    col = db.create_collection("c", dim=3)
+    with pytest.raises(exc, match=msg):
+        col.upsert([1, 2], vectors)
+    assert len(col) == 0
+
+
+@pytest.mark.parametrize(
+    "ids, exc, msg",
+    [
+        (["a", "b"], TypeError, "integers"),
+        ([1.5, 2], TypeError, "integers"),
+        ([True, 2], TypeError, "integers"),
+        ([-1, 2], cairndb.InvalidInputError, "outside"),
+        ([2**64, 2], cairndb.InvalidInputError, "outside"),
+        (np.array([-1, 2]), cairndb.InvalidInputError, "negative"),
+        ("ab", TypeError, "not str"),
+    ],
+)
+def test_bad_ids(db, ids, exc, msg):
+    col = db.create_collection("c", dim=2)
+    with pytest.raises(exc, match=msg):
+        col.upsert(ids, [[1, 0], [0, 1]])
+    assert len(col) == 0
+
+
+@pytest.mark.parametrize(
+    "texts, payloads, exc, msg",
+    [
+        (["a"], None, cairndb.InvalidInputError, "2 ids but 1 texts"),
+        ("ab", None, TypeError, "not one str"),
+        ([1, 2], None, TypeError, "str or None"),
+        (None, [{"a": 1}], cairndb.InvalidInputError, "2 ids but 1 payloads"),
+        (None, [{"a": {"nested": 1}}, {}], cairndb.InvalidInputError, "unsupported value"),
+        (None, [{"a": None}, {}], cairndb.InvalidInputError, "unsupported value"),
+        (None, [{"a": [1, 2]}, {}], cairndb.InvalidInputError, "only strings"),
+        (None, [{1: "x"}, {}], TypeError, "keys must be str"),
+        (None, ["x", {}], TypeError, "must be a dict"),
+        (None, [{"a": 2**70}, {}], cairndb.InvalidInputError, "i64"),
+    ],
+)
+def test_bad_texts_and_payloads(db, texts, payloads, exc, msg):
+    col = db.create_collection("c", dim=2)
+    with pytest.raises(exc, match=msg):
+        col.upsert([1, 2], [[1, 0], [0, 1]], texts=texts, payloads=payloads)
+    assert len(col) == 0
+
+
+def test_numpy_scalars_in_payloads(db):
+    col = db.create_collection("c", dim=2)
+    col.upsert([1], [[1, 0]], payloads=[{"i": np.int64(7), "f": np.float32(0.5), "g": np.float64(2)}])
+    assert col.get(1).payload == {"i": 7, "f": 0.5, "g": 2.0}
+
+
+# --- search ---------------------------------------------------------------------------------------
+
+
+def test_vector_search_matches_brute_force(db):
+    n, dim = 2000, 16
+    x = unit_rows(n, dim)
+    col = db.create_collection("c", dim=dim)
+    col.upsert(list(range(n)), x)
+    rng = np.random.default_rng(1)
+    recall = []
+    for _ in range(50):
+        q = rng.standard_normal(dim).astype(np.float32)
+        qn = q / np.linalg.norm(q)
+        want = brute_force(x, qn, 10)
+        exact = col.search(vector=q, k=10, exact=True)
+        assert [h.id for h in exact] == want
+        np.testing.assert_allclose([h.score for h in exact], (x @ qn)[want], rtol=1e-4, atol=1e-5)
+        approx = col.search(vector=q, k=10, ef=100)
+        recall.append(len({h.id for h in approx} & set(want)) / 10)
+    assert np.mean(recall) >= 0.95
+    # Scores come best first.
+    scores = [h.score for h in col.search(vector=x[0], k=20)]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_search_results_include_text_and_payload_on_request(db):
+    col = db.create_collection("c", dim=2)
+    col.upsert([1], [[1, 0]], texts=["hello"], payloads=[{"a": "b"}])
+    h = col.search(vector=[1, 0], k=1)[0]
+    assert (h.id, h.text, h.payload, h.legs) == (1, "hello", {"a": "b"}, None)
+    assert h.score == pytest.approx(1.0)
+    h = col.search(vector=[1, 0], k=1, include_text=False, include_payload=False)[0]
+    assert h.text is None and h.payload is None
+    assert repr(h).startswith("Hit(id=1, score=")
+
+
+def test_text_and_hybrid_search(db):
+    col = db.create_collection("c", dim=2, stem=True, stop_words=True)
+    col.upsert(
+        [1, 2, 3],
+        [[1, 0], [0, 1], [0.7, 0.7]],
+        texts=["the running of the bulls", "quiet reading", "run, run, run fast"],
+    )
+    text_hits = col.search(text="run", k=5)
+    assert [h.id for h in text_hits] == [3, 1]  # stemming: running → run
+    assert all(h.legs is None for h in text_hits)
+    hybrid = col.search(vector=[0, 1], text="run", k=3)
+    assert len(hybrid) == 3
+    legs = {h.id: h.legs for h in hybrid}
+    assert legs[2]["text"] is None and legs[2]["vector"]["rank"] == 1
+    assert legs[3]["text"] is not None and legs[3]["vector"] is not None
+    for h in hybrid:
+        assert h.legs["fused"] == pytest.approx(h.score)
+    # RRF: a record found by both legs outranks one found by a single leg at the same rank.
+    assert hybrid[0].id == 3
+    weighted = col.search(vector=[0, 1], text="run", k=3, fusion="weighted", alpha=1.0)
+    assert weighted[0].id == 2  # alpha 1: the vector leg alone decides
+    assert len(col.search(vector=[0, 1], text="run", k=3, fusion="dbsf")) == 3
+    with pytest.raises(cairndb.InvalidInputError, match="unknown fusion"):
+        col.search(vector=[0, 1], text="run", fusion="max")
+    with pytest.raises(cairndb.InvalidInputError, match="alpha"):
+        col.search(vector=[0, 1], text="run", fusion="weighted", alpha=2.0)
+    with pytest.raises(cairndb.InvalidInputError, match="needs a vector, a text"):
+        col.search(k=3)
+
+
+def test_search_errors(db):
+    col = db.create_collection("c", dim=3)
+    col.upsert([1], [[1, 0, 0]])
+    with pytest.raises(cairndb.InvalidInputError, match="dimension mismatch"):
+        col.search(vector=[1, 0])
+    with pytest.raises(cairndb.InvalidInputError, match="non-finite"):
+        col.search(vector=[1, float("inf"), 0])
+    with pytest.raises(cairndb.InvalidInputError, match="zero length"):
+        col.search(vector=[0, 0, 0])
+    with pytest.raises(TypeError, match="dtype float32 or float64"):
+        col.search(vector=np.array([1, 0, 0], dtype=np.int8))
+    with pytest.raises(cairndb.InvalidInputError, match="1-D"):
+        col.search(vector=np.ones((1, 3), dtype=np.float32))
+    with pytest.raises(TypeError, match="not str"):
+        col.search(vector="abc")
+    assert col.search(vector=[1, 0, 0], k=0) == []
+    with pytest.raises(TypeError, match="filter must be a str"):
+        col.search(vector=[1, 0, 0], filter=5)
+    assert col.search(vector=[1, 0, 0], filter=None)[0].id == 1
+
+
+# --- filters ------------------------------------------------------------------------------------
+
+
+def matches(payload, f):
+    """Reference semantics of the dict filter syntax."""
+    out = True
+    for key, v in f.items():
+        if key == "$and":
+            ok = all(matches(payload, s) for s in v)
+        elif key == "$or":
+            ok = any(matches(payload, s) for s in v)
+        elif key == "$not":
+            ok = not matches(payload, v)
+        elif isinstance(v, dict):
+            ok = True
+            x = payload.get(key)
+            for op, arg in v.items():
+                num = isinstance(x, (int, float)) and not isinstance(x, bool)
+                if op == "$eq":
+                    ok &= eq(x, arg)
+                elif op == "$ne":
+                    ok &= not eq(x, arg)
+                elif op == "$in":
+                    ok &= any(eq(x, a) for a in arg)
+                elif op == "$nin":
+                    ok &= not any(eq(x, a) for a in arg)
+                elif op == "$gt":
+                    ok &= num and x > arg
+                elif op == "$gte":
+                    ok &= num and x >= arg
+                elif op == "$lt":
+                    ok &= num and x < arg
+                elif op == "$lte":
+                    ok &= num and x <= arg
+                elif op == "$exists":
+                    ok &= (key in payload) == arg
+        else:
+            ok = eq(payload.get(key), v)
+        out = out and ok
+    return out
+
+
+def eq(x, v):
+    if isinstance(x, list):
+        return isinstance(v, str) and v in x
+    if isinstance(v, bool) or isinstance(x, bool):
+        return isinstance(v, bool) and isinstance(x, bool) and x == v
+    if isinstance(v, str) or isinstance(x, str):
+        return x == v
+    return x is not None and float(x) == float(v)
+
+
+def random_filter(rng, depth=0):
+    field = rng.choice(["year", "lang", "tags", "score", "ok"])
+    leaf = {
+        "year": lambda: rng.choice(
+            [
+                {"year": rng.randint(2000, 2005)},
+                {"year": {"$gte": rng.randint(2000, 2005)}},
+                {"year": {"$gt": 2001, "$lte": rng.randint(2001, 2005)}},
+                {"year": {"$in": [2000, rng.randint(2001, 2005)]}},
+                {"year": {"$ne": 2002}},
+            ]
+        ),
+        "lang": lambda: rng.choice(
+            [{"lang": "en"}, {"lang": {"$nin": ["de", "fr"]}}, {"lang": {"$exists": False}}]
+        ),
+        "tags": lambda: rng.choice([{"tags": "a"}, {"tags": {"$in": ["b", "c"]}}]),
+        "score": lambda: {"score": {"$lt": rng.random()}},
+        "ok": lambda: rng.choice([{"ok": True}, {"ok": {"$eq": False}}]),
+    }[field]
+    if depth < 2 and rng.random() < 0.4:
+        op = rng.choice(["$and", "$or", "$not"])
+        if op == "$not":
+            return {"$not": random_filter(rng, depth + 1)}
+        return {op: [random_filter(rng, depth + 1) for _ in range(rng.randint(1, 3))]}
+    return leaf()
+
+
+def test_dict_filters_match_reference(db):
+    rng = random.Random(7)
+    n = 300
+    col = db.create_collection("c", dim=4)
+    payloads = []
+    for _ in range(n):
+        p = {"year": rng.randint(2000, 2005), "score": rng.random(), "ok": rng.random() < 0.5}
+        if rng.random() < 0.8:
+            p["lang"] = rng.choice(["en", "de", "fr"])
+        p["tags"] = rng.sample(["a", "b", "c", "d"], rng.randint(0, 2))
+        payloads.append(p)
+    col.upsert(list(range(n)), unit_rows(n, 4, seed=3), payloads=payloads)
+    col.flush()  # half the checks on a segment
+    q = unit_rows(1, 4, seed=4)[0]
+    for i in range(200):
+        f = random_filter(rng)
+        want = {j for j, p in enumerate(payloads) if matches(p, f)}
+        got = {h.id for h in col.search(vector=q, k=n, filter=f, exact=True)}
+        assert got == want, f
+        if i % 20 == 0:  # the graph walk returns the same set when k covers every match
+            got = {h.id for h in col.search(vector=q, k=n, filter=f)}
+            assert got == want, f
+
+
+def test_text_filter_syntax_and_errors(db):
+    col = db.create_collection("c", dim=2)
+    col.upsert(
+        [1, 2, 3],
+        [[1, 0], [0, 1], [1, 1]],
+        payloads=[{"lang": "en", "year": 2020}, {"lang": "de", "year": 2021}, {"year": 2019}],
+    )
+    got = {h.id for h in col.search(vector=[1, 0], k=5, filter='lang = "en" OR year >= 2021')}
+    assert got == {1, 2}
+    with pytest.raises(cairndb.InvalidInputError, match="column 7"):
+        col.search(vector=[1, 0], filter="year >")
+    for bad, msg in [
+        ({"$xor": []}, "unknown filter operator"),
+        ({"year": {"$near": 1}}, "unknown operator"),
+        ({"year": {"$gt": "x"}}, "takes a number"),
+        ({"year": {"$in": 3}}, "takes a list"),
+        ({"$or": {"a": 1}}, "list of filters"),
+        ({"$and": [1]}, "list of dicts"),
+        ({"year": {}}, "no operator"),
+        ({"year": {"$exists": "yes"}}, "true or false"),
+    ]:
+        with pytest.raises(cairndb.InvalidInputError, match=msg):
+            col.search(vector=[1, 0], filter=bad)
+
+
+def test_has_term_filter(db):
+    col = db.create_collection("c", dim=2)
+    col.upsert([1, 2], [[1, 0], [0, 1]], texts=["Rust storage", "Python bindings"])
+    assert [h.id for h in col.search(vector=[1, 0], filter={"$contains": "python"})] == [2]
+
+
+# --- persistence, maintenance, concurrency -------------------------------------------------------
+
+
+def test_persistence_across_reopen(tmp_path):
+    path = tmp_path / "db"
+    x = unit_rows(500, 8)
+    with cairndb.open(path) as db:
+        col = db.create_collection("c", dim=8, stem=True)
+        col.upsert(list(range(300)), x[:300], texts=[f"doc {i}" for i in range(300)])
+        col.flush()
+        col.upsert(list(range(300, 500)), x[300:], payloads=[{"i": i} for i in range(300, 500)])
+        col.delete([0, 499])
+        before = [h.id for h in col.search(vector=x[5], k=10, exact=True)]
+    with cairndb.open(path) as db:
+        col = db.collection("c")
+        assert len(col) == 498
+        assert col.get(0) is None and col.get(499) is None
+        assert col.get(1).text == "doc 1"
+        assert col.get(400).payload == {"i": 400}
+        assert [h.id for h in col.search(vector=x[5], k=10, exact=True)] == before
+        assert db.verify()["collections"] == 1
+
+
+def test_buffered_durability_sync_and_stats_and_compact(tmp_path):
+    with cairndb.open(tmp_path / "db", durability="buffered", background_compaction=False) as db:
+        col = db.create_collection("c", dim=4)
+        for batch in range(3):
+            ids = list(range(batch * 100, batch * 100 + 100))
+            col.upsert(ids, unit_rows(100, 4, seed=batch))
+            col.flush()
+        col.delete(list(range(0, 300, 2)))
+        db.sync()
+        s = col.stats()
+        assert s["records"] == 150 and len(s["segments"]) == 3
+        report = col.compact()
+        assert report["segments_in"] == 3 and report["rows_out"] == 150
+        assert len(col.stats()["segments"]) == 1
+        assert len(col) == 150
+        assert db.verify()["segments"] == 1
+
+
+def test_concurrent_searches_from_threads(db):
+    x = unit_rows(3000, 32)
+    col = db.create_collection("c", dim=32)
+    col.upsert(list(range(3000)), x)
+    queries = unit_rows(40, 32, seed=9)
+    want = [[h.id for h in col.search(vector=q, k=10)] for q in queries]
+    errors = []
+
+    def worker():
+        try:
+            for _ in range(5):
+                for q, w in zip(queries, want):
+                    assert [h.id for h in col.search(vector=q, k=10)] == w
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    writer_done = threading.Event()
+
+    def writer():
+        # Writes into another collection while the readers run: both sides release the GIL.
+        other = db.create_collection("w", dim=32)
+        for i in range(20):
+            other.upsert(list(range(i * 50, i * 50 + 50)), unit_rows(50, 32, seed=100 + i))
+        writer_done.set()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)] + [threading.Thread(target=writer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert writer_done.is_set() and len(db.collection("w")) == 1000

@@ -1,0 +1,178 @@
+"""CairnVectorStore beyond LangChain's standard suite: filters, MMR, hybrid, persistence."""
+
+import hashlib
+
+import numpy as np
+import pytest
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+
+from cairndb.langchain import CairnHybridRetriever, CairnVectorStore
+
+
+class BagOfWords(Embeddings):
+    """A deterministic embedding where texts sharing words are similar: each word adds a
+    fixed random direction."""
+
+    dim = 64
+
+    def _vec(self, text):
+        v = np.zeros(self.dim)
+        for w in text.lower().split():
+            seed = int.from_bytes(hashlib.sha256(w.encode()).digest()[:4], "little")
+            v += np.random.default_rng(seed).standard_normal(self.dim)
+        if not v.any():
+            v[0] = 1.0
+        return (v / np.linalg.norm(v)).tolist()
+
+    def embed_documents(self, texts):
+        return [self._vec(t) for t in texts]
+
+    def embed_query(self, text):
+        return self._vec(text)
+
+
+TEXTS = [
+    "cairn stores vectors on disk",
+    "hnsw graphs make search fast",
+    "bm25 ranks keyword matches",
+    "filters narrow the search",
+    "fsync makes writes durable",
+    "zebras graze on the savanna",
+]
+METAS = [
+    {"source": "a.md", "year": 2021, "tags": ["db"], "extra": {"nested": [1, 2]}},
+    {"source": "a.md", "year": 2022, "tags": ["ann", "db"], "extra": None},
+    {"source": "b.md", "year": 2023, "tags": ["text"]},
+    {"source": "b.md", "year": 2024},
+    {"source": "c.md", "year": 2020, "big": 2**70},
+    {},
+]
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = CairnVectorStore.from_texts(
+        TEXTS,
+        BagOfWords(),
+        metadatas=METAS,
+        ids=[f"d{i}" for i in range(len(TEXTS))],
+        path=str(tmp_path / "db"),
+        collection_name="notes",
+    )
+    yield s
+    s.close()
+
+
+def test_metadata_round_trips_exactly(store):
+    docs = store.get_by_ids(["d0", "d1", "d4", "missing", "d5"])
+    assert [d.id for d in docs] == ["d0", "d1", "d4", "d5"]
+    assert docs[0].metadata == METAS[0]
+    assert docs[1].metadata == METAS[1]
+    assert docs[2].metadata == METAS[4]  # an int beyond i64 is kept (in the JSON copy)
+    assert docs[3].metadata == {}
+
+
+def test_similarity_search_ranks_by_embedding(store):
+    docs = store.similarity_search("search fast", k=2)
+    assert docs[0].page_content == "hnsw graphs make search fast"
+    scored = store.similarity_search_with_score("fsync makes writes durable", k=3)
+    assert scored[0][0].id == "d4"
+    assert scored[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert [s for _, s in scored] == sorted((s for _, s in scored), reverse=True)
+    rel = store.similarity_search_with_relevance_scores("fsync makes writes durable", k=1)
+    assert rel[0][1] == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "flt, want",
+    [
+        ({"source": "a.md"}, {"d0", "d1"}),
+        ({"year": {"$gte": 2022}}, {"d1", "d2", "d3"}),
+        ({"$or": [{"source": "c.md"}, {"tags": "text"}]}, {"d2", "d4"}),
+        ({"tags": {"$in": ["ann", "text"]}}, {"d1", "d2"}),
+        ({"source": {"$ne": "a.md"}, "year": {"$lt": 2024}}, {"d2", "d4"}),
+        ('source = "b.md" AND year > 2023', {"d3"}),
+        ({"year": {"$exists": False}}, {"d5"}),
+    ],
+)
+def test_filters(store, flt, want):
+    got = {d.id for d in store.similarity_search("anything at all", k=10, filter=flt)}
+    assert got == want
+    assert {d.id for d in store.hybrid_search("search", k=10, filter=flt)} <= want
+    assert {d.id for d in store.max_marginal_relevance_search("search", k=10, filter=flt)} == want
+
+
+def test_mmr_prefers_diverse_results(tmp_path):
+    texts = ["apple pie recipe", "apple pie recipe easy", "apple pie recipe quick", "car engine"]
+    s = CairnVectorStore.from_texts(texts, BagOfWords(), path=str(tmp_path / "db"))
+    plain = [d.page_content for d in s.similarity_search("apple pie recipe", k=2)]
+    assert plain[0] == "apple pie recipe" and "car engine" not in plain
+    mmr = [
+        d.page_content
+        for d in s.max_marginal_relevance_search("apple pie recipe", k=2, fetch_k=4, lambda_mult=0.1)
+    ]
+    assert mmr[0] == "apple pie recipe" and mmr[1] == "car engine"
+    s.close()
+
+
+def test_hybrid_and_keyword_search(store):
+    # The keyword leg finds the exact acronym; the fused list keeps it on top.
+    kw = store.keyword_search("bm25", k=3)
+    assert [d.id for d in kw] == ["d2"]
+    hybrid = store.hybrid_search_with_score("bm25 keyword", k=3)
+    assert hybrid[0][0].id == "d2"
+    retriever = store.as_hybrid_retriever(k=2, filter={"source": "b.md"})
+    assert isinstance(retriever, CairnHybridRetriever)
+    docs = retriever.invoke("search filters")
+    assert docs and all(d.metadata["source"] == "b.md" for d in docs)
+    assert docs[0].id == "d3"
+    weighted = store.hybrid_search("durable writes", k=1, fusion="weighted", alpha=0.3)
+    assert weighted[0].id == "d4"
+
+
+def test_as_retriever_and_threshold(store):
+    r = store.as_retriever(search_kwargs={"k": 1, "filter": {"source": "c.md"}})
+    assert [d.id for d in r.invoke("vectors")] == ["d4"]
+    r = store.as_retriever(
+        search_type="similarity_score_threshold", search_kwargs={"score_threshold": 0.99}
+    )
+    assert [d.id for d in r.invoke("zebras graze on the savanna")] == ["d5"]
+    r = store.as_retriever(search_type="mmr", search_kwargs={"k": 2})
+    assert len(r.invoke("search")) == 2
+
+
+def test_persists_across_reopen(tmp_path):
+    path = str(tmp_path / "db")
+    s = CairnVectorStore(BagOfWords(), path=path, collection_name="kb")
+    ids = s.add_documents([Document(page_content=t, metadata=m) for t, m in zip(TEXTS, METAS)])
+    s.delete([ids[0]])
+    s.close()
+    again = CairnVectorStore(BagOfWords(), path=path, collection_name="kb")
+    assert again.collection is not None and len(again.collection) == len(TEXTS) - 1
+    assert again.get_by_ids([ids[0]]) == []
+    assert again.get_by_ids([ids[1]])[0].metadata == METAS[1]
+    assert again.similarity_search("search fast", k=1)[0].id == ids[1]
+    again.delete_collection()
+    assert again.similarity_search("search fast", k=1) == []
+    again.close()
+
+
+def test_bad_calls(store):
+    with pytest.raises(ValueError, match="needs a list of ids"):
+        store.delete()
+    with pytest.raises(ValueError, match="metadatas"):
+        store.add_texts(["a", "b"], metadatas=[{}])
+    with pytest.raises(ValueError, match="ids"):
+        store.add_texts(["a", "b"], ids=["x"])
+    with pytest.raises(ValueError):
+        store.similarity_search("x", filter={"year": {"$near": 3}})
+    assert store.add_texts([]) == []
+    assert store.similarity_search("x", k=0) == []
+
+
+def test_temporary_store_without_path():
+    s = CairnVectorStore(BagOfWords())
+    s.add_texts(["hello world"], ids=["h"])
+    assert s.similarity_search("hello", k=1)[0].id == "h"
+    s.close()

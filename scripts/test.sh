@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README gives it: the Rust tests (`cargo test`: unit, integration,
+# property and doc tests), then the Python package: it is built and installed with
+# `pip install ./python` into a virtual environment under target/, and pytest runs the binding
+# tests, LangChain's standard vector-store suite and the RAG example's smoke test.
+#
+# Needs the Rust toolchain and python3 (3.9+) with venv; pip fetches the packages listed in
+# python/requirements-test.txt from PyPI on the first run.
+#   scripts/test.sh            everything
+#   scripts/test.sh rust       only `cargo test`
+#   scripts/test.sh python     only the Python tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-all}"
+
+if [[ "$what" == all || "$what" == rust ]]; then
+    echo "== cargo test"
+    cargo test
+fi
+
+if [[ "$what" == all || "$what" == python ]]; then
+    venv="target/python-venv"
+    if [[ ! -x "$venv/bin/python" ]]; then
+        echo "== creating $venv"
+        python3 -m venv "$venv"
+    fi
+    echo "== pip install -r python/requirements-test.txt ./python"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        -r python/requirements-test.txt
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall \
+        --no-deps ./python
+    echo "== pytest python/tests"
+    # Run from outside python/ so the installed wheel is tested, not the source folder.
+    (cd target && "../$venv/bin/python" -m pytest -q -c ../python/pyproject.toml ../python/tests)
+fi
