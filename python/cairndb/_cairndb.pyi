@@ -1,18 +1,20 @@
 """Type stubs for the Rust extension `cairndb._cairndb`."""
 
 from os import PathLike
-from typing import Any, Literal, Optional, Sequence, Union, overload
+from typing import Any, Literal, Optional, Sequence, Union, final, overload
 
 import numpy as np
 import numpy.typing as npt
 
-PayloadValue = Union[str, int, float, bool, list[str]]
-Payload = dict[str, PayloadValue]
-FilterSpec = Union[str, dict[str, Any]]
-Vector = Union[npt.NDArray[np.float32], npt.NDArray[np.float64], Sequence[float]]
-Matrix = Union[npt.NDArray[np.float32], npt.NDArray[np.float64], Sequence[Sequence[float]]]
-Ids = Union[int, Sequence[int], npt.NDArray[np.integer]]
-Metric = Literal["cosine", "dot", "l2"]
+__all__ = ["Collection", "Database", "Hit", "Record", "open"]
+
+_PayloadValue = Union[str, int, float, bool, list[str]]
+_Payload = dict[str, _PayloadValue]
+_FilterSpec = Union[str, dict[str, Any]]
+_Vector = Union[npt.NDArray[np.float32], npt.NDArray[np.float64], Sequence[float]]
+_Matrix = Union[npt.NDArray[np.float32], npt.NDArray[np.float64], Sequence[Sequence[float]]]
+_Ids = Union[int, Sequence[int], npt.NDArray[np.integer]]
+_Metric = Literal["cosine", "dot", "l2"]
 
 def open(
     path: Union[str, PathLike[str]],
@@ -28,6 +30,7 @@ def open(
     Raises `LockedError` if another process or handle has it open.
     """
 
+@final
 class Database:
     """An open Cairn database: a directory holding collections. Closed by `close()`, by
     leaving a `with` block, or when it and all its collections are garbage."""
@@ -40,7 +43,7 @@ class Database:
         self,
         name: str,
         dim: int,
-        metric: Metric = "cosine",
+        metric: _Metric = "cosine",
         *,
         m: int = 16,
         ef_construction: int = 200,
@@ -51,7 +54,7 @@ class Database:
     def collection(self, name: str) -> Collection:
         """An existing collection; `CollectionNotFoundError` if there is none."""
     def get_or_create_collection(
-        self, name: str, dim: int, metric: Metric = "cosine", **kwargs: Any
+        self, name: str, dim: int, metric: _Metric = "cosine", **kwargs: Any
     ) -> Collection:
         """The collection, created if missing; an existing one must match `dim` and `metric`."""
     def collections(self) -> list[str]: ...
@@ -65,6 +68,7 @@ class Database:
     def __enter__(self) -> Database: ...
     def __exit__(self, *args: Any) -> bool: ...
 
+@final
 class Collection:
     """Records of one dimension and metric, with optional text and payload."""
 
@@ -73,22 +77,22 @@ class Collection:
     @property
     def dim(self) -> int: ...
     @property
-    def metric(self) -> Metric: ...
+    def metric(self) -> _Metric: ...
     def __len__(self) -> int: ...
     def upsert(
         self,
-        ids: Ids,
-        vectors: Matrix,
+        ids: _Ids,
+        vectors: _Matrix,
         texts: Optional[Sequence[Optional[str]]] = None,
-        payloads: Optional[Sequence[Optional[Payload]]] = None,
+        payloads: Optional[Sequence[Optional[_Payload]]] = None,
     ) -> None:
         """Inserts or replaces records as one atomic batch (all or none)."""
     def search(
         self,
-        vector: Optional[Vector] = None,
+        vector: Optional[_Vector] = None,
         text: Optional[str] = None,
         k: int = 10,
-        filter: Optional[FilterSpec] = None,
+        filter: Optional[_FilterSpec] = None,
         fusion: Literal["rrf", "weighted", "dbsf"] = "rrf",
         *,
         alpha: Optional[float] = None,
@@ -99,17 +103,18 @@ class Collection:
         include_text: bool = True,
         include_payload: bool = True,
     ) -> list[Hit]:
-        """Vector, text (BM25) or hybrid search, best first."""
+        """_Vector, text (BM25) or hybrid search, best first."""
     @overload
     def get(self, ids: int) -> Optional[Record]: ...
     @overload
     def get(self, ids: Sequence[int]) -> list[Optional[Record]]: ...
-    def delete(self, ids: Ids) -> int:
+    def delete(self, ids: _Ids) -> int:
         """Deletes records; returns how many existed."""
     def flush(self) -> None: ...
     def compact(self) -> dict[str, int]: ...
     def stats(self) -> dict[str, Any]: ...
 
+@final
 class Hit:
     """One search result."""
 
@@ -120,11 +125,12 @@ class Hit:
     @property
     def text(self) -> Optional[str]: ...
     @property
-    def payload(self) -> Optional[Payload]: ...
+    def payload(self) -> Optional[_Payload]: ...
     @property
     def legs(self) -> Optional[dict[str, Any]]:
         """Hybrid only: {"vector": {"rank", "score"} | None, "text": … | None, "fused": float}."""
 
+@final
 class Record:
     """A stored record."""
 
@@ -135,4 +141,4 @@ class Record:
     @property
     def vector(self) -> npt.NDArray[np.float32]: ...
     @property
-    def payload(self) -> Payload: ...
+    def payload(self) -> _Payload: ...

@@ -1,0 +1,32 @@
+"""The type stubs (`cairndb/_cairndb.pyi`) match the compiled module: mypy's stubtest compares
+every class, method and signature in the stub with the extension at run time."""
+
+import subprocess
+import sys
+
+
+def test_stubs_match_the_extension():
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "cairndb._cairndb"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_package_type_checks_with_its_stubs(tmp_path):
+    use = tmp_path / "use.py"
+    use.write_text(
+        "import numpy as np\n"
+        "import cairndb\n"
+        "db = cairndb.open('x')\n"
+        "col = db.create_collection('c', dim=3, metric='dot')\n"
+        "col.upsert([1], np.zeros((1, 3), dtype=np.float32), texts=['a'], payloads=[{'k': 1}])\n"
+        "hits: list[cairndb.Hit] = col.search(vector=[1.0, 0.0, 0.0], filter={'k': 1}, k=3)\n"
+        "rec = col.get(1)\n"
+        "n: int = len(col) + hits[0].id\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(use)], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
