@@ -29,20 +29,32 @@ fn clustered(seed: u64) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     (base, queries)
 }
 
+/// Recall@10 of graph search at `EF` against exact search. Also checks that every hit the
+/// graph returns carries its exact score (segment walks score int8 copies of the vectors, then
+/// re-score what they found from the f32 vectors) and that hits come best first.
 fn recall(c: &cairndb::Collection, queries: &[Vec<f32>]) -> f64 {
     let mut hit = 0;
     for q in queries {
-        let truth: Vec<u64> = c
+        let truth = c
             .search(&SearchRequest::new(q.clone()).k(10).exact(true))
-            .unwrap()
-            .iter()
-            .map(|h| h.id)
-            .collect();
+            .unwrap();
         let got = c
             .search(&SearchRequest::new(q.clone()).k(10).ef(EF))
             .unwrap();
         assert_eq!(got.len(), 10);
-        hit += got.iter().filter(|h| truth.contains(&h.id)).count();
+        assert!(got.windows(2).all(|w| w[0].score >= w[1].score));
+        for h in &got {
+            if let Some(t) = truth.iter().find(|t| t.id == h.id) {
+                assert!(
+                    (t.score - h.score).abs() <= 1e-5 * t.score.abs().max(1.0),
+                    "id {}: graph score {} but exact {}",
+                    h.id,
+                    h.score,
+                    t.score
+                );
+                hit += 1;
+            }
+        }
     }
     hit as f64 / (queries.len() * 10) as f64
 }
@@ -76,6 +88,16 @@ fn recall_at_ef_64_for_every_metric_before_and_after_reopen() {
         let db = Database::open_with(dir.path(), opts).unwrap();
         db.verify().unwrap();
         let c = db.collection("v").unwrap();
+        // The int8 copies of the segments' vectors (cosine and dot) are built by the first
+        // searches or by warm_up, and are counted in the segments' heap bytes.
+        let heap = || -> u64 { c.stats().segments.iter().map(|s| s.index_heap_bytes).sum() };
+        let before = heap();
+        c.warm_up().unwrap();
+        let grown = heap() - before;
+        match metric {
+            Metric::L2 => assert_eq!(grown, 0, "L2 walks score the f32 vectors"),
+            _ => assert!(grown >= (N * DIM) as u64, "{metric}: {grown} heap bytes"),
+        }
         let r2 = recall(&c, &queries);
         assert!(
             r2 >= 0.95,

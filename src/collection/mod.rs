@@ -348,6 +348,27 @@ impl Collection {
         self.inner.core.wal.sync()
     }
 
+    /// Builds now what the first searches would otherwise build in the background: the int8
+    /// copy of each segment's vectors that graph walks score with (cosine and dot metrics).
+    /// Until it exists, walks score the f32 vectors, which is slower but as accurate. Call it
+    /// after opening a large collection when the first searches must be at full speed; it
+    /// returns once every segment's copy is built.
+    pub fn warm_up(&self) -> Result<()> {
+        self.check_live()?;
+        if self.inner.config.metric == Metric::L2 {
+            return Ok(());
+        }
+        let segs: Vec<Arc<Segment>> = {
+            let st = self.inner.state.read();
+            st.segments.iter().map(|s| Arc::clone(&s.seg)).collect()
+        };
+        rayon::iter::ParallelIterator::for_each(
+            rayon::iter::IntoParallelRefIterator::par_iter(&segs),
+            |s| s.build_quantized(),
+        );
+        Ok(())
+    }
+
     /// Counts and sizes.
     pub fn stats(&self) -> CollectionStats {
         let st = self.inner.state.read();

@@ -2,3 +2,4 @@
 
 pub(crate) mod fields;
 pub(crate) mod hnsw;
+pub(crate) mod quant;

@@ -830,6 +830,9 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
     coll.search(&first_req)
         .map_err(|e| fail(format_args!("query 0: {e}")))?;
     let first_query = started.elapsed();
+    // The first search started the int8 copy of the vectors in the background; wait for it so
+    // every measured query uses it.
+    coll.warm_up()?;
 
     // Ground truth: the file's first k ids, or the exact top k from the database.
     let (mut gt, gt_time) = match gt_from_file {

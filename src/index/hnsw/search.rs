@@ -62,12 +62,52 @@ pub(crate) trait Vectors {
     fn prefetch(&self, _node: u32) {}
 }
 
+/// Scores nodes against one query: exactly from the f32 vectors ([`Exact`]), or from a
+/// compressed copy (`index::quant`).
+pub(crate) trait Score {
+    /// The similarity of `node` to the query (higher is better).
+    fn score(&self, node: u32) -> Result<f32>;
+    /// Hint that `node` will be scored soon.
+    #[inline]
+    fn prefetch(&self, _node: u32) {}
+}
+
+/// Exact scores: the metric over the f32 vectors.
+pub(crate) struct Exact<'a, V> {
+    pub vecs: &'a V,
+    pub metric: Metric,
+    pub q: &'a [f32],
+}
+
+impl<V: Vectors> Score for Exact<'_, V> {
+    #[inline]
+    fn score(&self, node: u32) -> Result<f32> {
+        Ok(self.metric.score(self.q, self.vecs.vector(node)?))
+    }
+
+    #[inline]
+    fn prefetch(&self, node: u32) {
+        self.vecs.prefetch(node);
+    }
+}
+
 /// Greedy descent on one upper level: moves to the best neighbour until none is better.
 pub(crate) fn greedy<L: Links, V: Vectors>(
     links: &L,
     vecs: &V,
     metric: Metric,
     q: &[f32],
+    cur: Scored,
+    level: usize,
+    buf: &mut Vec<u32>,
+) -> Result<Scored> {
+    greedy_by(links, &Exact { vecs, metric, q }, cur, level, buf)
+}
+
+/// [`greedy`] with any [`Score`].
+pub(crate) fn greedy_by<L: Links, S: Score>(
+    links: &L,
+    sc: &S,
     mut cur: Scored,
     level: usize,
     buf: &mut Vec<u32>,
@@ -76,7 +116,7 @@ pub(crate) fn greedy<L: Links, V: Vectors>(
         let mut changed = false;
         links.neighbors(cur.node, level, buf)?;
         for &n in buf.iter() {
-            let s = metric.score(q, vecs.vector(n)?);
+            let s = sc.score(n)?;
             if s > cur.score {
                 cur = Scored { score: s, node: n };
                 changed = true;
@@ -97,6 +137,20 @@ pub(crate) fn search_level<L: Links, V: Vectors>(
     vecs: &V,
     metric: Metric,
     q: &[f32],
+    entry: &[Scored],
+    ef: usize,
+    level: usize,
+    visited: &mut Visited,
+    accept: impl Fn(u32) -> bool,
+) -> Result<Vec<Scored>> {
+    let sc = Exact { vecs, metric, q };
+    search_level_by(links, &sc, entry, ef, level, visited, accept)
+}
+
+/// [`search_level`] with any [`Score`].
+pub(crate) fn search_level_by<L: Links, S: Score>(
+    links: &L,
+    sc: &S,
     entry: &[Scored],
     ef: usize,
     level: usize,
@@ -134,13 +188,13 @@ pub(crate) fn search_level<L: Links, V: Vectors>(
         // few enough not to stall on the CPU's line-fill buffers.
         visited.mark_fresh(&buf, &mut fresh);
         for &n in fresh.iter().take(PREFETCH_AHEAD) {
-            vecs.prefetch(n);
+            sc.prefetch(n);
         }
         for (i, &n) in fresh.iter().enumerate() {
             if let Some(&ahead) = fresh.get(i + PREFETCH_AHEAD) {
-                vecs.prefetch(ahead);
+                sc.prefetch(ahead);
             }
-            let s = metric.score(q, vecs.vector(n)?);
+            let s = sc.score(n)?;
             let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
             if results.len() < ef || s > worst {
                 let sc = Scored { score: s, node: n };
@@ -171,28 +225,30 @@ pub(crate) fn search<L: Links, V: Vectors>(
     visited: &mut Visited,
     accept: impl Fn(u32) -> bool,
 ) -> Result<Vec<Scored>> {
+    search_by(links, &Exact { vecs, metric, q }, k, ef, visited, accept)
+}
+
+/// [`search`] with any [`Score`].
+pub(crate) fn search_by<L: Links, S: Score>(
+    links: &L,
+    sc: &S,
+    k: usize,
+    ef: usize,
+    visited: &mut Visited,
+    accept: impl Fn(u32) -> bool,
+) -> Result<Vec<Scored>> {
     let Some((ep, top)) = links.entry() else {
         return Ok(Vec::new());
     };
     let mut buf = Vec::with_capacity(64);
     let mut cur = Scored {
-        score: metric.score(q, vecs.vector(ep)?),
+        score: sc.score(ep)?,
         node: ep,
     };
     for level in (1..=top).rev() {
-        cur = greedy(links, vecs, metric, q, cur, level, &mut buf)?;
+        cur = greedy_by(links, sc, cur, level, &mut buf)?;
     }
-    let mut found = search_level(
-        links,
-        vecs,
-        metric,
-        q,
-        &[cur],
-        ef.max(k),
-        0,
-        visited,
-        accept,
-    )?;
+    let mut found = search_level_by(links, sc, &[cur], ef.max(k), 0, visited, accept)?;
     found.truncate(k);
     Ok(found)
 }

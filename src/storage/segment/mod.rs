@@ -19,7 +19,8 @@ mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 pub(crate) use writer::{SealRow, write_segment};
 
@@ -30,6 +31,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::index::fields::{FIELDS_FILE, FieldIndex};
 use crate::index::hnsw::layout::{GRAPH_FILE, MappedGraph};
 use crate::index::hnsw::search::Vectors;
+use crate::index::quant::Quantized;
 use crate::record::{Payload, StoredDoc};
 use crate::text::{TEXT_FILE, TextIndex};
 
@@ -39,6 +41,10 @@ compile_error!("Cairn maps little-endian f32 rows directly; big-endian targets a
 pub(crate) const VECTORS_FILE: &str = "vectors";
 pub(crate) const IDS_FILE: &str = "ids";
 pub(crate) const PAYLOAD_FILE: &str = "payload";
+
+/// Segments of at most this many floats (rows × dim) are quantized on the searching thread
+/// (about 4 ms); larger ones in the background.
+pub(crate) const QUANT_INLINE_FLOATS: usize = 1 << 22;
 
 /// Size of one payload index entry.
 const PAYLOAD_ENTRY: usize = 16;
@@ -76,6 +82,10 @@ pub(crate) struct Segment {
     text_len: u64,
     /// The inverted index of the rows' text, decoded on first use.
     text: OnceLock<TextIndex>,
+    /// Int8 copies of the vectors for graph walks (see [`Segment::quantized`]); `None` inside
+    /// when the build failed.
+    quant: OnceLock<Option<Quantized>>,
+    quant_started: AtomicBool,
 }
 
 fn open_map(path: &Path) -> Result<Mmap> {
@@ -233,6 +243,8 @@ impl Segment {
             text_path,
             text_len,
             text: OnceLock::new(),
+            quant: OnceLock::new(),
+            quant_started: AtomicBool::new(false),
         };
         seg.check_ids(&ids_path)?;
         Ok(seg)
@@ -304,6 +316,36 @@ impl Segment {
         self.blocks.ensure(data, table, s, e, &self.vectors_path)?;
         bytemuck::try_cast_slice(&data[s..e])
             .map_err(|_| Error::corruption(&self.vectors_path, "vector data is misaligned"))
+    }
+
+    /// The int8 copy of the vectors for graph walks, if it has been built. The first call
+    /// builds it: on the calling thread when the segment is small (at most
+    /// [`QUANT_INLINE_FLOATS`] floats, a few milliseconds), otherwise on a background thread
+    /// while walks keep using the f32 vectors, so opening a large segment and answering its first
+    /// query stays fast. A build that fails (a corrupted vector block) is not retried; the f32
+    /// path reports the corruption.
+    pub(crate) fn quantized(self: &Arc<Self>) -> Option<&Quantized> {
+        if let Some(q) = self.quant.get() {
+            return q.as_ref();
+        }
+        if self.quant_started.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        if self.rows * self.dim <= QUANT_INLINE_FLOATS {
+            self.build_quantized();
+            return self.quant.get().and_then(Option::as_ref);
+        }
+        let seg = Arc::clone(self);
+        rayon::spawn(move || seg.build_quantized());
+        None
+    }
+
+    /// Builds the int8 copy now (or waits for a build in progress); see [`Segment::quantized`].
+    pub(crate) fn build_quantized(&self) {
+        self.quant_started.store(true, Ordering::Release);
+        self.quant.get_or_init(|| {
+            Quantized::build(self.dim, self.rows, |s, e| Ok(self.vectors(s, e)?.to_vec())).ok()
+        });
     }
 
     /// The index entry of `row` (`row < rows`): its block checked, its range validated.
@@ -414,10 +456,16 @@ impl Segment {
             + self.graph.disk_bytes()
     }
 
-    /// Heap bytes of the decoded field and text indexes (0 for those not decoded yet).
+    /// Heap bytes of the decoded field and text indexes and of the int8 vectors (0 for those
+    /// not built yet).
     pub(crate) fn index_heap_bytes(&self) -> u64 {
         (self.fields.get().map_or(0, FieldIndex::bytes)
-            + self.text.get().map_or(0, TextIndex::heap_bytes)) as u64
+            + self.text.get().map_or(0, TextIndex::heap_bytes)
+            + self
+                .quant
+                .get()
+                .and_then(Option::as_ref)
+                .map_or(0, Quantized::heap_bytes)) as u64
     }
 
     /// Bytes of the graph file.
