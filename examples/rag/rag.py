@@ -78,9 +78,24 @@ def load_corpus(corpus: Path | None) -> list[Doc]:
         )
         names = [str(p.relative_to(corpus)) for p in paths]
     docs = [Doc(n, p.read_text(encoding="utf-8")) for n, p in zip(names, paths)]
+    if corpus is None:
+        docs = [Doc(d.name, without_own_results(d.text)) for d in docs]
     if not docs:
         raise SystemExit(f"no .md or .txt files found in {corpus}")
     return docs
+
+
+OWN_RESULTS = "## RAG example (examples/rag)"
+
+
+def without_own_results(text: str) -> str:
+    """The text without the section of docs/benchmarks.md that reports this example's results
+    (up to the next level-2 heading), so that the measurements do not measure themselves."""
+    start = text.find("\n" + OWN_RESULTS + "\n")
+    if start < 0:
+        return text
+    end = text.find("\n## ", start + 1 + len(OWN_RESULTS))
+    return text[: start + 1] + ("" if end < 0 else text[end + 1 :])
 
 
 _WORD = re.compile(r"\S+")
@@ -300,13 +315,14 @@ def build(db, docs: list[Doc], chunking: str, embedder, batch: int = 256, log=pr
     return col, stats
 
 
-def search(col, mode: str, query: str, qvec, k: int, filter=None):
+def search(col, mode: str, query: str, qvec, k: int, filter=None, exact: bool = False):
+    """`exact` scans every vector instead of walking the HNSW graph (vector leg only)."""
     if mode == "vector":
-        return col.search(vector=qvec, k=k, filter=filter)
+        return col.search(vector=qvec, k=k, filter=filter, exact=exact)
     if mode == "bm25":
         return col.search(text=query, k=k, filter=filter)
     if mode == "hybrid":
-        return col.search(vector=qvec, text=query, k=k, filter=filter, fusion="rrf")
+        return col.search(vector=qvec, text=query, k=k, filter=filter, fusion="rrf", exact=exact)
     raise ValueError(f"unknown mode {mode!r}")
 
 
@@ -360,7 +376,8 @@ def load_questions(path: Path) -> list[dict]:
     return qs
 
 
-def evaluate(col, chunks: list[Chunk], questions: list[dict], qvecs: np.ndarray, log=print):
+def evaluate(col, chunks: list[Chunk], questions: list[dict], qvecs: np.ndarray, exact=True,
+             log=print):
     """Rows of the table for one collection: every mode, plus hybrid under a source filter."""
     for q in questions:
         n = sum(relevant(c.text, q["answer_contains"]) for c in chunks)
@@ -373,7 +390,7 @@ def evaluate(col, chunks: list[Chunk], questions: list[dict], qvecs: np.ndarray,
         for q, v in zip(questions, qvecs):
             f = f"source = {json.dumps(q['source'])}" if filt else None
             t0 = time.perf_counter()
-            hits = search(col, mode, q["question"], v, 10, f)
+            hits = search(col, mode, q["question"], v, 10, f, exact)
             lat.append(time.perf_counter() - t0)
             rank = next(
                 (i for i, h in enumerate(hits, 1) if relevant(h.text, q["answer_contains"])), None
@@ -435,7 +452,7 @@ def cmd_ask(args, docs, embedder):
         col, _ = build(db, docs, args.chunkings[0], embedder, log=log)
         qvec = embedder.encode([args.question])[0]
         t0 = time.perf_counter()
-        hits = search(col, args.mode, args.question, qvec, args.k, args.filter)
+        hits = search(col, args.mode, args.question, qvec, args.k, args.filter, args.exact)
         ms = (time.perf_counter() - t0) * 1000
         out = [hit_json(i, h) for i, h in enumerate(hits, 1)]
         if args.json:
@@ -473,14 +490,16 @@ def cmd_eval(args, docs, embedder):
         for chunking in args.chunkings:
             col, st = build(db, docs, chunking, embedder)
             ingest.append(st)
-            rows, per_q = evaluate(col, chunk_corpus(docs, chunking), questions, qvecs)
+            rows, per_q = evaluate(col, chunk_corpus(docs, chunking), questions, qvecs,
+                                   exact=not args.hnsw)
             table += [{"chunking": chunking, **r} for r in rows]
             details[chunking] = per_q
     finally:
         db.close()
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\n{len(questions)} questions, {len(docs)} files, embedder: {embedder.label}")
+    print(f"\n{len(questions)} questions, {len(docs)} files, embedder: {embedder.label}, "
+          f"vector search: {'HNSW (ef 64)' if args.hnsw else 'exact'}")
     if hasattr(embedder, "load_s"):
         print(f"model loaded in {embedder.load_s:.2f} s")
     print(f"query embedding: {q_embed_s * 1000 / len(questions):.1f} ms per question "
@@ -498,6 +517,7 @@ def cmd_eval(args, docs, embedder):
     if args.json:
         out = {
             "embedder": embedder.name,
+            "vector_search": "hnsw" if args.hnsw else "exact",
             "files": [d.name for d in docs],
             "questions": [q["question"] for q in questions],
             "model_load_s": round(getattr(embedder, "load_s", 0.0), 3),
@@ -530,9 +550,13 @@ def main(argv=None):
     a.add_argument("--mode", choices=MODES, default="hybrid")
     a.add_argument("--filter", help="a Cairn filter, e.g. 'source = \"tuning.md\"'")
     a.add_argument("--json", help="also write the hits as JSON to this file ('-': stdout only)")
+    a.add_argument("--exact", action="store_true", help="exact vector search instead of HNSW")
     e = sub.add_parser("eval", parents=[common], help="hit@k and MRR over questions.json")
     e.add_argument("--questions", default=str(HERE / "questions.json"))
     e.add_argument("--json", help="also write the results as JSON to this file")
+    e.add_argument("--hnsw", action="store_true", help="search the HNSW graph as `ask` does "
+                   "(default: exact search, so that the table is reproducible: graphs built in "
+                   "parallel differ slightly from run to run)")
     args = p.parse_args(argv)
     if args.chunking:
         args.chunkings = [args.chunking]
