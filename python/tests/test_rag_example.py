@@ -1,0 +1,177 @@
+"""End-to-end test of examples/rag/rag.py with the hashing embedder (numpy only, no torch).
+
+The floors below sit under what the hash embedder measured on the repository's docs with
+examples/rag/questions.json (23 questions, exact vector search, which `eval` uses by default;
+hit@5 at commit time: vector 0.304 fixed / 0.304 headings, BM25 0.739 / 0.696, hybrid 0.565 /
+0.565, hybrid + source filter 0.783 / 0.783), leaving room for edits to the docs without letting
+retrieval break unnoticed.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "examples" / "rag" / "rag.py"
+MODES = ["vector", "bm25", "hybrid", "hybrid + source filter"]
+
+
+# Runs rag.py with torch and sentence-transformers made unimportable, to prove the hash
+# embedder path needs neither.
+BOOT = (
+    "import runpy, sys; sys.modules['torch'] = None; sys.modules['sentence_transformers'] = None;"
+    " sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def run(*args, cwd):
+    p = subprocess.run(
+        [sys.executable, "-c", BOOT, str(SCRIPT), *args, "--embedder", "hash"],
+        cwd=cwd, capture_output=True, text=True, timeout=300,
+    )
+    assert p.returncode == 0, f"rag.py {args} failed:\n{p.stdout}\n{p.stderr}"
+    return p.stdout
+
+
+@pytest.fixture(scope="module")
+def rag():
+    spec = importlib.util.spec_from_file_location("rag_example", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rag")
+    out = run("eval", "--db", str(tmp / "db"), "--json", str(tmp / "eval.json"), cwd=tmp)
+    return tmp, out, json.loads((tmp / "eval.json").read_text())
+
+
+def test_eval_table_has_every_mode_for_both_chunkings(evaluated):
+    _, stdout, res = evaluated
+    rows = {(r["chunking"], r["mode"]): r for r in res["table"]}
+    assert set(rows) == {(c, m) for c in ("fixed", "headings") for m in MODES}
+    for r in rows.values():
+        assert 0 <= r["hit@1"] <= r["hit@3"] <= r["hit@5"] <= 1
+        assert 0 <= r["mrr@10"] <= 1
+    # The aligned text table is printed too.
+    for m in MODES:
+        assert m in stdout
+    assert "hit@5" in stdout and "MRR@10" in stdout
+    assert res["embedder"] == "hash"
+    assert len(res["questions"]) >= 15
+
+
+def test_eval_reaches_measured_floors(evaluated):
+    _, _, res = evaluated
+    rows = {(r["chunking"], r["mode"]): r for r in res["table"]}
+    for chunking in ("fixed", "headings"):
+        assert rows[(chunking, "bm25")]["hit@5"] >= 0.6, rows[(chunking, "bm25")]
+        assert rows[(chunking, "hybrid")]["hit@5"] >= 0.5, rows[(chunking, "hybrid")]
+        assert rows[(chunking, "hybrid + source filter")]["hit@5"] >= 0.7
+        assert rows[(chunking, "bm25")]["mrr@10"] >= 0.35
+        # Fusing in the strong BM25 leg lifts the weak hash-vector leg.
+        assert rows[(chunking, "hybrid")]["hit@5"] > rows[(chunking, "vector")]["hit@5"]
+    assert res["vector_search"] == "exact"
+
+
+def test_default_corpus_leaves_out_the_examples_own_results(rag):
+    text = "intro\n\n## RAG example (examples/rag)\n\nhit@5 table\n\n## Next\n\nkept\n"
+    assert rag.without_own_results(text) == "intro\n\n## Next\n\nkept\n"
+    assert rag.without_own_results("a\n## RAG example (examples/rag)\nb\n") == "a\n"
+    bench = next(d for d in rag.load_corpus(None) if d.name == "benchmarks.md")
+    assert rag.OWN_RESULTS not in bench.text and "## Machine and conditions" in bench.text
+
+
+def test_every_answer_phrase_is_in_some_chunk(rag):
+    docs = rag.load_corpus(None)
+    questions = rag.load_questions(SCRIPT.parent / "questions.json")
+    for q in questions:  # each phrase occurs once in the whole corpus, in its source
+        counts = {d.name: rag.norm_ws(d.text).count(rag.norm_ws(q["answer_contains"])) for d in docs}
+        assert {n: c for n, c in counts.items() if c} == {q["source"]: 1}, q["question"]
+    for chunking in ("fixed", "headings"):
+        chunks = rag.chunk_corpus(docs, chunking)
+        for q in questions:
+            holders = [c for c in chunks if rag.relevant(c.text, q["answer_contains"])]
+            assert holders, (chunking, q["question"])
+            assert {c.source for c in holders} == {q["source"]}, (chunking, q["question"])
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "bm25"])
+def test_ask_with_filter_returns_only_that_source(evaluated, mode):
+    tmp, _, _ = evaluated
+    out = run(
+        "ask", "How do I write a filter on a field with spaces in its name?",
+        "--db", str(tmp / "db"), "--mode", mode, "--k", "8",
+        "--filter", 'source = "filters.md"', "--json", "-", cwd=tmp,
+    )
+    res = json.loads(out)
+    hits = res["hits"]
+    assert len(hits) == 8
+    assert {h["source"] for h in hits} == {"filters.md"}
+    assert [h["rank"] for h in hits] == list(range(1, 9))
+    for h in hits:
+        assert isinstance(h["chunk"], int) and h["text"]
+        if mode == "hybrid":
+            assert h["vector_rank"] is not None or h["text_rank"] is not None
+        else:
+            assert h["vector_rank"] is None and h["text_rank"] is None
+
+
+def test_ask_prints_ranked_chunks_and_reuses_the_database(evaluated):
+    tmp, _, _ = evaluated
+    out = run("ask", "What is the default ef_construction?", "--db", str(tmp / "db"), cwd=tmp)
+    assert "reusing collection" in out
+    assert " 1. " in out and "vector #" in out and "bm25 #" in out
+    assert "defaults 16 and 200" in out  # the answering chunk is among the five shown
+
+
+def test_ask_without_db_uses_a_temporary_one(tmp_path):
+    out = run("ask", "crc32c checksum", "--mode", "bm25", "--chunking", "fixed", cwd=tmp_path)
+    assert "bm25 search for 'crc32c checksum'" in out
+    assert list(tmp_path.iterdir()) == []  # nothing left in the working directory
+
+
+def test_chunkers(rag):
+    text = (
+        "intro words here\n"
+        "# Title\n\nfirst section text\n\n"
+        "```sh\n# not a heading\n```\n"
+        "## Sub\n\n" + " ".join(f"w{i}" for i in range(250)) + "\n"
+        "### Empty\n"
+        "#### Deeper\n\nlast words\n"
+    )
+    doc = rag.Doc("t.md", text)
+    chunks = rag.chunk_headings(doc)
+    sections = [c.section for c in chunks]
+    assert sections[0] == ""  # the text before the first heading
+    assert "Title" in sections and "# not a heading" not in " ".join(sections)
+    assert "Title > Sub > Empty" not in sections  # a heading line alone is not a chunk
+    assert sections[-1] == "Title > Sub > Empty > Deeper"
+    sub = [c for c in chunks if c.section == "Title > Sub"]
+    assert len(sub) >= 3  # 250+ words split into windows of SECTION_MAX_WORDS
+    assert all(len(c.text.split()) <= rag.SECTION_MAX_WORDS for c in sub)
+    # Consecutive windows overlap by SECTION_OVERLAP words.
+    assert sub[0].text.split()[-rag.SECTION_OVERLAP:] == sub[1].text.split()[: rag.SECTION_OVERLAP]
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+
+    fixed = rag.chunk_fixed(doc)
+    words = text.split()
+    assert fixed[0].text.split()[0] == words[0] and fixed[-1].text.split()[-1] == words[-1]
+    assert all(len(c.text.split()) <= rag.FIXED_WORDS for c in fixed)
+    assert fixed[1].section == "Title > Sub"  # the heading in force where the chunk starts
+
+
+def test_hash_embedder_is_deterministic_and_normalized(rag):
+    e = rag.HashEmbedder()
+    a = e.encode(["write-ahead log fsync", "", "write-ahead log fsync"])
+    assert a.shape == (3, 384) and a.dtype.name == "float32"
+    assert (a[0] == a[2]).all()
+    assert abs(float((a * a).sum(axis=1)[0]) - 1) < 1e-5
+    assert a[1].any()  # never a zero vector (cosine collections reject those)
