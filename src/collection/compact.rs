@@ -164,7 +164,8 @@ impl Collection {
         let dir = inner.dir.join(segment_dir_name(id));
         let rows_out = rows.len();
         if rows_out > 0 {
-            let flat = FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector));
+            let flat =
+                FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector)).with_codes(cfg.metric);
             let graph =
                 match build_graph_until(cfg.hnsw_params(), &flat, rows_out, cfg.metric, &abandoned)
                 {

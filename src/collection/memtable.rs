@@ -16,6 +16,7 @@ use crate::error::Result;
 use crate::index::fields::FieldIndex;
 use crate::index::hnsw::graph::MemGraph;
 use crate::index::hnsw::search::Vectors;
+use crate::index::quant::Quantized;
 use crate::record::StoredDoc;
 use crate::storage::batch::extend_f32;
 use crate::text::{Analyzer, TextIndex};
@@ -45,6 +46,8 @@ pub(crate) struct Memtable {
     pub graph: MemGraph,
     /// Rows below this are fully linked into the graph.
     indexed: AtomicU32,
+    /// Int8 copies of the vectors, which graph inserts and searches walk over (`None` for L2).
+    codes: Option<Quantized>,
 }
 
 impl Memtable {
@@ -55,6 +58,7 @@ impl Memtable {
             analyzer: Analyzer::new(&config.text),
             text: TextIndex::new(),
             indexed: AtomicU32::new(0),
+            codes: (config.metric != Metric::L2).then(|| Quantized::new(config.dim)),
             ids: Vec::new(),
             vectors: Vec::new(),
             spans: Vec::new(),
@@ -86,6 +90,7 @@ impl Memtable {
             + self.ids.len() * (8 + 16 + 1 + 16 + links)
             + self.fields.bytes()
             + self.text.heap_bytes()
+            + self.codes.as_ref().map_or(0, Quantized::heap_bytes)
     }
 
     pub(crate) fn note_lsn(&mut self, lsn: u64) {
@@ -102,6 +107,9 @@ impl Memtable {
             crate::storage::mmap::advise_huge_pages(&self.vectors);
         }
         debug_assert_eq!(self.vectors.len(), self.ids.len() * self.dim);
+        if let Some(codes) = &mut self.codes {
+            codes.push(&self.vectors[row as usize * self.dim..]);
+        }
         self.spans.push((self.docs.len(), doc.len()));
         self.docs.extend_from_slice(doc);
         self.live.push(true);
@@ -226,6 +234,18 @@ impl Vectors for Memtable {
         let s = node as usize * self.dim;
         if let Some(v) = self.vectors.get(s..s + self.dim) {
             crate::storage::mmap::prefetch_f32(v);
+        }
+    }
+
+    #[inline]
+    fn codes(&self, node: u32) -> Option<(&[i8], f32)> {
+        self.codes.as_ref()?.row(node)
+    }
+
+    #[inline]
+    fn prefetch_codes(&self, node: u32) {
+        if let Some(c) = &self.codes {
+            c.prefetch(node);
         }
     }
 }

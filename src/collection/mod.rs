@@ -418,7 +418,8 @@ impl Collection {
                     live: true,
                 })
                 .collect();
-            let flat = FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector));
+            let flat =
+                FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector)).with_codes(cfg.metric);
             let graph = build_graph(cfg.hnsw_params(), &flat, rows.len(), cfg.metric)?;
             (rows, Some(graph))
         } else {

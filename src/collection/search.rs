@@ -16,8 +16,9 @@ use crate::distance::{Metric, VectorProblem, prepare};
 use crate::error::{Error, Result};
 use crate::filter::{Filter, SourceIndex, TextSource, evaluate};
 use crate::index::hnsw::default_ef;
-use crate::index::hnsw::search::{Links, Vectors, search as graph_search, search_by};
+use crate::index::hnsw::search::{Links, Scored, Vectors, search as graph_search, search_by};
 use crate::index::hnsw::visited::with_visited;
+use crate::index::quant::{QuantScorer, ViaVectors};
 use crate::query::fusion::{Fused, fuse};
 use crate::query::topk::{Candidate, Loc, TopK};
 use crate::query::{
@@ -40,6 +41,27 @@ pub(crate) const GRAPH_COST_DIVISOR: f64 = 3.0;
 /// are re-scored exactly: on GloVe 50-d, re-scoring 2× gave the same recall@10 as re-scoring
 /// all `ef` rows at ef 40–400.
 const RERANK_FACTOR: usize = 4;
+
+/// Keeps the best `RERANK_FACTOR · depth` rows of an int8 walk, scores them exactly with
+/// `exact`, and returns the best `depth`, best first.
+fn rescore(
+    mut found: Vec<Scored>,
+    depth: usize,
+    exact: impl Fn(u32) -> Result<f32>,
+) -> Result<Vec<Scored>> {
+    found.truncate(depth.saturating_mul(RERANK_FACTOR));
+    for f in found.iter_mut() {
+        f.score = exact(f.node)?;
+    }
+    found.sort_unstable_by(|a, b| b.cmp(a));
+    found.truncate(depth);
+    Ok(found)
+}
+
+/// Whether the memtable keeps int8 copies (every row has one, or none does).
+fn mt_has_codes(mt: &super::memtable::Memtable) -> bool {
+    mt.rows() > 0 && mt.codes(0).is_some()
+}
 
 /// A range of rows of one source.
 #[derive(Clone, Copy)]
@@ -489,22 +511,24 @@ fn search_source(
                         // Walk over the int8 copy, then score the best it found exactly.
                         let seg = &*slot.seg;
                         let sc = qz.scorer(q);
-                        let mut found = with_visited(seg.rows, |v| {
+                        let found = with_visited(seg.rows, |v| {
                             search_by(seg.graph(), &sc, ef.max(depth), ef, v, accept)
                         })?;
-                        found.truncate(depth.saturating_mul(RERANK_FACTOR));
-                        for f in found.iter_mut() {
-                            f.score = metric.score(q, seg.vector(f.node)?);
-                        }
-                        found.sort_unstable_by(|a, b| b.cmp(a));
-                        found.truncate(depth);
-                        found
+                        rescore(found, depth, |r| Ok(metric.score(q, seg.vector(r)?)))?
                     }
                     Some(slot) => {
                         let seg = &*slot.seg;
                         with_visited(seg.rows, |v| {
                             graph_search(seg.graph(), seg, metric, q, depth, ef, v, accept)
                         })?
+                    }
+                    None if metric != Metric::L2 && mt_has_codes(&st.memtable) => {
+                        let mt = &st.memtable;
+                        let sc = QuantScorer::new(ViaVectors(mt), q);
+                        let found = with_visited(mt.graph.nodes(), |v| {
+                            search_by(&mt.graph, &sc, ef.max(depth), ef, v, accept)
+                        })?;
+                        rescore(found, depth, |r| Ok(metric.score(q, mt.vector(r as usize))))?
                     }
                     None => {
                         let mt = &st.memtable;

@@ -6,21 +6,25 @@
 //! vectors before they become hits, so the walk's approximation affects which rows are found,
 //! never their scores or order. Used for the cosine and dot metrics.
 
+use bytemuck::{Pod, Zeroable};
 use simsimd::SpatialSimilarity;
 
 use crate::error::Result;
-use crate::index::hnsw::search::Score;
+use crate::index::hnsw::search::{Score, Vectors};
+
+/// One cache line.
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C, align(64))]
+struct Line([i8; 64]);
 
 /// Int8 rows, each followed by its scale (f32 LE) and starting on a 64-byte boundary: one
-/// row's codes and scale share its cache lines.
+/// row's codes and scale share its cache lines. Rows are appended with [`push`](Self::push).
 #[derive(Debug)]
 pub(crate) struct Quantized {
     dim: usize,
-    rows: usize,
-    stride: usize,
-    buf: Vec<i8>,
-    /// Offset of row 0 in `buf` (aligns it to 64 bytes).
-    off: usize,
+    /// Cache lines per row.
+    lines_per_row: usize,
+    lines: Vec<Line>,
 }
 
 /// Quantizes `v` into `out`; returns the scale.
@@ -38,96 +42,158 @@ fn quantize(v: &[f32], out: &mut [i8]) -> f32 {
 }
 
 impl Quantized {
+    /// An empty store for rows of `dim` floats.
+    pub(crate) fn new(dim: usize) -> Quantized {
+        Quantized {
+            dim,
+            lines_per_row: (dim + 4).div_ceil(64),
+            lines: Vec::new(),
+        }
+    }
+
     /// Quantizes `rows` rows of `dim` floats, read in chunks by `read(start, end)`.
     pub(crate) fn build(
         dim: usize,
         rows: usize,
         read: impl Fn(usize, usize) -> Result<Vec<f32>>,
     ) -> Result<Quantized> {
-        let stride = (dim + 4).div_ceil(64) * 64;
-        let mut buf = vec![0i8; rows * stride + 64];
-        let off = buf.as_ptr().align_offset(64).min(63);
+        let mut q = Quantized::new(dim);
+        q.reserve(rows);
         const CHUNK: usize = 4096;
         let mut start = 0;
         while start < rows {
             let end = (start + CHUNK).min(rows);
-            let data = read(start, end)?;
-            for (i, v) in data.chunks_exact(dim).enumerate() {
-                let at = off + (start + i) * stride;
-                let scale = quantize(v, &mut buf[at..at + dim]);
-                for (b, x) in buf[at + dim..at + dim + 4]
-                    .iter_mut()
-                    .zip(scale.to_le_bytes())
-                {
-                    *b = x as i8;
-                }
+            for v in read(start, end)?.chunks_exact(dim) {
+                q.push(v);
             }
             start = end;
         }
-        Ok(Quantized {
-            dim,
-            rows,
-            stride,
-            buf,
-            off,
-        })
+        Ok(q)
     }
 
-    /// The codes and the scale of `node` (`node < rows`).
+    /// Room for `more` rows without reallocating.
+    pub(crate) fn reserve(&mut self, more: usize) {
+        let cap = self.lines.capacity();
+        self.lines.reserve(more * self.lines_per_row);
+        if self.lines.capacity() != cap {
+            crate::storage::mmap::advise_huge_pages(&self.lines);
+        }
+    }
+
+    /// Appends the codes of `v` (`dim` floats).
+    pub(crate) fn push(&mut self, v: &[f32]) {
+        debug_assert_eq!(v.len(), self.dim);
+        let start = self.lines.len();
+        if self.lines.capacity() - start < self.lines_per_row {
+            self.reserve(start / self.lines_per_row + 1);
+        }
+        self.lines.resize(start + self.lines_per_row, Line([0; 64]));
+        let row: &mut [i8] = bytemuck::cast_slice_mut(&mut self.lines[start..]);
+        let scale = quantize(v, &mut row[..self.dim]);
+        for (b, x) in row[self.dim..self.dim + 4]
+            .iter_mut()
+            .zip(scale.to_le_bytes())
+        {
+            *b = x as i8;
+        }
+    }
+
+    /// The codes and the scale of `node`, `None` past the last row.
     #[inline]
-    fn row(&self, node: u32) -> (&[i8], f32) {
-        let at = self.off + node as usize * self.stride;
-        let r = &self.buf[at..at + self.dim + 4];
-        let (codes, scale) = r.split_at(self.dim);
-        let scale = f32::from_le_bytes([
-            scale[0] as u8,
-            scale[1] as u8,
-            scale[2] as u8,
-            scale[3] as u8,
-        ]);
-        (codes, scale)
+    pub(crate) fn row(&self, node: u32) -> Option<(&[i8], f32)> {
+        let at = node as usize * self.lines_per_row;
+        let lines = self.lines.get(at..at + self.lines_per_row)?;
+        let r: &[i8] = bytemuck::cast_slice(lines);
+        let (codes, rest) = r.split_at(self.dim);
+        let scale =
+            f32::from_le_bytes([rest[0] as u8, rest[1] as u8, rest[2] as u8, rest[3] as u8]);
+        Some((codes, scale))
+    }
+
+    /// Hints that `node`'s row will be read soon (computes its address, reads nothing).
+    #[inline]
+    pub(crate) fn prefetch(&self, node: u32) {
+        let at = node as usize * self.lines_per_row;
+        if let Some(lines) = self.lines.get(at..at + self.lines_per_row) {
+            crate::storage::mmap::prefetch(bytemuck::cast_slice(lines));
+        }
     }
 
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.buf.len()
+        self.lines.capacity() * 64
     }
 
     /// A scorer for the (prepared) query `q`.
-    pub(crate) fn scorer(&self, q: &[f32]) -> QuantScorer<'_> {
-        let mut query = vec![0i8; self.dim];
-        let qscale = quantize(q, &mut query);
-        QuantScorer {
-            qz: self,
-            query,
-            qscale,
-        }
+    pub(crate) fn scorer(&self, q: &[f32]) -> QuantScorer<&Quantized> {
+        QuantScorer::new(self, q)
     }
 }
 
-/// Scores rows of a [`Quantized`] against one query.
-pub(crate) struct QuantScorer<'a> {
-    qz: &'a Quantized,
+/// Where int8 rows come from: a [`Quantized`], or a vector store that keeps one.
+pub(crate) trait Codes {
+    /// The codes and scale of `node`, `None` if it has none.
+    fn codes(&self, node: u32) -> Option<(&[i8], f32)>;
+    /// Hints that `node`'s codes will be read soon, without reading them.
+    fn prefetch_codes(&self, node: u32);
+}
+
+impl Codes for &Quantized {
+    #[inline]
+    fn codes(&self, node: u32) -> Option<(&[i8], f32)> {
+        self.row(node)
+    }
+
+    #[inline]
+    fn prefetch_codes(&self, node: u32) {
+        self.prefetch(node);
+    }
+}
+
+/// A vector store's int8 rows, through [`Vectors::codes`].
+#[derive(Clone, Copy)]
+pub(crate) struct ViaVectors<'a, V>(pub &'a V);
+
+impl<V: Vectors> Codes for ViaVectors<'_, V> {
+    #[inline]
+    fn codes(&self, node: u32) -> Option<(&[i8], f32)> {
+        self.0.codes(node)
+    }
+
+    #[inline]
+    fn prefetch_codes(&self, node: u32) {
+        self.0.prefetch_codes(node);
+    }
+}
+
+/// Scores int8 rows against one query (a row without codes scores −∞).
+pub(crate) struct QuantScorer<C> {
+    src: C,
     query: Vec<i8>,
     qscale: f32,
 }
 
-impl Score for QuantScorer<'_> {
+impl<C: Codes> QuantScorer<C> {
+    pub(crate) fn new(src: C, q: &[f32]) -> Self {
+        let mut query = vec![0i8; q.len()];
+        let qscale = quantize(q, &mut query);
+        QuantScorer { src, query, qscale }
+    }
+}
+
+impl<C: Codes> Score for QuantScorer<C> {
     #[inline]
     fn score(&self, node: u32) -> Result<f32> {
-        if node as usize >= self.qz.rows {
+        let Some((codes, s)) = self.src.codes(node) else {
             return Ok(f32::NEG_INFINITY);
-        }
-        let (codes, s) = self.qz.row(node);
+        };
         let dot = <i8 as SpatialSimilarity>::dot(&self.query, codes).unwrap_or(0.0);
         Ok(dot as f32 * s * self.qscale)
     }
 
     #[inline]
     fn prefetch(&self, node: u32) {
-        if (node as usize) < self.qz.rows {
-            crate::storage::mmap::prefetch(bytemuck::cast_slice(self.qz.row(node).0));
-        }
+        self.src.prefetch_codes(node);
     }
 }
 
@@ -150,7 +216,7 @@ mod tests {
             let data = rows(33, dim, dim as u64);
             let qz = Quantized::build(dim, 33, |s, e| Ok(data[s * dim..e * dim].to_vec())).unwrap();
             for (i, v) in data.chunks_exact(dim).enumerate() {
-                let (codes, scale) = qz.row(i as u32);
+                let (codes, scale) = qz.row(i as u32).unwrap();
                 assert_eq!(codes.as_ptr().align_offset(64), 0, "row {i} of dim {dim}");
                 let m = v.iter().fold(0f32, |m, x| m.max(x.abs()));
                 assert!((scale - m / 127.0).abs() <= 1e-7);

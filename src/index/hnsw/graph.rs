@@ -14,10 +14,11 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
 use super::HnswParams;
-use super::search::{Links, Scored, Vectors, greedy, search_level};
+use super::search::{Exact, Links, Score, Scored, Vectors, greedy_by, search_level_by};
 use super::visited::with_visited;
 use crate::distance::Metric;
 use crate::error::Result;
+use crate::index::quant::{QuantScorer, ViaVectors};
 
 /// Highest level a node can get.
 pub(crate) const MAX_LEVEL: usize = 15;
@@ -133,31 +134,53 @@ impl MemGraph {
             return Ok(());
         };
 
+        // Walk over the int8 copies when the store keeps them (cosine and dot): the candidates
+        // found are then re-scored exactly, so the heuristic below sees f32 scores.
+        if metric != Metric::L2 && vecs.codes(node).is_some() {
+            let sc = QuantScorer::new(ViaVectors(vecs), q);
+            return self.link_in(node, level, ep, top, top_guard, &sc, vecs, metric);
+        }
+        let sc = Exact { vecs, metric, q };
+        self.link_in(node, level, ep, top, top_guard, &sc, vecs, metric)
+    }
+
+    /// The search-and-link part of [`insert`](Self::insert), walking with `sc`.
+    #[allow(clippy::too_many_arguments)]
+    fn link_in<V: Vectors, S: Score>(
+        &self,
+        node: u32,
+        level: usize,
+        ep: u32,
+        top: usize,
+        top_guard: Option<parking_lot::MutexGuard<'_, ()>>,
+        sc: &S,
+        vecs: &V,
+        metric: Metric,
+    ) -> Result<()> {
+        let q = vecs.vector(node)?;
         let mut buf = Vec::with_capacity(64);
         let mut cur = Scored {
-            score: metric.score(q, vecs.vector(ep)?),
+            score: sc.score(ep)?,
             node: ep,
         };
         for l in (level + 1..=top).rev() {
-            cur = greedy(self, vecs, metric, q, cur, l, &mut buf)?;
+            cur = greedy_by(self, sc, cur, l, &mut buf)?;
         }
         let mut eps = vec![cur];
         for l in (0..=level.min(top)).rev() {
-            let found = with_visited(self.nodes(), |v| {
+            let mut found = with_visited(self.nodes(), |v| {
                 // A concurrent insert that found this node through its upper levels may have
                 // linked it on this level already: never take the node as its own neighbour.
-                search_level(
-                    self,
-                    vecs,
-                    metric,
-                    q,
-                    &eps,
-                    self.params.ef_construction,
-                    l,
-                    v,
-                    |x| x != node,
-                )
+                search_level_by(self, sc, &eps, self.params.ef_construction, l, v, |x| {
+                    x != node
+                })
             })?;
+            if !S::EXACT {
+                for f in found.iter_mut() {
+                    f.score = metric.score(q, vecs.vector(f.node)?);
+                }
+                found.sort_unstable_by(|a, b| b.cmp(a));
+            }
             let max = if l == 0 {
                 self.params.m0()
             } else {

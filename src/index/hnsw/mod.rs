@@ -49,6 +49,8 @@ impl HnswParams {
 pub(crate) struct FlatVectors {
     pub dim: usize,
     pub data: Vec<f32>,
+    /// Int8 copies that graph construction walks over (cosine and dot).
+    pub codes: Option<crate::index::quant::Quantized>,
 }
 
 impl FlatVectors {
@@ -57,7 +59,24 @@ impl FlatVectors {
         for r in rows {
             data.extend_from_slice(r);
         }
-        FlatVectors { dim, data }
+        FlatVectors {
+            dim,
+            data,
+            codes: None,
+        }
+    }
+
+    /// Adds int8 copies of the rows when `metric` walks over them (not L2).
+    pub(crate) fn with_codes(mut self, metric: crate::distance::Metric) -> Self {
+        if metric != crate::distance::Metric::L2 {
+            let mut q = crate::index::quant::Quantized::new(self.dim);
+            q.reserve(self.data.len() / self.dim.max(1));
+            for v in self.data.chunks_exact(self.dim) {
+                q.push(v);
+            }
+            self.codes = Some(q);
+        }
+        self
     }
 }
 
@@ -73,6 +92,18 @@ impl search::Vectors for FlatVectors {
         let s = node as usize * self.dim;
         if let Some(v) = self.data.get(s..s + self.dim) {
             crate::storage::mmap::prefetch_f32(v);
+        }
+    }
+
+    #[inline]
+    fn codes(&self, node: u32) -> Option<(&[i8], f32)> {
+        self.codes.as_ref()?.row(node)
+    }
+
+    #[inline]
+    fn prefetch_codes(&self, node: u32) {
+        if let Some(c) = &self.codes {
+            c.prefetch(node);
         }
     }
 }

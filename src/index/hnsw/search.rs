@@ -60,11 +60,22 @@ pub(crate) trait Vectors {
     /// Hint that `node`'s vector will be read soon.
     #[inline]
     fn prefetch(&self, _node: u32) {}
+    /// The int8 copy of `node`'s vector and its scale (`index::quant`), if the store keeps
+    /// one; graph construction then walks over the copies.
+    #[inline]
+    fn codes(&self, _node: u32) -> Option<(&[i8], f32)> {
+        None
+    }
+    /// Hint that `node`'s int8 copy will be read soon.
+    #[inline]
+    fn prefetch_codes(&self, _node: u32) {}
 }
 
 /// Scores nodes against one query: exactly from the f32 vectors ([`Exact`]), or from a
 /// compressed copy (`index::quant`).
 pub(crate) trait Score {
+    /// Whether the scores are exact (no re-scoring needed).
+    const EXACT: bool = false;
     /// The similarity of `node` to the query (higher is better).
     fn score(&self, node: u32) -> Result<f32>;
     /// Hint that `node` will be scored soon.
@@ -80,6 +91,8 @@ pub(crate) struct Exact<'a, V> {
 }
 
 impl<V: Vectors> Score for Exact<'_, V> {
+    const EXACT: bool = true;
+
     #[inline]
     fn score(&self, node: u32) -> Result<f32> {
         Ok(self.metric.score(self.q, self.vecs.vector(node)?))
@@ -92,19 +105,6 @@ impl<V: Vectors> Score for Exact<'_, V> {
 }
 
 /// Greedy descent on one upper level: moves to the best neighbour until none is better.
-pub(crate) fn greedy<L: Links, V: Vectors>(
-    links: &L,
-    vecs: &V,
-    metric: Metric,
-    q: &[f32],
-    cur: Scored,
-    level: usize,
-    buf: &mut Vec<u32>,
-) -> Result<Scored> {
-    greedy_by(links, &Exact { vecs, metric, q }, cur, level, buf)
-}
-
-/// [`greedy`] with any [`Score`].
 pub(crate) fn greedy_by<L: Links, S: Score>(
     links: &L,
     sc: &S,

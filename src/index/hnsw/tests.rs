@@ -16,13 +16,18 @@ pub(crate) fn data_and_queries(n: usize, nq: usize, dim: usize, metric: Metric) 
     let all = clustered(n + nq, dim, 50, 1, metric);
     let split = n * dim;
     (
+        // The base set keeps int8 copies (cosine, dot), so builds walk over them as the
+        // memtable's do.
         Flat {
             dim,
             data: all.data[..split].to_vec(),
-        },
+            codes: None,
+        }
+        .with_codes(metric),
         Flat {
             dim,
             data: all.data[split..].to_vec(),
+            codes: None,
         },
     )
 }
@@ -43,7 +48,11 @@ pub(crate) fn clustered(n: usize, dim: usize, clusters: usize, seed: u64, metric
         prepare(metric, &mut v).unwrap();
         data.extend(v);
     }
-    Flat { dim, data }
+    Flat {
+        dim,
+        data,
+        codes: None,
+    }
 }
 
 fn brute(flat: &Flat, metric: Metric, q: &[f32], k: usize) -> Vec<u32> {
@@ -242,7 +251,12 @@ fn repair_reaches_every_node_among_duplicate_vectors() {
             prepare(metric, &mut v).unwrap();
             data.extend(v);
         }
-        let flat = Flat { dim: 8, data };
+        let flat = Flat {
+            dim: 8,
+            data,
+            codes: None,
+        }
+        .with_codes(metric);
         let params = HnswParams {
             m: 16,
             ef_construction: 100,
@@ -274,7 +288,12 @@ fn repair_reaches_every_node_under_dot_product() {
             );
             data.extend([a, b, a * b, 1.0]);
         }
-        let flat = Flat { dim: 4, data };
+        let flat = Flat {
+            dim: 4,
+            data,
+            codes: None,
+        }
+        .with_codes(Metric::Dot);
         let g = build(&flat, Metric::Dot, true);
         g.repair(&flat, Metric::Dot, |_| true).unwrap();
         let r = super::check::check(&g, 16, |_| true).unwrap();
@@ -326,6 +345,7 @@ fn reordered_graph_is_the_same_graph_renumbered() {
             .iter()
             .flat_map(|&o| flat.vector(o).unwrap().to_vec())
             .collect(),
+        codes: None,
     };
     assert_eq!(
         recall(&g, &flat, Metric::L2, &queries, 64),
