@@ -930,6 +930,14 @@ impl PyCollection {
         py.detach(|| col.flush()).map_err(to_py)
     }
 
+    /// Builds now the int8 copies of the segments' vectors that graph searches use (otherwise
+    /// built after the first search, in the background for large segments).
+    fn warm_up(&self, py: Python<'_>) -> PyResult<()> {
+        let g = self.col()?;
+        let col = g.as_ref().expect("checked open");
+        py.detach(|| col.warm_up()).map_err(to_py)
+    }
+
     /// Merges the segments into one, dropping deleted rows; returns a summary dict.
     fn compact<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let g = self.col()?;

@@ -471,6 +471,9 @@ def test_buffered_durability_sync_and_stats_and_compact(tmp_path):
         db.sync()
         s = col.stats()
         assert s["records"] == 150 and len(s["segments"]) == 3
+        col.warm_up()
+        heap = sum(seg["index_heap_bytes"] for seg in col.stats()["segments"])
+        assert heap >= 300 * 64  # one 64-byte int8 row per vector
         report = col.compact()
         assert report["segments_in"] == 3 and report["rows_out"] == 150
         assert len(col.stats()["segments"]) == 1
