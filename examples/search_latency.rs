@@ -1,0 +1,171 @@
+//! Per-query latency of `Collection::search` called from Rust, on an existing database: the
+//! Rust half of the Python-binding overhead benchmark (`python/bench/bench_overhead.py` runs
+//! this binary and `col.search` from Python on the same database and queries, interleaved).
+//!
+//! ```sh
+//! cargo run --release --example search_latency -- --db DIR --collection NAME \
+//!     --queries query.fvecs --n-query 2000 --k 10 --ef 64 --include both
+//! ```
+//!
+//! Opens the database with the default options (as `cairndb.open(path)` does), reads the first
+//! `--n-query` rows of an `.fvecs` file, and for each `--include` mode (`on`: text and payload
+//! returned, `off`: neither, `both`: on then off) runs, on this thread:
+//! 1. `--warmup` untimed passes over the queries;
+//! 2. `--passes` timed passes without a timer per call: mean µs/query = pass time / queries;
+//!    the median pass is reported;
+//! 3. one pass with an `Instant` around every call: p50 and p99 µs.
+//!
+//! Every call builds its request as a caller would, from a fresh copy of the query
+//! (`SearchRequest::new(q.to_vec()).k(k).ef(ef).with_text(..).with_payload(..)`), the same
+//! work the binding does when it copies a numpy row. Prints one JSON object per mode on
+//! stdout, with a checksum (sum of all hit ids of one pass) so the caller can check that both
+//! sides returned the same results.
+
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cairndb::{Collection, Database, Options, SearchRequest};
+use clap::Parser;
+
+type BoxError = Box<dyn std::error::Error>;
+
+#[derive(Parser)]
+#[command(about = "Per-query latency of Collection::search from Rust")]
+struct Args {
+    /// Database directory (must exist).
+    #[arg(long)]
+    db: PathBuf,
+    /// Collection to search.
+    #[arg(long)]
+    collection: String,
+    /// Query vectors, `.fvecs` (int32 dim + dim float32 per row).
+    #[arg(long)]
+    queries: PathBuf,
+    /// Use the first N queries (0 = all).
+    #[arg(long, default_value_t = 0)]
+    n_query: usize,
+    /// Hits per query.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// HNSW candidate list size.
+    #[arg(long, default_value_t = 64)]
+    ef: usize,
+    /// Return text and payload: on, off or both (on, then off).
+    #[arg(long, default_value = "both")]
+    include: String,
+    /// Untimed passes over the queries before timing.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Timed passes (no per-call timer); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    passes: usize,
+}
+
+/// Reads the first `limit` rows (0 = all) of an `.fvecs` file.
+fn read_fvecs(path: &Path, limit: usize) -> Result<Vec<Vec<f32>>, BoxError> {
+    let mut r = BufReader::new(File::open(path)?);
+    let mut rows = Vec::new();
+    let mut head = [0u8; 4];
+    while limit == 0 || rows.len() < limit {
+        match r.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e.into()),
+        }
+        let dim = i32::from_le_bytes(head);
+        let dim = usize::try_from(dim).map_err(|_| format!("row {}: dim {dim}", rows.len()))?;
+        let mut buf = vec![0u8; dim * 4];
+        r.read_exact(&mut buf)?;
+        rows.push(
+            buf.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        );
+    }
+    Ok(rows)
+}
+
+fn request(q: &[f32], args: &Args, include: bool) -> SearchRequest {
+    SearchRequest::new(q.to_vec())
+        .k(args.k)
+        .ef(args.ef)
+        .with_text(include)
+        .with_payload(include)
+}
+
+/// One pass over the queries; returns the sum of the hit ids.
+fn pass(col: &Collection, qs: &[Vec<f32>], args: &Args, include: bool) -> Result<u64, BoxError> {
+    let mut sum = 0u64;
+    for q in qs {
+        let hits = col.search(&request(q, args, include))?;
+        sum = sum.wrapping_add(hits.iter().map(|h| h.id).sum::<u64>());
+        black_box(hits);
+    }
+    Ok(sum)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i]
+}
+
+fn main() -> Result<(), BoxError> {
+    let args = Args::parse();
+    let qs = read_fvecs(&args.queries, args.n_query)?;
+    if qs.is_empty() {
+        return Err("no queries".into());
+    }
+    let db = Database::open_with(&args.db, Options::default().create_if_missing(false))?;
+    let col = db.collection(&args.collection)?;
+    let modes: Vec<bool> = match args.include.as_str() {
+        "on" => vec![true],
+        "off" => vec![false],
+        "both" => vec![true, false],
+        other => return Err(format!("--include {other:?}: use on, off or both").into()),
+    };
+    for include in modes {
+        for _ in 0..args.warmup {
+            pass(&col, &qs, &args, include)?;
+        }
+        let mut means = Vec::with_capacity(args.passes);
+        let mut checksum = 0;
+        for _ in 0..args.passes.max(1) {
+            let t = Instant::now();
+            checksum = pass(&col, &qs, &args, include)?;
+            means.push(t.elapsed().as_secs_f64() * 1e6 / qs.len() as f64);
+        }
+        let mut lat = Vec::with_capacity(qs.len());
+        for q in &qs {
+            let t = Instant::now();
+            let hits = col.search(&request(q, &args, include))?;
+            lat.push(t.elapsed().as_secs_f64() * 1e6);
+            black_box(hits);
+        }
+        lat.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "{}",
+            serde_json::json!({
+                "side": "rust",
+                "collection": args.collection,
+                "include": include,
+                "n_query": qs.len(),
+                "k": args.k,
+                "ef": args.ef,
+                "passes_mean_us": means.clone(),
+                "mean_us": median(&mut means),
+                "p50_us": quantile(&lat, 0.5),
+                "p99_us": quantile(&lat, 0.99),
+                "checksum": checksum,
+            })
+        );
+    }
+    Ok(())
+}
