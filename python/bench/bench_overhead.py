@@ -14,7 +14,8 @@ Collections built once (reused if --db already holds them):
 
 Per repeat and side, for each collection and include mode (text+payload on / off): --warmup
 untimed passes, --passes timed passes without per-call timers (mean µs/query = pass time /
-queries; median pass kept), then one pass with a timer around every call (p50, p99). The Python
+queries, by the wall clock and by the process's CPU time, which leaves out time spent waiting
+for a CPU; median pass kept), then one pass with a timer around every call (p50, p99). The Python
 side also times `[h.id for h in col.search(...)]` (reading the result) and a `len(col)` loop (the
 cost of calling any native method from a Python loop). Reported: the medians over repeats, and
 the median over repeats of the paired differences Python - Rust, of the mean and of the p50
@@ -82,27 +83,33 @@ def py_side(db_path: Path, qs: list[np.ndarray], args) -> list[dict]:
     for name in ("main", "tiny"):
         col = db.collection(name)
         search = col.search
+        cycles = args.tiny_cycles if name == "tiny" else 1
+        qs_pass = qs * cycles
         for inc in (True, False):
 
             def plain():
-                for q in qs:
+                for q in qs_pass:
                     search(vector=q, k=k, ef=ef, include_text=inc, include_payload=inc)
 
             def read_ids():
-                for q in qs:
+                for q in qs_pass:
                     [h.id for h in search(vector=q, k=k, ef=ef, include_text=inc, include_payload=inc)]
 
             row = {"side": "python", "collection": name, "include": inc, "n_query": len(qs), "k": k, "ef": ef}
             for label, fn in (("", plain), ("ids_", read_ids)):
                 for _ in range(args.warmup):
                     fn()
-                means = []
+                means, cpus = [], []
                 for _ in range(args.passes):
+                    c = time.process_time_ns()
                     t = time.perf_counter_ns()
                     fn()
-                    means.append((time.perf_counter_ns() - t) / 1e3 / len(qs))
+                    means.append((time.perf_counter_ns() - t) / 1e3 / len(qs_pass))
+                    cpus.append((time.process_time_ns() - c) / 1e3 / len(qs_pass))
                 row[f"{label}passes_mean_us"] = means
                 row[f"{label}mean_us"] = median(means)
+                row[f"{label}passes_cpu_us"] = cpus
+                row[f"{label}cpu_us"] = median(cpus)
             lat = []
             pc = time.perf_counter_ns
             for q in qs:
@@ -132,7 +139,8 @@ def rust_side(db_path: Path, args) -> list[dict]:
         cmd = [args.rust_bin, "--db", str(db_path), "--collection", name, "--queries",
                str(Path(args.dataset) / "query.fvecs"), "--n-query", str(args.n_query),
                "--k", str(args.k), "--ef", str(args.ef), "--include", "both",
-               "--warmup", str(args.warmup), "--passes", str(args.passes)]
+               "--warmup", str(args.warmup), "--passes", str(args.passes),
+               "--cycles", str(args.tiny_cycles if name == "tiny" else 1)]
         res = subprocess.run(cmd, check=True, capture_output=True, text=True)
         out += [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
     return out
@@ -150,6 +158,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--tiny-cycles", type=int, default=10,
+                    help="timed passes on 'tiny' go over the queries this many times")
     ap.add_argument("--out", help="JSON results file")
     args = ap.parse_args()
 
@@ -193,6 +203,10 @@ def main() -> None:
                 "diff_us": median([p["mean_us"] - r["mean_us"] for p, r in zip(py, rs)]),
                 "diff_ids_us": median([p["ids_mean_us"] - r["mean_us"] for p, r in zip(py, rs)]),
                 "diff_us_per_repeat": [p["mean_us"] - r["mean_us"] for p, r in zip(py, rs)],
+                "rust_cpu_us": median([r["cpu_us"] for r in rs]),
+                "py_cpu_us": median([p["cpu_us"] for p in py]),
+                "diff_cpu_us": median([p["cpu_us"] - r["cpu_us"] for p, r in zip(py, rs)]),
+                "diff_cpu_ids_us": median([p["ids_cpu_us"] - r["cpu_us"] for p, r in zip(py, rs)]),
                 "diff_p50_us": median([p["p50_us"] - r["p50_us"] for p, r in zip(py, rs)]),
                 "rust_p50_us": median([r["p50_us"] for r in rs]),
                 "py_p50_us": median([p["p50_us"] for p in py]),
@@ -204,15 +218,18 @@ def main() -> None:
     len_floor = {col: median([r["mean_us"] for r in rows if r.get("what") == "len(col)" and r["collection"] == col])
                  for col in ("main", "tiny")}
 
-    hdr = (f"{'collection':<10} {'text+payload':>12} {'Rust µs':>9} {'Python µs':>10} {'diff µs':>8} "
-           f"{'Py+ids µs':>10} {'diff µs':>8} {'Rust p50':>9} {'Py p50':>8} {'diff p50':>9} {'Rust p99':>9} {'Py p99':>8} same")
+    print("µs per query; diff = median over repeats of (Python - Rust) in the same repeat")
+    hdr = (f"{'collection':<10} {'text+payload':>12} | {'wall Rust':>9} {'Python':>8} {'diff':>7} | "
+           f"{'CPU Rust':>9} {'Python':>8} {'diff':>7} {'+ids':>6} | "
+           f"{'p50 Rust':>9} {'Python':>8} {'diff':>7} | {'p99 Rust':>9} {'Python':>8} | same")
     print(hdr)
     print("-" * len(hdr))
     for s in summary:
-        print(f"{s['collection']:<10} {('on' if s['include'] else 'off'):>12} {s['rust_mean_us']:>9.2f} "
-              f"{s['py_mean_us']:>10.2f} {s['diff_us']:>8.2f} {s['py_ids_mean_us']:>10.2f} {s['diff_ids_us']:>8.2f} "
-              f"{s['rust_p50_us']:>9.2f} {s['py_p50_us']:>8.2f} {s['diff_p50_us']:>9.2f} {s['rust_p99_us']:>9.2f} {s['py_p99_us']:>8.2f} "
-              f"{'yes' if s['same_results'] else 'NO'}")
+        print(f"{s['collection']:<10} {('on' if s['include'] else 'off'):>12} | {s['rust_mean_us']:>9.2f} "
+              f"{s['py_mean_us']:>8.2f} {s['diff_us']:>7.2f} | {s['rust_cpu_us']:>9.2f} {s['py_cpu_us']:>8.2f} "
+              f"{s['diff_cpu_us']:>7.2f} {s['diff_cpu_ids_us']:>6.2f} | "
+              f"{s['rust_p50_us']:>9.2f} {s['py_p50_us']:>8.2f} {s['diff_p50_us']:>7.2f} | "
+              f"{s['rust_p99_us']:>9.2f} {s['py_p99_us']:>8.2f} | {'yes' if s['same_results'] else 'NO'}")
     print(f"len(col) from a Python loop: {len_floor['main']:.3f} µs/call")
     print(f"load average (1 min) before/after each repeat: {', '.join(f'{x:.2f}' for x in load)}")
 
@@ -221,6 +238,7 @@ def main() -> None:
             "dataset": args.dataset if not args.dataset.startswith(str(Path.home())) else "~" + args.dataset[len(str(Path.home())):],
             "n": args.n, "n_query": args.n_query, "k": args.k, "ef": args.ef,
             "repeats": args.repeats, "passes": args.passes, "warmup": args.warmup,
+            "tiny_cycles": args.tiny_cycles,
             "python": platform.python_version(), "numpy": np.__version__,
             "loadavg": load, "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
