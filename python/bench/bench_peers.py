@@ -27,8 +27,8 @@ from a float32 numpy array; build threads = whatever the engine uses by default 
                   search(q).distance_type("cosine").limit(10).nprobes(1).ef(EF)
                   .select(["id"]).to_arrow().
   lancedb-ivfpq   the same table with LanceDB's default index, create_index(metric="cosine")
-                  = IVF_PQ (num_partitions ~ sqrt(n), num_sub_vectors = dim/16... as the
-                  library picks), searched at nprobes = --ivfpq-nprobes, refine_factor 10.
+                  = IVF_PQ with the library's own choices (partitions; 24 sub-vectors of 8 bits
+                  at d=384), searched at nprobes = --ivfpq-nprobes, refine_factor 10.
 
 Queries: the first --n-query rows of query.fvecs, one call per query on one thread, after
 --warmup untimed queries per setting. Recall@10 against the exact cosine top-10 over the n base
