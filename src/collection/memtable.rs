@@ -14,8 +14,8 @@ use crate::config::CollectionConfig;
 use crate::distance::Metric;
 use crate::error::Result;
 use crate::index::fields::FieldIndex;
+use crate::index::hnsw::FlatVectors;
 use crate::index::hnsw::graph::MemGraph;
-use crate::index::hnsw::search::Vectors;
 use crate::index::quant::Quantized;
 use crate::record::StoredDoc;
 use crate::storage::batch::extend_f32;
@@ -25,7 +25,9 @@ use crate::text::{Analyzer, TextIndex};
 pub(crate) struct Memtable {
     dim: usize,
     ids: Vec<u64>,
-    vectors: Vec<f32>,
+    /// The rows' vectors, and their int8 copies that graph inserts and searches walk over
+    /// (none for L2).
+    pub flat: FlatVectors,
     /// (start, len) of each row's encoded document in `docs`.
     spans: Vec<(usize, usize)>,
     docs: Vec<u8>,
@@ -46,8 +48,6 @@ pub(crate) struct Memtable {
     pub graph: MemGraph,
     /// Rows below this are fully linked into the graph.
     indexed: AtomicU32,
-    /// Int8 copies of the vectors, which graph inserts and searches walk over (`None` for L2).
-    codes: Option<Quantized>,
 }
 
 impl Memtable {
@@ -58,9 +58,12 @@ impl Memtable {
             analyzer: Analyzer::new(&config.text),
             text: TextIndex::new(),
             indexed: AtomicU32::new(0),
-            codes: (config.metric != Metric::L2).then(|| Quantized::new(config.dim)),
             ids: Vec::new(),
-            vectors: Vec::new(),
+            flat: FlatVectors {
+                dim: config.dim,
+                data: Vec::new(),
+                codes: (config.metric != Metric::L2).then(|| Quantized::new(config.dim)),
+            },
             spans: Vec::new(),
             docs: Vec::new(),
             live: Vec::new(),
@@ -85,12 +88,12 @@ impl Memtable {
     /// flag, id map entry) and the graph's level-0 links.
     pub(crate) fn bytes(&self) -> usize {
         let links = 4 * (1 + self.graph.params.m0());
-        self.vectors.len() * 4
+        self.flat.data.len() * 4
             + self.docs.len()
             + self.ids.len() * (8 + 16 + 1 + 16 + links)
             + self.fields.bytes()
             + self.text.heap_bytes()
-            + self.codes.as_ref().map_or(0, Quantized::heap_bytes)
+            + self.flat.codes.as_ref().map_or(0, Quantized::heap_bytes)
     }
 
     pub(crate) fn note_lsn(&mut self, lsn: u64) {
@@ -101,14 +104,15 @@ impl Memtable {
     pub(crate) fn push(&mut self, id: u64, vector_le: &[u8], doc: &[u8]) {
         let row = self.ids.len() as u32;
         self.ids.push(id);
-        let cap = self.vectors.capacity();
-        extend_f32(&mut self.vectors, vector_le);
-        if self.vectors.capacity() != cap {
-            crate::storage::mmap::advise_huge_pages(&self.vectors);
+        let flat = &mut self.flat;
+        let cap = flat.data.capacity();
+        extend_f32(&mut flat.data, vector_le);
+        if flat.data.capacity() != cap {
+            crate::storage::mmap::advise_huge_pages(&flat.data);
         }
-        debug_assert_eq!(self.vectors.len(), self.ids.len() * self.dim);
-        if let Some(codes) = &mut self.codes {
-            codes.push(&self.vectors[row as usize * self.dim..]);
+        debug_assert_eq!(flat.data.len(), self.ids.len() * self.dim);
+        if let Some(codes) = &mut flat.codes {
+            codes.push(&flat.data[row as usize * self.dim..]);
         }
         self.spans.push((self.docs.len(), doc.len()));
         self.docs.extend_from_slice(doc);
@@ -154,12 +158,12 @@ impl Memtable {
     }
 
     pub(crate) fn vector(&self, row: usize) -> &[f32] {
-        &self.vectors[row * self.dim..(row + 1) * self.dim]
+        &self.flat.data[row * self.dim..(row + 1) * self.dim]
     }
 
     /// Vectors of rows `start..end`.
     pub(crate) fn vectors(&self, start: usize, end: usize) -> &[f32] {
-        &self.vectors[start * self.dim..end * self.dim]
+        &self.flat.data[start * self.dim..end * self.dim]
     }
 
     pub(crate) fn doc(&self, row: usize) -> &[u8] {
@@ -182,10 +186,10 @@ impl Memtable {
         let end = rows.end;
         if rows.len() < 64 {
             rows.into_iter()
-                .try_for_each(|r| self.graph.insert(r, self, metric))?;
+                .try_for_each(|r| self.graph.insert(r, &self.flat, metric))?;
         } else {
             rows.into_par_iter()
-                .try_for_each(|r| self.graph.insert(r, self, metric))?;
+                .try_for_each(|r| self.graph.insert(r, &self.flat, metric))?;
         }
         self.indexed.fetch_max(end, AtomicOrdering::Release);
         Ok(())
@@ -220,32 +224,5 @@ impl Memtable {
     /// Live rows in row order.
     pub(crate) fn live_rows(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.rows()).filter(|&r| self.live[r])
-    }
-}
-
-impl Vectors for Memtable {
-    #[inline]
-    fn vector(&self, node: u32) -> Result<&[f32]> {
-        Ok(Memtable::vector(self, node as usize))
-    }
-
-    #[inline]
-    fn prefetch(&self, node: u32) {
-        let s = node as usize * self.dim;
-        if let Some(v) = self.vectors.get(s..s + self.dim) {
-            crate::storage::mmap::prefetch_f32(v);
-        }
-    }
-
-    #[inline]
-    fn codes(&self, node: u32) -> Option<(&[i8], f32)> {
-        self.codes.as_ref()?.row(node)
-    }
-
-    #[inline]
-    fn prefetch_codes(&self, node: u32) {
-        if let Some(c) = &self.codes {
-            c.prefetch(node);
-        }
     }
 }

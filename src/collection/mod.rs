@@ -424,7 +424,7 @@ impl Collection {
             (rows, Some(graph))
         } else {
             mt.graph
-                .repair(mt, cfg.metric, |r| mt.is_live(r as usize))?;
+                .repair(&mt.flat, cfg.metric, |r| mt.is_live(r as usize))?;
             let rows = (0..mt.rows())
                 .map(|r| SealRow {
                     id: mt.id_at(r),

@@ -60,7 +60,7 @@ fn rescore(
 
 /// Whether the memtable keeps int8 copies (every row has one, or none does).
 fn mt_has_codes(mt: &super::memtable::Memtable) -> bool {
-    mt.rows() > 0 && mt.codes(0).is_some()
+    mt.flat.codes.is_some()
 }
 
 /// A range of rows of one source.
@@ -524,7 +524,7 @@ fn search_source(
                     }
                     None if metric != Metric::L2 && mt_has_codes(&st.memtable) => {
                         let mt = &st.memtable;
-                        let sc = QuantScorer::new(ViaVectors(mt), q);
+                        let sc = QuantScorer::new(ViaVectors(&mt.flat), q);
                         let found = with_visited(mt.graph.nodes(), |v| {
                             search_by(&mt.graph, &sc, ef.max(depth), ef, v, accept)
                         })?;
@@ -533,7 +533,7 @@ fn search_source(
                     None => {
                         let mt = &st.memtable;
                         with_visited(mt.graph.nodes(), |v| {
-                            graph_search(&mt.graph, mt, metric, q, depth, ef, v, accept)
+                            graph_search(&mt.graph, &mt.flat, metric, q, depth, ef, v, accept)
                         })?
                     }
                 };
