@@ -1,10 +1,8 @@
 """End-to-end test of examples/rag/rag.py with the hashing embedder (numpy only, no torch).
 
-The floors below sit under what the hash embedder measured on the repository's docs with
-examples/rag/questions.json (23 questions, exact vector search, which `eval` uses by default;
-hit@5 at commit time: vector 0.304 fixed / 0.304 headings, BM25 0.739 / 0.696, hybrid 0.565 /
-0.565, hybrid + source filter 0.783 / 0.783), leaving room for edits to the docs without letting
-retrieval break unnoticed.
+The default corpus (the repository's docs) is evaluated for the shape of its table only: its
+figures move with every edit to the docs. Retrieval quality is asserted on a small fixed
+corpus where each question has exactly one answering passage.
 """
 
 import importlib.util
@@ -68,22 +66,100 @@ def test_eval_table_has_every_mode_for_both_chunkings(evaluated):
     assert len(res["questions"]) >= 15
 
 
-def test_eval_reaches_measured_floors(evaluated):
-    _, _, res = evaluated
-    rows = {(r["chunking"], r["mode"]): r for r in res["table"]}
-    # The corpus is the repository's live docs, which change from commit to commit, so the
-    # floors sit well below the measured values (BM25 hit@5 0.70-0.74, hybrid 0.43-0.57 with
-    # the hash embedder) and the rest compares modes with each other.
+# A small fixed corpus with one answer per question, so that retrieval quality can be asserted
+# exactly (the default corpus is the repository's live docs, whose figures drift with every
+# edit; they are recorded in docs/benchmarks.md instead).
+FIXED_CORPUS = {
+    "storage.md": """# Storage
+
+## Write-ahead log
+Every batch is appended to the write-ahead log and fdatasync'ed before the call returns.
+Concurrent writers share one fsync, which is called group commit.
+
+## Segments
+A full memtable is sealed into an immutable segment file that is memory-mapped read-only.
+Each block carries a crc32c checksum that is verified before use.
+""",
+    "search.md": """# Search
+
+## Graph
+The HNSW graph links each node to at most sixteen neighbours on upper levels and thirty-two
+on level zero. The candidate list size ef trades recall for latency.
+
+## Keywords
+BM25 scores keyword matches with the parameters k1 and b; Lucene's defaults are used.
+Reciprocal rank fusion merges the keyword list with the vector list.
+""",
+    "garden.md": """# Garden
+
+## Tomatoes
+Tomatoes need six hours of sun and deep watering twice a week in July.
+
+## Compost
+Compost heaps turn leaves and coffee grounds into humus within a season.
+""",
+    # Distractors: they share words with the questions but answer none of them.
+    "operations.md": """# Operations
+
+## Logs
+The server log rotates daily and old log files are compressed before the call to archive them.
+
+## Backups
+Copy the database directory while no process holds it open, then verify the copy.
+""",
+    "kitchen.md": """# Kitchen
+
+## Tomato soup
+Roast the tomatoes with garlic for forty minutes in the sun-warm kitchen, then blend.
+
+## Coffee
+Grind the beans just before brewing; the used grounds go to the garden.
+""",
+    "graphs.md": """# Graph theory
+
+## Degree
+The degree of a node counts its neighbours; a regular graph gives every node the same degree
+on every level of detail.
+""",
+}
+FIXED_QUESTIONS = [
+    ("How is the write-ahead log made durable before the call returns?", "fdatasync'ed before the call returns", "storage.md"),
+    ("What checksum protects each segment block?", "crc32c checksum", "storage.md"),
+    ("How many neighbours does a node get on level zero of the HNSW graph?", "thirty-two", "search.md"),
+    ("Which parameters does BM25 use for keyword scoring?", "parameters k1 and b", "search.md"),
+    ("How much sun do tomatoes need?", "six hours of sun", "garden.md"),
+    ("What turns coffee grounds into humus?", "Compost heaps turn leaves", "garden.md"),
+]
+
+
+@pytest.fixture(scope="module")
+def fixed_eval(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rag-fixed")
+    corpus = tmp / "corpus"
+    corpus.mkdir()
+    for name, text in FIXED_CORPUS.items():
+        (corpus / name).write_text(text)
+    questions = [
+        {"question": q, "answer_contains": a, "source": src, "kind": "keyword"}
+        for q, a, src in FIXED_QUESTIONS
+    ]
+    (tmp / "questions.json").write_text(json.dumps(questions))
+    run("eval", "--corpus", str(corpus), "--questions", str(tmp / "questions.json"),
+        "--json", str(tmp / "eval.json"), cwd=tmp)
+    return json.loads((tmp / "eval.json").read_text())
+
+
+def test_eval_on_a_fixed_corpus_finds_every_answer(fixed_eval):
+    rows = {(r["chunking"], r["mode"]): r for r in fixed_eval["table"]}
     for chunking in ("fixed", "headings"):
-        bm25, hybrid = rows[(chunking, "bm25")], rows[(chunking, "hybrid")]
-        filtered, vector = rows[(chunking, "hybrid + source filter")], rows[(chunking, "vector")]
-        assert bm25["hit@5"] >= 0.5, bm25
-        assert bm25["mrr@10"] >= 0.3, bm25
-        # Restricting the search to the right file helps: fewer competitors in each leg.
-        assert filtered["hit@5"] >= hybrid["hit@5"], (filtered, hybrid)
-        # Fusing in the strong BM25 leg lifts the weak hash-vector leg.
-        assert hybrid["hit@5"] > vector["hit@5"], (hybrid, vector)
-    assert res["vector_search"] == "exact"
+        # Each question shares its distinctive words with exactly one passage: BM25 ranks it
+        # first; fusing in the (weaker) hash-vector leg keeps it in the top 3; restricting to
+        # the right file keeps it too.
+        assert rows[(chunking, "bm25")]["hit@1"] == 1.0, rows[(chunking, "bm25")]
+        assert rows[(chunking, "bm25")]["mrr@10"] == 1.0
+        assert rows[(chunking, "hybrid")]["hit@3"] == 1.0, rows[(chunking, "hybrid")]
+        assert rows[(chunking, "hybrid + source filter")]["hit@3"] == 1.0
+        assert rows[(chunking, "vector")]["hit@5"] >= 0.5, rows[(chunking, "vector")]
 
 
 def test_default_corpus_leaves_out_the_examples_own_results(rag):
