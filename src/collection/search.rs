@@ -42,6 +42,11 @@ pub(crate) const GRAPH_COST_DIVISOR: f64 = 3.0;
 /// all `ef` rows at ef 40–400.
 const RERANK_FACTOR: usize = 4;
 
+/// Sources with fewer rows are walked over the f32 vectors: their vectors stay in cache, and
+/// quantizing the query would cost more than it saves (on 16 rows the int8 walk took
+/// 5.4 µs a query against 4.3 µs).
+const QUANT_MIN_ROWS: usize = 1024;
+
 /// Keeps the best `RERANK_FACTOR · depth` rows of an int8 walk, scores them exactly with
 /// `exact`, and returns the best `depth`, best first.
 fn rescore(
@@ -506,6 +511,7 @@ fn search_source(
                 let hits = match st.segments.get(i) {
                     Some(slot)
                         if metric != Metric::L2
+                            && slot.seg.rows >= QUANT_MIN_ROWS
                             && let Some(qz) = slot.seg.quantized() =>
                     {
                         // Walk over the int8 copy, then score the best it found exactly.
@@ -522,7 +528,10 @@ fn search_source(
                             graph_search(seg.graph(), seg, metric, q, depth, ef, v, accept)
                         })?
                     }
-                    None if metric != Metric::L2 && mt_has_codes(&st.memtable) => {
+                    None if metric != Metric::L2
+                        && st.memtable.rows() >= QUANT_MIN_ROWS
+                        && mt_has_codes(&st.memtable) =>
+                    {
                         let mt = &st.memtable;
                         let sc = QuantScorer::new(ViaVectors(&mt.flat), q);
                         let found = with_visited(mt.graph.nodes(), |v| {
