@@ -18,7 +18,7 @@ use crate::filter::{Filter, SourceIndex, TextSource, evaluate};
 use crate::index::hnsw::default_ef;
 use crate::index::hnsw::search::{Links, Scored, Vectors, search as graph_search, search_by};
 use crate::index::hnsw::visited::with_visited;
-use crate::index::quant::{QuantScorer, ViaVectors};
+use crate::index::quant::QuantScorer;
 use crate::query::fusion::{Fused, fuse};
 use crate::query::topk::{Candidate, Loc, TopK};
 use crate::query::{
@@ -61,11 +61,6 @@ fn rescore(
     found.sort_unstable_by(|a, b| b.cmp(a));
     found.truncate(depth);
     Ok(found)
-}
-
-/// Whether the memtable keeps int8 copies (every row has one, or none does).
-fn mt_has_codes(mt: &super::memtable::Memtable) -> bool {
-    mt.flat.codes.is_some()
 }
 
 /// A range of rows of one source.
@@ -516,7 +511,7 @@ fn search_source(
                     {
                         // Walk over the int8 copy, then score the best it found exactly.
                         let seg = &*slot.seg;
-                        let sc = qz.scorer(q);
+                        let sc = QuantScorer::new(qz, q);
                         let found = with_visited(seg.rows, |v| {
                             search_by(seg.graph(), &sc, ef.max(depth), ef, v, accept)
                         })?;
@@ -530,10 +525,10 @@ fn search_source(
                     }
                     None if metric != Metric::L2
                         && st.memtable.rows() >= QUANT_MIN_ROWS
-                        && mt_has_codes(&st.memtable) =>
+                        && let Some(qz) = st.memtable.flat.codes.as_ref() =>
                     {
                         let mt = &st.memtable;
-                        let sc = QuantScorer::new(ViaVectors(&mt.flat), q);
+                        let sc = QuantScorer::new(qz, q);
                         let found = with_visited(mt.graph.nodes(), |v| {
                             search_by(&mt.graph, &sc, ef.max(depth), ef, v, accept)
                         })?;

@@ -10,7 +10,7 @@ use bytemuck::{Pod, Zeroable};
 use simsimd::SpatialSimilarity;
 
 use crate::error::Result;
-use crate::index::hnsw::search::{Score, Vectors};
+use crate::index::hnsw::search::Score;
 
 /// One cache line.
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -52,10 +52,10 @@ impl Quantized {
     }
 
     /// Quantizes `rows` rows of `dim` floats, read in chunks by `read(start, end)`.
-    pub(crate) fn build(
+    pub(crate) fn build<'a>(
         dim: usize,
         rows: usize,
-        read: impl Fn(usize, usize) -> Result<Vec<f32>>,
+        read: impl Fn(usize, usize) -> Result<&'a [f32]>,
     ) -> Result<Quantized> {
         let mut q = Quantized::new(dim);
         q.reserve(rows);
@@ -123,68 +123,28 @@ impl Quantized {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.lines.capacity() * 64
     }
-
-    /// A scorer for the (prepared) query `q`.
-    pub(crate) fn scorer(&self, q: &[f32]) -> QuantScorer<&Quantized> {
-        QuantScorer::new(self, q)
-    }
 }
 
-/// Where int8 rows come from: a [`Quantized`], or a vector store that keeps one.
-pub(crate) trait Codes {
-    /// The codes and scale of `node`, `None` if it has none.
-    fn codes(&self, node: u32) -> Option<(&[i8], f32)>;
-    /// Hints that `node`'s codes will be read soon, without reading them.
-    fn prefetch_codes(&self, node: u32);
-}
-
-impl Codes for &Quantized {
-    #[inline]
-    fn codes(&self, node: u32) -> Option<(&[i8], f32)> {
-        self.row(node)
-    }
-
-    #[inline]
-    fn prefetch_codes(&self, node: u32) {
-        self.prefetch(node);
-    }
-}
-
-/// A vector store's int8 rows, through [`Vectors::codes`].
-#[derive(Clone, Copy)]
-pub(crate) struct ViaVectors<'a, V>(pub &'a V);
-
-impl<V: Vectors> Codes for ViaVectors<'_, V> {
-    #[inline]
-    fn codes(&self, node: u32) -> Option<(&[i8], f32)> {
-        self.0.codes(node)
-    }
-
-    #[inline]
-    fn prefetch_codes(&self, node: u32) {
-        self.0.prefetch_codes(node);
-    }
-}
-
-/// Scores int8 rows against one query (a row without codes scores −∞).
-pub(crate) struct QuantScorer<C> {
-    src: C,
+/// Scores the rows of a [`Quantized`] against one query (a row past the end scores −∞).
+pub(crate) struct QuantScorer<'a> {
+    qz: &'a Quantized,
     query: Vec<i8>,
     qscale: f32,
 }
 
-impl<C: Codes> QuantScorer<C> {
-    pub(crate) fn new(src: C, q: &[f32]) -> Self {
+impl<'a> QuantScorer<'a> {
+    /// A scorer for the (prepared) query `q`.
+    pub(crate) fn new(qz: &'a Quantized, q: &[f32]) -> Self {
         let mut query = vec![0i8; q.len()];
         let qscale = quantize(q, &mut query);
-        QuantScorer { src, query, qscale }
+        QuantScorer { qz, query, qscale }
     }
 }
 
-impl<C: Codes> Score for QuantScorer<C> {
+impl Score for QuantScorer<'_> {
     #[inline]
     fn score(&self, node: u32) -> Result<f32> {
-        let Some((codes, s)) = self.src.codes(node) else {
+        let Some((codes, s)) = self.qz.row(node) else {
             return Ok(f32::NEG_INFINITY);
         };
         let dot = <i8 as SpatialSimilarity>::dot(&self.query, codes).unwrap_or(0.0);
@@ -193,7 +153,7 @@ impl<C: Codes> Score for QuantScorer<C> {
 
     #[inline]
     fn prefetch(&self, node: u32) {
-        self.src.prefetch_codes(node);
+        self.qz.prefetch(node);
     }
 }
 
@@ -214,7 +174,7 @@ mod tests {
     fn codes_are_within_half_a_step_and_rows_are_aligned() {
         for dim in [1, 3, 50, 60, 64, 384] {
             let data = rows(33, dim, dim as u64);
-            let qz = Quantized::build(dim, 33, |s, e| Ok(data[s * dim..e * dim].to_vec())).unwrap();
+            let qz = Quantized::build(dim, 33, |s, e| Ok(&data[s * dim..e * dim])).unwrap();
             for (i, v) in data.chunks_exact(dim).enumerate() {
                 let (codes, scale) = qz.row(i as u32).unwrap();
                 assert_eq!(codes.as_ptr().align_offset(64), 0, "row {i} of dim {dim}");
@@ -233,8 +193,8 @@ mod tests {
     #[test]
     fn zero_rows_score_zero_and_out_of_range_nodes_score_minus_infinity() {
         let data = [0.0f32; 8];
-        let qz = Quantized::build(4, 2, |s, e| Ok(data[s * 4..e * 4].to_vec())).unwrap();
-        let sc = qz.scorer(&[1.0, 0.0, 0.0, 0.0]);
+        let qz = Quantized::build(4, 2, |s, e| Ok(&data[s * 4..e * 4])).unwrap();
+        let sc = QuantScorer::new(&qz, &[1.0, 0.0, 0.0, 0.0]);
         assert_eq!(sc.score(1).unwrap(), 0.0);
         assert_eq!(sc.score(2).unwrap(), f32::NEG_INFINITY);
     }
@@ -245,10 +205,10 @@ mod tests {
         // range of the exact dot product, and the exact top 10 lies within the int8 top 40.
         let (n, dim) = (2000, 64);
         let data = rows(n, dim, 7);
-        let qz = Quantized::build(dim, n, |s, e| Ok(data[s * dim..e * dim].to_vec())).unwrap();
+        let qz = Quantized::build(dim, n, |s, e| Ok(&data[s * dim..e * dim])).unwrap();
         for seed in 0..20 {
             let q = rows(1, dim, 100 + seed);
-            let sc = qz.scorer(&q);
+            let sc = QuantScorer::new(&qz, &q);
             let exact: Vec<f32> = data
                 .chunks_exact(dim)
                 .map(|v| Metric::Dot.score(&q, v))

@@ -18,7 +18,7 @@ use super::search::{Exact, Links, Score, Scored, Vectors, greedy_by, search_leve
 use super::visited::with_visited;
 use crate::distance::Metric;
 use crate::error::Result;
-use crate::index::quant::{QuantScorer, ViaVectors};
+use crate::index::quant::QuantScorer;
 
 /// Highest level a node can get.
 pub(crate) const MAX_LEVEL: usize = 15;
@@ -136,8 +136,10 @@ impl MemGraph {
 
         // Walk over the int8 copies when the store keeps them (cosine and dot): the candidates
         // found are then re-scored exactly, so the heuristic below sees f32 scores.
-        if metric != Metric::L2 && vecs.codes(node).is_some() {
-            let sc = QuantScorer::new(ViaVectors(vecs), q);
+        if metric != Metric::L2
+            && let Some(qz) = vecs.quantized()
+        {
+            let sc = QuantScorer::new(qz, q);
             return self.link_in(node, level, ep, top, top_guard, &sc, vecs, metric);
         }
         let sc = Exact { vecs, metric, q };

@@ -69,12 +69,15 @@ impl FlatVectors {
     /// Adds int8 copies of the rows when `metric` walks over them (not L2).
     pub(crate) fn with_codes(mut self, metric: crate::distance::Metric) -> Self {
         if metric != crate::distance::Metric::L2 {
-            let mut q = crate::index::quant::Quantized::new(self.dim);
-            q.reserve(self.data.len() / self.dim.max(1));
-            for v in self.data.chunks_exact(self.dim) {
-                q.push(v);
-            }
-            self.codes = Some(q);
+            let (dim, data) = (self.dim, &self.data);
+            let rows = data.len() / dim.max(1);
+            let q =
+                crate::index::quant::Quantized::build(
+                    dim,
+                    rows,
+                    |s, e| Ok(&data[s * dim..e * dim]),
+                );
+            self.codes = q.ok();
         }
         self
     }
@@ -96,15 +99,8 @@ impl search::Vectors for FlatVectors {
     }
 
     #[inline]
-    fn codes(&self, node: u32) -> Option<(&[i8], f32)> {
-        self.codes.as_ref()?.row(node)
-    }
-
-    #[inline]
-    fn prefetch_codes(&self, node: u32) {
-        if let Some(c) = &self.codes {
-            c.prefetch(node);
-        }
+    fn quantized(&self) -> Option<&crate::index::quant::Quantized> {
+        self.codes.as_ref()
     }
 }
 

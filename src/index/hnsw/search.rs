@@ -60,15 +60,12 @@ pub(crate) trait Vectors {
     /// Hint that `node`'s vector will be read soon.
     #[inline]
     fn prefetch(&self, _node: u32) {}
-    /// The int8 copy of `node`'s vector and its scale (`index::quant`), if the store keeps
-    /// one; graph construction then walks over the copies.
+    /// The int8 copies of the vectors (`index::quant`), if the store keeps them; graph
+    /// construction then walks over the copies.
     #[inline]
-    fn codes(&self, _node: u32) -> Option<(&[i8], f32)> {
+    fn quantized(&self) -> Option<&crate::index::quant::Quantized> {
         None
     }
-    /// Hint that `node`'s int8 copy will be read soon.
-    #[inline]
-    fn prefetch_codes(&self, _node: u32) {}
 }
 
 /// Scores nodes against one query: exactly from the f32 vectors ([`Exact`]), or from a

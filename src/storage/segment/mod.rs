@@ -343,9 +343,8 @@ impl Segment {
     /// Builds the int8 copy now (or waits for a build in progress); see [`Segment::quantized`].
     pub(crate) fn build_quantized(&self) {
         self.quant_started.store(true, Ordering::Release);
-        self.quant.get_or_init(|| {
-            Quantized::build(self.dim, self.rows, |s, e| Ok(self.vectors(s, e)?.to_vec())).ok()
-        });
+        self.quant
+            .get_or_init(|| Quantized::build(self.dim, self.rows, |s, e| self.vectors(s, e)).ok());
     }
 
     /// The index entry of `row` (`row < rows`): its block checked, its range validated.
