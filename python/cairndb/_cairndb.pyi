@@ -54,7 +54,15 @@ class Database:
     def collection(self, name: str) -> Collection:
         """An existing collection; `CollectionNotFoundError` if there is none."""
     def get_or_create_collection(
-        self, name: str, dim: int, metric: _Metric = "cosine", **kwargs: Any
+        self,
+        name: str,
+        dim: int,
+        metric: _Metric = "cosine",
+        *,
+        m: int = 16,
+        ef_construction: int = 200,
+        stem: bool = False,
+        stop_words: bool = False,
     ) -> Collection:
         """The collection, created if missing; an existing one must match `dim` and `metric`."""
     def collections(self) -> list[str]: ...

@@ -488,13 +488,30 @@ struct PyDatabase {
     state: Arc<DbState>,
 }
 
-impl PyDatabase {
-    fn db(&self) -> PyResult<RwLockReadGuard<'_, Option<Database>>> {
-        let g = self.state.db.read().map_err(|_| closed("database"))?;
+/// A read guard on a handle's slot that was checked to be open: derefs to the handle.
+struct Open<'a, T>(RwLockReadGuard<'a, Option<T>>);
+
+impl<'a, T> Open<'a, T> {
+    /// Locks `slot` for reading; `ClosedError` naming `what` if it was closed.
+    fn lock(slot: &'a RwLock<Option<T>>, what: &str) -> PyResult<Self> {
+        let g = slot.read().map_err(|_| closed(what))?;
         if g.is_none() {
-            return Err(closed("database"));
+            return Err(closed(what));
         }
-        Ok(g)
+        Ok(Open(g))
+    }
+}
+
+impl<T> std::ops::Deref for Open<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("checked open in Open::lock")
+    }
+}
+
+impl PyDatabase {
+    fn db(&self) -> PyResult<Open<'_, Database>> {
+        Open::lock(&self.state.db, "database")
     }
 
     fn wrap(&self, col: Collection) -> PyCollection {
@@ -529,7 +546,7 @@ impl PyDatabase {
         cfg.m = m;
         cfg.ef_construction = ef_construction;
         let g = self.db()?;
-        let db = g.as_ref().expect("checked open");
+        let db: &Database = &g;
         let col = py
             .detach(|| db.create_collection(name, cfg))
             .map_err(to_py)?;
@@ -539,93 +556,62 @@ impl PyDatabase {
     /// The collection of that name; `CollectionNotFoundError` if there is none.
     fn collection(&self, name: &str) -> PyResult<PyCollection> {
         let g = self.db()?;
-        let col = g
-            .as_ref()
-            .expect("checked open")
-            .collection(name)
-            .map_err(to_py)?;
+        let col = g.collection(name).map_err(to_py)?;
         Ok(self.wrap(col))
     }
 
     /// The collection of that name, created with these settings if it does not exist. An
     /// existing collection must have the same dimension and metric.
-    #[pyo3(signature = (name, dim, metric="cosine", **kwargs))]
+    #[pyo3(signature = (name, dim, metric="cosine", *, m=16, ef_construction=200, stem=false, stop_words=false))]
+    #[allow(clippy::too_many_arguments)]
     fn get_or_create_collection(
         &self,
         py: Python<'_>,
         name: &str,
         dim: usize,
         metric: &str,
-        kwargs: Option<&Bound<'_, PyDict>>,
+        m: usize,
+        ef_construction: usize,
+        stem: bool,
+        stop_words: bool,
     ) -> PyResult<PyCollection> {
         let metric_v = parse_metric(metric)?;
-        {
-            let g = self.db()?;
-            let db = g.as_ref().expect("checked open");
-            match db.collection(name) {
-                Ok(col) => {
-                    let cfg = col.config();
-                    if cfg.dim != dim || cfg.metric != metric_v {
-                        return Err(invalid(format!(
-                            "collection `{name}` exists with dim {} and metric {}, not dim {dim} and metric {metric}",
-                            cfg.dim,
-                            metric_name(cfg.metric)
-                        )));
-                    }
-                    return Ok(self.wrap(col));
-                }
-                Err(Error::CollectionNotFound { .. }) => {}
-                Err(e) => return Err(to_py(e)),
-            }
-        }
-        let get = |k: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
-            match kwargs {
-                Some(d) => d.get_item(k),
-                None => Ok(None),
-            }
-        };
-        if let Some(d) = kwargs {
-            for k in d.keys() {
-                let k: String = k.extract()?;
-                if !["m", "ef_construction", "stem", "stop_words"].contains(&k.as_str()) {
-                    return Err(PyTypeError::new_err(format!(
-                        "get_or_create_collection() got an unexpected keyword argument {k:?}"
+        let existing = self.db()?.collection(name);
+        match existing {
+            Ok(col) => {
+                let cfg = col.config();
+                if cfg.dim != dim || cfg.metric != metric_v {
+                    return Err(invalid(format!(
+                        "collection `{name}` exists with dim {} and metric {}, not dim {dim} and metric {metric}",
+                        cfg.dim,
+                        metric_name(cfg.metric)
                     )));
                 }
+                Ok(self.wrap(col))
             }
+            Err(Error::CollectionNotFound { .. }) => {
+                self.create_collection(py, name, dim, metric, m, ef_construction, stem, stop_words)
+            }
+            Err(e) => Err(to_py(e)),
         }
-        let m = get("m")?.map(|v| v.extract()).transpose()?.unwrap_or(16);
-        let efc = get("ef_construction")?
-            .map(|v| v.extract())
-            .transpose()?
-            .unwrap_or(200);
-        let stem = get("stem")?
-            .map(|v| v.extract())
-            .transpose()?
-            .unwrap_or(false);
-        let sw = get("stop_words")?
-            .map(|v| v.extract())
-            .transpose()?
-            .unwrap_or(false);
-        self.create_collection(py, name, dim, metric, m, efc, stem, sw)
     }
 
     /// Names of the collections, sorted.
     fn collections(&self) -> PyResult<Vec<String>> {
-        Ok(self.db()?.as_ref().expect("checked open").collections())
+        Ok(self.db()?.collections())
     }
 
     /// Deletes a collection and its files. Handles to it raise `ClosedError` afterwards.
     fn drop_collection(&self, py: Python<'_>, name: &str) -> PyResult<()> {
         let g = self.db()?;
-        let db = g.as_ref().expect("checked open");
+        let db: &Database = &g;
         py.detach(|| db.drop_collection(name)).map_err(to_py)
     }
 
     /// Makes every acknowledged write durable (useful under `durability="buffered"`).
     fn sync(&self, py: Python<'_>) -> PyResult<()> {
         let g = self.db()?;
-        let db = g.as_ref().expect("checked open");
+        let db: &Database = &g;
         py.detach(|| db.sync()).map_err(to_py)
     }
 
@@ -633,7 +619,7 @@ impl PyDatabase {
     /// a summary dict otherwise.
     fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let g = self.db()?;
-        let db = g.as_ref().expect("checked open");
+        let db: &Database = &g;
         let r = py.detach(|| db.verify()).map_err(to_py)?;
         let json = serde_json::to_string(&r).map_err(|e| invalid(e.to_string()))?;
         py.import("json")?.call_method1("loads", (json,))
@@ -642,13 +628,7 @@ impl PyDatabase {
     /// The database directory.
     #[getter]
     fn path(&self) -> PyResult<String> {
-        Ok(self
-            .db()?
-            .as_ref()
-            .expect("checked open")
-            .path()
-            .to_string_lossy()
-            .into_owned())
+        Ok(self.db()?.path().to_string_lossy().into_owned())
     }
 
     /// Whether `close()` was called.
@@ -709,12 +689,8 @@ struct PyCollection {
 }
 
 impl PyCollection {
-    fn col(&self) -> PyResult<RwLockReadGuard<'_, Option<Collection>>> {
-        let g = self.slot.read().map_err(|_| closed("collection"))?;
-        if g.is_none() {
-            return Err(closed("the collection's database"));
-        }
-        Ok(g)
+    fn col(&self) -> PyResult<Open<'_, Collection>> {
+        Open::lock(&self.slot, "the collection's database")
     }
 }
 
@@ -797,7 +773,7 @@ impl PyCollection {
         payloads: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let g = self.col()?;
-        let col = g.as_ref().expect("checked open");
+        let col: &Collection = &g;
         let ids = ids_from_py(ids)?;
         let n = ids.len();
         let dim = col.config().dim;
@@ -841,7 +817,7 @@ impl PyCollection {
         include_payload: bool,
     ) -> PyResult<Vec<PyHit>> {
         let g = self.col()?;
-        let col = g.as_ref().expect("checked open");
+        let col: &Collection = &g;
         let dim = col.config().dim;
         let mut req = match (vector, text) {
             (Some(v), t) if !v.is_none() => {
@@ -891,7 +867,7 @@ impl PyCollection {
     /// returns one `Record` or `None`.
     fn get<'py>(&self, py: Python<'py>, ids: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let g = self.col()?;
-        let col = g.as_ref().expect("checked open");
+        let col: &Collection = &g;
         let one = ids.is_instance_of::<PyInt>();
         let wanted = ids_from_py(ids)?;
         let found = py
@@ -918,7 +894,7 @@ impl PyCollection {
     /// Deletes records by id; returns how many existed.
     fn delete(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<usize> {
         let g = self.col()?;
-        let col = g.as_ref().expect("checked open");
+        let col: &Collection = &g;
         let ids = ids_from_py(ids)?;
         py.detach(|| col.delete(&ids)).map_err(to_py)
     }
@@ -926,7 +902,7 @@ impl PyCollection {
     /// Seals the in-memory part into a segment on disk.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         let g = self.col()?;
-        let col = g.as_ref().expect("checked open");
+        let col: &Collection = &g;
         py.detach(|| col.flush()).map_err(to_py)
     }
 
@@ -934,14 +910,14 @@ impl PyCollection {
     /// built after the first search, in the background for large segments).
     fn warm_up(&self, py: Python<'_>) -> PyResult<()> {
         let g = self.col()?;
-        let col = g.as_ref().expect("checked open");
+        let col: &Collection = &g;
         py.detach(|| col.warm_up()).map_err(to_py)
     }
 
     /// Merges the segments into one, dropping deleted rows; returns a summary dict.
     fn compact<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let g = self.col()?;
-        let col = g.as_ref().expect("checked open");
+        let col: &Collection = &g;
         let r = py.detach(|| col.compact()).map_err(to_py)?;
         let d = PyDict::new(py);
         d.set_item("segments_in", r.segments_in)?;
@@ -956,7 +932,7 @@ impl PyCollection {
     /// and bytes.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let g = self.col()?;
-        let s = g.as_ref().expect("checked open").stats();
+        let s = g.stats();
         let json = serde_json::to_string(&s).map_err(|e| invalid(e.to_string()))?;
         py.import("json")?.call_method1("loads", (json,))
     }
@@ -964,30 +940,23 @@ impl PyCollection {
     /// The collection's name.
     #[getter]
     fn name(&self) -> PyResult<String> {
-        Ok(self
-            .col()?
-            .as_ref()
-            .expect("checked open")
-            .name()
-            .to_owned())
+        Ok(self.col()?.name().to_owned())
     }
 
     /// The vector dimension.
     #[getter]
     fn dim(&self) -> PyResult<usize> {
-        Ok(self.col()?.as_ref().expect("checked open").config().dim)
+        Ok(self.col()?.config().dim)
     }
 
     /// "cosine", "dot" or "l2".
     #[getter]
     fn metric(&self) -> PyResult<&'static str> {
-        Ok(metric_name(
-            self.col()?.as_ref().expect("checked open").config().metric,
-        ))
+        Ok(metric_name(self.col()?.config().metric))
     }
 
     fn __len__(&self) -> PyResult<usize> {
-        Ok(self.col()?.as_ref().expect("checked open").len())
+        Ok(self.col()?.len())
     }
 
     fn __repr__(&self) -> String {
