@@ -28,7 +28,8 @@ const MIN_DICT_ENTRY: u64 = 3;
 /// The smallest posting: a delta byte and a tf byte.
 const MIN_POSTING: usize = 2;
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as a LEB128 varint.
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;

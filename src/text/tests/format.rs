@@ -8,6 +8,7 @@ use super::terms;
 use crate::error::Error;
 use crate::storage::header::{FileKind, HEADER_LEN, Header};
 use crate::text::TextIndex;
+use crate::text::format::put_varint;
 
 const SEG: u64 = 7;
 
@@ -116,14 +117,6 @@ fn every_bit_flip_is_corruption() {
 
 // ---- Structurally bad bodies with valid checksums ----
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// One dictionary entry as written, with explicit (possibly wrong) df and postings bytes.
 struct RawTerm {
     term: Vec<u8>,
@@ -144,18 +137,18 @@ fn raw(term: &str, df: u64, pairs: &[(u64, u64)]) -> RawTerm {
 fn file(count: u64, lens: &[u64], terms: &[RawTerm]) -> Vec<u8> {
     let (mut l, mut d, mut p) = (Vec::new(), Vec::new(), Vec::new());
     for &x in lens {
-        varint(&mut l, x);
+        put_varint(&mut l, x);
     }
     for t in terms {
         let start = p.len();
         for &(delta, tf) in &t.pairs {
-            varint(&mut p, delta);
-            varint(&mut p, tf);
+            put_varint(&mut p, delta);
+            put_varint(&mut p, tf);
         }
-        varint(&mut d, t.term.len() as u64);
+        put_varint(&mut d, t.term.len() as u64);
         d.extend_from_slice(&t.term);
-        varint(&mut d, t.df);
-        varint(&mut d, (p.len() - start) as u64);
+        put_varint(&mut d, t.df);
+        put_varint(&mut d, (p.len() - start) as u64);
     }
     let mut body = Vec::new();
     for n in [terms.len(), l.len(), d.len(), p.len()] {
