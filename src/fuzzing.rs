@@ -462,14 +462,17 @@ impl SegmentFiles {
             let table_off = p.len() - table_len;
             fix_blocked(p, index_len, table_off, BLOCK_SIZE);
         }
-        // graph: meta, level 0, levels, upper offsets, upper table, padded to 64; block table.
+        // graph: meta, level-0 offsets and lists, levels, upper offsets, upper table, padded
+        // to 64; block table.
         let g = &self.graph;
         if g.len() >= HEADER_LEN + 64 {
-            let m0 = u32_at(g, HEADER_LEN + 4) as usize;
             let upper = u64_at(g, HEADER_LEN + 16) as usize;
-            let end = m0
+            let lists = u64_at(g, HEADER_LEN + 32) as usize;
+            let width = if lists <= u32::MAX as usize { 4 } else { 8 };
+            let end = rows
                 .checked_add(1)
-                .and_then(|x| x.checked_mul(4 * rows))
+                .and_then(|x| x.checked_mul(width))
+                .and_then(|x| x.checked_add(lists.checked_next_multiple_of(4)?))
                 .and_then(|x| x.checked_add(64 + rows.next_multiple_of(4) + 4 * rows))
                 .and_then(|x| x.checked_add(upper.checked_mul(4)?))
                 .and_then(|x| x.checked_next_multiple_of(64));

@@ -213,6 +213,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn empty_doc_is_the_encoding_of_no_text_and_no_fields() {
+        let empty = StoredDoc::encode(None, &Payload::new());
+        assert_eq!(empty, crate::storage::segment::EMPTY_DOC);
+        assert_ne!(
+            StoredDoc::encode(Some(""), &Payload::new()),
+            crate::storage::segment::EMPTY_DOC
+        );
+    }
+
+    #[test]
     fn value_json_is_plain() {
         let r = Record::new(7, vec![1.0, 2.0])
             .with_text("hi")

@@ -649,6 +649,66 @@ fn flipped_bits_are_detected_or_harmless() {
     );
 }
 
+/// A segment whose rows carry neither text nor fields writes its payload file as the header
+/// alone; every byte of that header is checked, and the rows read back without documents,
+/// also after a compaction merges them with rows that have documents.
+#[test]
+fn segment_without_documents_has_a_header_only_payload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let bare = |id: u64| Record::new(id, vector_for(id, 0, 8));
+    {
+        let db = Database::open(&dir).unwrap();
+        let col = db
+            .create_collection(NAME, CollectionConfig::new(8, Metric::L2))
+            .unwrap();
+        col.upsert((0..50).map(bare).collect::<Vec<_>>()).unwrap();
+        col.flush().unwrap();
+    }
+    let payload = list_files(&dir)
+        .into_iter()
+        .find(|p| p.ends_with("payload"))
+        .map(|p| dir.join(p))
+        .unwrap();
+    let pristine = fs::read(&payload).unwrap();
+    assert_eq!(pristine.len(), HEADER_LEN, "header only");
+    {
+        let db = Database::open(&dir).unwrap();
+        db.verify().unwrap();
+        let col = db.collection(NAME).unwrap();
+        for id in 0..50 {
+            assert_eq!(col.get(id).unwrap(), Some(bare(id)));
+        }
+    }
+    for (off, &byte) in pristine.iter().enumerate() {
+        write_byte_at(&payload, off, byte ^ 0x04);
+        match Database::open(&dir) {
+            Err(Error::Corruption { .. }) => {}
+            Err(e) => panic!("byte {off}: unexpected error {e}"),
+            Ok(_) => panic!("byte {off}: a damaged payload header was accepted"),
+        }
+        write_byte_at(&payload, off, byte);
+    }
+    // Rows with documents join; the compacted segment indexes every row's document.
+    let db = Database::open(&dir).unwrap();
+    let col = db.collection(NAME).unwrap();
+    col.upsert(vec![record(100, 0, 8)]).unwrap();
+    col.flush().unwrap();
+    col.compact().unwrap();
+    assert_eq!(col.get(100).unwrap(), Some(record(100, 0, 8)));
+    for id in 0..50 {
+        assert_eq!(col.get(id).unwrap(), Some(bare(id)));
+    }
+    db.verify().unwrap();
+    let payloads: Vec<u64> = list_files(&dir)
+        .into_iter()
+        .filter(|p| p.ends_with("payload"))
+        .map(|p| fs::metadata(dir.join(p)).unwrap().len())
+        .collect();
+    assert_eq!(payloads.len(), 1, "{payloads:?}");
+    assert!(payloads[0] > (HEADER_LEN + 51 * 16) as u64, "{payloads:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // d. Invalid input is rejected with the right error and writes nothing.
 

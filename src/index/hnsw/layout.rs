@@ -5,17 +5,22 @@
 //!
 //! | part | size |
 //! |---|---|
-//! | meta: m u32, m0 u32, entry u32, top level u32, upper words u64, ef_construction u32, reserved | 64 |
-//! | level 0: per node `count u32` + `m0` neighbour u32s (unused slots zero) | n · 4 · (1 + m0) |
+//! | meta: m u32, m0 u32, entry u32, top level u32, upper words u64, ef_construction u32, zero u32, level-0 list bytes `s` u64, zero | 64 |
+//! | level-0 offsets: where each node's list starts in the lists, then `s` | (n + 1) · w (w = 4, or 8 when `s` ≥ 2³²) |
+//! | level-0 lists, back to back ([`encode_list`]) | s, zero-padded to 4 |
 //! | level of each node | n · 1, zero-padded to 4 |
 //! | upper offset of each node: first word in the upper table, `u32::MAX` for level-0 nodes | n · 4 |
 //! | upper table: per upper node, levels 1..=level, each `count u32` + `m` u32s | words · 4 |
 //! | zero padding to 64 | |
 //! | block table: crc32c per 65,536-byte block of the body above | 4 · blocks |
 //!
-//! Level 0 is fixed-width so a node's list is one multiply away and lies in two cache lines.
+//! Level 0 holds nearly all the links. A list is stored sorted, as its first node and then the
+//! gaps between neighbours, all gaps of one list in the same width (1 to 4 bytes): about 2.3
+//! bytes a link where a fixed-width u32 table spent 4 on each of `m0` slots, used or not.
+//! Decoding is a prefix sum over fixed-width loads, with no branch per link; segments are
+//! written in breadth-first order, so neighbours are near each other and gaps are small.
 //! Opening checks the header, the meta and the sizes; blocks are checked on first touch, and
-//! every count, neighbour id and offset is checked where it is read.
+//! every offset, count, neighbour id and width is checked where it is read.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -31,37 +36,133 @@ use crate::storage::segment::blocks::{BLOCK_SIZE, BlockCheck, block_crcs};
 /// File name of the graph in a segment directory.
 pub(crate) const GRAPH_FILE: &str = "graph";
 const META_LEN: usize = 64;
+/// Bytes before the first gap of a list: the gap width, then the first node as u32.
+const LIST_HEAD: usize = 5;
 
-fn pad4(x: usize) -> usize {
-    x.div_ceil(4) * 4
-}
 fn pad64(x: usize) -> usize {
     x.div_ceil(64) * 64
+}
+
+/// Width of one level-0 offset: 4 bytes while the lists fit in u32 offsets, else 8.
+fn offset_width(list_bytes: usize) -> usize {
+    if list_bytes <= u32::MAX as usize {
+        4
+    } else {
+        8
+    }
 }
 
 /// Offsets of the parts of the body.
 #[derive(Debug, Clone, Copy)]
 struct Parts {
-    level0: usize,
-    levels: usize,
     offsets: usize,
+    offset_width: usize,
+    lists: usize,
+    list_bytes: usize,
+    levels: usize,
+    upper_offsets: usize,
     upper: usize,
     end: usize,
 }
 
-fn parts(n: usize, m0: usize, upper_words: usize) -> Option<Parts> {
-    let level0 = META_LEN;
-    let levels = level0.checked_add(n.checked_mul(4 * (1 + m0))?)?;
-    let offsets = levels.checked_add(pad4(n))?;
-    let upper = offsets.checked_add(n.checked_mul(4)?)?;
+fn parts(n: usize, list_bytes: usize, upper_words: usize) -> Option<Parts> {
+    let offsets = META_LEN;
+    let offset_width = offset_width(list_bytes);
+    let lists = offsets.checked_add(n.checked_add(1)?.checked_mul(offset_width)?)?;
+    let levels = lists.checked_add(list_bytes.checked_next_multiple_of(4)?)?;
+    let upper_offsets = levels.checked_add(n.checked_next_multiple_of(4)?)?;
+    let upper = upper_offsets.checked_add(n.checked_mul(4)?)?;
     let end = upper.checked_add(upper_words.checked_mul(4)?)?;
     Some(Parts {
-        level0,
-        levels,
         offsets,
+        offset_width,
+        lists,
+        list_bytes,
+        levels,
+        upper_offsets,
         upper,
         end,
     })
+}
+
+/// Appends the level-0 list `links` (sorted here) to `out`: nothing for an empty list, else
+/// the gap width `w` (1 to 4) as one byte, the first node as u32, then each gap to the
+/// previous node in `w` little-endian bytes. `w` is the fewest bytes that hold the list's
+/// largest gap.
+pub(crate) fn encode_list(links: &mut [u32], out: &mut Vec<u8>) {
+    links.sort_unstable();
+    let Some(&first) = links.first() else {
+        return;
+    };
+    let max_gap = links.windows(2).map(|p| p[1] - p[0]).max().unwrap_or(0);
+    let w = (4 - max_gap.leading_zeros() as usize / 8).max(1);
+    out.push(w as u8);
+    out.extend_from_slice(&first.to_le_bytes());
+    for p in links.windows(2) {
+        out.extend_from_slice(&(p[1] - p[0]).to_le_bytes()[..w]);
+    }
+}
+
+/// Decodes one list written by [`encode_list`] into `out`, checking its width, its length
+/// (at most `cap` links) and that every node is below `n`. The error says what is wrong.
+#[inline]
+pub(crate) fn decode_list(
+    b: &[u8],
+    n: usize,
+    cap: usize,
+    out: &mut Vec<u32>,
+) -> std::result::Result<(), String> {
+    out.clear();
+    if b.is_empty() {
+        return Ok(());
+    }
+    let w = b[0] as usize;
+    if b.len() < LIST_HEAD || !(1..=4).contains(&w) || !(b.len() - LIST_HEAD).is_multiple_of(w) {
+        return Err(format!(
+            "malformed list of {} bytes, gap width {w}",
+            b.len()
+        ));
+    }
+    let count = 1 + (b.len() - LIST_HEAD) / w;
+    if count > cap {
+        return Err(format!("list of {count} links, at most {cap} fit"));
+    }
+    let mut acc = u64::from(u32_at(b, 1));
+    out.push(acc as u32);
+    let gaps = &b[LIST_HEAD..];
+    // One loop per width, so the loads inside have a fixed size.
+    match w {
+        1 => {
+            for &g in gaps {
+                acc += u64::from(g);
+                out.push(acc as u32);
+            }
+        }
+        2 => {
+            for g in gaps.chunks_exact(2) {
+                acc += u64::from(u16::from_le_bytes([g[0], g[1]]));
+                out.push(acc as u32);
+            }
+        }
+        3 => {
+            for g in gaps.chunks_exact(3) {
+                acc += u64::from(u32::from_le_bytes([g[0], g[1], g[2], 0]));
+                out.push(acc as u32);
+            }
+        }
+        _ => {
+            for g in gaps.chunks_exact(4) {
+                acc += u64::from(u32::from_le_bytes([g[0], g[1], g[2], g[3]]));
+                out.push(acc as u32);
+            }
+        }
+    }
+    // Nodes only grow along the list: the last is the largest.
+    if acc >= n as u64 {
+        out.clear();
+        return Err(format!("link to node {acc} of {n}"));
+    }
+    Ok(())
 }
 
 /// Writes the graph of `g` (all its nodes) to `path`, fsynced.
@@ -76,7 +177,7 @@ pub(crate) fn write(path: &Path, segment: u64, g: &MemGraph, order: &[u32]) -> R
     for (new, &old) in order.iter().enumerate() {
         pos[old as usize] = new as u32;
     }
-    // Renumbers one list: `count` then neighbours (unused slots stay zero).
+    // Renumbers one upper list: `count` then neighbours (unused slots stay zero).
     let remap = |words: &mut [u32], width: usize| {
         for list in words.chunks_mut(width) {
             let count = (list[0] as usize).min(width - 1);
@@ -86,18 +187,31 @@ pub(crate) fn write(path: &Path, segment: u64, g: &MemGraph, order: &[u32]) -> R
         }
     };
     let mut upper = Vec::new();
-    let mut offsets = Vec::with_capacity(n);
+    let mut upper_offsets = Vec::with_capacity(n);
     for &old in order {
         if g.level_of(old) == 0 {
-            offsets.push(u32::MAX);
+            upper_offsets.push(u32::MAX);
         } else {
-            offsets.push(upper.len() as u32);
+            upper_offsets.push(upper.len() as u32);
             let mut words: Vec<u32> = g.upper_words(old).collect();
             remap(&mut words, 1 + m);
             upper.extend(words);
         }
     }
-    let p = parts(n, m0, upper.len())
+    // Level 0: the lists, renumbered and encoded, and where each starts.
+    let mut lists = Vec::with_capacity(n * 64);
+    let mut starts = Vec::with_capacity(n + 1);
+    let mut links = Vec::with_capacity(m0);
+    for &old in order {
+        starts.push(lists.len() as u64);
+        let mut words = g.level0_words(old);
+        let count = (words.next().unwrap_or(0) as usize).min(m0);
+        links.clear();
+        links.extend(words.take(count).map(|w| pos[w as usize]));
+        encode_list(&mut links, &mut lists);
+    }
+    starts.push(lists.len() as u64);
+    let p = parts(n, lists.len(), upper.len())
         .ok_or_else(|| Error::InvalidArgument("graph too large".into()))?;
     let mut body = Vec::with_capacity(pad64(p.end));
     let (entry, top) = g.entry().map_or((0, 0), |(e, t)| (pos[e as usize], t));
@@ -107,19 +221,18 @@ pub(crate) fn write(path: &Path, segment: u64, g: &MemGraph, order: &[u32]) -> R
     body.extend_from_slice(&(top as u32).to_le_bytes());
     body.extend_from_slice(&(upper.len() as u64).to_le_bytes());
     body.extend_from_slice(&(g.params.ef_construction as u32).to_le_bytes());
+    body.extend_from_slice(&0u32.to_le_bytes());
+    body.extend_from_slice(&(lists.len() as u64).to_le_bytes());
     body.resize(META_LEN, 0);
-    let mut words = Vec::with_capacity(1 + m0);
-    for &old in order {
-        words.clear();
-        words.extend(g.level0_words(old));
-        remap(&mut words, 1 + m0);
-        for w in &words {
-            body.extend_from_slice(&w.to_le_bytes());
-        }
+    for &s in &starts {
+        body.extend_from_slice(&s.to_le_bytes()[..p.offset_width]);
     }
+    debug_assert_eq!(body.len(), p.lists);
+    body.extend_from_slice(&lists);
+    body.resize(p.levels, 0);
     body.extend(order.iter().map(|&old| g.level_of(old) as u8));
-    body.resize(p.offsets, 0);
-    for o in &offsets {
+    body.resize(p.upper_offsets, 0);
+    for o in &upper_offsets {
         body.extend_from_slice(&o.to_le_bytes());
     }
     for w in &upper {
@@ -181,14 +294,15 @@ impl MappedGraph {
         let m0 = u32_at(meta, 4) as usize;
         let entry = u32_at(meta, 8);
         let top = u32_at(meta, 12) as usize;
-        let upper_words =
-            usize::try_from(u64_at(meta, 16)).map_err(|_| bad("upper table too large".into()))?;
+        let too_large = || bad("sizes overflow".into());
+        let upper_words = usize::try_from(u64_at(meta, 16)).map_err(|_| too_large())?;
+        let list_bytes = usize::try_from(u64_at(meta, 32)).map_err(|_| too_large())?;
         if fm != m || m0 != 2 * m {
             return Err(bad(format!(
                 "graph built with m = {fm}, m0 = {m0}; collection has m = {m}"
             )));
         }
-        let p = parts(n, m0, upper_words).ok_or_else(|| bad("sizes overflow".into()))?;
+        let p = parts(n, list_bytes, upper_words).ok_or_else(too_large)?;
         let body_len = pad64(p.end);
         let blocks = BlockCheck::block_count(BLOCK_SIZE, body_len);
         if h.body_len != (body_len + blocks * 4) as u64 {
@@ -202,7 +316,6 @@ impl MappedGraph {
         if crc32c::crc32c(table) != h.body_crc {
             return Err(bad("block checksum table mismatch".into()));
         }
-        // The meta block is read right here: check it now.
         let g = MappedGraph {
             path: path.to_owned(),
             n,
@@ -214,6 +327,7 @@ impl MappedGraph {
             blocks: BlockCheck::new(BLOCK_SIZE, body_len),
             map,
         };
+        // The meta block is read right here: check it now.
         g.ensure(0, META_LEN)?;
         let entry = if n == 0 {
             None
@@ -253,9 +367,39 @@ impl MappedGraph {
         Ok(self.body()[off] as usize)
     }
 
-    /// Reads one list (`count` then `cap` slots) at byte offset `off`.
+    /// The level-0 offsets `off[i]` and `off[i + 1]` of node `i < n`, unchecked (body bytes).
     #[inline]
-    fn read_list(&self, off: usize, cap: usize, out: &mut Vec<u32>) -> Result<()> {
+    fn list_bounds(&self, body: &[u8], node: usize) -> (u64, u64) {
+        let w = self.parts.offset_width;
+        let at = self.parts.offsets + node * w;
+        if w == 4 {
+            (u64::from(u32_at(body, at)), u64::from(u32_at(body, at + 4)))
+        } else {
+            (u64_at(body, at), u64_at(body, at + 8))
+        }
+    }
+
+    /// The byte range of the level-0 list of `node < n` in the body, its offsets checked.
+    #[inline]
+    fn list_range(&self, node: usize) -> Result<(usize, usize)> {
+        let w = self.parts.offset_width;
+        let at = self.parts.offsets + node * w;
+        self.ensure(at, at + 2 * w)?;
+        let (s, e) = self.list_bounds(self.body(), node);
+        if s > e || e > self.parts.list_bytes as u64 {
+            return Err(Error::corruption(
+                &self.path,
+                format!(
+                    "level-0 list of node {node} at {s}..{e} lies outside the {} bytes of lists",
+                    self.parts.list_bytes
+                ),
+            ));
+        }
+        Ok((self.parts.lists + s as usize, self.parts.lists + e as usize))
+    }
+
+    /// Reads one upper-level list (`count` then `cap` slots) at byte offset `off`.
+    fn read_upper(&self, off: usize, cap: usize, out: &mut Vec<u32>) -> Result<()> {
         let end = off + 4 * (1 + cap);
         self.ensure(off, end)?;
         let b = &self.body()[off..end];
@@ -319,24 +463,39 @@ impl Links for MappedGraph {
 
     #[inline]
     fn prefetch(&self, node: u32) {
-        let off = HEADER_LEN + self.parts.level0 + node as usize * 4 * (1 + self.m0);
-        if let Some(b) = self.map.bytes().get(off..off + 4 * (1 + self.m0)) {
-            crate::storage::mmap::prefetch(b);
+        // A hint only: the offsets are read unchecked and a bad one prefetches nothing.
+        let body = self.body();
+        if (node as usize) < self.n {
+            let (s, e) = self.list_bounds(body, node as usize);
+            let start = self.parts.lists.saturating_add(s as usize);
+            let end = self.parts.lists.saturating_add(e as usize);
+            if let Some(b) = body.get(start..end) {
+                crate::storage::mmap::prefetch(b);
+            }
         }
     }
 
     #[inline]
     fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) -> Result<()> {
+        if node as usize >= self.n {
+            return Err(Error::corruption(
+                &self.path,
+                format!("node {node} of {}", self.n),
+            ));
+        }
         if level == 0 {
-            let off = self.parts.level0 + node as usize * 4 * (1 + self.m0);
-            return self.read_list(off, self.m0, out);
+            let (s, e) = self.list_range(node as usize)?;
+            self.ensure(s, e)?;
+            return decode_list(&self.body()[s..e], self.n, self.m0, out).map_err(|what| {
+                Error::corruption(&self.path, format!("level-0 list of node {node}: {what}"))
+            });
         }
         let lv = self.node_level(node)?;
         if level > lv {
             out.clear();
             return Ok(());
         }
-        let oo = self.parts.offsets + node as usize * 4;
+        let oo = self.parts.upper_offsets + node as usize * 4;
         self.ensure(oo, oo + 4)?;
         let word = u32_at(self.body(), oo) as usize;
         let off = word
@@ -350,7 +509,7 @@ impl Links for MappedGraph {
                     format!("upper links of node {node} lie outside the table"),
                 )
             })?;
-        self.read_list(off, self.m, out)
+        self.read_upper(off, self.m, out)
     }
 }
 

@@ -202,6 +202,10 @@ fn mapped_graph_equals_built_graph_and_catches_damage() {
         for l in 0..=g.level_of(n) {
             mg.neighbors(n, l, &mut a).unwrap();
             g.neighbors(n, l, &mut b).unwrap();
+            // Level-0 lists are stored sorted.
+            if l == 0 {
+                b.sort_unstable();
+            }
             assert_eq!(a, b, "node {n} level {l}");
         }
     }
@@ -334,7 +338,10 @@ fn reordered_graph_is_the_same_graph_renumbered() {
         for l in 0..=g.level_of(old) {
             mg.neighbors(new, l, &mut a).unwrap();
             g.neighbors(old, l, &mut b).unwrap();
-            let renamed: Vec<u32> = b.iter().map(|&x| pos[x as usize]).collect();
+            let mut renamed: Vec<u32> = b.iter().map(|&x| pos[x as usize]).collect();
+            if l == 0 {
+                renamed.sort_unstable();
+            }
             assert_eq!(a, renamed, "node {old} level {l}");
         }
     }
@@ -351,4 +358,58 @@ fn reordered_graph_is_the_same_graph_renumbered() {
         recall(&g, &flat, Metric::L2, &queries, 64),
         recall(&mg, &moved, Metric::L2, &queries, 64)
     );
+}
+
+mod list_codec {
+    use super::super::layout::{decode_list, encode_list};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any set of up to 64 distinct nodes below `n` decodes to itself, sorted, in the
+        /// fewest bytes per gap that hold the largest gap.
+        #[test]
+        fn lists_round_trip(
+            n in 1u32..=u32::MAX,
+            raw in proptest::collection::vec(any::<u32>(), 0..64),
+        ) {
+            let mut links: Vec<u32> = raw.iter().map(|x| x % n).collect();
+            links.sort_unstable();
+            links.dedup();
+            let want = links.clone();
+            let mut shuffled = links.clone();
+            shuffled.reverse();
+            let mut bytes = Vec::new();
+            encode_list(&mut shuffled, &mut bytes);
+            if want.is_empty() {
+                prop_assert!(bytes.is_empty());
+            } else {
+                let max_gap = want.windows(2).map(|p| p[1] - p[0]).max().unwrap_or(0);
+                let w = match max_gap { 0..=0xff => 1, 0x100..=0xffff => 2, 0x1_0000..=0xff_ffff => 3, _ => 4 };
+                prop_assert_eq!(bytes[0] as usize, w);
+                prop_assert_eq!(bytes.len(), 5 + (want.len() - 1) * w);
+            }
+            let mut out = vec![7];
+            decode_list(&bytes, n as usize, 64, &mut out).unwrap();
+            prop_assert_eq!(&out, &want);
+            // Too many links for the capacity, or a node at or past `n`, is refused.
+            if !want.is_empty() {
+                prop_assert!(decode_list(&bytes, n as usize, want.len() - 1, &mut out).is_err());
+                prop_assert!(decode_list(&bytes, *want.last().unwrap() as usize, 64, &mut out).is_err());
+            }
+        }
+
+        /// Arbitrary bytes never panic: they decode to nodes below `n` within the capacity,
+        /// or are refused.
+        #[test]
+        fn arbitrary_bytes_are_checked(
+            bytes in proptest::collection::vec(any::<u8>(), 0..80),
+            n in 1usize..100_000,
+        ) {
+            let mut out = Vec::new();
+            if decode_list(&bytes, n, 32, &mut out).is_ok() {
+                prop_assert!(out.len() <= 32);
+                prop_assert!(out.iter().all(|&x| (x as usize) < n));
+            }
+        }
+    }
 }

@@ -49,6 +49,10 @@ pub(crate) const QUANT_INLINE_FLOATS: usize = 1 << 22;
 /// Size of one payload index entry.
 const PAYLOAD_ENTRY: usize = 16;
 
+/// The encoded `StoredDoc` of a row with neither text nor payload fields. A segment whose
+/// rows all have it writes a payload file without index or documents.
+pub(crate) const EMPTY_DOC: &[u8] = &[0, 0];
+
 /// A sealed, memory-mapped segment.
 #[derive(Debug)]
 pub(crate) struct Segment {
@@ -74,6 +78,8 @@ pub(crate) struct Segment {
     payload_table_off: usize,
     /// Lazily checked blocks of the payload index.
     payload_blocks: BlockCheck,
+    /// Every row has the empty document: the payload file has no index and no documents.
+    payload_empty: bool,
     fields_path: PathBuf,
     fields_len: u64,
     /// The field indexes, decoded on first use.
@@ -187,9 +193,16 @@ impl Segment {
         let pb = payload.bytes();
         let ph = Header::decode(pb, FileKind::Payload, &payload_path)?;
         check_common(&ph, &payload_path, id, rows)?;
-        let index_len = rows_usize * PAYLOAD_ENTRY;
+        // Block size 0 and an empty body: no row has a document (`EMPTY_DOC` for all).
+        let payload_empty = ph.block_size == 0;
+        let index_len = if payload_empty {
+            0
+        } else {
+            rows_usize * PAYLOAD_ENTRY
+        };
         let index_table = BlockCheck::block_count(BLOCK_SIZE, index_len) * 4;
-        if ph.block_size as usize != BLOCK_SIZE
+        if (ph.block_size as usize != BLOCK_SIZE && !payload_empty)
+            || (payload_empty && ph.body_len != 0)
             || pb.len() as u64 != HEADER_LEN as u64 + ph.body_len
             || (ph.body_len as usize) < index_len + index_table
         {
@@ -236,6 +249,7 @@ impl Segment {
             blob_len,
             payload_table_off,
             payload_blocks: BlockCheck::new(BLOCK_SIZE, index_len),
+            payload_empty,
             graph,
             fields_path,
             fields_len,
@@ -374,6 +388,9 @@ impl Segment {
 
     /// The encoded document of `row`, checked against its checksum.
     pub(crate) fn doc_bytes(&self, row: usize) -> Result<&[u8]> {
+        if self.payload_empty {
+            return Ok(EMPTY_DOC);
+        }
         let (off, len, crc) = self.payload_entry(row)?;
         let bytes = &self.payload.bytes()[self.blob_off + off..self.blob_off + off + len];
         if crc32c::crc32c(bytes) != crc {

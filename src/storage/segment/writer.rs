@@ -6,7 +6,7 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use super::blocks::{BLOCK_SIZE, block_crcs};
-use super::{IDS_FILE, PAYLOAD_FILE, VECTORS_FILE, padded};
+use super::{EMPTY_DOC, IDS_FILE, PAYLOAD_FILE, VECTORS_FILE, padded};
 use crate::error::{IoContext, Result};
 use crate::index::fields::{FIELDS_FILE, FieldIndex};
 use crate::index::hnsw::graph::MemGraph;
@@ -125,6 +125,14 @@ fn write_indexes(dir: &Path, id: u64, rows: &[SealRow<'_>], analyzer: &Analyzer)
 }
 
 fn write_payload(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
+    if rows.iter().all(|r| r.doc == EMPTY_DOC) {
+        // No row has text or fields: the header alone (block size 0, empty body) says so.
+        let mut h = Header::new(FileKind::Payload);
+        h.count = rows.len() as u64;
+        h.aux = id;
+        h.body_crc = crc32c::crc32c(&[]);
+        return write_new_file(path, &[&h.encode()]);
+    }
     let mut index = Vec::with_capacity(rows.len() * 16);
     let mut off = 0u64;
     for r in rows {
