@@ -130,32 +130,26 @@ pub(crate) fn decode_list(
     let mut acc = u64::from(u32_at(b, 1));
     out.push(acc as u32);
     let gaps = &b[LIST_HEAD..];
-    // One loop per width, so the loads inside have a fixed size.
+    // One loop per width, so the loads inside have a fixed size; `extend` over exact-size
+    // chunks reserves once and writes without a capacity check per link.
+    let mut add = |gap: u32| {
+        acc += u64::from(gap);
+        acc as u32
+    };
     match w {
-        1 => {
-            for &g in gaps {
-                acc += u64::from(g);
-                out.push(acc as u32);
-            }
-        }
-        2 => {
-            for g in gaps.chunks_exact(2) {
-                acc += u64::from(u16::from_le_bytes([g[0], g[1]]));
-                out.push(acc as u32);
-            }
-        }
-        3 => {
-            for g in gaps.chunks_exact(3) {
-                acc += u64::from(u32::from_le_bytes([g[0], g[1], g[2], 0]));
-                out.push(acc as u32);
-            }
-        }
-        _ => {
-            for g in gaps.chunks_exact(4) {
-                acc += u64::from(u32::from_le_bytes([g[0], g[1], g[2], g[3]]));
-                out.push(acc as u32);
-            }
-        }
+        1 => out.extend(gaps.iter().map(|&g| add(u32::from(g)))),
+        2 => out.extend(
+            gaps.chunks_exact(2)
+                .map(|g| add(u32::from(u16::from_le_bytes([g[0], g[1]])))),
+        ),
+        3 => out.extend(
+            gaps.chunks_exact(3)
+                .map(|g| add(u32::from_le_bytes([g[0], g[1], g[2], 0]))),
+        ),
+        _ => out.extend(
+            gaps.chunks_exact(4)
+                .map(|g| add(u32::from_le_bytes([g[0], g[1], g[2], g[3]]))),
+        ),
     }
     // Nodes only grow along the list: the last is the largest.
     if acc >= n as u64 {
@@ -472,6 +466,14 @@ impl Links for MappedGraph {
             if let Some(b) = body.get(start..end) {
                 crate::storage::mmap::prefetch(b);
             }
+        }
+    }
+
+    #[inline]
+    fn prefetch_locator(&self, node: u32) {
+        let at = self.parts.offsets + node as usize * self.parts.offset_width;
+        if let Some(b) = self.body().get(at..at + 2 * self.parts.offset_width) {
+            crate::storage::mmap::prefetch(b);
         }
     }
 

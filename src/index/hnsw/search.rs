@@ -52,6 +52,10 @@ pub(crate) trait Links {
     /// Hint that the level-0 list of `node` will be read soon.
     #[inline]
     fn prefetch(&self, _node: u32) {}
+    /// Hint that `node` may be expanded later: fetch what [`Links::prefetch`] must read
+    /// before it can locate the list (a graph whose lists are found through a table).
+    #[inline]
+    fn prefetch_locator(&self, _node: u32) {}
 }
 
 /// Read access to the vectors a graph links.
@@ -195,6 +199,9 @@ pub(crate) fn search_level_by<L: Links, S: Score>(
             let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
             if results.len() < ef || s > worst {
                 let sc = Scored { score: s, node: n };
+                if level == 0 {
+                    links.prefetch_locator(n);
+                }
                 candidates.push(sc);
                 if accept(n) {
                     results.push(Reverse(sc));
