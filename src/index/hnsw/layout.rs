@@ -297,13 +297,13 @@ impl MappedGraph {
             )));
         }
         let p = parts(n, list_bytes, upper_words).ok_or_else(too_large)?;
-        let body_len = pad64(p.end);
+        let body_len = p.end.checked_next_multiple_of(64).ok_or_else(too_large)?;
         let blocks = BlockCheck::block_count(BLOCK_SIZE, body_len);
-        if h.body_len != (body_len + blocks * 4) as u64 {
+        let expected = body_len.checked_add(blocks * 4).ok_or_else(too_large)?;
+        if h.body_len != expected as u64 {
             return Err(bad(format!(
-                "body is {} bytes, expected {}",
-                h.body_len,
-                body_len + blocks * 4
+                "body is {} bytes, expected {expected}",
+                h.body_len
             )));
         }
         let table = &b[HEADER_LEN + body_len..];

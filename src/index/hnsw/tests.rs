@@ -222,8 +222,35 @@ fn mapped_graph_equals_built_graph_and_catches_damage() {
     assert!(MappedGraph::open(&path, 8, 3_000, 16).is_err());
     assert!(MappedGraph::open(&path, 9, 2_999, 16).is_err());
     assert!(MappedGraph::open(&path, 9, 3_000, 8).is_err());
-    // Any flipped byte is caught by open or by a full check — never a panic.
+    // Sizes in the meta that overflow are refused before anything is read (a fuzz find:
+    // upper words near usize::MAX / 4 overflowed the padding of the body's end).
     let bytes = std::fs::read(&path).unwrap();
+    let meta = crate::storage::header::HEADER_LEN;
+    // The upper table starts after the meta, 3,001 u32 offsets, the lists (padded to 4), the
+    // levels and the upper offsets; this many upper words put the body's end within 4 bytes
+    // of usize::MAX.
+    let list_bytes = crate::storage::header::u64_at(&bytes, meta + 32) as usize;
+    let upper = 64 + 3_001 * 4 + list_bytes.next_multiple_of(4) + 3_000 + 3_000 * 4;
+    for (field, value) in [
+        (16, ((usize::MAX - upper) / 4) as u64),
+        (16, usize::MAX as u64 / 4 - 3),
+        (16, u64::MAX),
+        (32, usize::MAX as u64 - 100),
+        (32, u64::MAX),
+    ] {
+        let mut b = bytes.clone();
+        b[meta + field..meta + field + 8].copy_from_slice(&value.to_le_bytes());
+        let p2 = dir.path().join("huge");
+        std::fs::write(&p2, &b).unwrap();
+        assert!(
+            matches!(
+                MappedGraph::open(&p2, 9, 3_000, 16),
+                Err(Error::Corruption { .. })
+            ),
+            "meta field {field} = {value}"
+        );
+    }
+    // Any flipped byte is caught by open or by a full check — never a panic.
     let mut rng = SmallRng::seed_from_u64(5);
     let mut offsets: Vec<usize> = (0..200).collect();
     offsets.extend((0..300).map(|_| rng.random_range(0..bytes.len())));
