@@ -112,6 +112,21 @@ class Collection:
         include_payload: bool = True,
     ) -> list[Hit]:
         """_Vector, text (BM25) or hybrid search, best first."""
+    def search_batch(
+        self,
+        queries: _Matrix,
+        k: int = 10,
+        filter: Optional[_FilterSpec] = None,
+        *,
+        ef: Optional[int] = None,
+        exact: bool = False,
+        threads: Optional[int] = None,
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
+        """Vector search for many queries on `threads` threads (default: every core).
+
+        Returns `(ids, scores)`, both of shape `(len(queries), k)`, best first; rows with
+        fewer than `k` hits are padded with id `2**64 - 1` and score NaN.
+        """
     @overload
     def get(self, ids: int) -> Optional[Record]: ...
     @overload

@@ -14,7 +14,7 @@ use cairndb::{
     Collection, CollectionConfig, Database, Durability, Error, Filter, Fusion, Hit, Legs, Metric,
     Options, Payload, Record, SearchRequest, TextConfig, Value,
 };
-use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyTypeError;
 use pyo3::import_exception;
 use pyo3::prelude::*;
@@ -187,6 +187,36 @@ fn matrix_from_py(v: &Bound<'_, PyAny>, n: usize, dim: usize) -> PyResult<Vec<Ve
     }
     if rows.len() != n {
         return Err(invalid(format!("got {} ids but {} vectors", n, rows.len())));
+    }
+    Ok(rows)
+}
+
+/// What `search_batch` returns: ids and scores, one row per query.
+type IdsAndScores<'py> = (Bound<'py, PyArray2<u64>>, Bound<'py, PyArray2<f32>>);
+
+/// Query vectors from a 2-D numpy array or a sequence of vectors (any number of rows).
+fn queries_from_py(v: &Bound<'_, PyAny>, dim: usize) -> PyResult<Vec<Vec<f32>>> {
+    let n = if let Ok(a) = v.extract::<PyReadonlyArray2<'_, f32>>() {
+        a.as_array().nrows()
+    } else if let Ok(a) = v.extract::<PyReadonlyArray2<'_, f64>>() {
+        a.as_array().nrows()
+    } else if v.hasattr("dtype")? && v.hasattr("shape")? {
+        // Not a 2-D float array: matrix_from_py names the dtype or the shape.
+        0
+    } else {
+        v.len().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "queries must be a 2-D numpy array or a list of vectors, not {}",
+                type_name(v)
+            ))
+        })?
+    };
+    let rows = matrix_from_py(v, n, dim)?;
+    if let Some(bad) = rows.iter().position(|r| r.len() != dim) {
+        return Err(invalid(format!(
+            "query {bad} has {} values but the collection's dimension is {dim}",
+            rows[bad].len()
+        )));
     }
     Ok(rows)
 }
@@ -861,6 +891,96 @@ impl PyCollection {
         req = req.fusion(fusion);
         let hits = py.detach(|| col.search(&req)).map_err(to_py)?;
         Ok(hits.into_iter().map(PyHit::from).collect())
+    }
+
+    /// Searches many query vectors at once, on `threads` threads (default: every core), and
+    /// returns two `(len(queries), k)` numpy arrays: the ids (uint64) and the scores
+    /// (float32) of each query's hits, best first. Where a query has fewer than `k` hits the
+    /// row is padded with id `2**64 - 1` and score NaN. `queries`: a 2-D float32 array
+    /// (float64 is converted) or a list of vectors. `filter`, `ef` and `exact` as in `search`.
+    #[pyo3(signature = (queries, k=10, filter=None, *, ef=None, exact=false, threads=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn search_batch<'py>(
+        &self,
+        py: Python<'py>,
+        queries: &Bound<'py, PyAny>,
+        k: usize,
+        filter: Option<&Bound<'py, PyAny>>,
+        ef: Option<usize>,
+        exact: bool,
+        threads: Option<usize>,
+    ) -> PyResult<IdsAndScores<'py>> {
+        use rayon::prelude::*;
+        let g = self.col()?;
+        let col: &Collection = &g;
+        let dim = col.config().dim;
+        let queries = queries_from_py(queries, dim)?;
+        if k == 0 {
+            return Err(invalid("k must be at least 1"));
+        }
+        if threads == Some(0) {
+            return Err(invalid("threads must be at least 1"));
+        }
+        let filter = match filter.filter(|f| !f.is_none()) {
+            Some(f) => Some(filter_from_py(f)?),
+            None => None,
+        };
+        let request = |q: &Vec<f32>| {
+            let mut r = SearchRequest::new(q.clone())
+                .k(k)
+                .exact(exact)
+                .with_text(false)
+                .with_payload(false);
+            if let Some(ef) = ef {
+                r = r.ef(ef);
+            }
+            if let Some(f) = &filter {
+                r = r.filter(f.clone());
+            }
+            r
+        };
+        let n = queries.len();
+        let pool = match threads {
+            Some(t) => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .map_err(|e| {
+                        pyo3::exceptions::PyRuntimeError::new_err(format!(
+                            "cannot start {t} search threads: {e}"
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
+        let results = py
+            .detach(|| {
+                let run = || {
+                    queries
+                        .par_iter()
+                        .map(|q| col.search(&request(q)))
+                        .collect::<Result<Vec<Vec<Hit>>, Error>>()
+                };
+                match &pool {
+                    Some(p) => p.install(run),
+                    None => run(),
+                }
+            })
+            .map_err(to_py)?;
+        let mut ids = vec![u64::MAX; n * k];
+        let mut scores = vec![f32::NAN; n * k];
+        for (i, hits) in results.into_iter().enumerate() {
+            for (j, h) in hits.into_iter().take(k).enumerate() {
+                ids[i * k + j] = h.id;
+                scores[i * k + j] = h.score;
+            }
+        }
+        let shape = (n, k);
+        let ids = numpy::ndarray::Array2::from_shape_vec(shape, ids)
+            .map_err(|e| invalid(e.to_string()))?;
+        let scores = numpy::ndarray::Array2::from_shape_vec(shape, scores)
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok((ids.into_pyarray(py), scores.into_pyarray(py)))
     }
 
     /// The records with these ids, in order, `None` where an id does not exist. Given one int,

@@ -241,6 +241,69 @@ def test_vector_search_matches_brute_force(db):
     assert scores == sorted(scores, reverse=True)
 
 
+def test_search_batch_matches_search(db):
+    n, dim = 3000, 16
+    x = unit_rows(n, dim)
+    col = db.create_collection("c", dim=dim)
+    col.upsert(list(range(2000)), x[:2000], payloads=[{"even": i % 2 == 0} for i in range(2000)])
+    col.flush()  # one segment and a memtable
+    col.upsert(list(range(2000, n)), x[2000:], payloads=[{"even": i % 2 == 0} for i in range(2000, n)])
+    q = unit_rows(40, dim, seed=5)
+    for kwargs in [{}, {"ef": 100}, {"exact": True}, {"filter": {"even": True}}, {"filter": "even = false", "exact": True}]:
+        for threads in [None, 1, 2]:
+            ids, scores = col.search_batch(q, k=10, threads=threads, **kwargs)
+            assert ids.shape == (40, 10) and ids.dtype == np.uint64
+            assert scores.shape == (40, 10) and scores.dtype == np.float32
+            for i in range(40):
+                hits = col.search(vector=q[i], k=10, **kwargs)
+                assert list(ids[i]) == [h.id for h in hits], (kwargs, threads, i)
+                np.testing.assert_array_equal(scores[i], np.array([h.score for h in hits], dtype=np.float32))
+    # Exact results equal brute force, and lists of lists and float64 are accepted.
+    ids, scores = col.search_batch(q.astype(np.float64).tolist(), k=5, exact=True)
+    for i in range(40):
+        want = brute_force(x, q[i], 5)
+        assert list(ids[i]) == want
+        np.testing.assert_allclose(scores[i], (x @ q[i])[want], rtol=1e-4, atol=1e-5)
+    # Fewer hits than k: padded with 2**64 - 1 and NaN.
+    small = db.create_collection("small", dim=dim)
+    small.upsert([7, 8, 9], x[:3])
+    ids, scores = small.search_batch(q[:4], k=5)
+    assert ids.shape == (4, 5)
+    for i in range(4):
+        assert sorted(ids[i][:3].tolist()) == [7, 8, 9]
+        assert ids[i][3:].tolist() == [2**64 - 1] * 2
+        assert not np.isnan(scores[i][:3]).any() and np.isnan(scores[i][3:]).all()
+    # No queries: empty arrays of the right shape.
+    ids, scores = col.search_batch(np.zeros((0, dim), dtype=np.float32), k=3)
+    assert ids.shape == (0, 3) and scores.shape == (0, 3)
+
+
+def test_search_batch_errors(db):
+    col = db.create_collection("c", dim=4)
+    col.upsert([1, 2], unit_rows(2, 4))
+    with pytest.raises(cairndb.InvalidInputError, match="columns but the collection's dimension is 4"):
+        col.search_batch(np.zeros((3, 5), dtype=np.float32))
+    with pytest.raises(cairndb.InvalidInputError, match="query 1 has 3 values"):
+        col.search_batch([[1.0, 0, 0, 0], [1.0, 0, 0]])
+    with pytest.raises(TypeError, match="dtype float32 or float64"):
+        col.search_batch(np.zeros((2, 4), dtype=np.int32))
+    with pytest.raises(cairndb.InvalidInputError, match="2-D"):
+        col.search_batch(np.zeros(4, dtype=np.float32))
+    with pytest.raises(TypeError, match="list of vectors"):
+        col.search_batch(42)
+    with pytest.raises(cairndb.InvalidInputError, match="k must be"):
+        col.search_batch(unit_rows(2, 4), k=0)
+    with pytest.raises(cairndb.InvalidInputError, match="threads must be"):
+        col.search_batch(unit_rows(2, 4), threads=0)
+    # A bad query among good ones fails the whole call with that query's error.
+    q = unit_rows(3, 4)
+    q[2, 1] = np.nan
+    with pytest.raises(cairndb.InvalidInputError, match="non-finite"):
+        col.search_batch(q)
+    with pytest.raises(cairndb.InvalidInputError, match="column 7"):
+        col.search_batch(unit_rows(2, 4), filter="year >")
+
+
 def test_search_results_include_text_and_payload_on_request(db):
     col = db.create_collection("c", dim=2)
     col.upsert([1], [[1, 0]], texts=["hello"], payloads=[{"a": "b"}])
