@@ -468,7 +468,7 @@ impl SegmentFiles {
         if g.len() >= HEADER_LEN + 64 {
             let upper = u64_at(g, HEADER_LEN + 16) as usize;
             let lists = u64_at(g, HEADER_LEN + 32) as usize;
-            let width = if lists <= u32::MAX as usize { 4 } else { 8 };
+            let width = u32_at(g, HEADER_LEN + 28) as usize;
             let end = rows
                 .checked_add(1)
                 .and_then(|x| x.checked_mul(width))

@@ -5,8 +5,8 @@
 //!
 //! | part | size |
 //! |---|---|
-//! | meta: m u32, m0 u32, entry u32, top level u32, upper words u64, ef_construction u32, zero u32, level-0 list bytes `s` u64, zero | 64 |
-//! | level-0 offsets: where each node's list starts in the lists, then `s` | (n + 1) · w (w = 4, or 8 when `s` ≥ 2³²) |
+//! | meta: m u32, m0 u32, entry u32, top level u32, upper words u64, ef_construction u32, offset width `w` u32, level-0 list bytes `s` u64, zero | 64 |
+//! | level-0 offsets: where each node's list starts in the lists, then `s` | (n + 1) · w (w = 4, or 8: needed when `s` ≥ 2³²) |
 //! | level-0 lists, back to back ([`encode_list`]) | s, zero-padded to 4 |
 //! | level of each node | n · 1, zero-padded to 4 |
 //! | upper offset of each node: first word in the upper table, `u32::MAX` for level-0 nodes | n · 4 |
@@ -43,7 +43,8 @@ fn pad64(x: usize) -> usize {
     x.div_ceil(64) * 64
 }
 
-/// Width of one level-0 offset: 4 bytes while the lists fit in u32 offsets, else 8.
+/// Width of one level-0 offset the writer picks: 4 bytes while the lists fit in u32
+/// offsets, else 8. The meta records it; a reader accepts 8 for any size.
 fn offset_width(list_bytes: usize) -> usize {
     if list_bytes <= u32::MAX as usize {
         4
@@ -65,9 +66,8 @@ struct Parts {
     end: usize,
 }
 
-fn parts(n: usize, list_bytes: usize, upper_words: usize) -> Option<Parts> {
+fn parts(n: usize, offset_width: usize, list_bytes: usize, upper_words: usize) -> Option<Parts> {
     let offsets = META_LEN;
-    let offset_width = offset_width(list_bytes);
     let lists = offsets.checked_add(n.checked_add(1)?.checked_mul(offset_width)?)?;
     let levels = lists.checked_add(list_bytes.checked_next_multiple_of(4)?)?;
     let upper_offsets = levels.checked_add(n.checked_next_multiple_of(4)?)?;
@@ -163,6 +163,18 @@ pub(crate) fn decode_list(
 /// `order[new] = old`: node `order[i]` of `g` is written as node `i` (the rows of the
 /// segment are written in the same order).
 pub(crate) fn write(path: &Path, segment: u64, g: &MemGraph, order: &[u32]) -> Result<()> {
+    write_with(path, segment, g, order, None)
+}
+
+/// [`write`] with the width of the level-0 offsets forced (tests of the 8-byte form, which
+/// real data reaches only past 4 GiB of lists).
+pub(crate) fn write_with(
+    path: &Path,
+    segment: u64,
+    g: &MemGraph,
+    order: &[u32],
+    force_offset_width: Option<usize>,
+) -> Result<()> {
     let n = g.nodes();
     let m = g.params.m;
     let m0 = g.params.m0();
@@ -205,7 +217,8 @@ pub(crate) fn write(path: &Path, segment: u64, g: &MemGraph, order: &[u32]) -> R
         encode_list(&mut links, &mut lists);
     }
     starts.push(lists.len() as u64);
-    let p = parts(n, lists.len(), upper.len())
+    let width = force_offset_width.unwrap_or_else(|| offset_width(lists.len()));
+    let p = parts(n, width, lists.len(), upper.len())
         .ok_or_else(|| Error::InvalidArgument("graph too large".into()))?;
     let mut body = Vec::with_capacity(pad64(p.end));
     let (entry, top) = g.entry().map_or((0, 0), |(e, t)| (pos[e as usize], t));
@@ -215,7 +228,7 @@ pub(crate) fn write(path: &Path, segment: u64, g: &MemGraph, order: &[u32]) -> R
     body.extend_from_slice(&(top as u32).to_le_bytes());
     body.extend_from_slice(&(upper.len() as u64).to_le_bytes());
     body.extend_from_slice(&(g.params.ef_construction as u32).to_le_bytes());
-    body.extend_from_slice(&0u32.to_le_bytes());
+    body.extend_from_slice(&(width as u32).to_le_bytes());
     body.extend_from_slice(&(lists.len() as u64).to_le_bytes());
     body.resize(META_LEN, 0);
     for &s in &starts {
@@ -291,12 +304,18 @@ impl MappedGraph {
         let too_large = || bad("sizes overflow".into());
         let upper_words = usize::try_from(u64_at(meta, 16)).map_err(|_| too_large())?;
         let list_bytes = usize::try_from(u64_at(meta, 32)).map_err(|_| too_large())?;
+        let width = u32_at(meta, 28) as usize;
+        if !(width == 8 || width == 4 && list_bytes <= u32::MAX as usize) {
+            return Err(bad(format!(
+                "level-0 offsets of {width} bytes for {list_bytes} bytes of lists"
+            )));
+        }
         if fm != m || m0 != 2 * m {
             return Err(bad(format!(
                 "graph built with m = {fm}, m0 = {m0}; collection has m = {m}"
             )));
         }
-        let p = parts(n, list_bytes, upper_words).ok_or_else(too_large)?;
+        let p = parts(n, width, list_bytes, upper_words).ok_or_else(too_large)?;
         let body_len = p.end.checked_next_multiple_of(64).ok_or_else(too_large)?;
         let blocks = BlockCheck::block_count(BLOCK_SIZE, body_len);
         let expected = body_len.checked_add(blocks * 4).ok_or_else(too_large)?;

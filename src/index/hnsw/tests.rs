@@ -218,6 +218,36 @@ fn mapped_graph_equals_built_graph_and_catches_damage() {
     let r1 = recall(&g, &flat, Metric::Cosine, &queries, 64);
     let r2 = recall(&mg, &flat, Metric::Cosine, &queries, 64);
     assert_eq!(r1, r2);
+    // The 8-byte offset form (written past 4 GiB of lists) reads as the same graph.
+    let wide = dir.path().join("wide");
+    super::layout::write_with(&wide, 9, &g, &identity, Some(8)).unwrap();
+    let mw = MappedGraph::open(&wide, 9, 3_000, 16).unwrap();
+    mw.verify_all().unwrap();
+    for n in 0..3_000u32 {
+        for l in 0..=g.level_of(n) {
+            mw.neighbors(n, l, &mut a).unwrap();
+            mg.neighbors(n, l, &mut b).unwrap();
+            assert_eq!(a, b, "wide: node {n} level {l}");
+        }
+    }
+    assert!(mw.disk_bytes() > mg.disk_bytes());
+    assert_eq!(recall(&mw, &flat, Metric::Cosine, &queries, 64), r2);
+    // An offset width other than 4 or 8, or one that does not match the file, is refused.
+    let bytes = std::fs::read(&path).unwrap();
+    let at = crate::storage::header::HEADER_LEN + 28;
+    for width in [0u32, 2, 5, 8, 16, u32::MAX] {
+        let mut b = bytes.clone();
+        b[at..at + 4].copy_from_slice(&width.to_le_bytes());
+        let p2 = dir.path().join("width");
+        std::fs::write(&p2, &b).unwrap();
+        assert!(
+            matches!(
+                MappedGraph::open(&p2, 9, 3_000, 16),
+                Err(Error::Corruption { .. })
+            ),
+            "offset width {width}"
+        );
+    }
     // Wrong expectations are refused.
     assert!(MappedGraph::open(&path, 8, 3_000, 16).is_err());
     assert!(MappedGraph::open(&path, 9, 2_999, 16).is_err());
