@@ -1,7 +1,7 @@
 """Type stubs for the Rust extension `cairndb._cairndb`."""
 
 from os import PathLike
-from typing import Any, Literal, Optional, Sequence, Union, final, overload
+from typing import Any, Callable, Literal, Optional, Sequence, Union, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -110,8 +110,14 @@ class Collection:
         candidates: Optional[int] = None,
         include_text: bool = True,
         include_payload: bool = True,
+        rerank: Optional[Callable[[Optional[str], list[Hit]], Union[Sequence[float], npt.NDArray[np.floating]]]] = None,
+        rerank_top_n: Optional[int] = None,
     ) -> list[Hit]:
-        """_Vector, text (BM25) or hybrid search, best first."""
+        """_Vector, text (BM25) or hybrid search, best first.
+
+        `rerank(text, hits)` re-scores the best `rerank_top_n` (default `max(2k, 50)`)
+        candidates, given with text and payload; the hits come back ordered by its scores.
+        """
     def search_batch(
         self,
         queries: _Matrix,

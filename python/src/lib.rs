@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 
 use cairndb::{
     Collection, CollectionConfig, Database, Durability, Error, Filter, Fusion, Hit, Legs, Metric,
-    Options, Payload, Record, SearchRequest, TextConfig, Value,
+    Options, Payload, Record, RerankQuery, Reranker, SearchRequest, TextConfig, Value,
 };
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyTypeError;
@@ -189,6 +189,59 @@ fn matrix_from_py(v: &Bound<'_, PyAny>, n: usize, dim: usize) -> PyResult<Vec<Ve
         return Err(invalid(format!("got {} ids but {} vectors", n, rows.len())));
     }
     Ok(rows)
+}
+
+/// A Python callable `(text, hits) -> scores` as Cairn's re-ranking hook. Called with the
+/// GIL taken again (the search itself runs without it). An exception it raises is kept in
+/// `raised` and re-raised by `search` once the search has returned.
+struct PyReranker {
+    f: Py<PyAny>,
+    raised: Mutex<Option<PyErr>>,
+}
+
+impl Reranker for PyReranker {
+    fn rerank(&self, query: &RerankQuery<'_>, candidates: &[Hit]) -> Result<Vec<f32>, Error> {
+        Python::attach(|py| {
+            let call = || -> PyResult<Vec<f32>> {
+                let hits = candidates
+                    .iter()
+                    .cloned()
+                    .map(|h| Bound::new(py, PyHit::from(h)))
+                    .collect::<PyResult<Vec<_>>>()?;
+                let out = self.f.bind(py).call1((query.text, hits))?;
+                if let Ok(a) = out.extract::<PyReadonlyArray1<'_, f32>>() {
+                    return Ok(a.as_array().to_vec());
+                }
+                if let Ok(a) = out.extract::<PyReadonlyArray1<'_, f64>>() {
+                    return Ok(a.as_array().iter().map(|&x| x as f32).collect());
+                }
+                out.try_iter()
+                    .map_err(|_| {
+                        PyTypeError::new_err(format!(
+                            "rerank must return a sequence of numbers, not {}",
+                            type_name(&out)
+                        ))
+                    })?
+                    .map(|x| {
+                        let x = x?;
+                        x.extract::<f64>().map(|v| v as f32).map_err(|_| {
+                            PyTypeError::new_err(format!(
+                                "rerank must return numbers, found {}",
+                                type_name(&x)
+                            ))
+                        })
+                    })
+                    .collect()
+            };
+            call().map_err(|e| {
+                let msg = e.to_string();
+                if let Ok(mut slot) = self.raised.lock() {
+                    *slot = Some(e);
+                }
+                Error::InvalidArgument(format!("the re-ranker raised {msg}"))
+            })
+        })
+    }
 }
 
 /// What `search_batch` returns: ids and scores, one row per query.
@@ -828,7 +881,7 @@ impl PyCollection {
     /// Searches by vector, by text (BM25), or both (hybrid, fused by `fusion`: "rrf",
     /// "weighted" or "dbsf"). `filter` is the text syntax (`'lang = "en" AND year >= 2020'`)
     /// or a dict (`{"year": {"$gte": 2020}}`). Returns up to `k` `Hit`s, best first.
-    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion="rrf", *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None, include_text=true, include_payload=true))]
+    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion="rrf", *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None, include_text=true, include_payload=true, rerank=None, rerank_top_n=None))]
     #[allow(clippy::too_many_arguments)]
     fn search(
         &self,
@@ -845,6 +898,8 @@ impl PyCollection {
         candidates: Option<usize>,
         include_text: bool,
         include_payload: bool,
+        rerank: Option<Py<PyAny>>,
+        rerank_top_n: Option<usize>,
     ) -> PyResult<Vec<PyHit>> {
         let g = self.col()?;
         let col: &Collection = &g;
@@ -889,8 +944,29 @@ impl PyCollection {
             }
         };
         req = req.fusion(fusion);
-        let hits = py.detach(|| col.search(&req)).map_err(to_py)?;
-        Ok(hits.into_iter().map(PyHit::from).collect())
+        let reranker = match rerank.filter(|r| !r.is_none(py)) {
+            Some(f) => {
+                if !f.bind(py).is_callable() {
+                    return Err(PyTypeError::new_err(format!(
+                        "rerank must be a callable (text, hits) -> scores, not {}",
+                        type_name(f.bind(py))
+                    )));
+                }
+                let r = Arc::new(PyReranker {
+                    f,
+                    raised: Mutex::new(None),
+                });
+                req = req.rerank(r.clone(), rerank_top_n.unwrap_or((2 * k).max(50)));
+                Some(r)
+            }
+            None => None,
+        };
+        let hits = py.detach(|| col.search(&req));
+        // An exception raised by the re-ranker is re-raised as it was.
+        if let Some(e) = reranker.and_then(|r| r.raised.lock().ok()?.take()) {
+            return Err(e);
+        }
+        Ok(hits.map_err(to_py)?.into_iter().map(PyHit::from).collect())
     }
 
     /// Searches many query vectors at once, on `threads` threads (default: every core), and

@@ -304,6 +304,60 @@ def test_search_batch_errors(db):
         col.search_batch(unit_rows(2, 4), filter="year >")
 
 
+def test_rerank_hook(db):
+    n, dim = 500, 8
+    x = unit_rows(n, dim, seed=11)
+    col = db.create_collection("c", dim=dim)
+    col.upsert(list(range(n)), x, texts=[f"doc {i}" for i in range(n)],
+               payloads=[{"rank": (i * 37) % 101} for i in range(n)])
+    col.flush()
+    q = unit_rows(1, dim, seed=12)[0]
+    top20 = col.search(vector=q, k=20, exact=True)
+    # Negated scores: the 5 worst of the best 20, worst first, with the re-ranker's scores.
+    hits = col.search(vector=q, k=5, exact=True, rerank_top_n=20,
+                      rerank=lambda text, hits: [-h.score for h in hits])
+    assert [h.id for h in hits] == [h.id for h in reversed(top20)][:5]
+    np.testing.assert_allclose([h.score for h in hits], [-h.score for h in reversed(top20)][:5])
+    # The re-ranker sees text, payload and the query text; a numpy result works; the hits
+    # come back without text/payload when not asked for.
+    seen = []
+
+    def by_rank(text, hits):
+        seen.append((text, [(h.text, h.payload) for h in hits]))
+        return np.array([h.payload["rank"] for h in hits], dtype=np.float64)
+
+    hits = col.search(vector=q, text="doc", k=4, rerank=by_rank, rerank_top_n=30,
+                      include_text=False, include_payload=False)
+    text, cands = seen[-1]
+    assert text == "doc" and len(cands) == 30
+    assert all(t.startswith("doc ") and "rank" in p for t, p in cands)
+    ranks = sorted((p["rank"] for _, p in cands), reverse=True)[:4]
+    assert [h.score for h in hits] == ranks
+    assert all(h.text is None and h.payload is None for h in hits)
+    col.search(vector=q, k=3, rerank=by_rank)
+    assert seen[-1][0] is None and len(seen[-1][1]) == 50  # default top_n: max(2k, 50)
+    # Its exception comes out unchanged; bad results are InvalidInputError.
+
+    class Boom(Exception):
+        pass
+
+    def boom(text, hits):
+        raise Boom("model down")
+
+    with pytest.raises(Boom, match="model down"):
+        col.search(vector=q, k=3, rerank=boom)
+    with pytest.raises(cairndb.InvalidInputError, match="returned 2 scores for 50"):
+        col.search(vector=q, k=3, rerank=lambda t, h: [1.0, 2.0])
+    with pytest.raises(cairndb.InvalidInputError, match="NaN"):
+        col.search(vector=q, k=3, rerank=lambda t, h: [float("nan")] * len(h))
+    with pytest.raises(TypeError, match="rerank must return numbers"):
+        col.search(vector=q, k=3, rerank=lambda t, h: ["x"] * len(h))
+    with pytest.raises(TypeError, match="rerank must be a callable"):
+        col.search(vector=q, k=3, rerank=42)
+    # The collection still works after all that.
+    assert len(col.search(vector=q, k=3)) == 3
+
+
 def test_search_results_include_text_and_payload_on_request(db):
     col = db.create_collection("c", dim=2)
     col.upsert([1], [[1, 0]], texts=["hello"], payloads=[{"a": "b"}])
