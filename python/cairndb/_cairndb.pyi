@@ -118,6 +118,21 @@ class Collection:
         `rerank(text, hits)` re-scores the best `rerank_top_n` (default `max(2k, 50)`)
         candidates, given with text and payload; the hits come back ordered by its scores.
         """
+    def explain(
+        self,
+        vector: Optional[_Vector] = None,
+        text: Optional[str] = None,
+        k: int = 10,
+        filter: Optional[_FilterSpec] = None,
+        fusion: Literal["rrf", "weighted", "dbsf"] = "rrf",
+        *,
+        alpha: Optional[float] = None,
+        rrf_k: Optional[float] = None,
+        ef: Optional[int] = None,
+        exact: bool = False,
+        candidates: Optional[int] = None,
+    ) -> dict[str, Any]:
+        """How `search` with these arguments runs: `{"hits": [...], "explain": {...}}`."""
     def search_batch(
         self,
         queries: _Matrix,

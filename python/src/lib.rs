@@ -191,6 +191,60 @@ fn matrix_from_py(v: &Bound<'_, PyAny>, n: usize, dim: usize) -> PyResult<Vec<Ve
     Ok(rows)
 }
 
+/// The request `search` and `explain` build from their arguments.
+#[allow(clippy::too_many_arguments)]
+fn request_from_py(
+    dim: usize,
+    vector: Option<&Bound<'_, PyAny>>,
+    text: Option<String>,
+    k: usize,
+    filter: Option<&Bound<'_, PyAny>>,
+    fusion: &str,
+    alpha: Option<f32>,
+    rrf_k: Option<f32>,
+    ef: Option<usize>,
+    exact: bool,
+    candidates: Option<usize>,
+) -> PyResult<SearchRequest> {
+    let mut req = match (vector, text) {
+        (Some(v), t) if !v.is_none() => {
+            let r = SearchRequest::new(vector_from_py(v, dim, "the query vector")?);
+            match t {
+                Some(t) => r.text(t),
+                None => r,
+            }
+        }
+        (_, Some(t)) => SearchRequest::by_text(t),
+        _ => return Err(invalid("search needs a vector, a text, or both")),
+    };
+    req = req.k(k).exact(exact);
+    if let Some(ef) = ef {
+        req = req.ef(ef);
+    }
+    if let Some(c) = candidates {
+        req = req.candidates(c);
+    }
+    if let Some(f) = filter.filter(|f| !f.is_none()) {
+        req = req.filter(filter_from_py(f)?);
+    }
+    let fusion = match fusion {
+        "rrf" => Fusion::Rrf {
+            k: rrf_k.unwrap_or(60.0),
+        },
+        "weighted" => Fusion::Weighted {
+            alpha: alpha.unwrap_or(0.5),
+        },
+        "dbsf" => Fusion::Dbsf,
+        other => {
+            return Err(invalid(format!(
+                "unknown fusion {other:?} (use \"rrf\", \"weighted\" or \"dbsf\")"
+            )));
+        }
+    };
+    req = req.fusion(fusion);
+    Ok(req)
+}
+
 /// A Python callable `(text, hits) -> scores` as Cairn's re-ranking hook. Called with the
 /// GIL taken again (the search itself runs without it). An exception it raises is kept in
 /// `raised` and re-raised by `search` once the search has returned.
@@ -903,47 +957,21 @@ impl PyCollection {
     ) -> PyResult<Vec<PyHit>> {
         let g = self.col()?;
         let col: &Collection = &g;
-        let dim = col.config().dim;
-        let mut req = match (vector, text) {
-            (Some(v), t) if !v.is_none() => {
-                let r = SearchRequest::new(vector_from_py(v, dim, "the query vector")?);
-                match t {
-                    Some(t) => r.text(t),
-                    None => r,
-                }
-            }
-            (_, Some(t)) => SearchRequest::by_text(t),
-            _ => return Err(invalid("search needs a vector, a text, or both")),
-        };
-        req = req
-            .k(k)
-            .exact(exact)
-            .with_text(include_text)
-            .with_payload(include_payload);
-        if let Some(ef) = ef {
-            req = req.ef(ef);
-        }
-        if let Some(c) = candidates {
-            req = req.candidates(c);
-        }
-        if let Some(f) = filter.filter(|f| !f.is_none()) {
-            req = req.filter(filter_from_py(f)?);
-        }
-        let fusion = match fusion {
-            "rrf" => Fusion::Rrf {
-                k: rrf_k.unwrap_or(60.0),
-            },
-            "weighted" => Fusion::Weighted {
-                alpha: alpha.unwrap_or(0.5),
-            },
-            "dbsf" => Fusion::Dbsf,
-            other => {
-                return Err(invalid(format!(
-                    "unknown fusion {other:?} (use \"rrf\", \"weighted\" or \"dbsf\")"
-                )));
-            }
-        };
-        req = req.fusion(fusion);
+        let mut req = request_from_py(
+            col.config().dim,
+            vector,
+            text,
+            k,
+            filter,
+            fusion,
+            alpha,
+            rrf_k,
+            ef,
+            exact,
+            candidates,
+        )?
+        .with_text(include_text)
+        .with_payload(include_payload);
         let reranker = match rerank.filter(|r| !r.is_none(py)) {
             Some(f) => {
                 if !f.bind(py).is_callable() {
@@ -1057,6 +1085,48 @@ impl PyCollection {
         let scores = numpy::ndarray::Array2::from_shape_vec(shape, scores)
             .map_err(|e| invalid(e.to_string()))?;
         Ok((ids.into_pyarray(py), scores.into_pyarray(py)))
+    }
+
+    /// How `search` with these arguments runs: per source (segment or memtable) the plan of
+    /// the vector leg (graph walk or exact scan, rows, filter matches), the text leg's plan,
+    /// the depth each leg was asked for, and the hits. Returns a dict.
+    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion="rrf", *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn explain<'py>(
+        &self,
+        py: Python<'py>,
+        vector: Option<&Bound<'py, PyAny>>,
+        text: Option<String>,
+        k: usize,
+        filter: Option<&Bound<'py, PyAny>>,
+        fusion: &str,
+        alpha: Option<f32>,
+        rrf_k: Option<f32>,
+        ef: Option<usize>,
+        exact: bool,
+        candidates: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let g = self.col()?;
+        let col: &Collection = &g;
+        let req = request_from_py(
+            col.config().dim,
+            vector,
+            text,
+            k,
+            filter,
+            fusion,
+            alpha,
+            rrf_k,
+            ef,
+            exact,
+            candidates,
+        )?
+        .with_text(false)
+        .with_payload(false)
+        .explain(true);
+        let r = py.detach(|| col.query(&req)).map_err(to_py)?;
+        let json = serde_json::to_string(&r).map_err(|e| invalid(e.to_string()))?;
+        py.import("json")?.call_method1("loads", (json,))
     }
 
     /// The records with these ids, in order, `None` where an id does not exist. Given one int,

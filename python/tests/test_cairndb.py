@@ -304,6 +304,52 @@ def test_search_batch_errors(db):
         col.search_batch(unit_rows(2, 4), filter="year >")
 
 
+def test_explain(db):
+    n, dim = 3000, 8
+    x = unit_rows(n, dim, seed=21)
+    col = db.create_collection("c", dim=dim)
+    col.upsert(list(range(n)), x, texts=[f"alpha {'beta' if i % 3 == 0 else 'gamma'}" for i in range(n)],
+               payloads=[{"y": i % 10} for i in range(n)])
+    col.flush()
+    col.upsert([n], unit_rows(1, dim, seed=22), texts=["beta beta"], payloads=[{"y": 3}])
+    ys = [i % 10 for i in range(n)] + [3]
+    q = unit_rows(1, dim, seed=23)[0]
+    cases = [
+        ({"vector": q}, None),
+        ({"vector": q, "filter": {"y": 3}}, lambda y: y == 3),
+        ({"vector": q, "filter": "y = 3", "exact": True}, lambda y: y == 3),
+        ({"text": "beta"}, None),
+        ({"vector": q, "text": "beta", "filter": {"y": {"$lt": 5}}}, lambda y: y < 5),
+    ]
+    for kwargs, pred in cases:
+        r = col.explain(k=5, **kwargs)
+        hits = col.search(k=5, **kwargs)
+        assert [h["id"] for h in r["hits"]] == [h.id for h in hits], kwargs
+        np.testing.assert_allclose([h["score"] for h in r["hits"]], [h.score for h in hits], rtol=1e-6)
+        e = r["explain"]
+        assert e["complete"] is True
+        if "vector" in kwargs:
+            assert [p["source"] for p in e["vector"]] == ["segment 1", "memtable"]
+            assert [p["rows"] for p in e["vector"]] == [n, 1]
+            assert all(p["plan"] in ("graph", "exact", "skip") for p in e["vector"])
+        else:
+            assert "vector" not in e
+        if pred is not None:
+            assert sum(p["matched"] for p in e["vector"]) == sum(map(pred, ys)), kwargs
+            assert "y" in e["filter"]
+        if "text" in kwargs:
+            assert e["text"]["terms"] == ["beta"]
+            assert e["text"]["df"] == [len(range(0, n, 3)) + 1]
+            assert e["text"]["documents"] == n + 1
+    # Unfiltered, the segment is walked; under a 10 % filter on 3,000 rows it is scanned.
+    assert col.explain(vector=q, k=5)["explain"]["vector"][0]["plan"] == "graph"
+    assert col.explain(vector=q, k=5, filter="y = 3")["explain"]["vector"][0]["plan"] == "exact"
+    with pytest.raises(cairndb.InvalidInputError, match="needs a vector, a text, or both"):
+        col.explain(k=3)
+    with pytest.raises(cairndb.InvalidInputError, match="dimension"):
+        col.explain(vector=[1.0, 2.0])
+
+
 def test_rerank_hook(db):
     n, dim = 500, 8
     x = unit_rows(n, dim, seed=11)
