@@ -18,7 +18,7 @@ use crate::filter::{Filter, SourceIndex, TextSource, evaluate};
 use crate::index::hnsw::default_ef;
 use crate::index::hnsw::search::{Links, Scored, Vectors, search as graph_search, search_by};
 use crate::index::hnsw::visited::with_visited;
-use crate::index::quant::QuantScorer;
+use crate::index::quant::{QuantScorer, Quantized};
 use crate::query::fusion::{Fused, fuse};
 use crate::query::topk::{Candidate, Loc, TopK};
 use crate::query::{
@@ -47,16 +47,32 @@ const RERANK_FACTOR: usize = 4;
 /// 5.4 µs a query against 4.3 µs).
 const QUANT_MIN_ROWS: usize = 1024;
 
-/// Keeps the best `RERANK_FACTOR · depth` rows of an int8 walk, scores them exactly with
-/// `exact`, and returns the best `depth`, best first.
-fn rescore(
-    mut found: Vec<Scored>,
+/// The graph walk of one source for its best `depth` rows, by exact score. With `qz` (the
+/// int8 copy of the source's vectors) the walk scores the copy, and its best
+/// `RERANK_FACTOR · depth` rows are re-scored exactly from `vecs`; otherwise it scores `vecs`.
+#[allow(clippy::too_many_arguments)]
+fn walk<L: Links, V: Vectors>(
+    links: &L,
+    vecs: &V,
+    qz: Option<&Quantized>,
+    metric: Metric,
+    q: &[f32],
     depth: usize,
-    exact: impl Fn(u32) -> Result<f32>,
+    ef: usize,
+    accept: impl Fn(u32) -> bool,
 ) -> Result<Vec<Scored>> {
+    let Some(qz) = qz else {
+        return with_visited(links.nodes(), |v| {
+            graph_search(links, vecs, metric, q, depth, ef, v, accept)
+        });
+    };
+    let sc = QuantScorer::new(qz, q);
+    let mut found = with_visited(links.nodes(), |v| {
+        search_by(links, &sc, ef.max(depth), ef, v, accept)
+    })?;
     found.truncate(depth.saturating_mul(RERANK_FACTOR));
     for f in found.iter_mut() {
-        f.score = exact(f.node)?;
+        f.score = metric.score(q, vecs.vector(f.node)?);
     }
     found.sort_unstable_by(|a, b| b.cmp(a));
     found.truncate(depth);
@@ -503,42 +519,22 @@ fn search_source(
                     Some(a) => a.rows.contains(r),
                     None => !(any_dead && dead.contains(r)),
                 };
+                // Small sources are walked over their f32 vectors (see `QUANT_MIN_ROWS`).
+                let quant = |rows: usize| metric != Metric::L2 && rows >= QUANT_MIN_ROWS;
                 let hits = match st.segments.get(i) {
-                    Some(slot)
-                        if metric != Metric::L2
-                            && slot.seg.rows >= QUANT_MIN_ROWS
-                            && let Some(qz) = slot.seg.quantized() =>
-                    {
-                        // Walk over the int8 copy, then score the best it found exactly.
-                        let seg = &*slot.seg;
-                        let sc = QuantScorer::new(qz, q);
-                        let found = with_visited(seg.rows, |v| {
-                            search_by(seg.graph(), &sc, ef.max(depth), ef, v, accept)
-                        })?;
-                        rescore(found, depth, |r| Ok(metric.score(q, seg.vector(r)?)))?
-                    }
                     Some(slot) => {
-                        let seg = &*slot.seg;
-                        with_visited(seg.rows, |v| {
-                            graph_search(seg.graph(), seg, metric, q, depth, ef, v, accept)
-                        })?
-                    }
-                    None if metric != Metric::L2
-                        && st.memtable.rows() >= QUANT_MIN_ROWS
-                        && let Some(qz) = st.memtable.flat.codes.as_ref() =>
-                    {
-                        let mt = &st.memtable;
-                        let sc = QuantScorer::new(qz, q);
-                        let found = with_visited(mt.graph.nodes(), |v| {
-                            search_by(&mt.graph, &sc, ef.max(depth), ef, v, accept)
-                        })?;
-                        rescore(found, depth, |r| Ok(metric.score(q, mt.vector(r as usize))))?
+                        let seg = &slot.seg;
+                        let qz = if quant(seg.rows) {
+                            seg.quantized()
+                        } else {
+                            None
+                        };
+                        walk(seg.graph(), &**seg, qz, metric, q, depth, ef, accept)?
                     }
                     None => {
                         let mt = &st.memtable;
-                        with_visited(mt.graph.nodes(), |v| {
-                            graph_search(&mt.graph, &mt.flat, metric, q, depth, ef, v, accept)
-                        })?
+                        let qz = mt.flat.codes.as_ref().filter(|_| quant(mt.rows()));
+                        walk(&mt.graph, &mt.flat, qz, metric, q, depth, ef, accept)?
                     }
                 };
                 found = hits.len();
