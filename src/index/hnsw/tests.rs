@@ -232,21 +232,23 @@ fn mapped_graph_equals_built_graph_and_catches_damage() {
     }
     assert!(mw.disk_bytes() > mg.disk_bytes());
     assert_eq!(recall(&mw, &flat, Metric::Cosine, &queries, 64), r2);
-    // An offset width other than 4 or 8, or one that does not match the file, is refused.
+    // Whether the file with the meta bytes at `field` replaced by `value` is refused as
+    // corrupt when opened.
     let bytes = std::fs::read(&path).unwrap();
-    let at = crate::storage::header::HEADER_LEN + 28;
-    for width in [0u32, 2, 5, 8, 16, u32::MAX] {
+    let meta = crate::storage::header::HEADER_LEN;
+    let refused = |field: usize, value: &[u8]| {
         let mut b = bytes.clone();
-        b[at..at + 4].copy_from_slice(&width.to_le_bytes());
-        let p2 = dir.path().join("width");
+        b[meta + field..meta + field + value.len()].copy_from_slice(value);
+        let p2 = dir.path().join("patched");
         std::fs::write(&p2, &b).unwrap();
-        assert!(
-            matches!(
-                MappedGraph::open(&p2, 9, 3_000, 16),
-                Err(Error::Corruption { .. })
-            ),
-            "offset width {width}"
-        );
+        matches!(
+            MappedGraph::open(&p2, 9, 3_000, 16),
+            Err(Error::Corruption { .. })
+        )
+    };
+    // An offset width other than 4 or 8, or one that does not match the file, is refused.
+    for width in [0u32, 2, 5, 8, 16, u32::MAX] {
+        assert!(refused(28, &width.to_le_bytes()), "offset width {width}");
     }
     // Wrong expectations are refused.
     assert!(MappedGraph::open(&path, 8, 3_000, 16).is_err());
@@ -254,8 +256,6 @@ fn mapped_graph_equals_built_graph_and_catches_damage() {
     assert!(MappedGraph::open(&path, 9, 3_000, 8).is_err());
     // Sizes in the meta that overflow are refused before anything is read (a fuzz find:
     // upper words near usize::MAX / 4 overflowed the padding of the body's end).
-    let bytes = std::fs::read(&path).unwrap();
-    let meta = crate::storage::header::HEADER_LEN;
     // The upper table starts after the meta, 3,001 u32 offsets, the lists (padded to 4), the
     // levels and the upper offsets; this many upper words put the body's end within 4 bytes
     // of usize::MAX.
@@ -268,15 +268,8 @@ fn mapped_graph_equals_built_graph_and_catches_damage() {
         (32, usize::MAX as u64 - 100),
         (32, u64::MAX),
     ] {
-        let mut b = bytes.clone();
-        b[meta + field..meta + field + 8].copy_from_slice(&value.to_le_bytes());
-        let p2 = dir.path().join("huge");
-        std::fs::write(&p2, &b).unwrap();
         assert!(
-            matches!(
-                MappedGraph::open(&p2, 9, 3_000, 16),
-                Err(Error::Corruption { .. })
-            ),
+            refused(field, &value.to_le_bytes()),
             "meta field {field} = {value}"
         );
     }
