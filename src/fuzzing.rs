@@ -21,25 +21,26 @@ use std::path::Path;
 use roaring::RoaringBitmap;
 
 use crate::SearchRequest;
-use crate::config::{CollectionConfig, Options};
 use crate::db::Database;
-use crate::distance::Metric;
 use crate::error::{Error, IoContext, Result};
-use crate::filter::{Filter, SourceIndex, TextSource, evaluate};
 use crate::index::fields::{FIELDS_FILE, FieldIndex};
 use crate::index::hnsw::layout::GRAPH_FILE;
 use crate::index::hnsw::search::{self as hnsw_search, Links};
 use crate::index::hnsw::{check, visited};
-use crate::record::{Payload, Record, StoredDoc, Value};
-use crate::storage::batch::{self, decode_delete, decode_upsert};
-use crate::storage::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
-use crate::storage::manifest::{CollectionEntry, MANIFEST_FILE, ManifestData};
-use crate::storage::segment::blocks::BLOCK_SIZE;
-use crate::storage::segment::{IDS_FILE, PAYLOAD_FILE, Segment, VECTORS_FILE};
-use crate::storage::tombstones;
-use crate::storage::wal::{KIND_DELETE, KIND_UPSERT, Wal, decode_frame};
-use crate::text::bm25::{self, Source};
-use crate::text::{Analyzer, TEXT_FILE, TextConfig, TextIndex};
+use crate::index::text::bm25::{self, Source};
+use crate::index::text::{Analyzer, TEXT_FILE, TextConfig, TextIndex};
+use crate::io::blocks::BLOCK_SIZE;
+use crate::io::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
+use crate::log::batch::{self, decode_delete, decode_upsert};
+use crate::log::wal::{KIND_DELETE, KIND_UPSERT, Wal, decode_frame};
+use crate::manifest::{CollectionEntry, MANIFEST_FILE, ManifestData};
+use crate::model::config::CollectionConfig;
+use crate::model::filter::Filter;
+use crate::model::record::{Payload, StoredDoc, Value};
+use crate::query::filter::{Indexes, evaluate};
+use crate::segment::tombstones;
+use crate::segment::{IDS_FILE, PAYLOAD_FILE, Segment, VECTORS_FILE};
+use crate::vector::distance::Metric;
 
 /// Flag bit: recompute the checksums of the input before reading it.
 pub const FIX_CHECKSUMS: u8 = 1;
@@ -52,8 +53,31 @@ pub const WAL_DATABASE: u8 = 4;
 /// [`manifest`] flag bit: also open a database with the manifest, when it decodes.
 pub const MANIFEST_DATABASE: u8 = 2;
 
-fn tempdir() -> Result<tempfile::TempDir> {
-    tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))
+/// A directory under the system's temporary directory, removed when dropped (the library
+/// does not depend on `tempfile`).
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir() -> Result<TempDir> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let p = std::env::temp_dir().join(format!("cairn-fuzz-{}-{n}", std::process::id()));
+    let _ = fs::remove_dir_all(&p);
+    fs::create_dir_all(&p).at(&p)?;
+    Ok(TempDir(p))
 }
 
 fn put_u32(b: &mut [u8], off: usize, v: u32) {
@@ -126,7 +150,7 @@ fn decode_body(kind: u8, body: &[u8]) -> bool {
             let mut v = Vec::new();
             view.rows.iter().all(|(_, vector, doc)| {
                 v.clear();
-                batch::extend_f32(&mut v, vector);
+                crate::vector::extend_f32(&mut v, vector);
                 v.len() == view.dim && StoredDoc::decode(doc).is_some()
             })
         }),
@@ -620,17 +644,35 @@ fn sample_filters() -> Vec<Filter> {
     ]
 }
 
+/// One source's indexes, as a filter sees them.
+struct FuzzIndexes<'a> {
+    rows: u32,
+    fields: &'a FieldIndex,
+    text: &'a TextIndex,
+}
+
+impl Indexes for FuzzIndexes<'_> {
+    fn rows(&self) -> usize {
+        self.rows as usize
+    }
+    fn fields(&self) -> Result<&FieldIndex> {
+        Ok(self.fields)
+    }
+    fn text(&self) -> Result<&TextIndex> {
+        Ok(self.text)
+    }
+}
+
 fn exercise_indexes(fields: &FieldIndex, text: Option<&TextIndex>, rows: u32) {
     let empty = TextIndex::new();
     let analyzer = Analyzer::new(&TextConfig::default());
-    let idx = SourceIndex {
+    let idx = FuzzIndexes {
         rows,
         fields,
-        text: TextSource::Index(text.unwrap_or(&empty)),
-        analyzer: &analyzer,
+        text: text.unwrap_or(&empty),
     };
     for f in sample_filters() {
-        let _ = evaluate(&f, &idx);
+        let _ = evaluate(&f, &idx, &analyzer);
     }
     if let Some(text) = text {
         exercise_text(text);
@@ -696,17 +738,16 @@ pub fn fields(data: &[u8]) -> Result<()> {
     );
     let decoded = FieldIndex::decode(&once, path, id, rows).expect("decoded above");
     let (empty, analyzer) = (TextIndex::new(), Analyzer::new(&TextConfig::default()));
-    let index = |fields| SourceIndex {
+    let index = |fields| FuzzIndexes {
         rows: rows as u32,
         fields,
-        text: TextSource::Index(&empty),
-        analyzer: &analyzer,
+        text: &empty,
     };
     let (a, b) = (index(&idx), index(&decoded));
     for f in sample_filters() {
         assert_eq!(
-            evaluate(&f, &a).ok(),
-            evaluate(&f, &b).ok(),
+            evaluate(&f, &a, &analyzer).ok(),
+            evaluate(&f, &b, &analyzer).ok(),
             "{f}: a re-encoded index answers differently"
         );
     }
@@ -763,13 +804,16 @@ pub fn filter(data: &[u8]) -> Result<()> {
             .expect("a fresh field index decodes"),
     ] {
         let (empty, analyzer) = (TextIndex::new(), Analyzer::new(&TextConfig::default()));
-        let idx = SourceIndex {
+        let idx = FuzzIndexes {
             rows,
             fields: &fields,
-            text: TextSource::Index(&empty),
-            analyzer: &analyzer,
+            text: &empty,
         };
-        assert_eq!(evaluate(&f, &idx)?, want, "{f}: index and matcher disagree");
+        assert_eq!(
+            evaluate(&f, &idx, &analyzer)?,
+            want,
+            "{f}: index and matcher disagree"
+        );
     }
     Ok(())
 }
@@ -797,176 +841,4 @@ fn sample_payloads() -> Vec<Payload> {
     }
     out.push(Payload::new());
     out
-}
-
-// ---------------------------------------------------------------------------------------------
-// Seeds
-
-/// Writes seed inputs for every target into `out/<target>/`: files of a small database made
-/// through the public API (a log with upserts and a delete, a manifest, a segment with its
-/// indexes and tombstones) and a few filters.
-pub fn write_seeds(out: &Path) -> Result<()> {
-    let dir = tempdir()?;
-    let db_dir = dir.path().join("db");
-    let db = Database::open_with(&db_dir, Options::default())?;
-    let mut config = CollectionConfig::new(4, Metric::Cosine);
-    config.m = 4;
-    config.ef_construction = 16;
-    let c = db.create_collection("docs", config)?;
-    let records: Vec<Record> = (1..=6u64)
-        .map(|i| {
-            let x = i as f32;
-            let mut r = Record::new(i * 10, vec![x, 1.0, -x / 2.0, 0.25])
-                .with_field("lang", ["en", "de", "fr"][i as usize % 3])
-                .with_field("year", 2018 + i as i64);
-            if i % 2 == 0 {
-                r = r
-                    .with_text(["red green", "blue red red", "green"][i as usize % 3])
-                    .with_field("score", f64::from(x) / 4.0)
-                    .with_field("tags", Value::StrList(vec!["a".into(), "b".into()]));
-            } else {
-                r = r.with_field("draft", i % 3 == 0);
-            }
-            r
-        })
-        .collect();
-    c.upsert(records[..4].to_vec())?;
-    c.upsert(records[4..].to_vec())?;
-    c.delete(&[20])?;
-
-    let write = |target: &str, name: &str, bytes: &[u8]| -> Result<()> {
-        let d = out.join(target);
-        fs::create_dir_all(&d).at(&d)?;
-        fs::write(d.join(name), bytes).at(&d)
-    };
-    let read = |p: &Path| fs::read(p).at(p);
-
-    // The log, before any flush: frames follow the header.
-    let mut logs: Vec<_> = fs::read_dir(db_dir.join("wal"))
-        .at(&db_dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    logs.sort();
-    let log = read(&logs[0])?;
-    let frames = &log[HEADER_LEN..];
-    let dim_bits = 3 << 4; // dimension 4, cosine
-    for (name, flags) in [
-        ("plain", 0),
-        ("file", WAL_FILE),
-        ("all", FIX_CHECKSUMS | WAL_FILE | WAL_DATABASE | dim_bits),
-    ] {
-        write("wal", name, &[&[flags], frames].concat())?;
-    }
-    let torn = &frames[..frames.len() - 5];
-    write(
-        "wal",
-        "torn",
-        &[&[WAL_FILE | WAL_DATABASE | dim_bits], torn].concat(),
-    )?;
-
-    // A segment, then a tombstone for one of its rows.
-    let first_manifest = read(&db_dir.join(MANIFEST_FILE))?;
-    c.flush()?;
-    c.delete(&[30])?;
-    c.flush()?;
-    let manifest = read(&db_dir.join(MANIFEST_FILE))?;
-    write("manifest", "plain", &[&[0], &manifest[..]].concat())?;
-    write(
-        "manifest",
-        "body",
-        &[&[FIX_CHECKSUMS], &manifest[HEADER_LEN..]].concat(),
-    )?;
-    // Without segments, a database opens with it.
-    write(
-        "manifest",
-        "database",
-        &[
-            &[FIX_CHECKSUMS | MANIFEST_DATABASE],
-            &first_manifest[HEADER_LEN..],
-        ]
-        .concat(),
-    )?;
-    let m = ManifestData::decode(&manifest, Path::new(MANIFEST_FILE))?;
-    let entry = &m.collections[0];
-    let s = &entry.segments[0];
-    let cdir = db_dir.join("collections").join(&entry.name);
-    let seg_dir = cdir.join(crate::storage::manifest::segment_dir_name(s.id));
-    let mut files = SegmentFiles {
-        flags: 0,
-        id: s.id,
-        rows: s.rows as u32,
-        dim: entry.config.dim,
-        m: entry.config.m,
-        tombstone_count: 0,
-        vectors: read(&seg_dir.join(VECTORS_FILE))?,
-        ids: read(&seg_dir.join(IDS_FILE))?,
-        payload: read(&seg_dir.join(PAYLOAD_FILE))?,
-        graph: read(&seg_dir.join(GRAPH_FILE))?,
-        fields: read(&seg_dir.join(FIELDS_FILE))?,
-        text: read(&seg_dir.join(TEXT_FILE))?,
-        tombstones: Vec::new(),
-    };
-    if let Some(t) = s.tombstones {
-        files.tombstone_count = t.count;
-        files.tombstones = read(&cdir.join(crate::storage::manifest::tombstone_file_name(
-            s.id,
-            t.generation,
-        )))?;
-    }
-    write("segment", "plain", &files.to_bytes())?;
-    files.flags = FIX_CHECKSUMS | 2 << 1;
-    write("segment", "fixed-l2", &files.to_bytes())?;
-
-    for (target, file) in [("fields", &files.fields), ("text_index", &files.text)] {
-        write(target, "plain", &[&[0], &file[..]].concat())?;
-        let rows = files.rows.to_le_bytes();
-        write(
-            target,
-            "body",
-            &[&[FIX_CHECKSUMS], &rows[..], &file[HEADER_LEN..]].concat(),
-        )?;
-    }
-
-    for (i, text) in [
-        r#"lang = "en" AND year >= 2020 AND tags IN ("a", "b") AND NOT draft = true"#,
-        r#"(score > -0.5 OR EXISTS(x)) AND HAS_TERM("red")"#,
-        "year < 2021.5 OR NOT (lang != \"de\" AND draft = false)",
-        "x = -0.0 OR score <= 1e-3 OR year = 2019",
-    ]
-    .iter()
-    .enumerate()
-    {
-        write("filter", &format!("seed{i}"), text.as_bytes())?;
-    }
-    drop(c);
-    drop(db);
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The seeds are valid inputs, and every target accepts them without an error.
-    #[test]
-    fn seeds_pass_every_target() {
-        let dir = tempfile::tempdir().unwrap();
-        write_seeds(dir.path()).unwrap();
-        let run = |target: &str, f: &dyn Fn(&[u8]) -> Result<()>| {
-            let mut n = 0;
-            for e in fs::read_dir(dir.path().join(target)).unwrap() {
-                let path = e.unwrap().path();
-                let bytes = fs::read(&path).unwrap();
-                f(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                n += 1;
-            }
-            assert!(n > 0, "no seeds for {target}");
-        };
-        run("wal", &wal);
-        run("manifest", &manifest);
-        run("segment", &|b| segment(&SegmentFiles::from_bytes(b)));
-        run("fields", &fields);
-        run("text_index", &text_index);
-        run("filter", &filter);
-    }
 }

@@ -41,30 +41,42 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-mod background;
+// Layers, lowest first; a module imports only from layers below it (`tests/layers.rs`
+// checks this). `docs/architecture.md` draws them.
 mod collection;
-mod config;
 mod db;
-pub mod distance;
 mod error;
-pub mod filter;
+mod index;
+mod io;
+mod log;
+mod manifest;
+mod memtable;
+mod model;
+mod query;
+mod segment;
+mod vector;
+
+#[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
-mod index;
-mod query;
-mod record;
-pub mod storage;
-pub mod text;
+
+/// The fault-injection seam of the write path (feature `fault-injection`, for tests only).
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub use io::faults;
 
 pub use collection::{Collection, CollectionStats, CompactionReport, SegmentStats};
-pub use config::{CollectionConfig, Durability, MAX_DIM, Options, validate_name};
 pub use db::{Database, DbStats, VerifyReport};
-pub use distance::Metric;
 pub use error::{Error, Result};
-pub use filter::Filter;
-pub use query::{
-    Explain, Fusion, LegScore, PlanKind, RerankQuery, Reranker, SearchRequest, SearchResponse,
-    SourcePlan, TextPlan,
+pub use index::text;
+pub use model::filter;
+pub use model::{
+    CollectionConfig, Durability, Filter, Hit, LegScore, Legs, MAX_DIM, Options, Payload, Record,
+    TextConfig, Value, validate_name,
 };
-pub use record::{Hit, Legs, Payload, Record, Value};
-pub use text::TextConfig;
+pub use query::{
+    Explain, Fusion, PlanKind, RerankQuery, Reranker, SearchRequest, SearchResponse, SourcePlan,
+    TextPlan,
+};
+pub use vector::distance;
+pub use vector::distance::Metric;

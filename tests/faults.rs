@@ -1,4 +1,4 @@
-//! Fault injection through the I/O seam (`cairndb::storage::faults`): a write, create, rename
+//! Fault injection through the I/O seam (`cairndb::faults`): a write, create, rename
 //! or fsync failure at every file operation of a seal and of a compaction, in turn. The
 //! operation fails with an error; after a failed seal the database refuses writes until it is
 //! reopened; reopened, it holds every acknowledged write and passes `verify`.
@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use cairndb::storage::faults;
+use cairndb::faults;
 use cairndb::{CollectionConfig, Database, Durability, Metric, Options, Record, SearchRequest};
 
 use common::copy_dir;

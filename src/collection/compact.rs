@@ -22,10 +22,12 @@ use serde::Serialize;
 use super::{Collection, SegmentSlot};
 use crate::error::{Error, Result};
 use crate::index::hnsw::layout::bfs_order;
-use crate::index::hnsw::{FlatVectors, build_graph_until};
-use crate::storage::manifest::{SegmentEntry, TombstoneRef, segment_dir_name, tombstone_file_name};
-use crate::storage::segment::{SealRow, Segment, write_segment};
-use crate::storage::{fsutil, tombstones};
+use crate::index::hnsw::{HnswParams, build_graph_until};
+use crate::io::fsutil;
+use crate::manifest::{SegmentEntry, TombstoneRef, segment_dir_name, tombstone_file_name};
+use crate::segment::tombstones;
+use crate::segment::{SealRow, Segment, write_segment};
+use crate::vector::FlatVectors;
 
 /// What a compaction did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -166,13 +168,17 @@ impl Collection {
         if rows_out > 0 {
             let flat =
                 FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector)).with_codes(cfg.metric);
-            let graph =
-                match build_graph_until(cfg.hnsw_params(), &flat, rows_out, cfg.metric, &abandoned)
-                {
-                    Ok(g) => g,
-                    Err(Error::Cancelled) => return Ok(nothing),
-                    Err(e) => return Err(e),
-                };
+            let graph = match build_graph_until(
+                HnswParams::of(cfg),
+                &flat,
+                rows_out,
+                cfg.metric,
+                &abandoned,
+            ) {
+                Ok(g) => g,
+                Err(Error::Cancelled) => return Ok(nothing),
+                Err(e) => return Err(e),
+            };
             let order = bfs_order(&graph);
 
             let mut slots: Vec<Option<SealRow<'_>>> = rows.into_iter().map(Some).collect();
@@ -180,7 +186,7 @@ impl Collection {
                 .iter()
                 .filter_map(|&old| slots[old as usize].take())
                 .collect();
-            let analyzer = crate::text::Analyzer::new(&cfg.text);
+            let analyzer = crate::index::text::Analyzer::new(&cfg.text);
             write_segment(&dir, id, cfg.dim, &ordered, &graph, &order, &analyzer)?;
         }
 

@@ -18,9 +18,9 @@ use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::filter::Bounds;
-use crate::record::{Payload, Value};
-use crate::storage::header::{FileKind, Header};
+use crate::io::header::{FileKind, Header};
+use crate::model::filter::Bounds;
+use crate::model::record::{Payload, Value};
 
 /// The file name inside a segment directory.
 pub(crate) const FIELDS_FILE: &str = "fields";
@@ -101,6 +101,12 @@ impl FieldIndex {
         }
     }
 
+    /// Rows `0..rows` of the source.
+    #[cfg(test)]
+    pub(crate) fn rows(&self) -> u32 {
+        self.rows
+    }
+
     /// Extends the source to `rows` rows (rows without payload fields).
     pub(crate) fn set_rows(&mut self, rows: u32) {
         self.rows = self.rows.max(rows);
@@ -117,7 +123,7 @@ impl FieldIndex {
         }
     }
 
-    /// Rows whose `field` equals `value` (see [`crate::filter::Filter::Eq`]).
+    /// Rows whose `field` equals `value` (see [`crate::model::filter::Filter::Eq`]).
     pub(crate) fn eq(&self, field: &str, value: &Value) -> RoaringBitmap {
         let Some(f) = self.fields.get(field) else {
             return RoaringBitmap::new();
@@ -360,115 +366,6 @@ struct StoredField {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::{Filter, SourceIndex, TextSource};
-    use crate::text::{Analyzer, TextConfig, TextIndex};
-    use proptest::prelude::*;
-
-    fn value() -> impl Strategy<Value = Value> {
-        prop_oneof![
-            "[abc]{0,2}".prop_map(Value::Str),
-            (-3i64..4).prop_map(Value::Int),
-            prop_oneof![Just(-1.5f64), Just(0.0), Just(2.0), Just(2.5)].prop_map(Value::Float),
-            any::<bool>().prop_map(Value::Bool),
-            prop::collection::vec("[abc]{0,2}", 0..3).prop_map(Value::StrList),
-        ]
-    }
-
-    fn payload() -> impl Strategy<Value = Payload> {
-        prop::collection::btree_map(prop_oneof![Just("x"), Just("y")], value(), 0..3).prop_map(
-            |m| {
-                m.into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect::<Payload>()
-            },
-        )
-    }
-
-    fn leaf() -> impl Strategy<Value = Filter> {
-        let field = prop_oneof![Just("x"), Just("y"), Just("z")];
-        let scalar = || value().prop_filter("scalar", |v| !matches!(v, Value::StrList(_)));
-        let num = prop_oneof![Just(-2.0f64), Just(0.0), Just(1.0), Just(2.0), Just(2.5)];
-        prop_oneof![
-            (field.clone(), scalar()).prop_map(|(f, v)| Filter::eq(f, v)),
-            (field.clone(), prop::collection::vec(scalar(), 0..3))
-                .prop_map(|(f, v)| Filter::any_of(f, v)),
-            (
-                field.clone(),
-                proptest::option::of(num.clone()),
-                proptest::option::of(num.clone()),
-                any::<bool>(),
-                any::<bool>()
-            )
-                .prop_map(|(f, lo, hi, lo_inc, hi_inc)| {
-                    let mut b = Bounds::default();
-                    match lo {
-                        Some(x) if lo_inc => b.gte = Some(x),
-                        Some(x) => b.gt = Some(x),
-                        None => {}
-                    }
-                    match hi {
-                        Some(x) if hi_inc => b.lte = Some(x),
-                        Some(x) => b.lt = Some(x),
-                        None => {}
-                    }
-                    Filter::Range {
-                        field: f.to_owned(),
-                        bounds: b,
-                    }
-                }),
-            field.prop_map(Filter::exists),
-        ]
-    }
-
-    fn filter() -> impl Strategy<Value = Filter> {
-        leaf().prop_recursive(3, 16, 3, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..3).prop_map(Filter::And),
-                prop::collection::vec(inner.clone(), 0..3).prop_map(Filter::Or),
-                inner.prop_map(Filter::not),
-            ]
-        })
-    }
-
-    /// The filter evaluator's view of `fields` (no text).
-    fn eval(f: &Filter, fields: &FieldIndex) -> RoaringBitmap {
-        let (text, analyzer) = (TextIndex::new(), Analyzer::new(&TextConfig::default()));
-        let idx = SourceIndex {
-            rows: fields.rows,
-            fields,
-            text: TextSource::Index(&text),
-            analyzer: &analyzer,
-        };
-        crate::filter::evaluate(f, &idx).unwrap()
-    }
-
-    proptest! {
-        /// The indexes (appended, and sorted + encoded + decoded as in a segment) select
-        /// exactly the rows the reference matcher accepts.
-        #[test]
-        fn index_agrees_with_matcher(
-            rows in prop::collection::vec(payload(), 0..40),
-            filters in prop::collection::vec(filter(), 1..6),
-        ) {
-            let mut mem = FieldIndex::new();
-            for (i, p) in rows.iter().enumerate() {
-                mem.push(i as u32, p);
-            }
-            mem.set_rows(rows.len() as u32);
-            let path = Path::new("fields");
-            let seg = FieldIndex::decode(&mem.clone().encode(7), path, 7, rows.len()).unwrap();
-            for f in &filters {
-                let want: RoaringBitmap = rows
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| f.matches(p, &|_| false))
-                    .map(|(i, _)| i as u32)
-                    .collect();
-                prop_assert_eq!(&eval(f, &mem), &want, "memtable {:?}", f);
-                prop_assert_eq!(&eval(f, &seg), &want, "segment {:?}", f);
-            }
-        }
-    }
 
     /// A decoded column answers ranges from whole blocks plus sorted edges; it must agree with
     /// a plain scan for ranges that start and end anywhere.

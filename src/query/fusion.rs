@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::topk::Candidate;
 use crate::error::{Error, Result};
+use crate::model::record::LegScore;
 
 /// How a hybrid request combines the ranked lists of its two legs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -50,15 +51,6 @@ impl Fusion {
             _ => Ok(()),
         }
     }
-}
-
-/// A leg's view of one fused record: its 1-based rank and raw score in that leg.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LegScore {
-    /// Position in the leg's list, from 1.
-    pub rank: usize,
-    /// The leg's own score (similarity, or BM25).
-    pub score: f32,
 }
 
 /// One fused candidate.
@@ -169,7 +161,10 @@ mod tests {
             .map(|&(id, score)| Candidate {
                 score,
                 id,
-                loc: Loc::Memtable(id as u32),
+                loc: Loc {
+                    source: 0,
+                    row: id as u32,
+                },
             })
             .collect()
     }

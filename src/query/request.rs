@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::filter::Filter;
+use crate::model::filter::Filter;
 use crate::query::fusion::Fusion;
 use crate::query::rerank::Reranker;
 

@@ -1,7 +1,7 @@
 //! The re-ranking hook: the caller's model re-scores the best fused candidates.
 
 use crate::error::Result;
-use crate::record::Hit;
+use crate::model::record::Hit;
 
 /// What a re-ranker is told about the request.
 #[derive(Debug, Clone, Copy)]

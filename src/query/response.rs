@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::Hit;
+use crate::model::record::Hit;
 
 /// The answer to [`Collection::query`](crate::Collection::query).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,11 +6,11 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-/// Where a candidate lives: the memtable or a segment, and its row there.
+/// Where a candidate lives: its source (numbered as in the search's view) and its row there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Loc {
-    Memtable(u32),
-    Segment(u32, u32),
+pub(crate) struct Loc {
+    pub source: u32,
+    pub row: u32,
 }
 
 /// One scored candidate.
@@ -119,7 +119,7 @@ mod tests {
         fn keeps_the_best(scores in prop::collection::vec((-4i32..4, 0u64..50), 0..200), k in 0usize..20) {
             let mut t = TopK::new(k);
             for (s, id) in &scores {
-                t.push(Candidate { score: *s as f32, id: *id, loc: Loc::Memtable(0) });
+                t.push(Candidate { score: *s as f32, id: *id, loc: Loc { source: 0, row: 0 } });
             }
             let got: Vec<(i32, u64)> = t.into_sorted().iter().map(|c| (c.score as i32, c.id)).collect();
             let mut want = scores.clone();

@@ -4,8 +4,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use cairndb::storage::wal::decode_frame;
-
 /// Size of the header every Cairn file starts with.
 pub const HEADER_LEN: usize = 64;
 
@@ -97,6 +95,30 @@ pub struct FrameInfo {
     pub end: usize,
     pub lsn: u64,
     pub kind: u8,
+}
+
+/// Decodes the frame at the start of `bytes` (`len | crc32c | lsn | kind | body`, `len`
+/// counting lsn, kind and body): its LSN, kind and length, or `None` if it is not intact.
+fn decode_frame(bytes: &[u8]) -> Option<(FrameHead, usize)> {
+    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
+    let covered = bytes.get(8..8usize.checked_add(len)?)?;
+    if len < 9 || crc32c::crc32c(covered) != crc {
+        return None;
+    }
+    let lsn = u64::from_le_bytes(covered[..8].try_into().ok()?);
+    Some((
+        FrameHead {
+            lsn,
+            kind: covered[8],
+        },
+        8 + len,
+    ))
+}
+
+struct FrameHead {
+    lsn: u64,
+    kind: u8,
 }
 
 /// Parses the frames of a log file's bytes (after the 64-byte header) until the first

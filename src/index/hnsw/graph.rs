@@ -14,11 +14,12 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
 use super::HnswParams;
-use super::search::{Exact, Links, Score, Scored, Vectors, greedy_by, search_level_by};
+use super::search::{Links, Scored, greedy_by, search_level_by};
 use super::visited::with_visited;
-use crate::distance::Metric;
 use crate::error::Result;
-use crate::index::quant::QuantScorer;
+use crate::vector::distance::Metric;
+use crate::vector::quant::QuantScorer;
+use crate::vector::{Exact, Score, Vectors};
 
 /// Highest level a node can get.
 pub(crate) const MAX_LEVEL: usize = 15;
@@ -77,7 +78,7 @@ impl MemGraph {
         let cap = self.level0.capacity();
         self.level0.resize_with(n * w0, || AtomicU32::new(0));
         if self.level0.capacity() != cap {
-            crate::storage::mmap::advise_huge_pages(&self.level0);
+            crate::io::mmap::advise_huge_pages(&self.level0);
         }
         for node in old..n {
             let level = self.draw_level(node as u32);
@@ -377,7 +378,7 @@ impl Links for MemGraph {
         let s = node as usize * w;
         if let Some(l) = self.level0.get(s..s + w) {
             // AtomicU32 has the layout of u32; only the address matters for a prefetch.
-            crate::storage::mmap::prefetch_atomic(l);
+            crate::io::mmap::prefetch_atomic(l);
         }
     }
 

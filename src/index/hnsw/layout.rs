@@ -28,10 +28,10 @@ use std::path::{Path, PathBuf};
 use super::graph::{MAX_LEVEL, MemGraph};
 use super::search::Links;
 use crate::error::{Error, IoContext, Result};
-use crate::storage::fsutil::write_new_file;
-use crate::storage::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
-use crate::storage::mmap::Mmap;
-use crate::storage::segment::blocks::{BLOCK_SIZE, BlockCheck, block_crcs};
+use crate::io::blocks::{BLOCK_SIZE, BlockCheck, block_crcs};
+use crate::io::fsutil::write_new_file;
+use crate::io::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
+use crate::io::mmap::Mmap;
 
 /// File name of the graph in a segment directory.
 pub(crate) const GRAPH_FILE: &str = "graph";
@@ -483,7 +483,7 @@ impl Links for MappedGraph {
             let start = self.parts.lists.saturating_add(s as usize);
             let end = self.parts.lists.saturating_add(e as usize);
             if let Some(b) = body.get(start..end) {
-                crate::storage::mmap::prefetch(b);
+                crate::io::mmap::prefetch(b);
             }
         }
     }
@@ -492,7 +492,7 @@ impl Links for MappedGraph {
     fn prefetch_locator(&self, node: u32) {
         let at = self.parts.offsets + node as usize * self.parts.offset_width;
         if let Some(b) = self.body().get(at..at + 2 * self.parts.offset_width) {
-            crate::storage::mmap::prefetch(b);
+            crate::io::mmap::prefetch(b);
         }
     }
 

@@ -25,6 +25,8 @@ pub(crate) mod layout;
 pub(crate) mod search;
 pub(crate) mod visited;
 
+use crate::vector::Vectors;
+
 /// Build parameters of a graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HnswParams {
@@ -34,6 +36,15 @@ pub(crate) struct HnswParams {
 }
 
 impl HnswParams {
+    /// The parameters of a collection's graphs.
+    pub(crate) fn of(config: &crate::model::config::CollectionConfig) -> Self {
+        HnswParams {
+            m: config.m,
+            ef_construction: config.ef_construction,
+            seed: 0x5EED_CA12,
+        }
+    }
+
     /// Level-0 degree.
     pub(crate) fn m0(&self) -> usize {
         2 * self.m
@@ -45,82 +56,23 @@ impl HnswParams {
     }
 }
 
-/// Vectors in one contiguous array (bulk builds and tests).
-pub(crate) struct FlatVectors {
-    pub dim: usize,
-    pub data: Vec<f32>,
-    /// Int8 copies that graph construction walks over (cosine and dot).
-    pub codes: Option<crate::index::quant::Quantized>,
-}
-
-impl FlatVectors {
-    pub(crate) fn gather<'a>(dim: usize, rows: impl Iterator<Item = &'a [f32]>) -> Self {
-        let mut data = Vec::new();
-        for r in rows {
-            data.extend_from_slice(r);
-        }
-        FlatVectors {
-            dim,
-            data,
-            codes: None,
-        }
-    }
-
-    /// Adds int8 copies of the rows when `metric` walks over them (not L2).
-    pub(crate) fn with_codes(mut self, metric: crate::distance::Metric) -> Self {
-        if metric != crate::distance::Metric::L2 {
-            let (dim, data) = (self.dim, &self.data);
-            let rows = data.len() / dim.max(1);
-            let q =
-                crate::index::quant::Quantized::build(
-                    dim,
-                    rows,
-                    |s, e| Ok(&data[s * dim..e * dim]),
-                );
-            self.codes = q.ok();
-        }
-        self
-    }
-}
-
-impl search::Vectors for FlatVectors {
-    #[inline]
-    fn vector(&self, node: u32) -> crate::error::Result<&[f32]> {
-        let s = node as usize * self.dim;
-        Ok(&self.data[s..s + self.dim])
-    }
-
-    #[inline]
-    fn prefetch(&self, node: u32) {
-        let s = node as usize * self.dim;
-        if let Some(v) = self.data.get(s..s + self.dim) {
-            crate::storage::mmap::prefetch_f32(v);
-        }
-    }
-
-    #[inline]
-    fn quantized(&self) -> Option<&crate::index::quant::Quantized> {
-        self.codes.as_ref()
-    }
-}
-
 /// Builds a graph over nodes `0..n` of `vecs` in one go, on rayon's pool.
-pub(crate) fn build_graph<V: search::Vectors + Sync>(
+pub(crate) fn build_graph<V: Vectors + Sync>(
     params: HnswParams,
     vecs: &V,
     n: usize,
-    metric: crate::distance::Metric,
+    metric: crate::vector::distance::Metric,
 ) -> crate::error::Result<graph::MemGraph> {
     build_graph_until(params, vecs, n, metric, &|| false)
 }
 
 /// [`build_graph`] that gives up with [`Error::Cancelled`](crate::Error::Cancelled) as soon
 /// as `cancel` returns true (checked before each insert).
-pub(crate) fn build_graph_until<V: search::Vectors + Sync>(
+pub(crate) fn build_graph_until<V: Vectors + Sync>(
     params: HnswParams,
     vecs: &V,
     n: usize,
-    metric: crate::distance::Metric,
+    metric: crate::vector::distance::Metric,
     cancel: &(dyn Fn() -> bool + Sync),
 ) -> crate::error::Result<graph::MemGraph> {
     use rayon::prelude::*;

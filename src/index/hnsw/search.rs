@@ -6,8 +6,9 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use super::visited::Visited;
-use crate::distance::Metric;
 use crate::error::Result;
+use crate::vector::distance::Metric;
+use crate::vector::{Exact, Score, Vectors};
 
 /// How many neighbours ahead of the one being scored have their vectors prefetched.
 const PREFETCH_AHEAD: usize = 4;
@@ -56,53 +57,6 @@ pub(crate) trait Links {
     /// before it can locate the list (a graph whose lists are found through a table).
     #[inline]
     fn prefetch_locator(&self, _node: u32) {}
-}
-
-/// Read access to the vectors a graph links.
-pub(crate) trait Vectors {
-    fn vector(&self, node: u32) -> Result<&[f32]>;
-    /// Hint that `node`'s vector will be read soon.
-    #[inline]
-    fn prefetch(&self, _node: u32) {}
-    /// The int8 copies of the vectors (`index::quant`), if the store keeps them; graph
-    /// construction then walks over the copies.
-    #[inline]
-    fn quantized(&self) -> Option<&crate::index::quant::Quantized> {
-        None
-    }
-}
-
-/// Scores nodes against one query: exactly from the f32 vectors ([`Exact`]), or from a
-/// compressed copy (`index::quant`).
-pub(crate) trait Score {
-    /// Whether the scores are exact (no re-scoring needed).
-    const EXACT: bool = false;
-    /// The similarity of `node` to the query (higher is better).
-    fn score(&self, node: u32) -> Result<f32>;
-    /// Hint that `node` will be scored soon.
-    #[inline]
-    fn prefetch(&self, _node: u32) {}
-}
-
-/// Exact scores: the metric over the f32 vectors.
-pub(crate) struct Exact<'a, V> {
-    pub vecs: &'a V,
-    pub metric: Metric,
-    pub q: &'a [f32],
-}
-
-impl<V: Vectors> Score for Exact<'_, V> {
-    const EXACT: bool = true;
-
-    #[inline]
-    fn score(&self, node: u32) -> Result<f32> {
-        Ok(self.metric.score(self.q, self.vecs.vector(node)?))
-    }
-
-    #[inline]
-    fn prefetch(&self, node: u32) {
-        self.vecs.prefetch(node);
-    }
 }
 
 /// Greedy descent on one upper level: moves to the best neighbour until none is better.

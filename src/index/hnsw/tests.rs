@@ -4,11 +4,12 @@ use rayon::prelude::*;
 
 use super::HnswParams;
 use super::graph::MemGraph;
-use super::search::{Links, Vectors, search};
+use super::search::{Links, search};
 use super::visited::with_visited;
-use crate::distance::{Metric, prepare};
+use crate::vector::Vectors;
+use crate::vector::distance::{Metric, prepare};
 
-use super::FlatVectors as Flat;
+use crate::vector::FlatVectors as Flat;
 
 /// Clustered data and queries drawn the same way: `clusters` centres, points scattered
 /// around them.
@@ -235,7 +236,7 @@ fn mapped_graph_equals_built_graph_and_catches_damage() {
     // Whether the file with the meta bytes at `field` replaced by `value` is refused as
     // corrupt when opened.
     let bytes = std::fs::read(&path).unwrap();
-    let meta = crate::storage::header::HEADER_LEN;
+    let meta = crate::io::header::HEADER_LEN;
     let refused = |field: usize, value: &[u8]| {
         let mut b = bytes.clone();
         b[meta + field..meta + field + value.len()].copy_from_slice(value);
@@ -259,7 +260,7 @@ fn mapped_graph_equals_built_graph_and_catches_damage() {
     // The upper table starts after the meta, 3,001 u32 offsets, the lists (padded to 4), the
     // levels and the upper offsets; this many upper words put the body's end within 4 bytes
     // of usize::MAX.
-    let list_bytes = crate::storage::header::u64_at(&bytes, meta + 32) as usize;
+    let list_bytes = crate::io::header::u64_at(&bytes, meta + 32) as usize;
     let upper = 64 + 3_001 * 4 + list_bytes.next_multiple_of(4) + 3_000 + 3_000 * 4;
     for (field, value) in [
         (16, ((usize::MAX - upper) / 4) as u64),

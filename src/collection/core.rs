@@ -1,0 +1,139 @@
+//! What the collections of one open database share: its directory, options, log, manifest,
+//! the registry of open collections, and the hand-off to background work.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+
+use super::background::Background;
+use super::{Collection, CollectionShared};
+use crate::error::Result;
+use crate::log::wal::Wal;
+use crate::manifest::ManifestData;
+use crate::model::config::Options;
+
+/// State shared by the database handle and every collection handle. It lives (and the
+/// directory stays locked) until the last handle is dropped.
+pub(crate) struct DbCore {
+    pub path: PathBuf,
+    pub options: Options,
+    pub wal: Arc<Wal>,
+    pub manifest: Mutex<ManifestData>,
+    /// Per collection, the smallest LSN its memtable still needs from the log.
+    pub needed: Mutex<HashMap<u64, u64>>,
+    /// Every open collection by id, so that one collection's writes can seal another whose
+    /// memtable pins old log files.
+    pub registry: Mutex<HashMap<u64, Weak<CollectionShared>>>,
+    /// Dropping this sender stops the background sync thread.
+    pub _flusher: Mutex<Option<Sender<()>>>,
+    /// Wakes the background compaction thread (dropping it stops the thread).
+    pub compactor: Mutex<Option<Sender<()>>>,
+    /// User handles, closing, and whether background work is running.
+    pub bg: Arc<Background>,
+    pub _lock: std::fs::File,
+}
+
+impl DbCore {
+    pub(crate) fn alloc_segment_id(&self) -> u64 {
+        let mut m = self.manifest.lock();
+        let id = m.next_segment_id;
+        m.next_segment_id += 1;
+        id
+    }
+
+    pub(crate) fn set_needed(&self, collection: u64, lsn: Option<u64>) {
+        let mut n = self.needed.lock();
+        match lsn {
+            Some(l) => {
+                n.insert(collection, l);
+            }
+            None => {
+                n.remove(&collection);
+            }
+        }
+    }
+
+    /// Log frames below this LSN are no longer needed by any memtable.
+    pub(crate) fn min_needed(&self) -> u64 {
+        let n = self.needed.lock();
+        n.values()
+            .copied()
+            .min()
+            .unwrap_or_else(|| self.wal.last_lsn() + 1)
+    }
+
+    /// Asks the background compaction thread, if any, to check the collections now.
+    pub(crate) fn kick_compactor(&self) {
+        if let Some(tx) = &*self.compactor.lock() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// The open collections.
+    pub(crate) fn open_collections(&self) -> Vec<Collection> {
+        self.registry
+            .lock()
+            .values()
+            .filter_map(Weak::upgrade)
+            .map(|inner| Collection { _user: None, inner })
+            .collect()
+    }
+
+    pub(crate) fn register(&self, c: &Arc<CollectionShared>) {
+        self.registry.lock().insert(c.id, Arc::downgrade(c));
+    }
+
+    /// Keeps the log within `max_wal_bytes`: while it is larger, seals the collection whose
+    /// memtable holds the oldest record still needed (its seal lets the log be trimmed).
+    /// Called after a write, with no lock held.
+    pub(crate) fn relieve_log(&self) -> Result<()> {
+        for _ in 0..4 {
+            if self.wal.disk_bytes() <= self.options.max_wal_bytes {
+                return Ok(());
+            }
+            let oldest = {
+                let n = self.needed.lock();
+                n.iter().min_by_key(|(_, lsn)| **lsn).map(|(c, _)| *c)
+            };
+            let Some(cid) = oldest else { return Ok(()) };
+            let Some(inner) = self.registry.lock().get(&cid).and_then(Weak::upgrade) else {
+                return Ok(());
+            };
+            let c = Collection { _user: None, inner };
+            let mut w = c.inner.writer.lock();
+            if c.inner.dropped.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            c.seal_locked(&mut w)?;
+        }
+        Ok(())
+    }
+
+    /// Applies `change` to a copy of the manifest and publishes it. A failure to publish
+    /// poisons the database: whether the new manifest reached the disk is then unknown.
+    pub(crate) fn update_manifest(
+        &self,
+        change: impl FnOnce(&mut ManifestData) -> Result<()>,
+    ) -> Result<()> {
+        let mut m = self.manifest.lock();
+        let mut next = m.clone();
+        change(&mut next)?;
+        if let Err(e) = next.store(&self.path) {
+            self.wal.poison(format!("writing the manifest failed: {e}"));
+            return Err(e);
+        }
+        *m = next;
+        Ok(())
+    }
+}
+
+impl Drop for DbCore {
+    fn drop(&mut self) {
+        // Buffered writes reach the disk when the last handle goes.
+        let _ = self.wal.sync();
+    }
+}

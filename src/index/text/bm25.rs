@@ -1,0 +1,406 @@
+//! BM25 ranking across the sources of a collection.
+//!
+//! The scoring function is Lucene's (≥ 8) `BM25Similarity` with k1 = 1.2, b = 0.75:
+//!
+//! ```text
+//! score(d, q) = Σ_{t ∈ distinct(q)} idf(t) · tf(t,d) / (tf(t,d) + k1 · (1 − b + b · dl(d) / avgdl))
+//! idf(t)      = ln(1 + (N − df(t) + 0.5) / (df(t) + 0.5))
+//! ```
+//!
+//! - No `(k1 + 1)` factor in the numerator: it scales every score by the same constant, so
+//!   Lucene 8 dropped it; bm25s's "lucene" method does the same. Scores therefore match
+//!   Lucene's and bm25s's, not textbook BM25 (which is `2.2 ×` these).
+//! - `dl` is the exact number of analyzed terms of the document, not Lucene's lossy one-byte
+//!   norm; `avgdl` is `Σ dl / N`.
+//! - A term repeated in the query counts once.
+//! - `N`, `df` and `avgdl` are collection-wide over *live documents with text*: rows marked
+//!   dead in their source are left out, and so are rows with no terms (like Lucene's
+//!   `docCount`, which counts documents that have the field). Statistics do not depend on how
+//!   records are split across sources. An `allow` filter only restricts which rows are
+//!   returned, never the statistics.
+//!
+//! Evaluation is term-at-a-time per source: a dense accumulator when the postings cover a fair
+//! share of the source's rows, else a sorted list of `(row, partial score)` pairs. Both add a
+//! row's term contributions in query-term order in f64, so a document's score is the same
+//! whichever source it sits in. Scores are reported as f32.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashSet};
+
+use roaring::RoaringBitmap;
+
+use super::index::{Postings, TextIndex};
+
+/// Term-frequency saturation.
+pub(crate) const K1: f64 = 1.2;
+/// Length normalization.
+pub(crate) const B: f64 = 0.75;
+
+/// One source of documents: the memtable or a segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source<'a> {
+    /// The source's inverted index.
+    pub index: &'a TextIndex,
+    /// Rows of this source that are NOT live (deleted / replaced); None = all live.
+    pub dead: Option<&'a RoaringBitmap>,
+    /// If set, only these rows may be returned (a filter); statistics still use all live rows.
+    pub allow: Option<&'a RoaringBitmap>,
+}
+
+impl Source<'_> {
+    fn is_dead(&self, row: u32) -> bool {
+        self.dead.is_some_and(|d| d.contains(row))
+    }
+}
+
+/// One result: a row of a source and its score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Bm25Hit {
+    /// Index into the `sources` slice given to [`search`].
+    pub source: usize,
+    /// Row within that source.
+    pub row: u32,
+    /// BM25 score (> 0).
+    pub score: f32,
+}
+
+/// Collection-wide statistics for a list of terms.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Stats {
+    /// Live documents with at least one term.
+    pub n: u64,
+    /// Average number of terms of those documents (0 when `n` is 0).
+    pub avgdl: f64,
+    /// For each term given to [`stats`], in order, the live documents containing it.
+    pub df: Vec<u64>,
+}
+
+/// The statistics of `terms` (as given: a repeated term gets its df twice) over the live rows
+/// of `sources`.
+pub(crate) fn stats(sources: &[Source<'_>], terms: &[String]) -> Stats {
+    let (mut n, mut total) = (0u64, 0u64);
+    let mut df = vec![0u64; terms.len()];
+    for s in sources {
+        n += s.index.docs_with_text();
+        total += s.index.total_len();
+        if let Some(dead) = s.dead {
+            for row in dead {
+                let dl = s.index.doc_len(row);
+                n -= u64::from(dl > 0);
+                total -= u64::from(dl);
+            }
+        }
+        for (t, df) in terms.iter().zip(&mut df) {
+            if let Some(p) = s.index.postings(t) {
+                *df += live_count(p, s.dead);
+            }
+        }
+    }
+    let avgdl = if n == 0 { 0.0 } else { total as f64 / n as f64 };
+    Stats { n, avgdl, df }
+}
+
+/// The number of rows of `p` that are not in `dead`: each dead row is galloped to in the
+/// postings when there are fewer dead rows, else each posting is looked up in the bitmap.
+fn live_count(p: Postings<'_>, dead: Option<&RoaringBitmap>) -> u64 {
+    let list = p.as_slice();
+    let len = list.len() as u64;
+    match dead {
+        None => len,
+        Some(d) if d.len() < len => {
+            let (mut at, mut hits) = (0usize, 0u64);
+            for row in d {
+                at += gallop(&list[at..], row);
+                if at == list.len() {
+                    break;
+                }
+                hits += u64::from(list[at].0 == row);
+            }
+            len - hits
+        }
+        Some(d) => list.iter().filter(|&&(r, _)| !d.contains(r)).count() as u64,
+    }
+}
+
+/// The index of the first entry of `list` (rows ascending) whose row is ≥ `row`: exponential
+/// steps, then a binary search in the last step, so a walk over ascending targets costs
+/// O(log gap) each.
+fn gallop(list: &[(u32, u32)], row: u32) -> usize {
+    let mut hi = 1;
+    while hi < list.len() && list[hi - 1].0 < row {
+        hi *= 2;
+    }
+    let lo = hi / 2;
+    let hi = hi.min(list.len());
+    lo + list[lo..hi].partition_point(|&(r, _)| r < row)
+}
+
+/// Inverse document frequency, Lucene's form (always > 0).
+pub(crate) fn idf(n: u64, df: u64) -> f64 {
+    let (n, df) = (n as f64, df as f64);
+    (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+}
+
+/// The k best live rows across `sources` for `query_terms` (already analyzed), best first.
+///
+/// Ranked by the reported (f32) score descending, ties by `(source, row)` ascending. Only rows
+/// containing at least one query term are returned, so there may be fewer than `k`.
+#[cfg(test)]
+pub(crate) fn search(sources: &[Source<'_>], query_terms: &[String], k: usize) -> Vec<Bm25Hit> {
+    search_keyed(sources, query_terms, k, |_, _| 0)
+}
+
+/// Like [`search`], but ties of equal score are broken by `key(source, row)` ascending first
+/// (e.g. the record id, to rank ties the way vector search does), then by `(source, row)`.
+/// `key` is called only for rows that reach the top k or tie with its worst.
+#[cfg(any(test, fuzzing))]
+pub(crate) fn search_keyed(
+    sources: &[Source<'_>],
+    query_terms: &[String],
+    k: usize,
+    key: impl Fn(usize, u32) -> u64,
+) -> Vec<Bm25Hit> {
+    search_with(sources, query_terms, k, key, Accumulator::Auto)
+}
+
+/// How a source's scores are summed; both give identical scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Accumulator {
+    /// Dense when the postings number at least an eighth of the source's rows.
+    Auto,
+    /// One f64 per row.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Dense,
+    /// Sorted `(row, contribution)` pairs.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Sparse,
+}
+
+/// [`search_keyed`] that also returns the statistics it scored with: those of the query's
+/// distinct terms, in first-occurrence order (for `explain`, without computing them twice).
+pub(crate) fn search_keyed_with_stats(
+    sources: &[Source<'_>],
+    query_terms: &[String],
+    k: usize,
+    key: impl Fn(usize, u32) -> u64,
+) -> (Vec<Bm25Hit>, Stats) {
+    run(sources, query_terms, k, key, Accumulator::Auto)
+}
+
+/// [`search_keyed`] with a chosen accumulator (tests force each one).
+#[cfg(any(test, fuzzing))]
+pub(super) fn search_with(
+    sources: &[Source<'_>],
+    query_terms: &[String],
+    k: usize,
+    key: impl Fn(usize, u32) -> u64,
+    accumulator: Accumulator,
+) -> Vec<Bm25Hit> {
+    run(sources, query_terms, k, key, accumulator).0
+}
+
+fn run(
+    sources: &[Source<'_>],
+    query_terms: &[String],
+    k: usize,
+    key: impl Fn(usize, u32) -> u64,
+    accumulator: Accumulator,
+) -> (Vec<Bm25Hit>, Stats) {
+    // Distinct terms in first-occurrence order (a pasted document can be a long query).
+    let mut seen = HashSet::with_capacity(query_terms.len());
+    let terms: Vec<String> = query_terms
+        .iter()
+        .filter(|t| seen.insert(t.as_str()))
+        .cloned()
+        .collect();
+    let st = stats(sources, &terms);
+    if k == 0 || st.n == 0 {
+        return (Vec::new(), st);
+    }
+    let weighted: Vec<(&str, f64)> = terms
+        .iter()
+        .zip(&st.df)
+        .filter(|&(_, &df)| df > 0)
+        .map(|(t, &df)| (t.as_str(), idf(st.n, df)))
+        .collect();
+    if weighted.is_empty() {
+        return (Vec::new(), st);
+    }
+    let norm = Norm::new(st.avgdl);
+    let mut top = TopK::new(k);
+    for (si, s) in sources.iter().enumerate() {
+        let lists: Vec<(Postings<'_>, f64)> = weighted
+            .iter()
+            .filter_map(|&(t, w)| s.index.postings(t).map(|p| (p, w)))
+            .collect();
+        let admit = |row: u32| !s.is_dead(row) && s.allow.is_none_or(|a| a.contains(row));
+        // The bar a row must reach changes only when the heap does: it is kept in a local so
+        // the pass over the candidates is a tight compare loop (most rows of a long list
+        // cannot enter a full top k).
+        let mut bar = top.threshold();
+        let postings: usize = lists.iter().map(|(p, _)| p.len()).sum();
+        let rows = s.index.rows() as usize;
+        let dense = match accumulator {
+            Accumulator::Auto => postings.saturating_mul(8) >= rows,
+            Accumulator::Dense => true,
+            Accumulator::Sparse => false,
+        };
+        if postings == 0 {
+            continue;
+        } else if dense {
+            // Dense: one slot per row; every contribution is > 0, so 0 means "no match".
+            let mut acc = vec![0f64; rows];
+            for (p, w) in &lists {
+                for (row, tf) in p.clone() {
+                    acc[row as usize] += norm.score(*w, tf, s.index.doc_len(row));
+                }
+            }
+            for (row, &score) in acc.iter().enumerate() {
+                let score = score as f32;
+                if score > 0.0 && score >= bar && admit(row as u32) {
+                    top.offer(score, si, row as u32, &key);
+                    bar = top.threshold();
+                }
+            }
+        } else {
+            // Sparse: contributions sorted by row; a stable sort keeps the query-term order
+            // within a row, so the sum is the same as the dense one.
+            let mut parts: Vec<(u32, f64)> = Vec::with_capacity(postings);
+            for (p, w) in &lists {
+                for (row, tf) in p.clone() {
+                    parts.push((row, norm.score(*w, tf, s.index.doc_len(row))));
+                }
+            }
+            parts.sort_by_key(|&(row, _)| row);
+            for run in parts.chunk_by(|a, b| a.0 == b.0) {
+                let score = run.iter().fold(0.0, |acc, &(_, x)| acc + x) as f32;
+                if score >= bar && admit(run[0].0) {
+                    top.offer(score, si, run[0].0, &key);
+                    bar = top.threshold();
+                }
+            }
+        }
+    }
+    (top.into_sorted(), st)
+}
+
+/// The length normalization for one `avgdl`.
+struct Norm {
+    /// `k1 · (1 − b)`.
+    base: f64,
+    /// `k1 · b / avgdl`.
+    per_term: f64,
+}
+
+impl Norm {
+    fn new(avgdl: f64) -> Self {
+        Norm {
+            base: K1 * (1.0 - B),
+            per_term: K1 * B / avgdl,
+        }
+    }
+
+    /// One term's contribution: `idf · tf / (tf + k1 · (1 − b + b · dl / avgdl))`, with one
+    /// division.
+    #[inline]
+    fn score(&self, idf: f64, tf: u32, dl: u32) -> f64 {
+        let tf = f64::from(tf);
+        idf * tf / (tf + self.base + self.per_term * f64::from(dl))
+    }
+}
+
+/// A candidate in the heap; ordered so that the worst is the greatest.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    score: f32,
+    key: u64,
+    source: usize,
+    row: u32,
+}
+
+impl Ord for Entry {
+    fn cmp(&self, o: &Self) -> Ordering {
+        o.score
+            .total_cmp(&self.score)
+            .then(self.key.cmp(&o.key))
+            .then(self.source.cmp(&o.source))
+            .then(self.row.cmp(&o.row))
+    }
+}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl PartialEq for Entry {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Entry {}
+
+/// Keeps the k best entries; its top is the worst of them.
+struct TopK {
+    k: usize,
+    heap: BinaryHeap<Entry>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k.min(4096)),
+        }
+    }
+
+    /// The lowest score that may still enter: that of the worst entry once k are held.
+    #[inline]
+    fn threshold(&self) -> f32 {
+        if self.heap.len() < self.k {
+            f32::NEG_INFINITY
+        } else {
+            self.heap.peek().map_or(f32::NEG_INFINITY, |e| e.score)
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, score: f32, source: usize, row: u32, key: &impl Fn(usize, u32) -> u64) {
+        if self.heap.len() < self.k {
+            let key = key(source, row);
+            self.heap.push(Entry {
+                score,
+                key,
+                source,
+                row,
+            });
+            return;
+        }
+        let Some(mut worst) = self.heap.peek_mut() else {
+            return;
+        };
+        if score < worst.score {
+            return;
+        }
+        let e = Entry {
+            score,
+            key: key(source, row),
+            source,
+            row,
+        };
+        if e < *worst {
+            *worst = e;
+        }
+    }
+
+    fn into_sorted(self) -> Vec<Bm25Hit> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|e| Bm25Hit {
+                source: e.source,
+                row: e.row,
+                score: e.score,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,10 @@
+//! The write-ahead log: every upsert and delete batch is one checksummed frame, appended and
+//! made durable (with group commit) before the batch is acknowledged, and replayed on open.
+//!
+//! | file | role |
+//! |---|---|
+//! | `wal.rs` | log files, framing, group commit, replay and torn-tail truncation |
+//! | `batch.rs` | the bodies of upsert and delete frames |
+
+pub(crate) mod batch;
+pub(crate) mod wal;

@@ -1,0 +1,307 @@
+//! Database options and collection configuration.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::vector::distance::Metric;
+
+/// When a write is on stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `upsert` and `delete` return only after their log record is fdatasync'ed. Concurrent
+    /// writers share one fsync (group commit). Nothing acknowledged is lost in a crash.
+    #[default]
+    Sync,
+    /// Writes are buffered and synced on [`Collection::flush`](crate::Collection::flush), on
+    /// [`Database::sync`](crate::Database::sync), when the database is dropped, and every
+    /// `interval` by a background thread. A crash may lose the writes of the last interval,
+    /// never a part of a batch.
+    Buffered {
+        /// How often the background thread syncs the log.
+        interval: Duration,
+    },
+}
+
+impl Durability {
+    /// Buffered durability with a one-second background sync.
+    pub fn buffered() -> Self {
+        Durability::Buffered {
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Options for [`Database::open_with`](crate::Database::open_with).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// When writes are durable. Default: [`Durability::Sync`].
+    pub durability: Durability,
+    /// A collection's memtable is sealed into a segment once it holds this many rows.
+    /// Default: 100,000.
+    pub memtable_max_rows: usize,
+    /// … or once it holds this many bytes (vectors, text, payload). Default: 256 MiB.
+    pub memtable_max_bytes: usize,
+    /// The write-ahead log moves to a new file once the current one passes this size.
+    /// Default: 64 MiB.
+    pub wal_file_bytes: u64,
+    /// When the log files together pass this size, the collection whose memtable holds the
+    /// oldest log record is sealed, so that one quiet collection cannot keep the log of a busy
+    /// one from being trimmed. Default: 512 MiB.
+    pub max_wal_bytes: u64,
+    /// Create the database directory when it does not exist. Default: true.
+    pub create_if_missing: bool,
+    /// Compact collections on a background thread (see [`Collection::compact`]) when they
+    /// have more than `compaction_max_segments` segments or a segment with more than
+    /// `compaction_deleted_ratio` of its rows deleted. Default: true.
+    ///
+    /// [`Collection::compact`]: crate::Collection::compact
+    pub background_compaction: bool,
+    /// Segment count above which the smallest segments are merged. Default: 8.
+    pub compaction_max_segments: usize,
+    /// Fraction of deleted rows above which a segment is rewritten. Default: 0.2.
+    pub compaction_deleted_ratio: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::Sync,
+            memtable_max_rows: 100_000,
+            memtable_max_bytes: 256 << 20,
+            wal_file_bytes: 64 << 20,
+            max_wal_bytes: 512 << 20,
+            create_if_missing: true,
+            background_compaction: true,
+            compaction_max_segments: 8,
+            compaction_deleted_ratio: 0.2,
+        }
+    }
+}
+
+impl Options {
+    /// Sets the durability.
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+    /// Sets the memtable row limit.
+    pub fn memtable_max_rows(mut self, rows: usize) -> Self {
+        self.memtable_max_rows = rows;
+        self
+    }
+    /// Sets the memtable byte limit.
+    pub fn memtable_max_bytes(mut self, bytes: usize) -> Self {
+        self.memtable_max_bytes = bytes;
+        self
+    }
+    /// Sets the WAL file size at which a new file is started.
+    pub fn wal_file_bytes(mut self, bytes: u64) -> Self {
+        self.wal_file_bytes = bytes;
+        self
+    }
+    /// Sets the log size that triggers sealing the oldest memtable.
+    pub fn max_wal_bytes(mut self, bytes: u64) -> Self {
+        self.max_wal_bytes = bytes;
+        self
+    }
+    /// Whether to compact in the background.
+    pub fn background_compaction(mut self, yes: bool) -> Self {
+        self.background_compaction = yes;
+        self
+    }
+    /// Sets the compaction policy: more than `max_segments` segments, or a segment with more
+    /// than `deleted_ratio` of its rows deleted, triggers a compaction.
+    pub fn compaction_policy(mut self, max_segments: usize, deleted_ratio: f64) -> Self {
+        self.compaction_max_segments = max_segments;
+        self.compaction_deleted_ratio = deleted_ratio;
+        self
+    }
+    /// Whether to create a missing database directory.
+    pub fn create_if_missing(mut self, yes: bool) -> Self {
+        self.create_if_missing = yes;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.compaction_max_segments < 2
+            || !(self.compaction_deleted_ratio > 0.0 && self.compaction_deleted_ratio <= 1.0)
+        {
+            return Err(Error::InvalidArgument(
+                "compaction policy: at least 2 segments and a deleted ratio in (0, 1]".into(),
+            ));
+        }
+        if self.memtable_max_rows == 0 || self.memtable_max_bytes == 0 {
+            return Err(Error::InvalidArgument(
+                "memtable limits must be at least 1".into(),
+            ));
+        }
+        if let Durability::Buffered { interval } = self.durability
+            && interval.is_zero()
+        {
+            return Err(Error::InvalidArgument(
+                "buffered sync interval must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Largest dimension a collection may have.
+pub const MAX_DIM: usize = 65_536;
+
+/// The fixed settings of a collection, chosen at creation.
+///
+/// ```
+/// use cairndb::{CollectionConfig, Metric};
+/// let cfg = CollectionConfig { dim: 384, metric: Metric::Cosine, ..Default::default() };
+/// assert_eq!(cfg.m, 16);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionConfig {
+    /// Vector dimension, 1 to 65,536.
+    pub dim: usize,
+    /// Similarity metric.
+    pub metric: Metric,
+    /// HNSW: links per node on upper levels (level 0 has `2 * m`). Default 16.
+    pub m: usize,
+    /// HNSW: candidate list size while building. Default 200.
+    pub ef_construction: usize,
+    /// How record text is analyzed for full-text search (default: words, lowercased, no
+    /// stemming, no stop words). Applies to documents and queries alike.
+    #[serde(default)]
+    pub text: TextConfig,
+}
+
+impl Default for CollectionConfig {
+    fn default() -> Self {
+        CollectionConfig {
+            dim: 0,
+            metric: Metric::Cosine,
+            m: 16,
+            ef_construction: 200,
+            text: TextConfig::default(),
+        }
+    }
+}
+
+impl CollectionConfig {
+    /// A configuration with the given dimension and metric and default index parameters.
+    pub fn new(dim: usize, metric: Metric) -> Self {
+        CollectionConfig {
+            dim,
+            metric,
+            ..Default::default()
+        }
+    }
+
+    /// Sets the text analysis.
+    pub fn with_text(mut self, text: TextConfig) -> Self {
+        self.text = text;
+        self
+    }
+
+    /// Checks the configuration: dimension 1 to 65,536, `m` 2 to 256, `ef_construction`
+    /// 1 to 100,000.
+    pub fn validate(&self) -> Result<()> {
+        if self.dim == 0 || self.dim > MAX_DIM {
+            return Err(Error::InvalidArgument(format!(
+                "dimension must be between 1 and {MAX_DIM}, got {}",
+                self.dim
+            )));
+        }
+        if !(2..=256).contains(&self.m) {
+            return Err(Error::InvalidArgument(format!(
+                "m must be between 2 and 256, got {}",
+                self.m
+            )));
+        }
+        if self.ef_construction == 0 || self.ef_construction > 100_000 {
+            return Err(Error::InvalidArgument(format!(
+                "ef_construction must be between 1 and 100000, got {}",
+                self.ef_construction
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a collection name: `[A-Za-z0-9_-]{1,64}`. Such a name is always a single, harmless
+/// path component.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "docs_v2", "A-b_9", &"x".repeat(64)] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            ".",
+            "..",
+            "a b",
+            "é",
+            &"x".repeat(65),
+            "a\0",
+        ] {
+            assert!(
+                matches!(validate_name(bad), Err(Error::InvalidName { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+}
+
+/// How a collection analyzes text for full-text (BM25) search.
+///
+/// Text is split into words by Unicode word segmentation (UAX #29) and lowercased; the two
+/// options below are English-specific and off by default, so the default works for any
+/// language. Documents and queries must be analyzed alike: changing the configuration of a
+/// collection that already holds text would make old and new terms disagree.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TextConfig {
+    /// Reduce words to their stem with the English Snowball (Porter 2) stemmer, so that
+    /// "running", "runs" and "run" match each other. Default: false.
+    pub stem: bool,
+    /// Drop Lucene's 33 English stop words from documents and queries: a, an, and, are, as,
+    /// at, be, but, by, for, if, in, into, is, it, no, not, of, on, or, such, that, the, their,
+    /// then, there, these, they, this, to, was, will, with. Default: false (BM25's idf already
+    /// gives them little weight).
+    pub stop_words: bool,
+}
+
+impl TextConfig {
+    /// Sets English stemming.
+    pub fn stem(mut self, on: bool) -> Self {
+        self.stem = on;
+        self
+    }
+
+    /// Sets English stop-word removal.
+    pub fn stop_words(mut self, on: bool) -> Self {
+        self.stop_words = on;
+        self
+    }
+}

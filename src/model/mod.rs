@@ -1,0 +1,16 @@
+//! The data model: what callers hand to Cairn and get back, as plain data — configuration,
+//! records and their payloads, hits, and filters.
+//!
+//! | file | role |
+//! |---|---|
+//! | `config.rs` | [`Options`], [`Durability`], [`CollectionConfig`], [`TextConfig`], name rules |
+//! | `record.rs` | [`Record`], [`Value`], [`Payload`], [`Hit`], [`Legs`], [`LegScore`]; the stored document codec |
+//! | `filter/` | [`Filter`]: builder, serde form, text syntax, validation, reference matcher |
+
+pub(crate) mod config;
+pub mod filter;
+pub(crate) mod record;
+
+pub use config::{CollectionConfig, Durability, MAX_DIM, Options, TextConfig, validate_name};
+pub use filter::Filter;
+pub use record::{Hit, LegScore, Legs, Payload, Record, Value};

@@ -1,0 +1,551 @@
+//! Immutable segments: a sealed memtable, written once, then memory-mapped read-only.
+//!
+//! ```text
+//!  seal:  memtable rows ──▶ writer.rs ──▶ seg-<id>/{vectors, ids, payload}  (fsynced)
+//!  open:  seg-<id>/… ──mmap──▶ Segment (headers and ids checked; vector, graph and
+//!                                        payload-index blocks checked on first touch, blocks.rs)
+//! ```
+//!
+//! | file | body |
+//! |---|---|
+//! | `vectors` | `rows × dim` f32 LE, zero-padded to 64 bytes; then one crc32c per 64 KiB block |
+//! | `ids` | ids by row `[u64; n]`; ids sorted `[u64; n]`; the row of each sorted id `[u32; n]` |
+//! | `payload` | index `[(offset u64, len u32, crc32c u32); n]`; the documents (postcard); one crc32c per 64 KiB block of the index |
+//!
+//! Byte tables: `docs/file-format.md`.
+
+pub(crate) mod tombstones;
+mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+pub(crate) use writer::{SealRow, write_segment};
+
+use crate::error::{Error, IoContext, Result};
+use crate::index::fields::{FIELDS_FILE, FieldIndex};
+use crate::index::hnsw::layout::{GRAPH_FILE, MappedGraph};
+use crate::index::text::{TEXT_FILE, TextIndex};
+use crate::io::blocks::{BLOCK_SIZE, BlockCheck};
+use crate::io::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
+use crate::io::mmap::Mmap;
+use crate::model::record::EMPTY_DOC;
+use crate::model::record::{Payload, StoredDoc};
+use crate::vector::Vectors;
+use crate::vector::quant::Quantized;
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("Cairn maps little-endian f32 rows directly; big-endian targets are not supported");
+
+pub(crate) const VECTORS_FILE: &str = "vectors";
+pub(crate) const IDS_FILE: &str = "ids";
+pub(crate) const PAYLOAD_FILE: &str = "payload";
+
+/// Segments of at most this many floats (rows × dim) are quantized on the searching thread
+/// (about 4 ms); larger ones in the background.
+pub(crate) const QUANT_INLINE_FLOATS: usize = 1 << 22;
+
+/// Size of one payload index entry.
+const PAYLOAD_ENTRY: usize = 16;
+
+/// A sealed, memory-mapped segment.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub id: u64,
+    pub dir: PathBuf,
+    pub rows: usize,
+    pub dim: usize,
+    vectors: Mmap,
+    vectors_path: PathBuf,
+    /// Length of the f32 data (without padding and checksum table).
+    data_len: usize,
+    /// Offset of the block checksum table in the vectors file.
+    table_off: usize,
+    blocks: BlockCheck,
+    ids: Mmap,
+    /// Entries in the id lookup table.
+    sorted: usize,
+    payload: Mmap,
+    graph: MappedGraph,
+    payload_path: PathBuf,
+    blob_off: usize,
+    blob_len: usize,
+    payload_table_off: usize,
+    /// Lazily checked blocks of the payload index.
+    payload_blocks: BlockCheck,
+    /// Every row has the empty document: the payload file has no index and no documents.
+    payload_empty: bool,
+    fields_path: PathBuf,
+    fields_len: u64,
+    /// The field indexes, decoded on first use.
+    fields: OnceLock<FieldIndex>,
+    text_path: PathBuf,
+    text_len: u64,
+    /// The inverted index of the rows' text, decoded on first use.
+    text: OnceLock<TextIndex>,
+    /// Int8 copies of the vectors for graph walks (see [`Segment::quantized`]); `None` inside
+    /// when the build failed.
+    quant: OnceLock<Option<Quantized>>,
+    quant_started: AtomicBool,
+}
+
+fn open_map(path: &Path) -> Result<Mmap> {
+    let f = File::open(path).at(path)?;
+    Mmap::map(&f, path)
+}
+
+fn padded(len: usize) -> usize {
+    len.div_ceil(64) * 64
+}
+
+impl Segment {
+    /// Opens and checks a segment written by [`write_segment`]. `rows` and `dim` come from the
+    /// manifest and must agree with the files.
+    pub(crate) fn open(dir: &Path, id: u64, rows: u64, dim: usize, m: usize) -> Result<Segment> {
+        let rows_usize = usize::try_from(rows)
+            .ok()
+            .filter(|&r| r <= u32::MAX as usize)
+            .ok_or_else(|| Error::corruption(dir, format!("segment row count {rows} too large")))?;
+
+        // vectors
+        let vectors_path = dir.join(VECTORS_FILE);
+        let vectors = open_map(&vectors_path)?;
+        vectors.advise_random();
+        let vb = vectors.bytes();
+        let vh = Header::decode(vb, FileKind::Vectors, &vectors_path)?;
+        let bad = |p: &Path, what: String| Error::corruption(p, what);
+        check_common(&vh, &vectors_path, id, rows)?;
+        if vh.dim as usize != dim {
+            return Err(bad(
+                &vectors_path,
+                format!("dimension {} but collection has {dim}", vh.dim),
+            ));
+        }
+        let block_size = vh.block_size as usize;
+        if !(4096..=(16 << 20)).contains(&block_size) || !block_size.is_power_of_two() {
+            return Err(bad(
+                &vectors_path,
+                format!("invalid block size {block_size}"),
+            ));
+        }
+        let data_len = rows_usize
+            .checked_mul(dim)
+            .and_then(|x| x.checked_mul(4))
+            .ok_or_else(|| bad(&vectors_path, "size overflows".into()))?;
+        let nblocks = BlockCheck::block_count(block_size, padded(data_len));
+        let body_len = padded(data_len) + nblocks * 4;
+        if vh.body_len != body_len as u64 || vb.len() != HEADER_LEN + body_len {
+            return Err(bad(
+                &vectors_path,
+                format!(
+                    "file is {} bytes, expected {} for {rows} rows of dimension {dim}",
+                    vb.len(),
+                    HEADER_LEN + body_len
+                ),
+            ));
+        }
+        let table_off = HEADER_LEN + padded(data_len);
+        if crc32c::crc32c(&vb[table_off..]) != vh.body_crc {
+            return Err(bad(&vectors_path, "block checksum table mismatch".into()));
+        }
+        // The typed view must be possible (alignment); check once here.
+        if bytemuck::try_cast_slice::<u8, f32>(&vb[HEADER_LEN..HEADER_LEN + data_len]).is_err() {
+            return Err(bad(&vectors_path, "vector data is misaligned".into()));
+        }
+
+        // ids
+        let ids_path = dir.join(IDS_FILE);
+        let ids = open_map(&ids_path)?;
+        let ib = ids.bytes();
+        let ih = Header::decode(ib, FileKind::Ids, &ids_path)?;
+        check_common(&ih, &ids_path, id, rows)?;
+        if ib.len() < HEADER_LEN + 8 {
+            return Err(bad(&ids_path, "file too short for its body".into()));
+        }
+        let sorted_usize = usize::try_from(u64_at(ib, HEADER_LEN))
+            .ok()
+            .filter(|&s| s <= rows_usize)
+            .ok_or_else(|| bad(&ids_path, "more sorted ids than rows".into()))?;
+        let ids_body = 8 + rows_usize * 8 + sorted_usize * 12;
+        if ih.body_len != ids_body as u64 || ib.len() != HEADER_LEN + ids_body {
+            return Err(bad(
+                &ids_path,
+                format!(
+                    "file is {} bytes, expected {}",
+                    ib.len(),
+                    HEADER_LEN + ids_body
+                ),
+            ));
+        }
+        if crc32c::crc32c(&ib[HEADER_LEN..]) != ih.body_crc {
+            return Err(bad(&ids_path, "body checksum mismatch".into()));
+        }
+
+        // payload
+        let payload_path = dir.join(PAYLOAD_FILE);
+        let payload = open_map(&payload_path)?;
+        payload.advise_random();
+        let pb = payload.bytes();
+        let ph = Header::decode(pb, FileKind::Payload, &payload_path)?;
+        check_common(&ph, &payload_path, id, rows)?;
+        // Block size 0 and an empty body: no row has a document (`EMPTY_DOC` for all).
+        let payload_empty = ph.block_size == 0;
+        let index_len = if payload_empty {
+            0
+        } else {
+            rows_usize * PAYLOAD_ENTRY
+        };
+        let index_table = BlockCheck::block_count(BLOCK_SIZE, index_len) * 4;
+        if (ph.block_size as usize != BLOCK_SIZE && !payload_empty)
+            || (payload_empty && ph.body_len != 0)
+            || pb.len() as u64 != HEADER_LEN as u64 + ph.body_len
+            || (ph.body_len as usize) < index_len + index_table
+        {
+            return Err(bad(
+                &payload_path,
+                format!(
+                    "file is {} bytes, header says body of {} (block size {})",
+                    pb.len(),
+                    ph.body_len,
+                    ph.block_size
+                ),
+            ));
+        }
+        let blob_off = HEADER_LEN + index_len;
+        let payload_table_off = pb.len() - index_table;
+        if crc32c::crc32c(&pb[payload_table_off..]) != ph.body_crc {
+            return Err(bad(&payload_path, "index checksum table mismatch".into()));
+        }
+        let blob_len = payload_table_off - blob_off;
+
+        let graph = MappedGraph::open(&dir.join(GRAPH_FILE), id, rows_usize, m)?;
+
+        // fields: only the header now; the body is decoded on the first filtered search.
+        let fields_path = dir.join(FIELDS_FILE);
+        let fields_len = check_lazy_file(&fields_path, FileKind::Fields, id, rows)?;
+        let text_path = dir.join(TEXT_FILE);
+        let text_len = check_lazy_file(&text_path, FileKind::Text, id, rows)?;
+
+        let seg = Segment {
+            id,
+            dir: dir.to_owned(),
+            rows: rows_usize,
+            dim,
+            blocks: BlockCheck::new(block_size, padded(data_len)),
+            vectors,
+            vectors_path,
+            data_len,
+            table_off,
+            ids,
+            sorted: sorted_usize,
+            payload,
+            payload_path,
+            blob_off,
+            blob_len,
+            payload_table_off,
+            payload_blocks: BlockCheck::new(BLOCK_SIZE, index_len),
+            payload_empty,
+            graph,
+            fields_path,
+            fields_len,
+            fields: OnceLock::new(),
+            text_path,
+            text_len,
+            text: OnceLock::new(),
+            quant: OnceLock::new(),
+            quant_started: AtomicBool::new(false),
+        };
+        seg.check_ids(&ids_path)?;
+        Ok(seg)
+    }
+
+    /// The ids table must be a bijection: sorted ids strictly ascending, each naming a row
+    /// that carries that id.
+    fn check_ids(&self, path: &Path) -> Result<()> {
+        let mut prev: Option<u64> = None;
+        for i in 0..self.sorted {
+            let id = self.sorted_id(i);
+            let row = self.sorted_row(i);
+            if prev.is_some_and(|p| p >= id) {
+                return Err(Error::corruption(
+                    path,
+                    format!("sorted ids out of order at {i}"),
+                ));
+            }
+            if row >= self.rows || self.id_at(row) != id {
+                return Err(Error::corruption(
+                    path,
+                    format!("sorted entry {i} names a wrong row"),
+                ));
+            }
+            prev = Some(id);
+        }
+        Ok(())
+    }
+
+    fn ids_body(&self) -> &[u8] {
+        &self.ids.bytes()[HEADER_LEN + 8..]
+    }
+
+    /// The id of `row` (`row < rows`).
+    pub(crate) fn id_at(&self, row: usize) -> u64 {
+        u64_at(self.ids_body(), row * 8)
+    }
+
+    fn sorted_id(&self, i: usize) -> u64 {
+        u64_at(self.ids_body(), (self.rows + i) * 8)
+    }
+
+    fn sorted_row(&self, i: usize) -> usize {
+        u32_at(self.ids_body(), (self.rows + self.sorted) * 8 + i * 4) as usize
+    }
+
+    /// The row holding `id`, if any. Rows that were dead when the segment was sealed are not
+    /// in the lookup table; rows deleted later are (the caller checks the tombstones).
+    pub(crate) fn find(&self, id: u64) -> Option<usize> {
+        let (mut lo, mut hi) = (0usize, self.sorted);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.sorted_id(mid).cmp(&id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(self.sorted_row(mid)),
+            }
+        }
+        None
+    }
+
+    /// The vectors of rows `start..end`, after checking the checksums of the blocks they lie in.
+    pub(crate) fn vectors(&self, start: usize, end: usize) -> Result<&[f32]> {
+        debug_assert!(start <= end && end <= self.rows);
+        let vb = self.vectors.bytes();
+        let data = &vb[HEADER_LEN..HEADER_LEN + padded(self.data_len)];
+        let table = &vb[self.table_off..];
+        let (s, e) = (start * self.dim * 4, end * self.dim * 4);
+        self.blocks.ensure(data, table, s, e, &self.vectors_path)?;
+        bytemuck::try_cast_slice(&data[s..e])
+            .map_err(|_| Error::corruption(&self.vectors_path, "vector data is misaligned"))
+    }
+
+    /// The int8 copy of the vectors for graph walks, if it has been built. The first call
+    /// builds it: on the calling thread when the segment is small (at most
+    /// [`QUANT_INLINE_FLOATS`] floats, a few milliseconds), otherwise on a background thread
+    /// while walks keep using the f32 vectors, so opening a large segment and answering its first
+    /// query stays fast. A build that fails (a corrupted vector block) is not retried; the f32
+    /// path reports the corruption.
+    pub(crate) fn quantized(self: &Arc<Self>) -> Option<&Quantized> {
+        if let Some(q) = self.quant.get() {
+            return q.as_ref();
+        }
+        if self.quant_started.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        if self.rows * self.dim <= QUANT_INLINE_FLOATS {
+            self.build_quantized();
+            return self.quant.get().and_then(Option::as_ref);
+        }
+        let seg = Arc::clone(self);
+        rayon::spawn(move || seg.build_quantized());
+        None
+    }
+
+    /// Builds the int8 copy now (or waits for a build in progress); see [`Segment::quantized`].
+    pub(crate) fn build_quantized(&self) {
+        self.quant_started.store(true, Ordering::Release);
+        self.quant
+            .get_or_init(|| Quantized::build(self.dim, self.rows, |s, e| self.vectors(s, e)).ok());
+    }
+
+    /// The index entry of `row` (`row < rows`): its block checked, its range validated.
+    fn payload_entry(&self, row: usize) -> Result<(usize, usize, u32)> {
+        let pb = self.payload.bytes();
+        let s = row * PAYLOAD_ENTRY;
+        self.payload_blocks.ensure(
+            &pb[HEADER_LEN..self.blob_off],
+            &pb[self.payload_table_off..],
+            s,
+            s + PAYLOAD_ENTRY,
+            &self.payload_path,
+        )?;
+        let b = &pb[HEADER_LEN + s..];
+        let (off, len, crc) = (u64_at(b, 0), u64::from(u32_at(b, 8)), u32_at(b, 12));
+        match off.checked_add(len) {
+            Some(end) if end <= self.blob_len as u64 => Ok((off as usize, len as usize, crc)),
+            _ => Err(Error::corruption(
+                &self.payload_path,
+                format!(
+                    "row {row}: document at {off}+{len} lies outside the {}-byte data",
+                    self.blob_len
+                ),
+            )),
+        }
+    }
+
+    /// The encoded document of `row`, checked against its checksum.
+    pub(crate) fn doc_bytes(&self, row: usize) -> Result<&[u8]> {
+        if self.payload_empty {
+            return Ok(EMPTY_DOC);
+        }
+        let (off, len, crc) = self.payload_entry(row)?;
+        let bytes = &self.payload.bytes()[self.blob_off + off..self.blob_off + off + len];
+        if crc32c::crc32c(bytes) != crc {
+            return Err(Error::corruption(
+                &self.payload_path,
+                format!("checksum mismatch in the document of row {row}"),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// The text and payload of `row`, checked against its checksum.
+    pub(crate) fn doc(&self, row: usize) -> Result<(Option<String>, Payload)> {
+        let bytes = self.doc_bytes(row)?;
+        StoredDoc::decode(bytes).ok_or_else(|| {
+            Error::corruption(
+                &self.payload_path,
+                format!("undecodable document in row {row}"),
+            )
+        })
+    }
+
+    /// Checks everything that opening did not: every vector block and every document.
+    pub(crate) fn verify_all(&self) -> Result<()> {
+        let vb = self.vectors.bytes();
+        self.blocks.ensure_all(
+            &vb[HEADER_LEN..HEADER_LEN + padded(self.data_len)],
+            &vb[self.table_off..],
+            &self.vectors_path,
+        )?;
+        for row in 0..self.rows {
+            self.doc(row)?;
+        }
+        self.fields()?;
+        self.text()?;
+        self.graph.verify_all()
+    }
+
+    /// The inverted text index, read and checked on first use.
+    pub(crate) fn text(&self) -> Result<&TextIndex> {
+        if let Some(t) = self.text.get() {
+            return Ok(t);
+        }
+        let bytes = std::fs::read(&self.text_path).at(&self.text_path)?;
+        let idx = TextIndex::decode(&bytes, &self.text_path, self.id)?;
+        if idx.rows() as usize != self.rows {
+            return Err(Error::corruption(
+                &self.text_path,
+                format!("indexes {} rows, the segment has {}", idx.rows(), self.rows),
+            ));
+        }
+        let _ = self.text.set(idx);
+        Ok(self.text.get().expect("set above"))
+    }
+
+    /// The payload field indexes, read and checked on first use.
+    pub(crate) fn fields(&self) -> Result<&FieldIndex> {
+        if let Some(f) = self.fields.get() {
+            return Ok(f);
+        }
+        let bytes = std::fs::read(&self.fields_path).at(&self.fields_path)?;
+        let idx = FieldIndex::decode(&bytes, &self.fields_path, self.id, self.rows)?;
+        // Another thread may have won the race with an identical index.
+        let _ = self.fields.set(idx);
+        Ok(self.fields.get().expect("set above"))
+    }
+
+    /// Bytes of the segment's files.
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        (self.vectors.bytes().len() + self.ids.bytes().len() + self.payload.bytes().len()) as u64
+            + self.graph.disk_bytes()
+            + self.fields_len
+            + self.text_len
+    }
+
+    /// Bytes of the memory-mapped files.
+    pub(crate) fn mapped_bytes(&self) -> u64 {
+        (self.vectors.bytes().len() + self.ids.bytes().len() + self.payload.bytes().len()) as u64
+            + self.graph.disk_bytes()
+    }
+
+    /// Heap bytes of the decoded field and text indexes and of the int8 vectors (0 for those
+    /// not built yet).
+    pub(crate) fn index_heap_bytes(&self) -> u64 {
+        (self.fields.get().map_or(0, FieldIndex::bytes)
+            + self.text.get().map_or(0, TextIndex::heap_bytes)
+            + self
+                .quant
+                .get()
+                .and_then(Option::as_ref)
+                .map_or(0, Quantized::heap_bytes)) as u64
+    }
+
+    /// Bytes of the graph file.
+    pub(crate) fn graph_bytes(&self) -> u64 {
+        self.graph.disk_bytes()
+    }
+
+    /// The segment's HNSW graph.
+    pub(crate) fn graph(&self) -> &MappedGraph {
+        &self.graph
+    }
+}
+
+/// Checks the header of a file that is read in full only when first needed: it must exist,
+/// belong to this segment, and be as long as its header says. Returns its length.
+fn check_lazy_file(path: &Path, kind: FileKind, id: u64, rows: u64) -> Result<u64> {
+    use std::io::Read;
+    let mut f = File::open(path).at(path)?;
+    let len = f.metadata().at(path)?.len();
+    let mut head = [0u8; HEADER_LEN];
+    f.read_exact(&mut head)
+        .map_err(|_| Error::corruption(path, "file too short for its header"))?;
+    let h = Header::decode(&head, kind, path)?;
+    check_common(&h, path, id, rows)?;
+    if len != HEADER_LEN as u64 + h.body_len {
+        return Err(Error::corruption(
+            path,
+            format!("file is {len} bytes, header says body of {}", h.body_len),
+        ));
+    }
+    Ok(len)
+}
+
+fn check_common(h: &Header, path: &Path, id: u64, rows: u64) -> Result<()> {
+    if h.aux != id {
+        return Err(Error::corruption(
+            path,
+            format!("belongs to segment {}, expected {id}", h.aux),
+        ));
+    }
+    if h.count != rows {
+        return Err(Error::corruption(
+            path,
+            format!("holds {} rows, manifest says {rows}", h.count),
+        ));
+    }
+    Ok(())
+}
+
+impl Vectors for Segment {
+    #[inline]
+    fn vector(&self, node: u32) -> Result<&[f32]> {
+        let r = node as usize;
+        if r >= self.rows {
+            return Err(Error::corruption(
+                &self.vectors_path,
+                format!("row {r} of {}", self.rows),
+            ));
+        }
+        self.vectors(r, r + 1)
+    }
+
+    #[inline]
+    fn prefetch(&self, node: u32) {
+        let off = HEADER_LEN + node as usize * self.dim * 4;
+        if let Some(b) = self.vectors.bytes().get(off..off + self.dim * 4) {
+            crate::io::mmap::prefetch(b);
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Writes a segment directory. Every file is complete and fsynced, and the directory entry is
+//! fsynced, before the segment is named in a manifest.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use super::{IDS_FILE, PAYLOAD_FILE, VECTORS_FILE, padded};
+use crate::error::{IoContext, Result};
+use crate::index::fields::{FIELDS_FILE, FieldIndex};
+use crate::index::hnsw::graph::MemGraph;
+use crate::index::hnsw::layout::{self, GRAPH_FILE};
+use crate::index::text::{Analyzer, TEXT_FILE, TextIndex};
+use crate::io::blocks::{BLOCK_SIZE, block_crcs};
+use crate::io::faults::{Op, check};
+use crate::io::fsutil::{sync_dir, write_new_file};
+use crate::io::header::{FileKind, HEADER_LEN, Header};
+use crate::model::record::EMPTY_DOC;
+use crate::model::record::StoredDoc;
+
+/// One row to seal.
+pub(crate) struct SealRow<'a> {
+    pub id: u64,
+    pub vector: &'a [f32],
+    /// The encoded `StoredDoc`.
+    pub doc: &'a [u8],
+    /// Dead rows (replaced or deleted in the memtable) are written so that the graph keeps
+    /// its node numbering, but they are left out of the id lookup table and tombstoned.
+    pub live: bool,
+}
+
+/// Writes `rows` and their graph into the new directory `dir` as segment `id`.
+pub(crate) fn write_segment(
+    dir: &Path,
+    id: u64,
+    dim: usize,
+    rows: &[SealRow<'_>],
+    graph: &MemGraph,
+    order: &[u32],
+    analyzer: &Analyzer,
+) -> Result<()> {
+    check(Op::Create, dir).at(dir)?;
+    fs::create_dir(dir).at(dir)?;
+    write_vectors(&dir.join(VECTORS_FILE), id, dim, rows)?;
+    write_ids(&dir.join(IDS_FILE), id, rows)?;
+    write_payload(&dir.join(PAYLOAD_FILE), id, rows)?;
+    write_indexes(dir, id, rows, analyzer)?;
+    layout::write(&dir.join(GRAPH_FILE), id, graph, order)?;
+    sync_dir(dir)?;
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+fn write_vectors(path: &Path, id: u64, dim: usize, rows: &[SealRow<'_>]) -> Result<()> {
+    let data_len = rows.len() * dim * 4;
+    let mut data = Vec::with_capacity(padded(data_len));
+    for r in rows {
+        debug_assert_eq!(r.vector.len(), dim);
+        for x in r.vector {
+            data.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    data.resize(padded(data_len), 0);
+    let table = block_crcs(&data, BLOCK_SIZE);
+    let mut h = Header::new(FileKind::Vectors);
+    h.dim = dim as u32;
+    h.count = rows.len() as u64;
+    h.body_len = (data.len() + table.len()) as u64;
+    h.body_crc = crc32c::crc32c(&table);
+    h.block_size = BLOCK_SIZE as u32;
+    h.aux = id;
+    write_new_file(path, &[&h.encode(), &data, &table])
+}
+
+fn write_ids(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
+    let n = rows.len();
+    let mut sorted: Vec<(u64, u32)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.live)
+        .map(|(i, r)| (r.id, i as u32))
+        .collect();
+    sorted.sort_unstable();
+    let mut body = Vec::with_capacity(8 + n * 8 + sorted.len() * 12);
+    body.extend_from_slice(&(sorted.len() as u64).to_le_bytes());
+    for r in rows {
+        body.extend_from_slice(&r.id.to_le_bytes());
+    }
+    for (id, _) in &sorted {
+        body.extend_from_slice(&id.to_le_bytes());
+    }
+    for (_, row) in &sorted {
+        body.extend_from_slice(&row.to_le_bytes());
+    }
+    let mut h = Header::new(FileKind::Ids);
+    h.count = n as u64;
+    h.body_len = body.len() as u64;
+    h.body_crc = crc32c::crc32c(&body);
+    h.aux = id;
+    write_new_file(path, &[&h.encode(), &body])
+}
+
+/// Writes the `fields` and `text` files: the payload field indexes and the inverted index of
+/// the rows' text, both in segment row order.
+fn write_indexes(dir: &Path, id: u64, rows: &[SealRow<'_>], analyzer: &Analyzer) -> Result<()> {
+    let mut fields = FieldIndex::new();
+    let mut text = TextIndex::new();
+    for (row, r) in rows.iter().enumerate() {
+        let row = row as u32;
+        match StoredDoc::decode(r.doc) {
+            Some((t, payload)) => {
+                fields.push(row, &payload);
+                if let Some(t) = t {
+                    text.push(row, &analyzer.terms(&t));
+                }
+            }
+            None => fields.set_rows(row + 1),
+        }
+    }
+    fields.set_rows(rows.len() as u32);
+    text.extend_rows(rows.len() as u32);
+    write_new_file(&dir.join(FIELDS_FILE), &[&fields.encode(id)])?;
+    write_new_file(&dir.join(TEXT_FILE), &[&text.encode(id)])
+}
+
+fn write_payload(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
+    if rows.iter().all(|r| r.doc == EMPTY_DOC) {
+        // No row has text or fields: the header alone (block size 0, empty body) says so.
+        let mut h = Header::new(FileKind::Payload);
+        h.count = rows.len() as u64;
+        h.aux = id;
+        h.body_crc = crc32c::crc32c(&[]);
+        return write_new_file(path, &[&h.encode()]);
+    }
+    let mut index = Vec::with_capacity(rows.len() * 16);
+    let mut off = 0u64;
+    for r in rows {
+        index.extend_from_slice(&off.to_le_bytes());
+        index.extend_from_slice(&(r.doc.len() as u32).to_le_bytes());
+        index.extend_from_slice(&crc32c::crc32c(r.doc).to_le_bytes());
+        off += r.doc.len() as u64;
+    }
+    // The index is checked block by block on first use (like vectors): its table goes last.
+    let table = block_crcs(&index, BLOCK_SIZE);
+    let mut h = Header::new(FileKind::Payload);
+    h.count = rows.len() as u64;
+    h.body_len = index.len() as u64 + off + table.len() as u64;
+    h.body_crc = crc32c::crc32c(&table);
+    h.block_size = BLOCK_SIZE as u32;
+    h.aux = id;
+    check(Op::Create, path).at(path)?;
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .at(path)?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    check(Op::Write, path).at(path)?;
+    w.write_all(&[0u8; HEADER_LEN]).at(path)?;
+    w.write_all(&index).at(path)?;
+    for r in rows {
+        w.write_all(r.doc).at(path)?;
+    }
+    w.write_all(&table).at(path)?;
+    let mut f: File = w.into_inner().map_err(|e| e.into_error()).at(path)?;
+    f.seek(SeekFrom::Start(0)).at(path)?;
+    f.write_all(&h.encode()).at(path)?;
+    check(Op::Sync, path).synced_at(path)?;
+    f.sync_all().synced_at(path)
+}
