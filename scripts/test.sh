@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# The whole test suite, as the README gives it: the Rust tests (`cargo test`: unit, integration,
-# property and doc tests), then the Python package: it is built and installed with
-# `pip install ./python` into a virtual environment under target/, and pytest runs the binding
-# tests, LangChain's standard vector-store suite and the RAG example's smoke test.
+# The whole test suite, as the README gives it: the Rust tests (`cargo test --workspace`: unit,
+# integration, property and doc tests of the library and of the command-line tool in cli/), then
+# the Python package: it is built and installed with `pip install ./python` into a virtual
+# environment under target/, and pytest runs the binding tests, LangChain's standard
+# vector-store suite and the RAG example's smoke test.
 #
 # Needs the Rust toolchain and python3 (3.9+) with venv; pip fetches the packages listed in
 # python/requirements-test.txt from PyPI on the first run.
 #   scripts/test.sh            everything
-#   scripts/test.sh rust       only `cargo test`
+#   scripts/test.sh rust       only `cargo test --workspace`
 #   scripts/test.sh python     only the Python tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
 
 if [[ "$what" == all || "$what" == rust ]]; then
-    echo "== cargo test"
-    cargo test
+    echo "== cargo test --workspace"
+    cargo test --workspace
 fi
 
 if [[ "$what" == all || "$what" == python ]]; then

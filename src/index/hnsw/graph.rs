@@ -10,8 +10,6 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
-use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
 
 use super::HnswParams;
 use super::search::{Links, Scored, greedy_by, search_level_by};
@@ -60,10 +58,12 @@ impl MemGraph {
         }
     }
 
-    /// The level of a new node, drawn from a generator seeded by (seed, node): reproducible.
+    /// The level of a new node, drawn from a hash of (seed, node): reproducible, and the same
+    /// whichever thread inserts the node.
     fn draw_level(&self, node: u32) -> usize {
-        let mut rng = SmallRng::seed_from_u64(self.params.seed ^ (u64::from(node) << 1 | 1));
-        let u: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
+        let x = splitmix64(self.params.seed ^ (u64::from(node) << 1 | 1));
+        // 53 random bits → [0, 1), then (0, 1].
+        let u = 1.0 - (x >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
         ((-u.ln() * self.params.ml()) as usize).min(MAX_LEVEL)
     }
 
@@ -417,4 +417,12 @@ pub(crate) fn select<V: Vectors>(
         }
     }
     Ok(kept.into_iter().map(|(n, _)| n).collect())
+}
+
+/// SplitMix64 (Steele, Lea & Flood): one well-mixed 64-bit value per input.
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

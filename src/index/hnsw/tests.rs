@@ -464,3 +464,25 @@ mod list_codec {
         }
     }
 }
+
+/// Levels follow the geometric distribution of the paper: a node reaches level ≥ l with
+/// probability m^-l.
+#[test]
+fn levels_are_geometric() {
+    let params = HnswParams {
+        m: 16,
+        ef_construction: 32,
+        seed: 0x5EED_CA12,
+    };
+    let mut g = MemGraph::new(params);
+    let n = 200_000;
+    g.reserve(n);
+    let at_least = |l: usize| (0..n as u32).filter(|&i| g.level(i).unwrap() >= l).count();
+    let (l1, l2) = (at_least(1) as f64 / n as f64, at_least(2) as f64 / n as f64);
+    assert!((l1 - 1.0 / 16.0).abs() < 0.004, "P(level >= 1) = {l1}");
+    assert!((l2 - 1.0 / 256.0).abs() < 0.001, "P(level >= 2) = {l2}");
+    // Reproducible: the same seed draws the same levels.
+    let mut h = MemGraph::new(params);
+    h.reserve(1000);
+    assert!((0..1000).all(|i| g.level(i).unwrap() == h.level(i).unwrap()));
+}

@@ -23,7 +23,7 @@ use crate::util::{
 };
 
 /// The data set: one JSON object per line.
-const PACKAGES: &str = include_str!("../../../data/demo/pypi-5k.jsonl");
+const PACKAGES: &str = include_str!("../data/demo/pypi-5k.jsonl");
 const COLLECTION: &str = "pypi";
 const BATCH: usize = 1000;
 const QUERIES: &[&str] = &[
