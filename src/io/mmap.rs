@@ -1,6 +1,9 @@
-//! The only module with `unsafe` code: read-only memory maps of immutable files.
+//! The only module with `unsafe` code: read-only memory maps of immutable files, and
+//! append-only arrays that one writer fills while any number of readers read what was
+//! published before.
 //!
-//! (It also holds the one other operation that needs `unsafe`: a cache prefetch hint.)
+//! (It also holds the other operations that need `unsafe`: cache prefetch hints, a
+//! `madvise`, and zero-initialized arrays of atomics.)
 //!
 //! Safety charter: Cairn maps a file only after it was written completely, fsynced, and
 //! published (segments and their files are never opened for writing again). Every other
@@ -11,8 +14,13 @@
 //! directory belongs to Cairn, guarded by its LOCK file).
 #![allow(unsafe_code)]
 
+use std::cell::UnsafeCell;
 use std::fs::File;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use bytemuck::Pod;
+use parking_lot::Mutex;
 
 use crate::error::{IoContext, Result};
 
@@ -124,4 +132,172 @@ pub(crate) fn advise_huge_pages<T>(v: &Vec<T>) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = v;
+}
+
+/// A fixed-capacity array of plain values that grows by appending: a writer appends (writers
+/// are serialized by an internal mutex) and then publishes the new length; readers see the
+/// elements below the length they load, which are never written again. So a snapshot of a
+/// growing memtable can be read without a lock while its writer appends rows behind it.
+///
+/// The storage is allocated zeroed once, at its full capacity: the kernel backs it with
+/// pages only as they are written, and it never moves, so slices handed to readers stay
+/// valid while the arena grows.
+pub(crate) struct Arena<T> {
+    /// `cap` elements; those below `len` are published and immutable.
+    buf: Box<[UnsafeCell<T>]>,
+    len: AtomicUsize,
+    /// Held while appending.
+    writer: Mutex<()>,
+}
+
+// SAFETY: elements below `len` are only read (through shared slices); elements at or above
+// `len` are only written, by the one appender that holds `writer`, and become readable only
+// after the Release store of the new `len`, which readers load with Acquire. No element is
+// ever read and written concurrently, so sharing the arena across threads is sound for any
+// `T` that may itself be sent and shared (`Pod` values are plain bytes).
+unsafe impl<T: Pod + Send + Sync> Sync for Arena<T> {}
+
+/// An [`Arena`] had no room for what was appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ArenaFull;
+
+impl<T: Pod> Arena<T> {
+    /// An empty arena with room for `cap` elements.
+    pub(crate) fn with_capacity(cap: usize) -> Arena<T> {
+        let zeroed: Box<[T]> = bytemuck::zeroed_slice_box(cap);
+        let raw = Box::into_raw(zeroed) as *mut [UnsafeCell<T>];
+        // SAFETY: `UnsafeCell<T>` has the same size, alignment and bit validity as `T`
+        // (it is `repr(transparent)`), so a `Box<[T]>` of `cap` elements is a valid
+        // `Box<[UnsafeCell<T>]>` of `cap` elements; ownership moves from one box to the other.
+        let buf = unsafe { Box::from_raw(raw) };
+        Arena {
+            buf,
+            len: AtomicUsize::new(0),
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// Elements published so far.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Room in elements.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The published elements.
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[T] {
+        let len = self.len();
+        let ptr = UnsafeCell::raw_get(self.buf.as_ptr());
+        // SAFETY: the first `len` elements were written before `len` was published (Release
+        // store in `push`, Acquire load above) and are never written again; `len` never
+        // exceeds the capacity; the buffer lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    }
+
+    /// Appends `items` and publishes them; returns the index of the first. Fails, appending
+    /// nothing, when they do not fit.
+    pub(crate) fn push(&self, items: &[T]) -> Result<usize, ArenaFull> {
+        let _w = self.writer.lock();
+        let start = self.len.load(Ordering::Relaxed);
+        let end = start.checked_add(items.len()).ok_or(ArenaFull)?;
+        if end > self.buf.len() {
+            return Err(ArenaFull);
+        }
+        let dst = UnsafeCell::raw_get(self.buf[start..end].as_ptr());
+        // SAFETY: `start..end` lies inside the buffer (checked above) and at or above the
+        // published length, so no reader has a reference to it; we hold `writer`, so no other
+        // appender writes it; `items` is a separate allocation, so the ranges do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(items.as_ptr(), dst, items.len()) };
+        self.len.store(end, Ordering::Release);
+        Ok(start)
+    }
+}
+
+/// `n` atomics, all zero, allocated zeroed (the kernel backs them with pages as they are
+/// written, so a large, mostly unused array costs little).
+pub(crate) fn zeroed_atomics(n: usize) -> Box<[AtomicU32]> {
+    let zeroed: Box<[u32]> = bytemuck::zeroed_slice_box(n);
+    let raw = Box::into_raw(zeroed) as *mut [AtomicU32];
+    // SAFETY: `AtomicU32` has the same size, alignment and bit validity as `u32` (documented
+    // in std), and all-zero bits are a valid `AtomicU32` holding 0; ownership moves from one
+    // box to the other.
+    unsafe { Box::from_raw(raw) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arena_appends_publish_and_stop_at_capacity() {
+        let a: Arena<u32> = Arena::with_capacity(10);
+        assert_eq!(a.as_slice(), &[] as &[u32]);
+        assert_eq!(a.push(&[1, 2, 3]), Ok(0));
+        assert_eq!(a.push(&[4]), Ok(3));
+        assert_eq!(a.as_slice(), &[1, 2, 3, 4]);
+        assert_eq!(a.push(&[0; 7]), Err(ArenaFull));
+        assert_eq!(a.push(&[9; 6]), Ok(4));
+        assert_eq!(a.len(), 10);
+        assert_eq!(a.push(&[]), Ok(10));
+        assert_eq!(a.push(&[1]), Err(ArenaFull));
+        assert!(
+            zeroed_atomics(1000)
+                .iter()
+                .all(|x| x.load(Ordering::Relaxed) == 0)
+        );
+    }
+
+    /// Readers on other threads only ever see fully written elements, in order.
+    #[test]
+    fn arena_readers_see_whole_prefixes() {
+        let a: std::sync::Arc<Arena<u64>> = std::sync::Arc::new(Arena::with_capacity(200_000));
+        let w = {
+            let a = std::sync::Arc::clone(&a);
+            std::thread::spawn(move || {
+                for i in 0..20_000u64 {
+                    let batch: Vec<u64> = (0..(i % 9 + 1)).map(|j| i * 16 + j).collect();
+                    a.push(&batch).unwrap();
+                }
+            })
+        };
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let a = std::sync::Arc::clone(&a);
+                std::thread::spawn(move || {
+                    let mut seen = 0;
+                    while seen < a.capacity() / 2 {
+                        let s = a.as_slice();
+                        assert!(s.len() >= seen);
+                        // Batches are whole and consecutive: each element is i*16 + j with
+                        // j counting up from 0 within batch i.
+                        for w in s.windows(2) {
+                            let (x, y) = (w[0], w[1]);
+                            assert!(y == x + 1 || (y / 16 == x / 16 + 1 && y % 16 == 0));
+                        }
+                        seen = s.len();
+                        if a.len() == 0 || w_done(&a) {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        w.join().unwrap();
+        for r in readers {
+            r.join().unwrap();
+        }
+        assert_eq!(
+            a.len(),
+            (0..20_000u64).map(|i| i % 9 + 1).sum::<u64>() as usize
+        );
+
+        fn w_done(a: &Arena<u64>) -> bool {
+            a.len() == (0..20_000u64).map(|i| i % 9 + 1).sum::<u64>() as usize
+        }
+    }
 }

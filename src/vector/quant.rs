@@ -10,6 +10,7 @@ use bytemuck::{Pod, Zeroable};
 use simsimd::SpatialSimilarity;
 
 use crate::error::Result;
+use crate::io::mmap::{Arena, ArenaFull};
 use crate::vector::store::Score;
 
 /// One cache line.
@@ -18,13 +19,22 @@ use crate::vector::store::Score;
 struct Line([i8; 64]);
 
 /// Int8 rows, each followed by its scale (f32 LE) and starting on a 64-byte boundary: one
-/// row's codes and scale share its cache lines. Rows are appended with [`push`](Self::push).
-#[derive(Debug)]
+/// row's codes and scale share its cache lines. Rows are appended with [`push`](Self::push)
+/// into room reserved at creation; rows already pushed can be read while more are appended.
 pub(crate) struct Quantized {
     dim: usize,
     /// Cache lines per row.
     lines_per_row: usize,
-    lines: Vec<Line>,
+    lines: Arena<Line>,
+}
+
+impl std::fmt::Debug for Quantized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quantized")
+            .field("dim", &self.dim)
+            .field("rows", &self.rows())
+            .finish()
+    }
 }
 
 /// Quantizes `v` into `out`; returns the scale.
@@ -42,12 +52,13 @@ fn quantize(v: &[f32], out: &mut [i8]) -> f32 {
 }
 
 impl Quantized {
-    /// An empty store for rows of `dim` floats.
-    pub(crate) fn new(dim: usize) -> Quantized {
+    /// An empty store with room for `rows` rows of `dim` floats.
+    pub(crate) fn new(dim: usize, rows: usize) -> Quantized {
+        let lines_per_row = (dim + 4).div_ceil(64);
         Quantized {
             dim,
-            lines_per_row: (dim + 4).div_ceil(64),
-            lines: Vec::new(),
+            lines_per_row,
+            lines: Arena::with_capacity(rows.saturating_mul(lines_per_row)),
         }
     }
 
@@ -57,52 +68,48 @@ impl Quantized {
         rows: usize,
         read: impl Fn(usize, usize) -> Result<&'a [f32]>,
     ) -> Result<Quantized> {
-        let mut q = Quantized::new(dim);
-        q.reserve(rows);
+        let q = Quantized::new(dim, rows);
         const CHUNK: usize = 4096;
         let mut start = 0;
         while start < rows {
             let end = (start + CHUNK).min(rows);
-            for v in read(start, end)?.chunks_exact(dim) {
-                q.push(v);
-            }
+            q.push(read(start, end)?)
+                .map_err(|_| crate::error::Error::InvalidArgument("int8 rows overflow".into()))?;
             start = end;
         }
         Ok(q)
     }
 
-    /// Room for `more` rows without reallocating.
-    pub(crate) fn reserve(&mut self, more: usize) {
-        let cap = self.lines.capacity();
-        self.lines.reserve(more * self.lines_per_row);
-        if self.lines.capacity() != cap {
-            crate::io::mmap::advise_huge_pages(&self.lines);
-        }
+    /// Rows stored.
+    pub(crate) fn rows(&self) -> usize {
+        self.lines.len() / self.lines_per_row
     }
 
-    /// Appends the codes of `v` (`dim` floats).
-    pub(crate) fn push(&mut self, v: &[f32]) {
-        debug_assert_eq!(v.len(), self.dim);
-        let start = self.lines.len();
-        if self.lines.capacity() - start < self.lines_per_row {
-            self.reserve(start / self.lines_per_row + 1);
-        }
-        self.lines.resize(start + self.lines_per_row, Line([0; 64]));
-        let row: &mut [i8] = bytemuck::cast_slice_mut(&mut self.lines[start..]);
-        let scale = quantize(v, &mut row[..self.dim]);
-        for (b, x) in row[self.dim..self.dim + 4]
-            .iter_mut()
-            .zip(scale.to_le_bytes())
+    /// Appends the codes of `vectors` (whole rows of `dim` floats) and publishes them at once.
+    pub(crate) fn push(&self, vectors: &[f32]) -> std::result::Result<(), ArenaFull> {
+        debug_assert_eq!(vectors.len() % self.dim.max(1), 0);
+        let mut lines = vec![Line([0; 64]); vectors.len() / self.dim.max(1) * self.lines_per_row];
+        for (v, out) in vectors
+            .chunks_exact(self.dim.max(1))
+            .zip(lines.chunks_exact_mut(self.lines_per_row))
         {
-            *b = x as i8;
+            let row: &mut [i8] = bytemuck::cast_slice_mut(out);
+            let scale = quantize(v, &mut row[..self.dim]);
+            for (b, x) in row[self.dim..self.dim + 4]
+                .iter_mut()
+                .zip(scale.to_le_bytes())
+            {
+                *b = x as i8;
+            }
         }
+        self.lines.push(&lines).map(|_| ())
     }
 
     /// The codes and the scale of `node`, `None` past the last row.
     #[inline]
     pub(crate) fn row(&self, node: u32) -> Option<(&[i8], f32)> {
         let at = node as usize * self.lines_per_row;
-        let lines = self.lines.get(at..at + self.lines_per_row)?;
+        let lines = self.lines.as_slice().get(at..at + self.lines_per_row)?;
         let r: &[i8] = bytemuck::cast_slice(lines);
         let (codes, rest) = r.split_at(self.dim);
         let scale =
@@ -114,14 +121,14 @@ impl Quantized {
     #[inline]
     pub(crate) fn prefetch(&self, node: u32) {
         let at = node as usize * self.lines_per_row;
-        if let Some(lines) = self.lines.get(at..at + self.lines_per_row) {
+        if let Some(lines) = self.lines.as_slice().get(at..at + self.lines_per_row) {
             crate::io::mmap::prefetch(bytemuck::cast_slice(lines));
         }
     }
 
-    /// Heap bytes held.
+    /// Heap bytes in use (the rows stored; the reserved rest costs no memory until written).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.lines.capacity() * 64
+        self.lines.len() * 64
     }
 }
 

@@ -7,7 +7,7 @@
 //! the old and new list, every entry of which is a valid node, which is harmless for a
 //! best-first search. Every node's vector is stored before the node is inserted.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -35,6 +35,9 @@ pub(crate) struct MemGraph {
     locks: Vec<Mutex<()>>,
     entry: AtomicU64,
     entry_lock: Mutex<()>,
+    /// Nodes a walk may meet: all reserved ones, until [`freeze`](Self::freeze) says how
+    /// many were ever inserted.
+    limit: AtomicUsize,
 }
 
 fn pack(node: u32, level: usize) -> u64 {
@@ -55,6 +58,7 @@ impl MemGraph {
             locks: Vec::new(),
             entry: AtomicU64::new(NO_ENTRY),
             entry_lock: Mutex::new(()),
+            limit: AtomicUsize::new(usize::MAX),
         }
     }
 
@@ -67,6 +71,15 @@ impl MemGraph {
         ((-u.ln() * self.params.ml()) as usize).min(MAX_LEVEL)
     }
 
+    /// A graph with room for nodes `0..n`, their levels drawn. Its link lists are allocated
+    /// zeroed, so the pages of nodes never inserted cost no memory.
+    pub(crate) fn with_capacity(params: HnswParams, n: usize) -> Self {
+        let mut g = MemGraph::new(params);
+        g.level0 = crate::io::mmap::zeroed_atomics(n * (1 + params.m0())).into_vec();
+        g.reserve(n);
+        g
+    }
+
     /// Makes room for nodes up to `n` (exclusive), drawing their levels.
     pub(crate) fn reserve(&mut self, n: usize) {
         let old = self.levels.len();
@@ -75,10 +88,12 @@ impl MemGraph {
         }
         let w0 = 1 + self.params.m0();
         let wu = 1 + self.params.m;
-        let cap = self.level0.capacity();
-        self.level0.resize_with(n * w0, || AtomicU32::new(0));
-        if self.level0.capacity() != cap {
-            crate::io::mmap::advise_huge_pages(&self.level0);
+        if self.level0.len() < n * w0 {
+            let cap = self.level0.capacity();
+            self.level0.resize_with(n * w0, || AtomicU32::new(0));
+            if self.level0.capacity() != cap {
+                crate::io::mmap::advise_huge_pages(&self.level0);
+            }
         }
         for node in old..n {
             let level = self.draw_level(node as u32);
@@ -89,9 +104,10 @@ impl MemGraph {
         }
     }
 
-    /// Nodes reserved so far.
-    pub(crate) fn nodes_reserved(&self) -> usize {
-        self.levels.len()
+    /// Says that only nodes `0..n` were, or will ever be, inserted: the graph counts `n` nodes
+    /// from now on (walks size their visited sets by it; a segment writes that many).
+    pub(crate) fn freeze(&self, n: usize) {
+        self.limit.store(n, Ordering::Release);
     }
 
     pub(crate) fn level_of(&self, node: u32) -> usize {
@@ -361,7 +377,7 @@ impl MemGraph {
 
 impl Links for MemGraph {
     fn nodes(&self) -> usize {
-        self.levels.len()
+        self.levels.len().min(self.limit.load(Ordering::Acquire))
     }
 
     fn entry(&self) -> Option<(u32, usize)> {
@@ -387,7 +403,9 @@ impl Links for MemGraph {
         out.clear();
         let l = self.list(node, level);
         let count = (l[0].load(Ordering::Acquire) as usize).min(l.len() - 1);
-        out.extend(l[1..=count].iter().map(|a| a.load(Ordering::Relaxed)));
+        // Acquire: a link replaced in place (no count change) was stored with Release after the
+        // new node's vector was published, so its vector is visible here too.
+        out.extend(l[1..=count].iter().map(|a| a.load(Ordering::Acquire)));
         Ok(())
     }
 }
