@@ -1,12 +1,25 @@
 //! The memtable: a collection's newest rows, in memory, until they are sealed into a segment.
 //!
-//! Rows are appended; replacing or deleting a row marks it dead (its slot stays until the
-//! seal drops it), so row numbers never move while readers hold them.
+//! ```text
+//!  writer (one at a time):  stage(batch) ─▶ rows appended behind the published ones
+//!                           link(rows)    ─▶ HNSW inserts (concurrent with searches)
+//!  commit (collection):     a new version says "rows 0..n of this memtable, these dead"
+//!  readers:                 a MemtableView (memtable, rows, dead) reads rows < n, no lock
+//! ```
+//!
+//! Rows are only ever appended, into room reserved when the memtable is made (an [`Arena`]
+//! per column; the kernel backs it with pages only as rows arrive), so a row never moves and
+//! a reader can use rows it was shown while more are appended. Which rows a reader sees, and
+//! which of them are dead, is not the memtable's business: a [`MemtableView`] carries that.
+//! The payload field and text indexes are the exception: they are maps that grow in place,
+//! so they sit behind a lock that a writer holds while it stages a batch and a reader while
+//! it evaluates a filter or scores text against this memtable (never across anything else).
 
-use std::collections::HashMap;
-use std::ops::Range;
-use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+use std::ops::{Deref, Range};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
@@ -15,214 +28,324 @@ use crate::index::fields::FieldIndex;
 use crate::index::hnsw::HnswParams;
 use crate::index::hnsw::graph::MemGraph;
 use crate::index::text::{Analyzer, TextIndex};
-use crate::model::config::CollectionConfig;
+use crate::io::mmap::Arena;
+use crate::model::config::{CollectionConfig, Options};
 use crate::model::record::StoredDoc;
-use crate::vector::distance::Metric;
 use crate::vector::quant::Quantized;
-use crate::vector::{FlatVectors, extend_f32};
+use crate::vector::{Metric, Vectors, extend_f32};
+
+/// Most rows one memtable reserves room for, whatever the limits say (a memtable this full
+/// is sealed; a single larger batch gets a memtable of its own size).
+pub(crate) const MAX_RESERVED_ROWS: usize = 1 << 24;
+/// Most bytes of vectors, or of documents, one memtable reserves room for (address space
+/// only: pages are backed as rows arrive).
+pub(crate) const MAX_RESERVED_BYTES: usize = 8 << 30;
+
+/// The vectors of a memtable, and their int8 copies that graph inserts and walks score (none
+/// for L2).
+pub(crate) struct MemVectors {
+    dim: usize,
+    data: Arena<f32>,
+    pub codes: Option<Quantized>,
+}
+
+impl MemVectors {
+    /// Vectors of rows `start..end` (appended ones only).
+    pub(crate) fn rows(&self, start: usize, end: usize) -> &[f32] {
+        &self.data.as_slice()[start * self.dim..end * self.dim]
+    }
+}
+
+impl Vectors for MemVectors {
+    #[inline]
+    fn vector(&self, node: u32) -> Result<&[f32]> {
+        let s = node as usize * self.dim;
+        self.data.as_slice().get(s..s + self.dim).ok_or_else(|| {
+            crate::error::Error::InvalidArgument(format!("memtable row {node} is not stored"))
+        })
+    }
+
+    #[inline]
+    fn prefetch(&self, node: u32) {
+        let s = node as usize * self.dim;
+        if let Some(v) = self.data.as_slice().get(s..s + self.dim) {
+            crate::io::mmap::prefetch_f32(v);
+        }
+    }
+
+    #[inline]
+    fn quantized(&self) -> Option<&Quantized> {
+        self.codes.as_ref()
+    }
+}
+
+/// The growing indexes of a memtable.
+struct Indexes {
+    fields: FieldIndex,
+    text: TextIndex,
+}
+
+/// One row of a batch to stage: id, vector (f32 LE bytes), encoded document.
+pub(crate) type StageRow<'a> = (u64, &'a [u8], &'a [u8]);
 
 /// In-memory rows of one collection.
 pub(crate) struct Memtable {
     dim: usize,
-    ids: Vec<u64>,
-    /// The rows' vectors, and their int8 copies that graph inserts and searches walk over
-    /// (none for L2).
-    pub flat: FlatVectors,
-    /// (start, len) of each row's encoded document in `docs`.
-    spans: Vec<(usize, usize)>,
-    docs: Vec<u8>,
-    live: Vec<bool>,
-    /// Rows that are not live (replaced or deleted), for filtered search.
-    dead: RoaringBitmap,
-    /// Payload field indexes over every row.
-    fields: FieldIndex,
+    ids: Arena<u64>,
+    pub vecs: MemVectors,
+    /// `[start, len]` of each row's encoded document in `docs`.
+    spans: Arena<[u64; 2]>,
+    docs: Arena<u8>,
+    indexes: RwLock<Indexes>,
     /// The collection's text analyzer.
     analyzer: Analyzer,
-    /// Inverted index of the rows' text.
-    text: TextIndex,
-    by_id: HashMap<u64, u32>,
-    live_count: usize,
-    /// Smallest LSN whose effect is held here (and so still needed from the log).
-    pub min_lsn: Option<u64>,
     /// HNSW graph over every row, dead ones included (they keep it connected).
     pub graph: MemGraph,
-    /// Rows below this are fully linked into the graph.
-    indexed: AtomicU32,
+    /// Smallest and largest LSN of the batches staged here (0: none).
+    min_lsn: AtomicU64,
+    max_lsn: AtomicU64,
 }
 
 impl Memtable {
-    pub(crate) fn new(config: &CollectionConfig) -> Self {
+    /// An empty memtable with room for `rows` rows and `doc_bytes` bytes of documents.
+    pub(crate) fn new(config: &CollectionConfig, rows: usize, doc_bytes: usize) -> Self {
+        let rows = rows.max(1);
         Memtable {
-            graph: MemGraph::new(HnswParams::of(config)),
             dim: config.dim,
-            analyzer: Analyzer::new(&config.text),
-            text: TextIndex::new(),
-            indexed: AtomicU32::new(0),
-            ids: Vec::new(),
-            flat: FlatVectors {
+            ids: Arena::with_capacity(rows),
+            vecs: MemVectors {
                 dim: config.dim,
-                data: Vec::new(),
-                codes: (config.metric != Metric::L2).then(|| Quantized::new(config.dim)),
+                data: Arena::with_capacity(rows * config.dim),
+                codes: (config.metric != Metric::L2).then(|| Quantized::new(config.dim, rows)),
             },
-            spans: Vec::new(),
-            docs: Vec::new(),
-            live: Vec::new(),
-            dead: RoaringBitmap::new(),
-            fields: FieldIndex::new(),
-            by_id: HashMap::new(),
-            live_count: 0,
-            min_lsn: None,
+            spans: Arena::with_capacity(rows),
+            docs: Arena::with_capacity(doc_bytes),
+            indexes: RwLock::new(Indexes {
+                fields: FieldIndex::new(),
+                text: TextIndex::new(),
+            }),
+            analyzer: Analyzer::new(&config.text),
+            graph: MemGraph::with_capacity(HnswParams::of(config), rows),
+            min_lsn: AtomicU64::new(0),
+            max_lsn: AtomicU64::new(0),
         }
     }
 
-    /// Rows ever appended, dead or alive.
-    pub(crate) fn rows(&self) -> usize {
+    /// A memtable with room for at least `rows` rows and `doc_bytes` bytes of documents: the
+    /// configured limits (rows, and as many vectors as `memtable_max_bytes` holds), or more
+    /// for a batch larger than them.
+    pub(crate) fn sized(
+        options: &Options,
+        config: &CollectionConfig,
+        rows: usize,
+        doc_bytes: usize,
+    ) -> Self {
+        let row_bytes = (config.dim * 4).max(1);
+        let by_bytes = options.memtable_max_bytes / row_bytes;
+        let cap = options
+            .memtable_max_rows
+            .min(by_bytes)
+            .min(MAX_RESERVED_ROWS)
+            .min(MAX_RESERVED_BYTES / row_bytes)
+            .max(rows)
+            .max(1);
+        let docs = options
+            .memtable_max_bytes
+            .min(MAX_RESERVED_BYTES)
+            .max(doc_bytes);
+        Memtable::new(config, cap, docs)
+    }
+
+    /// Rows staged (appended), committed or not.
+    pub(crate) fn staged(&self) -> usize {
         self.ids.len()
     }
 
-    pub(crate) fn live_count(&self) -> usize {
-        self.live_count
+    /// Room left: rows, and bytes of documents.
+    pub(crate) fn room(&self) -> (usize, usize) {
+        (
+            self.ids.capacity() - self.ids.len(),
+            self.docs.capacity() - self.docs.len(),
+        )
     }
 
-    /// Approximate heap bytes held: vectors, documents, per-row bookkeeping (id, span, live
-    /// flag, id map entry) and the graph's level-0 links.
+    /// Whether a batch of `rows` rows with `doc_bytes` bytes of documents fits.
+    pub(crate) fn fits(&self, rows: usize, doc_bytes: usize) -> bool {
+        let (r, b) = self.room();
+        rows <= r && doc_bytes <= b
+    }
+
+    /// Approximate heap bytes in use: vectors and their codes, documents, per-row
+    /// bookkeeping, graph links, field and text indexes.
     pub(crate) fn bytes(&self) -> usize {
+        let rows = self.staged();
         let links = 4 * (1 + self.graph.params.m0());
-        self.flat.data.len() * 4
+        let ix = self.indexes.read();
+        rows * (self.dim * 4 + 8 + 16 + links)
             + self.docs.len()
-            + self.ids.len() * (8 + 16 + 1 + 16 + links)
-            + self.fields.bytes()
-            + self.text.heap_bytes()
-            + self.flat.codes.as_ref().map_or(0, Quantized::heap_bytes)
+            + self.vecs.codes.as_ref().map_or(0, Quantized::heap_bytes)
+            + ix.fields.bytes()
+            + ix.text.heap_bytes()
     }
 
-    pub(crate) fn note_lsn(&mut self, lsn: u64) {
-        self.min_lsn.get_or_insert(lsn);
+    /// Smallest LSN whose batch is staged here (needed from the log until this memtable is
+    /// sealed), if any.
+    pub(crate) fn min_lsn(&self) -> Option<u64> {
+        Some(self.min_lsn.load(Ordering::Acquire)).filter(|&l| l > 0)
     }
 
-    /// Appends a row; the caller has removed any older version of `id`.
-    pub(crate) fn push(&mut self, id: u64, vector_le: &[u8], doc: &[u8]) {
-        let row = self.ids.len() as u32;
-        self.ids.push(id);
-        let flat = &mut self.flat;
-        let cap = flat.data.capacity();
-        extend_f32(&mut flat.data, vector_le);
-        if flat.data.capacity() != cap {
-            crate::io::mmap::advise_huge_pages(&flat.data);
+    /// Largest LSN whose batch is staged here, if any.
+    pub(crate) fn max_lsn(&self) -> Option<u64> {
+        Some(self.max_lsn.load(Ordering::Acquire)).filter(|&l| l > 0)
+    }
+
+    /// Records that the batch with `lsn` touches this memtable's rows or is staged here.
+    pub(crate) fn note_lsn(&self, lsn: u64) {
+        let _ = self
+            .min_lsn
+            .compare_exchange(0, lsn, Ordering::AcqRel, Ordering::Acquire);
+        self.max_lsn.fetch_max(lsn, Ordering::AcqRel);
+    }
+
+    /// Appends a batch's rows, unpublished to searches until a version shows them, and returns
+    /// their row numbers; `None` (nothing appended) if they do not fit. One writer at a time.
+    pub(crate) fn stage(&self, lsn: u64, rows: &[StageRow<'_>]) -> Option<Range<u32>> {
+        let doc_bytes: usize = rows.iter().map(|r| r.2.len()).sum();
+        if !self.fits(rows.len(), doc_bytes) {
+            return None;
         }
-        debug_assert_eq!(flat.data.len(), self.ids.len() * self.dim);
-        if let Some(codes) = &mut flat.codes {
-            codes.push(&flat.data[row as usize * self.dim..]);
+        let start = self.staged();
+        let mut vectors = Vec::with_capacity(rows.len() * self.dim);
+        let mut docs = Vec::with_capacity(doc_bytes);
+        let mut spans = Vec::with_capacity(rows.len());
+        let mut at = self.docs.len() as u64;
+        for &(_, v, doc) in rows {
+            extend_f32(&mut vectors, v);
+            spans.push([at, doc.len() as u64]);
+            at += doc.len() as u64;
+            docs.extend_from_slice(doc);
         }
-        self.spans.push((self.docs.len(), doc.len()));
-        self.docs.extend_from_slice(doc);
-        self.live.push(true);
-        // A document that does not decode (impossible for one this build encoded) is simply
-        // not indexed.
-        match StoredDoc::decode(doc) {
-            Some((text, payload)) => {
-                self.fields.push(row, &payload);
-                if let Some(t) = text {
-                    self.text.push(row, &self.analyzer.terms(&t));
+        debug_assert_eq!(vectors.len(), rows.len() * self.dim);
+        // Indexes first (behind their lock), then the columns: a row is complete before the
+        // graph links it.
+        {
+            let mut ix = self.indexes.write();
+            for (i, &(_, _, doc)) in rows.iter().enumerate() {
+                let row = (start + i) as u32;
+                // A document that does not decode (impossible for one this build encoded) is
+                // simply not indexed.
+                match StoredDoc::decode(doc) {
+                    Some((text, payload)) => {
+                        ix.fields.push(row, &payload);
+                        if let Some(t) = text {
+                            ix.text.push(row, &self.analyzer.terms(&t));
+                        }
+                    }
+                    None => ix.fields.set_rows(row + 1),
                 }
             }
-            None => self.fields.set_rows(row + 1),
         }
-        self.by_id.insert(id, row);
-        self.live_count += 1;
-    }
-
-    /// Marks the row of `id` dead; returns whether it was live here.
-    pub(crate) fn remove(&mut self, id: u64) -> bool {
-        match self.by_id.remove(&id) {
-            Some(row) => {
-                self.live[row as usize] = false;
-                self.dead.insert(row);
-                self.live_count -= 1;
-                true
-            }
-            None => false,
+        // Room was checked above and only one writer stages at a time, so these succeed.
+        let ids: Vec<u64> = rows.iter().map(|r| r.0).collect();
+        let pushed = self.docs.push(&docs).is_ok()
+            && self.spans.push(&spans).is_ok()
+            && self.vecs.data.push(&vectors).is_ok()
+            && self
+                .vecs
+                .codes
+                .as_ref()
+                .is_none_or(|c| c.push(&vectors).is_ok())
+            && self.ids.push(&ids).is_ok();
+        debug_assert!(pushed, "room was checked");
+        if !pushed {
+            return None;
         }
+        self.note_lsn(lsn);
+        Some(start as u32..(start + rows.len()) as u32)
     }
 
-    pub(crate) fn find(&self, id: u64) -> Option<usize> {
-        self.by_id.get(&id).map(|&r| r as usize)
-    }
-
-    pub(crate) fn is_live(&self, row: usize) -> bool {
-        self.live[row]
+    /// Inserts staged rows into the graph, on rayon's pool for larger batches (the pool of
+    /// the calling thread: the caller's, or the background pool for a seal's repair).
+    pub(crate) fn link(&self, rows: Range<u32>, metric: Metric) -> Result<()> {
+        if rows.len() < 64 {
+            rows.into_iter()
+                .try_for_each(|r| self.graph.insert(r, &self.vecs, metric))
+        } else {
+            rows.into_par_iter()
+                .try_for_each(|r| self.graph.insert(r, &self.vecs, metric))
+        }
     }
 
     pub(crate) fn id_at(&self, row: usize) -> u64 {
-        self.ids[row]
+        self.ids.as_slice()[row]
     }
 
     pub(crate) fn vector(&self, row: usize) -> &[f32] {
-        &self.flat.data[row * self.dim..(row + 1) * self.dim]
+        self.vecs.rows(row, row + 1)
     }
 
     /// Vectors of rows `start..end`.
     pub(crate) fn vectors(&self, start: usize, end: usize) -> &[f32] {
-        &self.flat.data[start * self.dim..end * self.dim]
+        self.vecs.rows(start, end)
     }
 
     pub(crate) fn doc(&self, row: usize) -> &[u8] {
-        let (s, l) = self.spans[row];
-        &self.docs[s..s + l]
+        let [s, l] = self.spans.as_slice()[row];
+        &self.docs.as_slice()[s as usize..(s + l) as usize]
     }
 
-    /// Reserves graph nodes for rows not yet in the graph; returns them. Needs `&mut`; the
-    /// insertion itself ([`index`](Self::index)) only needs `&self`, so readers can search
-    /// meanwhile.
-    pub(crate) fn reserve_graph(&mut self) -> Range<u32> {
-        let start = self.graph.nodes_reserved() as u32;
-        self.graph.reserve(self.rows());
-        start..self.rows() as u32
+    /// The text index (rows without text may be missing at its end). Held: staging waits.
+    pub(crate) fn text(&self) -> MappedRwLockReadGuard<'_, TextIndex> {
+        RwLockReadGuard::map(self.indexes.read(), |ix| &ix.text)
     }
 
-    /// Inserts the reserved rows into the graph, on rayon's pool for larger batches. Until it
-    /// returns, the rows are [`pending`](Self::pending): searches scan them.
-    pub(crate) fn index(&self, rows: Range<u32>, metric: Metric) -> Result<()> {
-        let end = rows.end;
-        if rows.len() < 64 {
-            rows.into_iter()
-                .try_for_each(|r| self.graph.insert(r, &self.flat, metric))?;
-        } else {
-            rows.into_par_iter()
-                .try_for_each(|r| self.graph.insert(r, &self.flat, metric))?;
-        }
-        self.indexed.fetch_max(end, AtomicOrdering::Release);
-        Ok(())
-    }
-
-    /// Rows applied but not yet (known to be) linked into the graph: a search scans them, so
-    /// a batch is visible to graph searches as a whole from the moment it is applied.
-    pub(crate) fn pending(&self) -> Range<u32> {
-        self.indexed.load(AtomicOrdering::Acquire)..self.rows() as u32
-    }
-
-    /// Rows that are not live.
-    pub(crate) fn dead(&self) -> &RoaringBitmap {
-        &self.dead
-    }
-
-    /// The text index (rows without text may be missing at its end).
-    pub(crate) fn text(&self) -> &TextIndex {
-        &self.text
+    /// The payload field indexes. Held: staging waits.
+    pub(crate) fn fields(&self) -> MappedRwLockReadGuard<'_, FieldIndex> {
+        RwLockReadGuard::map(self.indexes.read(), |ix| &ix.fields)
     }
 
     /// The collection's analyzer.
     pub(crate) fn analyzer(&self) -> &Analyzer {
         &self.analyzer
     }
+}
 
-    /// The payload field indexes.
-    pub(crate) fn fields(&self) -> &FieldIndex {
-        &self.fields
+/// What a reader sees of a memtable: its first `rows` rows, of which `dead` are deleted or
+/// replaced. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct MemtableView {
+    pub mt: Arc<Memtable>,
+    pub rows: u32,
+    pub dead: Arc<RoaringBitmap>,
+}
+
+impl MemtableView {
+    /// A view of no rows yet.
+    pub(crate) fn new(mt: Arc<Memtable>) -> Self {
+        MemtableView {
+            mt,
+            rows: 0,
+            dead: Arc::new(RoaringBitmap::new()),
+        }
+    }
+
+    pub(crate) fn live(&self) -> usize {
+        self.rows as usize - self.dead.len() as usize
+    }
+
+    pub(crate) fn is_live(&self, row: u32) -> bool {
+        row < self.rows && !self.dead.contains(row)
     }
 
     /// Live rows in row order.
-    pub(crate) fn live_rows(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.rows()).filter(|&r| self.live[r])
+    pub(crate) fn live_rows(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.rows).filter(|&r| !self.dead.contains(r))
+    }
+}
+
+impl Deref for MemtableView {
+    type Target = Memtable;
+    fn deref(&self) -> &Memtable {
+        &self.mt
     }
 }

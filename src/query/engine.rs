@@ -44,7 +44,12 @@ pub(crate) fn run<S: Source, M: Source>(
         None => None,
     };
     let mut explain = Explain {
-        filter: req.filter.as_ref().map(ToString::to_string),
+        // Printed only when asked for: a filter is not formatted on every query.
+        filter: req
+            .filter
+            .as_ref()
+            .filter(|_| req.explain)
+            .map(ToString::to_string),
         vector: Vec::new(),
         text: None,
         depth,
@@ -183,7 +188,7 @@ pub(crate) fn filter_rows<S: Source, M: Source>(
         out.push(one(s, f, view.analyzer)?);
     }
     for m in view.memtables {
-        out.push(one(*m, f, view.analyzer)?);
+        out.push(one(m, f, view.analyzer)?);
     }
     Ok(out)
 }

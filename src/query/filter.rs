@@ -1,6 +1,8 @@
 //! Evaluating a filter against one source's indexes: the result is the bitmap of rows that
 //! match, dead rows included (the caller removes them).
 
+use std::ops::Deref;
+
 use roaring::RoaringBitmap;
 
 use super::source::Source;
@@ -11,20 +13,34 @@ use crate::model::filter::Filter;
 
 /// What a filter reads of a source: its indexes.
 pub(crate) trait Indexes {
+    type Fields<'a>: Deref<Target = FieldIndex>
+    where
+        Self: 'a;
+    type Text<'a>: Deref<Target = TextIndex>
+    where
+        Self: 'a;
     /// Rows `0..rows` make up the source.
     fn rows(&self) -> usize;
-    fn fields(&self) -> Result<&FieldIndex>;
-    fn text(&self) -> Result<&TextIndex>;
+    fn fields(&self) -> Result<Self::Fields<'_>>;
+    fn text(&self) -> Result<Self::Text<'_>>;
 }
 
 impl<T: Source> Indexes for T {
+    type Fields<'a>
+        = T::Fields<'a>
+    where
+        T: 'a;
+    type Text<'a>
+        = T::Text<'a>
+    where
+        T: 'a;
     fn rows(&self) -> usize {
         Source::rows(self)
     }
-    fn fields(&self) -> Result<&FieldIndex> {
+    fn fields(&self) -> Result<Self::Fields<'_>> {
         Source::fields(self)
     }
-    fn text(&self) -> Result<&TextIndex> {
+    fn text(&self) -> Result<Self::Text<'_>> {
         Source::text(self)
     }
 }
@@ -176,6 +192,8 @@ mod tests {
     struct Fields(FieldIndex, TextIndex);
 
     impl Indexes for Fields {
+        type Fields<'a> = &'a FieldIndex;
+        type Text<'a> = &'a TextIndex;
         fn rows(&self) -> usize {
             self.0.rows() as usize
         }

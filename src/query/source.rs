@@ -3,8 +3,9 @@
 //! them are dead. The engine reads sources only through [`Source`], so it can be tested on
 //! memtables alone, without a database.
 
-use std::ops::Range;
+use std::ops::Deref;
 
+use parking_lot::MappedRwLockReadGuard;
 use roaring::RoaringBitmap;
 
 use crate::error::{Error, Result};
@@ -12,10 +13,10 @@ use crate::index::fields::FieldIndex;
 use crate::index::hnsw::graph::MemGraph;
 use crate::index::hnsw::search::Links;
 use crate::index::text::{Analyzer, TextIndex};
-use crate::memtable::Memtable;
+use crate::memtable::{MemVectors, MemtableView};
 use crate::model::record::{Payload, StoredDoc};
 use crate::vector::quant::Quantized;
-use crate::vector::{FlatVectors, Metric, Vectors};
+use crate::vector::{Metric, Vectors};
 
 /// Read access to one source's rows and indexes.
 pub(crate) trait Source: Sync {
@@ -23,8 +24,17 @@ pub(crate) trait Source: Sync {
     type Graph: Links + Sync;
     /// The source's f32 vectors, by row.
     type Vecs: Vectors + Sync;
+    /// The payload field indexes, borrowed (a memtable's are locked while borrowed).
+    type Fields<'a>: Deref<Target = FieldIndex>
+    where
+        Self: 'a;
+    /// The text index, borrowed (a memtable's is locked while borrowed).
+    type Text<'a>: Deref<Target = TextIndex>
+    where
+        Self: 'a;
 
-    /// Rows, dead ones included.
+    /// Rows, dead ones included: the source is rows `0..rows`. (A memtable's graph and
+    /// indexes may hold more, appended after this view was taken; they are not part of it.)
     fn rows(&self) -> usize;
     /// Rows that are not live (deleted or replaced).
     fn dead(&self) -> &RoaringBitmap;
@@ -45,13 +55,9 @@ pub(crate) trait Source: Sync {
     /// The text and payload of `row`.
     fn doc(&self, row: u32) -> Result<(Option<String>, Payload)>;
     /// The payload field indexes.
-    fn fields(&self) -> Result<&FieldIndex>;
+    fn fields(&self) -> Result<Self::Fields<'_>>;
     /// The text index.
-    fn text(&self) -> Result<&TextIndex>;
-    /// Rows not yet linked into the graph (a batch being indexed): searches scan them.
-    fn pending(&self) -> Range<u32> {
-        0..0
-    }
+    fn text(&self) -> Result<Self::Text<'_>>;
     /// Whether `row` is live.
     fn is_live(&self, row: u32) -> bool {
         !self.dead().contains(row)
@@ -64,7 +70,7 @@ pub(crate) trait Source: Sync {
 /// numbered in that order, and what they share.
 pub(crate) struct View<'a, S, M> {
     pub segments: &'a [S],
-    pub memtables: &'a [&'a M],
+    pub memtables: &'a [M],
     pub metric: Metric,
     /// Level-0 degree of the graphs (the planner's cost model).
     pub m0: usize,
@@ -86,7 +92,7 @@ impl<S: Source, M: Source> View<'_, S, M> {
     ) -> R {
         match self.segments.get(i) {
             Some(s) => seg(s),
-            None => mem(self.memtables[i - self.segments.len()]),
+            None => mem(&self.memtables[i - self.segments.len()]),
         }
     }
 
@@ -99,53 +105,52 @@ impl<S: Source, M: Source> View<'_, S, M> {
     }
 }
 
-impl Source for Memtable {
+impl Source for MemtableView {
     type Graph = MemGraph;
-    type Vecs = FlatVectors;
+    type Vecs = MemVectors;
+    type Fields<'a> = MappedRwLockReadGuard<'a, FieldIndex>;
+    type Text<'a> = MappedRwLockReadGuard<'a, TextIndex>;
 
     fn rows(&self) -> usize {
-        Memtable::rows(self)
+        self.rows as usize
     }
     fn dead(&self) -> &RoaringBitmap {
-        Memtable::dead(self)
+        &self.dead
     }
     fn live(&self) -> usize {
-        self.live_count()
+        MemtableView::live(self)
     }
     fn id_at(&self, row: u32) -> u64 {
-        Memtable::id_at(self, row as usize)
+        self.mt.id_at(row as usize)
     }
     fn graph(&self) -> &MemGraph {
-        &self.graph
+        &self.mt.graph
     }
-    fn vecs(&self) -> &FlatVectors {
-        &self.flat
+    fn vecs(&self) -> &MemVectors {
+        &self.mt.vecs
     }
     fn quantized(&self) -> Option<&Quantized> {
-        self.flat.codes.as_ref()
+        self.mt.vecs.codes.as_ref()
     }
     fn vectors(&self, start: usize, end: usize) -> Result<&[f32]> {
-        Ok(Memtable::vectors(self, start, end))
+        Ok(self.mt.vectors(start, end))
     }
     fn doc(&self, row: u32) -> Result<(Option<String>, Payload)> {
-        StoredDoc::decode(Memtable::doc(self, row as usize)).ok_or_else(|| {
+        StoredDoc::decode(self.mt.doc(row as usize)).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "record {} has an undecodable payload",
-                Memtable::id_at(self, row as usize)
+                self.mt.id_at(row as usize)
             ))
         })
     }
-    fn fields(&self) -> Result<&FieldIndex> {
-        Ok(Memtable::fields(self))
+    fn fields(&self) -> Result<Self::Fields<'_>> {
+        Ok(self.mt.fields())
     }
-    fn text(&self) -> Result<&TextIndex> {
-        Ok(Memtable::text(self))
-    }
-    fn pending(&self) -> Range<u32> {
-        Memtable::pending(self)
+    fn text(&self) -> Result<Self::Text<'_>> {
+        Ok(self.mt.text())
     }
     fn is_live(&self, row: u32) -> bool {
-        Memtable::is_live(self, row as usize)
+        MemtableView::is_live(self, row)
     }
     fn describe(&self) -> String {
         "memtable".to_owned()

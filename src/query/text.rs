@@ -6,7 +6,7 @@ use super::source::{Source, View};
 use super::topk::{Candidate, Loc};
 use super::vector::Allowed;
 use crate::error::Result;
-use crate::index::text::bm25;
+use crate::index::text::{TextIndex, bm25};
 
 /// The best `depth` rows for `text`, and how they were found.
 pub(crate) fn text_leg<S: Source, M: Source>(
@@ -18,24 +18,47 @@ pub(crate) fn text_leg<S: Source, M: Source>(
     let mut terms = view.analyzer.terms(text);
     let mut seen = std::collections::HashSet::new();
     terms.retain(|t| seen.insert(t.clone()));
-    let mut sources = Vec::with_capacity(view.len());
-    fn source<'a, T: Source>(
-        src: &'a T,
-        allow: Option<&'a roaring::RoaringBitmap>,
-    ) -> Result<bm25::Source<'a>> {
-        let dead = src.dead();
-        Ok(bm25::Source {
-            index: src.text()?,
-            dead: (!dead.is_empty()).then_some(dead),
-            allow,
-        })
-    }
+    // The indexes are borrowed for the whole scoring (a memtable's stay locked meanwhile).
+    let seg_text = view
+        .segments
+        .iter()
+        .map(Source::text)
+        .collect::<Result<Vec<_>>>()?;
+    let mem_text = view
+        .memtables
+        .iter()
+        .map(Source::text)
+        .collect::<Result<Vec<_>>>()?;
+    // Rows a memtable's index holds past the view (appended since) count as dead.
+    let dead_in = |rows: usize, dead: &roaring::RoaringBitmap, index: &TextIndex| {
+        let mut d = dead.clone();
+        if (index.rows() as usize) > rows {
+            d.insert_range(rows as u32..index.rows());
+        }
+        d
+    };
+    let mem_dead: Vec<roaring::RoaringBitmap> = view
+        .memtables
+        .iter()
+        .zip(&mem_text)
+        .map(|(m, t)| dead_in(m.rows(), m.dead(), t))
+        .collect();
+    let ns = view.segments.len();
     let allow = |i: usize| allowed.map(|a| &a[i].rows);
-    for (i, s) in view.segments.iter().enumerate() {
-        sources.push(source(s, allow(i))?);
+    let mut sources = Vec::with_capacity(view.len());
+    for (i, (s, t)) in view.segments.iter().zip(&seg_text).enumerate() {
+        sources.push(bm25::Source {
+            index: t,
+            dead: (!s.dead().is_empty()).then_some(s.dead()),
+            allow: allow(i),
+        });
     }
-    for (j, m) in view.memtables.iter().enumerate() {
-        sources.push(source(*m, allow(view.segments.len() + j))?);
+    for (j, (t, d)) in mem_text.iter().zip(&mem_dead).enumerate() {
+        sources.push(bm25::Source {
+            index: t,
+            dead: (!d.is_empty()).then_some(d),
+            allow: allow(ns + j),
+        });
     }
     let id_at = |src: usize, row: u32| view.id_at(src as u32, row);
     let (hits, stats) = bm25::search_keyed_with_stats(&sources, &terms, depth, id_at);

@@ -140,7 +140,7 @@ pub(crate) fn vector_leg<S: Source, M: Source>(
     }
     for (j, m) in view.memtables.iter().enumerate() {
         let i = ns + j;
-        let (t, p) = search_source(*m, i, view, vq, allowed.map(|a| &a[i]))?;
+        let (t, p) = search_source(m, i, view, vq, allowed.map(|a| &a[i]))?;
         top = top.merge(t);
         plans.push(p);
     }
@@ -239,9 +239,15 @@ fn search_source<T: Source, S: Source, M: Source>(
     let mut found = 0;
     if plan == PlanKind::Graph {
         let any_dead = !dead.is_empty();
-        let accept = |r: u32| match allowed {
-            Some(a) => a.rows.contains(r),
-            None => !(any_dead && dead.contains(r)),
+        // A memtable's graph may hold rows appended after this view: walked through, never
+        // admitted.
+        let shown = rows as u32;
+        let accept = |r: u32| {
+            r < shown
+                && match allowed {
+                    Some(a) => a.rows.contains(r),
+                    None => !(any_dead && dead.contains(r)),
+                }
         };
         // Small sources are walked over their f32 vectors (see `QUANT_MIN_ROWS`).
         let qz = if metric != Metric::L2 && rows >= QUANT_MIN_ROWS {
@@ -251,22 +257,6 @@ fn search_source<T: Source, S: Source, M: Source>(
         };
         let hits = walk(src.graph(), src.vecs(), qz, metric, q, depth, ef, accept)?;
         found = hits.len();
-        // Rows of a batch still being linked into a memtable graph are scanned, so the batch
-        // is seen whole (its replaced rows are already dead).
-        let pending = src.pending();
-        if !pending.is_empty() {
-            let seen: std::collections::HashSet<u32> = hits.iter().map(|s| s.node).collect();
-            for r in pending {
-                if accept(r) && !seen.contains(&r) {
-                    found += 1;
-                    top.push(Candidate {
-                        score: metric.score(q, src.vecs().vector(r)?),
-                        id: src.id_at(r),
-                        loc: loc(r),
-                    });
-                }
-            }
-        }
         for s in hits {
             top.push(Candidate {
                 score: s.score,
@@ -326,7 +316,7 @@ fn exact_all<S: Source, M: Source>(
     let run = |t: &Task, top: &mut TopK| match view.segments.get(t.source) {
         Some(s) => scan(s, t, metric, q, top),
         None => scan(
-            view.memtables[t.source - view.segments.len()],
+            &view.memtables[t.source - view.segments.len()],
             t,
             metric,
             q,
