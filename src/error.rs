@@ -148,6 +148,20 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The database was opened by another process, of which this one is a fork (e.g. a
+    /// Python `multiprocessing` worker): its handles share the parent's log position and
+    /// buffers, so they refuse every call. Open the database in the child after the fork
+    /// instead (with the parent's handles closed, or read-only).
+    #[error(
+        "this database was opened by process {opened_by}; process {current} is a fork of it and cannot use its handles: open the database after forking instead"
+    )]
+    ForkedProcess {
+        /// The process that opened the database.
+        opened_by: u32,
+        /// This process.
+        current: u32,
+    },
+
     /// An operating-system I/O error, with the file it concerned.
     #[error("I/O error on {}: {source}", path.display())]
     Io {

@@ -652,6 +652,14 @@ struct FuzzIndexes<'a> {
 }
 
 impl Indexes for FuzzIndexes<'_> {
+    type Fields<'b>
+        = &'b FieldIndex
+    where
+        Self: 'b;
+    type Text<'b>
+        = &'b TextIndex
+    where
+        Self: 'b;
     fn rows(&self) -> usize {
         self.rows as usize
     }

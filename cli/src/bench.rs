@@ -740,10 +740,11 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
         DurabilityArg::Buffered => (Durability::buffered(), "buffered"),
         DurabilityArg::Sync => (Durability::Sync, "sync"),
     };
-    // Limits raised so the whole base set lands in one memtable, then one segment.
+    // Limits raised so the whole base set lands in one memtable, then one segment (a
+    // memtable reserves room for its limits: no more than the base set needs).
     let opts = Options::default()
-        .memtable_max_rows(usize::MAX / 2)
-        .memtable_max_bytes(usize::MAX / 2)
+        .memtable_max_rows(shape.rows.max(1))
+        .memtable_max_bytes((shape.rows.max(1) * (dim * 4 + 512)).max(256 << 20))
         .max_wal_bytes(u64::MAX / 2)
         // Compaction runs when the benchmark says so (churn mode), not in the background.
         .background_compaction(false)

@@ -18,15 +18,26 @@ struct State {
     handles: usize,
     /// The last user handle was dropped: no new background work starts.
     closing: bool,
-    /// Background work holds strong references to the database.
-    busy: bool,
+    /// Background tasks holding strong references to the database.
+    busy: usize,
 }
 
-/// Shared between the database, its user handles and its background thread.
-#[derive(Default)]
+/// Shared between the database, its user handles and its background threads.
 pub(crate) struct Background {
     state: Mutex<State>,
     idle: Condvar,
+    /// The process that opened the database.
+    pid: u32,
+}
+
+impl Default for Background {
+    fn default() -> Self {
+        Background {
+            state: Mutex::default(),
+            idle: Condvar::new(),
+            pid: std::process::id(),
+        }
+    }
 }
 
 impl Background {
@@ -35,19 +46,20 @@ impl Background {
         self.state.lock().closing
     }
 
-    /// Marks background work as started; `false` when the database is closing.
+    /// Marks background work as started; `false` when the database is closing. Several
+    /// background threads may be busy at once.
     pub(crate) fn begin(&self) -> bool {
         let mut s = self.state.lock();
         if s.closing {
             return false;
         }
-        s.busy = true;
+        s.busy += 1;
         true
     }
 
-    /// Marks background work as done (every strong reference it held already dropped).
+    /// Marks one background task as done (every strong reference it held already dropped).
     pub(crate) fn end(&self) {
-        self.state.lock().busy = false;
+        self.state.lock().busy -= 1;
         self.idle.notify_all();
     }
 }
@@ -76,7 +88,8 @@ impl Drop for UserGuard {
         s.handles -= 1;
         if s.handles == 0 {
             s.closing = true;
-            while s.busy {
+            // In a forked child the background threads do not exist: nothing to wait for.
+            while s.busy > 0 && std::process::id() == self.bg.pid {
                 self.bg.idle.wait(&mut s);
             }
         }

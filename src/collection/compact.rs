@@ -3,23 +3,26 @@
 //! write.
 //!
 //! ```text
-//!  1. snapshot (read lock): the input segments and their tombstones
-//!  2. build (no lock): gather live rows, build the graph on rayon's pool, write seg-<new>/
-//!  3. publish (writer lock): rows deleted meanwhile become tombstones of the new segment;
-//!     the manifest swaps inputs for the new segment in one atomic write; state swap
+//!  1. snapshot: the input segments and their tombstones, from the current version
+//!  2. build (no lock, on the background pool): gather live rows, build the graph, write
+//!     seg-<new>/
+//!  3. publish (seal lock: no seal interleaves): rows deleted meanwhile become tombstones of
+//!     the new segment; the manifest swaps inputs for the new segment in one atomic write;
+//!     the next version has the new segment instead of the inputs
 //!  4. remove the inputs' files (left-overs after a crash are removed on open)
 //! ```
 //!
-//! Writers are held back only during step 3; readers only during the state swap. A record
-//! upserted during step 2 replaces its old row in an input segment, which is then a deletion
-//! carried over in step 3, so nothing written meanwhile is lost or resurrected.
+//! Neither writers nor readers wait for a compaction; a seal waits only for its publish. A
+//! record upserted during step 2 replaces its old row in an input segment, which is then a
+//! deletion carried over in step 3, so nothing written meanwhile is lost or resurrected.
 
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
-use super::{Collection, SegmentSlot};
+use super::Collection;
+use super::state::SegmentSlot;
 use crate::error::{Error, Result};
 use crate::index::hnsw::layout::bfs_order;
 use crate::index::hnsw::{HnswParams, build_graph_until};
@@ -60,8 +63,8 @@ impl Collection {
     pub(crate) fn compact_by_policy(&self) -> Result<Option<CompactionReport>> {
         let o = &self.inner.core.options;
         let pick: Vec<u64> = {
-            let st = self.inner.state.read();
-            let mut segs: Vec<(usize, u64, bool)> = st
+            let v = self.inner.version();
+            let mut segs: Vec<(usize, u64, bool)> = v
                 .segments
                 .iter()
                 .map(|s| {
@@ -117,20 +120,9 @@ impl Collection {
         let _one = self.inner.compaction.lock();
         self.check_live()?;
         let inner = &*self.inner;
-        let cfg = &inner.config;
         let abandoned = || {
             inner.dropping.load(std::sync::atomic::Ordering::Acquire)
                 || (background && inner.core.bg.closing())
-        };
-
-        // 1. Snapshot.
-        let inputs: Vec<(Arc<Segment>, RoaringBitmap)> = {
-            let st = inner.state.read();
-            st.segments
-                .iter()
-                .filter(|s| which.is_none_or(|w| w.contains(&s.seg.id)))
-                .map(|s| (Arc::clone(&s.seg), s.deleted.clone()))
-                .collect()
         };
         let nothing = CompactionReport {
             segments_in: 0,
@@ -140,15 +132,65 @@ impl Collection {
             bytes_out: 0,
             segment: None,
         };
+
+        // 1. Snapshot.
+        let inputs: Vec<(Arc<Segment>, Arc<RoaringBitmap>)> = self
+            .inner
+            .version()
+            .segments
+            .iter()
+            .filter(|s| which.is_none_or(|w| w.contains(&s.seg.id)))
+            .map(|s| (Arc::clone(&s.seg), Arc::clone(&s.deleted)))
+            .collect();
         if inputs.is_empty() || (inputs.len() == 1 && inputs[0].1.is_empty()) || abandoned() {
             return Ok(nothing);
         }
         let rows_in: usize = inputs.iter().map(|(s, _)| s.rows).sum();
         let bytes_in: u64 = inputs.iter().map(|(s, _)| s.disk_bytes()).sum();
 
-        // 2. Build. Live rows in input order; the documents are copied as stored.
+        // 2. Build, on the background pool.
+        let id = inner.core.alloc_segment_id();
+        let dir = inner.dir.join(segment_dir_name(id));
+        let rows_out = match inner
+            .core
+            .pool
+            .install(|| self.build_merged(&inputs, id, &dir, &abandoned))
+        {
+            Ok(n) => n,
+            Err(Error::Cancelled) => return Ok(nothing),
+            Err(e) => return Err(e),
+        };
+
+        // 3. Publish.
+        if abandoned() {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Ok(nothing);
+        }
+        let bytes_out = self.publish_merged(&inputs, id, &dir, rows_out)?;
+        Ok(CompactionReport {
+            segments_in: inputs.len(),
+            rows_in,
+            rows_out,
+            bytes_in,
+            bytes_out,
+            segment: (rows_out > 0).then_some(id),
+        })
+    }
+
+    /// Writes the live rows of `inputs` as segment `id` in `dir`, with a new graph; returns
+    /// how many rows it wrote (none: nothing written). Gives up with `Error::Cancelled` when
+    /// `abandoned` says so.
+    fn build_merged(
+        &self,
+        inputs: &[(Arc<Segment>, Arc<RoaringBitmap>)],
+        id: u64,
+        dir: &std::path::Path,
+        abandoned: &(dyn Fn() -> bool + Sync),
+    ) -> Result<usize> {
+        let cfg = &self.inner.config;
+        // Live rows in input order; the documents are copied as stored.
         let mut rows: Vec<SealRow<'_>> = Vec::new();
-        for (seg, deleted) in &inputs {
+        for (seg, deleted) in inputs {
             let vectors = seg.vectors(0, seg.rows)?;
             for r in 0..seg.rows {
                 if deleted.contains(r as u32) || seg.find(seg.id_at(r)) != Some(r) {
@@ -162,63 +204,68 @@ impl Collection {
                 });
             }
         }
-        let id = inner.core.alloc_segment_id();
-        let dir = inner.dir.join(segment_dir_name(id));
-        let rows_out = rows.len();
-        if rows_out > 0 {
-            let flat =
-                FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector)).with_codes(cfg.metric);
-            let graph = match build_graph_until(
-                HnswParams::of(cfg),
-                &flat,
-                rows_out,
-                cfg.metric,
-                &abandoned,
-            ) {
-                Ok(g) => g,
-                Err(Error::Cancelled) => return Ok(nothing),
-                Err(e) => return Err(e),
-            };
-            let order = bfs_order(&graph);
-
-            let mut slots: Vec<Option<SealRow<'_>>> = rows.into_iter().map(Some).collect();
-            let ordered: Vec<SealRow<'_>> = order
-                .iter()
-                .filter_map(|&old| slots[old as usize].take())
-                .collect();
-            let analyzer = crate::index::text::Analyzer::new(&cfg.text);
-            write_segment(&dir, id, cfg.dim, &ordered, &graph, &order, &analyzer)?;
+        if rows.is_empty() {
+            return Ok(0);
         }
+        let n = rows.len();
+        let flat =
+            FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector)).with_codes(cfg.metric);
+        let graph = build_graph_until(HnswParams::of(cfg), &flat, n, cfg.metric, abandoned)?;
+        let order = bfs_order(&graph);
+        let mut slots: Vec<Option<SealRow<'_>>> = rows.into_iter().map(Some).collect();
+        let ordered: Vec<SealRow<'_>> = order
+            .iter()
+            .filter_map(|&old| slots[old as usize].take())
+            .collect();
+        let analyzer = crate::index::text::Analyzer::new(&cfg.text);
+        write_segment(dir, id, cfg.dim, &ordered, &graph, &order, &analyzer)?;
+        Ok(n)
+    }
 
-        // 3. Publish, with writers held back.
-        if abandoned() {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Ok(nothing);
-        }
-        let w = inner.writer.lock();
+    /// Swaps the inputs for the new segment: tombstones for rows deleted since the snapshot,
+    /// one manifest write, the next version; then removes the inputs' files. Returns the new
+    /// segment's bytes.
+    fn publish_merged(
+        &self,
+        inputs: &[(Arc<Segment>, Arc<RoaringBitmap>)],
+        id: u64,
+        dir: &std::path::Path,
+        rows_out: usize,
+    ) -> Result<u64> {
+        let inner = &*self.inner;
+        let cfg = &inner.config;
+        let _seal = inner.seal.lock();
         self.check_live()?;
         inner.core.wal.check_poisoned()?;
         let new_seg = if rows_out > 0 {
-            Some(Segment::open(&dir, id, rows_out as u64, cfg.dim, cfg.m)?)
+            Some(Arc::new(Segment::open(
+                dir,
+                id,
+                rows_out as u64,
+                cfg.dim,
+                cfg.m,
+            )?))
         } else {
             None
         };
-        // Rows deleted (or replaced) since the snapshot become tombstones of the new segment.
+        let input_ids: Vec<u64> = inputs.iter().map(|(s, _)| s.id).collect();
+        // Deletions since the snapshot: every commit is in the version read here or will
+        // find the inputs gone (and the rows in the new segment) once the next one is in.
+        // The commits lock keeps them out until the swap.
+        let commits = inner.commits.lock();
+        let v = inner.version();
         let mut dead = RoaringBitmap::new();
-        {
-            let st = inner.state.read();
-            for (seg, before) in &inputs {
-                let Some(slot) = st.segments.iter().find(|s| s.seg.id == seg.id) else {
-                    return Err(Error::InvalidArgument(
-                        "a segment vanished during compaction".into(),
-                    ));
-                };
-                for r in &(&slot.deleted - before) {
-                    if let Some(new_seg) = &new_seg
-                        && let Some(nr) = new_seg.find(seg.id_at(r as usize))
-                    {
-                        dead.insert(nr as u32);
-                    }
+        for (seg, before) in inputs {
+            let Some(slot) = v.segments.iter().find(|s| s.seg.id == seg.id) else {
+                return Err(Error::InvalidArgument(
+                    "a segment vanished during compaction".into(),
+                ));
+            };
+            for r in &(&*slot.deleted - &**before) {
+                if let Some(new_seg) = &new_seg
+                    && let Some(nr) = new_seg.find(seg.id_at(r as usize))
+                {
+                    dead.insert(nr as u32);
                 }
             }
         }
@@ -228,7 +275,6 @@ impl Collection {
             tombstones::write(&path, id, &dead)?;
             fsutil::sync_dir(&inner.dir)?;
         }
-        let input_ids: Vec<u64> = inputs.iter().map(|(s, _)| s.id).collect();
         inner.core.update_manifest(|m| {
             let entry = m
                 .collection_mut(inner.id)
@@ -249,9 +295,10 @@ impl Collection {
             Ok(())
         })?;
         let mut old_files = Vec::new();
-        {
-            let mut st = inner.state.write();
-            st.segments.retain(|s| {
+        let bytes_out = new_seg.as_ref().map_or(0, |s| s.disk_bytes());
+        inner.update(|live| {
+            let mut next = (*live.version).clone();
+            next.segments.retain(|s| {
                 let gone = input_ids.contains(&s.seg.id);
                 if gone {
                     old_files.push(s.seg.dir.clone());
@@ -263,14 +310,13 @@ impl Collection {
             });
             if let Some(seg) = new_seg {
                 let generation = u64::from(!dead.is_empty());
-                st.segments
-                    .push(SegmentSlot::new(Arc::new(seg), dead, generation));
+                next.segments.push(SegmentSlot::new(seg, dead, generation));
             }
-        }
-        drop(w);
+            live.version = Arc::new(next);
+        });
+        drop(commits);
 
         // 4. Remove the inputs. Failing here loses nothing: left-overs go on the next open.
-        drop(inputs);
         for p in old_files {
             let _ = if p.is_dir() {
                 std::fs::remove_dir_all(&p)
@@ -279,21 +325,6 @@ impl Collection {
             };
         }
         let _ = fsutil::sync_dir(&inner.dir);
-        let bytes_out = self
-            .inner
-            .state
-            .read()
-            .segments
-            .iter()
-            .find(|s| s.seg.id == id)
-            .map_or(0, |s| s.seg.disk_bytes());
-        Ok(CompactionReport {
-            segments_in: input_ids.len(),
-            rows_in,
-            rows_out,
-            bytes_in,
-            bytes_out,
-            segment: (rows_out > 0).then_some(id),
-        })
+        Ok(bytes_out)
     }
 }

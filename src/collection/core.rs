@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Weak};
 
@@ -32,6 +31,13 @@ pub(crate) struct DbCore {
     pub _flusher: Mutex<Option<Sender<()>>>,
     /// Wakes the background compaction thread (dropping it stops the thread).
     pub compactor: Mutex<Option<Sender<()>>>,
+    /// Wakes the background seal thread (dropping it stops the thread).
+    pub sealer: Mutex<Option<Sender<()>>>,
+    /// The pool seals and compactions build graphs on, apart from rayon's global pool that
+    /// serves queries.
+    pub pool: rayon::ThreadPool,
+    /// The process that opened the database: a forked child must not use it.
+    pub pid: u32,
     /// User handles, closing, and whether background work is running.
     pub bg: Arc<Background>,
     pub _lock: std::fs::File,
@@ -66,6 +72,26 @@ impl DbCore {
             .unwrap_or_else(|| self.wal.last_lsn() + 1)
     }
 
+    /// Fails in a process forked from the one that opened the database: its handles share
+    /// the parent's log position and buffers, so any write would corrupt the log.
+    pub(crate) fn check_process(&self) -> Result<()> {
+        let now = std::process::id();
+        if now != self.pid {
+            return Err(crate::error::Error::ForkedProcess {
+                opened_by: self.pid,
+                current: now,
+            });
+        }
+        Ok(())
+    }
+
+    /// Asks the background seal thread to seal frozen memtables.
+    pub(crate) fn kick_sealer(&self) {
+        if let Some(tx) = &*self.sealer.lock() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Asks the background compaction thread, if any, to check the collections now.
     pub(crate) fn kick_compactor(&self) {
         if let Some(tx) = &*self.compactor.lock() {
@@ -87,30 +113,23 @@ impl DbCore {
         self.registry.lock().insert(c.id, Arc::downgrade(c));
     }
 
-    /// Keeps the log within `max_wal_bytes`: while it is larger, seals the collection whose
-    /// memtable holds the oldest record still needed (its seal lets the log be trimmed).
-    /// Called after a write, with no lock held.
+    /// Keeps the log within `max_wal_bytes`: while it is larger, freezes the memtable of the
+    /// collection that holds the oldest record still needed, so the seal thread seals it and
+    /// the log can be trimmed. Called after a write, with no lock held.
     pub(crate) fn relieve_log(&self) -> Result<()> {
-        for _ in 0..4 {
-            if self.wal.disk_bytes() <= self.options.max_wal_bytes {
-                return Ok(());
-            }
-            let oldest = {
-                let n = self.needed.lock();
-                n.iter().min_by_key(|(_, lsn)| **lsn).map(|(c, _)| *c)
-            };
-            let Some(cid) = oldest else { return Ok(()) };
-            let Some(inner) = self.registry.lock().get(&cid).and_then(Weak::upgrade) else {
-                return Ok(());
-            };
-            let c = Collection { _user: None, inner };
-            let mut w = c.inner.writer.lock();
-            if c.inner.dropped.load(Ordering::Acquire) {
-                return Ok(());
-            }
-            c.seal_locked(&mut w)?;
+        if self.wal.disk_bytes() <= self.options.max_wal_bytes {
+            return Ok(());
         }
-        Ok(())
+        let oldest = {
+            let n = self.needed.lock();
+            n.iter().min_by_key(|(_, lsn)| **lsn).map(|(c, _)| *c)
+        };
+        let Some(cid) = oldest else { return Ok(()) };
+        let Some(inner) = self.registry.lock().get(&cid).and_then(Weak::upgrade) else {
+            return Ok(());
+        };
+        let c = Collection { _user: None, inner };
+        c.freeze_for_log()
     }
 
     /// Applies `change` to a copy of the manifest and publishes it. A failure to publish
@@ -133,7 +152,10 @@ impl DbCore {
 
 impl Drop for DbCore {
     fn drop(&mut self) {
-        // Buffered writes reach the disk when the last handle goes.
-        let _ = self.wal.sync();
+        // Buffered writes reach the disk when the last handle goes — in the process that
+        // opened the database only: a forked child's copy of the buffer is the parent's.
+        if std::process::id() == self.pid {
+            let _ = self.wal.sync();
+        }
     }
 }

@@ -1,16 +1,15 @@
-//! Collections: a handle, its shared state, and the read path into the query engine. The
-//! write path is in `write.rs`, sealing in `seal.rs`, compaction in `compact.rs`.
+//! Collections: a handle, its shared state, and the read path into the query engine.
 //!
 //! ```text
-//! upsert/delete ─▶ write.rs (log, apply) ─▶ seal.rs when the memtable is full
-//! search/get: read lock on State ─▶ query::engine over a View of segments + memtable
+//!  upsert/delete ─▶ write.rs: log, stage, link, wait durable, commit in LSN order ─▶ version
+//!  memtable full ─▶ seal.rs: freeze (writers go on); the seal thread writes the segment
+//!  search/get    ─▶ take the current version (state.rs), release the lock, run the engine
 //! ```
 //!
-//! Concurrency: one writer at a time per collection (the writer mutex, held from log append
-//! to apply, so rows are applied in LSN order); readers share a read lock on the state and are
-//! held back only while a batch is applied or a sealed segment is swapped in — never while
-//! segment files are written or fsynced. A write is visible to searches once applied, which
-//! can be a moment before its fsync completes; it is acknowledged (the call returns) after.
+//! A reader takes the current [`Version`](state::Version) — an `Arc`, cloned under a lock
+//! held for nothing else — and then works without any collection lock: a slow re-ranker,
+//! a filter, `verify` and compaction's reading never hold back a writer, and a writer never
+//! holds back a reader. See `docs/architecture.md` ("Versions").
 
 pub(crate) mod background;
 mod compact;
@@ -20,25 +19,29 @@ mod search;
 pub(crate) mod state;
 mod write;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use serde::Serialize;
 
 pub use self::compact::CompactionReport;
 use self::core::DbCore;
-use self::state::{Located, SegmentSlot, State, locate};
+use self::state::{Live, Located, Version};
 use crate::error::{Error, Result};
 use crate::model::config::CollectionConfig;
 use crate::model::record::{Record, StoredDoc};
 use crate::segment::Segment;
 use crate::vector::Metric;
 
-pub(crate) struct WriterState {
-    /// LSN of the newest batch applied to this collection.
-    pub applied_lsn: u64,
+/// Batches logged but not yet committed, in LSN order: they commit in that order.
+#[derive(Default)]
+pub(crate) struct Commits {
+    pub pending: VecDeque<u64>,
+    /// LSN of the newest committed batch of this collection.
+    pub committed: u64,
 }
 
 pub(crate) struct CollectionShared {
@@ -47,13 +50,64 @@ pub(crate) struct CollectionShared {
     pub name: String,
     pub config: CollectionConfig,
     pub dir: PathBuf,
-    pub writer: Mutex<WriterState>,
-    pub state: RwLock<State>,
+    /// Held while a batch is logged and staged (and a full memtable frozen): one at a time,
+    /// so rows are staged in LSN order.
+    pub writer: Mutex<()>,
+    /// The current version; held only to read or swap it.
+    pub live: RwLock<Live>,
+    /// Live records of the current version (readable without a lock).
+    pub records: AtomicUsize,
+    pub commits: Mutex<Commits>,
+    /// Signalled when a batch commits, a memtable is sealed, or the log is poisoned.
+    pub progress: Condvar,
+    /// Held by a seal, and by a compaction while it publishes: one at a time.
+    pub seal: Mutex<()>,
     pub dropped: AtomicBool,
     /// Held by a running compaction: one at a time per collection.
     pub compaction: Mutex<()>,
     /// Being dropped: a running compaction gives up.
     pub dropping: AtomicBool,
+}
+
+impl CollectionShared {
+    pub(crate) fn new(
+        core: Arc<DbCore>,
+        id: u64,
+        name: &str,
+        config: CollectionConfig,
+        live: Live,
+    ) -> Self {
+        let records = live.version.len();
+        CollectionShared {
+            dir: crate::manifest::collection_dir(&core.path, name),
+            core,
+            id,
+            name: name.to_owned(),
+            config,
+            writer: Mutex::new(()),
+            live: RwLock::new(live),
+            records: AtomicUsize::new(records),
+            commits: Mutex::new(Commits::default()),
+            progress: Condvar::new(),
+            seal: Mutex::new(()),
+            dropped: AtomicBool::new(false),
+            compaction: Mutex::new(()),
+            dropping: AtomicBool::new(false),
+        }
+    }
+
+    /// The current version.
+    pub(crate) fn version(&self) -> Arc<Version> {
+        Arc::clone(&self.live.read().version)
+    }
+
+    /// Replaces the live state's version by `f(live)` and updates the record count.
+    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut Live) -> R) -> R {
+        let mut live = self.live.write();
+        let r = f(&mut live);
+        self.records.store(live.version.len(), Ordering::Release);
+        r
+    }
 }
 
 /// A handle to one collection. Cheap to clone; `Send + Sync`.
@@ -86,11 +140,13 @@ pub struct CollectionStats {
     pub metric: Metric,
     /// Live records.
     pub records: usize,
-    /// Live rows in the memtable.
+    /// Live rows in the memtables (the active one, and frozen ones being sealed).
     pub memtable_rows: usize,
-    /// Approximate heap bytes of the memtable: vectors, documents, graph links, field and
-    /// text indexes. Reaching `Options::memtable_max_bytes` seals it.
+    /// Approximate heap bytes of the memtables: vectors, documents, graph links, field and
+    /// text indexes. A memtable that reaches `Options::memtable_max_bytes` is sealed.
     pub memtable_bytes: usize,
+    /// Frozen memtables: full, searched, and being sealed in the background.
+    pub frozen_memtables: usize,
     /// Sealed segments, oldest first.
     pub segments: Vec<SegmentStats>,
 }
@@ -127,7 +183,10 @@ impl Collection {
         &self.inner.config
     }
 
+    /// Fails when the collection was dropped, or when this process is a fork of the one that
+    /// opened the database.
     fn check_live(&self) -> Result<()> {
+        self.inner.core.check_process()?;
         if self.inner.dropped.load(Ordering::Acquire) {
             return Err(Error::CollectionDropped {
                 name: self.inner.name.clone(),
@@ -136,23 +195,34 @@ impl Collection {
         Ok(())
     }
 
+    /// Stops every write of the database with `cause` (a bug or an I/O failure in the
+    /// background): writers get the error instead of waiting for work that will not happen.
+    pub(crate) fn poison(&self, cause: String) {
+        self.inner.core.wal.poison(cause);
+        self.inner.progress.notify_all();
+    }
+
     /// The record with this id, if it exists. Under `Cosine` the vector is the stored,
     /// normalized one.
     pub fn get(&self, id: u64) -> Result<Option<Record>> {
         self.check_live()?;
-        let st = self.inner.state.read();
-        let Some(loc) = locate(&st, id) else {
+        let (v, loc) = {
+            let live = self.inner.live.read();
+            (Arc::clone(&live.version), live.locate(id))
+        };
+        let Some(loc) = loc else {
             return Ok(None);
         };
         let (vector, doc) = match loc {
-            Located::Memtable(row) => {
-                let doc = StoredDoc::decode(st.memtable.doc(row)).ok_or_else(|| {
+            Located::Memtable(i, row) => {
+                let mt = &v.memtables[i];
+                let doc = StoredDoc::decode(mt.doc(row as usize)).ok_or_else(|| {
                     Error::InvalidArgument(format!("record {id} has an undecodable payload"))
                 })?;
-                (st.memtable.vector(row).to_vec(), doc)
+                (mt.vector(row as usize).to_vec(), doc)
             }
             Located::Segment(s, row) => {
-                let seg = &st.segments[s].seg;
+                let seg = &v.segments[s].seg;
                 (seg.vectors(row, row + 1)?.to_vec(), seg.doc(row)?)
             }
         };
@@ -164,25 +234,15 @@ impl Collection {
         }))
     }
 
-    /// Number of live records.
+    /// Number of live records. (Takes no lock; in a forked child it is the count the parent
+    /// had at the fork, as every other call there fails with [`Error::ForkedProcess`].)
     pub fn len(&self) -> usize {
-        let st = self.inner.state.read();
-        st.memtable.live_count() + st.segments.iter().map(SegmentSlot::live).sum::<usize>()
+        self.inner.records.load(Ordering::Acquire)
     }
 
     /// Whether the collection holds no records.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Seals the memtable into a segment and makes every write so far durable, whatever the
-    /// durability setting.
-    pub fn flush(&self) -> Result<()> {
-        let mut w = self.inner.writer.lock();
-        self.check_live()?;
-        self.seal_locked(&mut w)?;
-        drop(w);
-        self.inner.core.wal.sync()
     }
 
     /// Builds now what the first searches would otherwise build in the background: the int8
@@ -195,10 +255,13 @@ impl Collection {
         if self.inner.config.metric == Metric::L2 {
             return Ok(());
         }
-        let segs: Vec<Arc<Segment>> = {
-            let st = self.inner.state.read();
-            st.segments.iter().map(|s| Arc::clone(&s.seg)).collect()
-        };
+        let segs: Vec<Arc<Segment>> = self
+            .inner
+            .version()
+            .segments
+            .iter()
+            .map(|s| Arc::clone(&s.seg))
+            .collect();
         rayon::iter::ParallelIterator::for_each(
             rayon::iter::IntoParallelRefIterator::par_iter(&segs),
             |s| s.build_quantized(),
@@ -208,16 +271,16 @@ impl Collection {
 
     /// Counts and sizes.
     pub fn stats(&self) -> CollectionStats {
-        let st = self.inner.state.read();
+        let v = self.inner.version();
         CollectionStats {
             name: self.inner.name.clone(),
             dim: self.inner.config.dim,
             metric: self.inner.config.metric,
-            records: st.memtable.live_count()
-                + st.segments.iter().map(SegmentSlot::live).sum::<usize>(),
-            memtable_rows: st.memtable.live_count(),
-            memtable_bytes: st.memtable.bytes(),
-            segments: st
+            records: v.len(),
+            memtable_rows: v.memtables.iter().map(|m| m.live()).sum(),
+            memtable_bytes: v.memtables.iter().map(|m| m.bytes()).sum(),
+            frozen_memtables: v.memtables.len() - 1,
+            segments: v
                 .segments
                 .iter()
                 .map(|s| SegmentStats {

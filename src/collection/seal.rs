@@ -1,155 +1,216 @@
-//! Sealing: the memtable is written as a new segment (with its graph, fields and text
-//! index), changed tombstones as new files, the log is rotated, the manifest published, and
-//! the state swapped.
+//! Sealing in the background: a full memtable is *frozen* — replaced at once by a new one that
+//! takes the next writes — and the seal thread writes it as a segment while searches go on
+//! reading it; the segment replaces it in a later version.
 //!
 //! ```text
-//! seal (memtable full, flush): write segment + tombstones ─▶ rotate WAL ─▶ manifest ─▶ swap
+//!  writer (writer lock): memtable full ─▶ freeze: new active memtable, old one frozen
+//!                        (more than MAX_FROZEN frozen ─▶ wait for the seal thread)
+//!  seal thread:  wait until every batch staged in the frozen memtable has committed
+//!               ─▶ write seg-<id>/ and changed tombstones ─▶ rotate the log ─▶ manifest
+//!               ─▶ next version: the segment instead of the frozen memtable (rows that died
+//!                  meanwhile become its tombstones) ─▶ trim the log
 //! ```
+//!
+//! One seal runs at a time per collection (the `seal` lock), oldest frozen memtable first.
+//! `flush()` freezes the active memtable and seals everything frozen before it returns.
 
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use roaring::RoaringBitmap;
 
+use super::Collection;
 use super::state::SegmentSlot;
-use super::{Collection, WriterState};
 use crate::error::{Error, Result};
 use crate::index::hnsw::graph::MemGraph;
 use crate::index::hnsw::layout::bfs_order;
 use crate::index::hnsw::{HnswParams, build_graph};
 use crate::io::fsutil;
 use crate::manifest::{SegmentEntry, TombstoneRef, segment_dir_name, tombstone_file_name};
-use crate::memtable::Memtable;
+use crate::memtable::{Memtable, MemtableView};
 use crate::segment::tombstones;
 use crate::segment::{SealRow, Segment, write_segment};
 use crate::vector::FlatVectors;
 
+/// Frozen memtables a collection may have waiting for the seal thread; a writer that would
+/// freeze one more waits (back-pressure).
+pub(crate) const MAX_FROZEN: usize = 2;
+
+/// What sealing a memtable wrote.
+struct Sealed {
+    rows: u64,
+    /// Rows written dead (tombstones generation 1).
+    dead: RoaringBitmap,
+    /// For each row of the memtable, its row in the segment (`u32::MAX`: not written).
+    new_row: Vec<u32>,
+}
+
 impl Collection {
-    pub(super) fn memtable_full(&self) -> bool {
-        let st = self.inner.state.read();
-        let o = &self.inner.core.options;
-        st.memtable.rows() >= o.memtable_max_rows || st.memtable.bytes() >= o.memtable_max_bytes
+    /// A new memtable with room for at least `rows` rows and `doc_bytes` bytes of documents:
+    /// the configured limits, or more for a batch larger than them.
+    pub(super) fn new_memtable(&self, rows: usize, doc_bytes: usize) -> Memtable {
+        Memtable::sized(
+            &self.inner.core.options,
+            &self.inner.config,
+            rows,
+            doc_bytes,
+        )
     }
 
-    /// Writes the memtable's rows and graph as segment `id` in `dir`. Rows that died in the
-    /// memtable stay in the segment (the graph needs its node numbering) and become its first
-    /// tombstones — unless they are most of it, in which case the live rows get a fresh graph.
-    fn write_memtable(&self, mt: &Memtable, dir: &std::path::Path, id: u64) -> Result<Sealed> {
-        let cfg = &self.inner.config;
-        let dead_rows = mt.rows() - mt.live_count();
-        let (rows, rebuilt): (Vec<SealRow<'_>>, Option<MemGraph>) = if dead_rows * 2 > mt.rows() {
-            let rows: Vec<SealRow<'_>> = mt
-                .live_rows()
-                .map(|r| SealRow {
-                    id: mt.id_at(r),
-                    vector: mt.vector(r),
-                    doc: mt.doc(r),
-                    live: true,
-                })
-                .collect();
-            let flat =
-                FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector)).with_codes(cfg.metric);
-            let graph = build_graph(HnswParams::of(cfg), &flat, rows.len(), cfg.metric)?;
-            (rows, Some(graph))
-        } else {
-            mt.graph
-                .repair(&mt.flat, cfg.metric, |r| mt.is_live(r as usize))?;
-            let rows = (0..mt.rows())
-                .map(|r| SealRow {
-                    id: mt.id_at(r),
-                    vector: mt.vector(r),
-                    doc: mt.doc(r),
-                    live: mt.is_live(r),
-                })
-                .collect();
-            (rows, None)
-        };
-        // Rows go to disk in breadth-first order of the graph, so that the neighbours a
-        // search visits lie close together (fewer pages and TLB misses per query).
-        let graph = rebuilt.as_ref().unwrap_or(&mt.graph);
-        let order = bfs_order(graph);
-        let mut slots: Vec<Option<SealRow<'_>>> = rows.into_iter().map(Some).collect();
-        let rows: Vec<SealRow<'_>> = order
-            .iter()
-            .filter_map(|&old| slots[old as usize].take())
-            .collect();
-        debug_assert_eq!(rows.len(), order.len());
-        write_segment(dir, id, cfg.dim, &rows, graph, &order, mt.analyzer())?;
-        let dead: RoaringBitmap = rows
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| !r.live)
-            .map(|(i, _)| i as u32)
-            .collect();
-        if !dead.is_empty() {
-            let path = self.inner.dir.join(tombstone_file_name(id, 1));
-            let _ = std::fs::remove_file(&path);
-            tombstones::write(&path, id, &dead)?;
-            fsutil::sync_dir(&self.inner.dir)?;
+    /// Freezes the active memtable and makes a new one with room for a batch of `rows` rows
+    /// and `doc_bytes` bytes; waits first while `MAX_FROZEN` are waiting to be sealed. With
+    /// the writer lock held.
+    pub(super) fn freeze(&self, rows: usize, doc_bytes: usize) -> Result<Arc<Memtable>> {
+        let inner = &*self.inner;
+        loop {
+            if inner.version().memtables.len() <= MAX_FROZEN {
+                break;
+            }
+            inner.core.kick_sealer();
+            inner.core.wal.check_poisoned()?;
+            self.check_live()?;
+            let mut c = inner.commits.lock();
+            inner.progress.wait_for(&mut c, Duration::from_millis(50));
         }
-        Ok(Sealed {
-            rows: rows.len() as u64,
-            dead,
-        })
+        let old = inner.version().active().mt.clone();
+        // No row is staged in it from now on: walks of its graph need no more room.
+        old.graph.freeze(old.staged());
+        let mt = Arc::new(self.new_memtable(rows, doc_bytes));
+        inner.update(|live| live.freeze(Arc::clone(&mt)));
+        inner.core.kick_sealer();
+        Ok(mt)
     }
 
-    /// Writes the memtable as a new segment and changed tombstones as new files, publishes
-    /// them in the manifest, and swaps them in. The writer lock is held (no concurrent
-    /// writes); readers continue until the brief swap.
-    pub(crate) fn seal_locked(&self, w: &mut WriterState) -> Result<()> {
+    /// Freezes the active memtable so the seal thread seals it (the log is over its budget and
+    /// this collection pins its oldest file). Never waits for the seal thread.
+    pub(crate) fn freeze_for_log(&self) -> Result<()> {
+        let _w = self.inner.writer.lock();
+        self.check_live()?;
+        let v = self.inner.version();
+        if v.active().mt.min_lsn().is_some() && v.memtables.len() <= MAX_FROZEN {
+            self.freeze(0, 0)?;
+        } else {
+            self.inner.core.kick_sealer();
+        }
+        Ok(())
+    }
+
+    /// Seals the memtable into a segment and makes every write so far durable, whatever the
+    /// durability setting; deletions of sealed rows are written to tombstone files too.
+    pub fn flush(&self) -> Result<()> {
+        self.check_live()?;
+        {
+            let _w = self.inner.writer.lock();
+            self.check_live()?;
+            // Rows staged, or deletes noted (their frames stay in the log until a seal
+            // persists the tombstones): freeze it so that the seal below releases its log.
+            if self.inner.version().active().mt.min_lsn().is_some() {
+                self.freeze(0, 0)?;
+            }
+        }
+        while self.seal_one(true)? {}
+        self.inner.core.wal.sync()
+    }
+
+    /// Seals every frozen memtable, oldest first (the seal thread's work).
+    pub(crate) fn seal_frozen(&self) -> Result<()> {
+        while self.seal_one(false)? {}
+        Ok(())
+    }
+
+    /// Seals the oldest frozen memtable, if there is one — or, with `tombstones`, persists
+    /// deletions of sealed rows when there is none. Returns whether it wrote anything.
+    fn seal_one(&self, tombstones: bool) -> Result<bool> {
         let inner = &*self.inner;
         let core = &inner.core;
+        let _one = inner.seal.lock();
         core.wal.check_poisoned()?;
-        let dim = inner.config.dim;
-
-        // 1. Write the new files. Writers are excluded, so the state cannot change under us.
-        let (new_seg, new_tombs) = {
-            let st = inner.state.read();
-            let dirty: Vec<usize> = (0..st.segments.len())
-                .filter(|&i| st.segments[i].dirty)
-                .collect();
-            if st.memtable.rows() == 0 && dirty.is_empty() {
-                return Ok(());
+        if inner.dropped.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(false);
+        }
+        let frozen = {
+            let v = inner.version();
+            if v.memtables.len() > 1 {
+                Some(v.memtables[0].mt.clone())
+            } else if tombstones && v.segments.iter().any(SegmentSlot::dirty) {
+                None
+            } else {
+                return Ok(false);
             }
-            let write = || -> Result<_> {
-                let mut new_seg = None;
-                if st.memtable.live_count() > 0 {
-                    let id = core.alloc_segment_id();
-                    let dir = inner.dir.join(segment_dir_name(id));
-                    std::fs::create_dir_all(&inner.dir).map_err(|e| Error::io(&inner.dir, e))?;
-                    let sealed = self.write_memtable(&st.memtable, &dir, id)?;
-                    new_seg = Some((id, dir, sealed));
-                }
-                let mut new_tombs = Vec::new();
-                for &i in &dirty {
-                    let slot = &st.segments[i];
-                    let generation = slot.generation + 1;
-                    let path = inner.dir.join(tombstone_file_name(slot.seg.id, generation));
-                    let _ = std::fs::remove_file(&path);
-                    tombstones::write(&path, slot.seg.id, &slot.deleted)?;
-                    new_tombs.push((i, slot.seg.id, generation, slot.deleted.len()));
-                }
-                if !new_tombs.is_empty() {
-                    fsutil::sync_dir(&inner.dir)?;
-                }
-                Ok((new_seg, new_tombs))
-            };
-            // After a failed write or fsync the state of the page cache is unknown: stop
-            // writing until the database is reopened (the log still holds every row).
-            match write() {
-                Ok(v) => v,
-                Err(e) => {
-                    core.wal.poison(format!(
-                        "sealing a memtable failed, reopen the database: {e}"
-                    ));
-                    return Err(e);
-                }
+        };
+        // Every batch staged in (or noted on) the frozen memtable commits first; then a
+        // version shows it whole. `committed` and the version are read together.
+        let (committed, v) = loop {
+            let mut c = inner.commits.lock();
+            let done = frozen
+                .as_ref()
+                .and_then(|f| f.max_lsn())
+                .is_none_or(|m| c.committed >= m && c.pending.front().is_none_or(|&p| p > m));
+            if done {
+                break (c.committed, inner.version());
+            }
+            core.wal.check_poisoned()?;
+            inner.progress.wait_for(&mut c, Duration::from_millis(50));
+        };
+        let f = frozen.as_ref().map(|_| v.memtables[0].clone());
+        if let Some(f) = &f {
+            debug_assert!(Arc::ptr_eq(&f.mt, frozen.as_ref().expect("frozen")));
+            debug_assert_eq!(f.rows as usize, f.staged());
+        }
+
+        // 1. Write the new files.
+        let dirty: Vec<usize> = (0..v.segments.len())
+            .filter(|&i| v.segments[i].dirty())
+            .collect();
+        let write = || -> Result<_> {
+            let mut new_seg = None;
+            if let Some(f) = f.as_ref().filter(|f| f.live() > 0) {
+                let id = core.alloc_segment_id();
+                let dir = inner.dir.join(segment_dir_name(id));
+                std::fs::create_dir_all(&inner.dir).map_err(|e| Error::io(&inner.dir, e))?;
+                let sealed = self.write_memtable(f, &dir, id)?;
+                new_seg = Some((id, dir, sealed));
+            }
+            let mut new_tombs = Vec::new();
+            for &i in &dirty {
+                let slot = &v.segments[i];
+                let generation = slot.generation + 1;
+                let path = inner.dir.join(tombstone_file_name(slot.seg.id, generation));
+                let _ = std::fs::remove_file(&path);
+                tombstones::write(&path, slot.seg.id, &slot.deleted)?;
+                new_tombs.push((slot.seg.id, generation, slot.deleted.len()));
+            }
+            if !new_tombs.is_empty() {
+                fsutil::sync_dir(&inner.dir)?;
+            }
+            Ok((new_seg, new_tombs))
+        };
+        // After a failed write or fsync the state of the page cache is unknown: stop writing
+        // until the database is reopened (the log still holds every row).
+        let (new_seg, new_tombs) = match write() {
+            Ok(w) => w,
+            Err(e) => {
+                core.wal.poison(format!(
+                    "sealing a memtable failed, reopen the database: {e}"
+                ));
+                return Err(e);
             }
         };
 
         // 2. Every logged frame so far becomes durable and the log moves to a new file.
         let first_new_lsn = core.wal.rotate()?;
 
-        // 3. Publish.
+        // 3. Publish. Frames up to `flushed` are in segments and tombstone files now: those
+        // of the frozen memtable, and every committed one before the first frame a remaining
+        // memtable still needs.
+        let rest_min = v
+            .memtables
+            .iter()
+            .skip(usize::from(f.is_some()))
+            .filter_map(|m| m.min_lsn())
+            .min();
+        let flushed = rest_min.map_or(committed, |m| committed.min(m - 1));
         core.update_manifest(|m| {
             m.last_lsn = first_new_lsn - 1;
             let entry = m
@@ -157,8 +218,8 @@ impl Collection {
                 .ok_or_else(|| Error::CollectionDropped {
                     name: inner.name.clone(),
                 })?;
-            entry.flushed_lsn = w.applied_lsn;
-            for &(_, seg_id, generation, count) in &new_tombs {
+            entry.flushed_lsn = entry.flushed_lsn.max(flushed);
+            for &(seg_id, generation, count) in &new_tombs {
                 if let Some(s) = entry.segments.iter_mut().find(|s| s.id == seg_id) {
                     s.tombstones = Some(TombstoneRef { generation, count });
                 }
@@ -179,10 +240,10 @@ impl Collection {
         // 4. Swap in. The files were just written and fsynced; opening maps and checks them.
         let opened = match new_seg {
             Some((id, dir, sealed)) => {
-                match Segment::open(&dir, id, sealed.rows, dim, inner.config.m) {
-                    Ok(seg) => Some((seg, sealed.dead)),
+                match Segment::open(&dir, id, sealed.rows, inner.config.dim, inner.config.m) {
+                    Ok(seg) => Some((seg, sealed)),
                     Err(e) => {
-                        // The manifest already names the segment while the memtable still holds
+                        // The manifest already names the segment while a memtable still holds
                         // its rows: sealing again would duplicate them. Stop writing.
                         core.wal
                             .poison(format!("a segment just written failed to open: {e}"));
@@ -193,25 +254,44 @@ impl Collection {
             None => None,
         };
         let mut old_tomb_files = Vec::new();
-        {
-            let mut st = inner.state.write();
-            for &(i, seg_id, generation, _) in &new_tombs {
-                let slot = &mut st.segments[i];
-                if slot.generation > 0 {
-                    old_tomb_files
-                        .push(inner.dir.join(tombstone_file_name(seg_id, slot.generation)));
+        inner.update(|live| {
+            let mut next = (*live.version).clone();
+            for &(seg_id, generation, count) in &new_tombs {
+                if let Some(slot) = next.segments.iter_mut().find(|s| s.seg.id == seg_id) {
+                    if slot.generation > 0 {
+                        old_tomb_files
+                            .push(inner.dir.join(tombstone_file_name(seg_id, slot.generation)));
+                    }
+                    slot.generation = generation;
+                    slot.persisted = count;
                 }
-                slot.generation = generation;
-                slot.dirty = false;
             }
-            if let Some((seg, dead)) = opened {
-                let generation = u64::from(!dead.is_empty());
-                st.segments
-                    .push(SegmentSlot::new(Arc::new(seg), dead, generation));
+            if f.is_some() {
+                // The frozen memtable as it is now: rows that died since the snapshot die in
+                // the segment too (they are in the log until the next seal persists them).
+                let now = next.memtables.remove(0);
+                live.ids.remove(0);
+                if let Some((seg, sealed)) = opened {
+                    let mut dead = sealed.dead.clone();
+                    for r in now.dead.iter() {
+                        if let Some(&nr) = sealed.new_row.get(r as usize)
+                            && nr != u32::MAX
+                        {
+                            dead.insert(nr);
+                        }
+                    }
+                    let mut slot = SegmentSlot::new(
+                        Arc::new(seg),
+                        sealed.dead.clone(),
+                        u64::from(!sealed.dead.is_empty()),
+                    );
+                    slot.deleted = Arc::new(dead);
+                    next.segments.push(slot);
+                }
             }
-            st.memtable = Memtable::new(&inner.config);
-        }
-        core.set_needed(inner.id, None);
+            live.version = Arc::new(next);
+        });
+        self.set_needed();
 
         // 5. Remove what is no longer referenced. Failing here loses nothing: leftovers are
         // removed again on the next open.
@@ -221,14 +301,73 @@ impl Collection {
         // Best effort too: a log file that survives (or reappears after a crash, if this
         // directory fsync fails) holds only frames the manifest marks as flushed.
         let _ = core.wal.remove_below(core.min_needed());
+        inner.progress.notify_all();
         core.kick_compactor();
-        Ok(())
+        Ok(true)
     }
-}
 
-/// What sealing a memtable wrote.
-struct Sealed {
-    rows: u64,
-    /// Rows written dead (tombstones generation 1).
-    dead: RoaringBitmap,
+    /// Writes the frozen memtable `f` and its graph as segment `id` in `dir`. Rows that died in
+    /// the memtable stay in the segment (the graph needs its node numbering) and become its
+    /// first tombstones — unless they are most of it, in which case the live rows get a fresh
+    /// graph.
+    fn write_memtable(&self, f: &MemtableView, dir: &Path, id: u64) -> Result<Sealed> {
+        let cfg = &self.inner.config;
+        let n = f.rows as usize;
+        let dead_rows = n - f.live();
+        let row = |r: u32| SealRow {
+            id: f.id_at(r as usize),
+            vector: f.vector(r as usize),
+            doc: f.doc(r as usize),
+            live: f.is_live(r),
+        };
+        // `source[i]`: the memtable row of the i-th row handed to the writer.
+        let (rows, source, rebuilt): (Vec<SealRow<'_>>, Vec<u32>, Option<MemGraph>) =
+            if dead_rows * 2 > n {
+                let source: Vec<u32> = f.live_rows().collect();
+                let rows: Vec<SealRow<'_>> = source.iter().map(|&r| row(r)).collect();
+                let flat = FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector))
+                    .with_codes(cfg.metric);
+                let graph = build_graph(HnswParams::of(cfg), &flat, rows.len(), cfg.metric)?;
+                (rows, source, Some(graph))
+            } else {
+                f.graph.repair(&f.vecs, cfg.metric, |r| f.is_live(r))?;
+                (
+                    (0..n as u32).map(row).collect(),
+                    (0..n as u32).collect(),
+                    None,
+                )
+            };
+        // Rows go to disk in breadth-first order of the graph, so that the neighbours a
+        // search visits lie close together (fewer pages and TLB misses per query).
+        let graph = rebuilt.as_ref().unwrap_or(&f.graph);
+        let order = bfs_order(graph);
+        let mut slots: Vec<Option<SealRow<'_>>> = rows.into_iter().map(Some).collect();
+        let rows: Vec<SealRow<'_>> = order
+            .iter()
+            .filter_map(|&old| slots[old as usize].take())
+            .collect();
+        debug_assert_eq!(rows.len(), order.len());
+        write_segment(dir, id, cfg.dim, &rows, graph, &order, f.analyzer())?;
+        let mut new_row = vec![u32::MAX; n];
+        for (new, &old) in order.iter().enumerate() {
+            new_row[source[old as usize] as usize] = new as u32;
+        }
+        let dead: RoaringBitmap = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.live)
+            .map(|(i, _)| i as u32)
+            .collect();
+        if !dead.is_empty() {
+            let path = self.inner.dir.join(tombstone_file_name(id, 1));
+            let _ = std::fs::remove_file(&path);
+            tombstones::write(&path, id, &dead)?;
+            fsutil::sync_dir(&self.inner.dir)?;
+        }
+        Ok(Sealed {
+            rows: rows.len() as u64,
+            dead,
+            new_row,
+        })
+    }
 }

@@ -46,13 +46,15 @@ impl Collection {
             }
             None => None,
         };
-        let st = self.inner.state.read();
+        // The current version; no collection lock is held from here on, whatever the request
+        // does (a re-ranker may call back into this collection, or take seconds).
+        let v = self.inner.version();
         let view = View {
-            segments: &st.segments,
-            memtables: &[&st.memtable],
+            segments: &v.segments,
+            memtables: &v.memtables,
             metric: cfg.metric,
             m0: HnswParams::of(cfg).m0(),
-            analyzer: st.memtable.analyzer(),
+            analyzer: v.active().analyzer(),
         };
         engine::run(&view, req, q.as_deref())
     }

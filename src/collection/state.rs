@@ -1,7 +1,17 @@
-//! A collection's readable state: its sealed segments with their deleted rows, and its
-//! memtable; where an id lives in it; and how a logged batch changes it (the same functions
-//! apply live writes and replay the log on open, so the two cannot diverge).
+//! A collection's readable state as immutable *versions*, and how a committed batch makes
+//! the next one (the same functions commit live writes and replay the log on open, so the two
+//! cannot diverge).
+//!
+//! ```text
+//!  Live (behind the collection's `live` lock, held only to read or swap it)
+//!   ├─ version: Arc<Version>     segments + their tombstones, memtables + the rows shown
+//!   └─ ids: one map per memtable  id → row of its live row there
+//!  a read:   clone the Arc (and look an id up), release the lock, then work on the version
+//!  a commit: build the next Version (copy-on-write bitmaps), swap it in
+//! ```
 
+use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
@@ -10,41 +20,50 @@ use crate::error::Result;
 use crate::index::fields::FieldIndex;
 use crate::index::hnsw::layout::MappedGraph;
 use crate::index::text::TextIndex;
-use crate::log::batch::UpsertView;
-use crate::memtable::Memtable;
+use crate::memtable::{Memtable, MemtableView};
 use crate::model::record::Payload;
 use crate::query::source::Source;
 use crate::segment::Segment;
 use crate::vector::quant::Quantized;
 
-/// A sealed segment and its deleted rows.
+/// A sealed segment as a version sees it: the segment and its deleted rows.
+#[derive(Clone)]
 pub(crate) struct SegmentSlot {
     pub seg: Arc<Segment>,
-    pub deleted: RoaringBitmap,
+    pub deleted: Arc<RoaringBitmap>,
     /// Generation of the tombstone file on disk (0: none).
     pub generation: u64,
-    /// `deleted` differs from the tombstone file on disk.
-    pub dirty: bool,
+    /// Rows the tombstone file on disk marks; deleted rows only ever grow, so the slot has
+    /// deletions to persist when `deleted` holds more.
+    pub persisted: u64,
 }
 
 impl SegmentSlot {
     pub(crate) fn new(seg: Arc<Segment>, deleted: RoaringBitmap, generation: u64) -> Self {
+        let persisted = deleted.len();
         SegmentSlot {
             seg,
-            deleted,
+            deleted: Arc::new(deleted),
             generation,
-            dirty: false,
+            persisted,
         }
     }
 
     pub(crate) fn live(&self) -> usize {
         self.seg.rows - self.deleted.len() as usize
     }
+
+    /// Whether rows were deleted since the tombstone file was written.
+    pub(crate) fn dirty(&self) -> bool {
+        self.deleted.len() > self.persisted
+    }
 }
 
 impl Source for SegmentSlot {
     type Graph = MappedGraph;
     type Vecs = Segment;
+    type Fields<'a> = &'a FieldIndex;
+    type Text<'a> = &'a TextIndex;
 
     fn rows(&self) -> usize {
         self.seg.rows
@@ -84,25 +103,126 @@ impl Source for SegmentSlot {
     }
 }
 
-/// What a search sees: segments (oldest first) and the memtable.
-pub(crate) struct State {
+/// One immutable state of a collection: what a read sees, whole.
+#[derive(Clone)]
+pub(crate) struct Version {
+    /// Sealed segments, oldest first.
     pub segments: Vec<SegmentSlot>,
-    pub memtable: Memtable,
+    /// Memtables, oldest first: frozen ones waiting to be sealed, then the active one (always
+    /// present).
+    pub memtables: Vec<MemtableView>,
 }
 
-/// Where a live id is.
+impl Version {
+    pub(crate) fn new(segments: Vec<SegmentSlot>, active: Arc<Memtable>) -> Self {
+        Version {
+            segments,
+            memtables: vec![MemtableView::new(active)],
+        }
+    }
+
+    /// The memtable that takes new rows.
+    pub(crate) fn active(&self) -> &MemtableView {
+        self.memtables
+            .last()
+            .expect("a version always has an active memtable")
+    }
+
+    /// Live records.
+    pub(crate) fn len(&self) -> usize {
+        self.segments.iter().map(SegmentSlot::live).sum::<usize>()
+            + self.memtables.iter().map(MemtableView::live).sum::<usize>()
+    }
+}
+
+/// Where a live id is, in one version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Located {
-    Memtable(usize),
+    /// Memtable `i` of the version, row.
+    Memtable(usize, u32),
+    /// Segment `i` of the version, row.
     Segment(usize, usize),
 }
 
-/// Finds the live row of `id`: the memtable first, then segments newest first.
-pub(crate) fn locate(st: &State, id: u64) -> Option<Located> {
-    if let Some(r) = st.memtable.find(id) {
-        return Some(Located::Memtable(r));
+/// The current version and where each id of its memtables lives.
+pub(crate) struct Live {
+    pub version: Arc<Version>,
+    /// One map per memtable of `version.memtables`, in the same order: id → its live row.
+    pub ids: Vec<HashMap<u64, u32>>,
+}
+
+impl Live {
+    pub(crate) fn new(version: Version) -> Self {
+        let ids = version.memtables.iter().map(|_| HashMap::new()).collect();
+        Live {
+            version: Arc::new(version),
+            ids,
+        }
     }
-    for (i, slot) in st.segments.iter().enumerate().rev() {
+
+    /// Finds the live row of `id`: memtables newest first, then segments newest first.
+    pub(crate) fn locate(&self, id: u64) -> Option<Located> {
+        locate(&self.version, &self.ids, id)
+    }
+
+    /// Makes `mt` the active memtable; the old one is frozen (it takes no more rows).
+    pub(crate) fn freeze(&mut self, mt: Arc<Memtable>) {
+        let mut v = (*self.version).clone();
+        v.memtables.push(MemtableView::new(mt));
+        self.ids.push(HashMap::new());
+        self.version = Arc::new(v);
+    }
+
+    /// Replaces the active memtable, which holds no row, by `mt`.
+    pub(crate) fn replace_empty_active(&mut self, mt: Arc<Memtable>) {
+        let mut v = (*self.version).clone();
+        debug_assert_eq!(v.active().rows, 0);
+        *v.memtables.last_mut().expect("an active memtable") = MemtableView::new(mt);
+        self.version = Arc::new(v);
+    }
+
+    /// Commits an upsert whose rows `rows` of the active memtable hold `ids`, in order: older
+    /// versions of each id die, the rows become visible.
+    pub(crate) fn commit_upsert(&mut self, mt: &Arc<Memtable>, ids: &[u64], rows: Range<u32>) {
+        debug_assert_eq!(ids.len(), rows.len());
+        let mut v = (*self.version).clone();
+        // The memtable the batch was staged in: the active one, or one frozen since (a frozen
+        // memtable is sealed only after every batch staged in it has committed).
+        let at = v
+            .memtables
+            .iter()
+            .rposition(|m| Arc::ptr_eq(&m.mt, mt))
+            .expect("a batch commits before its memtable is sealed");
+        for (&id, row) in ids.iter().zip(rows.clone()) {
+            remove_live(&mut v, &mut self.ids, id);
+            self.ids[at].insert(id, row);
+        }
+        let target = &mut v.memtables[at];
+        target.rows = target.rows.max(rows.end);
+        self.version = Arc::new(v);
+    }
+
+    /// Commits a delete; returns how many of `ids` were live.
+    pub(crate) fn commit_delete(&mut self, ids: &[u64]) -> usize {
+        let mut v = (*self.version).clone();
+        let mut n = 0;
+        for &id in ids {
+            n += usize::from(remove_live(&mut v, &mut self.ids, id));
+        }
+        if n > 0 {
+            self.version = Arc::new(v);
+        }
+        n
+    }
+}
+
+fn locate(v: &Version, ids: &[HashMap<u64, u32>], id: u64) -> Option<Located> {
+    for (i, m) in ids.iter().enumerate().rev() {
+        if let Some(&r) = m.get(&id) {
+            return Some(Located::Memtable(i, r));
+        }
+    }
+    for (i, slot) in v.segments.iter().enumerate().rev() {
         if let Some(r) = slot.seg.find(id)
             && !slot.deleted.contains(r as u32)
         {
@@ -112,37 +232,18 @@ pub(crate) fn locate(st: &State, id: u64) -> Option<Located> {
     None
 }
 
-/// Removes the live version of `id`, wherever it is. Returns whether there was one.
-fn remove_live(st: &mut State, id: u64) -> bool {
-    match locate(st, id) {
-        Some(Located::Memtable(_)) => st.memtable.remove(id),
+/// Marks the live version of `id` dead in `v`, wherever it is. Returns whether there was one.
+fn remove_live(v: &mut Version, ids: &mut [HashMap<u64, u32>], id: u64) -> bool {
+    match locate(v, ids, id) {
+        Some(Located::Memtable(i, r)) => {
+            ids[i].remove(&id);
+            Arc::make_mut(&mut v.memtables[i].dead).insert(r);
+            true
+        }
         Some(Located::Segment(s, r)) => {
-            let slot = &mut st.segments[s];
-            slot.deleted.insert(r as u32);
-            slot.dirty = true;
+            Arc::make_mut(&mut v.segments[s].deleted).insert(r as u32);
             true
         }
         None => false,
-    }
-}
-
-/// Applies an upsert batch (live or during replay).
-pub(crate) fn apply_upsert(st: &mut State, lsn: u64, view: &UpsertView<'_>) {
-    st.memtable.note_lsn(lsn);
-    for &(id, vector, doc) in &view.rows {
-        remove_live(st, id);
-        st.memtable.push(id, vector, doc);
-    }
-}
-
-/// Applies a delete batch (live or during replay).
-pub(crate) fn apply_delete(st: &mut State, lsn: u64, ids: &[u64]) {
-    let mut any = false;
-    for &id in ids {
-        any |= remove_live(st, id);
-    }
-    if any {
-        // Tombstones of segments are only durable through the log until the next seal.
-        st.memtable.note_lsn(lsn);
     }
 }

@@ -1,16 +1,26 @@
-//! The write path: validate, encode, log, apply, wait for durability.
+//! The write path, a commit pipeline: a batch is visible only once its log frame is durable
+//! (under `Durability::Sync`; once it is in the log buffer under `Buffered`), and a batch
+//! whose write fails is never visible.
 //!
 //! ```text
-//! upsert/delete ─▶ validate ─▶ encode body ─▶ writer lock ─▶ WAL append ─▶ apply to State
-//!                                                              │                (memtable +
-//!                                 wait_durable(lsn) ◀──────────┘ unlock          tombstones)
+//!  validate, encode ─▶ writer lock: [freeze a full memtable] log append (LSN) + stage rows
+//!                       (appended, unpublished) + queue the LSN ─▶ unlock
+//!  ─▶ link the rows into the memtable graph (searches go on; other writers too)
+//!  ─▶ wait until the frame is durable (group commit)
+//!  ─▶ commit in LSN order: the next version shows the rows and kills older versions of
+//!     their ids ─▶ return
 //! ```
+//!
+//! Any failure after a frame was appended (log write or fsync) poisons the database: the
+//! frame may or may not be on disk, so nothing more is written until it is reopened.
+
+use std::sync::Arc;
 
 use super::Collection;
-use super::state::{apply_delete, apply_upsert, locate};
 use crate::error::{Error, Result};
 use crate::log::batch::{self, UpsertBuilder};
 use crate::log::wal::{KIND_DELETE, KIND_UPSERT};
+use crate::memtable::Memtable;
 use crate::model::config::Durability;
 use crate::model::record::{Record, StoredDoc};
 use crate::vector::distance::{VectorProblem, prepare};
@@ -36,11 +46,13 @@ impl Collection {
     /// Inserts or replaces records, atomically: after a crash either the whole batch is
     /// there or none of it. Within a batch, a repeated id keeps its last record.
     ///
-    /// Under [`Durability::Sync`] the batch is on stable storage when this returns. Every
-    /// record is checked first (dimension, finite values, non-zero under cosine); one bad
-    /// record rejects the batch and nothing is written.
+    /// Under [`Durability::Sync`] the batch is on stable storage when this returns, and
+    /// searches see it from then on (never before). Every record is checked first
+    /// (dimension, finite values, non-zero under cosine); one bad record rejects the batch
+    /// and nothing is written.
     pub fn upsert(&self, records: impl Into<Vec<Record>>) -> Result<()> {
         let records: Vec<Record> = records.into();
+        self.check_live()?;
         if records.is_empty() {
             return Ok(());
         }
@@ -54,91 +66,165 @@ impl Collection {
             let doc = StoredDoc::encode(r.text.as_deref(), &r.payload);
             builder.push(r.id, &v, &doc);
         }
+        drop(records);
         let body = builder.finish();
         let view = batch::decode_upsert(&body)
             .ok_or_else(|| Error::InvalidArgument("batch could not be encoded".into()))?;
+        let ids: Vec<u64> = view.rows.iter().map(|r| r.0).collect();
+        let doc_bytes: usize = view.rows.iter().map(|r| r.2.len()).sum();
 
-        let lsn = {
-            let mut w = self.inner.writer.lock();
+        let (lsn, mt, rows) = {
+            let _w = self.inner.writer.lock();
             self.check_live()?;
-            if self.memtable_full() {
-                self.seal_locked(&mut w)?;
-            }
-            self.reserve_log();
+            let mt = self.room_for(view.rows.len(), doc_bytes)?;
+            self.reserve_log(&mt);
             let lsn = self.inner.core.wal.append(KIND_UPSERT, &body)?;
-            let mut st = self.inner.state.write();
-            apply_upsert(&mut st, lsn, &view);
-            self.inner
-                .core
-                .set_needed(self.inner.id, st.memtable.min_lsn);
-            w.applied_lsn = lsn;
-            let new_rows = st.memtable.reserve_graph();
-            // Link the new rows into the graph with readers let back in: the graph takes
-            // concurrent searches while it grows; other writers still wait for the writer lock.
-            let st = parking_lot::RwLockWriteGuard::downgrade(st);
-            st.memtable.index(new_rows, self.inner.config.metric)?;
-            lsn
+            let Some(rows) = mt.stage(lsn, &view.rows) else {
+                // `room_for` made room under this lock, so this cannot happen.
+                let e = "a memtable had no room for a batch it was sized for";
+                self.inner.core.wal.poison(e.into());
+                return Err(Error::InvalidArgument(e.into()));
+            };
+            self.queue(lsn);
+            (lsn, mt, rows)
         };
-        self.wait(lsn)?;
-        self.relieve_log();
+        if let Err(e) = mt.link(rows.clone(), self.inner.config.metric) {
+            self.inner.core.wal.poison(format!(
+                "linking a batch into the memtable graph failed: {e}"
+            ));
+            self.dequeue(lsn);
+            return Err(e);
+        }
+        self.commit(lsn, |live| live.commit_upsert(&mt, &ids, rows))?;
+        self.after_write();
         Ok(())
     }
 
-    /// Log upkeep after a write. The write itself is committed; a failed seal here is not its
-    /// failure (and recurs, with its error, on the next write that needs a seal).
-    fn relieve_log(&self) {
-        let _ = self.inner.core.relieve_log();
+    /// Deletes records by id and returns how many existed. Ids that do not exist are ignored.
+    /// Durable on return under [`Durability::Sync`], and visible from then on.
+    pub fn delete(&self, ids: &[u64]) -> Result<usize> {
+        self.check_live()?;
+        let lsn = {
+            let _w = self.inner.writer.lock();
+            self.check_live()?;
+            // Nothing to log when no id exists now and no batch is on its way.
+            if self.inner.commits.lock().pending.is_empty() {
+                let live = self.inner.live.read();
+                if ids.iter().all(|&id| live.locate(id).is_none()) {
+                    return Ok(0);
+                }
+            }
+            let mt = self.inner.version().active().mt.clone();
+            let body = batch::encode_delete(self.inner.id, ids);
+            self.reserve_log(&mt);
+            let lsn = self.inner.core.wal.append(KIND_DELETE, &body)?;
+            // The delete lives in the log until this memtable's seal persists the tombstones.
+            mt.note_lsn(lsn);
+            self.queue(lsn);
+            lsn
+        };
+        let n = self.commit(lsn, |live| live.commit_delete(ids))?;
+        self.after_write();
+        self.inner.core.kick_compactor();
+        Ok(n)
     }
 
-    /// Deletes records by id and returns how many existed. Ids that do not exist are ignored.
-    /// Durable on return under [`Durability::Sync`].
-    pub fn delete(&self, ids: &[u64]) -> Result<usize> {
-        let lsn = {
-            let mut w = self.inner.writer.lock();
-            self.check_live()?;
-            let existing: Vec<u64> = {
-                let st = self.inner.state.read();
-                let mut seen = std::collections::HashSet::new();
-                ids.iter()
-                    .copied()
-                    .filter(|&id| seen.insert(id) && locate(&st, id).is_some())
-                    .collect()
-            };
-            if existing.is_empty() {
-                return Ok(0);
-            }
-            let body = batch::encode_delete(self.inner.id, &existing);
-            self.reserve_log();
-            let lsn = self.inner.core.wal.append(KIND_DELETE, &body)?;
-            let mut st = self.inner.state.write();
-            apply_delete(&mut st, lsn, &existing);
-            self.inner
-                .core
-                .set_needed(self.inner.id, st.memtable.min_lsn);
-            w.applied_lsn = lsn;
-            (lsn, existing.len())
+    /// Queues a logged batch for its commit (with the writer lock held: LSN order).
+    fn queue(&self, lsn: u64) {
+        self.inner.commits.lock().pending.push_back(lsn);
+        self.set_needed();
+    }
+
+    /// Takes a batch that will not commit off the queue.
+    fn dequeue(&self, lsn: u64) {
+        let mut c = self.inner.commits.lock();
+        c.pending.retain(|&l| l != lsn);
+        self.inner.progress.notify_all();
+    }
+
+    /// Waits until `lsn` is durable (in the chosen mode) and every earlier batch of this
+    /// collection has committed, then commits it with `apply`: the next version is
+    /// published. A failure (the log is then poisoned) leaves the batch invisible.
+    fn commit<R>(&self, lsn: u64, apply: impl FnOnce(&mut super::state::Live) -> R) -> Result<R> {
+        let core = &self.inner.core;
+        let durable = match core.options.durability {
+            Durability::Sync => core.wal.wait_durable(lsn),
+            _ => Ok(()),
         };
-        self.wait(lsn.0)?;
-        self.relieve_log();
-        self.inner.core.kick_compactor();
-        Ok(lsn.1)
+        if let Err(e) = durable {
+            self.dequeue(lsn);
+            return Err(e);
+        }
+        let mut c = self.inner.commits.lock();
+        while c.pending.front() != Some(&lsn) {
+            if let Err(e) = core.wal.check_poisoned() {
+                c.pending.retain(|&l| l != lsn);
+                self.inner.progress.notify_all();
+                return Err(e);
+            }
+            self.inner
+                .progress
+                .wait_for(&mut c, std::time::Duration::from_millis(100));
+        }
+        let r = self.inner.update(apply);
+        c.pending.pop_front();
+        c.committed = lsn;
+        self.inner.progress.notify_all();
+        Ok(r)
+    }
+
+    /// The active memtable, once it has room for a batch: a full one is frozen first (and
+    /// sealed in the background) and replaced by a new one sized for at least the batch.
+    /// With the writer lock held.
+    fn room_for(&self, rows: usize, doc_bytes: usize) -> Result<Arc<Memtable>> {
+        let active = self.inner.version().active().mt.clone();
+        let o = &self.inner.core.options;
+        let full = active.staged() >= o.memtable_max_rows || active.bytes() >= o.memtable_max_bytes;
+        if !full && active.fits(rows, doc_bytes) {
+            return Ok(active);
+        }
+        if active.staged() == 0 {
+            // Empty but too small for this batch: replace it.
+            let mt = Arc::new(self.new_memtable(rows, doc_bytes));
+            self.inner
+                .update(|live| live.replace_empty_active(Arc::clone(&mt)));
+            return Ok(mt);
+        }
+        self.freeze(rows, doc_bytes)
     }
 
     /// Before a frame is appended, makes sure the log is kept from the next LSN on: otherwise
-    /// another collection's seal could trim the log between our append and our apply, and an
-    /// acknowledged batch would exist nowhere. (Called with the writer lock held; a
-    /// reservation without a frame after it only keeps log files a little longer.)
-    fn reserve_log(&self) {
-        if self.inner.state.read().memtable.min_lsn.is_none() {
+    /// another collection's seal could trim the log between our append and our staging, and
+    /// an acknowledged batch would exist nowhere. (A reservation without a frame after it
+    /// only keeps log files a little longer.)
+    fn reserve_log(&self, active: &Memtable) {
+        if active.min_lsn().is_none() {
             let core = &self.inner.core;
-            core.set_needed(self.inner.id, Some(core.wal.last_lsn() + 1));
+            let min = self.min_needed().unwrap_or(u64::MAX);
+            core.set_needed(self.inner.id, Some(min.min(core.wal.last_lsn() + 1)));
         }
     }
 
-    fn wait(&self, lsn: u64) -> Result<()> {
-        match self.inner.core.options.durability {
-            Durability::Sync => self.inner.core.wal.wait_durable(lsn),
-            _ => Ok(()),
-        }
+    /// The smallest LSN this collection's memtables still need from the log.
+    pub(crate) fn min_needed(&self) -> Option<u64> {
+        self.inner
+            .version()
+            .memtables
+            .iter()
+            .filter_map(|m| m.min_lsn())
+            .min()
+    }
+
+    /// Publishes [`min_needed`](Self::min_needed) for log trimming.
+    pub(crate) fn set_needed(&self) {
+        self.inner.core.set_needed(self.inner.id, self.min_needed());
+    }
+
+    /// Log upkeep after a write: a log over its budget gets the collection that pins its
+    /// oldest file frozen for sealing. The write itself is committed; a failure here recurs,
+    /// with its error, on the next write.
+    fn after_write(&self) {
+        self.set_needed();
+        let _ = self.inner.core.relieve_log();
     }
 }

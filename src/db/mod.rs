@@ -1,40 +1,31 @@
 //! The database: a directory, its lock, its manifest and log, and the collections in it.
 //!
-//! Opening runs recovery: take the lock, read the manifest, remove files a crash left
-//! unreferenced, open the segments, and replay the log into the memtables.
+//! Opening (`open.rs`) runs recovery: take the lock, read the manifest, remove files a crash
+//! left unreferenced, open the segments, and replay the log into the memtables. The
+//! background threads (log sync, seals, compactions) are in `threads.rs`.
+
+mod open;
+mod threads;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::fs;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 
 use parking_lot::{Mutex, RwLock};
-use roaring::RoaringBitmap;
 use serde::Serialize;
 
 use crate::collection::background::{Background, UserGuard};
 use crate::collection::core::DbCore;
-use crate::collection::state::{SegmentSlot, State, apply_delete, apply_upsert};
-use crate::collection::{Collection, CollectionShared, CollectionStats, WriterState};
-use crate::error::{Error, IoContext, Result};
+use crate::collection::state::{Live, Version};
+use crate::collection::{Collection, CollectionShared, CollectionStats};
+use crate::error::{Error, Result};
 use crate::index::hnsw::check::check;
-use crate::io::fsutil::{self, sync_dir};
-use crate::log::batch;
-use crate::log::wal::{Frame, KIND_DELETE, KIND_UPSERT, Wal};
-use crate::manifest::{
-    CollectionEntry, MANIFEST_FILE, ManifestData, collection_dir, collections_dir,
-    segment_dir_name, tombstone_file_name,
-};
+use crate::manifest::CollectionEntry;
 use crate::memtable::Memtable;
 use crate::model::config::{CollectionConfig, Durability, Options, validate_name};
-use crate::segment::Segment;
-use crate::segment::tombstones;
-
-const LOCK_FILE: &str = "LOCK";
-const WAL_DIR: &str = "wal";
 
 /// An open database. Cheap to clone; `Send + Sync`. The directory stays locked until this
 /// and every [`Collection`] handle from it are dropped.
@@ -92,91 +83,17 @@ impl Database {
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Database> {
         options.validate()?;
         let path = path.as_ref().to_owned();
-        if !path.is_dir() {
-            if !options.create_if_missing {
-                return Err(Error::io(
-                    &path,
-                    std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "database directory does not exist",
-                    ),
-                ));
-            }
-            fs::create_dir_all(&path).at(&path)?;
-        }
-        let lock_existed = path.join(LOCK_FILE).exists();
-        let lock = acquire_lock(&path)?;
-        let manifest = match ManifestData::load(&path)? {
-            Some(m) => m,
-            None => match init_database(&path) {
-                Ok(m) => m,
-                Err(e) => {
-                    // Refusing a foreign directory must leave it as it was.
-                    if !lock_existed {
-                        drop(lock);
-                        let _ = fs::remove_file(path.join(LOCK_FILE));
-                    }
-                    return Err(e);
-                }
-            },
-        };
-        remove_unreferenced(&path, &manifest)?;
-
-        // Collections and their segments, before the log is replayed into them.
-        let mut loaded: Vec<(CollectionEntry, State)> = Vec::new();
-        for c in &manifest.collections {
-            let dir = collection_dir(&path, &c.name);
-            let mut segments = Vec::new();
-            for s in &c.segments {
-                let seg = Segment::open(
-                    &dir.join(segment_dir_name(s.id)),
-                    s.id,
-                    s.rows,
-                    c.config.dim,
-                    c.config.m,
-                )?;
-                let (deleted, generation) = match s.tombstones {
-                    Some(t) => (
-                        tombstones::read(
-                            &dir.join(tombstone_file_name(s.id, t.generation)),
-                            s.id,
-                            s.rows,
-                            t.count,
-                        )?,
-                        t.generation,
-                    ),
-                    None => (RoaringBitmap::new(), 0),
-                };
-                segments.push(SegmentSlot::new(Arc::new(seg), deleted, generation));
-            }
-            loaded.push((
-                c.clone(),
-                State {
-                    segments,
-                    memtable: Memtable::new(&c.config),
-                },
-            ));
-        }
-
-        let by_id: HashMap<u64, usize> = loaded
-            .iter()
-            .enumerate()
-            .map(|(i, (c, _))| (c.id, i))
-            .collect();
-        let mut applied: Vec<u64> = loaded.iter().map(|(c, _)| c.flushed_lsn).collect();
-        let wal_dir = path.join(WAL_DIR);
-        let (wal, _stats) = Wal::open(&wal_dir, options.wal_file_bytes, manifest.last_lsn, |f| {
-            replay_frame(&wal_dir, f, &by_id, &mut loaded, &mut applied)
-        })?;
-
-        // Link the replayed rows into the memtable graphs, in parallel.
-        for (entry, state) in &mut loaded {
-            let rows = state.memtable.reserve_graph();
-            state.memtable.index(rows, entry.config.metric)?;
-        }
+        let (lock, manifest) = open::lock_and_load(&path, &options)?;
+        let mut loaded = open::load_collections(&path, &manifest, &options)?;
+        let wal = open::replay(&path, &manifest, &options, &mut loaded)?;
 
         let (tx, rx) = mpsc::channel::<()>();
         let (ctx, crx) = mpsc::channel::<()>();
+        let (stx, srx) = mpsc::channel::<()>();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("cairn-bg-{i}"))
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("no background thread pool: {e}")))?;
         let core = Arc::new(DbCore {
             path: path.clone(),
             options: options.clone(),
@@ -186,36 +103,37 @@ impl Database {
             registry: Mutex::new(HashMap::new()),
             _flusher: Mutex::new(Some(tx)),
             compactor: Mutex::new(Some(ctx)),
+            sealer: Mutex::new(Some(stx)),
+            pool,
+            pid: std::process::id(),
             bg: Arc::new(Background::default()),
             _lock: lock,
         });
         let mut collections = BTreeMap::new();
-        for ((entry, state), applied_lsn) in loaded.into_iter().zip(applied) {
-            core.set_needed(entry.id, state.memtable.min_lsn);
+        for r in loaded {
             let c = Collection {
                 _user: Some(UserGuard::new(&core.bg)),
-                inner: Arc::new(CollectionShared {
-                    core: Arc::clone(&core),
-                    id: entry.id,
-                    dir: collection_dir(&path, &entry.name),
-                    name: entry.name.clone(),
-                    config: entry.config,
-                    writer: Mutex::new(WriterState { applied_lsn }),
-                    state: RwLock::new(state),
-                    dropped: AtomicBool::new(false),
-                    dropping: AtomicBool::new(false),
-                    compaction: Mutex::new(()),
-                }),
+                inner: Arc::new(CollectionShared::new(
+                    Arc::clone(&core),
+                    r.entry.id,
+                    &r.entry.name,
+                    r.entry.config.clone(),
+                    r.live,
+                )),
             };
+            c.inner.commits.lock().committed = r.committed;
+            c.set_needed();
             core.register(&c.inner);
-            collections.insert(entry.name, c);
+            collections.insert(r.entry.name, c);
         }
         core.wal.remove_below(core.min_needed())?;
         if let Durability::Buffered { interval } = options.durability {
-            spawn_flusher(Arc::downgrade(&core.wal), rx, interval);
+            threads::spawn_flusher(Arc::downgrade(&core.wal), rx, interval);
         }
+        threads::spawn_sealer(Arc::downgrade(&core), Arc::clone(&core.bg), srx);
+        core.kick_sealer();
         if options.background_compaction {
-            spawn_compactor(Arc::downgrade(&core), Arc::clone(&core.bg), crx);
+            threads::spawn_compactor(Arc::downgrade(&core), Arc::clone(&core.bg), crx);
             core.kick_compactor();
         }
         Ok(Database {
@@ -232,6 +150,7 @@ impl Database {
 
     /// Creates a collection. Its name must match `[A-Za-z0-9_-]{1,64}`.
     pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
+        self.core.check_process()?;
         validate_name(name)?;
         config.validate()?;
         self.core.wal.check_poisoned()?;
@@ -252,24 +171,17 @@ impl Database {
             });
             Ok(())
         })?;
-        let memtable = Memtable::new(&config);
+        let active = Arc::new(Memtable::sized(&self.core.options, &config, 0, 0));
+        let live = Live::new(Version::new(Vec::new(), active));
         let c = Collection {
             _user: Some(UserGuard::new(&self.core.bg)),
-            inner: Arc::new(CollectionShared {
-                core: Arc::clone(&self.core),
+            inner: Arc::new(CollectionShared::new(
+                Arc::clone(&self.core),
                 id,
-                name: name.to_owned(),
-                dir: collection_dir(&self.core.path, name),
+                name,
                 config,
-                writer: Mutex::new(WriterState { applied_lsn: 0 }),
-                state: RwLock::new(State {
-                    segments: Vec::new(),
-                    memtable,
-                }),
-                dropped: AtomicBool::new(false),
-                dropping: AtomicBool::new(false),
-                compaction: Mutex::new(()),
-            }),
+                live,
+            )),
         };
         self.core.register(&c.inner);
         cols.insert(name.to_owned(), c.clone());
@@ -278,6 +190,7 @@ impl Database {
 
     /// A handle to an existing collection.
     pub fn collection(&self, name: &str) -> Result<Collection> {
+        self.core.check_process()?;
         self.collections
             .read()
             .get(name)
@@ -293,6 +206,7 @@ impl Database {
     /// Drops a collection and deletes its files. Handles to it then fail with
     /// [`Error::CollectionDropped`].
     pub fn drop_collection(&self, name: &str) -> Result<()> {
+        self.core.check_process()?;
         validate_name(name)?;
         self.core.wal.check_poisoned()?;
         let mut cols = self.collections.write();
@@ -304,6 +218,7 @@ impl Database {
         c.inner.dropping.store(true, Ordering::Release);
         let _c = c.inner.compaction.lock();
         let _w = c.inner.writer.lock();
+        let _s = c.inner.seal.lock();
         if let Err(e) = self.core.update_manifest(|m| {
             m.collections.retain(|e| e.id != c.inner.id);
             Ok(())
@@ -323,6 +238,7 @@ impl Database {
 
     /// Makes every write so far durable (useful under [`Durability::Buffered`]).
     pub fn sync(&self) -> Result<()> {
+        self.core.check_process()?;
         self.core.wal.sync()
     }
 
@@ -343,11 +259,14 @@ impl Database {
     /// document's checksum. (Opening already checked the manifest, the log, headers, ids and
     /// tombstones.)
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.core.check_process()?;
         let mut report = VerifyReport::default();
-        for c in self.collections.read().values() {
+        let collections: Vec<Collection> = self.collections.read().values().cloned().collect();
+        for c in collections {
             report.collections += 1;
-            let st = c.inner.state.read();
-            for slot in &st.segments {
+            // A version: no lock is held while the segments are read.
+            let v = c.inner.version();
+            for slot in &v.segments {
                 slot.seg.verify_all()?;
                 let g = check(slot.seg.graph(), c.inner.config.m, |r| {
                     !slot.deleted.contains(r)
@@ -374,205 +293,6 @@ impl Database {
         }
         Ok(report)
     }
-}
-
-fn replay_frame(
-    wal_dir: &Path,
-    f: Frame<'_>,
-    by_id: &HashMap<u64, usize>,
-    loaded: &mut [(CollectionEntry, State)],
-    applied: &mut [u64],
-) -> Result<()> {
-    let bad = |what: String| Error::corruption(wal_dir, format!("log record {}: {what}", f.lsn));
-    match f.kind {
-        KIND_UPSERT => {
-            let view =
-                batch::decode_upsert(f.body).ok_or_else(|| bad("malformed upsert".into()))?;
-            let Some(&i) = by_id.get(&view.collection) else {
-                return Ok(()); // the collection was dropped
-            };
-            let (entry, state) = &mut loaded[i];
-            if f.lsn <= entry.flushed_lsn {
-                return Ok(());
-            }
-            if view.dim != entry.config.dim {
-                return Err(bad(format!(
-                    "dimension {} in a collection of {}",
-                    view.dim, entry.config.dim
-                )));
-            }
-            apply_upsert(state, f.lsn, &view);
-            applied[i] = f.lsn;
-        }
-        KIND_DELETE => {
-            let (cid, ids) =
-                batch::decode_delete(f.body).ok_or_else(|| bad("malformed delete".into()))?;
-            let Some(&i) = by_id.get(&cid) else {
-                return Ok(());
-            };
-            let (entry, state) = &mut loaded[i];
-            if f.lsn <= entry.flushed_lsn {
-                return Ok(());
-            }
-            apply_delete(state, f.lsn, &ids);
-            applied[i] = f.lsn;
-        }
-        k => return Err(bad(format!("unknown record kind {k}"))),
-    }
-    Ok(())
-}
-
-/// Takes the advisory lock on `<db>/LOCK` and records our pid in it.
-fn acquire_lock(path: &Path) -> Result<File> {
-    let lock_path = path.join(LOCK_FILE);
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .at(&lock_path)?;
-    match f.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => {
-            return Err(Error::Locked {
-                path: path.to_owned(),
-            });
-        }
-        Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
-    }
-    // The pid is for people reading the file; the lock itself is what counts. It is written
-    // at a fixed width so the file never needs truncating (a metadata write on every open).
-    let pid = format!("{:<20}\n", std::process::id());
-    let mut old = Vec::new();
-    let _ = f.read_to_end(&mut old);
-    if old != pid.as_bytes() {
-        let _ = f.set_len(0);
-        let _ = f.rewind();
-        let _ = f.write_all(pid.as_bytes());
-    }
-    Ok(f)
-}
-
-/// Sets up a new database in `path`, which must hold nothing but our LOCK file.
-fn init_database(path: &Path) -> Result<ManifestData> {
-    for entry in fs::read_dir(path).at(path)? {
-        let entry = entry.at(path)?;
-        if entry.file_name() != LOCK_FILE {
-            return Err(Error::InvalidArgument(format!(
-                "{} is not a Cairn database (no {MANIFEST_FILE}) and not empty: refusing to create one there",
-                path.display()
-            )));
-        }
-    }
-    fs::create_dir_all(path.join(WAL_DIR)).at(path)?;
-    fs::create_dir_all(collections_dir(path)).at(path)?;
-    let m = ManifestData::default();
-    m.store(path)?;
-    Ok(m)
-}
-
-/// Removes files a crash can leave behind: segment directories and tombstone files the
-/// manifest does not name, directories of dropped collections, and temporary files. Only
-/// names Cairn itself creates are touched.
-fn remove_unreferenced(path: &Path, m: &ManifestData) -> Result<()> {
-    let _ = fs::remove_file(path.join(MANIFEST_FILE).with_extension("tmp"));
-    let cdir = collections_dir(path);
-    fs::create_dir_all(&cdir).at(&cdir)?;
-    let mut removed = false;
-    for entry in fs::read_dir(&cdir).at(&cdir)? {
-        let entry = entry.at(&cdir)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if validate_name(&name).is_err() {
-            continue;
-        }
-        let Some(c) = m.collections.iter().find(|c| c.name == name) else {
-            fs::remove_dir_all(entry.path()).at(&entry.path())?;
-            removed = true;
-            continue;
-        };
-        let dir = entry.path();
-        let mut removed_here = false;
-        let mut keep: Vec<String> = Vec::new();
-        for s in &c.segments {
-            keep.push(segment_dir_name(s.id));
-            if let Some(t) = s.tombstones {
-                keep.push(tombstone_file_name(s.id, t.generation));
-            }
-        }
-        for e in fs::read_dir(&dir).at(&dir)? {
-            let e = e.at(&dir)?;
-            let n = e.file_name().to_string_lossy().into_owned();
-            if !n.starts_with("seg-") || keep.contains(&n) {
-                continue;
-            }
-            let p = e.path();
-            if p.is_dir() {
-                fs::remove_dir_all(&p).at(&p)?;
-            } else {
-                fs::remove_file(&p).at(&p)?;
-            }
-            removed_here = true;
-        }
-        if removed_here {
-            fsutil::sync_dir(&dir)?;
-        }
-    }
-    // Only a removal needs making durable; a clean open writes nothing.
-    if removed {
-        sync_dir(&cdir)?;
-    }
-    Ok(())
-}
-
-/// The background sync thread of `Durability::Buffered`. It holds only the log, weakly: the
-/// database (and its LOCK) is released the moment the last handle is dropped, never later on
-/// this thread. (`DbCore::drop` syncs the log first, so a late sync here writes nothing.)
-fn spawn_flusher(wal: Weak<Wal>, stop: mpsc::Receiver<()>, interval: std::time::Duration) {
-    let _ = std::thread::Builder::new()
-        .name("cairn-sync".into())
-        .spawn(move || {
-            loop {
-                match stop.recv_timeout(interval) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    _ => return,
-                }
-                let Some(wal) = wal.upgrade() else { return };
-                // A failure poisons the log; writers see it on their next call.
-                let _ = wal.sync();
-            }
-        });
-}
-
-/// The background compaction thread. It holds the database weakly and upgrades only to
-/// check or compact, so it never keeps a closed database open except to finish a
-/// compaction; a compaction notices when every user handle is gone and stops early.
-fn spawn_compactor(core: Weak<DbCore>, bg: Arc<Background>, wake: mpsc::Receiver<()>) {
-    let _ = std::thread::Builder::new()
-        .name("cairn-compact".into())
-        .spawn(move || {
-            loop {
-                match wake.recv_timeout(std::time::Duration::from_secs(10)) {
-                    Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
-                while wake.try_recv().is_ok() {}
-                if !bg.begin() {
-                    return;
-                }
-                if let Some(core) = core.upgrade() {
-                    let collections = core.open_collections();
-                    drop(core);
-                    for c in collections {
-                        // Errors are not lost: a failed write poisons the log and the writer
-                        // sees it; anything else is retried at the next check.
-                        let _ = c.compact_by_policy();
-                    }
-                }
-                // Every strong reference is gone before closing may proceed.
-                bg.end();
-            }
-        });
 }
 
 /// Handles are shared across threads.

@@ -237,3 +237,20 @@ pub fn open_retrying(
         }
     }
 }
+
+/// The collection's stats once the background sealer has no frozen memtable left. Polls for
+/// at most 30 s (seals of test-sized memtables take milliseconds), then fails the test.
+pub fn settled_stats(c: &cairndb::Collection) -> cairndb::CollectionStats {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let s = c.stats();
+        if s.frozen_memtables == 0 {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "frozen memtables never sealed: {s:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

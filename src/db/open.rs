@@ -1,0 +1,319 @@
+//! Opening a database: lock, manifest (or a new database), clean-up of what a crash left,
+//! segments, and the replay of the log into memtables.
+//!
+//! ```text
+//!  lock LOCK ─▶ read MANIFEST (or create) ─▶ remove unreferenced files
+//!  ─▶ open every segment and tombstone file the manifest names
+//!  ─▶ replay wal/*.wal oldest first: each frame stages and commits exactly as a live write
+//!     does (full memtables are frozen; the seal thread seals them after the open)
+//!  ─▶ link the replayed rows into the memtable graphs ─▶ remove log files no memtable needs
+//! ```
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+
+use crate::collection::state::{Live, SegmentSlot, Version};
+use crate::error::{Error, IoContext, Result};
+use crate::io::fsutil::{self, sync_dir};
+use crate::log::batch;
+use crate::log::wal::{Frame, KIND_DELETE, KIND_UPSERT, Wal};
+use crate::manifest::{
+    CollectionEntry, MANIFEST_FILE, ManifestData, collection_dir, collections_dir,
+    segment_dir_name, tombstone_file_name,
+};
+use crate::memtable::Memtable;
+use crate::model::config::{Options, validate_name};
+use crate::segment::Segment;
+use crate::segment::tombstones;
+
+pub(super) const LOCK_FILE: &str = "LOCK";
+pub(super) const WAL_DIR: &str = "wal";
+
+/// A collection as opening restores it: its manifest entry, its live state, and the LSN of
+/// the newest batch committed to it.
+pub(super) struct Restored {
+    pub entry: CollectionEntry,
+    pub live: Live,
+    pub committed: u64,
+}
+
+/// Takes the directory (creating it, or a new database in it, as allowed) and reads its
+/// manifest, then removes what a crash left. Returns the lock and the manifest.
+pub(super) fn lock_and_load(path: &Path, options: &Options) -> Result<(File, ManifestData)> {
+    if !path.is_dir() {
+        if !options.create_if_missing {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "database directory does not exist",
+                ),
+            ));
+        }
+        fs::create_dir_all(path).at(path)?;
+    }
+    let lock_existed = path.join(LOCK_FILE).exists();
+    let lock = acquire_lock(path)?;
+    let manifest = match ManifestData::load(path)? {
+        Some(m) => m,
+        None => match init_database(path) {
+            Ok(m) => m,
+            Err(e) => {
+                // Refusing a foreign directory must leave it as it was.
+                if !lock_existed {
+                    drop(lock);
+                    let _ = fs::remove_file(path.join(LOCK_FILE));
+                }
+                return Err(e);
+            }
+        },
+    };
+    remove_unreferenced(path, &manifest)?;
+    Ok((lock, manifest))
+}
+
+/// Opens the segments and tombstones of every collection the manifest names, each with an
+/// empty memtable.
+pub(super) fn load_collections(
+    path: &Path,
+    manifest: &ManifestData,
+    options: &Options,
+) -> Result<Vec<Restored>> {
+    let mut loaded = Vec::new();
+    for c in &manifest.collections {
+        let dir = collection_dir(path, &c.name);
+        let mut segments = Vec::new();
+        for s in &c.segments {
+            let seg = Segment::open(
+                &dir.join(segment_dir_name(s.id)),
+                s.id,
+                s.rows,
+                c.config.dim,
+                c.config.m,
+            )?;
+            let (deleted, generation) = match s.tombstones {
+                Some(t) => (
+                    tombstones::read(
+                        &dir.join(tombstone_file_name(s.id, t.generation)),
+                        s.id,
+                        s.rows,
+                        t.count,
+                    )?,
+                    t.generation,
+                ),
+                None => (RoaringBitmap::new(), 0),
+            };
+            segments.push(SegmentSlot::new(Arc::new(seg), deleted, generation));
+        }
+        let active = Arc::new(Memtable::sized(options, &c.config, 0, 0));
+        loaded.push(Restored {
+            entry: c.clone(),
+            live: Live::new(Version::new(segments, active)),
+            committed: c.flushed_lsn,
+        });
+    }
+    Ok(loaded)
+}
+
+/// Replays the log into the collections' memtables and links the replayed rows into their
+/// graphs; returns the log, ready to append.
+pub(super) fn replay(
+    path: &Path,
+    manifest: &ManifestData,
+    options: &Options,
+    loaded: &mut [Restored],
+) -> Result<Wal> {
+    let by_id: HashMap<u64, usize> = loaded
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.entry.id, i))
+        .collect();
+    let wal_dir = path.join(WAL_DIR);
+    let (wal, _stats) = Wal::open(&wal_dir, options.wal_file_bytes, manifest.last_lsn, |f| {
+        replay_frame(&wal_dir, f, &by_id, options, loaded)
+    })?;
+    // Link the replayed rows into the memtable graphs (in parallel within each); every
+    // memtable but the active one is frozen.
+    for r in loaded.iter() {
+        let v = &r.live.version;
+        for (i, m) in v.memtables.iter().enumerate() {
+            m.link(0..m.staged() as u32, r.entry.config.metric)?;
+            if i + 1 < v.memtables.len() {
+                m.graph.freeze(m.staged());
+            }
+        }
+    }
+    Ok(wal)
+}
+
+fn replay_frame(
+    wal_dir: &Path,
+    f: Frame<'_>,
+    by_id: &HashMap<u64, usize>,
+    options: &Options,
+    loaded: &mut [Restored],
+) -> Result<()> {
+    let bad = |what: String| Error::corruption(wal_dir, format!("log record {}: {what}", f.lsn));
+    match f.kind {
+        KIND_UPSERT => {
+            let view =
+                batch::decode_upsert(f.body).ok_or_else(|| bad("malformed upsert".into()))?;
+            let Some(&i) = by_id.get(&view.collection) else {
+                return Ok(()); // the collection was dropped
+            };
+            let r = &mut loaded[i];
+            if f.lsn <= r.entry.flushed_lsn {
+                return Ok(());
+            }
+            let cfg = &r.entry.config;
+            if view.dim != cfg.dim {
+                return Err(bad(format!(
+                    "dimension {} in a collection of {}",
+                    view.dim, cfg.dim
+                )));
+            }
+            let doc_bytes: usize = view.rows.iter().map(|x| x.2.len()).sum();
+            let mut active: Arc<Memtable> = Arc::clone(&r.live.version.active().mt);
+            let full = active.staged() >= options.memtable_max_rows
+                || active.bytes() >= options.memtable_max_bytes;
+            if full || !active.fits(view.rows.len(), doc_bytes) {
+                active = Arc::new(Memtable::sized(options, cfg, view.rows.len(), doc_bytes));
+                if r.live.version.active().staged() == 0 {
+                    r.live.replace_empty_active(Arc::clone(&active));
+                } else {
+                    r.live.freeze(Arc::clone(&active));
+                }
+            }
+            let rows = active
+                .stage(f.lsn, &view.rows)
+                .ok_or_else(|| bad("a replayed batch did not fit a memtable made for it".into()))?;
+            let ids: Vec<u64> = view.rows.iter().map(|x| x.0).collect();
+            r.live.commit_upsert(&active, &ids, rows);
+            r.committed = f.lsn;
+        }
+        KIND_DELETE => {
+            let (cid, ids) =
+                batch::decode_delete(f.body).ok_or_else(|| bad("malformed delete".into()))?;
+            let Some(&i) = by_id.get(&cid) else {
+                return Ok(());
+            };
+            let r = &mut loaded[i];
+            if f.lsn <= r.entry.flushed_lsn {
+                return Ok(());
+            }
+            r.live.version.active().note_lsn(f.lsn);
+            r.live.commit_delete(&ids);
+            r.committed = f.lsn;
+        }
+        k => return Err(bad(format!("unknown record kind {k}"))),
+    }
+    Ok(())
+}
+
+/// Takes the advisory lock on `<db>/LOCK` and records our pid in it.
+fn acquire_lock(path: &Path) -> Result<File> {
+    let lock_path = path.join(LOCK_FILE);
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .at(&lock_path)?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(Error::Locked {
+                path: path.to_owned(),
+            });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+    }
+    // The pid is for people reading the file; the lock itself is what counts. It is written
+    // at a fixed width so the file never needs truncating (a metadata write on every open).
+    let pid = format!("{:<20}\n", std::process::id());
+    let mut old = Vec::new();
+    let _ = f.read_to_end(&mut old);
+    if old != pid.as_bytes() {
+        let _ = f.set_len(0);
+        let _ = f.rewind();
+        let _ = f.write_all(pid.as_bytes());
+    }
+    Ok(f)
+}
+
+/// Sets up a new database in `path`, which must hold nothing but our LOCK file.
+fn init_database(path: &Path) -> Result<ManifestData> {
+    for entry in fs::read_dir(path).at(path)? {
+        let entry = entry.at(path)?;
+        if entry.file_name() != LOCK_FILE {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a Cairn database (no {MANIFEST_FILE}) and not empty: refusing to create one there",
+                path.display()
+            )));
+        }
+    }
+    fs::create_dir_all(path.join(WAL_DIR)).at(path)?;
+    fs::create_dir_all(collections_dir(path)).at(path)?;
+    let m = ManifestData::default();
+    m.store(path)?;
+    Ok(m)
+}
+
+/// Removes files a crash can leave behind: segment directories and tombstone files the
+/// manifest does not name, directories of dropped collections, and temporary files. Only
+/// names Cairn itself creates are touched.
+fn remove_unreferenced(path: &Path, m: &ManifestData) -> Result<()> {
+    let _ = fs::remove_file(path.join(MANIFEST_FILE).with_extension("tmp"));
+    let cdir = collections_dir(path);
+    fs::create_dir_all(&cdir).at(&cdir)?;
+    let mut removed = false;
+    for entry in fs::read_dir(&cdir).at(&cdir)? {
+        let entry = entry.at(&cdir)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if validate_name(&name).is_err() {
+            continue;
+        }
+        let Some(c) = m.collections.iter().find(|c| c.name == name) else {
+            fs::remove_dir_all(entry.path()).at(&entry.path())?;
+            removed = true;
+            continue;
+        };
+        let dir = entry.path();
+        let mut removed_here = false;
+        let mut keep: Vec<String> = Vec::new();
+        for s in &c.segments {
+            keep.push(segment_dir_name(s.id));
+            if let Some(t) = s.tombstones {
+                keep.push(tombstone_file_name(s.id, t.generation));
+            }
+        }
+        for e in fs::read_dir(&dir).at(&dir)? {
+            let e = e.at(&dir)?;
+            let n = e.file_name().to_string_lossy().into_owned();
+            if !n.starts_with("seg-") || keep.contains(&n) {
+                continue;
+            }
+            let p = e.path();
+            if p.is_dir() {
+                fs::remove_dir_all(&p).at(&p)?;
+            } else {
+                fs::remove_file(&p).at(&p)?;
+            }
+            removed_here = true;
+        }
+        if removed_here {
+            fsutil::sync_dir(&dir)?;
+        }
+    }
+    // Only a removal needs making durable; a clean open writes nothing.
+    if removed {
+        sync_dir(&cdir)?;
+    }
+    Ok(())
+}
