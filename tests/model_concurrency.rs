@@ -107,7 +107,7 @@ impl Reranker for Reentrant {
         let n = self.calls.fetch_add(1, Ordering::Relaxed);
         let _ = self.col.get(n % 3000)?;
         let _ = self.col.len();
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             self.col.search(&SearchRequest::new(vector(n, 0)).k(3))?;
         }
         if self.slow {
@@ -164,7 +164,7 @@ fn run(seed: u64) {
     for w in 0..WRITERS {
         let (col, progress, stop, steps) =
             (col.clone(), progress.clone(), stop.clone(), steps.clone());
-        let mut rng = Rng::new(seed ^ (w + 1) * 0x9E37);
+        let mut rng = Rng::new(seed ^ ((w + 1) * 0x9E37));
         writers.push(spawn_watched("writer", move || {
             let mut v = 0i64;
             while !stop.load(Ordering::Acquire)
