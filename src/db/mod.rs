@@ -83,7 +83,10 @@ impl Database {
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Database> {
         options.validate()?;
         let path = path.as_ref().to_owned();
-        let (lock, manifest) = open::lock_and_load(&path, &options)?;
+        let started = std::time::Instant::now();
+        let (lock, manifest) = open::lock_and_load(&path, &options).inspect_err(|e| {
+            log::debug!("opening {}: {e}", path.display());
+        })?;
         let mut loaded = open::load_collections(&path, &manifest, &options)?;
         let wal = open::replay(&path, &manifest, &options, &mut loaded)?;
 
@@ -136,6 +139,16 @@ impl Database {
             threads::spawn_compactor(Arc::downgrade(&core), Arc::clone(&core.bg), crx);
             core.kick_compactor();
         }
+        log::info!(
+            "opened {}: {} collections, {} memtable rows replayed from the log, in {:.1?}",
+            path.display(),
+            collections.len(),
+            collections
+                .values()
+                .map(|c| c.stats().memtable_rows)
+                .sum::<usize>(),
+            started.elapsed()
+        );
         Ok(Database {
             _user: UserGuard::new(&core.bg),
             core,

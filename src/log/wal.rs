@@ -315,6 +315,9 @@ impl Wal {
     /// Refuses all further writes, e.g. after a failed fsync elsewhere in the database.
     pub(crate) fn poison(&self, cause: String) {
         let mut g = self.inner.lock();
+        if g.poisoned.is_none() {
+            log::error!("writes stop until the database is reopened: {cause}");
+        }
         g.poisoned.get_or_insert(cause);
         self.synced.notify_all();
     }
