@@ -95,6 +95,7 @@ impl Database {
         let (stx, srx) = mpsc::channel::<()>();
         let pool = rayon::ThreadPoolBuilder::new()
             .thread_name(|i| format!("cairn-bg-{i}"))
+            .start_handler(|_| crate::io::mmap::lower_thread_priority())
             .build()
             .map_err(|e| Error::InvalidArgument(format!("no background thread pool: {e}")))?;
         let core = Arc::new(DbCore {

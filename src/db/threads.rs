@@ -41,6 +41,7 @@ pub(super) fn spawn_sealer(core: Weak<DbCore>, bg: Arc<Background>, wake: mpsc::
     let _ = std::thread::Builder::new()
         .name("cairn-seal".into())
         .spawn(move || {
+            crate::io::mmap::lower_thread_priority();
             loop {
                 match wake.recv_timeout(std::time::Duration::from_secs(10)) {
                     Ok(()) | Err(RecvTimeoutError::Timeout) => {}
@@ -82,6 +83,7 @@ pub(super) fn spawn_compactor(core: Weak<DbCore>, bg: Arc<Background>, wake: mps
     let _ = std::thread::Builder::new()
         .name("cairn-compact".into())
         .spawn(move || {
+            crate::io::mmap::lower_thread_priority();
             loop {
                 match wake.recv_timeout(std::time::Duration::from_secs(10)) {
                     Ok(()) | Err(RecvTimeoutError::Timeout) => {}
