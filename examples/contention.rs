@@ -236,7 +236,10 @@ fn compaction(
         col.flush()?;
     }
     col.warm_up()?;
-    let search = |q: &Vec<f32>| col.search(&SearchRequest::new(q.clone()).k(10)).map(|h| h.len());
+    let search = |q: &Vec<f32>| {
+        col.search(&SearchRequest::new(q.clone()).k(10))
+            .map(|h| h.len())
+    };
     let mut qi = 0usize;
     let mut timed = |until: &dyn Fn() -> bool| -> Result<Vec<f64>, BoxError> {
         let mut ms = Vec::new();
@@ -283,7 +286,11 @@ fn ingest(dir: &Path, rows: usize, dim: usize, batch: usize) -> Result<(), BoxEr
     let data: Vec<Vec<Record>> = (0..rows as u64)
         .collect::<Vec<_>>()
         .chunks(batch)
-        .map(|c| c.iter().map(|&i| Record::new(i, random_vector(i, dim))).collect())
+        .map(|c| {
+            c.iter()
+                .map(|&i| Record::new(i, random_vector(i, dim)))
+                .collect()
+        })
         .collect();
     let t = Instant::now();
     for b in data {

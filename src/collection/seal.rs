@@ -200,10 +200,6 @@ impl Collection {
         let (new_seg, new_tombs) = match write() {
             Ok(w) => w,
             Err(e) => {
-                log::error!(
-                    "{}: sealing failed, writes stop until reopened: {e}",
-                    inner.name
-                );
                 core.wal.poison(format!(
                     "sealing a memtable failed, reopen the database: {e}"
                 ));
