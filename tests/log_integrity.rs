@@ -177,7 +177,12 @@ fn write_after_repair(dir: &Path, state: &Model, universe: u64, ctx: &str) {
         want.insert(900, vector_for(900, 1));
     }
     let db = Database::open(dir).unwrap_or_else(|e| panic!("{ctx}: open after a write: {e}"));
-    assert_state(&db, &want, (0..universe).chain([900]), &format!("{ctx}, written"));
+    assert_state(
+        &db,
+        &want,
+        (0..universe).chain([900]),
+        &format!("{ctx}, written"),
+    );
     db.verify()
         .unwrap_or_else(|e| panic!("{ctx}: verify after repair: {e}"));
 }
@@ -252,7 +257,13 @@ fn flipped_bit_in_a_delete_frame_never_brings_records_back_silently() {
     // too (the manifest knows the log reached it).
     let mut batches = single_upserts(20);
     batches.push(Batch::Del(vec![3, 4]));
-    let dir = build(tmp.path(), "last", &batches, Image::Closed, Options::default());
+    let dir = build(
+        tmp.path(),
+        "last",
+        &batches,
+        Image::Closed,
+        Options::default(),
+    );
     let wal = single_wal(&dir);
     let frames = parse_frames(&fs::read(&wal).unwrap());
     let last = *frames.last().unwrap();
@@ -299,7 +310,12 @@ fn missing_or_shortened_log_is_corruption() {
         for len in [0, 30, HEADER_LEN - 1] {
             let (dir, wal, _) = fresh(image);
             truncate(&wal, len);
-            assert_corruption(&dir, &wal, None, &format!("{image:?}: log cut to {len} bytes"));
+            assert_corruption(
+                &dir,
+                &wal,
+                None,
+                &format!("{image:?}: log cut to {len} bytes"),
+            );
             assert!(wal.exists());
         }
     }
@@ -352,13 +368,20 @@ fn flip_every_byte(root: &Path, image: Image) -> (usize, usize) {
     let model = model_of(&batches);
     let before_last = model_of(&batches[..99]);
     let name = format!("every-byte-{image:?}");
-    let dir = build(root, &name, &batches, image, Options::default());
+    // A small memtable limit keeps each open cheap (its graph is reserved up front); the
+    // 100 rows stay below it, so nothing is sealed.
+    let opts = || Options::default().memtable_max_rows(128);
+    let dir = build(root, &name, &batches, image, opts());
     let wal = single_wal(&dir);
     let pristine = fs::read(&wal).unwrap();
     let manifest = fs::read(dir.join("MANIFEST")).unwrap();
     let frames: Vec<FrameInfo> = parse_frames(&pristine);
     assert_eq!(frames.len(), 100);
-    assert!(pristine.len() <= 20 << 10, "log of {} bytes", pristine.len());
+    assert!(
+        pristine.len() <= 20 << 10,
+        "log of {} bytes",
+        pristine.len()
+    );
     let last_start = frames.last().unwrap().start;
 
     let (mut corrupt, mut opened) = (0, 0);
@@ -367,7 +390,7 @@ fn flip_every_byte(root: &Path, image: Image) -> (usize, usize) {
         let ctx = format!("{image:?}: byte {off} ^ {mask:#04x}");
         let damaged = pristine[off] ^ mask;
         write_at(&wal, off, damaged);
-        match Database::open(&dir) {
+        match Database::open_with(&dir, opts()) {
             Err(Error::Corruption { .. }) => {
                 corrupt += 1;
                 let now = fs::read(&wal).unwrap();
@@ -433,7 +456,10 @@ fn verify_reads_the_log() {
     match db.verify() {
         Err(Error::Corruption { path, what }) => {
             assert_eq!(path, wal);
-            assert!(what.contains(&format!("offset {}", frames[5].start)), "{what}");
+            assert!(
+                what.contains(&format!("offset {}", frames[5].start)),
+                "{what}"
+            );
         }
         other => panic!("verify of a damaged log: {other:?}"),
     }

@@ -10,8 +10,8 @@ use crate::input::{
     FvecsReader, FvecsRecords, JsonlReader, Source, fvecs_dim, is_fvecs, open_input,
 };
 use crate::util::{
-    CliError, CliResult, fail, fmt_dur, open_collection, open_existing, open_existing_with, per_sec,
-    plural, thousands,
+    CliError, CliResult, fail, fmt_dur, open_collection, open_existing, open_existing_with,
+    per_sec, plural, thousands,
 };
 use crate::{CompactArgs, CreateArgs, DeleteArgs, DurabilityArg, ImportArgs, RepairArgs};
 
@@ -296,7 +296,11 @@ pub fn repair(a: &RepairArgs) -> CliResult<()> {
         plural(r.frames_replayed as usize, "frame")
     );
     if let (Some(file), Some(offset)) = (&r.damaged_file, r.damaged_offset) {
-        outln!(out, "first damaged frame: {} at byte {offset}", file.display());
+        outln!(
+            out,
+            "first damaged frame: {} at byte {offset}",
+            file.display()
+        );
     }
     for f in &r.removed_files {
         outln!(out, "removed log file: {}", f.display());
