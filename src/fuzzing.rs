@@ -32,7 +32,7 @@ use crate::index::text::{Analyzer, TEXT_FILE, TextConfig, TextIndex};
 use crate::io::blocks::BLOCK_SIZE;
 use crate::io::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
 use crate::log::batch::{self, decode_delete, decode_upsert};
-use crate::log::wal::{KIND_DELETE, KIND_UPSERT, Wal, decode_frame};
+use crate::log::wal::{KIND_DELETE, KIND_UPSERT, LogMark, Wal, decode_frame};
 use crate::manifest::{CollectionEntry, MANIFEST_FILE, ManifestData};
 use crate::model::config::CollectionConfig;
 use crate::model::filter::Filter;
@@ -236,18 +236,18 @@ fn wal_file(frames: &[u8], count: u64, end: usize) -> Result<()> {
     let dir = tempdir()?;
     let wal_dir = write_log(dir.path(), frames)?;
     let mut seen = 0u64;
-    let (log, stats) = Wal::open(&wal_dir, u64::MAX, 0, |f| {
+    let (log, stats) = Wal::open(&wal_dir, u64::MAX, LogMark::default(), false, |f| {
         seen += 1;
         assert_eq!(f.lsn, seen, "replay out of order");
         decode_body(f.kind, f.body);
         Ok(())
     })?;
     assert_eq!(
-        stats.frames, count,
+        stats.frames_replayed, count,
         "the log read other frames than the decoder"
     );
     assert_eq!(
-        stats.truncated_bytes,
+        stats.torn_tail_bytes,
         (frames.len() - end) as u64,
         "the log cut another tail than the torn one"
     );
@@ -259,15 +259,19 @@ fn wal_file(frames: &[u8], count: u64, end: usize) -> Result<()> {
     log.sync()?;
     drop(log);
     let mut again = 0u64;
-    let (_, stats) = Wal::open(&wal_dir, u64::MAX, 0, |f| {
+    let (_, stats) = Wal::open(&wal_dir, u64::MAX, LogMark::default(), false, |f| {
         again += 1;
         if f.lsn == lsn {
             assert_eq!(f.body, &body[..], "the appended frame changed");
         }
         Ok(())
     })?;
-    assert_eq!(stats.frames, count + 1, "a reopened log lost frames");
-    assert_eq!(stats.truncated_bytes, 0, "a repaired log was cut again");
+    assert_eq!(
+        stats.frames_replayed,
+        count + 1,
+        "a reopened log lost frames"
+    );
+    assert_eq!(stats.torn_tail_bytes, 0, "a repaired log was cut again");
     Ok(())
 }
 
@@ -289,6 +293,7 @@ fn wal_database(frames: &[u8], flags: u8) -> Result<()> {
     config.ef_construction = 16;
     let manifest = ManifestData {
         last_lsn: 0,
+        log_file: 0,
         next_collection_id: 2,
         next_segment_id: 1,
         collections: vec![CollectionEntry {

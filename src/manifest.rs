@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, IoContext, Result};
 use crate::io::fsutil::replace_file;
 use crate::io::header::{FileKind, HEADER_LEN, Header};
+use crate::log::wal::LogMark;
 use crate::model::config::{CollectionConfig, validate_name};
 
 /// File name of the manifest in the database directory.
@@ -24,6 +25,10 @@ pub(crate) struct ManifestData {
     /// Every log frame below this LSN + 1 was durable when the manifest was written; new LSNs
     /// are always above it.
     pub last_lsn: u64,
+    /// First LSN of the newest log file when the manifest was written; that file or a newer
+    /// one must exist. 0 (manifests written before it was recorded): not checked.
+    #[serde(default)]
+    pub log_file: u64,
     pub next_collection_id: u64,
     pub next_segment_id: u64,
     pub collections: Vec<CollectionEntry>,
@@ -60,6 +65,7 @@ impl Default for ManifestData {
     fn default() -> Self {
         ManifestData {
             last_lsn: 0,
+            log_file: 0,
             next_collection_id: 1,
             next_segment_id: 1,
             collections: Vec::new(),
@@ -116,6 +122,14 @@ impl ManifestData {
             .map_err(|e| Error::corruption(path, format!("body is not a valid manifest: {e}")))?;
         m.validate(path)?;
         Ok(m)
+    }
+
+    /// The log position the manifest was published at.
+    pub(crate) fn log_mark(&self) -> LogMark {
+        LogMark {
+            last_lsn: self.last_lsn,
+            log_file: self.log_file,
+        }
     }
 
     /// Checks what a checksum cannot: names, uniqueness and id ranges.
@@ -176,6 +190,7 @@ mod tests {
     fn sample() -> ManifestData {
         ManifestData {
             last_lsn: 77,
+            log_file: 71,
             next_collection_id: 3,
             next_segment_id: 9,
             collections: vec![CollectionEntry {

@@ -141,16 +141,21 @@ fn wal_universe() -> Vec<u64> {
     (0..20).chain([1000, 1001]).collect()
 }
 
-/// Writes the batches with Sync durability and no flush; returns the database path.
+/// Writes the batches with Sync durability and no flush; returns the path of a copy taken
+/// while the database was still open, as a crash would leave it. (A clean close records the
+/// log's last LSN in the manifest, and a log cut below it is then corruption, not a torn
+/// tail: a torn tail only comes from a crash.)
 fn build_wal_db(root: &Path) -> PathBuf {
+    let live = root.join("live");
     let path = root.join("src");
-    let db = Database::open(&path).unwrap();
+    let db = Database::open(&live).unwrap();
     let col = db
         .create_collection(NAME, CollectionConfig::new(WAL_DIM, Metric::Dot))
         .unwrap();
     for b in wal_batches() {
         b.apply_db(&col);
     }
+    copy_dir(&live, &path);
     path
 }
 
@@ -207,14 +212,17 @@ fn wal_truncated_at_every_offset_keeps_whole_batches() {
     let wal_name = wal.file_name().unwrap().to_owned();
     let universe = wal_universe();
 
-    // Opening and writing below change nothing but the log file, which every iteration
-    // rewrites: one copy of the database serves all cuts.
+    // Opening and writing below change nothing but the log file and the manifest (a clean
+    // close records the log's end), which every iteration rewrites: one copy of the database
+    // serves all cuts.
     let dir = tmp.path().join("cut");
     copy_dir(&src, &dir);
     let w = dir.join("wal").join(&wal_name);
+    let manifest = fs::read(src.join("MANIFEST")).unwrap();
     for cut in frames[2].start..=bytes.len() {
         let ctx = format!("log cut at byte {cut} of {}", bytes.len());
         fs::write(&w, &bytes[..cut]).unwrap();
+        fs::write(dir.join("MANIFEST"), &manifest).unwrap();
         let k = frames.iter().filter(|f| f.end <= cut).count();
         let keep = frames[..k].last().map_or(HEADER_LEN, |f| f.end);
         {
@@ -237,6 +245,7 @@ fn wal_truncated_at_every_offset_keeps_whole_batches() {
         }
     }
     fs::write(&w, &bytes).unwrap();
+    fs::write(dir.join("MANIFEST"), &manifest).unwrap();
     assert_same_files(&src, &dir);
 }
 

@@ -4,7 +4,7 @@
 //! main.rs    arguments (clap) and dispatch
 //! util.rs    errors, opening a database, number/time formatting, text tables
 //! input.rs   reading JSONL records, .fvecs/.bvecs/.ivecs/.npy vectors and `--vector` JSON
-//! write.rs   create, import, delete
+//! write.rs   create, import, delete, repair
 //! read.rs    search, get, stats, verify
 //! bench.rs   the recall/throughput benchmark on a base and a query set
 //! plot.rs    its recall-vs-QPS chart (SVG)
@@ -79,6 +79,10 @@ enum Command {
     Stats(StatsArgs),
     /// Open the database and check every checksum of every file (exit code 1 on corruption).
     Verify(VerifyArgs),
+    /// Open a database whose log is damaged by dropping the log from its first bad frame on
+    /// (records written after it are lost), and report what was dropped. Without this,
+    /// opening such a database fails and changes nothing.
+    Repair(RepairArgs),
     /// Run the end-to-end demo: ingest real PyPI package summaries, search, delete, reopen,
     /// and measure throughput on a synthetic 100k-vector set.
     Demo(DemoArgs),
@@ -286,6 +290,16 @@ pub struct VerifyArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct RepairArgs {
+    /// Database directory.
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Directory for the demo database. An old demo database there is replaced; any other
     /// non-empty directory is left alone and the demo refuses to run.
@@ -374,6 +388,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Compact(a) => write::compact(&a),
         Command::Stats(a) => read::stats(&a),
         Command::Verify(a) => read::verify(&a),
+        Command::Repair(a) => write::repair(&a),
         Command::Demo(a) => demo::run(&a),
         Command::Bench(a) => bench::run(&a),
     }

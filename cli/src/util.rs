@@ -46,6 +46,11 @@ pub fn fail(msg: impl Display) -> CliError {
 
 /// Opens a database that must exist already (never creates one).
 pub fn open_existing(db: &Path, durability: Durability) -> CliResult<Database> {
+    open_existing_with(db, Options::default().durability(durability))
+}
+
+/// Opens a database that must exist already with these options (never creates one).
+pub fn open_existing_with(db: &Path, options: Options) -> CliResult<Database> {
     if !db.join(MANIFEST).is_file() {
         return Err(if !db.exists() {
             fail(format_args!(
@@ -60,10 +65,7 @@ pub fn open_existing(db: &Path, durability: Durability) -> CliResult<Database> {
             ))
         });
     }
-    let opts = Options::default()
-        .create_if_missing(false)
-        .durability(durability);
-    Ok(Database::open_with(db, opts)?)
+    Ok(Database::open_with(db, options.create_if_missing(false))?)
 }
 
 /// Opens an existing database and one of its collections.

@@ -10,9 +10,10 @@ use crate::input::{
     FvecsReader, FvecsRecords, JsonlReader, Source, fvecs_dim, is_fvecs, open_input,
 };
 use crate::util::{
-    CliError, CliResult, fail, fmt_dur, open_collection, open_existing, per_sec, thousands,
+    CliError, CliResult, fail, fmt_dur, open_collection, open_existing, open_existing_with,
+    per_sec, plural, thousands,
 };
-use crate::{CompactArgs, CreateArgs, DeleteArgs, DurabilityArg, ImportArgs};
+use crate::{CompactArgs, CreateArgs, DeleteArgs, DurabilityArg, ImportArgs, RepairArgs};
 
 /// Checks a collection name and dimension before a database directory is created for them
 /// (the library checks them again).
@@ -255,5 +256,57 @@ fn ingest(
         per_sec(committed, took),
         fmt_dur(flush_started.elapsed())
     );
+    Ok(())
+}
+
+/// Opens the database with `accept_log_loss` and prints what the recovery dropped.
+pub fn repair(a: &RepairArgs) -> CliResult<()> {
+    let db = open_existing_with(&a.db, Options::default().accept_log_loss(true))?;
+    db.sync()?;
+    let r = db.recovery_report().clone();
+    drop(db);
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let json = serde_json::to_string(&r).map_err(fail)?;
+        outln!(out, "{json}");
+        return Ok(());
+    }
+    if !r.lost_data() {
+        outln!(
+            out,
+            "nothing to repair: the log is intact ({} replayed{})",
+            plural(r.frames_replayed as usize, "frame"),
+            if r.torn_tail_bytes > 0 {
+                format!(
+                    ", a torn tail of {} cut",
+                    plural(r.torn_tail_bytes as usize, "byte")
+                )
+            } else {
+                String::new()
+            }
+        );
+        return Ok(());
+    }
+    outln!(
+        out,
+        "repaired {}: dropped {} ({}); kept {}",
+        a.db.display(),
+        plural(r.dropped_frames as usize, "log frame"),
+        plural(r.dropped_records as usize, "readable record"),
+        plural(r.frames_replayed as usize, "frame")
+    );
+    if let (Some(file), Some(offset)) = (&r.damaged_file, r.damaged_offset) {
+        outln!(
+            out,
+            "first damaged frame: {} at byte {offset}",
+            file.display()
+        );
+    }
+    for f in &r.removed_files {
+        outln!(out, "removed log file: {}", f.display());
+    }
+    for p in &r.problems {
+        outln!(out, "lost: {p}");
+    }
     Ok(())
 }

@@ -642,7 +642,7 @@ fn demo_refuses_to_delete_other_directories() {
 fn help_describes_every_command() {
     let out = ok(&["--help"]);
     for cmd in [
-        "create", "import", "search", "get", "delete", "stats", "verify", "demo",
+        "create", "import", "search", "get", "delete", "stats", "verify", "repair", "demo",
     ] {
         assert!(out.contains(cmd), "{cmd} missing from --help");
         let sub = ok(&[cmd, "--help"]);
@@ -902,5 +902,84 @@ fn verbose_and_quiet_control_the_engine_log() {
         stderr(&both).contains("cannot be used with"),
         "{}",
         stderr(&both)
+    );
+}
+
+/// The start of every frame of a log file (`len | crc | lsn | kind | body` after a 64-byte
+/// header, `len` counting what follows the crc).
+fn frame_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut pos = 64;
+    while pos + 8 <= bytes.len() {
+        starts.push(pos);
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        pos += 8 + len;
+    }
+    starts
+}
+
+#[test]
+fn repair_drops_a_damaged_log_and_reports_it() {
+    let t = new_db();
+    let db = s(&t.db);
+    ok(&["create", db, "vecs", "--dim", "4", "--metric", "dot"]);
+    let file = t.dir.join("base.fvecs");
+    write_fvecs(&file, &grid(50));
+    ok(&["import", db, "vecs", s(&file)]);
+    // Ten deletes of one record each: ten frames in the log.
+    for id in 0..10 {
+        ok(&["delete", db, "vecs", &id.to_string()]);
+    }
+    let wals: Vec<PathBuf> = fs::read_dir(t.db.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    assert_eq!(wals.len(), 1, "{wals:?}");
+    let wal = &wals[0];
+    let mut bytes = fs::read(wal).unwrap();
+    let starts = frame_starts(&bytes);
+    assert_eq!(starts.len(), 10, "one frame per delete");
+    // A bit of the id in the fourth delete (body: collection u64, count u32, id u64).
+    let at = starts[3];
+    bytes[at + 17 + 12] ^= 0x01;
+    fs::write(wal, &bytes).unwrap();
+
+    // Opening refuses the damaged log and changes nothing.
+    let err = fails(&["verify", db]);
+    assert!(
+        err.contains(".wal") && err.contains(&format!("offset {at} ")) && err.contains("repair"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(wal).unwrap(),
+        bytes,
+        "a failed open changed the log"
+    );
+
+    // `repair` drops the damaged frame and the six after it, and says so.
+    let out = ok(&["repair", db]);
+    assert!(
+        out.contains("dropped 7 log frames (7 readable records); kept 3 frames"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(".wal at byte {at}")),
+        "the report names the file and offset: {out}"
+    );
+    ok(&["verify", db]);
+    // Deletes 0..3 survive; the dropped ones (3..10) did not happen.
+    for id in 0..10u64 {
+        let o = cairn(&["get", db, "vecs", &id.to_string()]);
+        let exists = o.status.success();
+        assert_eq!(exists, id >= 3, "record {id}: {}", stderr(&o));
+    }
+    let out = ok(&["repair", db]);
+    assert!(out.starts_with("nothing to repair"), "{out}");
+    let report: Value = serde_json::from_str(ok(&["repair", db, "--json"]).trim()).unwrap();
+    assert_eq!(report["dropped_frames"], 0, "{report}");
+    assert!(
+        report["problems"].as_array().unwrap().is_empty(),
+        "{report}"
     );
 }

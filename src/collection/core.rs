@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use super::background::Background;
 use super::{Collection, CollectionShared};
 use crate::error::Result;
-use crate::log::wal::Wal;
+use crate::log::wal::{RecoveryReport, Wal};
 use crate::manifest::ManifestData;
 use crate::model::config::Options;
 
@@ -40,6 +40,8 @@ pub(crate) struct DbCore {
     pub pid: u32,
     /// User handles, closing, and whether background work is running.
     pub bg: Arc<Background>,
+    /// What opening found in the log and did about it.
+    pub recovery: RecoveryReport,
     pub _lock: std::fs::File,
 }
 
@@ -117,6 +119,10 @@ impl DbCore {
     /// collection that holds the oldest record still needed, so the seal thread seals it and
     /// the log can be trimmed. Called after a write, with no lock held.
     pub(crate) fn relieve_log(&self) -> Result<()> {
+        // A write that started a new log file publishes it, so that losing it is detected.
+        if self.wal.newest_file() > self.manifest.lock().log_file {
+            self.update_manifest(|_| Ok(()))?;
+        }
         if self.wal.disk_bytes() <= self.options.max_wal_bytes {
             return Ok(());
         }
@@ -141,6 +147,8 @@ impl DbCore {
         let mut m = self.manifest.lock();
         let mut next = m.clone();
         change(&mut next)?;
+        // Record the newest log file: from now on its loss is detected on open.
+        next.log_file = next.log_file.max(self.wal.newest_file());
         if let Err(e) = next.store(&self.path) {
             self.wal.poison(format!("writing the manifest failed: {e}"));
             return Err(e);
@@ -154,8 +162,24 @@ impl Drop for DbCore {
     fn drop(&mut self) {
         // Buffered writes reach the disk when the last handle goes — in the process that
         // opened the database only: a forked child's copy of the buffer is the parent's.
-        if std::process::id() == self.pid {
-            let _ = self.wal.sync();
+        // Not after a poisoning: the manifest on disk may then differ from ours.
+        if std::process::id() == self.pid
+            && self.wal.sync().is_ok()
+            && self.wal.check_poisoned().is_ok()
+        {
+            // A clean close records where the log ends, so that a log shortened afterwards
+            // is reported on open, not taken for a torn tail.
+            let last = self.wal.last_lsn();
+            let stale = {
+                let m = self.manifest.lock();
+                m.last_lsn < last || m.log_file < self.wal.newest_file()
+            };
+            if stale {
+                let _ = self.update_manifest(|m| {
+                    m.last_lsn = m.last_lsn.max(last);
+                    Ok(())
+                });
+            }
         }
     }
 }

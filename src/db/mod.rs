@@ -23,6 +23,7 @@ use crate::collection::state::{Live, Version};
 use crate::collection::{Collection, CollectionShared, CollectionStats};
 use crate::error::{Error, Result};
 use crate::index::hnsw::check::check;
+use crate::log::wal::RecoveryReport;
 use crate::manifest::CollectionEntry;
 use crate::memtable::Memtable;
 use crate::model::config::{CollectionConfig, Durability, Options, validate_name};
@@ -67,6 +68,12 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Graph links checked (degree bounds, targets, levels, reachability).
     pub graph_edges: u64,
+    /// Log files checked.
+    pub log_files: usize,
+    /// Log frames checked (length, checksum, LSN sequence).
+    pub log_frames: u64,
+    /// Bytes of log files checked.
+    pub log_bytes: u64,
 }
 
 impl Database {
@@ -79,7 +86,12 @@ impl Database {
     ///
     /// Fails with [`Error::Locked`] when another process or handle has it open, and with
     /// [`Error::Corruption`] when a file fails its checks. A torn tail of the log (a crash
-    /// during a write) is cut off, never reported as an error.
+    /// during a write: a bad frame at the end of the newest log file that no intact frame
+    /// follows) is cut off, never reported as an error. A damaged frame followed by intact
+    /// ones, a missing newest log file, or a log that ends before the LSN the manifest was
+    /// published at is [`Error::Corruption`] naming the file (and byte offset), and no file
+    /// is changed — unless [`Options::accept_log_loss`] asks to drop the damaged part (see
+    /// [`Database::recovery_report`]).
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Database> {
         options.validate()?;
         let path = path.as_ref().to_owned();
@@ -88,7 +100,7 @@ impl Database {
             log::debug!("opening {}: {e}", path.display());
         })?;
         let mut loaded = open::load_collections(&path, &manifest, &options)?;
-        let wal = open::replay(&path, &manifest, &options, &mut loaded)?;
+        let (wal, recovery) = open::replay(&path, &manifest, &options, &mut loaded)?;
 
         let (tx, rx) = mpsc::channel::<()>();
         let (ctx, crx) = mpsc::channel::<()>();
@@ -111,6 +123,7 @@ impl Database {
             pool,
             pid: std::process::id(),
             bg: Arc::new(Background::default()),
+            recovery,
             _lock: lock,
         });
         let mut collections = BTreeMap::new();
@@ -160,6 +173,12 @@ impl Database {
     /// The database directory.
     pub fn path(&self) -> &Path {
         &self.core.path
+    }
+
+    /// What opening found in the log: frames replayed, a torn tail cut, and what a recovery
+    /// under [`Options::accept_log_loss`] dropped.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.core.recovery
     }
 
     /// Creates a collection. Its name must match `[A-Za-z0-9_-]{1,64}`.
@@ -269,12 +288,13 @@ impl Database {
         }
     }
 
-    /// Reads and checks every byte of every segment: vector block checksums and every
-    /// document's checksum. (Opening already checked the manifest, the log, headers, ids and
-    /// tombstones.)
+    /// Reads and checks every byte of every segment (vector block checksums and every
+    /// document's checksum) and every frame of every log file. (Opening already checked the
+    /// manifest, headers, ids and tombstones.)
     pub fn verify(&self) -> Result<VerifyReport> {
         self.core.check_process()?;
         let mut report = VerifyReport::default();
+        (report.log_files, report.log_frames, report.log_bytes) = self.core.wal.verify()?;
         let collections: Vec<Collection> = self.collections.read().values().cloned().collect();
         for c in collections {
             report.collections += 1;

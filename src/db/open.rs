@@ -5,7 +5,8 @@
 //!  lock LOCK ─▶ read MANIFEST (or create) ─▶ remove unreferenced files
 //!  ─▶ open every segment and tombstone file the manifest names
 //!  ─▶ replay wal/*.wal oldest first: each frame stages and commits exactly as a live write
-//!     does (full memtables are frozen; the seal thread seals them after the open)
+//!     does (full memtables are frozen; the seal thread seals them after the open); a damaged
+//!     or shortened log fails the open unchanged, unless `accept_log_loss` (log/wal.rs)
 //!  ─▶ link the replayed rows into the memtable graphs ─▶ remove log files no memtable needs
 //! ```
 
@@ -21,7 +22,7 @@ use crate::collection::state::{Live, SegmentSlot, Version};
 use crate::error::{Error, IoContext, Result};
 use crate::io::fsutil::{self, sync_dir};
 use crate::log::batch;
-use crate::log::wal::{Frame, KIND_DELETE, KIND_UPSERT, Wal};
+use crate::log::wal::{Frame, KIND_DELETE, KIND_UPSERT, RecoveryReport, Wal};
 use crate::manifest::{
     CollectionEntry, MANIFEST_FILE, ManifestData, collection_dir, collections_dir,
     segment_dir_name, tombstone_file_name,
@@ -121,22 +122,26 @@ pub(super) fn load_collections(
 }
 
 /// Replays the log into the collections' memtables and links the replayed rows into their
-/// graphs; returns the log, ready to append.
+/// graphs; returns the log, ready to append, and what the replay found.
 pub(super) fn replay(
     path: &Path,
     manifest: &ManifestData,
     options: &Options,
     loaded: &mut [Restored],
-) -> Result<Wal> {
+) -> Result<(Wal, RecoveryReport)> {
     let by_id: HashMap<u64, usize> = loaded
         .iter()
         .enumerate()
         .map(|(i, r)| (r.entry.id, i))
         .collect();
     let wal_dir = path.join(WAL_DIR);
-    let (wal, _stats) = Wal::open(&wal_dir, options.wal_file_bytes, manifest.last_lsn, |f| {
-        replay_frame(&wal_dir, f, &by_id, options, loaded)
-    })?;
+    let (wal, report) = Wal::open(
+        &wal_dir,
+        options.wal_file_bytes,
+        manifest.log_mark(),
+        options.accept_log_loss,
+        |f| replay_frame(&wal_dir, f, &by_id, options, loaded),
+    )?;
     // Link the replayed rows into the memtable graphs (in parallel within each); every
     // memtable but the active one is frozen.
     for r in loaded.iter() {
@@ -148,7 +153,7 @@ pub(super) fn replay(
             }
         }
     }
-    Ok(wal)
+    Ok((wal, report))
 }
 
 fn replay_frame(

@@ -63,6 +63,13 @@ pub struct Options {
     pub compaction_max_segments: usize,
     /// Fraction of deleted rows above which a segment is rewritten. Default: 0.2.
     pub compaction_deleted_ratio: f64,
+    /// A deliberate recovery from a damaged log. Without it (the default) opening fails with
+    /// [`Error::Corruption`] on a damaged or shortened log and changes nothing; only a torn
+    /// tail (the end of a write a crash interrupted, never acknowledged) is cut. With it,
+    /// opening cuts the log at the first bad frame, removes the log files after it, and
+    /// succeeds; [`Database::recovery_report`](crate::Database::recovery_report) says what
+    /// was dropped. Default: false.
+    pub accept_log_loss: bool,
 }
 
 impl Default for Options {
@@ -77,6 +84,7 @@ impl Default for Options {
             background_compaction: true,
             compaction_max_segments: 8,
             compaction_deleted_ratio: 0.2,
+            accept_log_loss: false,
         }
     }
 }
@@ -122,6 +130,12 @@ impl Options {
     /// Whether to create a missing database directory.
     pub fn create_if_missing(mut self, yes: bool) -> Self {
         self.create_if_missing = yes;
+        self
+    }
+    /// Whether opening may drop the log from its first damaged frame on (see
+    /// [`Options::accept_log_loss`](Options#structfield.accept_log_loss)).
+    pub fn accept_log_loss(mut self, yes: bool) -> Self {
+        self.accept_log_loss = yes;
         self
     }
 
