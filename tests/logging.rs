@@ -80,7 +80,7 @@ fn the_engine_logs_opens_seals_and_compactions() {
         has(
             &lines,
             log::Level::Info,
-            "1 collections, 1 memtable rows replayed"
+            "1 collections, 1 frames (1 memtable rows) replayed"
         ),
         "{lines:?}"
     );

@@ -153,16 +153,23 @@ impl Database {
             threads::spawn_compactor(Arc::downgrade(&core), Arc::clone(&core.bg), crx);
             core.kick_compactor();
         }
+        let r = &core.recovery;
         log::info!(
-            "opened {}: {} collections, {} memtable rows replayed from the log, in {:.1?}",
+            "opened {}: {} collections, {} frames ({} memtable rows) replayed from the log, \
+             {} bytes of torn tail cut, in {:.1?}",
             path.display(),
             collections.len(),
+            r.frames_replayed,
             collections
                 .values()
                 .map(|c| c.stats().memtable_rows)
                 .sum::<usize>(),
+            r.torn_tail_bytes,
             started.elapsed()
         );
+        for problem in &r.problems {
+            log::warn!("{}: recovery dropped data: {problem}", path.display());
+        }
         Ok(Database {
             _user: UserGuard::new(&core.bg),
             core,
