@@ -274,7 +274,9 @@ def run(script, tmp_path):
             timeout=TIMEOUT,
         )
     except subprocess.TimeoutExpired as e:
-        pytest.fail(f"the scenario hung for {TIMEOUT} s:\n{e.stdout}\n{e.stderr}")
+        r = e
+    if isinstance(r, subprocess.TimeoutExpired):
+        pytest.fail(f"the scenario hung for {TIMEOUT} s:\n{r.stdout}\n{r.stderr}")
     assert r.returncode == 0, r.stdout + r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
 
