@@ -678,7 +678,8 @@ impl DbState {
         Ok(())
     }
 
-    /// Starts a call on `slot`'s handle (the database's when `None`).
+    /// Starts a call on the handle `pick` takes from the shared handles; `ClosedError` naming
+    /// `what` when there is none (closed).
     fn enter<T: Clone>(
         self: &Arc<Self>,
         pick: impl FnOnce(&Handles) -> Option<T>,
