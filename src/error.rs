@@ -117,10 +117,12 @@ pub enum Error {
     },
 
     /// Another process (or another handle in this process) holds the database open.
-    #[error("database {} is already open in another process or handle (LOCK is held)", path.display())]
+    #[error("database {} is already open {} (LOCK is held)", path.display(), holder(*.pid))]
     Locked {
         /// The database directory.
         path: PathBuf,
+        /// The process holding the lock, as recorded in the LOCK file (`None` if unreadable).
+        pid: Option<u32>,
     },
 
     /// An earlier write or fsync failed: the database refuses writes until it is reopened.
@@ -171,6 +173,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn holder(pid: Option<u32>) -> String {
+    match pid {
+        Some(p) if p == std::process::id() => {
+            format!("by this process (pid {p}): another handle has it open")
+        }
+        Some(p) => format!("by process {p}"),
+        None => "in another process or handle".into(),
+    }
 }
 
 fn record_suffix(id: Option<u64>) -> String {

@@ -121,6 +121,9 @@ pub fn replace_demo_dir(dir: &Path) -> CliResult<bool> {
         {
             return Err(cairndb::Error::Locked {
                 path: dir.to_owned(),
+                pid: fs::read_to_string(dir.join("LOCK"))
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok()),
             }
             .into());
         }

@@ -72,7 +72,9 @@ class Database:
     def verify(self) -> dict[str, int]:
         """Checks every file and graph; raises `CorruptionError` on the first problem."""
     def close(self) -> None:
-        """Closes the database and its collection handles and releases the lock."""
+        """Closes the database and its collection handles, waits for calls in flight on other
+        threads to end, and releases the lock; later calls raise `ClosedError`. Raises
+        `RuntimeError` when called from inside a call on this database (a re-ranker)."""
     def __enter__(self) -> Database: ...
     def __exit__(self, *args: Any) -> bool: ...
 

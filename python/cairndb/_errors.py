@@ -33,3 +33,9 @@ class ClosedError(CairnError, RuntimeError):
 
 class StorageError(CairnError, OSError):
     """An I/O error or failed fsync; after one the database refuses writes until reopened."""
+
+
+class ForkedProcessError(CairnError, RuntimeError):
+    """A handle was used in a process forked from the one that opened the database (e.g. a
+    `multiprocessing` worker started with "fork"): it refuses every call and writes nothing.
+    Open the database in the child instead."""

@@ -7,15 +7,18 @@
 //! - Vectors come in as numpy arrays (float32 is read in place; float64 is converted) or as
 //!   lists; a wrong dtype or shape is a `TypeError`/`ValueError` that names what was expected.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use cairndb::{
     Collection, CollectionConfig, Database, Durability, Error, Filter, Fusion, Hit, Legs, Metric,
     Options, Payload, Record, RerankQuery, Reranker, SearchRequest, TextConfig, Value,
 };
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::import_exception;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -29,6 +32,7 @@ import_exception!(cairndb._errors, LockedError);
 import_exception!(cairndb._errors, CorruptionError);
 import_exception!(cairndb._errors, ClosedError);
 import_exception!(cairndb._errors, StorageError);
+import_exception!(cairndb._errors, ForkedProcessError);
 
 /// Maps a Cairn error to its Python exception class, keeping the message.
 fn to_py(e: Error) -> PyErr {
@@ -49,6 +53,7 @@ fn to_py(e: Error) -> PyErr {
         Error::Locked { .. } => LockedError::new_err(msg),
         Error::Corruption { .. } => CorruptionError::new_err(msg),
         Error::CollectionDropped { .. } | Error::Cancelled => ClosedError::new_err(msg),
+        Error::ForkedProcess { .. } => ForkedProcessError::new_err(msg),
         _ => StorageError::new_err(msg),
     }
 }
@@ -608,11 +613,123 @@ fn metric_name(m: Metric) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 // Handles
 
-/// What every handle of one opened database shares: the database, and the collections handed
-/// out, so that `close()` can drop them all and release the lock.
+/// What every handle of one opened database shares: the database, the collections handed
+/// out (so that `close()` can drop them all and release the lock), and the calls in flight.
+///
+/// No lock is held during a call: a call clones the handle it needs under a brief mutex
+/// (never held while waiting for anything, nor across Python code) and counts itself in
+/// flight. So a call may re-enter (a re-ranker reading the collection), and `close()` marks
+/// the database closed, drops the handles and waits, without the GIL, for the calls in flight
+/// to end, letting Ctrl-C through.
 struct DbState {
-    db: RwLock<Option<Database>>,
-    cols: Mutex<Vec<Weak<RwLock<Option<Collection>>>>>,
+    /// The process that opened the database. In a forked child every call fails before any
+    /// lock is touched (a thread of the parent may have held one at the fork).
+    pid: u32,
+    path: String,
+    closed: AtomicBool,
+    handles: Mutex<Handles>,
+    idle: Condvar,
+}
+
+#[derive(Default)]
+struct Handles {
+    db: Option<Database>,
+    cols: Vec<Weak<Mutex<Option<Collection>>>>,
+    in_flight: usize,
+}
+
+thread_local! {
+    /// The databases (their `DbState` addresses) this thread is inside a call on.
+    static CALLS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+impl DbState {
+    fn new(db: Database) -> Arc<DbState> {
+        Arc::new(DbState {
+            pid: std::process::id(),
+            path: db.path().to_string_lossy().into_owned(),
+            closed: AtomicBool::new(false),
+            handles: Mutex::new(Handles {
+                db: Some(db),
+                ..Handles::default()
+            }),
+            idle: Condvar::new(),
+        })
+    }
+
+    fn key(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
+
+    fn handles(&self) -> MutexGuard<'_, Handles> {
+        self.handles.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `ForkedProcessError` in a process forked from the one that opened the database: the
+    /// same error the library's own check gives, raised before the binding touches a lock.
+    fn check_process(&self) -> PyResult<()> {
+        let current = std::process::id();
+        if current != self.pid {
+            return Err(to_py(Error::ForkedProcess {
+                opened_by: self.pid,
+                current,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Starts a call on the handle `pick` takes from the shared handles; `ClosedError` naming
+    /// `what` when there is none (closed).
+    fn enter<T: Clone>(
+        self: &Arc<Self>,
+        pick: impl FnOnce(&Handles) -> Option<T>,
+        what: &str,
+    ) -> PyResult<Call<T>> {
+        self.check_process()?;
+        let mut h = self.handles();
+        let handle = pick(&h).ok_or_else(|| closed(what))?;
+        h.in_flight += 1;
+        drop(h);
+        CALLS.with(|c| c.borrow_mut().push(self.key()));
+        Ok(Call {
+            state: Arc::clone(self),
+            handle: Some(handle),
+        })
+    }
+
+    /// Whether this thread is inside a call on this database.
+    fn in_call(self: &Arc<Self>) -> bool {
+        CALLS.with(|c| c.borrow().contains(&self.key()))
+    }
+}
+
+/// A handle cloned for one call; derefs to it. Dropping it drops the clone (the last handle
+/// of a closed database releases it), then ends the call.
+struct Call<T> {
+    state: Arc<DbState>,
+    handle: Option<T>,
+}
+
+impl<T> std::ops::Deref for Call<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.handle.as_ref().expect("set until dropped")
+    }
+}
+
+impl<T> Drop for Call<T> {
+    fn drop(&mut self) {
+        drop(self.handle.take());
+        let key = self.state.key();
+        CALLS.with(|c| {
+            let mut c = c.borrow_mut();
+            if let Some(i) = c.iter().rposition(|&k| k == key) {
+                c.remove(i);
+            }
+        });
+        self.state.handles().in_flight -= 1;
+        self.state.idle.notify_all();
+    }
 }
 
 /// An open Cairn database: a directory holding collections.
@@ -625,38 +742,22 @@ struct PyDatabase {
     state: Arc<DbState>,
 }
 
-/// A read guard on a handle's slot that was checked to be open: derefs to the handle.
-struct Open<'a, T>(RwLockReadGuard<'a, Option<T>>);
-
-impl<'a, T> Open<'a, T> {
-    /// Locks `slot` for reading; `ClosedError` naming `what` if it was closed.
-    fn lock(slot: &'a RwLock<Option<T>>, what: &str) -> PyResult<Self> {
-        let g = slot.read().map_err(|_| closed(what))?;
-        if g.is_none() {
-            return Err(closed(what));
-        }
-        Ok(Open(g))
-    }
-}
-
-impl<T> std::ops::Deref for Open<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        self.0.as_ref().expect("checked open in Open::lock")
-    }
-}
-
 impl PyDatabase {
-    fn db(&self) -> PyResult<Open<'_, Database>> {
-        Open::lock(&self.state.db, "database")
+    fn db(&self) -> PyResult<Call<Database>> {
+        self.state.enter(|h| h.db.clone(), "database")
     }
 
     fn wrap(&self, col: Collection) -> PyCollection {
-        let slot = Arc::new(RwLock::new(Some(col)));
-        let mut cols = self.state.cols.lock().expect("collection list");
-        cols.retain(|w| w.strong_count() > 0);
-        cols.push(Arc::downgrade(&slot));
-        PyCollection { slot }
+        let info = (col.name().to_owned(), col.config().dim, col.config().metric);
+        let slot = Arc::new(Mutex::new(Some(col)));
+        let mut h = self.state.handles();
+        h.cols.retain(|w| w.strong_count() > 0);
+        h.cols.push(Arc::downgrade(&slot));
+        PyCollection {
+            state: Arc::clone(&self.state),
+            slot,
+            info,
+        }
     }
 }
 
@@ -771,28 +872,54 @@ impl PyDatabase {
     /// Whether `close()` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.state.db.read().map(|g| g.is_none()).unwrap_or(true)
+        self.state.closed.load(Ordering::Acquire)
     }
 
-    /// Closes the database and every collection handle from it, waits for background work to
-    /// stop, and releases the lock. Calling it twice is harmless.
-    fn close(&self, py: Python<'_>) {
-        let state = self.state.clone();
-        py.detach(move || {
-            let cols: Vec<_> = state
-                .cols
-                .lock()
-                .map(|mut c| std::mem::take(&mut *c))
-                .unwrap_or_default();
-            for slot in cols.iter().filter_map(Weak::upgrade) {
-                if let Ok(mut g) = slot.write() {
-                    g.take();
-                }
+    /// Closes the database and every collection handle from it, waits for calls in flight on
+    /// other threads to end and for background work to stop, and releases the lock. Calls
+    /// from then on raise `ClosedError`, and so may calls in flight that had not yet started
+    /// their work. Calling it twice is harmless. Called from inside a call on this database
+    /// (a re-ranker) it raises `RuntimeError`: it would wait for itself. In a process forked
+    /// from the one that opened the database it does nothing (the handles are the parent's).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let state = &self.state;
+        if std::process::id() != state.pid {
+            return Ok(());
+        }
+        if state.in_call() {
+            return Err(PyRuntimeError::new_err(
+                "close() was called from inside a call on this database (a re-ranker?); it \
+                 would wait for that call to end: close the database after it returns",
+            ));
+        }
+        let taken = {
+            let mut h = state.handles();
+            state.closed.store(true, Ordering::Release);
+            let cols: Vec<Collection> = std::mem::take(&mut h.cols)
+                .iter()
+                .filter_map(Weak::upgrade)
+                .filter_map(|slot| slot.lock().unwrap_or_else(|e| e.into_inner()).take())
+                .collect();
+            (h.db.take(), cols)
+        };
+        // Dropping the last handle waits for background work: not while holding the GIL.
+        py.detach(move || drop(taken));
+        loop {
+            let idle = py.detach(|| {
+                let h = state.handles();
+                let (h, _) = state
+                    .idle
+                    .wait_timeout_while(h, Duration::from_millis(50), |h| h.in_flight > 0)
+                    .unwrap_or_else(|e| e.into_inner());
+                h.in_flight == 0
+            });
+            if idle {
+                return Ok(());
             }
-            if let Ok(mut g) = state.db.write() {
-                g.take();
-            }
-        });
+            // Ctrl-C (or any signal handler) interrupts the wait; the database stays closed
+            // and is released when the calls in flight end.
+            py.check_signals()?;
+        }
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -800,21 +927,16 @@ impl PyDatabase {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
-        self.close(py);
-        false
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
     }
 
     fn __repr__(&self) -> String {
-        match self
-            .state
-            .db
-            .read()
-            .ok()
-            .and_then(|g| g.as_ref().map(|d| d.path().to_owned()))
-        {
-            Some(p) => format!("cairndb.Database({:?})", p.display().to_string()),
-            None => "cairndb.Database(<closed>)".into(),
+        if self.closed() {
+            "cairndb.Database(<closed>)".into()
+        } else {
+            format!("cairndb.Database({:?})", self.state.path)
         }
     }
 }
@@ -822,12 +944,22 @@ impl PyDatabase {
 /// A collection: records of one dimension and metric, with their text and payload.
 #[pyclass(module = "cairndb", name = "Collection", frozen)]
 struct PyCollection {
-    slot: Arc<RwLock<Option<Collection>>>,
+    state: Arc<DbState>,
+    slot: Arc<Mutex<Option<Collection>>>,
+    /// Name, dimension and metric, for `repr` without a call.
+    info: (String, usize, Metric),
 }
 
 impl PyCollection {
-    fn col(&self) -> PyResult<Open<'_, Collection>> {
-        Open::lock(&self.slot, "the collection's database")
+    fn col(&self) -> PyResult<Call<Collection>> {
+        let slot = &self.slot;
+        self.state.enter(
+            |h| {
+                h.db.as_ref()?;
+                slot.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            },
+            "the collection's database",
+        )
     }
 }
 
@@ -1226,16 +1358,14 @@ impl PyCollection {
     }
 
     fn __repr__(&self) -> String {
-        match self.slot.read().ok().and_then(|g| {
-            g.as_ref()
-                .map(|c| (c.name().to_owned(), c.config().dim, c.config().metric))
-        }) {
-            Some((n, d, m)) => format!(
-                "cairndb.Collection({n:?}, dim={d}, metric={:?})",
-                metric_name(m)
-            ),
-            None => "cairndb.Collection(<closed>)".into(),
+        if self.state.closed.load(Ordering::Acquire) {
+            return "cairndb.Collection(<closed>)".into();
         }
+        let (n, d, m) = &self.info;
+        format!(
+            "cairndb.Collection({n:?}, dim={d}, metric={:?})",
+            metric_name(*m)
+        )
     }
 }
 
@@ -1385,10 +1515,7 @@ fn open(
         .detach(|| Database::open_with(path, opts))
         .map_err(to_py)?;
     Ok(PyDatabase {
-        state: Arc::new(DbState {
-            db: RwLock::new(Some(db)),
-            cols: Mutex::new(Vec::new()),
-        }),
+        state: DbState::new(db),
     })
 }
 

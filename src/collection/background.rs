@@ -84,12 +84,16 @@ impl Clone for UserGuard {
 
 impl Drop for UserGuard {
     fn drop(&mut self) {
+        // In a forked child the background threads do not exist, and a thread of the parent
+        // may have held this lock at the fork: touch nothing (the parent's state is not ours).
+        if std::process::id() != self.bg.pid {
+            return;
+        }
         let mut s = self.bg.state.lock();
         s.handles -= 1;
         if s.handles == 0 {
             s.closing = true;
-            // In a forked child the background threads do not exist: nothing to wait for.
-            while s.busy > 0 && std::process::id() == self.bg.pid {
+            while s.busy > 0 {
                 self.bg.idle.wait(&mut s);
             }
         }

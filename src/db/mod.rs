@@ -23,8 +23,9 @@ use crate::collection::state::{Live, Version};
 use crate::collection::{Collection, CollectionShared, CollectionStats};
 use crate::error::{Error, Result};
 use crate::index::hnsw::check::check;
+use crate::io::fsutil;
 use crate::log::wal::RecoveryReport;
-use crate::manifest::CollectionEntry;
+use crate::manifest::{CollectionEntry, collection_dir};
 use crate::memtable::Memtable;
 use crate::model::config::{CollectionConfig, Durability, Options, validate_name};
 
@@ -84,7 +85,11 @@ impl Database {
 
     /// Opens (or creates) the database in directory `path`.
     ///
-    /// Fails with [`Error::Locked`] when another process or handle has it open, and with
+    /// Creating a database is crash-safe: a crash at any instant leaves nothing, or a database
+    /// that opens.
+    ///
+    /// Fails with [`Error::Locked`] (naming the process that holds it) when another process or
+    /// handle has it open, and with
     /// [`Error::Corruption`] when a file fails its checks. A torn tail of the log (a crash
     /// during a write: a bad frame at the end of the newest log file that no intact frame
     /// follows) is cut off, never reported as an error. A damaged frame followed by intact
@@ -188,7 +193,8 @@ impl Database {
         &self.core.recovery
     }
 
-    /// Creates a collection. Its name must match `[A-Za-z0-9_-]{1,64}`.
+    /// Creates a collection. Its name must match `[A-Za-z0-9_-]{1,64}`. Crash-safe: after a
+    /// crash the database has either no such collection or the complete, empty one.
     pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
         self.core.check_process()?;
         validate_name(name)?;
@@ -198,7 +204,16 @@ impl Database {
         if cols.contains_key(name) {
             return Err(Error::CollectionExists { name: name.into() });
         }
+        // The directory first, durable in `collections/`, then the manifest that names it: a
+        // crash in between leaves a directory the next open removes as unreferenced. One left
+        // by an earlier collection of this name (a drop whose removal failed) goes first.
+        let dir = collection_dir(&self.core.path, name);
+        if fs::symlink_metadata(&dir).is_ok() {
+            fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        fsutil::create_dir_synced(&dir)?;
         let mut id = 0;
+        // (Should the manifest write fail, the directory stays for the next open to judge.)
         self.core.update_manifest(|m| {
             id = m.next_collection_id;
             m.next_collection_id += 1;

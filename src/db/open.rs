@@ -20,6 +20,7 @@ use roaring::RoaringBitmap;
 
 use crate::collection::state::{Live, SegmentSlot, Version};
 use crate::error::{Error, IoContext, Result};
+use crate::io::faults;
 use crate::io::fsutil::{self, sync_dir};
 use crate::log::batch;
 use crate::log::wal::{Frame, KIND_DELETE, KIND_UPSERT, RecoveryReport, Wal};
@@ -45,6 +46,11 @@ pub(super) struct Restored {
 
 /// Takes the directory (creating it, or a new database in it, as allowed) and reads its
 /// manifest, then removes what a crash left. Returns the lock and the manifest.
+///
+/// Creating a database is crash-safe: the directory (made durable in its parent), then
+/// `LOCK`, then `MANIFEST` (atomically), then the `wal` and `collections` directories. A
+/// directory holding only `LOCK` and `MANIFEST.tmp` is a creation that a crash interrupted
+/// and is created afresh; missing `wal` or `collections` directories are created on open.
 pub(super) fn lock_and_load(path: &Path, options: &Options) -> Result<(File, ManifestData)> {
     if !path.is_dir() {
         if !options.create_if_missing {
@@ -56,7 +62,7 @@ pub(super) fn lock_and_load(path: &Path, options: &Options) -> Result<(File, Man
                 ),
             ));
         }
-        fs::create_dir_all(path).at(path)?;
+        create_dirs(path)?;
     }
     let lock_existed = path.join(LOCK_FILE).exists();
     let lock = acquire_lock(path)?;
@@ -74,8 +80,26 @@ pub(super) fn lock_and_load(path: &Path, options: &Options) -> Result<(File, Man
             }
         },
     };
+    ensure_dirs(path, &manifest)?;
     remove_unreferenced(path, &manifest)?;
     Ok((lock, manifest))
+}
+
+/// Creates `path` and any missing ancestors, each made durable in its parent.
+fn create_dirs(path: &Path) -> Result<()> {
+    let missing: Vec<&Path> = path.ancestors().take_while(|a| !a.exists()).collect();
+    for dir in missing.into_iter().rev() {
+        if dir.as_os_str().is_empty() {
+            continue;
+        }
+        match fsutil::create_dir_synced(dir) {
+            // Another process made it meanwhile.
+            Err(Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+            r => r?,
+        }
+    }
+    Ok(())
 }
 
 /// Opens the segments and tombstones of every collection the manifest names, each with an
@@ -223,6 +247,9 @@ fn replay_frame(
 /// Takes the advisory lock on `<db>/LOCK` and records our pid in it.
 fn acquire_lock(path: &Path) -> Result<File> {
     let lock_path = path.join(LOCK_FILE);
+    if !lock_path.exists() {
+        faults::check(faults::Op::Create, &lock_path).at(&lock_path)?;
+    }
     let mut f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -233,14 +260,22 @@ fn acquire_lock(path: &Path) -> Result<File> {
     match f.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
+            // The holder wrote its pid (see below); it names the process in the error.
+            let mut text = String::new();
+            let pid = f
+                .read_to_string(&mut text)
+                .ok()
+                .and_then(|_| text.trim().parse::<u32>().ok());
             return Err(Error::Locked {
                 path: path.to_owned(),
+                pid,
             });
         }
         Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
     }
-    // The pid is for people reading the file; the lock itself is what counts. It is written
-    // at a fixed width so the file never needs truncating (a metadata write on every open).
+    // The pid is for people and for the error of a second open; the lock itself is what
+    // counts. It is written at a fixed width so the file never needs truncating (a metadata
+    // write on every open).
     let pid = format!("{:<20}\n", std::process::id());
     let mut old = Vec::new();
     let _ = f.read_to_end(&mut old);
@@ -252,22 +287,61 @@ fn acquire_lock(path: &Path) -> Result<File> {
     Ok(f)
 }
 
-/// Sets up a new database in `path`, which must hold nothing but our LOCK file.
+/// Sets up a new database in `path`, which must hold nothing but our LOCK file and what an
+/// interrupted creation leaves: `MANIFEST.tmp`, and (from versions that made them before the
+/// manifest) empty `wal` and `collections` directories.
 fn init_database(path: &Path) -> Result<ManifestData> {
+    let tmp = path.join(MANIFEST_FILE).with_extension("tmp");
     for entry in fs::read_dir(path).at(path)? {
         let entry = entry.at(path)?;
-        if entry.file_name() != LOCK_FILE {
+        let p = entry.path();
+        let name = entry.file_name();
+        let leftover = name == LOCK_FILE
+            || p == tmp
+            || ((name == WAL_DIR || p == collections_dir(path))
+                && p.is_dir()
+                && fs::read_dir(&p).at(&p)?.next().is_none());
+        if !leftover {
             return Err(Error::InvalidArgument(format!(
                 "{} is not a Cairn database (no {MANIFEST_FILE}) and not empty: refusing to create one there",
                 path.display()
             )));
         }
     }
-    fs::create_dir_all(path.join(WAL_DIR)).at(path)?;
-    fs::create_dir_all(collections_dir(path)).at(path)?;
+    // The manifest first: once it exists the directory is a database, and whatever else is
+    // missing is made on open (`ensure_dirs`).
     let m = ManifestData::default();
     m.store(path)?;
     Ok(m)
+}
+
+/// Creates the `wal` and `collections` directories and each collection's directory where
+/// missing (a crash while creating the database or a collection), durably.
+fn ensure_dirs(path: &Path, m: &ManifestData) -> Result<()> {
+    let mut made = false;
+    for dir in [path.join(WAL_DIR), collections_dir(path)] {
+        if !dir.is_dir() {
+            faults::check(faults::Op::Create, &dir).at(&dir)?;
+            fs::create_dir(&dir).at(&dir)?;
+            made = true;
+        }
+    }
+    if made {
+        sync_dir(path)?;
+    }
+    let mut made = false;
+    for c in &m.collections {
+        let dir = collection_dir(path, &c.name);
+        if !dir.is_dir() {
+            faults::check(faults::Op::Create, &dir).at(&dir)?;
+            fs::create_dir(&dir).at(&dir)?;
+            made = true;
+        }
+    }
+    if made {
+        sync_dir(&collections_dir(path))?;
+    }
+    Ok(())
 }
 
 /// Removes files a crash can leave behind: segment directories and tombstone files the
@@ -276,7 +350,6 @@ fn init_database(path: &Path) -> Result<ManifestData> {
 fn remove_unreferenced(path: &Path, m: &ManifestData) -> Result<()> {
     let _ = fs::remove_file(path.join(MANIFEST_FILE).with_extension("tmp"));
     let cdir = collections_dir(path);
-    fs::create_dir_all(&cdir).at(&cdir)?;
     let mut removed = false;
     for entry in fs::read_dir(&cdir).at(&cdir)? {
         let entry = entry.at(&cdir)?;

@@ -13,6 +13,14 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).at(dir)?.sync_all().synced_at(dir)
 }
 
+/// Creates the directory `path` (whose parent exists) and fsyncs its parent, so that the new
+/// entry is durable.
+pub(crate) fn create_dir_synced(path: &Path) -> Result<()> {
+    check(Op::Create, path).at(path)?;
+    fs::create_dir(path).at(path)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
 /// Creates `path` (which must not exist), writes `chunks` to it and fsyncs it.
 /// The caller fsyncs the directory.
 pub(crate) fn write_new_file(path: &Path, chunks: &[&[u8]]) -> Result<()> {
