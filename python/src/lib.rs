@@ -1498,6 +1498,10 @@ fn open(
     background_compaction: bool,
     create: bool,
 ) -> PyResult<PyDatabase> {
+    // Python's logging configuration as it is now: levels set after an earlier open apply.
+    if let Some(h) = LOG_RESET.get() {
+        h.reset();
+    }
     let d = match durability {
         "sync" => Durability::Sync,
         "buffered" => Durability::buffered(),
@@ -1519,12 +1523,18 @@ fn open(
     })
 }
 
+/// Clears pyo3-log's cache of Python logger levels (it is read again at each `open`).
+static LOG_RESET: std::sync::OnceLock<pyo3_log::ResetHandle> = std::sync::OnceLock::new();
+
 #[pymodule]
 fn _cairndb(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    // The engine's log records go to Python's `logging`. Levels are cached per logger, so a
-    // disabled level costs no GIL; records from background threads take the GIL when enabled
+    // The engine's log records go to Python's `logging`. Levels are cached per logger (the
+    // cache is cleared at each `open`), so a disabled level costs no GIL; records from
+    // background threads take the GIL when enabled
     // (the engine never logs while holding a lock a GIL-holding caller could wait for).
-    let _ = pyo3_log::try_init();
+    if let Ok(h) = pyo3_log::try_init() {
+        let _ = LOG_RESET.set(h);
+    }
     m.add_function(wrap_pyfunction!(open, m)?)?;
     m.add_class::<PyDatabase>()?;
     m.add_class::<PyCollection>()?;
