@@ -95,9 +95,15 @@ impl Database {
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Database> {
         options.validate()?;
         let path = path.as_ref().to_owned();
-        let (lock, manifest) = open::lock_and_load(&path, &options)?;
+        let (lock, mut manifest) = open::lock_and_load(&path, &options)?;
         let mut loaded = open::load_collections(&path, &manifest, &options)?;
         let (wal, recovery) = open::replay(&path, &manifest, &options, &mut loaded)?;
+        if recovery.lost_data() {
+            // The recovery accepted the loss of the newest log files: the manifest names the
+            // log as it is now, so the next open does not report the same loss again.
+            manifest.log_file = wal.newest_file();
+            manifest.store(&path)?;
+        }
 
         let (tx, rx) = mpsc::channel::<()>();
         let (ctx, crx) = mpsc::channel::<()>();
