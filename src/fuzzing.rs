@@ -175,10 +175,8 @@ fn fix_frame_checksums(frames: &mut [u8]) {
 }
 
 /// Frames of the log file body `frames` (first LSN 1), read as replay reads the newest file:
-/// up to the first frame that is torn, corrupt or out of sequence. Returns their count and
-/// where they end.
-/// Frames in sequence from LSN 1: their count, the last LSN, and where they end. A skip frame
-/// moves the sequence forward as replay does.
+/// up to the first frame that is torn, corrupt or out of sequence (a skip frame moves the
+/// sequence forward as replay does). Returns their count, the last LSN, and where they end.
 fn replay_frames(frames: &[u8]) -> (u64, u64, usize) {
     let (mut pos, mut lsn, mut count) = (0usize, 1u64, 0u64);
     while pos < frames.len() {
