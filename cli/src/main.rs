@@ -38,6 +38,7 @@ mod synth;
 mod util;
 mod write;
 
+mod logger;
 use util::CliError;
 
 /// Cairn: an embedded vector database. Stores embeddings with their text and metadata in a
@@ -48,6 +49,13 @@ use util::CliError;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log more: -v shows what the engine does (opens, recoveries, seals, compactions), -vv
+    /// also its debug events. Log lines go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Log nothing, not even warnings and errors of the engine.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -388,6 +396,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logger::init(match (cli.quiet, cli.verbose) {
+        (true, _) => log::LevelFilter::Off,
+        (false, 0) => log::LevelFilter::Warn,
+        (false, 1) => log::LevelFilter::Info,
+        (false, _) => log::LevelFilter::Debug,
+    });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`cairn search ... | head`): nothing left to say.

@@ -867,6 +867,44 @@ fn bench_measures_recall_with_and_without_ground_truth() {
     assert!(ok(&["--help"]).contains("bench"));
 }
 
+/// `-v` shows the engine's log (what it opened, what it compacted) on stderr, `-q` and the
+/// default (warnings only) show none of it; stdout is the same either way.
+#[test]
+fn verbose_and_quiet_control_the_engine_log() {
+    let t = new_db();
+    let db = s(&t.db);
+    ok(&["create", db, "docs", "--dim", "3"]);
+    let file = t.dir.join("docs.jsonl");
+    write_jsonl(&file, 25);
+    ok(&["import", db, "docs", s(&file), "--batch", "10"]);
+    let quiet = cairn(&["-q", "stats", db]);
+    let default = cairn(&["stats", db]);
+    let verbose = cairn(&["stats", db, "-v"]);
+    assert!(quiet.status.success() && default.status.success() && verbose.status.success());
+    assert_eq!(stdout(&quiet), stdout(&verbose));
+    assert!(!stderr(&quiet).contains("cairn ["), "{}", stderr(&quiet));
+    assert!(!stderr(&default).contains("[info]"), "{}", stderr(&default));
+    assert!(
+        stderr(&verbose).contains("cairn [info] opened"),
+        "{}",
+        stderr(&verbose)
+    );
+    let out = cairn(&["-vv", "compact", db, "docs"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cairn [info] opened"),
+        "{}",
+        stderr(&out)
+    );
+    let both = cairn(&["-q", "-v", "stats", db]);
+    assert!(!both.status.success());
+    assert!(
+        stderr(&both).contains("cannot be used with"),
+        "{}",
+        stderr(&both)
+    );
+}
+
 /// The start of every frame of a log file (`len | crc | lsn | kind | body` after a 64-byte
 /// header, `len` counting what follows the crc).
 fn frame_starts(bytes: &[u8]) -> Vec<usize> {

@@ -1394,6 +1394,10 @@ fn open(
 
 #[pymodule]
 fn _cairndb(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The engine's log records go to Python's `logging`. Levels are cached per logger, so a
+    // disabled level costs no GIL; records from background threads take the GIL when enabled
+    // (the engine never logs while holding a lock a GIL-holding caller could wait for).
+    let _ = pyo3_log::try_init();
     m.add_function(wrap_pyfunction!(open, m)?)?;
     m.add_class::<PyDatabase>()?;
     m.add_class::<PyCollection>()?;

@@ -103,6 +103,9 @@ impl Collection {
         let r = self.compact_segments_inner(which, background);
         // Nothing was published, but after a failed fsync what the disk holds is unknown
         // (fsync errors are not reliably reported twice): stop writing until reopened.
+        if let Err(e) = &r {
+            log::error!("{}: compaction failed: {e}", self.inner.name);
+        }
         if let Err(e @ Error::SyncFailed { .. }) = &r {
             self.inner
                 .core
@@ -149,6 +152,7 @@ impl Collection {
         let bytes_in: u64 = inputs.iter().map(|(s, _)| s.disk_bytes()).sum();
 
         // 2. Build, on the background pool.
+        let started = std::time::Instant::now();
         let id = inner.core.alloc_segment_id();
         let dir = inner.dir.join(segment_dir_name(id));
         let rows_out = match inner
@@ -157,7 +161,10 @@ impl Collection {
             .install(|| self.build_merged(&inputs, id, &dir, &abandoned))
         {
             Ok(n) => n,
-            Err(Error::Cancelled) => return Ok(nothing),
+            Err(Error::Cancelled) => {
+                log::debug!("{}: compaction cancelled", inner.name);
+                return Ok(nothing);
+            }
             Err(e) => return Err(e),
         };
 
@@ -167,6 +174,14 @@ impl Collection {
             return Ok(nothing);
         }
         let bytes_out = self.publish_merged(&inputs, id, &dir, rows_out)?;
+        log::info!(
+            "{}: compacted {} segments ({rows_in} rows, {bytes_in} bytes) into segment {id} \
+             ({rows_out} rows, {bytes_out} bytes) in {:.1?}{}",
+            inner.name,
+            inputs.len(),
+            started.elapsed(),
+            if background { " (background)" } else { "" }
+        );
         Ok(CompactionReport {
             segments_in: inputs.len(),
             rows_in,

@@ -63,6 +63,7 @@ impl Collection {
     /// the writer lock held.
     pub(super) fn freeze(&self, rows: usize, doc_bytes: usize) -> Result<Arc<Memtable>> {
         let inner = &*self.inner;
+        let mut waited = false;
         loop {
             if inner.version().memtables.len() <= MAX_FROZEN {
                 break;
@@ -70,6 +71,13 @@ impl Collection {
             inner.core.kick_sealer();
             inner.core.wal.check_poisoned()?;
             self.check_live()?;
+            if !waited {
+                waited = true;
+                log::debug!(
+                    "{}: a writer waits for the seal thread ({MAX_FROZEN} frozen memtables)",
+                    inner.name
+                );
+            }
             let mut c = inner.commits.lock();
             inner.progress.wait_for(&mut c, Duration::from_millis(50));
         }
@@ -188,6 +196,7 @@ impl Collection {
         };
         // After a failed write or fsync the state of the page cache is unknown: stop writing
         // until the database is reopened (the log still holds every row).
+        let started = std::time::Instant::now();
         let (new_seg, new_tombs) = match write() {
             Ok(w) => w,
             Err(e) => {
@@ -238,6 +247,7 @@ impl Collection {
         })?;
 
         // 4. Swap in. The files were just written and fsynced; opening maps and checks them.
+        let seal_log = new_seg.as_ref().map(|(id, _, sealed)| (*id, sealed.rows));
         let opened = match new_seg {
             Some((id, dir, sealed)) => {
                 match Segment::open(&dir, id, sealed.rows, inner.config.dim, inner.config.m) {
@@ -292,6 +302,20 @@ impl Collection {
             live.version = Arc::new(next);
         });
         self.set_needed();
+        match (&f, &seal_log) {
+            (Some(f), Some((id, rows))) => log::debug!(
+                "{}: sealed a memtable of {} rows as segment {id} ({rows} rows) in {:.1?}",
+                inner.name,
+                f.rows,
+                started.elapsed()
+            ),
+            _ if !new_tombs.is_empty() => log::debug!(
+                "{}: wrote tombstones of {} segments",
+                inner.name,
+                new_tombs.len()
+            ),
+            _ => {}
+        }
 
         // 5. Remove what is no longer referenced. Failing here loses nothing: leftovers are
         // removed again on the next open.

@@ -95,7 +95,10 @@ impl Database {
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Database> {
         options.validate()?;
         let path = path.as_ref().to_owned();
-        let (lock, mut manifest) = open::lock_and_load(&path, &options)?;
+        let started = std::time::Instant::now();
+        let (lock, mut manifest) = open::lock_and_load(&path, &options).inspect_err(|e| {
+            log::debug!("opening {}: {e}", path.display());
+        })?;
         let mut loaded = open::load_collections(&path, &manifest, &options)?;
         let (wal, recovery) = open::replay(&path, &manifest, &options, &mut loaded)?;
         if recovery.lost_data() {
@@ -110,6 +113,7 @@ impl Database {
         let (stx, srx) = mpsc::channel::<()>();
         let pool = rayon::ThreadPoolBuilder::new()
             .thread_name(|i| format!("cairn-bg-{i}"))
+            .start_handler(|_| crate::io::mmap::lower_thread_priority())
             .build()
             .map_err(|e| Error::InvalidArgument(format!("no background thread pool: {e}")))?;
         let core = Arc::new(DbCore {
@@ -154,6 +158,23 @@ impl Database {
         if options.background_compaction {
             threads::spawn_compactor(Arc::downgrade(&core), Arc::clone(&core.bg), crx);
             core.kick_compactor();
+        }
+        let r = &core.recovery;
+        log::info!(
+            "opened {}: {} collections, {} frames ({} memtable rows) replayed from the log, \
+             {} bytes of torn tail cut, in {:.1?}",
+            path.display(),
+            collections.len(),
+            r.frames_replayed,
+            collections
+                .values()
+                .map(|c| c.stats().memtable_rows)
+                .sum::<usize>(),
+            r.torn_tail_bytes,
+            started.elapsed()
+        );
+        for problem in &r.problems {
+            log::warn!("{}: recovery dropped data: {problem}", path.display());
         }
         Ok(Database {
             _user: UserGuard::new(&core.bg),

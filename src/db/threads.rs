@@ -41,6 +41,7 @@ pub(super) fn spawn_sealer(core: Weak<DbCore>, bg: Arc<Background>, wake: mpsc::
     let _ = std::thread::Builder::new()
         .name("cairn-seal".into())
         .spawn(move || {
+            crate::io::mmap::lower_thread_priority();
             loop {
                 match wake.recv_timeout(std::time::Duration::from_secs(10)) {
                     Ok(()) | Err(RecvTimeoutError::Timeout) => {}
@@ -57,7 +58,11 @@ pub(super) fn spawn_sealer(core: Weak<DbCore>, bg: Arc<Background>, wake: mpsc::
                         }));
                         // A panic is a bug; writers waiting for this seal must not wait
                         // forever: the log is poisoned and they get the error.
+                        if let Ok(Err(e)) = &sealed {
+                            log::error!("{}: background seal failed: {e}", c.name());
+                        }
                         if let Err(panic) = sealed {
+                            log::error!("{}: background seal panicked", c.name());
                             core.wal.poison(format!(
                                 "a seal panicked, reopen the database: {}",
                                 panic_message(&panic)
@@ -78,6 +83,7 @@ pub(super) fn spawn_compactor(core: Weak<DbCore>, bg: Arc<Background>, wake: mps
     let _ = std::thread::Builder::new()
         .name("cairn-compact".into())
         .spawn(move || {
+            crate::io::mmap::lower_thread_priority();
             loop {
                 match wake.recv_timeout(std::time::Duration::from_secs(10)) {
                     Ok(()) | Err(RecvTimeoutError::Timeout) => {}
@@ -97,6 +103,7 @@ pub(super) fn spawn_compactor(core: Weak<DbCore>, bg: Arc<Background>, wake: mps
                             c.compact_by_policy()
                         }));
                         if let Err(panic) = done {
+                            log::error!("{}: background compaction panicked", c.name());
                             c.poison(format!(
                                 "a compaction panicked, reopen the database: {}",
                                 panic_message(&panic)

@@ -82,6 +82,19 @@ fn prefetch_lines(base: *const u8, len: usize, max_lines: usize) {
     let _ = (base, len, max_lines);
 }
 
+/// Lowers the calling thread's scheduling priority (nice 10) so that queries and writes,
+/// which run at the caller's priority, get the CPU first when a background seal or compaction
+/// competes with them. Best effort: does nothing where it is not supported or allowed.
+pub(crate) fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority takes plain integers and touches no memory of ours; on Linux,
+    // `PRIO_PROCESS` with id 0 applies to the calling thread only. A failure (e.g. not
+    // permitted) is returned as -1 and ignored.
+    unsafe {
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 /// Hints the CPU to load the cache lines of `bytes` (at most the first 2, 128 bytes: the
 /// hardware prefetcher follows a longer run by itself). A hint only: it never faults and has
 /// no effect on program semantics.

@@ -621,8 +621,16 @@ impl Wal {
     /// Refuses all further writes, e.g. after a failed fsync elsewhere in the database.
     pub(crate) fn poison(&self, cause: String) {
         let mut g = self.inner.lock();
-        g.poisoned.get_or_insert(cause);
+        let first = g.poisoned.is_none();
+        if first {
+            g.poisoned = Some(cause.clone());
+        }
         self.synced.notify_all();
+        drop(g);
+        // Logged with no lock held: a logger may block (the Python binding's takes the GIL).
+        if first {
+            log::error!("writes stop until the database is reopened: {cause}");
+        }
     }
 
     fn poison_locked(&self, g: &mut Inner, what: &str, e: &std::io::Error) -> Error {

@@ -177,7 +177,9 @@ pub(crate) fn filter_rows<S: Source, M: Source>(
         f: &Filter,
         view_analyzer: &crate::index::text::Analyzer,
     ) -> Result<Allowed> {
-        let m = evaluate(f, src, view_analyzer)?;
+        let mut m = evaluate(f, src, view_analyzer)?;
+        // A memtable's indexes may hold rows staged after this view: they do not exist here.
+        m.remove_range(src.rows() as u32..);
         Ok(Allowed {
             estimated: m.len() as usize,
             rows: m - src.dead(),

@@ -14,10 +14,10 @@
 //!
 //! Byte tables: `docs/file-format.md`.
 
+mod open;
 pub(crate) mod tombstones;
 mod writer;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -28,8 +28,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::index::fields::{FIELDS_FILE, FieldIndex};
 use crate::index::hnsw::layout::{GRAPH_FILE, MappedGraph};
 use crate::index::text::{TEXT_FILE, TextIndex};
-use crate::io::blocks::{BLOCK_SIZE, BlockCheck};
-use crate::io::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
+use crate::io::blocks::BlockCheck;
+use crate::io::header::{FileKind, HEADER_LEN, u32_at, u64_at};
 use crate::io::mmap::Mmap;
 use crate::model::record::EMPTY_DOC;
 use crate::model::record::{Payload, StoredDoc};
@@ -91,11 +91,6 @@ pub(crate) struct Segment {
     quant_started: AtomicBool,
 }
 
-fn open_map(path: &Path) -> Result<Mmap> {
-    let f = File::open(path).at(path)?;
-    Mmap::map(&f, path)
-}
-
 fn padded(len: usize) -> usize {
     len.div_ceil(64) * 64
 }
@@ -108,145 +103,35 @@ impl Segment {
             .ok()
             .filter(|&r| r <= u32::MAX as usize)
             .ok_or_else(|| Error::corruption(dir, format!("segment row count {rows} too large")))?;
-
-        // vectors
-        let vectors_path = dir.join(VECTORS_FILE);
-        let vectors = open_map(&vectors_path)?;
-        vectors.advise_random();
-        let vb = vectors.bytes();
-        let vh = Header::decode(vb, FileKind::Vectors, &vectors_path)?;
-        let bad = |p: &Path, what: String| Error::corruption(p, what);
-        check_common(&vh, &vectors_path, id, rows)?;
-        if vh.dim as usize != dim {
-            return Err(bad(
-                &vectors_path,
-                format!("dimension {} but collection has {dim}", vh.dim),
-            ));
-        }
-        let block_size = vh.block_size as usize;
-        if !(4096..=(16 << 20)).contains(&block_size) || !block_size.is_power_of_two() {
-            return Err(bad(
-                &vectors_path,
-                format!("invalid block size {block_size}"),
-            ));
-        }
-        let data_len = rows_usize
-            .checked_mul(dim)
-            .and_then(|x| x.checked_mul(4))
-            .ok_or_else(|| bad(&vectors_path, "size overflows".into()))?;
-        let nblocks = BlockCheck::block_count(block_size, padded(data_len));
-        let body_len = padded(data_len) + nblocks * 4;
-        if vh.body_len != body_len as u64 || vb.len() != HEADER_LEN + body_len {
-            return Err(bad(
-                &vectors_path,
-                format!(
-                    "file is {} bytes, expected {} for {rows} rows of dimension {dim}",
-                    vb.len(),
-                    HEADER_LEN + body_len
-                ),
-            ));
-        }
-        let table_off = HEADER_LEN + padded(data_len);
-        if crc32c::crc32c(&vb[table_off..]) != vh.body_crc {
-            return Err(bad(&vectors_path, "block checksum table mismatch".into()));
-        }
-        // The typed view must be possible (alignment); check once here.
-        if bytemuck::try_cast_slice::<u8, f32>(&vb[HEADER_LEN..HEADER_LEN + data_len]).is_err() {
-            return Err(bad(&vectors_path, "vector data is misaligned".into()));
-        }
-
-        // ids
-        let ids_path = dir.join(IDS_FILE);
-        let ids = open_map(&ids_path)?;
-        let ib = ids.bytes();
-        let ih = Header::decode(ib, FileKind::Ids, &ids_path)?;
-        check_common(&ih, &ids_path, id, rows)?;
-        if ib.len() < HEADER_LEN + 8 {
-            return Err(bad(&ids_path, "file too short for its body".into()));
-        }
-        let sorted_usize = usize::try_from(u64_at(ib, HEADER_LEN))
-            .ok()
-            .filter(|&s| s <= rows_usize)
-            .ok_or_else(|| bad(&ids_path, "more sorted ids than rows".into()))?;
-        let ids_body = 8 + rows_usize * 8 + sorted_usize * 12;
-        if ih.body_len != ids_body as u64 || ib.len() != HEADER_LEN + ids_body {
-            return Err(bad(
-                &ids_path,
-                format!(
-                    "file is {} bytes, expected {}",
-                    ib.len(),
-                    HEADER_LEN + ids_body
-                ),
-            ));
-        }
-        if crc32c::crc32c(&ib[HEADER_LEN..]) != ih.body_crc {
-            return Err(bad(&ids_path, "body checksum mismatch".into()));
-        }
-
-        // payload
-        let payload_path = dir.join(PAYLOAD_FILE);
-        let payload = open_map(&payload_path)?;
-        payload.advise_random();
-        let pb = payload.bytes();
-        let ph = Header::decode(pb, FileKind::Payload, &payload_path)?;
-        check_common(&ph, &payload_path, id, rows)?;
-        // Block size 0 and an empty body: no row has a document (`EMPTY_DOC` for all).
-        let payload_empty = ph.block_size == 0;
-        let index_len = if payload_empty {
-            0
-        } else {
-            rows_usize * PAYLOAD_ENTRY
-        };
-        let index_table = BlockCheck::block_count(BLOCK_SIZE, index_len) * 4;
-        if (ph.block_size as usize != BLOCK_SIZE && !payload_empty)
-            || (payload_empty && ph.body_len != 0)
-            || pb.len() as u64 != HEADER_LEN as u64 + ph.body_len
-            || (ph.body_len as usize) < index_len + index_table
-        {
-            return Err(bad(
-                &payload_path,
-                format!(
-                    "file is {} bytes, header says body of {} (block size {})",
-                    pb.len(),
-                    ph.body_len,
-                    ph.block_size
-                ),
-            ));
-        }
-        let blob_off = HEADER_LEN + index_len;
-        let payload_table_off = pb.len() - index_table;
-        if crc32c::crc32c(&pb[payload_table_off..]) != ph.body_crc {
-            return Err(bad(&payload_path, "index checksum table mismatch".into()));
-        }
-        let blob_len = payload_table_off - blob_off;
-
+        let v = open::vectors(dir, id, rows, dim)?;
+        let i = open::ids(dir, id, rows)?;
+        let p = open::payload(dir, id, rows)?;
         let graph = MappedGraph::open(&dir.join(GRAPH_FILE), id, rows_usize, m)?;
-
-        // fields: only the header now; the body is decoded on the first filtered search.
+        // fields and text: only the header now; the body is decoded on first use.
         let fields_path = dir.join(FIELDS_FILE);
-        let fields_len = check_lazy_file(&fields_path, FileKind::Fields, id, rows)?;
+        let fields_len = open::check_lazy_file(&fields_path, FileKind::Fields, id, rows)?;
         let text_path = dir.join(TEXT_FILE);
-        let text_len = check_lazy_file(&text_path, FileKind::Text, id, rows)?;
+        let text_len = open::check_lazy_file(&text_path, FileKind::Text, id, rows)?;
 
         let seg = Segment {
             id,
             dir: dir.to_owned(),
             rows: rows_usize,
             dim,
-            blocks: BlockCheck::new(block_size, padded(data_len)),
-            vectors,
-            vectors_path,
-            data_len,
-            table_off,
-            ids,
-            sorted: sorted_usize,
-            payload,
-            payload_path,
-            blob_off,
-            blob_len,
-            payload_table_off,
-            payload_blocks: BlockCheck::new(BLOCK_SIZE, index_len),
-            payload_empty,
+            blocks: v.blocks,
+            vectors: v.map,
+            vectors_path: v.path,
+            data_len: v.data_len,
+            table_off: v.table_off,
+            ids: i.map,
+            sorted: i.sorted,
+            payload: p.map,
+            payload_path: p.path,
+            blob_off: p.blob_off,
+            blob_len: p.blob_len,
+            payload_table_off: p.table_off,
+            payload_blocks: p.blocks,
+            payload_empty: p.empty,
             graph,
             fields_path,
             fields_len,
@@ -257,7 +142,7 @@ impl Segment {
             quant: OnceLock::new(),
             quant_started: AtomicBool::new(false),
         };
-        seg.check_ids(&ids_path)?;
+        seg.check_ids(&i.path)?;
         Ok(seg)
     }
 
@@ -494,40 +379,6 @@ impl Segment {
 
 /// Checks the header of a file that is read in full only when first needed: it must exist,
 /// belong to this segment, and be as long as its header says. Returns its length.
-fn check_lazy_file(path: &Path, kind: FileKind, id: u64, rows: u64) -> Result<u64> {
-    use std::io::Read;
-    let mut f = File::open(path).at(path)?;
-    let len = f.metadata().at(path)?.len();
-    let mut head = [0u8; HEADER_LEN];
-    f.read_exact(&mut head)
-        .map_err(|_| Error::corruption(path, "file too short for its header"))?;
-    let h = Header::decode(&head, kind, path)?;
-    check_common(&h, path, id, rows)?;
-    if len != HEADER_LEN as u64 + h.body_len {
-        return Err(Error::corruption(
-            path,
-            format!("file is {len} bytes, header says body of {}", h.body_len),
-        ));
-    }
-    Ok(len)
-}
-
-fn check_common(h: &Header, path: &Path, id: u64, rows: u64) -> Result<()> {
-    if h.aux != id {
-        return Err(Error::corruption(
-            path,
-            format!("belongs to segment {}, expected {id}", h.aux),
-        ));
-    }
-    if h.count != rows {
-        return Err(Error::corruption(
-            path,
-            format!("holds {} rows, manifest says {rows}", h.count),
-        ));
-    }
-    Ok(())
-}
-
 impl Vectors for Segment {
     #[inline]
     fn vector(&self, node: u32) -> Result<&[f32]> {

@@ -11,13 +11,17 @@
 //!
 //! | file | role |
 //! |---|---|
-//! | `search.rs` | best-first level search, greedy descent, the `Links`/`Vectors` traits |
-//! | `graph.rs` | the in-memory graph, concurrent insert, neighbour-selection heuristic |
+//! | `search.rs` | best-first level search, greedy descent, the `Links` trait |
+//! | `graph.rs` | the in-memory graph (slots in a fixed-capacity arena), concurrent insert, neighbour-selection heuristic, repair before a seal |
+//! | `layout.rs` | the `graph` file: breadth-first order, compressed level-0 links, the mapped graph |
+//! | `check.rs` | the invariant checker (tests and `verify`) |
 //! | `visited.rs` | per-thread generation-stamped visited set |
+//! | `tests.rs` | recall and invariant tests of build and search |
 //!
 //! Parameters: `m` links per node on upper levels, `2m` on level 0, `ef_construction`
-//! candidates while building, level multiplier `1 / ln(m)`, levels drawn from a generator
-//! seeded per node, so a single-threaded build is reproducible.
+//! candidates while building, level multiplier `1 / ln(m)`, each node's level drawn from a
+//! hash (SplitMix64) of the seed and the node: levels never depend on thread timing, and a
+//! single-threaded build is reproducible.
 
 pub(crate) mod check;
 pub(crate) mod graph;

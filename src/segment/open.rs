@@ -1,0 +1,237 @@
+//! Opening a segment's mapped files, one opener per file: each maps its file and checks the
+//! header, the sizes the manifest implies and the checksums that are checked at open (the
+//! rest is checked block by block on first touch, `io/blocks.rs`). Every length and offset
+//! is validated before anything slices a map.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use super::{IDS_FILE, PAYLOAD_ENTRY, PAYLOAD_FILE, VECTORS_FILE, padded};
+use crate::error::{Error, IoContext, Result};
+use crate::io::blocks::{BLOCK_SIZE, BlockCheck};
+use crate::io::header::{FileKind, HEADER_LEN, Header, u64_at};
+use crate::io::mmap::Mmap;
+
+/// The `vectors` file, checked.
+pub(super) struct VectorsFile {
+    pub map: Mmap,
+    pub path: PathBuf,
+    /// Length of the f32 data (without padding and checksum table).
+    pub data_len: usize,
+    /// Offset of the block checksum table.
+    pub table_off: usize,
+    pub blocks: BlockCheck,
+}
+
+/// The `ids` file, checked (its table's order is checked by `Segment::check_ids`).
+pub(super) struct IdsFile {
+    pub map: Mmap,
+    pub path: PathBuf,
+    /// Entries in the id lookup table.
+    pub sorted: usize,
+}
+
+/// The `payload` file, checked: where its documents and checksum table lie.
+pub(super) struct PayloadFile {
+    pub map: Mmap,
+    pub path: PathBuf,
+    pub blob_off: usize,
+    pub blob_len: usize,
+    pub table_off: usize,
+    pub blocks: BlockCheck,
+    /// Every row has the empty document.
+    pub empty: bool,
+}
+
+fn bad(p: &Path, what: String) -> Error {
+    Error::corruption(p, what)
+}
+
+fn rows_usize(rows: u64) -> usize {
+    // `Segment::open` checked that the row count fits in u32.
+    rows as usize
+}
+
+pub(super) fn vectors(dir: &Path, id: u64, rows: u64, dim: usize) -> Result<VectorsFile> {
+    let rows_usize = rows_usize(rows);
+    // vectors
+    let vectors_path = dir.join(VECTORS_FILE);
+    let vectors = open_map(&vectors_path)?;
+    vectors.advise_random();
+    let vb = vectors.bytes();
+    let vh = Header::decode(vb, FileKind::Vectors, &vectors_path)?;
+    let bad = |p: &Path, what: String| Error::corruption(p, what);
+    check_common(&vh, &vectors_path, id, rows)?;
+    if vh.dim as usize != dim {
+        return Err(bad(
+            &vectors_path,
+            format!("dimension {} but collection has {dim}", vh.dim),
+        ));
+    }
+    let block_size = vh.block_size as usize;
+    if !(4096..=(16 << 20)).contains(&block_size) || !block_size.is_power_of_two() {
+        return Err(bad(
+            &vectors_path,
+            format!("invalid block size {block_size}"),
+        ));
+    }
+    let data_len = rows_usize
+        .checked_mul(dim)
+        .and_then(|x| x.checked_mul(4))
+        .ok_or_else(|| bad(&vectors_path, "size overflows".into()))?;
+    let nblocks = BlockCheck::block_count(block_size, padded(data_len));
+    let body_len = padded(data_len) + nblocks * 4;
+    if vh.body_len != body_len as u64 || vb.len() != HEADER_LEN + body_len {
+        return Err(bad(
+            &vectors_path,
+            format!(
+                "file is {} bytes, expected {} for {rows} rows of dimension {dim}",
+                vb.len(),
+                HEADER_LEN + body_len
+            ),
+        ));
+    }
+    let table_off = HEADER_LEN + padded(data_len);
+    if crc32c::crc32c(&vb[table_off..]) != vh.body_crc {
+        return Err(bad(&vectors_path, "block checksum table mismatch".into()));
+    }
+    // The typed view must be possible (alignment); check once here.
+    if bytemuck::try_cast_slice::<u8, f32>(&vb[HEADER_LEN..HEADER_LEN + data_len]).is_err() {
+        return Err(bad(&vectors_path, "vector data is misaligned".into()));
+    }
+
+    Ok(VectorsFile {
+        map: vectors,
+        path: vectors_path,
+        data_len,
+        table_off,
+        blocks: BlockCheck::new(block_size, padded(data_len)),
+    })
+}
+
+pub(super) fn ids(dir: &Path, id: u64, rows: u64) -> Result<IdsFile> {
+    let rows_usize = rows_usize(rows);
+    // ids
+    let ids_path = dir.join(IDS_FILE);
+    let ids = open_map(&ids_path)?;
+    let ib = ids.bytes();
+    let ih = Header::decode(ib, FileKind::Ids, &ids_path)?;
+    check_common(&ih, &ids_path, id, rows)?;
+    if ib.len() < HEADER_LEN + 8 {
+        return Err(bad(&ids_path, "file too short for its body".into()));
+    }
+    let sorted_usize = usize::try_from(u64_at(ib, HEADER_LEN))
+        .ok()
+        .filter(|&s| s <= rows_usize)
+        .ok_or_else(|| bad(&ids_path, "more sorted ids than rows".into()))?;
+    let ids_body = 8 + rows_usize * 8 + sorted_usize * 12;
+    if ih.body_len != ids_body as u64 || ib.len() != HEADER_LEN + ids_body {
+        return Err(bad(
+            &ids_path,
+            format!(
+                "file is {} bytes, expected {}",
+                ib.len(),
+                HEADER_LEN + ids_body
+            ),
+        ));
+    }
+    if crc32c::crc32c(&ib[HEADER_LEN..]) != ih.body_crc {
+        return Err(bad(&ids_path, "body checksum mismatch".into()));
+    }
+
+    Ok(IdsFile {
+        map: ids,
+        path: ids_path,
+        sorted: sorted_usize,
+    })
+}
+
+pub(super) fn payload(dir: &Path, id: u64, rows: u64) -> Result<PayloadFile> {
+    let rows_usize = rows_usize(rows);
+    // payload
+    let payload_path = dir.join(PAYLOAD_FILE);
+    let payload = open_map(&payload_path)?;
+    payload.advise_random();
+    let pb = payload.bytes();
+    let ph = Header::decode(pb, FileKind::Payload, &payload_path)?;
+    check_common(&ph, &payload_path, id, rows)?;
+    // Block size 0 and an empty body: no row has a document (`EMPTY_DOC` for all).
+    let payload_empty = ph.block_size == 0;
+    let index_len = if payload_empty {
+        0
+    } else {
+        rows_usize * PAYLOAD_ENTRY
+    };
+    let index_table = BlockCheck::block_count(BLOCK_SIZE, index_len) * 4;
+    if (ph.block_size as usize != BLOCK_SIZE && !payload_empty)
+        || (payload_empty && ph.body_len != 0)
+        || pb.len() as u64 != HEADER_LEN as u64 + ph.body_len
+        || (ph.body_len as usize) < index_len + index_table
+    {
+        return Err(bad(
+            &payload_path,
+            format!(
+                "file is {} bytes, header says body of {} (block size {})",
+                pb.len(),
+                ph.body_len,
+                ph.block_size
+            ),
+        ));
+    }
+    let blob_off = HEADER_LEN + index_len;
+    let payload_table_off = pb.len() - index_table;
+    if crc32c::crc32c(&pb[payload_table_off..]) != ph.body_crc {
+        return Err(bad(&payload_path, "index checksum table mismatch".into()));
+    }
+    let blob_len = payload_table_off - blob_off;
+
+    Ok(PayloadFile {
+        map: payload,
+        path: payload_path,
+        blob_off,
+        blob_len,
+        table_off: payload_table_off,
+        blocks: BlockCheck::new(BLOCK_SIZE, index_len),
+        empty: payload_empty,
+    })
+}
+
+/// Checks the header and length of a file whose body is decoded later; returns its length.
+pub(super) fn check_lazy_file(path: &Path, kind: FileKind, id: u64, rows: u64) -> Result<u64> {
+    use std::io::Read;
+    let mut f = File::open(path).at(path)?;
+    let len = f.metadata().at(path)?.len();
+    let mut head = [0u8; HEADER_LEN];
+    f.read_exact(&mut head)
+        .map_err(|_| Error::corruption(path, "file too short for its header"))?;
+    let h = Header::decode(&head, kind, path)?;
+    check_common(&h, path, id, rows)?;
+    if len != HEADER_LEN as u64 + h.body_len {
+        return Err(Error::corruption(
+            path,
+            format!("file is {len} bytes, header says body of {}", h.body_len),
+        ));
+    }
+    Ok(len)
+}
+
+fn check_common(h: &Header, path: &Path, id: u64, rows: u64) -> Result<()> {
+    if h.aux != id {
+        return Err(Error::corruption(
+            path,
+            format!("belongs to segment {}, expected {id}", h.aux),
+        ));
+    }
+    if h.count != rows {
+        return Err(Error::corruption(
+            path,
+            format!("holds {} rows, manifest says {rows}", h.count),
+        ));
+    }
+    Ok(())
+}
+
+fn open_map(path: &Path) -> Result<Mmap> {
+    let f = File::open(path).at(path)?;
+    Mmap::map(&f, path)
+}
