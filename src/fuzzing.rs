@@ -32,7 +32,7 @@ use crate::index::text::{Analyzer, TEXT_FILE, TextConfig, TextIndex};
 use crate::io::blocks::BLOCK_SIZE;
 use crate::io::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
 use crate::log::batch::{self, decode_delete, decode_upsert};
-use crate::log::wal::{KIND_DELETE, KIND_UPSERT, LogMark, Wal, decode_frame};
+use crate::log::wal::{KIND_DELETE, KIND_SKIP, KIND_UPSERT, LogMark, Wal, decode_frame};
 use crate::manifest::{CollectionEntry, MANIFEST_FILE, ManifestData};
 use crate::model::config::CollectionConfig;
 use crate::model::filter::Filter;
@@ -175,23 +175,32 @@ fn fix_frame_checksums(frames: &mut [u8]) {
 }
 
 /// Frames of the log file body `frames` (first LSN 1), read as replay reads the newest file:
-/// up to the first frame that is torn, corrupt or out of sequence. Returns their count and
-/// where they end.
-fn replay_frames(frames: &[u8]) -> (u64, usize) {
-    let (mut pos, mut lsn) = (0usize, 1u64);
+/// up to the first frame that is torn, corrupt or out of sequence (a skip frame moves the
+/// sequence forward as replay does). Returns their count, the last LSN, and where they end.
+fn replay_frames(frames: &[u8]) -> (u64, u64, usize) {
+    let (mut pos, mut lsn, mut count) = (0usize, 1u64, 0u64);
     while pos < frames.len() {
         match decode_frame(&frames[pos..]) {
             Some((f, len)) if f.lsn == lsn => {
                 assert!(len <= frames.len() - pos, "frame runs past the buffer");
                 assert_eq!(f.body.len() + 17, len, "frame length and body disagree");
-                decode_body(f.kind, f.body);
+                let next = if f.kind == KIND_SKIP {
+                    match f.body.try_into().map(u64::from_le_bytes) {
+                        Ok(t) if t > lsn => t,
+                        _ => break,
+                    }
+                } else {
+                    decode_body(f.kind, f.body);
+                    lsn + 1
+                };
                 pos += len;
-                lsn += 1;
+                lsn = next;
+                count += 1;
             }
             _ => break,
         }
     }
-    (lsn - 1, pos)
+    (count, lsn - 1, pos)
 }
 
 /// The write-ahead log: `data` is a flags byte ([`FIX_CHECKSUMS`], [`WAL_FILE`],
@@ -209,9 +218,9 @@ pub fn wal(data: &[u8]) -> Result<()> {
     if flags & FIX_CHECKSUMS != 0 {
         fix_frame_checksums(&mut frames);
     }
-    let (count, end) = replay_frames(&frames);
+    let (count, last, end) = replay_frames(&frames);
     if flags & WAL_FILE != 0 {
-        wal_file(&frames, count, end)?;
+        wal_file(&frames, count, last, end)?;
     }
     if flags & WAL_DATABASE != 0 {
         wal_database(&frames, flags)?;
@@ -232,16 +241,30 @@ fn write_log(dir: &Path, frames: &[u8]) -> Result<std::path::PathBuf> {
     Ok(wal_dir)
 }
 
-fn wal_file(frames: &[u8], count: u64, end: usize) -> Result<()> {
+fn wal_file(frames: &[u8], count: u64, last: u64, end: usize) -> Result<()> {
     let dir = tempdir()?;
     let wal_dir = write_log(dir.path(), frames)?;
+    let path = wal_dir.join(format!("{:020}.wal", 1));
+    let before = fs::read(&path).at(&path)?;
     let mut seen = 0u64;
-    let (log, stats) = Wal::open(&wal_dir, u64::MAX, LogMark::default(), false, |f| {
-        seen += 1;
-        assert_eq!(f.lsn, seen, "replay out of order");
+    let opened = Wal::open(&wal_dir, u64::MAX, LogMark::default(), false, |f| {
+        assert!(f.lsn > seen, "replay out of order");
+        seen = f.lsn;
         decode_body(f.kind, f.body);
         Ok(())
-    })?;
+    });
+    let (log, stats) = match opened {
+        Ok(o) => o,
+        Err(e) => {
+            // A bad frame followed by an intact one: reported, and nothing changed.
+            assert_eq!(
+                fs::read(&path).at(&path)?,
+                before,
+                "a failed open changed the log"
+            );
+            return Err(e);
+        }
+    };
     assert_eq!(
         stats.frames_replayed, count,
         "the log read other frames than the decoder"
@@ -251,11 +274,11 @@ fn wal_file(frames: &[u8], count: u64, end: usize) -> Result<()> {
         (frames.len() - end) as u64,
         "the log cut another tail than the torn one"
     );
-    assert_eq!(log.last_lsn(), count);
+    assert_eq!(log.last_lsn(), last);
     // Append after the last good frame; a reopen replays everything and cuts nothing.
     let body = batch::encode_delete(1, &[7]);
     let lsn = log.append(KIND_DELETE, &body)?;
-    assert_eq!(lsn, count + 1);
+    assert_eq!(lsn, last + 1);
     log.sync()?;
     drop(log);
     let mut again = 0u64;

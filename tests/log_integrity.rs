@@ -352,6 +352,13 @@ fn missing_or_shortened_log_is_corruption() {
     let newest = files.last().unwrap().clone();
     fs::remove_file(&newest).unwrap();
     assert_corruption(&dir, &newest, None, "newest of several log files deleted");
+    let db = Database::open_with(&dir, Options::default().accept_log_loss(true)).unwrap();
+    let r = db.recovery_report().clone();
+    assert!(r.lost_data() && r.frames_replayed < 100, "{r:?}");
+    let want = model_of(&batches[..r.frames_replayed as usize]);
+    assert_state(&db, &want, 0..100, "newest log file deleted, repaired");
+    drop(db);
+    write_after_repair(&dir, &want, 100, "newest log file deleted");
 }
 
 /// Flips one bit of every byte of the active log file, one byte at a time, and opens:

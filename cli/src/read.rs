@@ -400,12 +400,14 @@ pub fn verify(a: &VerifyArgs) -> CliResult<()> {
     let mut out = std::io::stdout().lock();
     outln!(
         out,
-        "ok: {}, {}, {} and {} of segment files checked; manifest and log checked \
-         on open ({} replayed from the log) in {}",
+        "ok: {}, {}, {} and {} of segment files checked; {} in {} checked; manifest \
+         checked on open ({} replayed from the log) in {}",
         plural(report.collections, "collection"),
         plural(report.segments, "segment"),
         plural(report.rows, "segment row"),
         fmt_bytes(report.bytes),
+        plural(report.log_frames as usize, "log frame"),
+        plural(report.log_files, "log file"),
         plural(memtable_rows, "row"),
         fmt_dur(started.elapsed())
     );

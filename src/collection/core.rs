@@ -120,7 +120,9 @@ impl DbCore {
     /// the log can be trimmed. Called after a write, with no lock held.
     pub(crate) fn relieve_log(&self) -> Result<()> {
         // A write that started a new log file publishes it, so that losing it is detected.
-        if self.wal.newest_file() > self.manifest.lock().log_file {
+        if self.wal.newest_file() > self.manifest.lock().log_file
+            && self.wal.check_poisoned().is_ok()
+        {
             self.update_manifest(|_| Ok(()))?;
         }
         if self.wal.disk_bytes() <= self.options.max_wal_bytes {

@@ -101,11 +101,17 @@ impl Database {
         options.validate()?;
         let path = path.as_ref().to_owned();
         let started = std::time::Instant::now();
-        let (lock, manifest) = open::lock_and_load(&path, &options).inspect_err(|e| {
+        let (lock, mut manifest) = open::lock_and_load(&path, &options).inspect_err(|e| {
             log::debug!("opening {}: {e}", path.display());
         })?;
         let mut loaded = open::load_collections(&path, &manifest, &options)?;
         let (wal, recovery) = open::replay(&path, &manifest, &options, &mut loaded)?;
+        if recovery.lost_data() {
+            // The recovery accepted the loss of the newest log files: the manifest names the
+            // log as it is now, so the next open does not report the same loss again.
+            manifest.log_file = wal.newest_file();
+            manifest.store(&path)?;
+        }
 
         let (tx, rx) = mpsc::channel::<()>();
         let (ctx, crx) = mpsc::channel::<()>();

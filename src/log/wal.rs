@@ -530,8 +530,8 @@ impl Wal {
             let limit = if current { current_len } else { *size } as usize;
             let bytes = match fs::read(path) {
                 Ok(b) => b,
-                // Removed meanwhile: its frames are in segments now.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !current => {
+                // Removed meanwhile (after a rotation): its frames are in segments now.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     expected = None;
                     continue;
                 }
