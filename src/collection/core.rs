@@ -137,7 +137,21 @@ impl DbCore {
             return Ok(());
         };
         let c = Collection { _user: None, inner };
-        c.freeze_for_log()
+        c.freeze_for_log()?;
+        // Far over the budget: the seal thread is behind. This writer seals what pins the
+        // log itself (back-pressure on the log, as MAX_FROZEN is on memory).
+        let hard = self
+            .options
+            .max_wal_bytes
+            .saturating_add(self.options.max_wal_bytes / 2);
+        if self.wal.disk_bytes() > hard {
+            log::debug!(
+                "{}: the log passed 1.5 × its budget; a writer seals",
+                c.name()
+            );
+            c.seal_frozen()?;
+        }
+        Ok(())
     }
 
     /// Applies `change` to a copy of the manifest and publishes it. A failure to publish

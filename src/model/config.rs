@@ -48,8 +48,10 @@ pub struct Options {
     /// Default: 64 MiB.
     pub wal_file_bytes: u64,
     /// When the log files together pass this size, the collection whose memtable holds the
-    /// oldest log record is sealed, so that one quiet collection cannot keep the log of a busy
-    /// one from being trimmed. Default: 512 MiB.
+    /// oldest log record is sealed (in the background), so that one quiet collection cannot
+    /// keep the log of a busy one from being trimmed. Past 1.5 × this size a writer seals it
+    /// itself before its call returns, so the log stays below about 1.5 × this plus one log
+    /// file even when the seal thread falls behind. Default: 512 MiB.
     pub max_wal_bytes: u64,
     /// Create the database directory when it does not exist. Default: true.
     pub create_if_missing: bool,
