@@ -631,6 +631,16 @@ struct DbState {
     idle: Condvar,
 }
 
+impl Drop for DbState {
+    fn drop(&mut self) {
+        // The last Python object of the database is gone (garbage collected, the GIL held).
+        if std::process::id() == self.pid {
+            let h = std::mem::take(self.handles.get_mut().unwrap_or_else(|e| e.into_inner()));
+            drop_detached(h.db);
+        }
+    }
+}
+
 #[derive(Default)]
 struct Handles {
     db: Option<Database>,
@@ -680,7 +690,7 @@ impl DbState {
 
     /// Starts a call on the handle `pick` takes from the shared handles; `ClosedError` naming
     /// `what` when there is none (closed).
-    fn enter<T: Clone>(
+    fn enter<T: Clone + Send>(
         self: &Arc<Self>,
         pick: impl FnOnce(&Handles) -> Option<T>,
         what: &str,
@@ -705,21 +715,42 @@ impl DbState {
 
 /// A handle cloned for one call; derefs to it. Dropping it drops the clone (the last handle
 /// of a closed database releases it), then ends the call.
-struct Call<T> {
+struct Call<T: Send> {
     state: Arc<DbState>,
     handle: Option<T>,
 }
 
-impl<T> std::ops::Deref for Call<T> {
+impl<T: Send> std::ops::Deref for Call<T> {
     type Target = T;
     fn deref(&self) -> &T {
         self.handle.as_ref().expect("set until dropped")
     }
 }
 
-impl<T> Drop for Call<T> {
+/// Drops a handle with the GIL released: when it is the database's last, dropping it waits
+/// for background work to stop, and a background thread may need the GIL (to log).
+fn drop_detached<T: Send>(handle: T) {
+    Python::attach(|py| py.detach(move || drop(handle)));
+}
+
+impl<T: Send> Drop for Call<T> {
     fn drop(&mut self) {
-        drop(self.handle.take());
+        let handle = self.handle.take();
+        // While the database is open its own handle outlives ours: drop ours at once (under
+        // the mutex, so close() cannot take the database's handle meanwhile). After close()
+        // ours may be the last.
+        let last = {
+            let h = self.state.handles();
+            if h.db.is_some() {
+                drop(handle);
+                None
+            } else {
+                handle
+            }
+        };
+        if let Some(handle) = last {
+            drop_detached(handle);
+        }
         let key = self.state.key();
         CALLS.with(|c| {
             let mut c = c.borrow_mut();
@@ -948,6 +979,16 @@ struct PyCollection {
     slot: Arc<Mutex<Option<Collection>>>,
     /// Name, dimension and metric, for `repr` without a call.
     info: (String, usize, Metric),
+}
+
+impl Drop for PyCollection {
+    fn drop(&mut self) {
+        // Garbage collected with the GIL held: its handle may be the database's last.
+        if std::process::id() == self.state.pid {
+            let c = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            drop_detached(c);
+        }
+    }
 }
 
 impl PyCollection {
