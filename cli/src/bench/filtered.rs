@@ -68,57 +68,8 @@ pub(super) fn measure_filtered(
     s: f64,
 ) -> CliResult<FilteredRun> {
     let f = sel_filter(s);
-    let pb = bar(
-        queries.len(),
-        &format!("exact filtered top k, selectivity {s}"),
-    );
-    let mut gt = queries
-        .par_iter()
-        .enumerate()
-        .map(|(i, q)| {
-            let hits = coll
-                .search(
-                    &SearchRequest::new(q.clone())
-                        .k(k)
-                        .exact(true)
-                        .filter(f.clone()),
-                )
-                .map_err(|e| fail(format_args!("exact filtered search for query {i}: {e}")))?;
-            pb.inc(1);
-            Ok(hits.into_iter().map(|h| h.id).collect())
-        })
-        .collect::<CliResult<Vec<Vec<u64>>>>()?;
-    pb.finish_and_clear();
-    for row in &mut gt {
-        row.sort_unstable();
-    }
-    let mut matched = 0;
-    let mut plans = Vec::with_capacity(efs.len());
-    for &ef in efs {
-        let probe = coll.query(
-            &SearchRequest::new(queries[0].clone())
-                .k(k)
-                .ef(ef)
-                .filter(f.clone())
-                .explain(true),
-        )?;
-        let explain = probe
-            .explain
-            .unwrap_or_else(|| unreachable!("explain was requested"));
-        matched = explain.vector.iter().map(|p| p.matched).sum();
-        plans.push(
-            explain
-                .vector
-                .iter()
-                .max_by_key(|p| p.rows)
-                .map(|p| match p.plan {
-                    PlanKind::Graph => format!("graph, ef {}", p.ef.unwrap_or(0)),
-                    PlanKind::Exact => "exact".to_owned(),
-                    PlanKind::Skip => "skip".to_owned(),
-                })
-                .unwrap_or_default(),
-        );
-    }
+    let gt = filtered_truth(coll, queries, k, &f, s)?;
+    let (matched, plans) = plans(coll, &queries[0], k, efs, &f)?;
     let exact = measure_with(
         coll,
         queries,
@@ -150,4 +101,78 @@ pub(super) fn measure_filtered(
         results,
         plans,
     })
+}
+
+/// The exact filtered top k of each query (on rayon's pool), each row sorted.
+fn filtered_truth(
+    coll: &Collection,
+    queries: &[Vec<f32>],
+    k: usize,
+    f: &Filter,
+    s: f64,
+) -> CliResult<Vec<Vec<u64>>> {
+    let pb = bar(
+        queries.len(),
+        &format!("exact filtered top k, selectivity {s}"),
+    );
+    let mut gt = queries
+        .par_iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let hits = coll
+                .search(
+                    &SearchRequest::new(q.clone())
+                        .k(k)
+                        .exact(true)
+                        .filter(f.clone()),
+                )
+                .map_err(|e| fail(format_args!("exact filtered search for query {i}: {e}")))?;
+            pb.inc(1);
+            Ok(hits.into_iter().map(|h| h.id).collect())
+        })
+        .collect::<CliResult<Vec<Vec<u64>>>>()?;
+    pb.finish_and_clear();
+    for row in &mut gt {
+        row.sort_unstable();
+    }
+    Ok(gt)
+}
+
+/// The records that match, and the plan the planner chooses at each ef for the largest
+/// segment, from `query` with `explain`.
+fn plans(
+    coll: &Collection,
+    query: &[f32],
+    k: usize,
+    efs: &[usize],
+    f: &Filter,
+) -> CliResult<(usize, Vec<String>)> {
+    let mut matched = 0;
+    let mut plans = Vec::with_capacity(efs.len());
+    for &ef in efs {
+        let probe = coll.query(
+            &SearchRequest::new(query.to_vec())
+                .k(k)
+                .ef(ef)
+                .filter(f.clone())
+                .explain(true),
+        )?;
+        let explain = probe
+            .explain
+            .unwrap_or_else(|| unreachable!("explain was requested"));
+        matched = explain.vector.iter().map(|p| p.matched).sum();
+        plans.push(
+            explain
+                .vector
+                .iter()
+                .max_by_key(|p| p.rows)
+                .map(|p| match p.plan {
+                    PlanKind::Graph => format!("graph, ef {}", p.ef.unwrap_or(0)),
+                    PlanKind::Exact => "exact".to_owned(),
+                    PlanKind::Skip => "skip".to_owned(),
+                })
+                .unwrap_or_default(),
+        );
+    }
+    Ok((matched, plans))
 }

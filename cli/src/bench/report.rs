@@ -3,14 +3,17 @@
 use std::io::Write;
 use std::path::Path;
 
+use cairndb::Metric;
 use serde::Serialize;
 
+use crate::BenchArgs;
 use crate::util::{CliError, CliResult, Table, thousands};
 
 use super::churn::ChurnRun;
-use super::file_name;
 use super::filtered::FilteredRun;
+use super::ingest::Built;
 use super::measure::EfRow;
+use super::{Machine, Measured, file_name};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -66,6 +69,62 @@ pub(super) struct Report {
     pub(super) churn: Option<ChurnRun>,
 }
 
+impl Report {
+    /// The report of a run: the arguments, the machine, the build and what was measured.
+    pub(super) fn new(
+        a: &BenchArgs,
+        metric: Metric,
+        durability: &'static str,
+        machine: &Machine,
+        b: &Built,
+        m: Measured,
+    ) -> Report {
+        let (n, build) = (b.n, b.build());
+        Report {
+            base: a.base.display().to_string(),
+            queries_file: a.queries.display().to_string(),
+            gt_file: a.gt.as_ref().map(|p| p.display().to_string()),
+            ground_truth: if a.gt.is_some() { "file" } else { "exact" },
+            n,
+            dim: b.dim,
+            metric: metric.to_string(),
+            k: a.k,
+            m: a.m,
+            ef_construction: a.ef_construction,
+            threads: machine.threads,
+            batch: a.batch,
+            durability,
+            queries: m.queries,
+            warmup_queries: m.passes.warmup,
+            segments: b.segments,
+            read_s: b.read.as_secs_f64(),
+            ingest_s: b.ingest.as_secs_f64(),
+            flush_s: b.flush.as_secs_f64(),
+            build_s: build.as_secs_f64(),
+            rows_per_s: n as f64 / build.as_secs_f64().max(1e-9),
+            index_bytes: b.index_bytes,
+            graph_bytes: b.graph_bytes,
+            raw_vector_bytes: b.raw_bytes,
+            index_to_raw: b.index_bytes as f64 / b.raw_bytes.max(1) as f64,
+            graph_to_raw: b.graph_bytes as f64 / b.raw_bytes.max(1) as f64,
+            build_cpu_s: b.sched.map(|s| s.run.as_secs_f64()),
+            build_wait_s: b.sched.map(|s| s.wait.as_secs_f64()),
+            peak_rss_bytes: m.rss,
+            peak_rss_after_build_bytes: b.rss,
+            cores: machine.cores,
+            loadavg_start: machine.load_start,
+            loadavg_end: m.load_end,
+            reopen_ms: m.reopen.as_secs_f64() * 1e3,
+            first_query_ms: m.first_query.as_secs_f64() * 1e3,
+            reopen_first_query_ms: (m.reopen + m.first_query).as_secs_f64() * 1e3,
+            gt_s: m.gt_time.map(|d| d.as_secs_f64()),
+            results: m.passes.results,
+            filtered: m.passes.filtered,
+            churn: m.passes.churn,
+        }
+    }
+}
+
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / MIB)
 }
@@ -78,12 +137,29 @@ fn secs(s: f64) -> String {
     }
 }
 
+/// The text report: the setup, the build, then a table per mode.
 pub(super) fn print_text(
     out: &mut impl Write,
     r: &Report,
     db: &str,
     db_note: &str,
 ) -> CliResult<()> {
+    print_setup(out, r, db, db_note)?;
+    print_build(out, r)?;
+    print_index(out, r)?;
+    outln!(out);
+    print_results(out, r)?;
+    if let Some(c) = &r.churn {
+        print_churn(out, r, c)?;
+    }
+    if !r.filtered.is_empty() {
+        print_filtered(out, r)?;
+    }
+    Ok(())
+}
+
+/// The data, the database and the machine.
+fn print_setup(out: &mut impl Write, r: &Report, db: &str, db_note: &str) -> CliResult<()> {
     let base = file_name(Path::new(&r.base));
     let queries = file_name(Path::new(&r.queries_file));
     outln!(
@@ -104,6 +180,11 @@ pub(super) fn print_text(
         load(r.loadavg_start),
         load(r.loadavg_end)
     );
+    Ok(())
+}
+
+/// How the index was built, and what it took.
+fn print_build(out: &mut impl Write, r: &Report) -> CliResult<()> {
     outln!(
         out,
         "build     m {}, ef_construction {}, {} threads; upserts of {} records, durability {}",
@@ -142,6 +223,11 @@ pub(super) fn print_text(
             secs(wait)
         );
     }
+    Ok(())
+}
+
+/// The index's size, the memory, the reopen, the ground truth and how queries run.
+fn print_index(out: &mut impl Write, r: &Report) -> CliResult<()> {
     outln!(
         out,
         "index     {} on disk, of which graph {}; raw f32 vectors {}; index/raw {:.2}×, graph/raw {:.2}×",
@@ -188,7 +274,11 @@ pub(super) fn print_text(
         r.warmup_queries,
         r.results.first().map_or(0, |x| x.ef)
     );
-    outln!(out);
+    Ok(())
+}
+
+/// The per-ef table.
+fn print_results(out: &mut impl Write, r: &Report) -> CliResult<()> {
     let recall = format!(">recall@{}", r.k);
     let sched = r.results.iter().all(|x| x.cpu_us.is_some());
     let mut headers = vec![">ef", &recall, ">QPS", ">mean µs", ">p50 µs", ">p99 µs"];
@@ -222,99 +312,105 @@ pub(super) fn print_text(
     if r.results.iter().any(|x| x.ef < r.k) {
         outln!(out, "(an ef below k searches with ef = k)");
     }
-    if let Some(c) = &r.churn {
-        outln!(out);
-        outln!(
-            out,
-            "churn     {} rounds of deleting and re-inserting {} records ({}), then compact ({})",
-            c.rounds,
-            thousands(c.per_round as u64),
-            secs(c.churn_s),
-            secs(c.compact_s)
-        );
-        outln!(
-            out,
-            "          disk: fresh {}, churned {} in {} segments ({} deleted rows), compacted {} in {}",
-            mib(r.index_bytes),
-            mib(c.churned.index_bytes),
-            c.churned.segments,
-            thousands(c.churned.deleted_rows as u64),
-            mib(c.compacted.index_bytes),
-            c.compacted.segments
-        );
-        let mut t = Table::new(&[
-            ">ef",
-            ">fresh",
-            ">churned",
-            ">compacted",
-            ">QPS fresh",
-            ">churned",
-            ">compacted",
+    Ok(())
+}
+
+/// Churn mode: recall and QPS fresh, churned and compacted.
+fn print_churn(out: &mut impl Write, r: &Report, c: &ChurnRun) -> CliResult<()> {
+    outln!(out);
+    outln!(
+        out,
+        "churn     {} rounds of deleting and re-inserting {} records ({}), then compact ({})",
+        c.rounds,
+        thousands(c.per_round as u64),
+        secs(c.churn_s),
+        secs(c.compact_s)
+    );
+    outln!(
+        out,
+        "          disk: fresh {}, churned {} in {} segments ({} deleted rows), compacted {} in {}",
+        mib(r.index_bytes),
+        mib(c.churned.index_bytes),
+        c.churned.segments,
+        thousands(c.churned.deleted_rows as u64),
+        mib(c.compacted.index_bytes),
+        c.compacted.segments
+    );
+    let mut t = Table::new(&[
+        ">ef",
+        ">fresh",
+        ">churned",
+        ">compacted",
+        ">QPS fresh",
+        ">churned",
+        ">compacted",
+    ]);
+    for ((f, ch), co) in r
+        .results
+        .iter()
+        .zip(&c.churned.results)
+        .zip(&c.compacted.results)
+    {
+        t.row(vec![
+            f.ef.to_string(),
+            format!("{:.4}", f.recall),
+            format!("{:.4}", ch.recall),
+            format!("{:.4}", co.recall),
+            thousands(f.qps.round() as u64),
+            thousands(ch.qps.round() as u64),
+            thousands(co.qps.round() as u64),
         ]);
-        for ((f, ch), co) in r
-            .results
-            .iter()
-            .zip(&c.churned.results)
-            .zip(&c.compacted.results)
-        {
+    }
+    write!(out, "{}", t.render("")).map_err(CliError::output)?;
+    Ok(())
+}
+
+/// Filtered mode: per selectivity, the exact scan and each ef.
+fn print_filtered(out: &mut impl Write, r: &Report) -> CliResult<()> {
+    outln!(out);
+    outln!(
+        out,
+        "filtered  sel < s·10⁶ on a seeded attribute; recall against the exact filtered top {}",
+        r.k
+    );
+    let mut t = Table::new(&[
+        ">selectivity",
+        ">matched",
+        "plan",
+        ">ef",
+        &format!(">recall@{}", r.k),
+        ">QPS",
+        ">p50 µs",
+        ">p99 µs",
+        ">× exact scan",
+    ]);
+    for f in &r.filtered {
+        t.row(vec![
+            format!("{}", f.selectivity),
+            thousands(f.matched as u64),
+            "exact scan".to_owned(),
+            "-".to_owned(),
+            format!("{:.4}", f.exact.recall),
+            thousands(f.exact.qps.round() as u64),
+            format!("{:.1}", f.exact.p50_us),
+            format!("{:.1}", f.exact.p99_us),
+            "1.00".to_owned(),
+        ]);
+        for (x, plan) in f.results.iter().zip(&f.plans) {
             t.row(vec![
-                f.ef.to_string(),
-                format!("{:.4}", f.recall),
-                format!("{:.4}", ch.recall),
-                format!("{:.4}", co.recall),
-                thousands(f.qps.round() as u64),
-                thousands(ch.qps.round() as u64),
-                thousands(co.qps.round() as u64),
+                String::new(),
+                String::new(),
+                plan.clone(),
+                x.ef.to_string(),
+                format!("{:.4}", x.recall),
+                thousands(x.qps.round() as u64),
+                format!("{:.1}", x.p50_us),
+                format!("{:.1}", x.p99_us),
+                format!("{:.2}", x.qps / f.exact.qps.max(1e-9)),
             ]);
         }
-        write!(out, "{}", t.render("")).map_err(CliError::output)?;
     }
-    if !r.filtered.is_empty() {
-        outln!(out);
-        outln!(
-            out,
-            "filtered  sel < s·10⁶ on a seeded attribute; recall against the exact filtered top {}",
-            r.k
-        );
-        let mut t = Table::new(&[
-            ">selectivity",
-            ">matched",
-            "plan",
-            ">ef",
-            &recall,
-            ">QPS",
-            ">p50 µs",
-            ">p99 µs",
-            ">× exact scan",
-        ]);
-        for f in &r.filtered {
-            t.row(vec![
-                format!("{}", f.selectivity),
-                thousands(f.matched as u64),
-                "exact scan".to_owned(),
-                "-".to_owned(),
-                format!("{:.4}", f.exact.recall),
-                thousands(f.exact.qps.round() as u64),
-                format!("{:.1}", f.exact.p50_us),
-                format!("{:.1}", f.exact.p99_us),
-                "1.00".to_owned(),
-            ]);
-            for (x, plan) in f.results.iter().zip(&f.plans) {
-                t.row(vec![
-                    String::new(),
-                    String::new(),
-                    plan.clone(),
-                    x.ef.to_string(),
-                    format!("{:.4}", x.recall),
-                    thousands(x.qps.round() as u64),
-                    format!("{:.1}", x.p50_us),
-                    format!("{:.1}", x.p99_us),
-                    format!("{:.2}", x.qps / f.exact.qps.max(1e-9)),
-                ]);
-            }
-        }
-        write!(out, "{}", t.render("")).map_err(CliError::output)?;
-    }
+    write!(out, "{}", t.render("")).map_err(CliError::output)?;
     Ok(())
 }
 
