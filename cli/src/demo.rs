@@ -105,6 +105,7 @@ fn ids_scores(hits: &[Hit]) -> Vec<(u64, f32)> {
     hits.iter().map(|h| (h.id, h.score)).collect()
 }
 
+/// `cairn demo`: the numbered steps in order, each its own function.
 pub fn run(a: &DemoArgs) -> CliResult<()> {
     let started = Instant::now();
     let mut out = std::io::stdout().lock();

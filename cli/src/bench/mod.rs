@@ -86,6 +86,7 @@ fn write_file(flag: &str, path: &Path, bytes: &[u8]) -> CliResult<()> {
         .map_err(|e| fail(format_args!("{flag}: cannot write {}: {e}", path.display())))
 }
 
+/// `cairn bench`: the phases in order, each its own function.
 pub fn run(a: &BenchArgs) -> CliResult<()> {
     // Arguments first, then the small inputs: bad input fails before the long build.
     let plan = check_args(a)?;
@@ -131,6 +132,7 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
         None => "kept".to_owned(),
     };
     let db_shown = store.path.display().to_string();
+    // Removes the temporary directory (a --dir is kept).
     drop(store);
 
     let report = Report::new(a, plan.metric, durability, &machine, &built, measured);
