@@ -105,12 +105,59 @@ fn ids_scores(hits: &[Hit]) -> Vec<(u64, f32)> {
     hits.iter().map(|h| (h.id, h.score)).collect()
 }
 
+/// `cairn demo`: the numbered steps in order, each its own function.
 pub fn run(a: &DemoArgs) -> CliResult<()> {
     let started = Instant::now();
     let mut out = std::io::stdout().lock();
     let out = &mut out;
     let replaced = replace_demo_dir(&a.dir)?;
+    intro(out, a, replaced)?;
 
+    outln!(out, "\n  1. Load and ingest");
+    let (db, coll, emb, n) = load_and_ingest(out, a)?;
+
+    outln!(
+        out,
+        "\n  2. Search: cosine similarity, HNSW index (ef 64), top 5"
+    );
+    let first = vector_searches(out, &coll, &emb)?;
+
+    outln!(out, "\n  3. Filters, full-text (BM25) and hybrid search");
+    filtered_search(out, &coll, &emb)?;
+    text_search(out, &coll)?;
+    hybrid_search(out, &coll, &emb)?;
+
+    outln!(out, "\n  4. Get, delete, upsert");
+    let Some(top) = first.first() else {
+        return Err(fail("the first demo query found nothing"));
+    };
+    show_record(out, &coll, top.id)?;
+    delete_and_check(out, &coll, &emb, top)?;
+    let extra = upsert_new(out, &coll, &emb, n)?;
+
+    outln!(out, "\n  5. Persistence: close, reopen, search again");
+    let (db, coll) = reopen_and_compare(out, a, db, coll, &emb, extra)?;
+    verify(out, &db)?;
+
+    outln!(
+        out,
+        "\n  6. Throughput: synthetic {} × {} vectors, L2",
+        thousands(crate::synth::ROWS as u64),
+        crate::synth::DIM
+    );
+    crate::synth::run(&db, out)?;
+
+    outln!(out, "\n  7. The database now");
+    database_now(out, db, coll)?;
+
+    outln!(out);
+    finish(out, a)?;
+    outln!(out, "Demo finished in {}.", fmt_dur(started.elapsed()));
+    Ok(())
+}
+
+/// What the demo is about to do, and where.
+fn intro(out: &mut impl Write, a: &DemoArgs, replaced: bool) -> CliResult<()> {
     outln!(out, "Cairn demo: an embedded vector database, end to end");
     outln!(
         out,
@@ -132,21 +179,21 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
          into ±1 buckets, L2-normalized. NOT a neural embedding: it finds shared words and word\n             \
          pieces (\"parser\" ~ \"parsing\"), not synonyms (\"fast\" !~ \"quick\")."
     );
+    Ok(())
+}
 
-    outln!(out, "\n  1. Load and ingest");
+/// Step 1: opens the database, parses and embeds the data set, ingests it and seals it.
+/// Returns the database, the collection, the embedder and the number of packages.
+fn load_and_ingest(
+    out: &mut impl Write,
+    a: &DemoArgs,
+) -> CliResult<(Database, Collection, Embedder, u64)> {
     let t = Instant::now();
     let db = Database::open(&a.dir)?;
     step(out, "open (create) the database", t.elapsed(), "")?;
 
     let t = Instant::now();
-    let packages: Vec<Package> = PACKAGES
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| fail(format_args!("built-in data set, line {}: {e}", i + 1)))
-        })
-        .collect::<CliResult<_>>()?;
+    let packages = parse_packages()?;
     let n = packages.len() as u64;
     step(
         out,
@@ -170,6 +217,38 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
     )?;
 
     let coll = db.create_collection(COLLECTION, CollectionConfig::new(DIM, Metric::Cosine))?;
+    ingest(out, &coll, &packages, vectors)?;
+    let t = Instant::now();
+    coll.flush()?;
+    step(
+        out,
+        "flush: seal the memtable into a segment",
+        t.elapsed(),
+        "",
+    )?;
+    Ok((db, coll, emb, n))
+}
+
+/// The built-in data set, one package a line.
+fn parse_packages() -> CliResult<Vec<Package>> {
+    PACKAGES
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| fail(format_args!("built-in data set, line {}: {e}", i + 1)))
+        })
+        .collect()
+}
+
+/// Upserts the packages (summary as text, name and year as fields) in batches of [`BATCH`].
+fn ingest(
+    out: &mut impl Write,
+    coll: &Collection,
+    packages: &[Package],
+    vectors: Vec<Vec<f32>>,
+) -> CliResult<()> {
+    let n = packages.len() as u64;
     let t = Instant::now();
     let records: Vec<Record> = packages
         .iter()
@@ -199,29 +278,23 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
         ),
         took,
         &format!("{} records/s", per_sec(n, took)),
-    )?;
-    let t = Instant::now();
-    coll.flush()?;
-    step(
-        out,
-        "flush: seal the memtable into a segment",
-        t.elapsed(),
-        "",
-    )?;
+    )
+}
 
-    outln!(
-        out,
-        "\n  2. Search: cosine similarity, HNSW index (ef 64), top 5"
-    );
+/// Step 2: the demo queries; returns the hits of the first.
+fn vector_searches(out: &mut impl Write, coll: &Collection, emb: &Embedder) -> CliResult<Vec<Hit>> {
     let mut first = Vec::new();
     for (i, q) in QUERIES.iter().enumerate() {
-        let hits = search_and_print(out, &coll, &emb, q)?;
+        let hits = search_and_print(out, coll, emb, q)?;
         if i == 0 {
             first = hits;
         }
     }
+    Ok(first)
+}
 
-    outln!(out, "\n  3. Filters, full-text (BM25) and hybrid search");
+/// A vector search with a filter, and the plan the planner chose for each segment.
+fn filtered_search(out: &mut impl Write, coll: &Collection, emb: &Embedder) -> CliResult<()> {
     let q = "http client async";
     let filter = Filter::parse("year >= 2024 AND NOT name IN (\"aiohttp\", \"httpx\")")?;
     let req = SearchRequest::new(emb.embed(q))
@@ -253,6 +326,11 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// A full-text (BM25) search.
+fn text_search(out: &mut impl Write, coll: &Collection) -> CliResult<()> {
     let q = "yaml parser";
     let t = Instant::now();
     let hits = coll.search(
@@ -262,7 +340,11 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
             .with_payload(true),
     )?;
     outln!(out, "     BM25 \"{q}\"  ({})", fmt_dur(t.elapsed()));
-    print_hits(out, &hits)?;
+    print_hits(out, &hits)
+}
+
+/// A hybrid search, with each hit's rank and score in both legs.
+fn hybrid_search(out: &mut impl Write, coll: &Collection, emb: &Embedder) -> CliResult<()> {
     let q = "pdf text extraction";
     let t = Instant::now();
     let hits = coll.search(
@@ -296,15 +378,13 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
             one_line(h.text.as_deref().unwrap_or(""), 56),
         ]);
     }
-    write!(out, "{}", t.render("       ")).map_err(CliError::output)?;
+    write!(out, "{}", t.render("       ")).map_err(CliError::output)
+}
 
-    outln!(out, "\n  4. Get, delete, upsert");
-    let Some(top) = first.first() else {
-        return Err(fail("the first demo query found nothing"));
-    };
-    let (gone_id, gone_name) = (top.id, name_of(top));
+/// Gets one record and shows its payload, text and the start of its vector.
+fn show_record(out: &mut impl Write, coll: &Collection, id: u64) -> CliResult<()> {
     let t = Instant::now();
-    let rec = coll.get(gone_id)?;
+    let rec = coll.get(id)?;
     let took = t.elapsed();
     if let Some(r) = &rec {
         let nonzero: Vec<(usize, f32)> = r
@@ -320,7 +400,7 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
             .map(|(i, x)| format!("[{i}] {x:.3}"))
             .collect();
         let payload = serde_json::to_string(&r.payload).unwrap_or_default();
-        step(out, &format!("get id {gone_id}"), took, "")?;
+        step(out, &format!("get id {id}"), took, "")?;
         outln!(
             out,
             "       id {}  payload {payload}\n       text \"{}\"\n       vector {} floats, unit length, {} non-zero: {}, …",
@@ -331,6 +411,17 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
             head.join(", ")
         );
     }
+    Ok(())
+}
+
+/// Deletes the first query's top hit, and checks that search and get no longer find it.
+fn delete_and_check(
+    out: &mut impl Write,
+    coll: &Collection,
+    emb: &Embedder,
+    top: &Hit,
+) -> CliResult<()> {
+    let (gone_id, gone_name) = (top.id, name_of(top));
     let t = Instant::now();
     let existed = coll.delete(&[gone_id])?;
     step(
@@ -339,7 +430,7 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
         t.elapsed(),
         &format!("{existed} existed"),
     )?;
-    let after = search_and_print(out, &coll, &emb, QUERIES[0])?;
+    let after = search_and_print(out, coll, emb, QUERIES[0])?;
     let absent = !after.iter().any(|h| h.id == gone_id) && coll.get(gone_id)?.is_none();
     outln!(
         out,
@@ -350,9 +441,17 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
             "STILL THERE (unexpected)"
         }
     );
+    Ok(())
+}
 
+/// Upserts a new record with id `new_id` and finds it; returns the query that finds it.
+fn upsert_new(
+    out: &mut impl Write,
+    coll: &Collection,
+    emb: &Embedder,
+    new_id: u64,
+) -> CliResult<&'static str> {
     let t = Instant::now();
-    let new_id = n;
     coll.upsert(
         Record::new(new_id, emb.embed("cairndb Embedded vector database: crash-safe storage and HNSW nearest-neighbor search"))
             .with_text("Embedded vector database: crash-safe storage and HNSW nearest-neighbor search")
@@ -366,12 +465,23 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
         "",
     )?;
     let extra = "embedded vector database";
-    search_and_print(out, &coll, &emb, extra)?;
+    search_and_print(out, coll, emb, extra)?;
+    Ok(extra)
+}
 
-    outln!(out, "\n  5. Persistence: close, reopen, search again");
+/// Step 5: closes the database, opens it again, and checks that every query (the demo's and
+/// `extra`) returns the same hits and the collection the same number of records.
+fn reopen_and_compare(
+    out: &mut impl Write,
+    a: &DemoArgs,
+    db: Database,
+    coll: Collection,
+    emb: &Embedder,
+    extra: &str,
+) -> CliResult<(Database, Collection)> {
     let mut before = Vec::new();
     for q in QUERIES.iter().chain([&extra]) {
-        before.push(ids_scores(&query(&coll, &emb, q, 5)?.0));
+        before.push(ids_scores(&query(&coll, emb, q, 5)?.0));
     }
     let count = coll.len();
     drop(coll);
@@ -387,7 +497,7 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
     )?;
     let mut same = 0;
     for (q, b) in QUERIES.iter().chain([&extra]).zip(&before) {
-        if ids_scores(&query(&coll, &emb, q, 5)?.0) == *b {
+        if ids_scores(&query(&coll, emb, q, 5)?.0) == *b {
             same += 1;
         }
     }
@@ -401,8 +511,12 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
     if same != before.len() || count != coll.len() {
         return Err(fail("results changed after reopening the database"));
     }
-    search_and_print(out, &coll, &emb, QUERIES[0])?;
+    search_and_print(out, &coll, emb, QUERIES[0])?;
+    Ok((db, coll))
+}
 
+/// Checks every checksum of every segment.
+fn verify(out: &mut impl Write, db: &Database) -> CliResult<()> {
     let t = Instant::now();
     let report = db.verify()?;
     step(
@@ -414,18 +528,12 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
             plural(report.segments, "segment"),
             fmt_bytes(report.bytes)
         ),
-    )?;
+    )
+}
 
-    outln!(
-        out,
-        "\n  6. Throughput: synthetic {} × {} vectors, L2",
-        thousands(crate::synth::ROWS as u64),
-        crate::synth::DIM
-    );
-    crate::synth::run(&db, out)?;
-
-    outln!(out, "\n  7. The database now");
-    // `pypi` still holds the upsert and delete of step 3 in its memtable, so the log that
+/// Step 7: seals the demo collection's last changes, then shows the database's statistics.
+fn database_now(out: &mut impl Write, db: Database, coll: Collection) -> CliResult<()> {
+    // `pypi` still holds the upsert and delete of step 4 in its memtable, so the log that
     // carries them (and, after them, the synthetic rows) must be kept until it is sealed.
     let wal_before = db.stats().wal_bytes;
     let t = Instant::now();
@@ -444,8 +552,11 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
     write!(out, "{}", stats_text(&stats, "     ")).map_err(CliError::output)?;
     drop(coll);
     drop(db);
+    Ok(())
+}
 
-    outln!(out);
+/// Keeps the database (`--keep`) or removes it.
+fn finish(out: &mut impl Write, a: &DemoArgs) -> CliResult<()> {
     if a.keep {
         outln!(
             out,
@@ -460,6 +571,5 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
             "Removed the demo database (run with --keep to keep it)."
         );
     }
-    outln!(out, "Demo finished in {}.", fmt_dur(started.elapsed()));
     Ok(())
 }

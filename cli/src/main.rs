@@ -6,7 +6,7 @@
 //! input.rs   reading JSONL records, .fvecs/.bvecs/.ivecs/.npy vectors and `--vector` JSON
 //! write.rs   create, import, delete, repair
 //! read.rs    search, get, stats, verify
-//! bench.rs   the recall/throughput benchmark on a base and a query set
+//! bench/     the recall/throughput benchmark on a base and a query set (mod.rs lists its files)
 //! plot.rs    its recall-vs-QPS chart (SVG)
 //! demo.rs    the end-to-end demo on real PyPI package summaries
 //! embed.rs   the demo's lexical hashing embedding
