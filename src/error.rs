@@ -42,14 +42,16 @@ pub enum Error {
     },
 
     /// An all-zero vector cannot be normalized for the cosine metric.
-    #[error("vector for id {id} has zero length, which cosine cannot score")]
+    #[error(
+        "vector for id {id} is the zero vector (norm 0, zero length), which cosine cannot score"
+    )]
     ZeroVector {
         /// The record id.
         id: u64,
     },
 
     /// An all-zero query vector cannot be normalized for the cosine metric.
-    #[error("query vector has zero length, which cosine cannot score")]
+    #[error("query vector is the zero vector (norm 0, zero length), which cosine cannot score")]
     ZeroQuery,
 
     /// No collection of that name exists.
@@ -170,6 +172,18 @@ pub enum Error {
         /// The underlying error.
         #[source]
         source: std::io::Error,
+    },
+
+    /// A filter nests `and`, `or` and `not` deeper than [`Filter::MAX_DEPTH`], in whatever
+    /// form it came (Rust, JSON, the text syntax, a Python dict).
+    ///
+    /// [`Filter::MAX_DEPTH`]: crate::Filter::MAX_DEPTH
+    #[error("filter nested too deeply: and/or/not reach {depth} levels, the limit is {max}")]
+    FilterTooDeep {
+        /// The depth found (where reading stopped, for a filter being read).
+        depth: usize,
+        /// [`Filter::MAX_DEPTH`](crate::Filter::MAX_DEPTH).
+        max: usize,
     },
 }
 

@@ -43,6 +43,8 @@ fn to_py(e: Error) -> PyErr {
         | Error::InvalidArgument(_)
         | Error::InvalidFilter(_)
         | Error::FilterSyntax { .. }
+        | Error::FilterTooDeep { .. }
+        | Error::VectorTooLarge { .. }
         | Error::BatchTooLarge { .. } => InvalidInputError::new_err(msg),
         Error::CollectionNotFound { .. } => CollectionNotFoundError::new_err(msg),
         Error::CollectionExists { .. } => CollectionExistsError::new_err(msg),
@@ -448,7 +450,9 @@ fn filter_from_py(f: &Bound<'_, PyAny>) -> PyResult<Filter> {
         return Filter::parse(&s).map_err(to_py);
     }
     if let Ok(d) = f.cast::<PyDict>() {
-        return filter_from_dict(d);
+        let filter = filter_from_dict(d, 0)?;
+        filter.validate().map_err(to_py)?;
+        return Ok(filter);
     }
     Err(PyTypeError::new_err(format!(
         "filter must be a str (text syntax) or a dict, not {}",
@@ -456,7 +460,15 @@ fn filter_from_py(f: &Bound<'_, PyAny>) -> PyResult<Filter> {
     )))
 }
 
-fn filter_from_dict(d: &Bound<'_, PyDict>) -> PyResult<Filter> {
+/// `depth`: how many `$and`/`$or`/`$not` enclose `d` (each adds a level to the filter, so more
+/// than `Filter::MAX_DEPTH` is refused here, before the recursion could exhaust the stack).
+fn filter_from_dict(d: &Bound<'_, PyDict>, depth: usize) -> PyResult<Filter> {
+    if depth > Filter::MAX_DEPTH {
+        return Err(to_py(Error::FilterTooDeep {
+            depth,
+            max: Filter::MAX_DEPTH,
+        }));
+    }
     let mut parts = Vec::new();
     for (k, v) in d.iter() {
         let key: String = k
@@ -476,7 +488,7 @@ fn filter_from_dict(d: &Bound<'_, PyDict>) -> PyResult<Filter> {
                                 type_name(&x)
                             ))
                         })?;
-                        filter_from_dict(d)
+                        filter_from_dict(d, depth + 1)
                     })
                     .collect::<PyResult<Vec<_>>>()?;
                 if key == "$and" {
@@ -489,7 +501,7 @@ fn filter_from_dict(d: &Bound<'_, PyDict>) -> PyResult<Filter> {
                 let inner = v.cast::<PyDict>().map_err(|_| {
                     invalid(format!("$not takes a filter dict, not {}", type_name(&v)))
                 })?;
-                filter_from_dict(inner)?.not()
+                filter_from_dict(inner, depth + 1)?.not()
             }
             "$contains" | "$has_term" => Filter::has_term(v.extract::<String>().map_err(|_| {
                 invalid(format!("{key} takes a string, not {}", type_name(&v)))

@@ -1,0 +1,162 @@
+//! Bounded inputs (issue 13, findings 3 and 10): one nesting limit for filters in every form,
+//! filters of any depth that never overflow the stack, and vectors whose scores stay numbers.
+
+use std::thread;
+
+use cairndb::{CollectionConfig, Database, Error, Filter, Metric, Payload, Record, SearchRequest};
+
+const MAX: usize = Filter::MAX_DEPTH;
+
+/// `n` nested `not`s around a condition: depth `n`.
+fn nots(n: usize) -> Filter {
+    (0..n).fold(Filter::eq("a", 1), |f, _| f.not())
+}
+
+/// `n` nested one-operand `and`s around a condition: depth `n`.
+fn ands(n: usize) -> Filter {
+    (0..n).fold(Filter::eq("a", 1), |f, _| Filter::And(vec![f]))
+}
+
+fn too_deep(r: Result<impl std::fmt::Debug, Error>, want_depth: usize) {
+    match r {
+        Err(Error::FilterTooDeep { depth, max }) => {
+            assert_eq!((depth, max), (want_depth, MAX));
+        }
+        other => panic!("expected FilterTooDeep at {want_depth}, got {other:?}"),
+    }
+}
+
+/// Runs `f` on a thread with a small stack: anything that recursed once per level of a
+/// 100,000-deep filter would overflow it (and abort the test binary).
+fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+    thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn the_builder_is_limited_by_validate() {
+    assert_eq!(nots(MAX).depth(), MAX);
+    nots(MAX).validate().unwrap();
+    ands(MAX).validate().unwrap();
+    too_deep(nots(MAX + 1).validate(), MAX + 1);
+    too_deep(ands(MAX + 1).validate(), MAX + 1);
+    // Depth is the deepest path, wherever it is.
+    let wide = Filter::Or(vec![Filter::exists("b"), ands(MAX), nots(3)]);
+    assert_eq!(wide.depth(), MAX + 1);
+    too_deep(wide.validate(), MAX + 1);
+    assert_eq!(Filter::And(vec![]).depth(), 1);
+    assert_eq!(Filter::exists("x").depth(), 0);
+}
+
+#[test]
+fn a_search_with_a_too_deep_filter_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let col = db
+        .create_collection("c", CollectionConfig::new(2, Metric::Dot))
+        .unwrap();
+    col.upsert(Record::new(1, [1.0, 0.0]).with_field("a", 1))
+        .unwrap();
+    let req = SearchRequest::new([1.0, 0.0]).filter(nots(MAX));
+    assert_eq!(col.search(&req).unwrap().len(), 1);
+    too_deep(
+        col.search(&SearchRequest::new([1.0, 0.0]).filter(nots(MAX + 1))),
+        MAX + 1,
+    );
+    // Far deeper, on a small stack: refused, not a crash.
+    on_small_stack(move || {
+        let req = SearchRequest::new([1.0, 0.0]).filter(ands(100_000));
+        too_deep(col.search(&req), 100_000);
+    });
+}
+
+#[test]
+fn json_is_limited_while_it_is_read() {
+    let nested_nots = |n: usize| {
+        format!(
+            "{}{}{}",
+            r#"{"not":"#.repeat(n),
+            r#"{"exists":{"field":"a"}}"#,
+            "}".repeat(n)
+        )
+    };
+    let f: Filter = serde_json::from_str(&nested_nots(MAX)).unwrap();
+    assert_eq!(f.depth(), MAX);
+    assert_eq!(serde_json::to_string(&f).unwrap(), nested_nots(MAX));
+    let e = serde_json::from_str::<Filter>(&nested_nots(MAX + 1)).unwrap_err();
+    assert!(e.to_string().contains("filter nested too deeply"), "{e}");
+
+    on_small_stack(move || {
+        let e = serde_json::from_str::<Filter>(&nested_nots(100_000)).unwrap_err();
+        assert!(e.to_string().contains("filter nested too deeply"), "{e}");
+        // `and` costs serde_json two levels (object, array): its own limit may answer first.
+        let ands = format!(
+            "{}{}{}",
+            r#"{"and":["#.repeat(100_000),
+            r#"{"exists":{"field":"a"}}"#,
+            "]}".repeat(100_000)
+        );
+        assert!(serde_json::from_str::<Filter>(&ands).is_err());
+        // Serializing a filter built too deep in Rust fails the same way.
+        let e = serde_json::to_string(&nots(100_000)).unwrap_err();
+        assert!(e.to_string().contains("filter nested too deeply"), "{e}");
+    });
+}
+
+#[test]
+fn the_text_syntax_gives_the_same_error() {
+    let not_text = |n: usize| format!("{}a = 1", "NOT ".repeat(n));
+    assert_eq!(Filter::parse(&not_text(MAX)).unwrap(), nots(MAX));
+    too_deep(Filter::parse(&not_text(MAX + 1)), MAX + 1);
+    // `a = 1 AND (a = 1 AND (…))`: every parenthesis opens an `and`.
+    let and_text = |n: usize| format!("{}a = 1{}", "a = 1 AND (".repeat(n), ")".repeat(n));
+    assert_eq!(Filter::parse(&and_text(MAX)).unwrap().depth(), MAX);
+    too_deep(Filter::parse(&and_text(MAX + 1)), MAX + 1);
+    // Every valid filter prints as text that parses back, even at the limit.
+    for f in [nots(MAX), ands(MAX)] {
+        let text = f.to_string();
+        assert!(Filter::parse(&text).is_ok(), "{text}");
+    }
+    let deep = Filter::And(vec![
+        nots(MAX - 3).not(),
+        Filter::Or(vec![ands(MAX - 3), Filter::exists("b")]),
+    ])
+    .not();
+    assert_eq!(deep.depth(), MAX);
+    assert!(Filter::parse(&deep.to_string()).is_ok(), "{deep}");
+    // Far deeper text: a syntax error at a column, not a crash.
+    on_small_stack(move || {
+        assert!(matches!(
+            Filter::parse(&not_text(100_000)),
+            Err(Error::FilterSyntax { .. })
+        ));
+    });
+}
+
+#[test]
+fn a_filter_of_any_depth_drops_prints_and_matches_without_recursing() {
+    on_small_stack(|| {
+        let not_chain = nots(100_000);
+        assert_eq!(not_chain.depth(), 100_000);
+        too_deep(not_chain.validate(), 100_000);
+        assert!(!not_chain.matches(&Payload::new(), &|_| true));
+        assert!(not_chain.to_string().ends_with('…'));
+        drop(not_chain);
+        let and_chain = ands(100_000);
+        too_deep(and_chain.validate(), 100_000);
+        drop(and_chain);
+        // Wide and deep at once.
+        let mixed = (0..50_000).fold(Filter::exists("x"), |f, i| {
+            if i % 2 == 0 {
+                Filter::Or(vec![Filter::exists("y"), f, Filter::has_term("t")])
+            } else {
+                f.not()
+            }
+        });
+        drop(mixed);
+    });
+}
