@@ -185,6 +185,30 @@ pub enum Error {
         /// [`Filter::MAX_DEPTH`](crate::Filter::MAX_DEPTH).
         max: usize,
     },
+
+    /// A vector's Euclidean norm exceeds [`Metric::MAX_NORM`] under the `Dot` or `L2` metric:
+    /// its scores against other vectors could overflow `f32` (to an infinity or NaN).
+    ///
+    /// [`Metric::MAX_NORM`]: crate::Metric::MAX_NORM
+    #[error(
+        "{} has norm {norm:e}, above {max:e}, the largest the dot and l2 metrics accept (its scores could overflow 32-bit floats)",
+        vector_name(*.id)
+    )]
+    VectorTooLarge {
+        /// The record whose vector it was (`None` for a query).
+        id: Option<u64>,
+        /// The vector's norm (computed in `f64`).
+        norm: f64,
+        /// [`Metric::MAX_NORM`](crate::Metric::MAX_NORM).
+        max: f64,
+    },
+}
+
+fn vector_name(id: Option<u64>) -> String {
+    match id {
+        Some(i) => format!("vector for id {i}"),
+        None => "query vector".to_owned(),
+    }
 }
 
 fn record_suffix(id: Option<u64>) -> String {

@@ -160,3 +160,158 @@ fn a_filter_of_any_depth_drops_prints_and_matches_without_recursing() {
         drop(mixed);
     });
 }
+
+// ---- vectors whose scores stay numbers -------------------------------------------------------
+
+fn collection(
+    dir: &std::path::Path,
+    dim: usize,
+    metric: Metric,
+) -> (Database, cairndb::Collection) {
+    let db = Database::open(dir).unwrap();
+    let col = db
+        .create_collection("c", CollectionConfig::new(dim, metric))
+        .unwrap();
+    (db, col)
+}
+
+#[test]
+fn huge_vectors_are_refused_under_dot_and_l2() {
+    for metric in [Metric::Dot, Metric::L2] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, col) = collection(dir.path(), 2, metric);
+        for v in [[3e38, -3e38], [3e38, 3e38], [-3e38, 0.0], [1.1e18, 0.0]] {
+            match col.upsert(Record::new(7, v)) {
+                Err(Error::VectorTooLarge { id, norm, max }) => {
+                    assert_eq!(id, Some(7));
+                    assert!(norm > max && max == Metric::MAX_NORM, "{norm} {max}");
+                }
+                other => panic!("{metric}: {v:?} gave {other:?}"),
+            }
+            match col.search(&SearchRequest::new(v)) {
+                Err(e @ Error::VectorTooLarge { id: None, .. }) => {
+                    assert!(e.to_string().starts_with("query vector has norm"), "{e}");
+                }
+                other => panic!("{metric}: query {v:?} gave {other:?}"),
+            }
+        }
+        assert_eq!(col.len(), 0);
+        // At the bound: accepted, and the scores between opposite vectors are finite.
+        col.upsert(vec![
+            Record::new(1, [1e18, 0.0]),
+            Record::new(2, [-1e18, 0.0]),
+            Record::new(3, [0.0, 1e18]),
+        ])
+        .unwrap();
+        for q in [[1e18, 0.0], [-1e18, 0.0], [7e17, -7e17]] {
+            let hits = col.search(&SearchRequest::new(q).k(3)).unwrap();
+            assert_eq!(hits.len(), 3, "{metric} {q:?}");
+            assert!(hits.iter().all(|h| h.score.is_finite()), "{hits:?}");
+        }
+        // NaN and infinities are still refused.
+        for v in [[f32::NAN, 0.0], [f32::INFINITY, 0.0]] {
+            assert!(matches!(
+                col.upsert(Record::new(9, v)),
+                Err(Error::NonFiniteVector { id: 9, index: 0 })
+            ));
+        }
+    }
+}
+
+#[test]
+fn tiny_vectors_are_fine_under_cosine_and_only_zero_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, col) = collection(dir.path(), 3, Metric::Cosine);
+    col.upsert(vec![
+        Record::new(1, [1e-30, 1e-30, 0.0]),
+        Record::new(2, [1e-40, 0.0, -1e-40]),
+        Record::new(3, [0.0, 1e-45, 0.0]),
+        Record::new(4, [3e38, 3e38, 3e38]),
+    ])
+    .unwrap();
+    for (q, best) in [
+        ([2e-30, 2e-30, 0.0], 1),
+        ([1e-42, 0.0, -1e-42], 2),
+        ([0.0, 1.0, 0.0], 3),
+        ([1.0, 1.0, 1.0], 4),
+    ] {
+        let hits = col.search(&SearchRequest::new(q).k(4)).unwrap();
+        assert_eq!(hits[0].id, best, "{q:?}: {hits:?}");
+        assert!((hits[0].score - 1.0).abs() < 1e-5, "{hits:?}");
+        assert!(hits.iter().all(|h| h.score.is_finite()));
+    }
+    let e = col.upsert(Record::new(5, [0.0, -0.0, 0.0])).unwrap_err();
+    assert!(matches!(e, Error::ZeroVector { id: 5 }), "{e}");
+    assert!(e.to_string().contains("zero vector (norm 0"), "{e}");
+    let e = col.search(&SearchRequest::new([0.0; 3])).unwrap_err();
+    assert!(
+        matches!(e, Error::ZeroQuery) && e.to_string().contains("norm 0"),
+        "{e}"
+    );
+    assert!(matches!(
+        col.upsert(Record::new(6, [1.0, f32::NEG_INFINITY, 0.0])),
+        Err(Error::NonFiniteVector { id: 6, index: 1 })
+    ));
+}
+
+mod scores {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A vector of `dim` components whose norm is 10^`exp` (at most [`Metric::MAX_NORM`]).
+    fn scaled(unit: &[f32], exp: f64) -> Vec<f32> {
+        let n: f64 = unit
+            .iter()
+            .map(|&x| f64::from(x).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let target = 10f64.powf(exp).min(Metric::MAX_NORM * (1.0 - 1e-6));
+        unit.iter()
+            .map(|&x| {
+                if n > 0.0 {
+                    (f64::from(x) / n * target) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// Whatever the accepted vectors, no search (graph or exact, memtable or segment)
+        /// returns a score that is NaN or infinite.
+        #[test]
+        fn accepted_vectors_never_score_non_finite(
+            metric in prop::sample::select(vec![Metric::Dot, Metric::L2]),
+            rows in (1usize..12).prop_flat_map(|dim| prop::collection::vec(
+                (prop::collection::vec(-1f32..1.0, dim), 0f64..18.5), 2..40)),
+        ) {
+            let dim = rows[0].0.len();
+            let dir = tempfile::tempdir().unwrap();
+            let (_db, col) = collection(dir.path(), dim, metric);
+            let vectors: Vec<Vec<f32>> = rows.iter().map(|(u, e)| scaled(u, *e)).collect();
+            let records: Vec<Record> = vectors
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Record::new(i as u64, v.clone()))
+                .collect();
+            col.upsert(records).unwrap();
+            for round in 0..2 {
+                for q in &vectors {
+                    for exact in [false, true] {
+                        let req = SearchRequest::new(q.clone()).k(vectors.len()).exact(exact);
+                        let hits = col.search(&req).unwrap();
+                        prop_assert_eq!(hits.len(), vectors.len());
+                        prop_assert!(
+                            hits.iter().all(|h| h.score.is_finite()),
+                            "round {} exact {}: {:?}", round, exact, hits
+                        );
+                    }
+                }
+                col.flush().unwrap();
+            }
+        }
+    }
+}
