@@ -1009,7 +1009,8 @@ impl PyCollection {
         Ok(hits.map_err(to_py)?.into_iter().map(PyHit::from).collect())
     }
 
-    /// Searches many query vectors at once, on `threads` threads (default: every core), and
+    /// Searches many query vectors at once, on `threads` threads (default: every core; more
+    /// than the machine's available parallelism are capped to it; 0 is an error), and
     /// returns two `(len(queries), k)` numpy arrays: the ids (uint64) and the scores
     /// (float32) of each query's hits, best first. Where a query has fewer than `k` hits the
     /// row is padded with id `2**64 - 1` and score NaN. `queries`: a 2-D float32 array
@@ -1056,7 +1057,10 @@ impl PyCollection {
             r
         };
         let n = queries.len();
-        let pool = match threads {
+        // More threads than cores only cost memory and scheduling (10,000 OS threads for
+        // `threads=10000`): the pool has at most the machine's available parallelism.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pool = match threads.map(|t| t.min(cores)) {
             Some(t) => Some(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(t)

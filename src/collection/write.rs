@@ -55,7 +55,14 @@ impl Collection {
             return Ok(());
         }
         let dim = self.inner.config.dim;
-        let mut builder = UpsertBuilder::new(self.inner.id, dim, records.len() * (dim * 4 + 32));
+        // Room for the vectors and the texts, so that a large text is copied once.
+        let text_bytes: usize = records
+            .iter()
+            .filter_map(|r| r.text.as_ref())
+            .map(String::len)
+            .sum();
+        let capacity = records.len() * (dim * 4 + 32) + text_bytes;
+        let mut builder = UpsertBuilder::new(self.inner.id, dim, capacity);
         let mut v = Vec::with_capacity(dim);
         for r in &records {
             v.clear();
