@@ -42,14 +42,16 @@ pub enum Error {
     },
 
     /// An all-zero vector cannot be normalized for the cosine metric.
-    #[error("vector for id {id} has zero length, which cosine cannot score")]
+    #[error(
+        "vector for id {id} is the zero vector (norm 0, zero length), which cosine cannot score"
+    )]
     ZeroVector {
         /// The record id.
         id: u64,
     },
 
     /// An all-zero query vector cannot be normalized for the cosine metric.
-    #[error("query vector has zero length, which cosine cannot score")]
+    #[error("query vector is the zero vector (norm 0, zero length), which cosine cannot score")]
     ZeroQuery,
 
     /// No collection of that name exists.
@@ -173,6 +175,42 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// A filter nests `and`, `or` and `not` deeper than [`Filter::MAX_DEPTH`], in whatever
+    /// form it came (Rust, JSON, the text syntax, a Python dict).
+    ///
+    /// [`Filter::MAX_DEPTH`]: crate::Filter::MAX_DEPTH
+    #[error("filter nested too deeply: and/or/not reach {depth} levels, the limit is {max}")]
+    FilterTooDeep {
+        /// The depth found (where reading stopped, for a filter being read).
+        depth: usize,
+        /// [`Filter::MAX_DEPTH`](crate::Filter::MAX_DEPTH).
+        max: usize,
+    },
+
+    /// A vector's Euclidean norm exceeds [`Metric::MAX_NORM`] under the `Dot` or `L2` metric:
+    /// its scores against other vectors could overflow `f32` (to an infinity or NaN).
+    ///
+    /// [`Metric::MAX_NORM`]: crate::Metric::MAX_NORM
+    #[error(
+        "{} has norm {norm:e}, above {max:e}, the largest the dot and l2 metrics accept (its scores could overflow 32-bit floats)",
+        vector_name(*.id)
+    )]
+    VectorTooLarge {
+        /// The record whose vector it was (`None` for a query).
+        id: Option<u64>,
+        /// The vector's norm (computed in `f64`).
+        norm: f64,
+        /// [`Metric::MAX_NORM`](crate::Metric::MAX_NORM).
+        max: f64,
+    },
+}
+
+fn vector_name(id: Option<u64>) -> String {
+    match id {
+        Some(i) => format!("vector for id {i}"),
+        None => "query vector".to_owned(),
+    }
 }
 
 fn holder(pid: Option<u32>) -> String {

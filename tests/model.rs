@@ -471,8 +471,9 @@ proptest! {
     }
 }
 
-/// Every finite vector is accepted, so every stored record must be rankable: an exact search
-/// with k ≥ n returns all n records, even where a dot product overflows f32.
+/// Every accepted vector is rankable: an exact search with k ≥ n returns all n records, at the
+/// largest magnitudes each metric accepts (any finite vector under cosine; a norm up to
+/// `Metric::MAX_NORM` under dot and l2, beyond which a vector is refused), with finite scores.
 #[test]
 fn exact_search_returns_every_record_at_extreme_magnitudes() {
     let dir = tempfile::tempdir().unwrap();
@@ -481,15 +482,26 @@ fn exact_search_returns_every_record_at_extreme_magnitudes() {
         let c = db
             .create_collection(metric.as_str(), CollectionConfig::new(2, metric))
             .unwrap();
+        // Under dot and l2, the largest components whose norm stays within the bound.
+        let big: f32 = match metric {
+            Metric::Cosine => 3e38,
+            _ => (Metric::MAX_NORM / 2f64.sqrt() * 0.999_999) as f32,
+        };
+        if metric != Metric::Cosine {
+            assert!(matches!(
+                c.upsert(Record::new(9, vec![3e38, 3e38])),
+                Err(cairndb::Error::VectorTooLarge { id: Some(9), .. })
+            ));
+        }
         c.upsert(vec![
-            Record::new(1, vec![3e38, 3e38]),
-            Record::new(2, vec![3e38, -3e38]),
+            Record::new(1, vec![big, big]),
+            Record::new(2, vec![big, -big]),
             Record::new(3, vec![1.0, 1.0]),
-            Record::new(4, vec![-3e38, 3e38]),
+            Record::new(4, vec![-big, big]),
         ])
         .unwrap();
         for flushed in [false, true] {
-            for q in [vec![3e38f32, -3e38], vec![1.0, 1.0], vec![3e38, 3e38]] {
+            for q in [vec![big, -big], vec![1.0, 1.0], vec![big, big]] {
                 let hits = c
                     .search(&SearchRequest::new(q.clone()).k(10).exact(true))
                     .unwrap();
@@ -500,6 +512,7 @@ fn exact_search_returns_every_record_at_extreme_magnitudes() {
                     vec![1, 2, 3, 4],
                     "{metric}, flushed: {flushed}, query {q:?}: hits {hits:?}"
                 );
+                assert!(hits.iter().all(|h| h.score.is_finite()), "{hits:?}");
             }
             c.flush().unwrap();
         }

@@ -145,7 +145,8 @@ class Collection:
         exact: bool = False,
         threads: Optional[int] = None,
     ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
-        """Vector search for many queries on `threads` threads (default: every core).
+        """Vector search for many queries on `threads` threads (default: every core; more
+        than the machine's available parallelism are capped to it; 0 is an error).
 
         Returns `(ids, scores)`, both of shape `(len(queries), k)`, best first; rows with
         fewer than `k` hits are padded with id `2**64 - 1` and score NaN.

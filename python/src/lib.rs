@@ -47,6 +47,8 @@ fn to_py(e: Error) -> PyErr {
         | Error::InvalidArgument(_)
         | Error::InvalidFilter(_)
         | Error::FilterSyntax { .. }
+        | Error::FilterTooDeep { .. }
+        | Error::VectorTooLarge { .. }
         | Error::BatchTooLarge { .. } => InvalidInputError::new_err(msg),
         Error::CollectionNotFound { .. } => CollectionNotFoundError::new_err(msg),
         Error::CollectionExists { .. } => CollectionExistsError::new_err(msg),
@@ -453,7 +455,9 @@ fn filter_from_py(f: &Bound<'_, PyAny>) -> PyResult<Filter> {
         return Filter::parse(&s).map_err(to_py);
     }
     if let Ok(d) = f.cast::<PyDict>() {
-        return filter_from_dict(d);
+        let filter = filter_from_dict(d, 0)?;
+        filter.validate().map_err(to_py)?;
+        return Ok(filter);
     }
     Err(PyTypeError::new_err(format!(
         "filter must be a str (text syntax) or a dict, not {}",
@@ -461,7 +465,15 @@ fn filter_from_py(f: &Bound<'_, PyAny>) -> PyResult<Filter> {
     )))
 }
 
-fn filter_from_dict(d: &Bound<'_, PyDict>) -> PyResult<Filter> {
+/// `depth`: how many `$and`/`$or`/`$not` enclose `d` (each adds a level to the filter, so more
+/// than `Filter::MAX_DEPTH` is refused here, before the recursion could exhaust the stack).
+fn filter_from_dict(d: &Bound<'_, PyDict>, depth: usize) -> PyResult<Filter> {
+    if depth > Filter::MAX_DEPTH {
+        return Err(to_py(Error::FilterTooDeep {
+            depth,
+            max: Filter::MAX_DEPTH,
+        }));
+    }
     let mut parts = Vec::new();
     for (k, v) in d.iter() {
         let key: String = k
@@ -481,7 +493,7 @@ fn filter_from_dict(d: &Bound<'_, PyDict>) -> PyResult<Filter> {
                                 type_name(&x)
                             ))
                         })?;
-                        filter_from_dict(d)
+                        filter_from_dict(d, depth + 1)
                     })
                     .collect::<PyResult<Vec<_>>>()?;
                 if key == "$and" {
@@ -494,7 +506,7 @@ fn filter_from_dict(d: &Bound<'_, PyDict>) -> PyResult<Filter> {
                 let inner = v.cast::<PyDict>().map_err(|_| {
                     invalid(format!("$not takes a filter dict, not {}", type_name(&v)))
                 })?;
-                filter_from_dict(inner)?.not()
+                filter_from_dict(inner, depth + 1)?.not()
             }
             "$contains" | "$has_term" => Filter::has_term(v.extract::<String>().map_err(|_| {
                 invalid(format!("{key} takes a string, not {}", type_name(&v)))
@@ -1170,7 +1182,8 @@ impl PyCollection {
         Ok(hits.map_err(to_py)?.into_iter().map(PyHit::from).collect())
     }
 
-    /// Searches many query vectors at once, on `threads` threads (default: every core), and
+    /// Searches many query vectors at once, on `threads` threads (default: every core; more
+    /// than the machine's available parallelism are capped to it; 0 is an error), and
     /// returns two `(len(queries), k)` numpy arrays: the ids (uint64) and the scores
     /// (float32) of each query's hits, best first. Where a query has fewer than `k` hits the
     /// row is padded with id `2**64 - 1` and score NaN. `queries`: a 2-D float32 array
@@ -1217,7 +1230,10 @@ impl PyCollection {
             r
         };
         let n = queries.len();
-        let pool = match threads {
+        // More threads than cores only cost memory and scheduling (10,000 OS threads for
+        // `threads=10000`): the pool has at most the machine's available parallelism.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pool = match threads.map(|t| t.min(cores)) {
             Some(t) => Some(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(t)

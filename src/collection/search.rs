@@ -8,15 +8,16 @@ use crate::model::record::Hit;
 use crate::query::engine;
 use crate::query::source::View;
 use crate::query::{SearchRequest, SearchResponse};
-use crate::vector::distance::{VectorProblem, prepare};
+use crate::vector::distance::prepare;
 
 impl Collection {
     /// The `k` records that best answer the request, best first. Ties in score are broken by
     /// lower id. Shorthand for [`query`](Self::query)`(req)?.hits`.
     ///
     /// Errors: the query's dimension differs from the collection's, it holds NaN or an
-    /// infinity, or (under cosine) it is all zeros; the filter is invalid; a checksum fails
-    /// on a segment read.
+    /// infinity, (under cosine) it is all zeros or (under dot and l2) its norm exceeds
+    /// [`Metric::MAX_NORM`](crate::Metric::MAX_NORM); the filter is invalid; a checksum
+    /// fails on a segment read.
     pub fn search(&self, req: &SearchRequest) -> Result<Vec<Hit>> {
         Ok(self.query(req)?.hits)
     }
@@ -38,10 +39,7 @@ impl Collection {
                     });
                 }
                 let mut q = v.clone();
-                prepare(cfg.metric, &mut q).map_err(|p| match p {
-                    VectorProblem::NonFinite(index) => Error::NonFiniteQuery { index },
-                    VectorProblem::Zero => Error::ZeroQuery,
-                })?;
+                prepare(cfg.metric, &mut q).map_err(|p| p.error(None))?;
                 Some(q)
             }
             None => None,

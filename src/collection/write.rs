@@ -23,7 +23,7 @@ use crate::log::wal::{KIND_DELETE, KIND_UPSERT};
 use crate::memtable::Memtable;
 use crate::model::config::Durability;
 use crate::model::record::{Record, StoredDoc};
-use crate::vector::distance::{VectorProblem, prepare};
+use crate::vector::distance::prepare;
 
 impl Collection {
     /// Checks and prepares one vector (normalized for `Cosine`).
@@ -37,10 +37,7 @@ impl Collection {
                 got: v.len(),
             });
         }
-        prepare(cfg.metric, v).map_err(|p| match p {
-            VectorProblem::NonFinite(index) => Error::NonFiniteVector { id, index },
-            VectorProblem::Zero => Error::ZeroVector { id },
-        })
+        prepare(cfg.metric, v).map_err(|p| p.error(Some(id)))
     }
 
     /// Inserts or replaces records, atomically: after a crash either the whole batch is
@@ -48,8 +45,9 @@ impl Collection {
     ///
     /// Under [`Durability::Sync`] the batch is on stable storage when this returns, and
     /// searches see it from then on (never before). Every record is checked first
-    /// (dimension, finite values, non-zero under cosine); one bad record rejects the batch
-    /// and nothing is written.
+    /// (dimension, finite values, not the zero vector under cosine, a norm within
+    /// [`Metric::MAX_NORM`](crate::Metric::MAX_NORM) under dot and l2); one bad record
+    /// rejects the batch and nothing is written.
     pub fn upsert(&self, records: impl Into<Vec<Record>>) -> Result<()> {
         let records: Vec<Record> = records.into();
         self.check_live()?;
@@ -57,7 +55,14 @@ impl Collection {
             return Ok(());
         }
         let dim = self.inner.config.dim;
-        let mut builder = UpsertBuilder::new(self.inner.id, dim, records.len() * (dim * 4 + 32));
+        // Room for the vectors and the texts, so that a large text is copied once.
+        let text_bytes: usize = records
+            .iter()
+            .filter_map(|r| r.text.as_ref())
+            .map(String::len)
+            .sum();
+        let capacity = records.len() * (dim * 4 + 32) + text_bytes;
+        let mut builder = UpsertBuilder::new(self.inner.id, dim, capacity);
         let mut v = Vec::with_capacity(dim);
         for r in &records {
             v.clear();

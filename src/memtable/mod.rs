@@ -216,14 +216,12 @@ impl Memtable {
         }
         let start = self.staged();
         let mut vectors = Vec::with_capacity(rows.len() * self.dim);
-        let mut docs = Vec::with_capacity(doc_bytes);
         let mut spans = Vec::with_capacity(rows.len());
         let mut at = self.docs.len() as u64;
         for &(_, v, doc) in rows {
             extend_f32(&mut vectors, v);
             spans.push([at, doc.len() as u64]);
             at += doc.len() as u64;
-            docs.extend_from_slice(doc);
         }
         debug_assert_eq!(vectors.len(), rows.len() * self.dim);
         // Indexes first (behind their lock), then the columns: a row is complete before the
@@ -234,11 +232,11 @@ impl Memtable {
                 let row = (start + i) as u32;
                 // A document that does not decode (impossible for one this build encoded) is
                 // simply not indexed.
-                match StoredDoc::decode(doc) {
+                match StoredDoc::decode_ref(doc) {
                     Some((text, payload)) => {
                         ix.fields.push(row, &payload);
                         if let Some(t) = text {
-                            ix.text.push(row, &self.analyzer.terms(&t));
+                            ix.text.push_text(row, &t, &self.analyzer);
                         }
                     }
                     None => ix.fields.set_rows(row + 1),
@@ -247,7 +245,8 @@ impl Memtable {
         }
         // Room was checked above and only one writer stages at a time, so these succeed.
         let ids: Vec<u64> = rows.iter().map(|r| r.0).collect();
-        let pushed = self.docs.push(&docs).is_ok()
+        // Documents straight from the batch, one by one (a large text is not copied twice).
+        let pushed = rows.iter().all(|r| self.docs.push(r.2).is_ok())
             && self.spans.push(&spans).is_ok()
             && self.vecs.data.push(&vectors).is_ok()
             && self

@@ -1,5 +1,6 @@
 //! Records, payload values and search hits.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -171,17 +172,20 @@ pub(crate) enum StoredValue {
 /// rows all have it writes a payload file without index or documents.
 pub(crate) const EMPTY_DOC: &[u8] = &[0, 0];
 
-/// The text and payload of one record as stored in the WAL and in segment payload files.
+/// The text and payload of one record as stored in the WAL and in segment payload files. The
+/// text is borrowed when encoding and when decoding (it may be large: it is never copied).
 #[derive(Serialize, Deserialize)]
-pub(crate) struct StoredDoc {
-    pub text: Option<String>,
+pub(crate) struct StoredDoc<'a> {
+    #[serde(borrow)]
+    pub text: Option<Cow<'a, str>>,
     pub fields: Vec<(String, StoredValue)>,
 }
 
-impl StoredDoc {
+impl StoredDoc<'_> {
+    /// The encoded document, in a buffer of exactly its size.
     pub(crate) fn encode(text: Option<&str>, payload: &Payload) -> Vec<u8> {
         let doc = StoredDoc {
-            text: text.map(str::to_owned),
+            text: text.map(Cow::Borrowed),
             fields: payload
                 .iter()
                 .map(|(k, v)| {
@@ -196,13 +200,20 @@ impl StoredDoc {
                 })
                 .collect(),
         };
-        // Serializing owned strings and numbers into a Vec cannot fail.
-        postcard::to_allocvec(&doc).unwrap_or_default()
+        // Serializing strings and numbers into a Vec cannot fail.
+        let size = postcard::serialize_with_flavor(&doc, postcard::ser_flavors::Size::default())
+            .unwrap_or(0);
+        postcard::to_extend(&doc, Vec::with_capacity(size)).unwrap_or_default()
     }
 
     /// Decodes; `None` when the bytes are not a valid document.
     pub(crate) fn decode(bytes: &[u8]) -> Option<(Option<String>, Payload)> {
-        let doc: StoredDoc = postcard::from_bytes(bytes).ok()?;
+        StoredDoc::decode_ref(bytes).map(|(text, payload)| (text.map(Cow::into_owned), payload))
+    }
+
+    /// Decodes, the text borrowed from `bytes`; `None` when they are not a valid document.
+    pub(crate) fn decode_ref(bytes: &[u8]) -> Option<(Option<Cow<'_, str>>, Payload)> {
+        let doc: StoredDoc<'_> = postcard::from_bytes(bytes).ok()?;
         let payload = doc
             .fields
             .into_iter()

@@ -109,11 +109,11 @@ fn write_indexes(dir: &Path, id: u64, rows: &[SealRow<'_>], analyzer: &Analyzer)
     let mut text = TextIndex::new();
     for (row, r) in rows.iter().enumerate() {
         let row = row as u32;
-        match StoredDoc::decode(r.doc) {
+        match StoredDoc::decode_ref(r.doc) {
             Some((t, payload)) => {
                 fields.push(row, &payload);
                 if let Some(t) = t {
-                    text.push(row, &analyzer.terms(&t));
+                    text.push_text(row, &t, analyzer);
                 }
             }
             None => fields.set_rows(row + 1),

@@ -58,7 +58,16 @@ impl Analyzer {
         }
     }
 
-    /// The terms of `text`, in order, duplicates kept.
+    /// The terms of `text`, in order, duplicates kept: [`for_each_term`](Self::for_each_term)
+    /// collected (one `String` a token: for queries and short texts).
+    pub fn terms(&self, text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        self.for_each_term(text, |t| out.push(t.to_owned()));
+        out
+    }
+
+    /// Calls `f` with each term of `text`, in order, duplicates kept, without keeping any:
+    /// the memory used is one word's, whatever the length of the text.
     ///
     /// 1. Words by Unicode word segmentation (`unicode_words`: UAX #29 word boundaries, keeping
     ///    the segments that contain a letter or digit; "don't" and "3.14" stay one word,
@@ -67,25 +76,32 @@ impl Analyzer {
     /// 3. English stop words dropped, if configured (checked before stemming, as Lucene does).
     /// 4. English Snowball stemming, if configured.
     /// 5. Terms longer than [`MAX_TERM_BYTES`] bytes dropped.
-    pub fn terms(&self, text: &str) -> Vec<String> {
-        let mut out = Vec::new();
+    pub fn for_each_term(&self, text: &str, mut f: impl FnMut(&str)) {
+        // One buffer for every ASCII word (most of them); other words allocate their own
+        // lowercase form, which `str::to_lowercase` gets right (a final sigma, say).
+        let mut buf = String::new();
         for word in text.unicode_words() {
-            let lower = word.to_lowercase();
-            if self.stop_words && is_stop_word(&lower) {
+            let other;
+            let lower: &str = if word.is_ascii() {
+                buf.clear();
+                buf.push_str(word);
+                buf.make_ascii_lowercase();
+                &buf
+            } else {
+                other = word.to_lowercase();
+                &other
+            };
+            if self.stop_words && is_stop_word(lower) {
                 continue;
             }
             let term = match &self.stemmer {
-                Some(s) => match s.stem(&lower) {
-                    Cow::Borrowed(b) if b.len() == lower.len() => lower,
-                    stemmed => stemmed.into_owned(),
-                },
-                None => lower,
+                Some(s) => s.stem(lower),
+                None => Cow::Borrowed(lower),
             };
             if !term.is_empty() && term.len() <= MAX_TERM_BYTES {
-                out.push(term);
+                f(&term);
             }
         }
-        out
     }
 }
 

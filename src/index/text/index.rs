@@ -13,6 +13,8 @@ use std::iter::FusedIterator;
 
 use roaring::RoaringBitmap;
 
+use super::Analyzer;
+
 /// Rough heap cost of one dictionary entry besides its term bytes and postings: the `String`
 /// and `Vec` headers and the hash table slot.
 pub(super) const ENTRY_OVERHEAD: usize = 64;
@@ -36,43 +38,72 @@ impl TextIndex {
         Self::default()
     }
 
-    /// Appends row `row` with its analyzed terms (duplicates count: they are the term
-    /// frequencies). Rows must be pushed in strictly increasing order; rows without text may be
-    /// skipped or pushed with no terms, which is the same thing. Amortised O(terms).
+    /// Appends row `row` with the terms `analyzer` finds in `text`. Each term goes straight
+    /// into its posting list (the row's entry is added, or its tf incremented), so the memory
+    /// this takes beyond the index itself is one word's, whatever the length of the text.
+    /// Rows must be pushed in strictly increasing order; rows without text may be skipped or
+    /// pushed with no terms, which is the same thing. Amortised O(terms).
     ///
     /// # Panics
     /// If `row` is not above every row pushed before, or is `u32::MAX` (rows of a source are
     /// `u32`, and `rows()` must fit one) — both are bugs of the caller.
+    pub fn push_text(&mut self, row: u32, text: &str, analyzer: &Analyzer) {
+        self.start_row(row);
+        let mut tokens = 0u64;
+        analyzer.for_each_term(text, |t| {
+            tokens += 1;
+            self.add_term(row, t);
+        });
+        self.finish_row(row, tokens);
+    }
+
+    /// Appends row `row` with its analyzed terms (duplicates count: they are the term
+    /// frequencies); otherwise as [`push_text`](Self::push_text).
+    #[cfg(test)]
     pub fn push(&mut self, row: u32, terms: &[String]) {
+        self.start_row(row);
+        terms.iter().for_each(|t| self.add_term(row, t));
+        self.finish_row(row, terms.len() as u64);
+    }
+
+    /// Adds row `row`, with no terms yet.
+    fn start_row(&mut self, row: u32) {
         let next = self.doc_lens.len();
         assert!(
             row as usize >= next && row < u32::MAX,
             "text index: row {row} pushed after {next} rows"
         );
-        let len = u32::try_from(terms.len()).expect("a document of over 4 billion terms");
         self.heap_bytes += (row as usize - next + 1) * 4;
-        self.doc_lens.resize(row as usize, 0);
-        self.doc_lens.push(len);
-        if len == 0 {
-            return;
-        }
-        self.docs_with_text += 1;
-        self.total_len += u64::from(len);
+        self.doc_lens.resize(row as usize + 1, 0);
+    }
 
-        let mut counts: HashMap<&str, u32> = HashMap::with_capacity(terms.len());
-        for t in terms {
-            *counts.entry(t.as_str()).or_insert(0) += 1;
-        }
-        for (term, tf) in counts {
-            self.heap_bytes += 8;
-            match self.postings.get_mut(term) {
-                Some(list) => list.push((row, tf)),
-                None => {
-                    self.heap_bytes += term.len() + ENTRY_OVERHEAD;
-                    self.postings.insert(term.to_owned(), vec![(row, tf)]);
+    /// One occurrence of `term` in row `row`, the last row started.
+    fn add_term(&mut self, row: u32, term: &str) {
+        match self.postings.get_mut(term) {
+            Some(list) => match list.last_mut() {
+                Some((r, tf)) if *r == row => *tf = tf.saturating_add(1),
+                _ => {
+                    self.heap_bytes += 8;
+                    list.push((row, 1));
                 }
+            },
+            None => {
+                self.heap_bytes += term.len() + ENTRY_OVERHEAD + 8;
+                self.postings.insert(term.to_owned(), vec![(row, 1)]);
             }
         }
+    }
+
+    /// Records the length of row `row` (its number of terms).
+    fn finish_row(&mut self, row: u32, tokens: u64) {
+        if tokens == 0 {
+            return;
+        }
+        // A document's length saturates at u32::MAX terms (over 8 GB of text).
+        let len = u32::try_from(tokens).unwrap_or(u32::MAX);
+        self.doc_lens[row as usize] = len;
+        self.docs_with_text += 1;
+        self.total_len += u64::from(len);
     }
 
     /// Makes `rows()` at least `rows`, as if the missing rows were pushed without text (a
@@ -187,6 +218,35 @@ impl FusedIterator for Postings<'_> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    use crate::model::config::TextConfig;
+
+    proptest! {
+        /// Indexing a text term by term gives the index of its collected terms (the same
+        /// postings, tfs and lengths), under every analyzer configuration.
+        #[test]
+        fn push_text_equals_push_of_the_terms(
+            docs in prop::collection::vec(
+                prop::collection::vec(prop::sample::select(vec![
+                    "Run", "running", "the", "THE", "Σίσυφος", "ΟΔΟΣ", "straße", "a", "x1",
+                    "3.14", "don't", " ", ", ", ". ", "\n", "é", "İstanbul", "😀",
+                ]), 0..30),
+                1..6,
+            ),
+            stem in any::<bool>(),
+            stop_words in any::<bool>(),
+        ) {
+            let analyzer = Analyzer::new(&TextConfig::default().stem(stem).stop_words(stop_words));
+            let (mut a, mut b) = (TextIndex::new(), TextIndex::new());
+            for (row, words) in docs.iter().enumerate() {
+                let text = words.concat();
+                a.push_text(row as u32 * 2, &text, &analyzer);
+                b.push(row as u32 * 2, &analyzer.terms(&text));
+            }
+            prop_assert_eq!(a, b);
+        }
+    }
 
     fn terms(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()

@@ -1,7 +1,8 @@
 //! Full-text search: analysis, an inverted index per source, and BM25 ranking.
 //!
 //! ```text
-//!  record text ──Analyzer::terms──▶ terms ──TextIndex::push(row, terms)──▶ memtable index
+//!  record text ──TextIndex::push_text(row, text, analyzer)──▶ memtable index
+//!                (Analyzer::for_each_term → a count per distinct term; no String per token)
 //!                     seal: TextIndex::extend_rows(segment rows), encode ──▶ seg-<id>/text
 //!                                          open/first use: TextIndex::decode ◀── seg-<id>/text
 //!  query text  ──Analyzer::terms──▶ terms ──bm25::search([Source{index, dead, allow}; …], k)

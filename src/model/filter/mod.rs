@@ -34,15 +34,20 @@ use crate::error::{Error, Result};
 use crate::model::record::{Payload, Value};
 
 /// A boolean expression over payload fields and text terms. See the [module docs](self).
+///
+/// `and`, `or` and `not` may nest at most [`Filter::MAX_DEPTH`] deep ([`validate`](Self::validate)
+/// rejects deeper filters). Dropping, serializing, deserializing, printing and
+/// [`matches`](Self::matches) are safe on a filter of any depth (none of them recurses past
+/// the limit); `Clone`, `PartialEq` and `Debug` recurse, so use them on validated filters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Filter {
     /// All operands match.
-    And(Vec<Filter>),
+    And(#[serde(with = "nested")] Vec<Filter>),
     /// At least one operand matches.
-    Or(Vec<Filter>),
+    Or(#[serde(with = "nested")] Vec<Filter>),
     /// The operand does not match.
-    Not(Box<Filter>),
+    Not(#[serde(with = "nested")] Box<Filter>),
     /// The field equals the value (a string list: holds it).
     Eq {
         /// Field name.
@@ -109,6 +114,32 @@ impl Bounds {
 }
 
 impl Filter {
+    /// How deep `and`, `or` and `not` may nest: a condition has depth 0, an `and`/`or`/`not`
+    /// one more than its deepest operand (so `not(not(eq))` has depth 2). Deeper filters are
+    /// rejected with [`Error::FilterTooDeep`] by [`validate`](Self::validate), by the text
+    /// syntax and by deserialization, whatever form they come in.
+    pub const MAX_DEPTH: usize = 64;
+
+    /// The nesting depth (see [`MAX_DEPTH`](Self::MAX_DEPTH)). Iterative: any depth is safe.
+    pub fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(self, 0usize)];
+        while let Some((f, d)) = stack.pop() {
+            match f {
+                Filter::And(v) | Filter::Or(v) => {
+                    deepest = deepest.max(d + 1);
+                    stack.extend(v.iter().map(|g| (g, d + 1)));
+                }
+                Filter::Not(g) => {
+                    deepest = deepest.max(d + 1);
+                    stack.push((g, d + 1));
+                }
+                _ => deepest = deepest.max(d),
+            }
+        }
+        deepest
+    }
+
     /// `field = value`.
     pub fn eq(field: impl Into<String>, value: impl Into<Value>) -> Filter {
         Filter::Eq {
@@ -181,25 +212,21 @@ impl Filter {
     }
 
     /// Both this and `other` match (flattens nested `and`).
-    pub fn and(self, other: Filter) -> Filter {
-        match self {
-            Filter::And(mut v) => {
-                v.push(other);
-                Filter::And(v)
-            }
-            f => Filter::And(vec![f, other]),
+    pub fn and(mut self, other: Filter) -> Filter {
+        if let Filter::And(v) = &mut self {
+            v.push(other);
+            return self;
         }
+        Filter::And(vec![self, other])
     }
 
     /// This or `other` matches (flattens nested `or`).
-    pub fn or(self, other: Filter) -> Filter {
-        match self {
-            Filter::Or(mut v) => {
-                v.push(other);
-                Filter::Or(v)
-            }
-            f => Filter::Or(vec![f, other]),
+    pub fn or(mut self, other: Filter) -> Filter {
+        if let Filter::Or(v) = &mut self {
+            v.push(other);
+            return self;
         }
+        Filter::Or(vec![self, other])
     }
 
     /// This does not match.
@@ -208,9 +235,22 @@ impl Filter {
         Filter::Not(Box::new(self))
     }
 
-    /// Checks the filter is well formed: no list values in `eq`/`in`, no NaN or infinite
-    /// numbers, every range has a bound, field names and terms are not empty.
+    /// Checks the filter is well formed: nesting within [`MAX_DEPTH`](Self::MAX_DEPTH) (else
+    /// [`Error::FilterTooDeep`]), no list values in `eq`/`in`, no NaN or infinite numbers,
+    /// every range has a bound, field names and terms are not empty.
     pub fn validate(&self) -> Result<()> {
+        let depth = self.depth();
+        if depth > Self::MAX_DEPTH {
+            return Err(Error::FilterTooDeep {
+                depth,
+                max: Self::MAX_DEPTH,
+            });
+        }
+        self.validate_within()
+    }
+
+    /// [`validate`](Self::validate) once the depth is known to be within the limit.
+    fn validate_within(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::InvalidFilter(msg));
         let scalar = |field: &str, v: &Value| match v {
             Value::StrList(_) => bad(format!(
@@ -229,8 +269,8 @@ impl Filter {
             }
         };
         match self {
-            Filter::And(v) | Filter::Or(v) => v.iter().try_for_each(Filter::validate),
-            Filter::Not(f) => f.validate(),
+            Filter::And(v) | Filter::Or(v) => v.iter().try_for_each(Filter::validate_within),
+            Filter::Not(f) => f.validate_within(),
             Filter::Eq { field, value } => {
                 name(field)?;
                 scalar(field, value)
@@ -266,12 +306,18 @@ impl Filter {
     }
 
     /// Whether a record with this payload matches. `has_term` answers [`Filter::HasTerm`]
-    /// for the record's text. This is the reference the indexes are tested against.
+    /// for the record's text. This is the reference the indexes are tested against. A filter
+    /// nested deeper than [`MAX_DEPTH`](Self::MAX_DEPTH) (which `validate` rejects) matches
+    /// nothing.
     pub fn matches(&self, payload: &Payload, has_term: &dyn Fn(&str) -> bool) -> bool {
+        self.depth() <= Self::MAX_DEPTH && self.matches_within(payload, has_term)
+    }
+
+    fn matches_within(&self, payload: &Payload, has_term: &dyn Fn(&str) -> bool) -> bool {
         match self {
-            Filter::And(v) => v.iter().all(|f| f.matches(payload, has_term)),
-            Filter::Or(v) => v.iter().any(|f| f.matches(payload, has_term)),
-            Filter::Not(f) => !f.matches(payload, has_term),
+            Filter::And(v) => v.iter().all(|f| f.matches_within(payload, has_term)),
+            Filter::Or(v) => v.iter().any(|f| f.matches_within(payload, has_term)),
+            Filter::Not(f) => !f.matches_within(payload, has_term),
             Filter::Eq { field, value } => payload.get(field).is_some_and(|x| value_eq(x, value)),
             Filter::In { field, values } => payload
                 .get(field)
@@ -284,6 +330,82 @@ impl Filter {
             Filter::Exists { field } => payload.contains_key(field),
             Filter::HasTerm { term } => has_term(term),
         }
+    }
+}
+
+/// Drops the operands from a loop instead of recursively, so that a filter of any depth (built
+/// in Rust before [`Filter::validate`] could refuse it) is dropped without overflowing the stack.
+impl Drop for Filter {
+    fn drop(&mut self) {
+        fn take_operands(f: &mut Filter, out: &mut Vec<Filter>) {
+            match f {
+                Filter::And(v) | Filter::Or(v) => out.append(v),
+                Filter::Not(g) => out.push(std::mem::replace(&mut **g, Filter::And(Vec::new()))),
+                _ => {}
+            }
+        }
+        let mut stack = Vec::new();
+        take_operands(self, &mut stack);
+        while let Some(mut f) = stack.pop() {
+            // `f` has no operands left when it is dropped at the end of this iteration.
+            take_operands(&mut f, &mut stack);
+        }
+    }
+}
+
+/// Serde for the operands of `and`, `or` and `not`: each level counts itself in a per-thread
+/// depth, and a level past [`Filter::MAX_DEPTH`] is an error instead of one more stack frame
+/// (deserializing a hostile input, or serializing a filter built too deep in Rust).
+mod nested {
+    use std::cell::Cell;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Filter;
+    use crate::error::Error;
+
+    thread_local! {
+        static DEPTH: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// One level of nesting, left when dropped.
+    struct Level;
+
+    impl Level {
+        fn enter() -> Result<Level, Error> {
+            DEPTH.with(|d| {
+                let depth = d.get() + 1;
+                if depth > Filter::MAX_DEPTH {
+                    return Err(Error::FilterTooDeep {
+                        depth,
+                        max: Filter::MAX_DEPTH,
+                    });
+                }
+                d.set(depth);
+                Ok(Level)
+            })
+        }
+    }
+
+    impl Drop for Level {
+        fn drop(&mut self) {
+            DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+        }
+    }
+
+    pub(super) fn serialize<T: Serialize, S: Serializer>(
+        operands: &T,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let _level = Level::enter().map_err(serde::ser::Error::custom)?;
+        operands.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<T, D::Error> {
+        let _level = Level::enter().map_err(serde::de::Error::custom)?;
+        T::deserialize(d)
     }
 }
 

@@ -10,8 +10,11 @@ use super::{Bounds, Filter};
 use crate::error::{Error, Result};
 use crate::model::record::Value;
 
-/// How deep parentheses and `NOT`s may nest; deeper input is rejected with a syntax error.
-const MAX_DEPTH: usize = 64;
+/// How deep parentheses and `NOT`s may nest in the text; deeper input is rejected with a syntax
+/// error (this bounds the parser's recursion). The filter's own limit, [`Filter::MAX_DEPTH`], is
+/// checked by `validate` on what was parsed. Twice that limit, so that every filter `validate`
+/// accepts prints (at most a `NOT` and a `(` a level) as text that parses back.
+const MAX_NESTING: usize = 2 * Filter::MAX_DEPTH;
 
 /// Reserved words (matched case-insensitively); a field with one of these names is quoted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -475,10 +478,10 @@ impl<'a> Parser<'a> {
     /// Enters a parenthesis or `NOT` at character index `at`.
     fn enter(&mut self, at: usize) -> Result<()> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        if self.depth > MAX_NESTING {
             return Err(self.error_at(
                 at,
-                format!("filter nested too deeply: at most {MAX_DEPTH} parentheses and NOTs"),
+                format!("filter nested too deeply: at most {MAX_NESTING} parentheses and NOTs"),
             ));
         }
         Ok(())
@@ -799,12 +802,15 @@ impl Filter {
     /// | `TRUE`, `FALSE` | `And([])` (matches everything), `Or([])` (matches nothing) |
     /// | `x AND y AND z`, `x OR y` | one `And`/`Or` of all the operands |
     ///
-    /// Parentheses and `NOT`s may nest at most 64 deep.
+    /// The parsed filter may nest `and`, `or` and `not` at most [`Filter::MAX_DEPTH`] (64)
+    /// deep; the text may nest parentheses and `NOT`s at most 128 deep.
     ///
     /// # Errors
     /// [`Error::FilterSyntax`] with the 1-based column (in characters) of the problem and what
-    /// was expected there; [`Error::InvalidFilter`] when the filter parses but does not
-    /// validate (an empty field name or a blank term).
+    /// was expected there (also for more than 128 nested parentheses and `NOT`s);
+    /// [`Error::FilterTooDeep`] when the filter is nested deeper than [`Filter::MAX_DEPTH`];
+    /// [`Error::InvalidFilter`] when the filter parses but does not validate otherwise (an
+    /// empty field name or a blank term).
     ///
     /// ```
     /// use cairndb::{Error, Filter};
@@ -857,30 +863,40 @@ enum Ctx {
 /// - every range has at most one lower bound (`gt` or `gte`) and one upper bound (`lt` or
 ///   `lte`): a range with, say, both `gt` and `gte` prints as `(a > 1 AND a >= 2)`, which
 ///   parses to an equivalent `And` of ranges (the parser never produces such a range),
-/// - and nesting stays within the parser's limit of 64 parentheses and `NOT`s.
 ///
 /// `Not(Eq)` prints as `a != v`, `Not(In)` as `a NOT IN (…)`. A filter that does not validate
-/// (a NaN, a list value, a range without bounds) prints as text that does not parse.
+/// (a NaN, a list value, a range without bounds) prints as text that does not parse; past
+/// [`Filter::MAX_DEPTH`] levels an operand prints as `…`.
 impl fmt::Display for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_filter(self, Ctx::Top, f)
+        write_filter(self, Ctx::Top, 0, f)
     }
 }
 
-fn write_filter(filter: &Filter, ctx: Ctx, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// Prints `filter`, found `level` levels of `and`/`or`/`not` deep.
+fn write_filter(
+    filter: &Filter,
+    ctx: Ctx,
+    level: usize,
+    out: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    if level > Filter::MAX_DEPTH {
+        return out.write_char('…');
+    }
     match filter {
         Filter::And(v) | Filter::Or(v) if v.len() == 1 => {
             // A single operand is printed as itself (equivalent; not identical on re-parse).
-            v.iter().try_for_each(|only| write_filter(only, ctx, out))
+            v.iter()
+                .try_for_each(|only| write_filter(only, ctx, level + 1, out))
         }
         Filter::And(v) if v.is_empty() => out.write_str("TRUE"),
         Filter::Or(v) if v.is_empty() => out.write_str("FALSE"),
         Filter::And(v) => {
             // Parenthesized inside another AND too, or the parser would flatten the two.
             let paren = matches!(ctx, Ctx::AndOperand | Ctx::NotOperand);
-            write_list(v, " AND ", Ctx::AndOperand, paren, out)
+            write_list(v, " AND ", Ctx::AndOperand, paren, level + 1, out)
         }
-        Filter::Or(v) => write_list(v, " OR ", Ctx::OrOperand, ctx != Ctx::Top, out),
+        Filter::Or(v) => write_list(v, " OR ", Ctx::OrOperand, ctx != Ctx::Top, level + 1, out),
         Filter::Not(inner) => match &**inner {
             Filter::Eq { field, value } => {
                 write_field(field, out)?;
@@ -894,7 +910,7 @@ fn write_filter(filter: &Filter, ctx: Ctx, out: &mut fmt::Formatter<'_>) -> fmt:
             }
             other => {
                 out.write_str("NOT ")?;
-                write_filter(other, Ctx::NotOperand, out)
+                write_filter(other, Ctx::NotOperand, level + 1, out)
             }
         },
         Filter::Eq { field, value } => {
@@ -926,6 +942,7 @@ fn write_list(
     sep: &str,
     ctx: Ctx,
     paren: bool,
+    level: usize,
     out: &mut fmt::Formatter<'_>,
 ) -> fmt::Result {
     if paren {
@@ -935,7 +952,7 @@ fn write_list(
         if i > 0 {
             out.write_str(sep)?;
         }
-        write_filter(f, ctx, out)?;
+        write_filter(f, ctx, level, out)?;
     }
     if paren {
         out.write_char(')')?;
@@ -1369,23 +1386,34 @@ mod tests {
 
     #[test]
     fn nesting_is_capped() {
-        let ok = format!("{}a = 1{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        // Parentheses that add no level: only the parser's own limit applies.
+        let ok = format!(
+            "{}a = 1{}",
+            "(".repeat(MAX_NESTING),
+            ")".repeat(MAX_NESTING)
+        );
         assert_eq!(p(&ok), Filter::eq("a", 1));
         let deep = format!(
             "{}a = 1{}",
-            "(".repeat(MAX_DEPTH + 1),
-            ")".repeat(MAX_DEPTH + 1)
+            "(".repeat(MAX_NESTING + 1),
+            ")".repeat(MAX_NESTING + 1)
         );
         let (col, msg) = syntax_err(&deep);
-        assert_eq!(col, MAX_DEPTH + 1);
+        assert_eq!(col, MAX_NESTING + 1);
         assert!(msg.contains("nested too deeply"), "{msg}");
 
-        let nots = format!("{}a = 1", "NOT ".repeat(MAX_DEPTH));
-        assert!(Filter::parse(&nots).is_ok());
-        let (col, _) = syntax_err(&format!("{}a = 1", "NOT ".repeat(MAX_DEPTH + 1)));
-        assert_eq!(col, 4 * MAX_DEPTH + 1);
-        let (col, _) = syntax_err(&format!("{}a = 1", "(NOT ".repeat(MAX_DEPTH)));
-        assert_eq!(col, 5 * (MAX_DEPTH / 2) + 1);
+        // NOTs each add a level: the filter's limit applies.
+        let max = Filter::MAX_DEPTH;
+        let nots = format!("{}a = 1", "NOT ".repeat(max));
+        assert_eq!(p(&nots).depth(), max);
+        assert!(matches!(
+            Filter::parse(&format!("{}a = 1", "NOT ".repeat(max + 1))),
+            Err(Error::FilterTooDeep { depth, max: m }) if depth == max + 1 && m == max
+        ));
+        let (col, _) = syntax_err(&format!("{}a = 1", "NOT ".repeat(MAX_NESTING + 1)));
+        assert_eq!(col, 4 * MAX_NESTING + 1);
+        let (col, _) = syntax_err(&format!("{}a = 1", "(NOT ".repeat(MAX_NESTING)));
+        assert_eq!(col, 5 * (MAX_NESTING / 2) + 1);
 
         // Far deeper input fails cleanly instead of overflowing the stack.
         for s in ["(".repeat(100_000), "NOT ".repeat(100_000)] {

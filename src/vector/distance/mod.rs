@@ -39,6 +39,13 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// The largest Euclidean norm of a vector under `Dot` and `L2` (`Cosine` normalizes every
+    /// vector): larger ones are rejected with [`Error::VectorTooLarge`], stored or query. Between
+    /// two vectors within it a dot product is at most 1e36 in magnitude and a squared distance
+    /// at most 4e36 (as are the partial sums of the kernels and the int8 estimate of graph
+    /// walks, within a small factor), so every score stays far inside `f32` (3.4e38).
+    pub const MAX_NORM: f64 = 1e18;
+
     /// The metric's name as used in the CLI and on disk.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -114,10 +121,30 @@ fn not_nan(s: f32) -> f32 {
 }
 
 /// Why a vector cannot be stored or searched with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum VectorProblem {
     NonFinite(usize),
+    /// All zeros, under `Cosine`.
     Zero,
+    /// The norm (above [`Metric::MAX_NORM`]), under `Dot` or `L2`.
+    TooLarge(f64),
+}
+
+impl VectorProblem {
+    /// The error for the vector of record `id`, or for the query (`None`).
+    pub(crate) fn error(self, id: Option<u64>) -> Error {
+        match (self, id) {
+            (VectorProblem::NonFinite(index), Some(id)) => Error::NonFiniteVector { id, index },
+            (VectorProblem::NonFinite(index), None) => Error::NonFiniteQuery { index },
+            (VectorProblem::Zero, Some(id)) => Error::ZeroVector { id },
+            (VectorProblem::Zero, None) => Error::ZeroQuery,
+            (VectorProblem::TooLarge(norm), id) => Error::VectorTooLarge {
+                id,
+                norm,
+                max: Metric::MAX_NORM,
+            },
+        }
+    }
 }
 
 /// Index of the first NaN or infinite component.
@@ -126,22 +153,30 @@ pub(crate) fn first_non_finite(v: &[f32]) -> Option<usize> {
 }
 
 /// Checks a vector and, for `Cosine`, normalizes it in place to unit length.
+///
+/// The norm is computed and applied in `f64`, where neither the square of a large `f32` nor
+/// that of a tiny (even subnormal) one leaves the range: under `Cosine` every vector but the
+/// zero vector is accepted, under `Dot` and `L2` every one whose norm is within
+/// [`Metric::MAX_NORM`].
 pub(crate) fn prepare(metric: Metric, v: &mut [f32]) -> std::result::Result<(), VectorProblem> {
     if let Some(i) = first_non_finite(v) {
         return Err(VectorProblem::NonFinite(i));
     }
-    if metric == Metric::Cosine {
-        // Accumulate in f64: the squared norm of large finite f32 vectors can overflow f32.
-        let norm2: f64 = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
-        if norm2 == 0.0 || !norm2.is_finite() {
-            return Err(VectorProblem::Zero);
+    let norm2: f64 = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+    match metric {
+        Metric::Cosine => {
+            if norm2 == 0.0 {
+                return Err(VectorProblem::Zero);
+            }
+            let inv = 1.0 / norm2.sqrt();
+            for x in v.iter_mut() {
+                *x = (f64::from(*x) * inv) as f32;
+            }
         }
-        let inv = (1.0 / norm2.sqrt()) as f32;
-        for x in v.iter_mut() {
-            *x *= inv;
-        }
-        if let Some(i) = first_non_finite(v) {
-            return Err(VectorProblem::NonFinite(i));
+        Metric::Dot | Metric::L2 => {
+            if norm2 > Metric::MAX_NORM * Metric::MAX_NORM {
+                return Err(VectorProblem::TooLarge(norm2.sqrt()));
+            }
         }
     }
     Ok(())
@@ -206,8 +241,20 @@ mod tests {
             Err(VectorProblem::NonFinite(1))
         );
         let mut big = vec![f32::MAX, f32::MAX];
+        prepare(Metric::Cosine, &mut big.clone()).unwrap();
         prepare(Metric::Cosine, &mut big).unwrap();
         assert!((big[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
+        // Tiny, even subnormal, components normalize in f64.
+        let mut tiny = vec![1e-45, 1e-45];
+        prepare(Metric::Cosine, &mut tiny).unwrap();
+        assert!((tiny[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
+        // Under dot and l2 the norm is bounded.
+        for m in [Metric::Dot, Metric::L2] {
+            let mut huge = vec![3e38, -3e38];
+            assert!(matches!(prepare(m, &mut huge), Err(VectorProblem::TooLarge(n)) if n > 4e38));
+            let mut edge = vec![1e18, 0.0];
+            assert_eq!(prepare(m, &mut edge), Ok(()));
+        }
     }
 
     #[test]
