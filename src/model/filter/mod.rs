@@ -26,6 +26,7 @@
 //! strings and string lists in a keyword index, booleans in a bool index, integers and floats
 //! in one numeric column.
 
+mod display;
 mod parse;
 
 use serde::{Deserialize, Serialize};
