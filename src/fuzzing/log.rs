@@ -224,6 +224,18 @@ pub fn manifest(data: &[u8]) -> Result<()> {
     if flags & MANIFEST_DATABASE != 0 {
         let dir = tempdir()?;
         fs::write(dir.path().join(MANIFEST_FILE), &bytes).at(dir.path())?;
+        // The manifest names the log file it was published with: give the database that file,
+        // empty, so that the open goes on to the collections (without it, the open reports
+        // the missing log as corruption, correctly, and stops there).
+        if m.log_file > 0 {
+            let wal_dir = dir.path().join("wal");
+            fs::create_dir_all(&wal_dir).at(&wal_dir)?;
+            let first = m.log_file.max(m.last_lsn.saturating_add(1));
+            let path = wal_dir.join(format!("{first:020}.wal"));
+            let mut h = Header::new(FileKind::Wal);
+            h.aux = first;
+            fs::write(&path, h.encode()).at(&path)?;
+        }
         let db = Database::open(dir.path())?;
         for name in db.collections() {
             let c = db.collection(&name)?;
