@@ -7,6 +7,7 @@
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Weak};
 
+use crate::collection::Collection;
 use crate::collection::background::Background;
 use crate::collection::core::DbCore;
 use crate::log::wal::Wal;
@@ -38,50 +39,45 @@ pub(super) fn spawn_flusher(
 /// writer freezes one (and every 10 s). Errors are not lost: a failed seal poisons the log,
 /// and writers see it.
 pub(super) fn spawn_sealer(core: Weak<DbCore>, bg: Arc<Background>, wake: mpsc::Receiver<()>) {
-    let _ = std::thread::Builder::new()
-        .name("cairn-seal".into())
-        .spawn(move || {
-            crate::io::mmap::lower_thread_priority();
-            loop {
-                match wake.recv_timeout(std::time::Duration::from_secs(10)) {
-                    Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return,
+    spawn_woken("cairn-seal", bg, wake, move || {
+        if let Some(core) = core.upgrade() {
+            for c in core.open_collections() {
+                if let Some(Err(e)) =
+                    contained(&c, "seal", || core.pool.install(|| c.seal_frozen()))
+                {
+                    log::error!("{}: background seal failed: {e}", c.name());
                 }
-                while wake.try_recv().is_ok() {}
-                if !bg.begin() {
-                    return;
-                }
-                if let Some(core) = core.upgrade() {
-                    for c in core.open_collections() {
-                        let sealed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            core.pool.install(|| c.seal_frozen())
-                        }));
-                        // A panic is a bug; writers waiting for this seal must not wait
-                        // forever: the log is poisoned and they get the error.
-                        if let Ok(Err(e)) = &sealed {
-                            log::error!("{}: background seal failed: {e}", c.name());
-                        }
-                        if let Err(panic) = sealed {
-                            log::error!("{}: background seal panicked", c.name());
-                            core.wal.poison(format!(
-                                "a seal panicked, reopen the database: {}",
-                                panic_message(&panic)
-                            ));
-                        }
-                    }
-                }
-                // Every strong reference is gone before closing may proceed.
-                bg.end();
             }
-        });
+        }
+    });
 }
 
 /// The background compaction thread. It holds the database weakly and upgrades only to
 /// check or compact, so it never keeps a closed database open except to finish a
 /// compaction; a compaction notices when every user handle is gone and stops early.
 pub(super) fn spawn_compactor(core: Weak<DbCore>, bg: Arc<Background>, wake: mpsc::Receiver<()>) {
+    spawn_woken("cairn-compact", bg, wake, move || {
+        let Some(core) = core.upgrade() else { return };
+        let collections = core.open_collections();
+        drop(core);
+        for c in collections {
+            // Errors are not lost: a failed write poisons the log and the writer sees it
+            // (compaction logs its errors); anything else is retried at the next check.
+            let _ = contained(&c, "compaction", || c.compact_by_policy());
+        }
+    });
+}
+
+/// A background thread at low priority that runs `work` when woken (and every 10 s) while
+/// the database is open; it ends when the database closes.
+fn spawn_woken(
+    name: &str,
+    bg: Arc<Background>,
+    wake: mpsc::Receiver<()>,
+    mut work: impl FnMut() + Send + 'static,
+) {
     let _ = std::thread::Builder::new()
-        .name("cairn-compact".into())
+        .name(name.into())
         .spawn(move || {
             crate::io::mmap::lower_thread_priority();
             loop {
@@ -93,28 +89,28 @@ pub(super) fn spawn_compactor(core: Weak<DbCore>, bg: Arc<Background>, wake: mps
                 if !bg.begin() {
                     return;
                 }
-                if let Some(core) = core.upgrade() {
-                    let collections = core.open_collections();
-                    drop(core);
-                    for c in collections {
-                        // Errors are not lost: a failed write poisons the log and the writer
-                        // sees it; anything else is retried at the next check.
-                        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            c.compact_by_policy()
-                        }));
-                        if let Err(panic) = done {
-                            log::error!("{}: background compaction panicked", c.name());
-                            c.poison(format!(
-                                "a compaction panicked, reopen the database: {}",
-                                panic_message(&panic)
-                            ));
-                        }
-                    }
-                }
+                work();
                 // Every strong reference is gone before closing may proceed.
                 bg.end();
             }
         });
+}
+
+/// Runs background `work` on collection `c`; `None` if it panicked. A panic is a bug, and
+/// writers waiting for the work must not wait forever: it poisons the log, and they get the
+/// error.
+fn contained<R>(c: &Collection, what: &str, work: impl FnOnce() -> R) -> Option<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(r) => Some(r),
+        Err(panic) => {
+            log::error!("{}: background {what} panicked", c.name());
+            c.poison(format!(
+                "a {what} panicked, reopen the database: {}",
+                panic_message(&panic)
+            ));
+            None
+        }
+    }
 }
 
 /// The message of a caught panic, when it has one.
