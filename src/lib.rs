@@ -69,7 +69,7 @@ pub use collection::{Collection, CollectionStats, CompactionReport, SegmentStats
 pub use db::{Database, DbStats, VerifyReport};
 pub use error::{Error, Result};
 pub use index::text;
-pub use log::wal::RecoveryReport;
+pub use log::recover::RecoveryReport;
 pub use model::filter;
 pub use model::{
     CollectionConfig, Durability, Filter, Hit, LegScore, Legs, MAX_DIM, Options, Payload, Record,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, IoContext, Result};
 use crate::io::fsutil::replace_file;
 use crate::io::header::{FileKind, HEADER_LEN, Header};
-use crate::log::wal::LogMark;
+use crate::log::recover::LogMark;
 use crate::model::config::{CollectionConfig, validate_name};
 
 /// File name of the manifest in the database directory.

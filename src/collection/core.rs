@@ -11,7 +11,8 @@ use parking_lot::Mutex;
 use super::background::Background;
 use super::{Collection, CollectionShared};
 use crate::error::Result;
-use crate::log::wal::{RecoveryReport, Wal};
+use crate::log::recover::RecoveryReport;
+use crate::log::wal::Wal;
 use crate::manifest::ManifestData;
 use crate::model::config::Options;
 

@@ -24,7 +24,7 @@ use crate::collection::{Collection, CollectionShared, CollectionStats};
 use crate::error::{Error, Result};
 use crate::index::hnsw::check::check;
 use crate::io::fsutil;
-use crate::log::wal::RecoveryReport;
+use crate::log::recover::RecoveryReport;
 use crate::manifest::{CollectionEntry, collection_dir};
 use crate::memtable::Memtable;
 use crate::model::config::{CollectionConfig, Durability, Options, validate_name};

@@ -23,7 +23,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::io::faults;
 use crate::io::fsutil::{self, sync_dir};
 use crate::log::batch;
-use crate::log::wal::{Frame, KIND_DELETE, KIND_UPSERT, RecoveryReport, Wal};
+use crate::log::recover::RecoveryReport;
+use crate::log::wal::{Frame, KIND_DELETE, KIND_UPSERT, Wal};
 use crate::manifest::{
     CollectionEntry, MANIFEST_FILE, ManifestData, collection_dir, collections_dir,
     segment_dir_name, tombstone_file_name,

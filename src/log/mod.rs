@@ -3,8 +3,10 @@
 //!
 //! | file | role |
 //! |---|---|
-//! | `wal.rs` | log files, framing, group commit, replay and torn-tail truncation |
+//! | `wal.rs` | log files, framing, appending, group commit, rotation |
+//! | `recover.rs` | reading the log back at open: replay, torn tails, damage, `accept_loss` |
 //! | `batch.rs` | the bodies of upsert and delete frames |
 
 pub(crate) mod batch;
+pub(crate) mod recover;
 pub(crate) mod wal;

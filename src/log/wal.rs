@@ -26,15 +26,14 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
-use serde::Serialize;
-
 use crate::error::{Error, IoContext, Result};
 use crate::io::faults;
 use crate::io::fsutil::sync_dir;
 use crate::io::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
+use parking_lot::{Condvar, Mutex};
 
-use super::batch;
+use super::recover::{LogMark, RecoveryReport};
+use super::recover::{Recovery, lsn_after};
 
 /// Frame kind of an upsert batch.
 pub(crate) const KIND_UPSERT: u8 = 1;
@@ -47,7 +46,7 @@ pub(crate) const KIND_SKIP: u8 = 3;
 /// Largest frame body; larger batches are refused with [`Error::BatchTooLarge`].
 pub(crate) const MAX_FRAME_BODY: usize = 1 << 30;
 /// Bytes before the body: len, crc, lsn, kind.
-const FRAME_PREFIX: usize = 4 + 4 + 8 + 1;
+pub(super) const FRAME_PREFIX: usize = 4 + 4 + 8 + 1;
 /// The buffer is written to the file once it grows past this, even without a sync.
 const BUF_FLUSH_BYTES: usize = 1 << 20;
 
@@ -104,11 +103,11 @@ pub(crate) fn encode_frame(out: &mut Vec<u8>, lsn: u64, kind: u8, body: &[u8]) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-fn file_name(first_lsn: u64) -> String {
+pub(super) fn file_name(first_lsn: u64) -> String {
     format!("{first_lsn:020}.wal")
 }
 
-fn parse_file_name(name: &str) -> Option<u64> {
+pub(super) fn parse_file_name(name: &str) -> Option<u64> {
     let stem = name.strip_suffix(".wal")?;
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -141,132 +140,6 @@ pub(crate) struct Wal {
     synced: Condvar,
 }
 
-/// What the manifest says about the log: the position it was published at.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LogMark {
-    /// Every frame with an LSN up to this one was durable when the manifest was written.
-    pub last_lsn: u64,
-    /// First LSN of the newest log file when the manifest was written (0: not recorded). That
-    /// file, or a newer one, must exist.
-    pub log_file: u64,
-}
-
-/// What opening the log found and did: frames replayed, a torn tail cut, and — only when
-/// [`Options::accept_log_loss`](crate::Options::accept_log_loss) allowed it — frames dropped.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct RecoveryReport {
-    /// Frames replayed from the log.
-    pub frames_replayed: u64,
-    /// Bytes cut from a torn tail: the end of the newest log file, where a crash interrupted
-    /// a write that was never acknowledged. Cutting them loses nothing.
-    pub torn_tail_bytes: u64,
-    /// Frames dropped by a deliberate recovery (`accept_log_loss`), the damaged one included,
-    /// plus frames the manifest says existed but that were missing from the log.
-    pub dropped_frames: u64,
-    /// Records (upserted rows, deleted ids) of the dropped frames that could still be read.
-    pub dropped_records: u64,
-    /// The log file holding the first damaged frame, when frames were dropped.
-    pub damaged_file: Option<PathBuf>,
-    /// Byte offset of the first damaged frame in `damaged_file`.
-    pub damaged_offset: Option<u64>,
-    /// Log files removed by the recovery (they followed the damage).
-    pub removed_files: Vec<PathBuf>,
-    /// Every loss found, in words.
-    pub problems: Vec<String>,
-}
-
-impl RecoveryReport {
-    /// Whether the recovery dropped data (beyond a torn tail).
-    pub fn lost_data(&self) -> bool {
-        !self.problems.is_empty()
-    }
-}
-
-/// The number of records in a frame body (0 for one that does not decode).
-fn records_in(kind: u8, body: &[u8]) -> u64 {
-    match kind {
-        KIND_UPSERT => batch::decode_upsert(body).map_or(0, |v| v.rows.len() as u64),
-        KIND_DELETE => batch::decode_delete(body).map_or(0, |(_, ids)| ids.len() as u64),
-        _ => 0,
-    }
-}
-
-/// The LSN that follows an intact frame: the target of a skip frame, else the next one.
-fn lsn_after(frame: &Frame<'_>) -> Option<u64> {
-    if frame.kind == KIND_SKIP {
-        let target = frame
-            .body
-            .try_into()
-            .ok()
-            .map(u64::from_le_bytes)
-            .filter(|&t| t > frame.lsn)?;
-        Some(target)
-    } else {
-        frame.lsn.checked_add(1)
-    }
-}
-
-/// Looks for an intact frame after the bad one at `pos`, at any byte from `pos + 1` on, whose
-/// LSN could follow the last good one: at least `expected`, and at most one more than the
-/// frames that fit in between (each is at least [`FRAME_PREFIX`] bytes). The LSN is also
-/// accepted just above `alt` (where a recovery continued the log), within the same bound.
-/// Returns its offset and LSN.
-fn find_frame_after(bytes: &[u8], pos: usize, expected: u64, alt: u64) -> Option<(usize, u64)> {
-    let mut p = pos + 1;
-    while p + FRAME_PREFIX <= bytes.len() {
-        let lsn = u64_at(bytes, p + 8);
-        let slack = ((p - pos) / FRAME_PREFIX) as u64 + 1;
-        let fits = |base: u64| lsn >= base && lsn <= base.saturating_add(slack);
-        if (fits(expected) || (alt > expected && fits(alt)))
-            && let Some((f, _)) = decode_frame(&bytes[p..])
-            && f.lsn == lsn
-        {
-            return Some((p, lsn));
-        }
-        p += 1;
-    }
-    None
-}
-
-/// Frames and records from `pos` on: intact frames in sequence, and past damaged bytes
-/// whatever intact frames a scan finds.
-fn tally(bytes: &[u8], mut pos: usize, mut expected: u64, alt: u64) -> (u64, u64) {
-    let (mut frames, mut records) = (0, 0);
-    while pos < bytes.len() {
-        match decode_frame(&bytes[pos..]) {
-            Some((f, len)) if f.lsn >= expected => {
-                frames += 1;
-                records += records_in(f.kind, f.body);
-                expected = lsn_after(&f).unwrap_or(u64::MAX);
-                pos += len;
-            }
-            _ => match find_frame_after(bytes, pos, expected, alt) {
-                Some((at, _)) => pos = at,
-                None => break,
-            },
-        }
-    }
-    (frames, records)
-}
-
-/// Frames and records dropped from the damaged frame at `pos` on. The damaged frame counts
-/// as one frame; its records count when its body still decodes.
-fn tally_damaged(bytes: &[u8], pos: usize, expected: u64, alt: u64) -> (u64, u64) {
-    let rest = &bytes[pos..];
-    let mut records = 0;
-    if rest.len() >= FRAME_PREFIX {
-        let len = u32_at(rest, 0) as usize;
-        if len >= 9 && len.saturating_add(8) <= rest.len() {
-            records = records_in(rest[16], &rest[FRAME_PREFIX..8 + len]);
-        }
-    }
-    let (f, r) = match find_frame_after(bytes, pos, expected, alt) {
-        Some((at, _)) => tally(bytes, at, expected, alt),
-        None => (0, 0),
-    };
-    (1 + f, records + r)
-}
-
 impl Wal {
     /// Opens the log in `dir`, replays every intact frame through `apply` in LSN order, cuts a
     /// torn tail, and gets ready to append. `mark` is what the manifest knows of the log.
@@ -280,218 +153,13 @@ impl Wal {
         file_limit: u64,
         mark: LogMark,
         accept_loss: bool,
-        mut apply: impl FnMut(Frame<'_>) -> Result<()>,
+        apply: impl FnMut(Frame<'_>) -> Result<()>,
     ) -> Result<(Wal, RecoveryReport)> {
         fs::create_dir_all(dir).at(dir)?;
-        let mut files = Vec::new();
-        for entry in fs::read_dir(dir).at(dir)? {
-            let entry = entry.at(dir)?;
-            let name = entry.file_name();
-            if let Some(lsn) = name.to_str().and_then(parse_file_name) {
-                files.push((lsn, entry.path()));
-            }
-        }
-        files.sort();
-
-        let alt = mark.last_lsn.saturating_add(1);
-        let mut report = RecoveryReport::default();
-        let mut next_lsn: Option<u64> = None;
-        let mut keep: Vec<(u64, PathBuf, u64)> = Vec::new();
-        // Changes are planned first and made only once every check passed, so that an open
-        // that fails leaves every file as it was.
-        let mut cut: Option<(PathBuf, u64)> = None;
-        let mut remove: Vec<PathBuf> = Vec::new();
-        // A deliberate recovery dropped frames: every later file goes too.
-        let mut lost = false;
-        let n = files.len();
-        for (i, (first_lsn, path)) in files.into_iter().enumerate() {
-            let newest = i + 1 == n;
-            let bytes = fs::read(&path).at(&path)?;
-            if lost {
-                let (f, r) = tally(&bytes, HEADER_LEN.min(bytes.len()), first_lsn, alt);
-                report.dropped_frames += f;
-                report.dropped_records += r;
-                report.removed_files.push(path.clone());
-                remove.push(path);
-                continue;
-            }
-            // Problems that make the whole file unusable: with `accept_loss` the file and
-            // every later one are dropped, else opening fails.
-            let unusable = match Header::decode(&bytes, FileKind::Wal, &path) {
-                // A crash while a new log file was being created leaves it shorter than its
-                // header; it holds no frames. Only a file newer than the one the manifest was
-                // published with can be such a file.
-                Err(_) if newest && bytes.len() <= HEADER_LEN && first_lsn > mark.log_file => {
-                    remove.push(path);
-                    continue;
-                }
-                Err(e) => Some(match e {
-                    Error::Corruption { what, .. } => what,
-                    e => e.to_string(),
-                }),
-                Ok(h) if h.aux != first_lsn => Some(format!(
-                    "header says first LSN {}, name says {first_lsn}",
-                    h.aux
-                )),
-                Ok(_) => match next_lsn {
-                    Some(expected) if expected != first_lsn => Some(format!(
-                        "log starts at LSN {first_lsn}, but the previous file ended before {expected}"
-                    )),
-                    _ => None,
-                },
-            };
-            if let Some(what) = unusable {
-                if !accept_loss {
-                    return Err(Error::corruption(&path, what));
-                }
-                let (f, r) = tally(&bytes, HEADER_LEN.min(bytes.len()), first_lsn, alt);
-                report.dropped_frames += f;
-                report.dropped_records += r;
-                report.damaged_file = Some(path.clone());
-                report.damaged_offset = Some(0);
-                report.problems.push(format!(
-                    "{}: {what}; dropped with every later log file",
-                    path.display()
-                ));
-                report.removed_files.push(path.clone());
-                remove.push(path);
-                lost = true;
-                continue;
-            }
-
-            let mut pos = HEADER_LEN;
-            let mut lsn = first_lsn;
-            let mut bad = false;
-            while pos < bytes.len() {
-                match decode_frame(&bytes[pos..]) {
-                    Some((frame, len)) if frame.lsn == lsn => {
-                        let next = lsn_after(&frame).ok_or_else(|| {
-                            Error::corruption(
-                                &path,
-                                format!("skip frame at offset {pos} does not move the log forward"),
-                            )
-                        })?;
-                        if frame.kind != KIND_SKIP {
-                            apply(frame)?;
-                        }
-                        report.frames_replayed += 1;
-                        pos += len;
-                        lsn = next;
-                    }
-                    _ => {
-                        bad = true;
-                        break;
-                    }
-                }
-            }
-            if bad {
-                let follower = find_frame_after(&bytes, pos, lsn, alt);
-                if newest && follower.is_none() {
-                    // A torn tail: cut below, once every check passed.
-                    report.torn_tail_bytes = (bytes.len() - pos) as u64;
-                    cut = Some((path.clone(), pos as u64));
-                } else if accept_loss {
-                    let (f, r) = tally_damaged(&bytes, pos, lsn, alt);
-                    report.dropped_frames += f;
-                    report.dropped_records += r;
-                    report.damaged_file = Some(path.clone());
-                    report.damaged_offset = Some(pos as u64);
-                    report.problems.push(format!(
-                        "{}: bad frame at offset {pos} (LSN {lsn} expected); {f} frames with {r} \
-                         readable records dropped from there on",
-                        path.display()
-                    ));
-                    cut = Some((path.clone(), pos as u64));
-                    lost = true;
-                } else {
-                    let what = match follower {
-                        Some((at, flsn)) => format!(
-                            "bad frame at offset {pos} (LSN {lsn} expected) is followed by an \
-                             intact frame at offset {at} (LSN {flsn}): the log is damaged, not \
-                             torn; nothing was changed (Options::accept_log_loss or `cairn \
-                             repair` drops the frames from offset {pos} on)"
-                        ),
-                        None => format!(
-                            "bad frame at offset {pos} (LSN {lsn} expected) in a log file that \
-                             was complete; nothing was changed (Options::accept_log_loss or \
-                             `cairn repair` drops the frames from offset {pos} on)"
-                        ),
-                    };
-                    return Err(Error::corruption(&path, what));
-                }
-            }
-            next_lsn = Some(lsn);
-            keep.push((first_lsn, path, pos as u64));
-        }
-
-        // The log must still hold what the manifest was published with.
-        if !lost {
-            let newest_first = keep.last().map(|k| k.0);
-            if mark.log_file > 0 && newest_first.is_none_or(|f| f < mark.log_file) {
-                let missing = dir.join(file_name(mark.log_file));
-                let what = "log file is missing: the manifest was published while it was the \
-                            newest log file, so frames from its first LSN on are lost";
-                if !accept_loss {
-                    return Err(Error::corruption(&missing, what));
-                }
-                report
-                    .problems
-                    .push(format!("{}: {what}", missing.display()));
-            }
-            if let (Some(next), Some((_, path, _))) = (next_lsn, keep.last())
-                && next <= mark.last_lsn
-            {
-                let what = format!(
-                    "log ends before LSN {next} but the manifest was published at LSN {}: \
-                     acknowledged frames {next}..={} are missing",
-                    mark.last_lsn, mark.last_lsn
-                );
-                if !accept_loss {
-                    return Err(Error::corruption(path, what));
-                }
-                report.dropped_frames += mark.last_lsn - next + 1;
-                report.problems.push(format!("{}: {what}", path.display()));
-            }
-        }
-
-        // Every check passed: make the planned changes.
-        if let Some((path, len)) = &cut {
-            let f = OpenOptions::new().write(true).open(path).at(path)?;
-            f.set_len(*len).at(path)?;
-            f.sync_all().at(path)?;
-        }
-        for path in &remove {
-            fs::remove_file(path).at(path)?;
-        }
-        if !remove.is_empty() {
-            sync_dir(dir)?;
-        }
-
-        let (file, file_len, next_lsn) = match (keep.last_mut(), next_lsn) {
-            (Some((_, path, len)), Some(mut next)) => {
-                // Keep appending to the newest file, right after its last intact frame.
-                let mut f = OpenOptions::new().write(true).open(&*path).at(&*path)?;
-                f.seek(SeekFrom::Start(*len)).at(&*path)?;
-                if next <= mark.last_lsn {
-                    // Only after a deliberate recovery dropped frames: new LSNs must stay
-                    // above every LSN a segment may hold, so the log skips to there.
-                    let mut frame = Vec::new();
-                    let target = mark.last_lsn + 1;
-                    encode_frame(&mut frame, next, KIND_SKIP, &target.to_le_bytes());
-                    f.write_all(&frame).at(&*path)?;
-                    f.sync_all().at(&*path)?;
-                    *len += frame.len() as u64;
-                    next = target;
-                }
-                (f, *len, next)
-            }
-            _ => {
-                let next = mark.last_lsn + 1;
-                let (f, path) = create_file(dir, next)?;
-                keep.push((next, path, HEADER_LEN as u64));
-                (f, HEADER_LEN as u64, next)
-            }
-        };
+        let mut rec = Recovery::read(dir, mark, accept_loss, apply)?;
+        rec.carry_out(dir)?;
+        let (file, file_len, next_lsn) = start_appending(dir, &mut rec.keep, rec.next_lsn, mark)?;
+        let keep = rec.keep;
         let wal = Wal {
             dir: dir.to_owned(),
             file_limit,
@@ -508,7 +176,7 @@ impl Wal {
             }),
             synced: Condvar::new(),
         };
-        Ok((wal, report))
+        Ok((wal, rec.report))
     }
 
     /// First LSN of the log file being appended to.
@@ -768,6 +436,40 @@ impl Wal {
     pub(crate) fn disk_bytes(&self) -> u64 {
         let g = self.inner.lock();
         g.older_bytes + g.file_len + g.buf.len() as u64
+    }
+}
+
+/// Gets the log ready to append: after the last intact frame of the newest file kept, or in a
+/// new file when none was. Returns the file, its length and the next LSN.
+fn start_appending(
+    dir: &Path,
+    keep: &mut Vec<(u64, PathBuf, u64)>,
+    next_lsn: Option<u64>,
+    mark: LogMark,
+) -> Result<(File, u64, u64)> {
+    match (keep.last_mut(), next_lsn) {
+        (Some((_, path, len)), Some(mut next)) => {
+            let mut f = OpenOptions::new().write(true).open(&*path).at(&*path)?;
+            f.seek(SeekFrom::Start(*len)).at(&*path)?;
+            if next <= mark.last_lsn {
+                // Only after a deliberate recovery dropped frames: new LSNs must stay
+                // above every LSN a segment may hold, so the log skips to there.
+                let mut frame = Vec::new();
+                let target = mark.last_lsn + 1;
+                encode_frame(&mut frame, next, KIND_SKIP, &target.to_le_bytes());
+                f.write_all(&frame).at(&*path)?;
+                f.sync_all().at(&*path)?;
+                *len += frame.len() as u64;
+                next = target;
+            }
+            Ok((f, *len, next))
+        }
+        _ => {
+            let next = mark.last_lsn + 1;
+            let (f, path) = create_file(dir, next)?;
+            keep.push((next, path, HEADER_LEN as u64));
+            Ok((f, HEADER_LEN as u64, next))
+        }
     }
 }
 
