@@ -2,6 +2,8 @@
 //! a reopen from disk, and after deletes; `verify` (which runs the graph invariant checker)
 //! passes throughout.
 
+mod common;
+
 use cairndb::{CollectionConfig, Database, Metric, Options, Record, SearchRequest};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
@@ -78,7 +80,8 @@ fn recall_at_ef_64_for_every_metric_before_and_after_reopen() {
                 .collect();
             c.upsert(recs).unwrap();
         }
-        assert_eq!(c.stats().segments.len(), 2);
+        // Seals run in the background: wait (bounded) until no frozen memtable is left.
+        assert_eq!(common::settled_stats(&c).segments.len(), 2);
         let r = recall(&c, &queries);
         assert!(r >= 0.95, "{metric}: recall@10 {r} at ef {EF}");
         db.verify().unwrap();

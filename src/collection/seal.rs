@@ -14,14 +14,14 @@
 //! One seal runs at a time per collection (the `seal` lock), oldest frozen memtable first.
 //! `flush()` freezes the active memtable and seals everything frozen before it returns.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use roaring::RoaringBitmap;
 
 use super::Collection;
-use super::state::SegmentSlot;
+use super::state::{SegmentSlot, Version};
 use crate::error::{Error, Result};
 use crate::index::hnsw::graph::MemGraph;
 use crate::index::hnsw::layout::bfs_order;
@@ -36,6 +36,33 @@ use crate::vector::FlatVectors;
 /// Frozen memtables a collection may have waiting for the seal thread; a writer that would
 /// freeze one more waits (back-pressure).
 pub(crate) const MAX_FROZEN: usize = 2;
+
+/// The files a seal wrote: the segment (id, directory, what it holds) and new tombstone
+/// generations (segment id, generation, deleted rows).
+struct Written {
+    segment: Option<(u64, PathBuf, Sealed)>,
+    tombs: Vec<(u64, u64, u64)>,
+}
+
+/// The slot of a segment just sealed from memtable `now`: its tombstones are the rows written
+/// dead, plus rows that died in the memtable since the snapshot the seal wrote.
+fn sealed_slot(seg: Segment, sealed: &Sealed, now: &MemtableView) -> SegmentSlot {
+    let mut dead = sealed.dead.clone();
+    for r in now.dead.iter() {
+        if let Some(&nr) = sealed.new_row.get(r as usize)
+            && nr != u32::MAX
+        {
+            dead.insert(nr);
+        }
+    }
+    let mut slot = SegmentSlot::new(
+        Arc::new(seg),
+        sealed.dead.clone(),
+        u64::from(!sealed.dead.is_empty()),
+    );
+    slot.deleted = Arc::new(dead);
+    slot
+}
 
 /// What sealing a memtable wrote.
 struct Sealed {
@@ -137,170 +164,32 @@ impl Collection {
         if inner.dropped.load(std::sync::atomic::Ordering::Acquire) {
             return Ok(false);
         }
-        let frozen = {
-            let v = inner.version();
-            if v.memtables.len() > 1 {
-                Some(v.memtables[0].mt.clone())
-            } else if tombstones && v.segments.iter().any(SegmentSlot::dirty) {
-                None
-            } else {
-                return Ok(false);
-            }
+        let Some(frozen) = self.seal_target(tombstones) else {
+            return Ok(false);
         };
-        // Every batch staged in (or noted on) the frozen memtable commits first; then a
-        // version shows it whole. `committed` and the version are read together.
-        let (committed, v) = loop {
-            let mut c = inner.commits.lock();
-            let done = frozen
-                .as_ref()
-                .and_then(|f| f.max_lsn())
-                .is_none_or(|m| c.committed >= m && c.pending.front().is_none_or(|&p| p > m));
-            if done {
-                break (c.committed, inner.version());
-            }
-            core.wal.check_poisoned()?;
-            inner.progress.wait_for(&mut c, Duration::from_millis(50));
-        };
+        let (committed, v) = self.wait_committed(frozen.as_ref())?;
         let f = frozen.as_ref().map(|_| v.memtables[0].clone());
         if let Some(f) = &f {
             debug_assert!(Arc::ptr_eq(&f.mt, frozen.as_ref().expect("frozen")));
             debug_assert_eq!(f.rows as usize, f.staged());
         }
 
-        // 1. Write the new files.
-        let dirty: Vec<usize> = (0..v.segments.len())
-            .filter(|&i| v.segments[i].dirty())
-            .collect();
-        let write = || -> Result<_> {
-            let mut new_seg = None;
-            if let Some(f) = f.as_ref().filter(|f| f.live() > 0) {
-                let id = core.alloc_segment_id();
-                let dir = inner.dir.join(segment_dir_name(id));
-                std::fs::create_dir_all(&inner.dir).map_err(|e| Error::io(&inner.dir, e))?;
-                let sealed = self.write_memtable(f, &dir, id)?;
-                new_seg = Some((id, dir, sealed));
-            }
-            let mut new_tombs = Vec::new();
-            for &i in &dirty {
-                let slot = &v.segments[i];
-                let generation = slot.generation + 1;
-                let path = inner.dir.join(tombstone_file_name(slot.seg.id, generation));
-                let _ = std::fs::remove_file(&path);
-                tombstones::write(&path, slot.seg.id, &slot.deleted)?;
-                new_tombs.push((slot.seg.id, generation, slot.deleted.len()));
-            }
-            if !new_tombs.is_empty() {
-                fsutil::sync_dir(&inner.dir)?;
-            }
-            Ok((new_seg, new_tombs))
-        };
-        // After a failed write or fsync the state of the page cache is unknown: stop writing
-        // until the database is reopened (the log still holds every row).
+        // 1. Write the new files. After a failed write or fsync the state of the page cache
+        // is unknown: stop writing until the database is reopened (the log holds every row).
         let started = std::time::Instant::now();
-        let (new_seg, new_tombs) = match write() {
-            Ok(w) => w,
-            Err(e) => {
-                core.wal.poison(format!(
-                    "sealing a memtable failed, reopen the database: {e}"
-                ));
-                return Err(e);
-            }
-        };
-
+        let written = self.write_files(&v, f.as_ref()).inspect_err(|e| {
+            core.wal.poison(format!(
+                "sealing a memtable failed, reopen the database: {e}"
+            ));
+        })?;
         // 2. Every logged frame so far becomes durable and the log moves to a new file.
         let first_new_lsn = core.wal.rotate()?;
-
-        // 3. Publish. Frames up to `flushed` are in segments and tombstone files now: those
-        // of the frozen memtable, and every committed one before the first frame a remaining
-        // memtable still needs.
-        let rest_min = v
-            .memtables
-            .iter()
-            .skip(usize::from(f.is_some()))
-            .filter_map(|m| m.min_lsn())
-            .min();
-        let flushed = rest_min.map_or(committed, |m| committed.min(m - 1));
-        core.update_manifest(|m| {
-            m.last_lsn = first_new_lsn - 1;
-            let entry = m
-                .collection_mut(inner.id)
-                .ok_or_else(|| Error::CollectionDropped {
-                    name: inner.name.clone(),
-                })?;
-            entry.flushed_lsn = entry.flushed_lsn.max(flushed);
-            for &(seg_id, generation, count) in &new_tombs {
-                if let Some(s) = entry.segments.iter_mut().find(|s| s.id == seg_id) {
-                    s.tombstones = Some(TombstoneRef { generation, count });
-                }
-            }
-            if let Some((id, _, sealed)) = &new_seg {
-                entry.segments.push(SegmentEntry {
-                    id: *id,
-                    rows: sealed.rows,
-                    tombstones: (!sealed.dead.is_empty()).then(|| TombstoneRef {
-                        generation: 1,
-                        count: sealed.dead.len(),
-                    }),
-                });
-            }
-            Ok(())
-        })?;
-
+        // 3. Publish.
+        self.publish(&v, f.is_some(), committed, first_new_lsn, &written)?;
         // 4. Swap in. The files were just written and fsynced; opening maps and checks them.
-        let seal_log = new_seg.as_ref().map(|(id, _, sealed)| (*id, sealed.rows));
-        let opened = match new_seg {
-            Some((id, dir, sealed)) => {
-                match Segment::open(&dir, id, sealed.rows, inner.config.dim, inner.config.m) {
-                    Ok(seg) => Some((seg, sealed)),
-                    Err(e) => {
-                        // The manifest already names the segment while a memtable still holds
-                        // its rows: sealing again would duplicate them. Stop writing.
-                        core.wal
-                            .poison(format!("a segment just written failed to open: {e}"));
-                        return Err(e);
-                    }
-                }
-            }
-            None => None,
-        };
-        let mut old_tomb_files = Vec::new();
-        inner.update(|live| {
-            let mut next = (*live.version).clone();
-            for &(seg_id, generation, count) in &new_tombs {
-                if let Some(slot) = next.segments.iter_mut().find(|s| s.seg.id == seg_id) {
-                    if slot.generation > 0 {
-                        old_tomb_files
-                            .push(inner.dir.join(tombstone_file_name(seg_id, slot.generation)));
-                    }
-                    slot.generation = generation;
-                    slot.persisted = count;
-                }
-            }
-            if f.is_some() {
-                // The frozen memtable as it is now: rows that died since the snapshot die in
-                // the segment too (they are in the log until the next seal persists them).
-                let now = next.memtables.remove(0);
-                live.ids.remove(0);
-                if let Some((seg, sealed)) = opened {
-                    let mut dead = sealed.dead.clone();
-                    for r in now.dead.iter() {
-                        if let Some(&nr) = sealed.new_row.get(r as usize)
-                            && nr != u32::MAX
-                        {
-                            dead.insert(nr);
-                        }
-                    }
-                    let mut slot = SegmentSlot::new(
-                        Arc::new(seg),
-                        sealed.dead.clone(),
-                        u64::from(!sealed.dead.is_empty()),
-                    );
-                    slot.deleted = Arc::new(dead);
-                    next.segments.push(slot);
-                }
-            }
-            live.version = Arc::new(next);
-        });
+        let seal_log = written.segment.as_ref().map(|(id, _, s)| (*id, s.rows));
+        let tomb_files = written.tombs.len();
+        let old_tomb_files = self.swap_in(f.is_some(), written)?;
         self.set_needed();
         match (&f, &seal_log) {
             (Some(f), Some((id, rows))) => log::debug!(
@@ -309,11 +198,9 @@ impl Collection {
                 f.rows,
                 started.elapsed()
             ),
-            _ if !new_tombs.is_empty() => log::debug!(
-                "{}: wrote tombstones of {} segments",
-                inner.name,
-                new_tombs.len()
-            ),
+            _ if tomb_files > 0 => {
+                log::debug!("{}: wrote tombstones of {tomb_files} segments", inner.name)
+            }
             _ => {}
         }
 
@@ -328,6 +215,158 @@ impl Collection {
         inner.progress.notify_all();
         core.kick_compactor();
         Ok(true)
+    }
+
+    /// What to seal: `Some(Some(frozen))` the oldest frozen memtable, `Some(None)` only the
+    /// tombstones of sealed segments (with `tombstones`), `None` nothing.
+    fn seal_target(&self, tombstones: bool) -> Option<Option<Arc<Memtable>>> {
+        let v = self.inner.version();
+        if v.memtables.len() > 1 {
+            Some(Some(v.memtables[0].mt.clone()))
+        } else if tombstones && v.segments.iter().any(SegmentSlot::dirty) {
+            Some(None)
+        } else {
+            None
+        }
+    }
+
+    /// Waits until every batch staged in (or noted on) the frozen memtable has committed, so
+    /// that a version shows it whole. Returns the committed LSN and that version, read
+    /// together.
+    fn wait_committed(&self, frozen: Option<&Arc<Memtable>>) -> Result<(u64, Arc<Version>)> {
+        let inner = &*self.inner;
+        loop {
+            let mut c = inner.commits.lock();
+            let done = frozen
+                .and_then(|f| f.max_lsn())
+                .is_none_or(|m| c.committed >= m && c.pending.front().is_none_or(|&p| p > m));
+            if done {
+                return Ok((c.committed, inner.version()));
+            }
+            inner.core.wal.check_poisoned()?;
+            inner.progress.wait_for(&mut c, Duration::from_millis(50));
+        }
+    }
+
+    /// Writes the segment of the frozen memtable `f` (unless none of its rows is live) and a
+    /// new tombstone file for each segment with unpersisted deletions, all fsynced.
+    fn write_files(&self, v: &Version, f: Option<&MemtableView>) -> Result<Written> {
+        let inner = &*self.inner;
+        let mut segment = None;
+        if let Some(f) = f.filter(|f| f.live() > 0) {
+            let id = inner.core.alloc_segment_id();
+            let dir = inner.dir.join(segment_dir_name(id));
+            std::fs::create_dir_all(&inner.dir).map_err(|e| Error::io(&inner.dir, e))?;
+            let sealed = self.write_memtable(f, &dir, id)?;
+            segment = Some((id, dir, sealed));
+        }
+        let mut tombs = Vec::new();
+        for slot in v.segments.iter().filter(|s| s.dirty()) {
+            let generation = slot.generation + 1;
+            let path = inner.dir.join(tombstone_file_name(slot.seg.id, generation));
+            let _ = std::fs::remove_file(&path);
+            tombstones::write(&path, slot.seg.id, &slot.deleted)?;
+            tombs.push((slot.seg.id, generation, slot.deleted.len()));
+        }
+        if !tombs.is_empty() {
+            fsutil::sync_dir(&inner.dir)?;
+        }
+        Ok(Written { segment, tombs })
+    }
+
+    /// Publishes the new files in the manifest. Frames up to `flushed` are in segments and
+    /// tombstone files now: those of the frozen memtable (when `sealed_frozen`), and every
+    /// committed one before the first frame a remaining memtable still needs.
+    fn publish(
+        &self,
+        v: &Version,
+        sealed_frozen: bool,
+        committed: u64,
+        first_new_lsn: u64,
+        written: &Written,
+    ) -> Result<()> {
+        let inner = &*self.inner;
+        let rest_min = v
+            .memtables
+            .iter()
+            .skip(usize::from(sealed_frozen))
+            .filter_map(|m| m.min_lsn())
+            .min();
+        let flushed = rest_min.map_or(committed, |m| committed.min(m - 1));
+        inner.core.update_manifest(|m| {
+            m.last_lsn = first_new_lsn - 1;
+            let entry = m
+                .collection_mut(inner.id)
+                .ok_or_else(|| Error::CollectionDropped {
+                    name: inner.name.clone(),
+                })?;
+            entry.flushed_lsn = entry.flushed_lsn.max(flushed);
+            for &(seg_id, generation, count) in &written.tombs {
+                if let Some(s) = entry.segments.iter_mut().find(|s| s.id == seg_id) {
+                    s.tombstones = Some(TombstoneRef { generation, count });
+                }
+            }
+            if let Some((id, _, sealed)) = &written.segment {
+                entry.segments.push(SegmentEntry {
+                    id: *id,
+                    rows: sealed.rows,
+                    tombstones: (!sealed.dead.is_empty()).then(|| TombstoneRef {
+                        generation: 1,
+                        count: sealed.dead.len(),
+                    }),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// Opens the new segment and makes the next version: the segment instead of the frozen
+    /// memtable (when `sealed_frozen`), the new tombstone generations. Returns the tombstone
+    /// files no longer referenced.
+    fn swap_in(&self, sealed_frozen: bool, written: Written) -> Result<Vec<PathBuf>> {
+        let inner = &*self.inner;
+        let opened = match written.segment {
+            Some((id, dir, sealed)) => {
+                match Segment::open(&dir, id, sealed.rows, inner.config.dim, inner.config.m) {
+                    Ok(seg) => Some((seg, sealed)),
+                    Err(e) => {
+                        // The manifest already names the segment while a memtable still holds
+                        // its rows: sealing again would duplicate them. Stop writing.
+                        inner
+                            .core
+                            .wal
+                            .poison(format!("a segment just written failed to open: {e}"));
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
+        let mut old_tomb_files = Vec::new();
+        inner.update(|live| {
+            let mut next = (*live.version).clone();
+            for &(seg_id, generation, count) in &written.tombs {
+                if let Some(slot) = next.segments.iter_mut().find(|s| s.seg.id == seg_id) {
+                    if slot.generation > 0 {
+                        old_tomb_files
+                            .push(inner.dir.join(tombstone_file_name(seg_id, slot.generation)));
+                    }
+                    slot.generation = generation;
+                    slot.persisted = count;
+                }
+            }
+            if sealed_frozen {
+                // The frozen memtable as it is now: rows that died since the snapshot die in
+                // the segment too (they are in the log until the next seal persists them).
+                let now = next.memtables.remove(0);
+                live.ids.remove(0);
+                if let Some((seg, sealed)) = opened {
+                    next.segments.push(sealed_slot(seg, &sealed, &now));
+                }
+            }
+            live.version = Arc::new(next);
+        });
+        Ok(old_tomb_files)
     }
 
     /// Writes the frozen memtable `f` and its graph as segment `id` in `dir`. Rows that died in
