@@ -119,12 +119,29 @@ pub enum Error {
     },
 
     /// Another process (or another handle in this process) holds the database open.
-    #[error("database {} is already open {} (LOCK is held)", path.display(), holder(*.pid))]
+    #[error(
+        "database {} is already open {} (LOCK is held); open it read-only to read while it \
+         writes (Database::open_read_only, cairndb.open(path, read_only=True)), or wait for it \
+         (Options::lock_timeout)",
+        path.display(),
+        holder(*.pid)
+    )]
     Locked {
         /// The database directory.
         path: PathBuf,
         /// The process holding the lock, as recorded in the LOCK file (`None` if unreadable).
         pid: Option<u32>,
+    },
+
+    /// A write was asked of a database opened with
+    /// [`Database::open_read_only`](crate::Database::open_read_only).
+    #[error(
+        "database {} is open read-only: writes go through the process that opened it for writing",
+        path.display()
+    )]
+    ReadOnly {
+        /// The database directory.
+        path: PathBuf,
     },
 
     /// An earlier write or fsync failed: the database refuses writes until it is reopened.

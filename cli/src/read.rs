@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::input::{parse_vector, read_fvecs};
 use crate::util::{
-    CliResult, Table, fail, fmt_bytes, fmt_dur, one_line, open_collection, open_existing, plural,
-    thousands,
+    CliResult, Table, fail, fmt_bytes, fmt_dur, one_line, open_collection_read_only,
+    open_read_only, plural, thousands,
 };
 use crate::{FusionArg, GetArgs, SearchArgs, StatsArgs, VerifyArgs};
 
@@ -133,7 +133,7 @@ pub fn search(a: &SearchArgs) -> CliResult<()> {
         FusionArg::Weighted => Fusion::Weighted { alpha: a.alpha },
         FusionArg::Dbsf => Fusion::Dbsf,
     };
-    let (_db, coll) = open_collection(&a.db, &a.collection)?;
+    let (_db, coll) = open_collection_read_only(&a.db, &a.collection)?;
     let many = queries.len() > 1;
     let mut out = std::io::stdout().lock();
     for (i, q) in queries.into_iter().enumerate() {
@@ -289,7 +289,7 @@ fn hits_table(hits: &[Hit], text: bool, payload: bool) -> CliResult<String> {
 }
 
 pub fn get(a: &GetArgs) -> CliResult<()> {
-    let (_db, coll) = open_collection(&a.db, &a.collection)?;
+    let (_db, coll) = open_collection_read_only(&a.db, &a.collection)?;
     match coll.get(a.id)? {
         Some(record) => {
             let mut out = std::io::stdout().lock();
@@ -304,7 +304,7 @@ pub fn get(a: &GetArgs) -> CliResult<()> {
 }
 
 pub fn stats(a: &StatsArgs) -> CliResult<()> {
-    let db = open_existing(&a.db, cairndb::Durability::Sync)?;
+    let db = open_read_only(&a.db)?;
     let stats = db.stats();
     let mut out = std::io::stdout().lock();
     if a.json {
@@ -385,7 +385,7 @@ pub fn verify(a: &VerifyArgs) -> CliResult<()> {
             a.db.display()
         ))
     };
-    let db = match open_existing(&a.db, cairndb::Durability::Sync) {
+    let db = match open_read_only(&a.db) {
         Ok(db) => db,
         Err(crate::util::CliError::Failed(m)) => {
             return Err(fail(format_args!(

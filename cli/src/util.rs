@@ -51,6 +51,18 @@ pub fn open_existing(db: &Path, durability: Durability) -> CliResult<Database> {
 
 /// Opens a database that must exist already with these options (never creates one).
 pub fn open_existing_with(db: &Path, options: Options) -> CliResult<Database> {
+    must_exist(db)?;
+    Ok(Database::open_with(db, options.create_if_missing(false))?)
+}
+
+/// Opens an existing database read-only: it works while another process writes, and changes
+/// nothing in the directory.
+pub fn open_read_only(db: &Path) -> CliResult<Database> {
+    must_exist(db)?;
+    Ok(Database::open_read_only(db)?)
+}
+
+fn must_exist(db: &Path) -> CliResult<()> {
     if !db.join(MANIFEST).is_file() {
         return Err(if !db.exists() {
             fail(format_args!(
@@ -65,12 +77,20 @@ pub fn open_existing_with(db: &Path, options: Options) -> CliResult<Database> {
             ))
         });
     }
-    Ok(Database::open_with(db, options.create_if_missing(false))?)
+    Ok(())
 }
 
 /// Opens an existing database and one of its collections.
 pub fn open_collection(db: &Path, name: &str) -> CliResult<(Database, Collection)> {
-    let database = open_existing(db, Durability::Sync)?;
+    with_collection(open_existing(db, Durability::Sync)?, db, name)
+}
+
+/// Opens an existing database read-only and one of its collections.
+pub fn open_collection_read_only(db: &Path, name: &str) -> CliResult<(Database, Collection)> {
+    with_collection(open_read_only(db)?, db, name)
+}
+
+fn with_collection(database: Database, db: &Path, name: &str) -> CliResult<(Database, Collection)> {
     let coll = database.collection(name).map_err(|e| match e {
         cairndb::Error::CollectionNotFound { .. } => fail(format_args!(
             "{e} in {}; existing collections: {}",

@@ -54,6 +54,7 @@ impl Collection {
     /// its graph and indexes. Searches and writes continue meanwhile (writes wait only for
     /// the final swap). Does nothing when there is a single segment without deletions.
     pub fn compact(&self) -> Result<CompactionReport> {
+        self.inner.core.check_writable()?;
         self.compact_segments(None, false)
     }
 

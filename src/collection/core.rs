@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use super::background::Background;
 use super::{Collection, CollectionShared};
 use crate::error::Result;
+use crate::io::beacon::Beacon;
 use crate::log::recover::RecoveryReport;
 use crate::log::wal::Wal;
 use crate::manifest::ManifestData;
@@ -43,10 +44,40 @@ pub(crate) struct DbCore {
     pub bg: Arc<Background>,
     /// What opening found in the log and did about it.
     pub recovery: RecoveryReport,
-    pub _lock: std::fs::File,
+    /// The directory lock (`None` for a read-only handle, which takes none).
+    pub _lock: Option<std::fs::File>,
+    /// The writer's signal to read-only handles in other processes (`None` in a reader).
+    pub beacon: Option<Arc<Beacon>>,
+    /// A read-only handle's way of catching up with the writer (`None` in the writer).
+    pub follower: Option<Mutex<Box<dyn CatchUp>>>,
+}
+
+/// How a read-only database catches up with the writer process (implemented by the
+/// database layer).
+pub(crate) trait CatchUp: Send {
+    /// Makes every batch the writer had made durable when this was called visible.
+    fn catch_up(&mut self, core: &Arc<DbCore>) -> Result<()>;
 }
 
 impl DbCore {
+    /// For a read-only handle: catches up with the writer. Nothing for the writer.
+    pub(crate) fn catch_up(self: &Arc<Self>) -> Result<()> {
+        match &self.follower {
+            Some(f) => f.lock().catch_up(self),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails on a read-only handle with [`Error::ReadOnly`](crate::Error::ReadOnly).
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.follower.is_some() {
+            return Err(crate::error::Error::ReadOnly {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn alloc_segment_id(&self) -> u64 {
         let mut m = self.manifest.lock();
         let id = m.next_segment_id;
@@ -161,6 +192,7 @@ impl DbCore {
         &self,
         change: impl FnOnce(&mut ManifestData) -> Result<()>,
     ) -> Result<()> {
+        self.check_writable()?;
         let mut m = self.manifest.lock();
         let mut next = m.clone();
         change(&mut next)?;
@@ -171,6 +203,9 @@ impl DbCore {
             return Err(e);
         }
         *m = next;
+        if let Some(b) = &self.beacon {
+            b.manifest_stored();
+        }
         Ok(())
     }
 }

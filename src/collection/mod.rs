@@ -185,14 +185,27 @@ impl Collection {
 
     /// Fails when the collection was dropped, or when this process is a fork of the one that
     /// opened the database.
+    /// On a read-only handle it first catches up with the writer.
     fn check_live(&self) -> Result<()> {
         self.inner.core.check_process()?;
+        self.inner.core.catch_up()?;
         if self.inner.dropped.load(Ordering::Acquire) {
             return Err(Error::CollectionDropped {
                 name: self.inner.name.clone(),
             });
         }
         Ok(())
+    }
+
+    /// Catches up a read-only handle for a call that returns no `Result`; a failure is
+    /// logged, and the call answers from the state it has.
+    fn catch_up_quietly(&self) {
+        if let Err(e) = self.inner.core.catch_up() {
+            log::warn!(
+                "{}: catching up with the writer failed: {e}",
+                self.inner.name
+            );
+        }
     }
 
     /// Stops every write of the database with `cause` (a bug or an I/O failure in the
@@ -237,6 +250,7 @@ impl Collection {
     /// Number of live records. (Takes no lock; in a forked child it is the count the parent
     /// had at the fork, as every other call there fails with [`Error::ForkedProcess`].)
     pub fn len(&self) -> usize {
+        self.catch_up_quietly();
         self.inner.records.load(Ordering::Acquire)
     }
 
@@ -271,6 +285,7 @@ impl Collection {
 
     /// Counts and sizes.
     pub fn stats(&self) -> CollectionStats {
+        self.catch_up_quietly();
         let v = self.inner.version();
         CollectionStats {
             name: self.inner.name.clone(),

@@ -134,6 +134,7 @@ impl Collection {
     /// Seals the memtable into a segment and makes every write so far durable, whatever the
     /// durability setting; deletions of sealed rows are written to tombstone files too.
     pub fn flush(&self) -> Result<()> {
+        self.inner.core.check_writable()?;
         self.check_live()?;
         {
             let _w = self.inner.writer.lock();

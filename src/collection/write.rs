@@ -50,6 +50,7 @@ impl Collection {
     /// rejects the batch and nothing is written.
     pub fn upsert(&self, records: impl Into<Vec<Record>>) -> Result<()> {
         let records: Vec<Record> = records.into();
+        self.inner.core.check_writable()?;
         self.check_live()?;
         if records.is_empty() {
             return Ok(());
@@ -108,6 +109,7 @@ impl Collection {
     /// Deletes records by id and returns how many existed. Ids that do not exist are ignored.
     /// Durable on return under [`Durability::Sync`], and visible from then on.
     pub fn delete(&self, ids: &[u64]) -> Result<usize> {
+        self.inner.core.check_writable()?;
         self.check_live()?;
         let lsn = {
             let _w = self.inner.writer.lock();

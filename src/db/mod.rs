@@ -4,6 +4,7 @@
 //! left unreferenced, open the segments, and replay the log into the memtables. The
 //! background threads (log sync, seals, compactions) are in `threads.rs`.
 
+mod follow;
 mod open;
 mod threads;
 
@@ -23,9 +24,11 @@ use crate::collection::state::{Live, Version};
 use crate::collection::{Collection, CollectionShared, CollectionStats};
 use crate::error::{Error, Result};
 use crate::index::hnsw::check::check;
+use crate::io::beacon::Beacon;
 use crate::io::fsutil;
 use crate::log::recover::RecoveryReport;
-use crate::manifest::{CollectionEntry, collection_dir};
+use crate::log::wal::Wal;
+use crate::manifest::{CollectionEntry, ManifestData, collection_dir};
 use crate::memtable::Memtable;
 use crate::model::config::{CollectionConfig, Durability, Options, validate_name};
 
@@ -113,6 +116,8 @@ impl Database {
             manifest.store(&path)?;
         }
 
+        // Read-only handles in other processes follow this writer from here on.
+        let beacon = Beacon::start(&path, wal.last_lsn())?;
         let (tx, rx) = mpsc::channel::<()>();
         let (ctx, crx) = mpsc::channel::<()>();
         let (stx, srx) = mpsc::channel::<()>();
@@ -135,7 +140,9 @@ impl Database {
             pid: std::process::id(),
             bg: Arc::new(Background::default()),
             recovery,
-            _lock: lock,
+            _lock: Some(lock),
+            beacon: Some(Arc::new(beacon)),
+            follower: None,
         });
         let mut collections = BTreeMap::new();
         for r in loaded {
@@ -155,6 +162,9 @@ impl Database {
             collections.insert(r.entry.name, c);
         }
         core.wal.remove_below(core.min_needed())?;
+        if let Some(b) = &core.beacon {
+            core.wal.set_beacon(Arc::clone(b));
+        }
         if let Durability::Buffered { interval } = options.durability {
             threads::spawn_flusher(Arc::downgrade(&core.wal), rx, interval);
         }
@@ -188,6 +198,81 @@ impl Database {
         })
     }
 
+    /// Opens the database in directory `path` read-only, with default [`Options`].
+    ///
+    /// Any number of read-only handles, in any processes, may be open while one process holds
+    /// the database for writing (or none does). A read-only handle takes no lock and never
+    /// writes a byte in the directory; every write on it fails with [`Error::ReadOnly`].
+    /// Before each call (`collection`, `search`, `get`, `len`, `stats`, …) it catches up with
+    /// the writer: it sees every batch the writer has made durable — under
+    /// [`Durability::Sync`], every batch whose `upsert` or `delete` returned before the call
+    /// started — and never part of a batch. It follows the writer's seals, compactions and
+    /// log trimming, keeps serving the last durable state when the writer dies, and follows a
+    /// new writer once it has recovered. See `docs/architecture.md` ("Many processes").
+    ///
+    /// Fails when `path` holds no database, or a file fails its checks.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Database> {
+        Database::open_read_only_with(path, Options::default())
+    }
+
+    /// [`open_read_only`](Self::open_read_only) with options: the memtable limits (the
+    /// handle's copy of the writer's unsealed rows is split into memtables like the writer's)
+    /// apply; those about writing do not.
+    pub fn open_read_only_with(path: impl AsRef<Path>, options: Options) -> Result<Database> {
+        options.validate()?;
+        let path = path.as_ref().to_owned();
+        if ManifestData::load(&path)?.is_none() {
+            return Err(Error::io(
+                &path,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no Cairn database here (no MANIFEST) to open read-only",
+                ),
+            ));
+        }
+        let collections: follow::CollectionMap = Arc::new(RwLock::new(BTreeMap::new()));
+        let follower = follow::Follower::new(&path, &options, &collections);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|i| format!("cairn-ro-{i}"))
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("no background thread pool: {e}")))?;
+        let core = Arc::new(DbCore {
+            path: path.clone(),
+            options,
+            wal: Arc::new(Wal::read_only(&path.join(open::WAL_DIR))),
+            manifest: Mutex::new(ManifestData::default()),
+            needed: Mutex::new(HashMap::new()),
+            registry: Mutex::new(HashMap::new()),
+            _flusher: Mutex::new(None),
+            compactor: Mutex::new(None),
+            sealer: Mutex::new(None),
+            pool,
+            pid: std::process::id(),
+            bg: Arc::new(Background::default()),
+            recovery: RecoveryReport::default(),
+            _lock: None,
+            beacon: None,
+            follower: Some(Mutex::new(Box::new(follower))),
+        });
+        core.catch_up()?;
+        log::info!(
+            "opened {} read-only: {} collections",
+            path.display(),
+            collections.read().len()
+        );
+        Ok(Database {
+            _user: UserGuard::new(&core.bg),
+            core,
+            collections,
+        })
+    }
+
+    /// Whether this handle was opened with [`open_read_only`](Self::open_read_only).
+    pub fn is_read_only(&self) -> bool {
+        self.core.follower.is_some()
+    }
+
     /// The database directory.
     pub fn path(&self) -> &Path {
         &self.core.path
@@ -203,6 +288,7 @@ impl Database {
     /// crash the database has either no such collection or the complete, empty one.
     pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
         self.core.check_process()?;
+        self.core.check_writable()?;
         validate_name(name)?;
         config.validate()?;
         self.core.wal.check_poisoned()?;
@@ -252,6 +338,7 @@ impl Database {
     /// A handle to an existing collection.
     pub fn collection(&self, name: &str) -> Result<Collection> {
         self.core.check_process()?;
+        self.core.catch_up()?;
         self.collections
             .read()
             .get(name)
@@ -261,6 +348,7 @@ impl Database {
 
     /// Names of all collections, sorted.
     pub fn collections(&self) -> Vec<String> {
+        self.catch_up_quietly();
         self.collections.read().keys().cloned().collect()
     }
 
@@ -268,6 +356,7 @@ impl Database {
     /// [`Error::CollectionDropped`].
     pub fn drop_collection(&self, name: &str) -> Result<()> {
         self.core.check_process()?;
+        self.core.check_writable()?;
         validate_name(name)?;
         self.core.wal.check_poisoned()?;
         let mut cols = self.collections.write();
@@ -300,11 +389,13 @@ impl Database {
     /// Makes every write so far durable (useful under [`Durability::Buffered`]).
     pub fn sync(&self) -> Result<()> {
         self.core.check_process()?;
+        self.core.check_writable()?;
         self.core.wal.sync()
     }
 
     /// Counts and sizes of every collection.
     pub fn stats(&self) -> DbStats {
+        self.catch_up_quietly();
         DbStats {
             wal_bytes: self.core.wal.disk_bytes(),
             collections: self
@@ -321,6 +412,7 @@ impl Database {
     /// manifest, headers, ids and tombstones.)
     pub fn verify(&self) -> Result<VerifyReport> {
         self.core.check_process()?;
+        self.core.catch_up()?;
         let mut report = VerifyReport::default();
         (report.log_files, report.log_frames, report.log_bytes) = self.core.wal.verify()?;
         let collections: Vec<Collection> = self.collections.read().values().cloned().collect();
@@ -354,6 +446,19 @@ impl Database {
             }
         }
         Ok(report)
+    }
+}
+
+impl Database {
+    /// Catches up a read-only handle for a call that returns no `Result`; a failure is
+    /// logged, and the call answers from the state it has.
+    fn catch_up_quietly(&self) {
+        if let Err(e) = self.core.catch_up() {
+            log::warn!(
+                "{}: catching up with the writer failed: {e}",
+                self.core.path.display()
+            );
+        }
     }
 }
 

@@ -66,7 +66,7 @@ pub(super) fn lock_and_load(path: &Path, options: &Options) -> Result<(File, Man
         create_dirs(path)?;
     }
     let lock_existed = path.join(LOCK_FILE).exists();
-    let lock = acquire_lock(path)?;
+    let lock = acquire_lock_within(path, options.lock_timeout)?;
     let manifest = match ManifestData::load(path)? {
         Some(m) => m,
         None => match init_database(path) {
@@ -110,18 +110,36 @@ pub(super) fn load_collections(
     manifest: &ManifestData,
     options: &Options,
 ) -> Result<Vec<Restored>> {
+    load_collections_with(path, manifest, options, &mut HashMap::new())
+}
+
+/// [`load_collections`], taking segments from `cache` (by id) where it has them and adding
+/// those it opens.
+pub(super) fn load_collections_with(
+    path: &Path,
+    manifest: &ManifestData,
+    options: &Options,
+    cache: &mut HashMap<u64, Arc<Segment>>,
+) -> Result<Vec<Restored>> {
     let mut loaded = Vec::new();
     for c in &manifest.collections {
         let dir = collection_dir(path, &c.name);
         let mut segments = Vec::new();
         for s in &c.segments {
-            let seg = Segment::open(
-                &dir.join(segment_dir_name(s.id)),
-                s.id,
-                s.rows,
-                c.config.dim,
-                c.config.m,
-            )?;
+            let seg = match cache.get(&s.id) {
+                Some(seg) => Arc::clone(seg),
+                None => {
+                    let seg = Arc::new(Segment::open(
+                        &dir.join(segment_dir_name(s.id)),
+                        s.id,
+                        s.rows,
+                        c.config.dim,
+                        c.config.m,
+                    )?);
+                    cache.insert(s.id, Arc::clone(&seg));
+                    seg
+                }
+            };
             let (deleted, generation) = match s.tombstones {
                 Some(t) => (
                     tombstones::read(
@@ -134,7 +152,7 @@ pub(super) fn load_collections(
                 ),
                 None => (RoaringBitmap::new(), 0),
             };
-            segments.push(SegmentSlot::new(Arc::new(seg), deleted, generation));
+            segments.push(SegmentSlot::new(seg, deleted, generation));
         }
         let active = Arc::new(Memtable::sized(options, &c.config, 0, 0));
         loaded.push(Restored {
@@ -167,9 +185,14 @@ pub(super) fn replay(
         options.accept_log_loss,
         |f| replay_frame(&wal_dir, f, &by_id, options, loaded),
     )?;
-    // Link the replayed rows into the memtable graphs (in parallel within each); every
-    // memtable but the active one is frozen.
-    for r in loaded.iter() {
+    link_memtables(loaded)?;
+    Ok((wal, report))
+}
+
+/// Links the replayed rows into the memtable graphs (in parallel within each); every memtable
+/// but the active one is frozen.
+pub(super) fn link_memtables(loaded: &[Restored]) -> Result<()> {
+    for r in loaded {
         let v = &r.live.version;
         for (i, m) in v.memtables.iter().enumerate() {
             m.link(0..m.staged() as u32, r.entry.config.metric)?;
@@ -178,10 +201,11 @@ pub(super) fn replay(
             }
         }
     }
-    Ok((wal, report))
+    Ok(())
 }
 
-fn replay_frame(
+/// Stages and commits one log frame in the memtables of the restored collections.
+pub(super) fn replay_frame(
     wal_dir: &Path,
     f: Frame<'_>,
     by_id: &HashMap<u64, usize>,
@@ -243,6 +267,28 @@ fn replay_frame(
         k => return Err(bad(format!("unknown record kind {k}"))),
     }
     Ok(())
+}
+
+/// Takes the lock, trying again until `timeout` has passed while another process holds it.
+fn acquire_lock_within(path: &Path, timeout: std::time::Duration) -> Result<File> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut waited = false;
+    loop {
+        match acquire_lock(path) {
+            Err(Error::Locked { pid, .. }) if std::time::Instant::now() < deadline => {
+                if !waited {
+                    waited = true;
+                    log::info!(
+                        "{}: waiting up to {timeout:?} for the lock (held by {})",
+                        path.display(),
+                        pid.map_or_else(|| "another process".into(), |p| format!("pid {p}"))
+                    );
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Takes the advisory lock on `<db>/LOCK` and records our pid in it.

@@ -90,7 +90,12 @@ pub(super) fn lsn_after(frame: &Frame<'_>) -> Option<u64> {
 /// frames that fit in between (each is at least [`FRAME_PREFIX`] bytes). The LSN is also
 /// accepted just above `alt` (where a recovery continued the log), within the same bound.
 /// Returns its offset and LSN.
-fn find_frame_after(bytes: &[u8], pos: usize, expected: u64, alt: u64) -> Option<(usize, u64)> {
+pub(super) fn find_frame_after(
+    bytes: &[u8],
+    pos: usize,
+    expected: u64,
+    alt: u64,
+) -> Option<(usize, u64)> {
     let mut p = pos + 1;
     while p + FRAME_PREFIX <= bytes.len() {
         let lsn = u64_at(bytes, p + 8);

@@ -24,16 +24,17 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, IoContext, Result};
+use crate::io::beacon::Beacon;
 use crate::io::faults;
 use crate::io::fsutil::sync_dir;
 use crate::io::header::{FileKind, HEADER_LEN, Header, u32_at, u64_at};
 use parking_lot::{Condvar, Mutex};
 
 use super::recover::{LogMark, RecoveryReport};
-use super::recover::{Recovery, lsn_after};
+use super::recover::{Recovery, list_files, lsn_after};
 
 /// Frame kind of an upsert batch.
 pub(crate) const KIND_UPSERT: u8 = 1;
@@ -121,7 +122,8 @@ struct Inner {
     files: Vec<(u64, PathBuf, u64)>,
     /// Bytes of the older files.
     older_bytes: u64,
-    file: Arc<File>,
+    /// The file appended to (`None` in a read-only log).
+    file: Option<Arc<File>>,
     /// Bytes of the current file handed to the OS.
     file_len: u64,
     /// Frames not yet handed to the OS.
@@ -138,6 +140,10 @@ pub(crate) struct Wal {
     file_limit: u64,
     inner: Mutex<Inner>,
     synced: Condvar,
+    /// Told the durable LSN after every fsync, for read-only handles in other processes.
+    beacon: OnceLock<Arc<Beacon>>,
+    /// A read-only database's log: every write is refused with [`Error::ReadOnly`].
+    read_only: bool,
 }
 
 impl Wal {
@@ -166,7 +172,7 @@ impl Wal {
             inner: Mutex::new(Inner {
                 older_bytes: keep.iter().rev().skip(1).map(|f| f.2).sum(),
                 files: keep,
-                file: Arc::new(file),
+                file: Some(Arc::new(file)),
                 file_len,
                 buf: Vec::new(),
                 next_lsn,
@@ -175,8 +181,50 @@ impl Wal {
                 poisoned: None,
             }),
             synced: Condvar::new(),
+            beacon: OnceLock::new(),
+            read_only: false,
         };
         Ok((wal, rec.report))
+    }
+
+    /// The log of a read-only database: it refuses every write with [`Error::ReadOnly`]
+    /// (read-only handles read the log with [`LogTail`](super::tail::LogTail)).
+    pub(crate) fn read_only(dir: &Path) -> Wal {
+        Wal {
+            dir: dir.to_owned(),
+            file_limit: u64::MAX,
+            inner: Mutex::new(Inner {
+                files: Vec::new(),
+                older_bytes: 0,
+                file: None,
+                file_len: 0,
+                buf: Vec::new(),
+                next_lsn: 1,
+                synced_lsn: 0,
+                syncing: false,
+                poisoned: None,
+            }),
+            synced: Condvar::new(),
+            beacon: OnceLock::new(),
+            read_only: true,
+        }
+    }
+
+    /// From now on every fsync tells `beacon` the durable LSN; it is told the current one now.
+    pub(crate) fn set_beacon(&self, beacon: Arc<Beacon>) {
+        let g = self.inner.lock();
+        beacon.durable(g.synced_lsn);
+        let _ = self.beacon.set(beacon);
+    }
+
+    /// Refuses writes to a read-only log.
+    fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly {
+                path: self.dir.parent().unwrap_or(&self.dir).to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// First LSN of the log file being appended to.
@@ -186,8 +234,21 @@ impl Wal {
 
     /// Reads every log file up to what was handed to the OS and checks every frame: header,
     /// length, checksum, LSN sequence. Returns the files, frames and bytes checked.
+    ///
+    /// A read-only log checks the files on disk; the newest one up to its last intact frame
+    /// (the writer may be appending to it).
     pub(crate) fn verify(&self) -> Result<(usize, u64, u64)> {
-        let (files, current_len) = {
+        let (files, current_len) = if self.read_only {
+            let files: Vec<(u64, PathBuf, u64)> = list_files(&self.dir)?
+                .into_iter()
+                .map(|(lsn, p)| {
+                    let len = fs::metadata(&p).map_or(0, |m| m.len());
+                    (lsn, p, len)
+                })
+                .collect();
+            let newest = files.last().map_or(0, |f| f.2);
+            (files, newest)
+        } else {
             let g = self.inner.lock();
             (g.files.clone(), g.file_len)
         };
@@ -229,6 +290,8 @@ impl Wal {
                         pos += len;
                         frames += 1;
                     }
+                    // Being appended to by the writer.
+                    _ if current && self.read_only => break,
                     _ => {
                         return Err(Error::corruption(
                             path,
@@ -253,6 +316,7 @@ impl Wal {
                 limit: MAX_FRAME_BODY,
             });
         }
+        self.check_writable()?;
         let mut g = self.inner.lock();
         if let Some(cause) = &g.poisoned {
             return Err(Error::Poisoned {
@@ -278,6 +342,7 @@ impl Wal {
 
     /// The error that poisoned the log, if any.
     pub(crate) fn check_poisoned(&self) -> Result<()> {
+        self.check_writable()?;
         match &self.inner.lock().poisoned {
             Some(cause) => Err(Error::Poisoned {
                 cause: cause.clone(),
@@ -312,9 +377,14 @@ impl Wal {
         if g.buf.is_empty() {
             return Ok(());
         }
+        let Some(file) = g.file.clone() else {
+            return Err(Error::ReadOnly {
+                path: self.dir.clone(),
+            });
+        };
         let buf = std::mem::take(&mut g.buf);
         let path = current_path(g, &self.dir);
-        let mut file: &File = &g.file;
+        let mut file: &File = &file;
         if let Err(e) = faults::check(faults::Op::Write, &path).and_then(|()| file.write_all(&buf))
         {
             return Err(self.poison_locked(g, "write to the log failed", &e));
@@ -329,6 +399,7 @@ impl Wal {
     /// Blocks until every frame up to `lsn` is on stable storage. Concurrent callers share
     /// one fsync.
     pub(crate) fn wait_durable(&self, lsn: u64) -> Result<()> {
+        self.check_writable()?;
         let mut g = self.inner.lock();
         loop {
             if g.synced_lsn >= lsn {
@@ -346,7 +417,11 @@ impl Wal {
             // Become the syncer for everything appended so far.
             self.write_buf_locked(&mut g)?;
             let target = g.next_lsn - 1;
-            let file = Arc::clone(&g.file);
+            let Some(file) = g.file.clone() else {
+                return Err(Error::ReadOnly {
+                    path: self.dir.clone(),
+                });
+            };
             let path = current_path(&g, &self.dir);
             g.syncing = true;
             drop(g);
@@ -354,7 +429,10 @@ impl Wal {
             g = self.inner.lock();
             g.syncing = false;
             match res {
-                Ok(()) => g.synced_lsn = g.synced_lsn.max(target),
+                Ok(()) => {
+                    g.synced_lsn = g.synced_lsn.max(target);
+                    self.tell_beacon(g.synced_lsn);
+                }
                 Err(e) => {
                     let err = self.poison_locked(&mut g, "fsync of the log failed", &e);
                     self.synced.notify_all();
@@ -375,6 +453,7 @@ impl Wal {
     /// be removed once their frames are in segments.
     /// Returns the first LSN of the new file: every frame below it is durable.
     pub(crate) fn rotate(&self) -> Result<u64> {
+        self.check_writable()?;
         let mut g = self.inner.lock();
         if let Some(cause) = &g.poisoned {
             return Err(Error::Poisoned {
@@ -390,10 +469,16 @@ impl Wal {
     fn rotate_locked(&self, g: &mut Inner) -> Result<()> {
         self.write_buf_locked(g)?;
         let path = current_path(g, &self.dir);
-        if let Err(e) = faults::check(faults::Op::Sync, &path).and_then(|()| g.file.sync_data()) {
+        let Some(file) = g.file.clone() else {
+            return Err(Error::ReadOnly {
+                path: self.dir.clone(),
+            });
+        };
+        if let Err(e) = faults::check(faults::Op::Sync, &path).and_then(|()| file.sync_data()) {
             return Err(self.poison_locked(g, "fsync of the log failed", &e));
         }
         g.synced_lsn = g.synced_lsn.max(g.next_lsn - 1);
+        self.tell_beacon(g.synced_lsn);
         let next = g.next_lsn;
         match create_file(&self.dir, next) {
             Ok((f, path)) => {
@@ -403,7 +488,7 @@ impl Wal {
                 }
                 g.older_bytes += old;
                 g.files.push((next, path, HEADER_LEN as u64));
-                g.file = Arc::new(f);
+                g.file = Some(Arc::new(f));
                 g.file_len = HEADER_LEN as u64;
                 Ok(())
             }
@@ -415,8 +500,15 @@ impl Wal {
         }
     }
 
+    fn tell_beacon(&self, synced_lsn: u64) {
+        if let Some(b) = self.beacon.get() {
+            b.durable(synced_lsn);
+        }
+    }
+
     /// Removes log files all of whose frames have LSN below `min_needed`.
     pub(crate) fn remove_below(&self, min_needed: u64) -> Result<()> {
+        self.check_writable()?;
         let mut g = self.inner.lock();
         let mut removed = false;
         while g.files.len() > 1 && g.files[1].0 <= min_needed {
@@ -450,6 +542,9 @@ fn start_appending(
     match (keep.last_mut(), next_lsn) {
         (Some((_, path, len)), Some(mut next)) => {
             let mut f = OpenOptions::new().write(true).open(&*path).at(&*path)?;
+            // Frames replayed from it may not be on stable storage yet (the last writer may
+            // have died before its fsync): they are now, before anyone is told so.
+            f.sync_data().synced_at(&*path)?;
             f.seek(SeekFrom::Start(*len)).at(&*path)?;
             if next <= mark.last_lsn {
                 // Only after a deliberate recovery dropped frames: new LSNs must stay

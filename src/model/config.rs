@@ -72,6 +72,10 @@ pub struct Options {
     /// succeeds; [`Database::recovery_report`](crate::Database::recovery_report) says what
     /// was dropped. Default: false.
     pub accept_log_loss: bool,
+    /// How long opening waits for another process to release the database (its lock) before
+    /// it fails with [`Error::Locked`]. A writer that closes cleanly releases it at once, so
+    /// a waiting process takes over. Default: zero (fail at once).
+    pub lock_timeout: std::time::Duration,
 }
 
 impl Default for Options {
@@ -87,6 +91,7 @@ impl Default for Options {
             compaction_max_segments: 8,
             compaction_deleted_ratio: 0.2,
             accept_log_loss: false,
+            lock_timeout: std::time::Duration::ZERO,
         }
     }
 }
@@ -132,6 +137,12 @@ impl Options {
     /// Whether to create a missing database directory.
     pub fn create_if_missing(mut self, yes: bool) -> Self {
         self.create_if_missing = yes;
+        self
+    }
+    /// Sets how long opening waits for the lock (see
+    /// [`Options::lock_timeout`](Options#structfield.lock_timeout)).
+    pub fn lock_timeout(mut self, wait: std::time::Duration) -> Self {
+        self.lock_timeout = wait;
         self
     }
     /// Whether opening may drop the log from its first damaged frame on (see

@@ -1,0 +1,253 @@
+//! Read-only handles following a writer, in one process (the protocol is the same across
+//! processes: the reader takes no lock and learns everything from the files). Every step
+//! compares the reader's whole state with the writer's.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use cairndb::{
+    Collection, CollectionConfig, Database, Durability, Error, Metric, Options, Record,
+    SearchRequest,
+};
+use common::Rng as Lcg;
+
+const DIM: usize = 8;
+
+fn writer_opts() -> Options {
+    Options::default()
+        .durability(Durability::Sync)
+        .memtable_max_rows(50)
+        .wal_file_bytes(16 << 10)
+        .max_wal_bytes(64 << 10)
+}
+
+fn rec(rng: &mut Lcg, id: u64) -> Record {
+    let v: Vec<f32> = (0..DIM).map(|_| rng.f32_in(-1.0, 1.0)).collect();
+    Record::new(id, v).with_text(format!("record {id} word{}", id % 7))
+}
+
+/// Every live record of a collection, by id: (vector, text), from one exact search.
+fn contents(c: &Collection) -> BTreeMap<u64, (Vec<f32>, Option<String>)> {
+    let n = c.len().max(1);
+    let hits = c
+        .query(
+            &SearchRequest::new(vec![0.5; DIM])
+                .k(n + 10)
+                .exact(true)
+                .with_text(true),
+        )
+        .unwrap()
+        .hits;
+    let mut out = BTreeMap::new();
+    for h in hits {
+        let r = c.get(h.id).unwrap().expect("a hit can be fetched");
+        out.insert(h.id, (r.vector, r.text));
+    }
+    out
+}
+
+fn same(writer: &Collection, reader: &Collection, what: &str) {
+    let w = contents(writer);
+    let r = contents(reader);
+    assert_eq!(
+        w.len(),
+        r.len(),
+        "{what}: writer has {}, reader {}",
+        w.len(),
+        r.len()
+    );
+    assert!(w == r, "{what}: contents differ");
+    assert_eq!(writer.len(), reader.len(), "{what}: len");
+}
+
+#[test]
+fn a_reader_sees_every_acknowledged_batch_through_seals_compactions_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Lcg::new(7);
+    let w = Database::open_with(dir.path(), writer_opts()).unwrap();
+    let wc = w
+        .create_collection("docs", CollectionConfig::new(DIM, Metric::Cosine))
+        .unwrap();
+    let r = Database::open_read_only(dir.path()).unwrap();
+    assert!(r.is_read_only());
+    let rc = r.collection("docs").unwrap();
+    same(&wc, &rc, "empty");
+
+    let mut next_id = 0u64;
+    for step in 0..120 {
+        match step % 10 {
+            // A batch of new records and replacements.
+            0..=5 => {
+                let mut batch = Vec::new();
+                for _ in 0..7 {
+                    batch.push(rec(&mut rng, next_id));
+                    next_id += 1;
+                }
+                for _ in 0..3 {
+                    let id = rng.below(next_id);
+                    batch.push(rec(&mut rng, id));
+                }
+                wc.upsert(batch).unwrap();
+            }
+            6 | 7 => {
+                let ids: Vec<u64> = (0..4).map(|_| rng.below(next_id.max(1))).collect();
+                wc.delete(&ids).unwrap();
+            }
+            8 => wc.flush().unwrap(),
+            _ => {
+                wc.compact().unwrap();
+            }
+        }
+        same(&wc, &rc, &format!("step {step}"));
+    }
+
+    // The writer closes and a new one opens (a new epoch): the reader follows it.
+    drop(wc);
+    drop(w);
+    same_after_reopen(dir.path(), &rc, &mut rng, next_id);
+}
+
+fn same_after_reopen(path: &std::path::Path, rc: &Collection, rng: &mut Lcg, next_id: u64) {
+    let w = Database::open_with(path, writer_opts()).unwrap();
+    let wc = w.collection("docs").unwrap();
+    same(&wc, rc, "after the writer reopened");
+    wc.upsert(vec![rec(rng, next_id), rec(rng, 0)]).unwrap();
+    same(&wc, rc, "a batch of the new writer");
+}
+
+#[test]
+fn writes_on_a_read_only_handle_fail_and_collections_come_and_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Database::open_with(dir.path(), writer_opts()).unwrap();
+    let r = Database::open_read_only(dir.path()).unwrap();
+    assert!(r.collections().is_empty());
+    let wc = w
+        .create_collection("a", CollectionConfig::new(DIM, Metric::L2))
+        .unwrap();
+    wc.upsert(Record::new(1, vec![1.0; DIM])).unwrap();
+    // A collection the writer created after the reader opened.
+    assert_eq!(r.collections(), vec!["a".to_string()]);
+    let rc = r.collection("a").unwrap();
+    assert_eq!(rc.len(), 1);
+
+    let read_only = |e: Error| assert!(matches!(e, Error::ReadOnly { .. }), "{e:?}");
+    read_only(rc.upsert(Record::new(2, vec![1.0; DIM])).unwrap_err());
+    read_only(rc.delete(&[1]).unwrap_err());
+    read_only(rc.flush().unwrap_err());
+    read_only(rc.compact().unwrap_err());
+    read_only(
+        r.create_collection("b", CollectionConfig::new(DIM, Metric::L2))
+            .unwrap_err(),
+    );
+    read_only(r.drop_collection("a").unwrap_err());
+    read_only(r.sync().unwrap_err());
+    assert_eq!(wc.len(), 1);
+    assert_eq!(rc.len(), 1);
+
+    // Dropped by the writer: the reader's handle says so; a new one of that name is new.
+    w.drop_collection("a").unwrap();
+    assert!(matches!(
+        rc.get(1).unwrap_err(),
+        Error::CollectionDropped { .. }
+    ));
+    assert!(r.collections().is_empty());
+    let wc = w
+        .create_collection("a", CollectionConfig::new(DIM, Metric::L2))
+        .unwrap();
+    wc.upsert(Record::new(5, vec![2.0; DIM])).unwrap();
+    let rc = r.collection("a").unwrap();
+    assert_eq!(rc.get(5).unwrap().unwrap().vector, vec![2.0; DIM]);
+    assert_eq!(rc.get(1).unwrap(), None);
+}
+
+#[test]
+fn buffered_batches_show_once_durable_and_a_dead_writer_leaves_its_durable_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::default().durability(Durability::buffered());
+    let w = Database::open_with(dir.path(), opts).unwrap();
+    let wc = w
+        .create_collection("c", CollectionConfig::new(DIM, Metric::Dot))
+        .unwrap();
+    let r = Database::open_read_only(dir.path()).unwrap();
+    let rc = r.collection("c").unwrap();
+    wc.upsert(Record::new(1, vec![0.1; DIM])).unwrap();
+    w.sync().unwrap();
+    assert_eq!(rc.len(), 1, "durable after sync");
+    // A reader never sees more than the writer made durable: a batch may wait for the
+    // background sync, but it shows once the writer syncs.
+    wc.upsert(Record::new(2, vec![0.2; DIM])).unwrap();
+    assert!(rc.len() <= 2);
+    w.sync().unwrap();
+    assert_eq!(rc.len(), 2);
+    drop(wc);
+    drop(w);
+    assert_eq!(rc.len(), 2, "the writer is gone; its durable state stays");
+    assert_eq!(rc.get(2).unwrap().unwrap().vector, vec![0.2; DIM]);
+}
+
+#[test]
+fn a_database_without_a_beacon_is_read_to_the_end_of_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let w = Database::open_with(dir.path(), writer_opts()).unwrap();
+        let c = w
+            .create_collection("c", CollectionConfig::new(DIM, Metric::L2))
+            .unwrap();
+        c.upsert(
+            (0..10)
+                .map(|i| Record::new(i, vec![i as f32; DIM]))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    }
+    // As a database last written by a version without BEACON.
+    std::fs::remove_file(dir.path().join("BEACON")).unwrap();
+    let r = Database::open_read_only(dir.path()).unwrap();
+    assert_eq!(r.collection("c").unwrap().len(), 10);
+    assert!(
+        !dir.path().join("BEACON").exists(),
+        "a reader creates nothing"
+    );
+}
+
+#[test]
+fn opening_read_only_where_there_is_no_database_fails_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing");
+    assert!(Database::open_read_only(&missing).is_err());
+    assert!(!missing.exists());
+    assert!(Database::open_read_only(dir.path()).is_err());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_waiting_writer_takes_over_when_the_holder_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Database::open(dir.path()).unwrap();
+    let e = Database::open(dir.path()).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::Locked { pid: Some(p), .. } if p == std::process::id()));
+    assert!(
+        text.contains("read-only") && text.contains("lock_timeout"),
+        "{text}"
+    );
+    // A short wait fails the same way.
+    let opts = Options::default().lock_timeout(std::time::Duration::from_millis(30));
+    assert!(matches!(
+        Database::open_with(dir.path(), opts).unwrap_err(),
+        Error::Locked { .. }
+    ));
+    // A long one takes over once the holder closes.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = dir.path().to_owned();
+    let waiter = std::thread::spawn(move || {
+        let opts = Options::default().lock_timeout(std::time::Duration::from_secs(60));
+        tx.send(()).unwrap();
+        Database::open_with(&path, opts).map(|_| ())
+    });
+    rx.recv().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    drop(first);
+    waiter.join().unwrap().unwrap();
+}
