@@ -231,10 +231,11 @@ impl Database {
             ));
         }
         let collections: follow::CollectionMap = Arc::new(RwLock::new(BTreeMap::new()));
-        let follower = follow::Follower::new(&path, &options, &collections);
+        let (ltx, lrx) = mpsc::channel::<()>();
+        let follower = follow::Follower::new(&path, &options, &collections, ltx);
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
             .thread_name(|i| format!("cairn-ro-{i}"))
+            .start_handler(|_| crate::io::mmap::lower_thread_priority())
             .build()
             .map_err(|e| Error::InvalidArgument(format!("no background thread pool: {e}")))?;
         let core = Arc::new(DbCore {
@@ -254,6 +255,12 @@ impl Database {
             _lock: None,
             beacon: None,
             follower: Some(Mutex::new(Box::new(follower))),
+        });
+        let weak = Arc::downgrade(&core);
+        threads::spawn_woken("cairn-link", Arc::clone(&core.bg), lrx, move || {
+            if let Some(core) = weak.upgrade() {
+                follow::link_pending(&core);
+            }
         });
         core.catch_up()?;
         log::info!(
