@@ -25,7 +25,6 @@ use std::sync::{Arc, Weak};
 use parking_lot::RwLock;
 
 use super::open::{self, Restored, WAL_DIR};
-use crate::collection::background::UserGuard;
 use crate::collection::core::{CatchUp, DbCore};
 use crate::collection::{Collection, CollectionShared};
 use crate::error::{Error, Result};
@@ -262,20 +261,9 @@ impl Follower {
                 c.commits.lock().committed = r.committed;
                 continue;
             }
-            let c = Collection {
-                _user: Some(UserGuard::new(&core.bg)),
-                inner: Arc::new(CollectionShared::new(
-                    Arc::clone(core),
-                    r.entry.id,
-                    &r.entry.name,
-                    r.entry.config.clone(),
-                    r.live,
-                )),
-            };
-            c.inner.commits.lock().committed = r.committed;
-            core.register(&c.inner);
+            let c = super::handle(core, r);
             if let Some(map) = &map {
-                map.write().insert(r.entry.name, c);
+                map.write().insert(c.name().to_owned(), c);
             }
         }
         *core.manifest.lock() = manifest;
