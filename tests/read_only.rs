@@ -143,6 +143,11 @@ fn writes_on_a_read_only_handle_fail_and_collections_come_and_go() {
     assert_eq!(r.collections(), vec!["a".to_string()]);
     let rc = r.collection("a").unwrap();
     assert_eq!(rc.len(), 1);
+    assert_eq!(
+        r.stats().wal_bytes,
+        w.stats().wal_bytes,
+        "the reader sizes the log on disk"
+    );
 
     let read_only = |e: Error| assert!(matches!(e, Error::ReadOnly { .. }), "{e:?}");
     read_only(rc.upsert(Record::new(2, vec![1.0; DIM])).unwrap_err());
