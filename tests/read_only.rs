@@ -323,3 +323,25 @@ fn many_reader_threads_see_every_batch_acknowledged_before_their_call() {
     assert!(checks > 0);
     assert_eq!(rc.len(), 600);
 }
+
+#[test]
+fn a_database_caught_mid_creation_opens_read_only_empty() {
+    // Creation writes MANIFEST first, then the log and collection directories.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    drop(Database::open(&src).unwrap());
+    let half = dir.path().join("half");
+    std::fs::create_dir(&half).unwrap();
+    std::fs::copy(src.join("MANIFEST"), half.join("MANIFEST")).unwrap();
+    let r = Database::open_read_only(&half).unwrap();
+    assert!(r.collections().is_empty());
+    let names: Vec<_> = std::fs::read_dir(&half)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("MANIFEST")],
+        "nothing was created"
+    );
+}

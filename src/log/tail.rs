@@ -40,7 +40,13 @@ impl LogTail {
     /// A tail at the first frame of the oldest log file in `dir` (or, when there is none, at
     /// `fallback_lsn`: the first frame the writer will append).
     pub(crate) fn oldest(dir: &Path, fallback_lsn: u64) -> Result<LogTail> {
-        let first = list_files(dir)?.first().map_or(fallback_lsn, |f| f.0);
+        let files = match list_files(dir) {
+            Ok(files) => files,
+            // A database being created: its log directory comes right after its manifest.
+            Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let first = files.first().map_or(fallback_lsn, |f| f.0);
         Ok(LogTail {
             dir: dir.to_owned(),
             file: None,
