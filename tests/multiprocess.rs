@@ -797,9 +797,9 @@ fn kill_test(test: &str, kills: usize, seed: u64) {
     let mut landed_in_flight = 0;
     let mut steps_written = 0u64;
     for round in 0..kills {
-        let kill = match rng.below(5) {
-            0 | 1 => KillAfter::Acks(rng.below(300)),
-            2 | 3 => KillAfter::Ready(Duration::from_millis(rng.below(1500))),
+        let kill = match rng.below(10) {
+            0..=2 => KillAfter::Acks(rng.below(120)),
+            3..=7 => KillAfter::Ready(Duration::from_millis(rng.below(3000))),
             _ => KillAfter::Spawn(Duration::from_millis(rng.below(80))),
         };
         let ctx = format!("seed {seed:#x}, round {round} ({kill:?}), step {acked} acknowledged");
@@ -948,7 +948,7 @@ fn kill_test(test: &str, kills: usize, seed: u64) {
         model.live.len(),
         started.elapsed()
     );
-    assert!(acked >= 200, "too few steps to mean much: {acked}");
+    assert!(acked >= 100, "too few steps to mean much: {acked}");
 }
 
 /// SIGKILLs the given processes when dropped (after a normal end they are gone already and
