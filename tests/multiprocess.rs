@@ -432,11 +432,18 @@ fn env_num<T: std::str::FromStr>(name: &str) -> T {
 /// A command that runs test `test` of this binary as a child playing `role`.
 fn child(test: &str, role: &str, db: &Path, seed: u64) -> Command {
     let mut c = Command::new(env::current_exe().unwrap());
-    c.args(["--exact", test, "--nocapture", "--test-threads", "1"])
-        .env(ROLE_ENV, role)
-        .env(DB_ENV, db)
-        .env(SEQ_SEED_ENV, seed.to_string())
-        .stdin(Stdio::null());
+    c.args([
+        "--exact",
+        test,
+        "--include-ignored",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env(ROLE_ENV, role)
+    .env(DB_ENV, db)
+    .env(SEQ_SEED_ENV, seed.to_string())
+    .stdin(Stdio::null());
     c
 }
 
@@ -924,7 +931,7 @@ fn kill_test(test: &str, kills: usize, seed: u64) {
         );
         assert!(searches >= 50, "{ctx}: only {searches} searches checked");
         assert!(
-            r.rounds_followed >= 3,
+            r.rounds_followed >= kills.min(3),
             "{ctx}: the reader followed the writer in only {} rounds",
             r.rounds_followed
         );
@@ -948,7 +955,10 @@ fn kill_test(test: &str, kills: usize, seed: u64) {
         model.live.len(),
         started.elapsed()
     );
-    assert!(acked >= 100, "too few steps to mean much: {acked}");
+    assert!(
+        acked >= 100 || kills < 10,
+        "too few steps to mean much: {acked}"
+    );
 }
 
 /// SIGKILLs the given processes when dropped (after a normal end they are gone already and
