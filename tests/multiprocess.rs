@@ -597,7 +597,7 @@ fn reader_child() {
     // Open once: the database or the collection may not exist yet.
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut retries = 0u64;
-    let (db, col) = loop {
+    let (db, mut col) = loop {
         let r = Database::open_read_only(&path).and_then(|db| {
             let c = db.collection(COLLECTION)?;
             Ok((db, c))
@@ -652,6 +652,16 @@ fn reader_child() {
                 matched: None,
             });
             gets += 1;
+        }
+        // Now and then a fresh handle (`collection` catches up too) and a whole check.
+        if rng.below(50) == 0 {
+            col = db
+                .collection(COLLECTION)
+                .unwrap_or_else(|e| violation(&who, &format!("collection: {e}")));
+        }
+        if rng.below(500) == 0 {
+            db.verify()
+                .unwrap_or_else(|e| violation(&who, &format!("verify: {e}")));
         }
         if rng.below(4) == 0 {
             let lo = read_ack(&ack_file);
