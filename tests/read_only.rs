@@ -59,6 +59,19 @@ fn same(writer: &Collection, reader: &Collection, what: &str) {
     );
     assert!(w == r, "{what}: contents differ");
     assert_eq!(writer.len(), reader.len(), "{what}: len");
+    // Graph searches on the reader (whose newest rows may not be linked yet: they are scored
+    // exactly) find what exact search finds.
+    let q = vec![0.25; DIM];
+    let ids = |exact: bool| -> Vec<u64> {
+        let req = SearchRequest::new(q.clone()).k(10).ef(200).exact(exact);
+        reader.search(&req).unwrap().iter().map(|h| h.id).collect()
+    };
+    let (got, exact) = (ids(false), ids(true));
+    let found = got.iter().filter(|id| exact.contains(id)).count();
+    assert!(
+        found * 10 >= exact.len() * 8,
+        "{what}: {got:?} vs {exact:?}"
+    );
 }
 
 #[test]

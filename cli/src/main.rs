@@ -32,6 +32,7 @@ mod bench;
 mod demo;
 mod embed;
 mod input;
+mod npy;
 mod plot;
 mod read;
 mod synth;

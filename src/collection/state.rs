@@ -182,8 +182,15 @@ impl Live {
     }
 
     /// Commits an upsert whose rows `rows` of the active memtable hold `ids`, in order: older
-    /// versions of each id die, the rows become visible.
-    pub(crate) fn commit_upsert(&mut self, mt: &Arc<Memtable>, ids: &[u64], rows: Range<u32>) {
+    /// versions of each id die, the rows become visible. With `linked`, they and every row
+    /// before them are in the memtable's graph (the writer links before it commits).
+    pub(crate) fn commit_upsert(
+        &mut self,
+        mt: &Arc<Memtable>,
+        ids: &[u64],
+        rows: Range<u32>,
+        linked: bool,
+    ) {
         debug_assert_eq!(ids.len(), rows.len());
         let mut v = (*self.version).clone();
         // The memtable the batch was staged in: the active one, or one frozen since (a frozen
@@ -199,7 +206,20 @@ impl Live {
         }
         let target = &mut v.memtables[at];
         target.rows = target.rows.max(rows.end);
+        if linked {
+            target.linked = target.rows;
+        }
         self.version = Arc::new(v);
+    }
+
+    /// Says that rows `0..upto` of memtable `mt` are in its graph (nothing if `mt` is no
+    /// longer one of this version's memtables).
+    pub(crate) fn mark_linked(&mut self, mt: &Arc<Memtable>, upto: u32) {
+        let mut v = (*self.version).clone();
+        if let Some(m) = v.memtables.iter_mut().find(|m| Arc::ptr_eq(&m.mt, mt)) {
+            m.linked = m.linked.max(upto.min(m.rows));
+            self.version = Arc::new(v);
+        }
     }
 
     /// Commits a delete; returns how many of `ids` were live.

@@ -101,7 +101,7 @@ impl Collection {
             self.dequeue(lsn);
             return Err(e);
         }
-        self.commit(lsn, |live| live.commit_upsert(&mt, &ids, rows))?;
+        self.commit(lsn, |live| live.commit_upsert(&mt, &ids, rows, true))?;
         self.after_write();
         Ok(())
     }

@@ -19,12 +19,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Weak};
 
 use parking_lot::RwLock;
 
 use super::open::{self, Restored, WAL_DIR};
-use crate::collection::background::UserGuard;
 use crate::collection::core::{CatchUp, DbCore};
 use crate::collection::{Collection, CollectionShared};
 use crate::error::{Error, Result};
@@ -60,10 +60,17 @@ pub(crate) struct Follower {
     flushed: HashMap<u64, u64>,
     /// The handles' map of collections, to add the writer's new collections to.
     map: Weak<RwLock<BTreeMap<String, Collection>>>,
+    /// Wakes the thread that links new memtable rows into their graphs.
+    linker: Sender<()>,
 }
 
 impl Follower {
-    pub(crate) fn new(path: &Path, options: &Options, map: &CollectionMap) -> Follower {
+    pub(crate) fn new(
+        path: &Path,
+        options: &Options,
+        map: &CollectionMap,
+        linker: Sender<()>,
+    ) -> Follower {
         Follower {
             path: path.to_owned(),
             options: options.clone(),
@@ -74,6 +81,7 @@ impl Follower {
             segments: HashMap::new(),
             flushed: HashMap::new(),
             map: Arc::downgrade(map),
+            linker,
         }
     }
 }
@@ -102,6 +110,7 @@ impl CatchUp for Follower {
             Ok(TailRead::UpTo) => {
                 self.tail = Some(tail);
                 self.seen = signal;
+                let _ = self.linker.send(());
                 Ok(())
             }
             Ok(TailRead::Lost(why)) => {
@@ -123,6 +132,7 @@ impl Follower {
                     self.tail = Some(tail);
                     self.seen = signal;
                     self.loaded = true;
+                    let _ = self.linker.send(());
                     return Ok(());
                 }
                 Err(why) => {
@@ -213,7 +223,6 @@ impl Follower {
                 return Ok(Err("a new manifest was stored during the reload".into()));
             }
         }
-        open::link_memtables(&loaded)?;
         self.segments.retain(|id, _| {
             manifest
                 .collections
@@ -252,20 +261,9 @@ impl Follower {
                 c.commits.lock().committed = r.committed;
                 continue;
             }
-            let c = Collection {
-                _user: Some(UserGuard::new(&core.bg)),
-                inner: Arc::new(CollectionShared::new(
-                    Arc::clone(core),
-                    r.entry.id,
-                    &r.entry.name,
-                    r.entry.config.clone(),
-                    r.live,
-                )),
-            };
-            c.inner.commits.lock().committed = r.committed;
-            core.register(&c.inner);
+            let c = super::handle(core, r);
             if let Some(map) = &map {
-                map.write().insert(r.entry.name, c);
+                map.write().insert(c.name().to_owned(), c);
             }
         }
         *core.manifest.lock() = manifest;
@@ -336,9 +334,9 @@ impl Follower {
                 });
                 let rows =
                     rows.ok_or_else(|| bad("a batch did not fit a memtable made for it".into()))?;
-                mt.link(rows.clone(), cfg.metric)?;
+                // Visible at once, scored exactly until the linker thread has linked them.
                 let ids: Vec<u64> = view.rows.iter().map(|x| x.0).collect();
-                c.update(|live| live.commit_upsert(&mt, &ids, rows));
+                c.update(|live| live.commit_upsert(&mt, &ids, rows, false));
             }
             None => {
                 let (_, ids) =
@@ -352,5 +350,25 @@ impl Follower {
         c.commits.lock().committed = f.lsn;
         c.progress.notify_all();
         Ok(())
+    }
+}
+
+/// The linker thread's work: links the memtable rows that read-only handles committed without
+/// linking, and publishes versions that say so. Searches score unlinked rows exactly, so this
+/// only moves work off the search path.
+pub(super) fn link_pending(core: &Arc<DbCore>) {
+    for c in core.open_collections() {
+        let v = c.inner.version();
+        for m in v.memtables.iter().filter(|m| m.linked < m.rows) {
+            let (from, to) = (m.linked, m.rows);
+            let linked = core
+                .pool
+                .install(|| m.mt.link(from..to, c.inner.config.metric));
+            match linked {
+                Ok(()) => c.inner.update(|live| live.mark_linked(&m.mt, to)),
+                // Searches go on scoring these rows exactly.
+                Err(e) => log::warn!("{}: linking memtable rows failed: {e}", c.name()),
+            }
+        }
     }
 }

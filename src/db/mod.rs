@@ -146,20 +146,9 @@ impl Database {
         });
         let mut collections = BTreeMap::new();
         for r in loaded {
-            let c = Collection {
-                _user: Some(UserGuard::new(&core.bg)),
-                inner: Arc::new(CollectionShared::new(
-                    Arc::clone(&core),
-                    r.entry.id,
-                    &r.entry.name,
-                    r.entry.config.clone(),
-                    r.live,
-                )),
-            };
-            c.inner.commits.lock().committed = r.committed;
+            let c = handle(&core, r);
             c.set_needed();
-            core.register(&c.inner);
-            collections.insert(r.entry.name, c);
+            collections.insert(c.name().to_owned(), c);
         }
         core.wal.remove_below(core.min_needed())?;
         if let Some(b) = &core.beacon {
@@ -174,23 +163,7 @@ impl Database {
             threads::spawn_compactor(Arc::downgrade(&core), Arc::clone(&core.bg), crx);
             core.kick_compactor();
         }
-        let r = &core.recovery;
-        log::info!(
-            "opened {}: {} collections, {} frames ({} memtable rows) replayed from the log, \
-             {} bytes of torn tail cut, in {:.1?}",
-            path.display(),
-            collections.len(),
-            r.frames_replayed,
-            collections
-                .values()
-                .map(|c| c.stats().memtable_rows)
-                .sum::<usize>(),
-            r.torn_tail_bytes,
-            started.elapsed()
-        );
-        for problem in &r.problems {
-            log::warn!("{}: recovery dropped data: {problem}", path.display());
-        }
+        log_opened(&core, &collections, started);
         Ok(Database {
             _user: UserGuard::new(&core.bg),
             core,
@@ -231,10 +204,11 @@ impl Database {
             ));
         }
         let collections: follow::CollectionMap = Arc::new(RwLock::new(BTreeMap::new()));
-        let follower = follow::Follower::new(&path, &options, &collections);
+        let (ltx, lrx) = mpsc::channel::<()>();
+        let follower = follow::Follower::new(&path, &options, &collections, ltx);
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
             .thread_name(|i| format!("cairn-ro-{i}"))
+            .start_handler(|_| crate::io::mmap::lower_thread_priority())
             .build()
             .map_err(|e| Error::InvalidArgument(format!("no background thread pool: {e}")))?;
         let core = Arc::new(DbCore {
@@ -254,6 +228,12 @@ impl Database {
             _lock: None,
             beacon: None,
             follower: Some(Mutex::new(Box::new(follower))),
+        });
+        let weak = Arc::downgrade(&core);
+        threads::spawn_woken("cairn-link", Arc::clone(&core.bg), lrx, move || {
+            if let Some(core) = weak.upgrade() {
+                follow::link_pending(&core);
+            }
         });
         core.catch_up()?;
         log::info!(
@@ -446,6 +426,48 @@ impl Database {
             }
         }
         Ok(report)
+    }
+}
+
+/// A handle to a restored collection, registered with the database.
+fn handle(core: &Arc<DbCore>, r: open::Restored) -> Collection {
+    let c = Collection {
+        _user: Some(UserGuard::new(&core.bg)),
+        inner: Arc::new(CollectionShared::new(
+            Arc::clone(core),
+            r.entry.id,
+            &r.entry.name,
+            r.entry.config,
+            r.live,
+        )),
+    };
+    c.inner.commits.lock().committed = r.committed;
+    core.register(&c.inner);
+    c
+}
+
+/// Says what opening found and did.
+fn log_opened(
+    core: &DbCore,
+    collections: &BTreeMap<String, Collection>,
+    started: std::time::Instant,
+) {
+    let r = &core.recovery;
+    log::info!(
+        "opened {}: {} collections, {} frames ({} memtable rows) replayed from the log, \
+         {} bytes of torn tail cut, in {:.1?}",
+        core.path.display(),
+        collections.len(),
+        r.frames_replayed,
+        collections
+            .values()
+            .map(|c| c.stats().memtable_rows)
+            .sum::<usize>(),
+        r.torn_tail_bytes,
+        started.elapsed()
+    );
+    for problem in &r.problems {
+        log::warn!("{}: recovery dropped data: {problem}", core.path.display());
     }
 }
 

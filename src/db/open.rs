@@ -191,14 +191,15 @@ pub(super) fn replay(
 
 /// Links the replayed rows into the memtable graphs (in parallel within each); every memtable
 /// but the active one is frozen.
-pub(super) fn link_memtables(loaded: &[Restored]) -> Result<()> {
+pub(super) fn link_memtables(loaded: &mut [Restored]) -> Result<()> {
     for r in loaded {
-        let v = &r.live.version;
+        let v = Arc::clone(&r.live.version);
         for (i, m) in v.memtables.iter().enumerate() {
             m.link(0..m.staged() as u32, r.entry.config.metric)?;
             if i + 1 < v.memtables.len() {
                 m.graph.freeze(m.staged());
             }
+            r.live.mark_linked(&m.mt, m.rows);
         }
     }
     Ok(())
@@ -247,7 +248,8 @@ pub(super) fn replay_frame(
                 .stage(f.lsn, &view.rows)
                 .ok_or_else(|| bad("a replayed batch did not fit a memtable made for it".into()))?;
             let ids: Vec<u64> = view.rows.iter().map(|x| x.0).collect();
-            r.live.commit_upsert(&active, &ids, rows);
+            // Linked after the replay (`link_memtables`), before anyone searches.
+            r.live.commit_upsert(&active, &ids, rows, false);
             r.committed = f.lsn;
         }
         KIND_DELETE => {

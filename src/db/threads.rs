@@ -70,7 +70,7 @@ pub(super) fn spawn_compactor(core: Weak<DbCore>, bg: Arc<Background>, wake: mps
 
 /// A background thread at low priority that runs `work` when woken (and every 10 s) while
 /// the database is open; it ends when the database closes.
-fn spawn_woken(
+pub(super) fn spawn_woken(
     name: &str,
     bg: Arc<Background>,
     wake: mpsc::Receiver<()>,

@@ -315,6 +315,9 @@ impl Memtable {
 pub(crate) struct MemtableView {
     pub mt: Arc<Memtable>,
     pub rows: u32,
+    /// Rows `0..linked` are in the graph; `linked..rows` are not yet (a read-only handle
+    /// links in the background) and searches score them exactly.
+    pub linked: u32,
     pub dead: Arc<RoaringBitmap>,
 }
 
@@ -324,6 +327,7 @@ impl MemtableView {
         MemtableView {
             mt,
             rows: 0,
+            linked: 0,
             dead: Arc::new(RoaringBitmap::new()),
         }
     }

@@ -36,6 +36,10 @@ pub(crate) trait Source: Sync {
     /// Rows, dead ones included: the source is rows `0..rows`. (A memtable's graph and
     /// indexes may hold more, appended after this view was taken; they are not part of it.)
     fn rows(&self) -> usize;
+    /// Rows `0..linked()` are in the graph; the rest are scored exactly by graph searches.
+    fn linked(&self) -> usize {
+        self.rows()
+    }
     /// Rows that are not live (deleted or replaced).
     fn dead(&self) -> &RoaringBitmap;
     /// Live rows.
@@ -113,6 +117,9 @@ impl Source for MemtableView {
 
     fn rows(&self) -> usize {
         self.rows as usize
+    }
+    fn linked(&self) -> usize {
+        self.linked.min(self.rows) as usize
     }
     fn dead(&self) -> &RoaringBitmap {
         &self.dead
