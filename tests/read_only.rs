@@ -143,6 +143,11 @@ fn writes_on_a_read_only_handle_fail_and_collections_come_and_go() {
     assert_eq!(r.collections(), vec!["a".to_string()]);
     let rc = r.collection("a").unwrap();
     assert_eq!(rc.len(), 1);
+    assert_eq!(
+        r.stats().wal_bytes,
+        w.stats().wal_bytes,
+        "the reader sizes the log on disk"
+    );
 
     let read_only = |e: Error| assert!(matches!(e, Error::ReadOnly { .. }), "{e:?}");
     read_only(rc.upsert(Record::new(2, vec![1.0; DIM])).unwrap_err());
@@ -263,4 +268,58 @@ fn a_waiting_writer_takes_over_when_the_holder_closes() {
     std::thread::sleep(std::time::Duration::from_millis(50));
     drop(first);
     waiter.join().unwrap().unwrap();
+}
+
+#[test]
+fn many_reader_threads_see_every_batch_acknowledged_before_their_call() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let w = Database::open_with(dir.path(), writer_opts()).unwrap();
+    let wc = w
+        .create_collection("m", CollectionConfig::new(DIM, Metric::L2))
+        .unwrap();
+    let r = Database::open_read_only(dir.path()).unwrap();
+    let rc = r.collection("m").unwrap();
+    // Batch i holds ids 10i..10i+10; `acked` is the number of batches acknowledged.
+    let acked = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..8)
+        .map(|t| {
+            let (rc, acked, stop) = (rc.clone(), Arc::clone(&acked), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut checks = 0u64;
+                while !stop.load(Ordering::Acquire) {
+                    let a = acked.load(Ordering::Acquire);
+                    if a == 0 {
+                        continue;
+                    }
+                    let last = (a - 1) * 10 + t % 10;
+                    assert!(
+                        rc.get(last).unwrap().is_some(),
+                        "thread {t}: id {last} of acknowledged batch {} missing",
+                        a - 1
+                    );
+                    let n = rc.len() as u64;
+                    assert!(n >= a * 10, "thread {t}: len {n} < {}", a * 10);
+                    checks += 1;
+                }
+                checks
+            })
+        })
+        .collect();
+    for b in 0..60u64 {
+        let batch: Vec<Record> = (0..10)
+            .map(|i| Record::new(b * 10 + i, vec![(b * 10 + i) as f32; DIM]))
+            .collect();
+        wc.upsert(batch).unwrap();
+        acked.store(b + 1, Ordering::Release);
+        if b % 20 == 19 {
+            wc.flush().unwrap();
+        }
+    }
+    stop.store(true, Ordering::Release);
+    let checks: u64 = readers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert!(checks > 0);
+    assert_eq!(rc.len(), 600);
 }

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use super::background::Background;
 use super::{Collection, CollectionShared};
 use crate::error::Result;
-use crate::io::beacon::Beacon;
+use crate::io::beacon::{Beacon, BeaconWatch};
 use crate::log::recover::RecoveryReport;
 use crate::log::wal::Wal;
 use crate::manifest::ManifestData;
@@ -50,6 +50,8 @@ pub(crate) struct DbCore {
     pub beacon: Option<Arc<Beacon>>,
     /// A read-only handle's way of catching up with the writer (`None` in the writer).
     pub follower: Option<Mutex<Box<dyn CatchUp>>>,
+    /// A read-only handle's lock-free check that there is nothing to catch up with.
+    pub watch: Option<Arc<BeaconWatch>>,
 }
 
 /// How a read-only database catches up with the writer process (implemented by the
@@ -63,6 +65,7 @@ impl DbCore {
     /// For a read-only handle: catches up with the writer. Nothing for the writer.
     pub(crate) fn catch_up(self: &Arc<Self>) -> Result<()> {
         match &self.follower {
+            Some(_) if self.watch.as_ref().is_some_and(|w| w.unchanged()) => Ok(()),
             Some(f) => f.lock().catch_up(self),
             None => Ok(()),
         }

@@ -28,7 +28,7 @@ use super::open::{self, Restored, WAL_DIR};
 use crate::collection::core::{CatchUp, DbCore};
 use crate::collection::{Collection, CollectionShared};
 use crate::error::{Error, Result};
-use crate::io::beacon::{BeaconReader, Signal};
+use crate::io::beacon::{BeaconReader, BeaconWatch, Signal};
 use crate::log::batch;
 use crate::log::tail::{LogTail, TailRead};
 use crate::log::wal::{Frame, KIND_DELETE, KIND_UPSERT};
@@ -62,6 +62,8 @@ pub(crate) struct Follower {
     map: Weak<RwLock<BTreeMap<String, Collection>>>,
     /// Wakes the thread that links new memtable rows into their graphs.
     linker: Sender<()>,
+    /// Told what each catch-up caught up with, for the lock-free check of the next call.
+    watch: Arc<BeaconWatch>,
 }
 
 impl Follower {
@@ -70,6 +72,7 @@ impl Follower {
         options: &Options,
         map: &CollectionMap,
         linker: Sender<()>,
+        watch: Arc<BeaconWatch>,
     ) -> Follower {
         Follower {
             path: path.to_owned(),
@@ -82,6 +85,7 @@ impl Follower {
             flushed: HashMap::new(),
             map: Arc::downgrade(map),
             linker,
+            watch,
         }
     }
 }
@@ -110,6 +114,7 @@ impl CatchUp for Follower {
             Ok(TailRead::UpTo) => {
                 self.tail = Some(tail);
                 self.seen = signal;
+                self.watch.mark(signal);
                 let _ = self.linker.send(());
                 Ok(())
             }
@@ -132,6 +137,7 @@ impl Follower {
                     self.tail = Some(tail);
                     self.seen = signal;
                     self.loaded = true;
+                    self.watch.mark(signal);
                     let _ = self.linker.send(());
                     return Ok(());
                 }

@@ -24,7 +24,7 @@ use crate::collection::state::{Live, Version};
 use crate::collection::{Collection, CollectionShared, CollectionStats};
 use crate::error::{Error, Result};
 use crate::index::hnsw::check::check;
-use crate::io::beacon::Beacon;
+use crate::io::beacon::{Beacon, BeaconWatch};
 use crate::io::fsutil;
 use crate::log::recover::RecoveryReport;
 use crate::log::wal::Wal;
@@ -143,6 +143,7 @@ impl Database {
             _lock: Some(lock),
             beacon: Some(Arc::new(beacon)),
             follower: None,
+            watch: None,
         });
         let mut collections = BTreeMap::new();
         for r in loaded {
@@ -205,7 +206,9 @@ impl Database {
         }
         let collections: follow::CollectionMap = Arc::new(RwLock::new(BTreeMap::new()));
         let (ltx, lrx) = mpsc::channel::<()>();
-        let follower = follow::Follower::new(&path, &options, &collections, ltx);
+        let watch = Arc::new(BeaconWatch::new(&path));
+        let follower =
+            follow::Follower::new(&path, &options, &collections, ltx, Arc::clone(&watch));
         let pool = rayon::ThreadPoolBuilder::new()
             .thread_name(|i| format!("cairn-ro-{i}"))
             .start_handler(|_| crate::io::mmap::lower_thread_priority())
@@ -228,6 +231,7 @@ impl Database {
             _lock: None,
             beacon: None,
             follower: Some(Mutex::new(Box::new(follower))),
+            watch: Some(watch),
         });
         let weak = Arc::downgrade(&core);
         threads::spawn_woken("cairn-link", Arc::clone(&core.bg), lrx, move || {

@@ -18,6 +18,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use parking_lot::Mutex;
 
 use crate::error::{IoContext, Result};
@@ -168,6 +170,82 @@ impl BeaconReader {
     }
 }
 
+/// A lock-free check, for every call of a read-only handle, that the beacon still says what
+/// it said at the handle's last catch-up: one positioned 48-byte read, no lock, so many
+/// threads calling at once do not queue behind each other.
+pub(crate) struct BeaconWatch {
+    path: PathBuf,
+    file: std::sync::OnceLock<File>,
+    /// The last catch-up's signal (`valid` false: none yet, or there was no beacon).
+    seen: [AtomicU64; 3],
+    valid: AtomicBool,
+}
+
+impl BeaconWatch {
+    pub(crate) fn new(db: &Path) -> BeaconWatch {
+        BeaconWatch {
+            path: db.join(BEACON_FILE),
+            file: std::sync::OnceLock::new(),
+            seen: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            valid: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the beacon says what it said at the last [`mark`](Self::mark): then the
+    /// handle's state is current.
+    pub(crate) fn unchanged(&self) -> bool {
+        if !self.valid.load(Ordering::Acquire) {
+            return false;
+        }
+        let file = match self.file.get() {
+            Some(f) => f,
+            None => match File::open(&self.path) {
+                Ok(f) => self.file.get_or_init(|| f),
+                Err(_) => return false,
+            },
+        };
+        let mut b = [0u8; LEN];
+        if read_exact_at(file, &mut b).is_err() {
+            return false;
+        }
+        let Some(s) = Signal::decode(&b) else {
+            return false;
+        };
+        s.epoch == self.seen[0].load(Ordering::Acquire)
+            && s.manifest_gen == self.seen[1].load(Ordering::Acquire)
+            && s.durable_lsn == self.seen[2].load(Ordering::Acquire)
+            && self.valid.load(Ordering::Acquire)
+    }
+
+    /// The handle has caught up with `signal` (`None`: with no beacon, which is never
+    /// taken as unchanged). Called with the catch-up's lock held, after the new state is
+    /// published.
+    pub(crate) fn mark(&self, signal: Option<Signal>) {
+        self.valid.store(false, Ordering::Release);
+        if let Some(s) = signal {
+            self.seen[0].store(s.epoch, Ordering::Release);
+            self.seen[1].store(s.manifest_gen, Ordering::Release);
+            self.seen[2].store(s.durable_lsn, Ordering::Release);
+            self.valid.store(true, Ordering::Release);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(f: &File, b: &mut [u8]) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, b, 0)
+}
+
+#[cfg(windows)]
+fn read_exact_at(f: &File, b: &mut [u8]) -> std::io::Result<()> {
+    let n = std::os::windows::fs::FileExt::seek_read(f, b, 0)?;
+    if n == b.len() {
+        Ok(())
+    } else {
+        Err(std::io::ErrorKind::UnexpectedEof.into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +288,24 @@ mod tests {
         assert_eq!(s2.epoch, first.epoch + 1);
         assert!(s2.manifest_gen > s.manifest_gen);
         drop(b2);
+    }
+
+    #[test]
+    fn a_watch_says_unchanged_only_for_the_signal_it_was_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = BeaconWatch::new(dir.path());
+        assert!(!w.unchanged(), "nothing seen yet");
+        let b = Beacon::start(dir.path(), 5).unwrap();
+        let mut r = BeaconReader::new(dir.path());
+        w.mark(r.read());
+        assert!(w.unchanged());
+        b.durable(6);
+        assert!(!w.unchanged(), "the durable LSN moved on");
+        w.mark(r.read());
+        assert!(w.unchanged());
+        b.manifest_stored();
+        assert!(!w.unchanged(), "a new manifest");
+        w.mark(None);
+        assert!(!w.unchanged(), "no beacon is never unchanged");
     }
 }

@@ -526,6 +526,15 @@ impl Wal {
 
     /// Total bytes of the log: files on disk plus frames not yet handed to the OS.
     pub(crate) fn disk_bytes(&self) -> u64 {
+        if self.read_only {
+            return list_files(&self.dir).map_or(0, |files| {
+                files
+                    .iter()
+                    .filter_map(|(_, p)| fs::metadata(p).ok())
+                    .map(|m| m.len())
+                    .sum()
+            });
+        }
         let g = self.inner.lock();
         g.older_bytes + g.file_len + g.buf.len() as u64
     }
