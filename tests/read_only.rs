@@ -345,3 +345,21 @@ fn a_database_caught_mid_creation_opens_read_only_empty() {
         "nothing was created"
     );
 }
+
+#[test]
+fn a_lock_timeout_too_long_for_the_clock_waits_instead_of_panicking() {
+    // now + Duration::MAX overflows `Instant`: the open used to panic, free lock or not.
+    let dir = tempfile::tempdir().unwrap();
+    let forever = Options::default().lock_timeout(std::time::Duration::MAX);
+    let first = Database::open_with(dir.path(), forever.clone()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = dir.path().to_owned();
+    std::thread::spawn(move || {
+        let _ = tx.send(Database::open_with(&path, forever).map(|_| ()));
+    });
+    drop(first);
+    let taken = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the waiting open did not take over within 60 s");
+    taken.unwrap();
+}

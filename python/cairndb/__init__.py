@@ -20,6 +20,7 @@ from ._errors import (
     ForkedProcessError,
     InvalidInputError,
     LockedError,
+    ReadOnlyError,
     StorageError,
 )
 from ._cairndb import Collection, Database, Hit, Record, open
@@ -36,6 +37,7 @@ __all__ = [
     "Hit",
     "InvalidInputError",
     "LockedError",
+    "ReadOnlyError",
     "Record",
     "StorageError",
     "open",

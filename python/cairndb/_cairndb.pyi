@@ -22,12 +22,19 @@ def open(
     durability: Literal["sync", "buffered"] = "sync",
     background_compaction: bool = True,
     create: bool = True,
+    read_only: bool = False,
+    lock_timeout: float = 0.0,
 ) -> Database:
     """Opens (creating if missing) the database in directory `path`.
 
     `durability`: "sync" (default: a write is on stable storage when it returns) or
     "buffered" (synced by a background thread once a second; `Database.sync()` forces it).
-    Raises `LockedError` if another process or handle has it open.
+    Raises `LockedError` if another process or handle has it open, after waiting up to
+    `lock_timeout` seconds for it to close.
+
+    `read_only=True`: opens an existing database to read while another process writes; it
+    takes no lock, writes nothing, sees every batch the writer acknowledged before each call
+    started, and raises `ReadOnlyError` on every write.
     """
 
 @final
@@ -39,6 +46,9 @@ class Database:
     def path(self) -> str: ...
     @property
     def closed(self) -> bool: ...
+    @property
+    def read_only(self) -> bool:
+        """Whether it was opened with `read_only=True` (writes raise `ReadOnlyError`)."""
     def create_collection(
         self,
         name: str,

@@ -23,6 +23,12 @@ class LockedError(CairnError, OSError):
     """Another process or handle holds the database open."""
 
 
+class ReadOnlyError(CairnError, PermissionError):
+    """A write (upsert, delete, create or drop a collection, flush, compact, sync) on a database
+    opened with `cairndb.open(path, read_only=True)`: writes go through the process that opened
+    it for writing."""
+
+
 class CorruptionError(CairnError, OSError):
     """A file failed a check: checksum, size, magic or an offset out of range."""
 

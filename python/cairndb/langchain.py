@@ -7,6 +7,9 @@ store = CairnVectorStore(embeddings, path="my-db", collection_name="notes")
 store.add_texts(["Cairn fsyncs every batch"], metadatas=[{"source": "a.md", "year": 2024}])
 store.similarity_search("durability", k=4, filter={"year": {"$gte": 2020}})
 store.as_hybrid_retriever(k=4).invoke("fsync batch")
+
+# in another process, while the first one writes: a store that follows it and cannot write
+reader = CairnVectorStore(embeddings, path="my-db", collection_name="notes", read_only=True)
 ```
 
 LangChain ids are strings; Cairn's are 64-bit integers. Each string id is mapped to an
@@ -95,6 +98,12 @@ class CairnVectorStore(VectorStore):
         database: an open `cairndb.Database` to use instead of `path`.
         durability: "sync" (default) or "buffered", when the store opens the database.
         stem, stop_words: English stemming and stop-word removal for the BM25 leg.
+        read_only: open the database at `path` read-only (`cairndb.open(path,
+            read_only=True)`): the store reads while another process writes, sees every
+            batch that process acknowledged before each search started, and its writes
+            (`add_texts`, `add_documents`, `delete`, `delete_collection`) raise
+            `cairndb.ReadOnlyError`. With `database=`, the store is read-only when that
+            database is.
     """
 
     def __init__(
@@ -108,14 +117,22 @@ class CairnVectorStore(VectorStore):
         durability: str = "sync",
         stem: bool = True,
         stop_words: bool = True,
+        read_only: bool = False,
     ) -> None:
         self._embedding = embedding
         self._tmp = None
         if database is None:
             if path is None:
+                if read_only:
+                    raise ValueError("read_only=True needs the path of an existing database")
                 self._tmp = tempfile.TemporaryDirectory(prefix="cairn-langchain-")
                 path = self._tmp.name
-            database = cairndb.open(path, durability=durability)
+            database = cairndb.open(path, durability=durability, read_only=read_only)
+        elif read_only and not database.read_only:
+            raise ValueError(
+                "read_only=True with a database opened for writing: open it with "
+                "cairndb.open(path, read_only=True)"
+            )
         self._db = database
         self._name = collection_name
         self._metric = metric
@@ -142,6 +159,29 @@ class CairnVectorStore(VectorStore):
         """The underlying Cairn collection (`None` until the first write)."""
         return self._col
 
+    @property
+    def read_only(self) -> bool:
+        """Whether the store's database is read-only (its writes raise `ReadOnlyError`)."""
+        return self._db.read_only
+
+    def _reading(self) -> Optional[cairndb.Collection]:
+        """The collection to read, looked up again while it does not exist (another process,
+        or another handle, may create it)."""
+        if self._col is None:
+            try:
+                self._col = self._db.collection(self._name)
+            except cairndb.CollectionNotFoundError:
+                return None
+        return self._col
+
+    def _writable(self) -> None:
+        """Raises `ReadOnlyError` on a read-only store, before any work (embedding) is done."""
+        if self._db.read_only:
+            raise cairndb.ReadOnlyError(
+                f"database {self._db.path} is open read-only: writes go through the process "
+                "that opened it for writing"
+            )
+
     def _collection_for(self, dim: int) -> cairndb.Collection:
         if self._col is None:
             self._col = self._db.get_or_create_collection(
@@ -159,6 +199,7 @@ class CairnVectorStore(VectorStore):
 
     def delete_collection(self) -> None:
         """Deletes the collection and everything in it."""
+        self._writable()
         if self._col is not None or self._name in self._db.collections():
             self._db.drop_collection(self._name)
         self._col = None
@@ -191,6 +232,7 @@ class CairnVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[str]:
         """Embeds and upserts the texts; an existing id is replaced. Returns the ids."""
+        self._writable()
         texts = list(texts)
         if not texts:
             return []
@@ -221,18 +263,21 @@ class CairnVectorStore(VectorStore):
         """Deletes by id; ids that do not exist are ignored."""
         if ids is None:
             raise ValueError("delete needs a list of ids (use delete_collection() to drop all)")
-        if self._col is not None and ids:
-            self._col.delete([_key(str(i)) for i in ids])
+        self._writable()
+        col = self._reading()
+        if col is not None and ids:
+            col.delete([_key(str(i)) for i in ids])
         return True
 
     # -- reads -------------------------------------------------------------------------------
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The documents with these ids, in the order given; missing ids are skipped."""
-        if self._col is None or not ids:
+        col = self._reading()
+        if col is None or not ids:
             return []
         out = []
-        for want, rec in zip(ids, self._col.get([_key(str(i)) for i in ids])):
+        for want, rec in zip(ids, col.get([_key(str(i)) for i in ids])):
             if rec is None:
                 continue
             doc = self._document(rec)
@@ -248,9 +293,10 @@ class CairnVectorStore(VectorStore):
         filter: Filter,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        if self._col is None or k <= 0:
+        col = self._reading()
+        if col is None or k <= 0:
             return []
-        hits = self._col.search(vector=vector, text=text, k=k, filter=filter, **kwargs)
+        hits = col.search(vector=vector, text=text, k=k, filter=filter, **kwargs)
         out = []
         for h in hits:
             doc = self._document(h)
@@ -262,7 +308,7 @@ class CairnVectorStore(VectorStore):
         self, query: str, k: int = 4, filter: Filter = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """The `k` documents most similar to `query`, with their similarity."""
-        if self._col is None:
+        if self._reading() is None:
             return []
         return self.similarity_search_with_score_by_vector(
             self._embedding.embed_query(query), k=k, filter=filter, **kwargs
@@ -294,7 +340,7 @@ class CairnVectorStore(VectorStore):
     ) -> list[tuple[Document, float]]:
         """Vector similarity and BM25 over the text, fused (`fusion`: "rrf", "weighted" with
         `alpha=`, or "dbsf"). The score is the fused score."""
-        if self._col is None:
+        if self._reading() is None:
             return []
         return self._search(
             self._embedding.embed_query(query), query, k, filter, fusion=fusion, **kwargs
@@ -323,7 +369,7 @@ class CairnVectorStore(VectorStore):
     ) -> list[Document]:
         """Fetches `fetch_k` similar documents and picks `k` of them that are both relevant and
         diverse (`lambda_mult` 1: relevance only, 0: diversity only)."""
-        if self._col is None:
+        if self._reading() is None:
             return []
         return self.max_marginal_relevance_search_by_vector(
             self._embedding.embed_query(query), k, fetch_k, lambda_mult, filter, **kwargs
@@ -338,12 +384,13 @@ class CairnVectorStore(VectorStore):
         filter: Filter = None,
         **kwargs: Any,
     ) -> list[Document]:
-        if self._col is None or k <= 0:
+        col = self._reading()
+        if col is None or k <= 0:
             return []
-        hits = self._col.search(vector=embedding, k=max(fetch_k, k), filter=filter, **kwargs)
+        hits = col.search(vector=embedding, k=max(fetch_k, k), filter=filter, **kwargs)
         if not hits:
             return []
-        records = self._col.get([h.id for h in hits])
+        records = col.get([h.id for h in hits])
         kept = [(h, r) for h, r in zip(hits, records) if r is not None]
         chosen = maximal_marginal_relevance(
             np.asarray(embedding, dtype=np.float32),

@@ -33,6 +33,7 @@ import_exception!(cairndb._errors, CorruptionError);
 import_exception!(cairndb._errors, ClosedError);
 import_exception!(cairndb._errors, StorageError);
 import_exception!(cairndb._errors, ForkedProcessError);
+import_exception!(cairndb._errors, ReadOnlyError);
 
 /// Maps a Cairn error to its Python exception class, keeping the message.
 fn to_py(e: Error) -> PyErr {
@@ -53,6 +54,7 @@ fn to_py(e: Error) -> PyErr {
         Error::CollectionNotFound { .. } => CollectionNotFoundError::new_err(msg),
         Error::CollectionExists { .. } => CollectionExistsError::new_err(msg),
         Error::Locked { .. } => LockedError::new_err(msg),
+        Error::ReadOnly { .. } => ReadOnlyError::new_err(msg),
         Error::Corruption { .. } => CorruptionError::new_err(msg),
         Error::CollectionDropped { .. } | Error::Cancelled => ClosedError::new_err(msg),
         Error::ForkedProcess { .. } => ForkedProcessError::new_err(msg),
@@ -638,6 +640,7 @@ struct DbState {
     /// lock is touched (a thread of the parent may have held one at the fork).
     pid: u32,
     path: String,
+    read_only: bool,
     closed: AtomicBool,
     handles: Mutex<Handles>,
     idle: Condvar,
@@ -670,6 +673,7 @@ impl DbState {
         Arc::new(DbState {
             pid: std::process::id(),
             path: db.path().to_string_lossy().into_owned(),
+            read_only: db.is_read_only(),
             closed: AtomicBool::new(false),
             handles: Mutex::new(Handles {
                 db: Some(db),
@@ -910,6 +914,13 @@ impl PyDatabase {
     #[getter]
     fn path(&self) -> PyResult<String> {
         Ok(self.db()?.path().to_string_lossy().into_owned())
+    }
+
+    /// Whether the database was opened with `read_only=True`: it follows the writer process
+    /// and every write raises `ReadOnlyError`.
+    #[getter]
+    fn read_only(&self) -> bool {
+        self.state.read_only
     }
 
     /// Whether `close()` was called.
@@ -1545,15 +1556,24 @@ impl PyRecord {
 /// `durability`: "sync" (default: a write is on stable storage when it returns) or
 /// "buffered" (the log is synced by a background thread once a second; call `sync()` to
 /// force). `background_compaction` merges small segments and rewrites ones with many deletes
-/// in a background thread.
+/// in a background thread. `lock_timeout`: seconds to wait for another process to release
+/// the database before raising `LockedError` (default 0: at once).
+///
+/// `read_only=True` opens an existing database for reading while (at most) one other
+/// process writes to it: it takes no lock, never writes a byte, and before each call catches
+/// up with the writer (under "sync" durability it sees every batch whose `upsert` or `delete`
+/// returned before the call started). Every write raises `ReadOnlyError`. Any number of
+/// read-only handles may be open, in any processes.
 #[pyfunction]
-#[pyo3(signature = (path, *, durability="sync", background_compaction=true, create=true))]
+#[pyo3(signature = (path, *, durability="sync", background_compaction=true, create=true, read_only=false, lock_timeout=0.0))]
 fn open(
     py: Python<'_>,
     path: std::path::PathBuf,
     durability: &str,
     background_compaction: bool,
     create: bool,
+    read_only: bool,
+    lock_timeout: f64,
 ) -> PyResult<PyDatabase> {
     // Python's logging configuration as it is now: levels set after an earlier open apply.
     if let Some(h) = LOG_RESET.get() {
@@ -1568,12 +1588,24 @@ fn open(
             )));
         }
     };
+    let wait = Duration::try_from_secs_f64(lock_timeout).map_err(|_| {
+        invalid(format!(
+            "lock_timeout must be a number of seconds from 0 to 2**64, not {lock_timeout}"
+        ))
+    })?;
     let opts = Options::default()
         .durability(d)
         .background_compaction(background_compaction)
-        .create_if_missing(create);
+        .create_if_missing(create)
+        .lock_timeout(wait);
     let db = py
-        .detach(|| Database::open_with(path, opts))
+        .detach(|| {
+            if read_only {
+                Database::open_read_only_with(path, opts)
+            } else {
+                Database::open_with(path, opts)
+            }
+        })
         .map_err(to_py)?;
     Ok(PyDatabase {
         state: DbState::new(db),

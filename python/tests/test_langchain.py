@@ -176,3 +176,62 @@ def test_temporary_store_without_path():
     s.add_texts(["hello world"], ids=["h"])
     assert s.similarity_search("hello", k=1)[0].id == "h"
     s.close()
+
+
+def test_read_only_store_follows_the_writer_and_refuses_writes(tmp_path):
+    import cairndb
+
+    path = str(tmp_path / "db")
+    writer = CairnVectorStore(BagOfWords(), path=path, collection_name="notes")
+    # Opened before the collection exists: it appears once the writer creates it.
+    reader = CairnVectorStore(BagOfWords(), path=path, collection_name="notes", read_only=True)
+    assert reader.read_only and not writer.read_only and reader.database.read_only
+    assert reader.similarity_search("cairn", k=2) == []
+    assert reader.get_by_ids(["d0"]) == []
+
+    writer.add_texts(TEXTS, metadatas=METAS, ids=[f"d{i}" for i in range(len(TEXTS))])
+    # Acknowledged before the search started: the reader sees every document.
+    assert reader.similarity_search("hnsw graphs make search fast", k=1)[0].id == "d1"
+    assert reader.get_by_ids(["d0"])[0].metadata == METAS[0]
+    assert [d.id for d in reader.keyword_search("bm25", k=3)] == ["d2"]
+    assert reader.hybrid_search("fsync durable", k=1, filter={"source": "c.md"})[0].id == "d4"
+    assert len(reader.max_marginal_relevance_search("search", k=2)) == 2
+    writer.delete(["d1"])
+    assert reader.get_by_ids(["d1"]) == []
+    assert "d1" not in {d.id for d in reader.similarity_search("hnsw graphs", k=6)}
+
+    for write in [
+        lambda: reader.add_texts(["new text"], ids=["n"]),
+        lambda: reader.add_documents([Document(page_content="new", id="n")]),
+        lambda: reader.delete(["d0"]),
+        lambda: reader.delete_collection(),
+        lambda: CairnVectorStore.from_texts(
+            ["x"], BagOfWords(), path=path, collection_name="notes", read_only=True
+        ),
+    ]:
+        with pytest.raises(cairndb.ReadOnlyError, match="read-only"):
+            write()
+    # The writer's data is untouched by the refused writes.
+    assert {d.id for d in writer.get_by_ids(["d0", "d2", "n"])} == {"d0", "d2"}
+    assert writer.collection is not None and len(writer.collection) == len(TEXTS) - 1
+    reader.close()
+    writer.close()
+
+
+def test_read_only_store_needs_an_existing_database(tmp_path):
+    import cairndb
+
+    with pytest.raises(ValueError, match="read_only=True needs the path"):
+        CairnVectorStore(BagOfWords(), read_only=True)
+    with pytest.raises(cairndb.StorageError, match="no Cairn database"):
+        CairnVectorStore(BagOfWords(), path=str(tmp_path / "none"), read_only=True)
+    db = cairndb.open(str(tmp_path / "db"))
+    with pytest.raises(ValueError, match="opened for writing"):
+        CairnVectorStore(BagOfWords(), database=db, read_only=True)
+    ro = cairndb.open(str(tmp_path / "db"), read_only=True)
+    store = CairnVectorStore(BagOfWords(), database=ro)  # read-only because its database is
+    assert store.read_only
+    with pytest.raises(cairndb.ReadOnlyError):
+        store.add_texts(["a"])
+    ro.close()
+    db.close()

@@ -273,11 +273,14 @@ pub(super) fn replay_frame(
 
 /// Takes the lock, trying again until `timeout` has passed while another process holds it.
 fn acquire_lock_within(path: &Path, timeout: std::time::Duration) -> Result<File> {
-    let deadline = std::time::Instant::now() + timeout;
+    // `None`: a timeout too long to add to the clock waits without end.
+    let deadline = std::time::Instant::now().checked_add(timeout);
     let mut waited = false;
     loop {
         match acquire_lock(path) {
-            Err(Error::Locked { pid, .. }) if std::time::Instant::now() < deadline => {
+            Err(Error::Locked { pid, .. })
+                if deadline.is_none_or(|d| std::time::Instant::now() < d) =>
+            {
                 if !waited {
                     waited = true;
                     log::info!(

@@ -74,7 +74,8 @@ pub struct Options {
     pub accept_log_loss: bool,
     /// How long opening waits for another process to release the database (its lock) before
     /// it fails with [`Error::Locked`]. A writer that closes cleanly releases it at once, so
-    /// a waiting process takes over. Default: zero (fail at once).
+    /// a waiting process takes over. A timeout too long for the clock waits without end.
+    /// Default: zero (fail at once).
     pub lock_timeout: std::time::Duration,
 }
 
