@@ -983,3 +983,42 @@ fn repair_drops_a_damaged_log_and_reports_it() {
         "{report}"
     );
 }
+
+#[test]
+fn read_commands_work_while_another_process_writes() {
+    let t = new_db();
+    let db = s(&t.db);
+    ok(&["create", db, "vecs", "--dim", "4", "--metric", "dot"]);
+    let file = t.dir.join("base.fvecs");
+    write_fvecs(&file, &grid(20));
+    ok(&["import", db, "vecs", s(&file)]);
+    // This process becomes the writer (it holds LOCK) and writes a record after the import.
+    let writer = cairndb::Database::open(&t.db).unwrap();
+    let c = writer.collection("vecs").unwrap();
+    c.upsert(cairndb::Record::new(777, vec![9.0, 9.0, 9.0, 9.0]))
+        .unwrap();
+    // The read commands open read-only: they work, and see the writer's acknowledged record.
+    let got = ok(&["get", db, "vecs", "777"]);
+    assert!(got.contains("777") && got.contains("9.0"), "{got}");
+    let stats = ok(&["stats", db, "--json"]);
+    assert!(stats.contains("\"records\": 21"), "{stats}");
+    let hits = ok(&[
+        "search",
+        db,
+        "vecs",
+        "--vector",
+        "[1, 1, 1, 1]",
+        "--k",
+        "1",
+        "--json",
+    ]);
+    assert!(hits.contains("777"), "{hits}");
+    ok(&["verify", db]);
+    // A write command needs the lock: it fails, names the holder and suggests read-only.
+    let err = fails(&["delete", db, "vecs", "777"]);
+    assert!(
+        err.contains(&std::process::id().to_string()) && err.contains("read-only"),
+        "{err}"
+    );
+    assert!(c.get(777).unwrap().is_some());
+}
