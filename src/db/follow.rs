@@ -7,8 +7,10 @@
 //!    durable LSN moved on ─▶ read the log tail up to it; each frame stages, links and
 //!                            commits in the memtables exactly as in the writer
 //!    new epoch/manifest   ─▶ reload: read MANIFEST, open its segments (those already mapped
-//!                            are kept), replay the log from its oldest file up to the
-//!                            durable LSN into new memtables, swap every collection's state
+//!                            are kept), replay the log from the file holding the oldest
+//!                            frame the manifest needs (older files may be being trimmed)
+//!                            up to the durable LSN into new memtables, swap every
+//!                            collection's state
 //! ```
 //!
 //! A reload is checked before it is used: the log must reach back to the oldest frame the
@@ -193,7 +195,12 @@ impl Follower {
             Err(e) => return Err(e),
         };
         let wal_dir = self.path.join(WAL_DIR);
-        let mut tail = LogTail::oldest(&wal_dir, manifest.last_lsn + 1)?;
+        let needed = loaded.iter().map(|r| r.entry.flushed_lsn + 1).min();
+        let mut tail = LogTail::covering(
+            &wal_dir,
+            needed.unwrap_or(manifest.last_lsn + 1),
+            manifest.last_lsn + 1,
+        )?;
         let first = tail.next_lsn();
         let by_id: HashMap<u64, usize> = loaded
             .iter()
@@ -218,7 +225,6 @@ impl Follower {
         // The log must reach back to every frame a collection needs — or, if it starts
         // later, the manifest must still be the newest (files are trimmed only after the
         // manifest that no longer needs them was stored).
-        let needed = loaded.iter().map(|r| r.entry.flushed_lsn + 1).min();
         if needed.is_some_and(|n| first > n) {
             let now = self.beacon.read();
             let moved = match (signal, now) {

@@ -37,16 +37,22 @@ pub(crate) struct LogTail {
 }
 
 impl LogTail {
-    /// A tail at the first frame of the oldest log file in `dir` (or, when there is none, at
-    /// `fallback_lsn`: the first frame the writer will append).
-    pub(crate) fn oldest(dir: &Path, fallback_lsn: u64) -> Result<LogTail> {
+    /// A tail at the first frame of the newest log file that starts at or before `needed`
+    /// (files before it hold only frames below `needed`, which the writer may be trimming);
+    /// the oldest file if none does; `fallback_lsn` when there is no file.
+    pub(crate) fn covering(dir: &Path, needed: u64, fallback_lsn: u64) -> Result<LogTail> {
         let files = match list_files(dir) {
             Ok(files) => files,
             // A database being created: its log directory comes right after its manifest.
             Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
-        let first = files.first().map_or(fallback_lsn, |f| f.0);
+        let first = files
+            .iter()
+            .rev()
+            .find(|f| f.0 <= needed)
+            .or(files.first())
+            .map_or(fallback_lsn, |f| f.0);
         Ok(LogTail {
             dir: dir.to_owned(),
             file: None,
