@@ -363,3 +363,50 @@ fn a_lock_timeout_too_long_for_the_clock_waits_instead_of_panicking() {
         .expect("the waiting open did not take over within 60 s");
     taken.unwrap();
 }
+
+#[test]
+fn a_log_file_missing_before_later_ones_is_reported_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let w = Database::open_with(
+            dir.path(),
+            writer_opts()
+                .memtable_max_rows(100_000)
+                .max_wal_bytes(1 << 30),
+        )
+        .unwrap();
+        let c = w
+            .create_collection("c", CollectionConfig::new(DIM, Metric::L2))
+            .unwrap();
+        let mut rng = Lcg::new(3);
+        for b in 0..60u64 {
+            c.upsert(
+                (0..10)
+                    .map(|i| rec(&mut rng, b * 10 + i))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        }
+    }
+    let mut wals: Vec<_> = std::fs::read_dir(dir.path().join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    wals.sort();
+    assert!(wals.len() >= 3, "{wals:?}");
+    std::fs::remove_file(&wals[1]).unwrap();
+    // With the last writer's beacon, and without one.
+    for beacon in [true, false] {
+        if !beacon {
+            std::fs::remove_file(dir.path().join("BEACON")).unwrap();
+        }
+        match Database::open_read_only(dir.path()) {
+            Err(Error::Corruption { what, .. }) => assert!(what.contains(".wal"), "{what}"),
+            Err(e) => panic!("beacon {beacon}: {e}"),
+            Ok(r) => panic!(
+                "beacon {beacon}: opened with {} records",
+                r.collection("c").unwrap().len()
+            ),
+        }
+    }
+}

@@ -43,6 +43,22 @@ use crate::segment::Segment;
 /// changed the database under it).
 const MAX_RELOADS: usize = 100;
 
+/// Why a reload attempt starts again.
+struct Retry {
+    why: String,
+    /// A file was gone (trimmed or replaced by the writer), not damaged.
+    gone: bool,
+}
+
+impl Retry {
+    fn lost(why: String) -> Retry {
+        Retry { why, gone: false }
+    }
+    fn gone(why: String) -> Retry {
+        Retry { why, gone: true }
+    }
+}
+
 /// The collections of a read-only database, by name (the map its handles share).
 pub(crate) type CollectionMap = Arc<RwLock<BTreeMap<String, Collection>>>;
 
@@ -120,7 +136,7 @@ impl CatchUp for Follower {
                 let _ = self.linker.send(());
                 Ok(())
             }
-            Ok(TailRead::Lost(why)) => {
+            Ok(TailRead::Lost(why) | TailRead::Gone(why)) => {
                 log::debug!("{}: reloading: {why}", self.path.display());
                 self.reload(core, signal)
             }
@@ -132,6 +148,8 @@ impl CatchUp for Follower {
 impl Follower {
     /// Loads the state anew from the manifest and the log, and swaps it in.
     fn reload(&mut self, core: &Arc<DbCore>, mut signal: Option<Signal>) -> Result<()> {
+        // Attempts in a row that found a file gone while the beacon stood still.
+        let mut gone_still = 0;
         for attempt in 0..MAX_RELOADS {
             match self.try_reload(signal)? {
                 Ok((manifest, loaded, tail)) => {
@@ -143,10 +161,18 @@ impl Follower {
                     let _ = self.linker.send(());
                     return Ok(());
                 }
-                Err(why) => {
+                Err(Retry { why, gone }) => {
                     let now = self.beacon.read();
-                    if now == signal {
-                        // The writer changed nothing meanwhile: the files are damaged.
+                    gone_still = if gone && now == signal {
+                        gone_still + 1
+                    } else {
+                        0
+                    };
+                    // The writer changed nothing meanwhile: the files are damaged. A file that
+                    // is gone may have been trimmed by the writer, which it does after storing
+                    // the manifest: the next attempt lists the files anew, so only a file
+                    // gone twice under a still beacon is damage.
+                    if now == signal && (!gone || gone_still >= 2) {
                         return Err(Error::corruption(
                             self.path.join(WAL_DIR),
                             format!(
@@ -167,12 +193,13 @@ impl Follower {
         )))
     }
 
-    /// One attempt at a reload: `Ok(Err(why))` when the writer changed the database under it.
+    /// One attempt at a reload: `Ok(Err(retry))` when the writer changed the database under
+    /// it (or the files are damaged: `reload` tells which).
     #[allow(clippy::type_complexity)]
     fn try_reload(
         &mut self,
         signal: Option<Signal>,
-    ) -> Result<std::result::Result<(ManifestData, Vec<Restored>, LogTail), String>> {
+    ) -> Result<std::result::Result<(ManifestData, Vec<Restored>, LogTail), Retry>> {
         let manifest = match ManifestData::load(&self.path)? {
             Some(m) => m,
             None => {
@@ -190,7 +217,7 @@ impl Follower {
         ) {
             Ok(l) => l,
             Err(Error::Io { source, path }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Err(format!("{} was removed", path.display())));
+                return Ok(Err(Retry::gone(format!("{} was removed", path.display()))));
             }
             Err(e) => return Err(e),
         };
@@ -212,15 +239,17 @@ impl Follower {
         let read = tail.read(durable, |f| {
             open::replay_frame(&wal_dir, f, &by_id, options, &mut loaded)
         })?;
-        if let TailRead::Lost(why) = read {
-            return Ok(Err(why));
+        match read {
+            TailRead::UpTo => {}
+            TailRead::Lost(why) => return Ok(Err(Retry::lost(why))),
+            TailRead::Gone(why) => return Ok(Err(Retry::gone(why))),
         }
         if tail.next_lsn() <= manifest.last_lsn {
-            return Ok(Err(format!(
+            return Ok(Err(Retry::lost(format!(
                 "the log ends before LSN {} but the manifest was published at LSN {}",
                 tail.next_lsn(),
                 manifest.last_lsn
-            )));
+            ))));
         }
         // The log must reach back to every frame a collection needs — or, if it starts
         // later, the manifest must still be the newest (files are trimmed only after the
@@ -232,7 +261,9 @@ impl Follower {
                 (a, b) => a.is_some() != b.is_some(),
             };
             if moved {
-                return Ok(Err("a new manifest was stored during the reload".into()));
+                return Ok(Err(Retry::lost(
+                    "a new manifest was stored during the reload".into(),
+                )));
             }
         }
         self.segments.retain(|id, _| {

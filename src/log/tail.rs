@@ -24,6 +24,9 @@ pub(crate) enum TailRead {
     UpTo,
     /// The next frame is no longer where it must be: start again from the manifest.
     Lost(String),
+    /// The file that must hold the next frame is gone: the writer trimmed it (it had stored a
+    /// manifest that no longer needs it first): start again from the manifest.
+    Gone(String),
 }
 
 /// A position in the log: the file being read, the offset of the next frame in it, and the
@@ -41,12 +44,7 @@ impl LogTail {
     /// (files before it hold only frames below `needed`, which the writer may be trimming);
     /// the oldest file if none does; `fallback_lsn` when there is no file.
     pub(crate) fn covering(dir: &Path, needed: u64, fallback_lsn: u64) -> Result<LogTail> {
-        let files = match list_files(dir) {
-            Ok(files) => files,
-            // A database being created: its log directory comes right after its manifest.
-            Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e),
-        };
+        let files = existing_files(dir)?;
         let first = files
             .iter()
             .rev()
@@ -79,6 +77,18 @@ impl LogTail {
         while self.next_lsn <= limit {
             if self.file.is_none() {
                 match self.open_next()? {
+                    // No writer said anything: the end of the log — unless later files exist.
+                    Some(TailRead::Gone(why)) if durable.is_none() => {
+                        let later = existing_files(&self.dir)?
+                            .iter()
+                            .any(|f| f.0 > self.next_lsn);
+                        if later {
+                            return Ok(TailRead::Lost(format!(
+                                "{why}, but later log files exist: the log is damaged"
+                            )));
+                        }
+                        return Ok(TailRead::UpTo);
+                    }
                     Some(_) if durable.is_none() => return Ok(TailRead::UpTo),
                     Some(lost) => return Ok(lost),
                     None if self.file.is_none() => return Ok(TailRead::UpTo),
@@ -150,7 +160,7 @@ impl LogTail {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 // The first file of a tail: it may start below the next LSN (a fresh tail
                 // positioned at the oldest file finds it by name, so this is a trimmed file).
-                return Ok(Some(TailRead::Lost(format!(
+                return Ok(Some(TailRead::Gone(format!(
                     "{}: log file not found",
                     path.display()
                 ))));
@@ -175,5 +185,14 @@ impl LogTail {
         self.file = Some((path, f));
         self.offset = HEADER_LEN as u64;
         Ok(None)
+    }
+}
+
+/// The log files in `dir`; none while the directory does not exist (a database being created:
+/// its log directory comes right after its manifest).
+fn existing_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    match list_files(dir) {
+        Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        r => r,
     }
 }
