@@ -61,6 +61,15 @@ enum What {
         #[arg(long, default_value_t = 2.0)]
         every_ms: f64,
     },
+    /// What a read-only handle's catch-ups cost: a tail of `--rows` unsealed rows, a reload
+    /// after a seal, and a reload that replays `--rows` unsealed rows (all in this process:
+    /// the handle learns everything from the files either way).
+    Reload {
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 128)]
+        dim: usize,
+    },
     /// (internal) A reader process of `latency`: runs a pass per line read on stdin.
     LatencyReader {
         dir: PathBuf,
@@ -90,6 +99,7 @@ fn main() -> Result<(), BoxError> {
             batch,
             every_ms,
         } => delay(readers, batches, batch, every_ms),
+        What::Reload { rows, dim } => reload(rows, dim),
         What::LatencyReader {
             dir,
             queries,
@@ -353,5 +363,57 @@ fn delay_reader(dir: &Path, batches: u64) -> Result<(), BoxError> {
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+fn reload(rows: u64, dim: usize) -> Result<(), BoxError> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("db");
+    let opts = Options::default()
+        .durability(Durability::buffered())
+        .memtable_max_rows(rows as usize * 3);
+    let db = Database::open_with(&dir, opts)?;
+    let c = db.create_collection("v", CollectionConfig::new(dim, Metric::Cosine))?;
+    let r = Database::open_read_only(&dir)?;
+    let rc = r.collection("v")?;
+    let ingest = |from: u64| -> Result<(), BoxError> {
+        for b in (from..from + rows).step_by(1000) {
+            let recs: Vec<Record> = (b..b + 1000)
+                .map(|i| {
+                    let mut v = vector(i);
+                    v.resize(dim, 0.25);
+                    Record::new(i, v)
+                })
+                .collect();
+            c.upsert(recs)?;
+        }
+        db.sync()?;
+        Ok(())
+    };
+    let timed = |what: &str, expect: u64| -> Result<String, BoxError> {
+        let t = Instant::now();
+        let n = rc.len() as u64;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        if n != expect {
+            return Err(format!("{what}: reader has {n} records, expected {expect}").into());
+        }
+        let q = vector(7).into_iter().cycle().take(dim).collect::<Vec<_>>();
+        let t = Instant::now();
+        rc.search(&SearchRequest::new(q).k(10))?;
+        let first = t.elapsed().as_secs_f64() * 1e3;
+        Ok(format!(
+            "\"{what}\": {{\"catch_up_ms\": {ms:.1}, \"first_search_ms\": {first:.2}}}"
+        ))
+    };
+    ingest(0)?;
+    let tail = timed("tail_of_unsealed_rows", rows)?;
+    c.flush()?;
+    let sealed = timed("reload_after_seal", rows)?;
+    ingest(rows)?;
+    let tail2 = timed("tail_again", 2 * rows)?;
+    // A manifest change with the rows still unsealed: the reload replays them.
+    db.create_collection("other", CollectionConfig::new(4, Metric::L2))?;
+    let replay = timed("reload_replaying_unsealed_rows", 2 * rows)?;
+    println!("{{\"rows\": {rows}, \"dim\": {dim}, {tail}, {sealed}, {tail2}, {replay}}}");
     Ok(())
 }

@@ -340,7 +340,13 @@ def test_readers_survive_a_killed_writer_and_follow_the_next_one(tmp_path):
     # A new writer recovers while the reader is live; the reader follows it.
     with cairndb.open(path, lock_timeout=TIMEOUT) as db:
         col = db.collection("docs")
-        assert {r.id for r in col.get(list(seen)) if r} == set(seen)
+        # The recovered state is the reader's or a later one: a delete the dead writer made
+        # durable but had not reported (killed between its fsync and its BEACON rewrite, or
+        # before printing) may remove one id the reader still showed — only the first id of a
+        # batch b with (b + 1) % 7 == 0, the ids the writer deletes.
+        missing = set(seen) - {r.id for r in col.get(list(seen)) if r}
+        deletable = {i for i in seen if i % 5 == 0 and (i // 5 + 1) % 7 == 0}
+        assert len(missing) <= 1 and missing <= deletable, missing
         col.upsert([10**9], np.ones((1, 4), dtype=np.float32), payloads=[{"b": -1}])
         assert rcol.get(10**9) is not None
         after = check(rcol)
