@@ -56,7 +56,8 @@ def find(task: tuple[int, int]) -> tuple[int, int, int, int]:
     doc_id, dim = task
     assert _db is not None
     col = _db.collection(COLLECTION)
-    by_vector = col.search(vector=embed(doc_id, dim), k=5)
+    # Exact: this checks visibility, not the graph's recall.
+    by_vector = col.search(vector=embed(doc_id, dim), k=5, exact=True)
     by_text = col.search(text=word(doc_id), k=5)
     return (
         os.getpid(),
