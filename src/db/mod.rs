@@ -121,11 +121,7 @@ impl Database {
         let (tx, rx) = mpsc::channel::<()>();
         let (ctx, crx) = mpsc::channel::<()>();
         let (stx, srx) = mpsc::channel::<()>();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("cairn-bg-{i}"))
-            .start_handler(|_| crate::io::mmap::lower_thread_priority())
-            .build()
-            .map_err(|e| Error::InvalidArgument(format!("no background thread pool: {e}")))?;
+        let pool = background_pool("cairn-bg")?;
         let core = Arc::new(DbCore {
             path: path.clone(),
             options: options.clone(),
@@ -209,11 +205,7 @@ impl Database {
         let watch = Arc::new(BeaconWatch::new(&path));
         let follower =
             follow::Follower::new(&path, &options, &collections, ltx, Arc::clone(&watch));
-        let pool = rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("cairn-ro-{i}"))
-            .start_handler(|_| crate::io::mmap::lower_thread_priority())
-            .build()
-            .map_err(|e| Error::InvalidArgument(format!("no background thread pool: {e}")))?;
+        let pool = background_pool("cairn-ro")?;
         let core = Arc::new(DbCore {
             path: path.clone(),
             options,
@@ -431,6 +423,16 @@ impl Database {
         }
         Ok(report)
     }
+}
+
+/// The database's pool for background work (seals, compactions, a reader's linking), at low
+/// priority, apart from rayon's global pool that serves queries.
+fn background_pool(prefix: &'static str) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(move |i| format!("{prefix}-{i}"))
+        .start_handler(|_| crate::io::mmap::lower_thread_priority())
+        .build()
+        .map_err(|e| Error::InvalidArgument(format!("no background thread pool: {e}")))
 }
 
 /// A handle to a restored collection, registered with the database.
