@@ -266,8 +266,10 @@ fn search_source<T: Source, S: Source, M: Source>(
                 loc: loc(s.node),
             });
         }
+        // Only the walk's own hits decide on the exact fallback below: a walk of a graph
+        // with many nodes past `linked` (linked after this view was taken) admits few, and
+        // then the source is scanned exactly.
         for r in (linked..rows as u32).filter(|&r| wanted(r)) {
-            found += 1;
             let score = metric.score(q, src.vecs().vector(r)?);
             if score >= top.threshold() {
                 top.push(Candidate {
