@@ -192,17 +192,26 @@ pub(super) fn replay(
 /// Links the replayed rows into the memtable graphs (in parallel within each); every memtable
 /// but the active one is frozen.
 pub(super) fn link_memtables(loaded: &mut [Restored]) -> Result<()> {
-    for r in loaded {
+    for r in loaded.iter_mut() {
         let v = Arc::clone(&r.live.version);
-        for (i, m) in v.memtables.iter().enumerate() {
+        for m in v.memtables.iter() {
             m.link(0..m.staged() as u32, r.entry.config.metric)?;
-            if i + 1 < v.memtables.len() {
-                m.graph.freeze(m.staged());
-            }
             r.live.mark_linked(&m.mt, m.rows);
         }
     }
+    freeze_memtables(loaded);
     Ok(())
+}
+
+/// Freezes every replayed memtable but the active one: their graphs count only the rows
+/// staged (a read-only handle links them later, on its linker thread).
+pub(super) fn freeze_memtables(loaded: &[Restored]) {
+    for r in loaded {
+        let v = &r.live.version;
+        for m in &v.memtables[..v.memtables.len() - 1] {
+            m.graph.freeze(m.staged());
+        }
+    }
 }
 
 /// Stages and commits one log frame in the memtables of the restored collections.

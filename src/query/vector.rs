@@ -267,7 +267,8 @@ fn search_source<T: Source, S: Source, M: Source>(
             });
         }
         // Only the walk's own hits decide on the exact fallback below: a walk of a graph
-        // with many nodes past `linked` admits few, and then the source is scanned exactly.
+        // with many nodes past `linked` (linked after this view was taken) admits few, and
+        // then the source is scanned exactly.
         for r in (linked..rows as u32).filter(|&r| wanted(r)) {
             let score = metric.score(q, src.vecs().vector(r)?);
             if score >= top.threshold() {
