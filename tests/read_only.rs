@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use cairndb::{
-    Collection, CollectionConfig, Database, Durability, Error, Metric, Options, Record,
+    Collection, CollectionConfig, Database, Durability, Error, Filter, Metric, Options, Record,
     SearchRequest,
 };
 use common::Rng as Lcg;
@@ -409,4 +409,50 @@ fn a_log_file_missing_before_later_ones_is_reported_not_skipped() {
             ),
         }
     }
+}
+
+/// A segment's field and text indexes are decoded on first use. A call that holds a segment
+/// while the writer (in this process or another) removes its directory after a compaction
+/// must still read them: they were opened with the segment. (The kill test's readers found
+/// `verify` failing with "fields: No such file or directory".)
+#[test]
+fn a_segment_removed_under_a_reader_still_serves_its_lazy_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Lcg::new(11);
+    let db = Database::open_with(dir.path(), writer_opts()).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(DIM, Metric::Cosine))
+        .unwrap();
+    let recs: Vec<Record> = (0..40)
+        .map(|i| rec(&mut rng, i).with_field("even", i % 2 == 0))
+        .collect();
+    c.upsert(recs).unwrap();
+    c.flush().unwrap();
+    let reader = Database::open_read_only(dir.path()).unwrap();
+    let rc = reader.collection("c").unwrap();
+    assert_eq!(rc.len(), 40);
+    // What a compaction's clean-up does, without telling the reader (the beacon is unchanged,
+    // so the reader goes on with the segment it holds, as a call in flight would).
+    let segs: Vec<_> = std::fs::read_dir(dir.path().join("collections/c"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(segs.len(), 1, "one segment: {segs:?}");
+    std::fs::remove_dir_all(&segs[0]).unwrap();
+
+    let even = rc
+        .search(
+            &SearchRequest::new(vec![0.5; DIM])
+                .k(100)
+                .exact(true)
+                .filter(Filter::eq("even", true)),
+        )
+        .unwrap();
+    assert_eq!(even.len(), 20, "the filter read the fields index");
+    let text = rc.search(&SearchRequest::by_text("word3").k(100)).unwrap();
+    let want = (0..40).filter(|i| i % 7 == 3).count();
+    assert_eq!(text.len(), want, "the text index");
+    reader.verify().unwrap();
+    drop(db);
 }

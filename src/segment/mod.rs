@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 
 pub(crate) use writer::{SealRow, write_segment};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::index::fields::{FIELDS_FILE, FieldIndex};
 use crate::index::hnsw::layout::{GRAPH_FILE, MappedGraph};
 use crate::index::text::{TEXT_FILE, TextIndex};
@@ -77,12 +77,10 @@ pub(crate) struct Segment {
     payload_blocks: BlockCheck,
     /// Every row has the empty document: the payload file has no index and no documents.
     payload_empty: bool,
-    fields_path: PathBuf,
-    fields_len: u64,
+    fields_file: open::LazyFile,
     /// The field indexes, decoded on first use.
     fields: OnceLock<FieldIndex>,
-    text_path: PathBuf,
-    text_len: u64,
+    text_file: open::LazyFile,
     /// The inverted index of the rows' text, decoded on first use.
     text: OnceLock<TextIndex>,
     /// Int8 copies of the vectors for graph walks (see [`Segment::quantized`]); `None` inside
@@ -108,10 +106,8 @@ impl Segment {
         let p = open::payload(dir, id, rows)?;
         let graph = MappedGraph::open(&dir.join(GRAPH_FILE), id, rows_usize, m)?;
         // fields and text: only the header now; the body is decoded on first use.
-        let fields_path = dir.join(FIELDS_FILE);
-        let fields_len = open::check_lazy_file(&fields_path, FileKind::Fields, id, rows)?;
-        let text_path = dir.join(TEXT_FILE);
-        let text_len = open::check_lazy_file(&text_path, FileKind::Text, id, rows)?;
+        let fields_file = open::LazyFile::open(dir.join(FIELDS_FILE), FileKind::Fields, id, rows)?;
+        let text_file = open::LazyFile::open(dir.join(TEXT_FILE), FileKind::Text, id, rows)?;
 
         let seg = Segment {
             id,
@@ -133,11 +129,9 @@ impl Segment {
             payload_blocks: p.blocks,
             payload_empty: p.empty,
             graph,
-            fields_path,
-            fields_len,
+            fields_file,
             fields: OnceLock::new(),
-            text_path,
-            text_len,
+            text_file,
             text: OnceLock::new(),
             quant: OnceLock::new(),
             quant_started: AtomicBool::new(false),
@@ -316,11 +310,11 @@ impl Segment {
         if let Some(t) = self.text.get() {
             return Ok(t);
         }
-        let bytes = std::fs::read(&self.text_path).at(&self.text_path)?;
-        let idx = TextIndex::decode(&bytes, &self.text_path, self.id)?;
+        let path = &self.text_file.path;
+        let idx = TextIndex::decode(&self.text_file.read()?, path, self.id)?;
         if idx.rows() as usize != self.rows {
             return Err(Error::corruption(
-                &self.text_path,
+                path,
                 format!("indexes {} rows, the segment has {}", idx.rows(), self.rows),
             ));
         }
@@ -333,8 +327,8 @@ impl Segment {
         if let Some(f) = self.fields.get() {
             return Ok(f);
         }
-        let bytes = std::fs::read(&self.fields_path).at(&self.fields_path)?;
-        let idx = FieldIndex::decode(&bytes, &self.fields_path, self.id, self.rows)?;
+        let path = &self.fields_file.path;
+        let idx = FieldIndex::decode(&self.fields_file.read()?, path, self.id, self.rows)?;
         // Another thread may have won the race with an identical index.
         let _ = self.fields.set(idx);
         Ok(self.fields.get().expect("set above"))
@@ -344,8 +338,8 @@ impl Segment {
     pub(crate) fn disk_bytes(&self) -> u64 {
         (self.vectors.bytes().len() + self.ids.bytes().len() + self.payload.bytes().len()) as u64
             + self.graph.disk_bytes()
-            + self.fields_len
-            + self.text_len
+            + self.fields_file.len
+            + self.text_file.len
     }
 
     /// Bytes of the memory-mapped files.

@@ -197,22 +197,51 @@ pub(super) fn payload(dir: &Path, id: u64, rows: u64) -> Result<PayloadFile> {
 }
 
 /// Checks the header and length of a file whose body is decoded later; returns its length.
-pub(super) fn check_lazy_file(path: &Path, kind: FileKind, id: u64, rows: u64) -> Result<u64> {
-    use std::io::Read;
-    let mut f = File::open(path).at(path)?;
-    let len = f.metadata().at(path)?.len();
-    let mut head = [0u8; HEADER_LEN];
-    f.read_exact(&mut head)
-        .map_err(|_| Error::corruption(path, "file too short for its header"))?;
-    let h = Header::decode(&head, kind, path)?;
-    check_common(&h, path, id, rows)?;
-    if len != HEADER_LEN as u64 + h.body_len {
-        return Err(Error::corruption(
-            path,
-            format!("file is {len} bytes, header says body of {}", h.body_len),
-        ));
+/// A segment file decoded on first use (fields, text). Its header is checked at open, and the
+/// file stays open: a writer that removes the segment after a compaction — in this process or
+/// another — does not take the bytes from a search still holding the segment.
+#[derive(Debug)]
+pub(super) struct LazyFile {
+    pub(super) path: PathBuf,
+    file: File,
+    pub(super) len: u64,
+}
+
+impl LazyFile {
+    pub(super) fn open(path: PathBuf, kind: FileKind, id: u64, rows: u64) -> Result<LazyFile> {
+        use std::io::Read;
+        let mut f = File::open(&path).at(&path)?;
+        let len = f.metadata().at(&path)?.len();
+        let mut head = [0u8; HEADER_LEN];
+        f.read_exact(&mut head)
+            .map_err(|_| Error::corruption(&path, "file too short for its header"))?;
+        let h = Header::decode(&head, kind, &path)?;
+        check_common(&h, &path, id, rows)?;
+        if len != HEADER_LEN as u64 + h.body_len {
+            return Err(Error::corruption(
+                &path,
+                format!("file is {len} bytes, header says body of {}", h.body_len),
+            ));
+        }
+        Ok(LazyFile { path, file: f, len })
     }
-    Ok(len)
+
+    /// The whole file, read through the handle opened at open (positioned reads: callers on
+    /// several threads do not share a cursor).
+    pub(super) fn read(&self) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let len = usize::try_from(self.len)
+            .map_err(|_| Error::corruption(&self.path, "file too large for memory"))?;
+        let mut buf = vec![0u8; len];
+        self.file.read_exact_at(&mut buf, 0).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corruption(&self.path, format!("file shrank below its {len} bytes"))
+            } else {
+                Error::io(&self.path, e)
+            }
+        })?;
+        Ok(buf)
+    }
 }
 
 fn check_common(h: &Header, path: &Path, id: u64, rows: u64) -> Result<()> {
