@@ -68,6 +68,20 @@ pub enum Error {
         name: String,
     },
 
+    /// [`Database::get_or_create_collection`](crate::Database::get_or_create_collection)
+    /// found the collection, with a setting other than the one asked for.
+    #[error("collection `{name}` exists with {setting} {existing}, asked for {requested}")]
+    CollectionConfigMismatch {
+        /// The collection name.
+        name: String,
+        /// The setting that differs: `dim` or `metric`.
+        setting: String,
+        /// The existing collection's value of it.
+        existing: String,
+        /// The value that was asked for.
+        requested: String,
+    },
+
     /// A collection name outside `[A-Za-z0-9_-]{1,64}`.
     #[error(
         "invalid collection name {name:?}: use 1 to 64 characters from A-Z, a-z, 0-9, `_` and `-`"

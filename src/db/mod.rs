@@ -262,6 +262,10 @@ impl Database {
 
     /// Creates a collection. Its name must match `[A-Za-z0-9_-]{1,64}`. Crash-safe: after a
     /// crash the database has either no such collection or the complete, empty one.
+    ///
+    /// Fails with [`Error::CollectionExists`] when the name is taken; see
+    /// [`get_or_create_collection`](Self::get_or_create_collection) for code that runs more
+    /// than once.
     pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
         self.core.check_process()?;
         self.core.check_writable()?;
@@ -272,6 +276,51 @@ impl Database {
         if cols.contains_key(name) {
             return Err(Error::CollectionExists { name: name.into() });
         }
+        self.create_locked(&mut cols, name, config)
+    }
+
+    /// The collection `name`: the existing one when there is one, otherwise a new one created
+    /// with `config` (as by [`create_collection`](Self::create_collection)). This is the call
+    /// for a program that runs more than once on the same database.
+    ///
+    /// An existing collection must be compatible with `config`: the same `dim` and the same
+    /// `metric`, the settings that decide what its vectors and scores mean. Otherwise the call
+    /// fails with [`Error::CollectionConfigMismatch`], naming the setting (for example
+    /// "collection `docs` exists with dim 384, asked for 768") and changing nothing. The
+    /// other settings — `m`, `ef_construction` and `text` — are used only when the collection
+    /// is created: an existing collection keeps the ones it was created with, whatever
+    /// `config` says; read them with [`Collection::config`].
+    ///
+    /// Checking and creating are one step: threads (or handles of this database) that call
+    /// it at once for the same name all get the same collection, created once. On a handle
+    /// opened with [`open_read_only`](Self::open_read_only) an existing collection is
+    /// returned, and a missing one is [`Error::ReadOnly`].
+    pub fn get_or_create_collection(
+        &self,
+        name: &str,
+        config: CollectionConfig,
+    ) -> Result<Collection> {
+        self.core.check_process()?;
+        validate_name(name)?;
+        config.validate()?;
+        self.core.catch_up()?;
+        let mut cols = self.collections.write();
+        if let Some(c) = cols.get(name) {
+            check_compatible(name, c.config(), &config)?;
+            return Ok(c.clone());
+        }
+        self.core.check_writable()?;
+        self.core.wal.check_poisoned()?;
+        self.create_locked(&mut cols, name, config)
+    }
+
+    /// Creates collection `name` (which `cols`, held locked by the caller, does not hold).
+    fn create_locked(
+        &self,
+        cols: &mut BTreeMap<String, Collection>,
+        name: &str,
+        config: CollectionConfig,
+    ) -> Result<Collection> {
         // The directory first, durable in `collections/`, then the manifest that names it: a
         // crash in between leaves a directory the next open removes as unreferenced. One left
         // by an earlier collection of this name (a drop whose removal failed) goes first.
@@ -423,6 +472,26 @@ impl Database {
         }
         Ok(report)
     }
+}
+
+/// Whether an existing collection's `have` config serves a caller asking for `want` (see
+/// [`Database::get_or_create_collection`]): the same dimension and metric.
+fn check_compatible(name: &str, have: &CollectionConfig, want: &CollectionConfig) -> Result<()> {
+    let mismatch = |setting: &str, existing: String, requested: String| {
+        Err(Error::CollectionConfigMismatch {
+            name: name.to_owned(),
+            setting: setting.to_owned(),
+            existing,
+            requested,
+        })
+    };
+    if have.dim != want.dim {
+        return mismatch("dim", have.dim.to_string(), want.dim.to_string());
+    }
+    if have.metric != want.metric {
+        return mismatch("metric", have.metric.to_string(), want.metric.to_string());
+    }
+    Ok(())
 }
 
 /// The database's pool for background work (seals, compactions, a reader's linking), at low
