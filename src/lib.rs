@@ -9,7 +9,7 @@
 //! # fn main() -> cairndb::Result<()> {
 //! # let dir = tempfile::tempdir().unwrap();
 //! let db = Database::open(dir.path().join("my-db"))?;
-//! let docs = db.create_collection("docs", CollectionConfig::new(3, Metric::Cosine))?;
+//! let docs = db.get_or_create_collection("docs", CollectionConfig::new(3, Metric::Cosine))?;
 //!
 //! // A batch is written atomically and, by default, is durable when `upsert` returns.
 //! docs.upsert(vec![

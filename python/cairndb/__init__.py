@@ -2,7 +2,7 @@
 
 >>> import cairndb, numpy as np
 >>> db = cairndb.open("my-db")                      # doctest: +SKIP
->>> docs = db.create_collection("docs", dim=384)     # doctest: +SKIP
+>>> docs = db.get_or_create_collection("docs", dim=384)  # doctest: +SKIP
 >>> docs.upsert([1, 2], np.random.rand(2, 384).astype("float32"),
 ...             texts=["first", "second"], payloads=[{"lang": "en"}, {"lang": "de"}])  # doctest: +SKIP
 >>> docs.search(vector=q, text="first", filter={"lang": "en"}, k=5)  # doctest: +SKIP

@@ -13,12 +13,21 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).at(dir)?.sync_all().synced_at(dir)
 }
 
+/// The directory holding `path`'s entry: its parent, or the working directory for a relative
+/// path of one component (whose parent is the empty path, which cannot be opened).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// Creates the directory `path` (whose parent exists) and fsyncs its parent, so that the new
 /// entry is durable.
 pub(crate) fn create_dir_synced(path: &Path) -> Result<()> {
     check(Op::Create, path).at(path)?;
     fs::create_dir(path).at(path)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    sync_dir(parent_dir(path))
 }
 
 /// Creates `path` (which must not exist), writes `chunks` to it and fsyncs it.
@@ -46,6 +55,17 @@ pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     write_new_file(&tmp, &[bytes])?;
     check(Op::Rename, path).at(path)?;
     fs::rename(&tmp, path).at(path)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    sync_dir(dir)
+    sync_dir(parent_dir(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parent_of_a_one_component_relative_path_is_the_working_directory() {
+        assert_eq!(parent_dir(Path::new("my-db")), Path::new("."));
+        assert_eq!(parent_dir(Path::new("a/b")), Path::new("a"));
+        assert_eq!(parent_dir(Path::new("/x")), Path::new("/"));
+    }
 }
