@@ -6,6 +6,7 @@
 //! input.rs   reading JSONL records, .fvecs/.bvecs/.ivecs/.npy vectors and `--vector` JSON
 //! write.rs   create, import, delete, repair
 //! read.rs    search, get, stats, verify
+//! manage.rs  list, drop
 //! bench/     the recall/throughput benchmark on a base and a query set (mod.rs lists its files)
 //! plot.rs    its recall-vs-QPS chart (SVG)
 //! demo.rs    the end-to-end demo on real PyPI package summaries
@@ -32,6 +33,7 @@ mod bench;
 mod demo;
 mod embed;
 mod input;
+mod manage;
 mod npy;
 mod plot;
 mod read;
@@ -63,6 +65,10 @@ pub struct Cli {
 enum Command {
     /// Create a collection (and the database directory, when it does not exist yet).
     Create(CreateArgs),
+    /// List the collections of a database: dimension, metric and record count of each.
+    List(ListArgs),
+    /// Drop a collection: delete it and all its records.
+    Drop(DropArgs),
     /// Import records from a JSONL or .fvecs file, in atomic, durable batches.
     Import(ImportArgs),
     /// Find the records most similar to one or more query vectors.
@@ -138,6 +144,51 @@ pub struct CreateArgs {
     /// Similarity metric.
     #[arg(long, value_enum, default_value_t = MetricArg::Cosine)]
     pub metric: MetricArg,
+    /// Succeed when the collection exists already with this dimension and metric (its
+    /// other settings stay as they were created); without it an existing collection is an
+    /// error.
+    #[arg(long)]
+    pub exist_ok: bool,
+    /// HNSW: links per node on upper levels, 2 to 256 (level 0 has 2·m) [default: 16].
+    #[arg(long, value_name = "M")]
+    pub m: Option<usize>,
+    /// HNSW: candidate list size while building, 1 to 100000 [default: 200].
+    #[arg(long, value_name = "N")]
+    pub ef_construction: Option<usize>,
+    /// Full-text search: reduce English words to their stem ("running", "runs" and "run"
+    /// match each other). Off by default, which suits any language.
+    #[arg(long)]
+    pub stem: bool,
+    /// Full-text search: drop the 33 English stop words (a, an, and, the, …) from documents
+    /// and queries. Off by default.
+    #[arg(long)]
+    pub stop_words: bool,
+    /// Print what was created (or found) as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Database directory.
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Print one JSON object: {"collections": [{"name", "dim", "metric", "records", …}]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DropArgs {
+    /// Database directory.
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Collection to drop.
+    #[arg(value_name = "COLLECTION")]
+    pub collection: String,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -161,6 +212,10 @@ pub struct ImportArgs {
     /// When each batch is made durable.
     #[arg(long, value_enum, default_value_t = DurabilityArg::Sync)]
     pub durability: DurabilityArg,
+    /// Print each `committed N` line as {"committed": N}, and the summary as a last JSON
+    /// line on standard output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -258,6 +313,9 @@ pub struct DeleteArgs {
     /// Ids of the records to delete; ids that do not exist are ignored.
     #[arg(value_name = "ID", required = true, num_args = 1..)]
     pub ids: Vec<u64>,
+    /// Print the result as one JSON object: {"deleted": N, "missing": M}.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -288,6 +346,9 @@ pub struct VerifyArgs {
     /// Database directory.
     #[arg(value_name = "DB")]
     pub db: PathBuf,
+    /// Print the report as one JSON object (a failure is still an error on stderr, exit 1).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -382,6 +443,8 @@ pub struct BenchArgs {
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Create(a) => write::create(&a),
+        Command::List(a) => manage::list(&a),
+        Command::Drop(a) => manage::drop(&a),
         Command::Import(a) => write::import(&a),
         Command::Search(a) => read::search(&a),
         Command::Get(a) => read::get(&a),

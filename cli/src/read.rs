@@ -398,6 +398,15 @@ pub fn verify(a: &VerifyArgs) -> CliResult<()> {
     let report = db.verify().map_err(failed)?;
     let memtable_rows: usize = db.stats().collections.iter().map(|c| c.memtable_rows).sum();
     let mut out = std::io::stdout().lock();
+    if a.json {
+        let mut j = serde_json::to_value(report)
+            .map_err(|e| fail(format_args!("cannot write JSON: {e}")))?;
+        j["ok"] = true.into();
+        j["memtable_rows"] = memtable_rows.into();
+        j["seconds"] = started.elapsed().as_secs_f64().into();
+        outln!(out, "{j}");
+        return Ok(());
+    }
     outln!(
         out,
         "ok: {}, {}, {} and {} of segment files checked; {} in {} checked; manifest \

@@ -3,7 +3,9 @@
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
-use cairndb::{Collection, CollectionConfig, Database, Durability, Metric, Options, Record};
+use cairndb::{
+    Collection, CollectionConfig, Database, Durability, Metric, Options, Record, TextConfig,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::input::{
@@ -24,19 +26,107 @@ fn precheck(name: &str, dim: usize) -> CliResult<()> {
     Ok(())
 }
 
+/// The configuration `cairn create` asks for.
+fn create_config(a: &CreateArgs) -> CollectionConfig {
+    let mut cfg = CollectionConfig::new(a.dim, a.metric.into())
+        .with_text(TextConfig::default().stem(a.stem).stop_words(a.stop_words));
+    if let Some(m) = a.m {
+        cfg.m = m;
+    }
+    if let Some(ef) = a.ef_construction {
+        cfg.ef_construction = ef;
+    }
+    cfg
+}
+
+/// The settings given on the command line that an existing collection does not have (and
+/// keeps: they apply only when a collection is created).
+fn ignored_settings(a: &CreateArgs, have: &CollectionConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(m) = a.m.filter(|&m| m != have.m) {
+        out.push(format!("--m {m} (it has {})", have.m));
+    }
+    if let Some(ef) = a.ef_construction.filter(|&e| e != have.ef_construction) {
+        out.push(format!(
+            "--ef-construction {ef} (it has {})",
+            have.ef_construction
+        ));
+    }
+    if a.stem && !have.text.stem {
+        out.push("--stem (it does not stem)".into());
+    }
+    if a.stop_words && !have.text.stop_words {
+        out.push("--stop-words (it keeps stop words)".into());
+    }
+    out
+}
+
 pub fn create(a: &CreateArgs) -> CliResult<()> {
-    precheck(&a.collection, a.dim)?;
+    let cfg = create_config(a);
+    // Checked before the database is opened, so a bad name or setting creates nothing.
+    cairndb::validate_name(&a.collection)?;
+    cfg.validate()?;
     let db = Database::open(&a.db)?;
-    let metric: Metric = a.metric.into();
-    db.create_collection(&a.collection, CollectionConfig::new(a.dim, metric))?;
+    let (coll, created) = if a.exist_ok {
+        let existed = db.collections().contains(&a.collection);
+        (db.get_or_create_collection(&a.collection, cfg)?, !existed)
+    } else {
+        (
+            db.create_collection(&a.collection, cfg)
+                .map_err(|e| match e {
+                    cairndb::Error::CollectionExists { .. } => fail(format_args!(
+                        "{e} in {}; add --exist-ok to accept it",
+                        a.db.display()
+                    )),
+                    other => other.into(),
+                })?,
+            true,
+        )
+    };
+    let have = coll.config();
     let mut out = std::io::stdout().lock();
-    outln!(
-        out,
-        "created collection `{}` in {} (dim {}, metric {metric})",
-        a.collection,
-        a.db.display(),
-        a.dim
-    );
+    if a.json {
+        let j = serde_json::json!({
+            "collection": a.collection,
+            "created": created,
+            "dim": have.dim,
+            "metric": have.metric,
+            "m": have.m,
+            "ef_construction": have.ef_construction,
+            "text": have.text,
+            "records": coll.len(),
+        });
+        outln!(out, "{j}");
+    } else if created {
+        outln!(
+            out,
+            "created collection `{}` in {} (dim {}, metric {})",
+            a.collection,
+            a.db.display(),
+            have.dim,
+            have.metric
+        );
+    } else {
+        outln!(
+            out,
+            "collection `{}` exists in {} (dim {}, metric {}, {})",
+            a.collection,
+            a.db.display(),
+            have.dim,
+            have.metric,
+            plural(coll.len(), "record")
+        );
+    }
+    if !created {
+        let ignored = ignored_settings(a, have);
+        if !ignored.is_empty() {
+            eprintln!(
+                "note: `{}` keeps the settings it was created with; ignored {}",
+                a.collection,
+                ignored.join(", ")
+            );
+        }
+    }
     Ok(())
 }
 
@@ -48,7 +138,10 @@ pub fn delete(a: &DeleteArgs) -> CliResult<()> {
     distinct.dedup();
     let missing = distinct.len() - existed;
     let mut out = std::io::stdout().lock();
-    if missing == 0 {
+    if a.json {
+        let j = serde_json::json!({"deleted": existed, "missing": missing});
+        outln!(out, "{j}");
+    } else if missing == 0 {
         outln!(out, "deleted {existed}");
     } else {
         outln!(
@@ -137,6 +230,17 @@ fn progress_bar(total: u64) -> ProgressBar {
     ProgressBar::new(total).with_style(style)
 }
 
+/// The line saying that `committed` records are durable: `committed N`, or with `json`
+/// `{"committed": N}`.
+fn committed_line(out: &mut impl Write, committed: u64, json: bool) -> CliResult<()> {
+    if json {
+        outln!(out, "{}", serde_json::json!({ "committed": committed }));
+    } else {
+        outln!(out, "committed {committed}");
+    }
+    Ok(())
+}
+
 /// Adds what the error leaves standing: the records committed before it.
 fn after(e: CliError, committed: u64) -> CliError {
     match e {
@@ -221,7 +325,7 @@ fn ingest(
             pb.set_message(format!("{} records", thousands(committed)));
             if sync {
                 pb.suspend(|| -> CliResult<()> {
-                    outln!(out, "committed {committed}");
+                    committed_line(&mut out, committed, a.json)?;
                     out.flush().map_err(CliError::output)?;
                     Ok(())
                 })?;
@@ -244,10 +348,19 @@ fn ingest(
     }
     pb.finish_and_clear();
     if !sync || committed == 0 {
-        outln!(out, "committed {committed}");
+        committed_line(&mut out, committed, a.json)?;
         out.flush().map_err(CliError::output)?;
     }
     let took = started.elapsed();
+    if a.json {
+        let j = serde_json::json!({
+            "collection": a.collection,
+            "imported": committed,
+            "seconds": took.as_secs_f64(),
+        });
+        outln!(out, "{j}");
+        return Ok(());
+    }
     eprintln!(
         "imported {} records into `{}` in {} ({} records/s; sealing took {})",
         thousands(committed),

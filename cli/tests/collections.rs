@@ -1,0 +1,472 @@
+//! End-to-end tests of the `cairn` commands about collections — `create` with its settings
+//! and `--exist-ok`, `list`, `drop` — and of `--json` on the commands that report something.
+//! Each runs the built binary in a temporary directory and checks its exit code and output.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+fn cairn_in(dir: Option<&Path>, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    if let Some(d) = dir {
+        c.current_dir(d);
+    }
+    c.args(args).output().expect("the cairn binary runs")
+}
+
+fn cairn(args: &[&str]) -> Output {
+    cairn_in(None, args)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `cairn` and expects success; returns stdout.
+fn ok(args: &[&str]) -> String {
+    let o = cairn(args);
+    assert!(
+        o.status.success(),
+        "cairn {args:?} failed ({:?}):\n{}",
+        o.status.code(),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+/// Runs `cairn` and expects exit code 1 with a one-line error and nothing on stdout;
+/// returns stderr.
+fn fails(args: &[&str]) -> String {
+    let o = cairn(args);
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "cairn {args:?}: stdout {}\nstderr {err}",
+        stdout(&o)
+    );
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert_eq!(stdout(&o), "", "cairn {args:?}");
+    err
+}
+
+/// Runs `cairn` and expects success with one JSON object on stdout.
+fn ok_json(args: &[&str]) -> Value {
+    let out = ok(args);
+    assert_eq!(out.lines().count(), 1, "one line of JSON: {out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out:?}: {e}"))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+struct Db {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    db: PathBuf,
+}
+
+fn new_db() -> Db {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let db = dir.join("db");
+    Db { _tmp: tmp, dir, db }
+}
+
+/// A JSONL file of `n` records of dimension 3.
+fn write_jsonl(path: &Path, n: u64) {
+    let mut text = String::new();
+    for i in 0..n {
+        let rec =
+            json!({"id": i, "vector": [1.0 + i as f32, 0.5, 0.25], "text": format!("doc {i}")});
+        text.push_str(&rec.to_string());
+        text.push('\n');
+    }
+    fs::write(path, text).unwrap();
+}
+
+/// The `collections` of `cairn list DB --json`, by name.
+fn listed(db: &str) -> Vec<Value> {
+    let v = ok_json(&["list", db, "--json"]);
+    v["collections"].as_array().unwrap().clone()
+}
+
+#[test]
+fn create_takes_the_index_and_text_settings() {
+    let t = new_db();
+    let db = s(&t.db);
+    let v = ok_json(&[
+        "create",
+        db,
+        "docs",
+        "--dim",
+        "8",
+        "--metric",
+        "dot",
+        "--m",
+        "8",
+        "--ef-construction",
+        "50",
+        "--stem",
+        "--stop-words",
+        "--json",
+    ]);
+    assert_eq!(
+        v,
+        json!({
+            "collection": "docs", "created": true, "dim": 8, "metric": "dot", "m": 8,
+            "ef_construction": 50, "text": {"stem": true, "stop_words": true}, "records": 0,
+        })
+    );
+    // The settings are stored: the library reads them back after a reopen.
+    {
+        let d = cairndb::Database::open(&t.db).unwrap();
+        let cfg = d.collection("docs").unwrap().config().clone();
+        assert_eq!((cfg.dim, cfg.m, cfg.ef_construction), (8, 8, 50));
+        assert_eq!(cfg.metric, cairndb::Metric::Dot);
+        assert!(cfg.text.stem && cfg.text.stop_words);
+    }
+    // Defaults: cosine, m 16, ef_construction 200, plain words.
+    let out = ok(&["create", db, "plain", "--dim", "3"]);
+    assert_eq!(
+        out.trim_end(),
+        format!("created collection `plain` in {db} (dim 3, metric cosine)")
+    );
+    let l = listed(db);
+    assert_eq!(l.len(), 2);
+    assert_eq!(
+        l[1],
+        json!({
+            "name": "plain", "dim": 3, "metric": "cosine", "records": 0, "m": 16,
+            "ef_construction": 200, "text": {"stem": false, "stop_words": false},
+        })
+    );
+}
+
+#[test]
+fn create_refuses_bad_settings_and_creates_nothing() {
+    let t = new_db();
+    let db = s(&t.db);
+    let err = fails(&["create", db, "c", "--dim", "3", "--m", "1"]);
+    assert!(err.contains("m must be between 2 and 256, got 1"), "{err}");
+    let err = fails(&["create", db, "c", "--dim", "3", "--ef-construction", "0"]);
+    assert!(
+        err.contains("ef_construction must be between 1 and 100000, got 0"),
+        "{err}"
+    );
+    let err = fails(&["create", db, "c", "--dim", "0"]);
+    assert!(
+        err.contains("dimension must be between 1 and 65536"),
+        "{err}"
+    );
+    let err = fails(&["create", db, "bad/name", "--dim", "3"]);
+    assert!(err.contains("invalid collection name"), "{err}");
+    assert!(!t.db.exists(), "a refused create makes no database");
+
+    // A metric the tool does not know is a usage error (exit code 2) naming the choices.
+    let o = cairn(&["create", db, "c", "--dim", "3", "--metric", "manhattan"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("invalid value 'manhattan' for '--metric") && err.contains("cosine, dot, l2"),
+        "{err}"
+    );
+    assert!(!t.db.exists());
+}
+
+#[test]
+fn create_of_an_existing_collection_needs_exist_ok() {
+    let t = new_db();
+    let db = s(&t.db);
+    ok(&["create", db, "docs", "--dim", "3"]);
+    let file = t.dir.join("d.jsonl");
+    write_jsonl(&file, 5);
+    ok(&["import", db, "docs", s(&file)]);
+
+    let err = fails(&["create", db, "docs", "--dim", "3"]);
+    assert!(
+        err.contains("collection `docs` already exists") && err.contains("--exist-ok"),
+        "{err}"
+    );
+    assert!(!err.contains("CollectionExists"), "{err}");
+
+    // With --exist-ok: the existing collection, untouched, said so.
+    let out = ok(&["create", db, "docs", "--dim", "3", "--exist-ok"]);
+    assert_eq!(
+        out.trim_end(),
+        format!("collection `docs` exists in {db} (dim 3, metric cosine, 5 records)")
+    );
+    let v = ok_json(&["create", db, "docs", "--dim", "3", "--exist-ok", "--json"]);
+    assert_eq!(
+        (v["created"].clone(), v["records"].clone()),
+        (json!(false), json!(5))
+    );
+    // A new one with --exist-ok is created.
+    let v = ok_json(&["create", db, "new", "--dim", "2", "--exist-ok", "--json"]);
+    assert_eq!(v["created"], json!(true));
+
+    // A different dimension or metric is an error naming the setting; nothing changes.
+    let err = fails(&["create", db, "docs", "--dim", "4", "--exist-ok"]);
+    assert!(
+        err.contains("collection `docs` exists with dim 3, asked for 4"),
+        "{err}"
+    );
+    let err = fails(&[
+        "create",
+        db,
+        "docs",
+        "--dim",
+        "3",
+        "--metric",
+        "l2",
+        "--exist-ok",
+    ]);
+    assert!(
+        err.contains("exists with metric cosine, asked for l2"),
+        "{err}"
+    );
+    // Settings that apply only at creation are kept, and a note says they were ignored.
+    let o = cairn(&[
+        "create",
+        db,
+        "docs",
+        "--dim",
+        "3",
+        "--exist-ok",
+        "--m",
+        "32",
+        "--stem",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let note = stderr(&o);
+    assert!(
+        note.contains("ignored --m 32 (it has 16), --stem (it does not stem)"),
+        "{note}"
+    );
+    let l = listed(db);
+    assert_eq!(
+        (l[0]["name"].clone(), l[0]["m"].clone()),
+        (json!("docs"), json!(16))
+    );
+    assert_eq!(l[0]["records"], json!(5));
+}
+
+/// A database named by a relative path of one component (`mydb`, as in the README), created
+/// twice in a row with --exist-ok. (Opening a new database there failed with
+/// "I/O error on : No such file or directory" before the fix in the library.)
+#[test]
+fn create_twice_in_a_relative_directory() {
+    let t = new_db();
+    for round in 0..2 {
+        let o = cairn_in(
+            Some(&t.dir),
+            &["create", "mydb", "docs", "--dim", "3", "--exist-ok"],
+        );
+        assert!(o.status.success(), "round {round}: {}", stderr(&o));
+    }
+    assert!(t.dir.join("mydb").join("MANIFEST").is_file());
+}
+
+#[test]
+fn list_shows_every_collection() {
+    let t = new_db();
+    let db = s(&t.db);
+    let err = fails(&["list", db]);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!t.db.exists(), "list never creates a database");
+
+    ok(&["create", db, "b", "--dim", "3", "--metric", "l2"]);
+    ok(&["drop", db, "b"]);
+    assert_eq!(
+        ok(&["list", db]).trim_end(),
+        format!("no collections in {db}")
+    );
+    assert_eq!(ok_json(&["list", db, "--json"]), json!({"collections": []}));
+
+    ok(&["create", db, "b", "--dim", "3", "--metric", "l2"]);
+    ok(&["create", db, "a", "--dim", "1536", "--stem"]);
+    let file = t.dir.join("d.jsonl");
+    write_jsonl(&file, 1234);
+    ok(&["import", db, "b", s(&file)]);
+    let out = ok(&["list", db]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let cells = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        cells(lines[0]),
+        [
+            "collection",
+            "dim",
+            "metric",
+            "records",
+            "m",
+            "ef_construction",
+            "text"
+        ]
+    );
+    assert_eq!(
+        cells(lines[1]),
+        ["a", "1536", "cosine", "0", "16", "200", "stem"]
+    );
+    assert_eq!(
+        cells(lines[2]),
+        ["b", "3", "l2", "1,234", "16", "200", "words"]
+    );
+    let l = listed(db);
+    let names: Vec<&str> = l.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(l[1]["records"], json!(1234));
+    assert_eq!(l[1]["metric"], json!("l2"));
+}
+
+/// `list` opens read-only: it works while another process holds the database for writing,
+/// and sees what that process has written; `drop` needs the lock and says who holds it.
+#[test]
+fn list_works_while_another_process_writes_and_drop_does_not() {
+    let t = new_db();
+    let db = s(&t.db);
+    ok(&["create", db, "v", "--dim", "2"]);
+    let writer = cairndb::Database::open(&t.db).unwrap();
+    writer
+        .collection("v")
+        .unwrap()
+        .upsert(cairndb::Record::new(1, vec![1.0, 0.0]))
+        .unwrap();
+    writer
+        .create_collection("w", cairndb::CollectionConfig::new(5, cairndb::Metric::Dot))
+        .unwrap();
+    let l = listed(db);
+    assert_eq!(l.len(), 2);
+    assert_eq!(l[0]["records"], json!(1));
+    assert_eq!(
+        (l[1]["name"].clone(), l[1]["dim"].clone()),
+        (json!("w"), json!(5))
+    );
+    let err = fails(&["drop", db, "v"]);
+    assert!(err.contains(&std::process::id().to_string()), "{err}");
+    assert_eq!(writer.collection("v").unwrap().len(), 1);
+}
+
+#[test]
+fn drop_removes_a_collection_and_its_files() {
+    let t = new_db();
+    let db = s(&t.db);
+    ok(&["create", db, "docs", "--dim", "3"]);
+    ok(&["create", db, "keep", "--dim", "3"]);
+    let file = t.dir.join("d.jsonl");
+    write_jsonl(&file, 10);
+    ok(&["import", db, "docs", s(&file)]);
+    assert!(t.db.join("collections").join("docs").exists());
+
+    let out = ok(&["drop", db, "docs"]);
+    assert_eq!(
+        out.trim_end(),
+        format!("dropped collection `docs` (10 records) from {db}")
+    );
+    assert!(!t.db.join("collections").join("docs").exists());
+    let names: Vec<Value> = listed(db).iter().map(|c| c["name"].clone()).collect();
+    assert_eq!(names, [json!("keep")]);
+    let err = fails(&["get", db, "docs", "1"]);
+    assert!(err.contains("`docs` does not exist"), "{err}");
+
+    // Dropping what is not there fails, says nothing was dropped, and names what exists.
+    let err = fails(&["drop", db, "docs"]);
+    assert!(
+        err.contains("collection `docs` does not exist")
+            && err.contains("nothing dropped")
+            && err.contains("existing collections: keep"),
+        "{err}"
+    );
+    let missing = t.dir.join("nowhere");
+    let err = fails(&["drop", s(&missing), "docs"]);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!missing.exists());
+
+    // A dropped name can be created again, empty.
+    assert_eq!(
+        ok_json(&["drop", db, "keep", "--json"]),
+        json!({"dropped": "keep", "records": 0})
+    );
+    ok(&["create", db, "docs", "--dim", "4"]);
+    let l = listed(db);
+    assert_eq!(
+        (l[0]["dim"].clone(), l[0]["records"].clone()),
+        (json!(4), json!(0))
+    );
+}
+
+/// Every command that reports something has `--json`, and its JSON says what the text says.
+#[test]
+fn json_on_every_reporting_command() {
+    let t = new_db();
+    let db = s(&t.db);
+    ok(&["create", db, "docs", "--dim", "3", "--json"]);
+    let file = t.dir.join("d.jsonl");
+    write_jsonl(&file, 5);
+
+    // import: each durable batch as {"committed": N}, then a summary.
+    let out = ok(&["import", db, "docs", s(&file), "--batch", "2", "--json"]);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    for (line, n) in lines.iter().zip([2, 4, 5]) {
+        assert_eq!(line, &json!({ "committed": n }));
+    }
+    assert_eq!(lines[3]["collection"], json!("docs"));
+    assert_eq!(lines[3]["imported"], json!(5));
+    assert!(lines[3]["seconds"].as_f64().unwrap() >= 0.0);
+
+    // delete
+    assert_eq!(
+        ok_json(&["delete", db, "docs", "1", "2", "99", "--json"]),
+        json!({"deleted": 2, "missing": 1})
+    );
+
+    // verify: the report's counts, and ok
+    let v = ok_json(&["verify", db, "--json"]);
+    assert_eq!(v["ok"], json!(true));
+    assert_eq!(v["collections"], json!(1));
+    assert_eq!(v["segments"], json!(1));
+    assert_eq!(v["rows"], json!(5));
+    assert!(v["log_frames"].as_u64().unwrap() >= 1);
+
+    // already there: stats, compact, repair, search (and get prints JSON)
+    let st: Value = serde_json::from_str(&ok(&["stats", db, "--json"])).unwrap();
+    assert_eq!(st["collections"][0]["records"], json!(3));
+    ok_json(&["compact", db, "docs", "--json"]);
+    ok_json(&["repair", db, "--json"]);
+    ok_json(&["search", db, "docs", "--vector", "[1, 0, 0]", "--json"]);
+    ok_json(&["get", db, "docs", "3"]);
+}
+
+#[test]
+fn help_lists_the_new_commands() {
+    let out = ok(&["--help"]);
+    for cmd in ["list", "drop"] {
+        assert!(out.contains(cmd), "{cmd} missing from --help");
+        let sub = ok(&[cmd, "--help"]);
+        assert!(sub.contains("Usage: cairn"), "{sub}");
+    }
+    let create = ok(&["create", "--help"]);
+    for flag in [
+        "--exist-ok",
+        "--m",
+        "--ef-construction",
+        "--stem",
+        "--stop-words",
+        "--json",
+    ] {
+        assert!(create.contains(flag), "{flag} missing from create --help");
+    }
+}
