@@ -28,7 +28,8 @@ pub fn open_input(path: &Path) -> CliResult<File> {
 pub fn parse_vector(json: &str) -> CliResult<Vec<f32>> {
     let v: Vec<f32> = serde_json::from_str(json).map_err(|e| {
         fail(format_args!(
-            "--vector must be a JSON array of numbers such as '[0.1, 0.2]': {e}"
+            "--vector must be a JSON array of numbers such as '[0.1, 0.2]': {}",
+            crate::jsonl::humanize(&e)
         ))
     })?;
     if v.is_empty() {
@@ -437,13 +438,13 @@ impl<R: BufRead> JsonlReader<R> {
             if text.is_empty() {
                 continue;
             }
-            return match serde_json::from_str::<Record>(text) {
+            return match crate::jsonl::parse_record(text) {
                 Ok(record) => Ok(Some(Item {
                     at: self.line,
                     record,
                 })),
                 Err(e) => Err(fail(format_args!(
-                    "{} line {}: invalid record: {e}",
+                    "{} line {}: {e}",
                     self.path.display(),
                     self.line
                 ))),

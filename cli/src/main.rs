@@ -3,6 +3,7 @@
 //! ```text
 //! main.rs    arguments (clap) and dispatch
 //! util.rs    errors, opening a database, number/time formatting, text tables
+//! jsonl.rs   a JSONL record line, with errors naming the field at fault
 //! input.rs   reading JSONL records, .fvecs/.bvecs/.ivecs/.npy vectors and `--vector` JSON
 //! write.rs   create, import, delete, repair
 //! read.rs    search, get, stats, verify
@@ -33,6 +34,7 @@ mod bench;
 mod demo;
 mod embed;
 mod input;
+mod jsonl;
 mod manage;
 mod npy;
 mod plot;

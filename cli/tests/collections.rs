@@ -470,3 +470,95 @@ fn help_lists_the_new_commands() {
         assert!(create.contains(flag), "{flag} missing from create --help");
     }
 }
+
+/// A bad JSONL line is reported with its line number, the field at fault and what it should
+/// hold — never serde's type or enum names.
+#[test]
+fn import_errors_name_the_line_and_the_field() {
+    let t = new_db();
+    let db = s(&t.db);
+    ok(&["create", db, "docs", "--dim", "2"]);
+    let whole = format!("a whole number from 0 to {}", u64::MAX);
+    let cases: Vec<(&str, String)> = vec![
+        (
+            r#"{"id": -1, "vector": [1, 2]}"#,
+            format!("field `id`: expected {whole}"),
+        ),
+        (
+            r#"{"id": 1.5, "vector": [1, 2]}"#,
+            "field `id`: expected".into(),
+        ),
+        (r#"{"vector": [1, 2]}"#, "missing field `id`".into()),
+        (r#"{"id": 1}"#, "missing field `vector`".into()),
+        (
+            r#"{"id": 1, "vector": [1, "x"]}"#,
+            r#"field `vector`: element 1 is the string "x", expected a number"#.into(),
+        ),
+        (
+            r#"{"id": 1, "vector": [1, 2], "text": ["a"]}"#,
+            "field `text`: expected a string, found an array".into(),
+        ),
+        (
+            r#"{"id": 1, "vector": [1, 2], "payload": "en"}"#,
+            "field `payload`: expected an object".into(),
+        ),
+        (
+            r#"{"id": 1, "vector": [1, 2], "paylod": {"a": 1}}"#,
+            "unknown field `paylod`".into(),
+        ),
+        ("[1, 2]", "expected a record (a JSON object".into()),
+        (r#"{"id": 1, "vector": [1, 2"#, "not valid JSON".into()),
+    ];
+    for (i, (bad, want)) in cases.iter().enumerate() {
+        let file = t.dir.join(format!("bad{i}.jsonl"));
+        fs::write(
+            &file,
+            format!("{{\"id\": 100, \"vector\": [1, 0]}}\n\n{bad}\n"),
+        )
+        .unwrap();
+        let o = cairn(&["import", db, "docs", s(&file), "--batch", "1"]);
+        assert_eq!(o.status.code(), Some(1), "{bad}");
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("bad{i}.jsonl line 3: {want}")),
+            "{bad}: {err}"
+        );
+        // (After the file name, which is random.)
+        let msg = err.split(" line 3: ").nth(1).unwrap();
+        for rust in [
+            "untagged",
+            "enum",
+            "u64",
+            "f32",
+            "sequence",
+            "at line 1 column",
+        ] {
+            assert!(!msg.contains(rust), "{bad}: {err}");
+        }
+    }
+    // A payload value the library refuses is named by its key.
+    let file = t.dir.join("payload.jsonl");
+    for v in ["null", "[1, 2]", "{\"b\": 1}"] {
+        fs::write(
+            &file,
+            format!("{{\"id\": 1, \"vector\": [1, 2], \"payload\": {{\"k\": {v}}}}}\n"),
+        )
+        .unwrap();
+        let o = cairn(&["import", db, "docs", s(&file)]);
+        if !o.status.success() {
+            let err = stderr(&o);
+            let msg = err.split(" line 1: ").nth(1).unwrap();
+            assert!(msg.starts_with("field `payload.k`: "), "{v}: {err}");
+            assert!(
+                !msg.contains("untagged") && !msg.contains("enum"),
+                "{v}: {err}"
+            );
+        }
+    }
+    // A query vector too.
+    let err = fails(&["search", db, "docs", "--vector", "[1, \"a\"]"]);
+    assert!(
+        err.contains("--vector must be a JSON array of numbers") && !err.contains("f32"),
+        "{err}"
+    );
+}
