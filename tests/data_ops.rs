@@ -335,3 +335,119 @@ proptest! {
         run(&ops, &filters)?;
     }
 }
+
+/// Read-modify-write is atomic: threads merging different keys into the same records at
+/// once lose none of them (each update reads what every earlier one wrote), while deletes by
+/// filter and scans run beside them.
+#[test]
+fn concurrent_merges_lose_no_key() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(dir.path(), Options::default().memtable_max_rows(64)).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(DIM, Metric::Dot))
+        .unwrap();
+    let keep: Vec<Record> = (0..4).map(|i| Record::new(i, vec![1.0; DIM])).collect();
+    c.upsert(keep).unwrap();
+    const THREADS: u64 = 6;
+    const EACH: u64 = 40;
+    let (done, finished) = mpsc::channel();
+    for t in 0..THREADS {
+        let (c, done) = (c.clone(), done.clone());
+        std::thread::spawn(move || {
+            for i in 0..EACH {
+                let id = i % 4;
+                let u = Update::new(id).set_field(format!("t{t}_{i}"), i as i64);
+                assert_eq!(c.update(u).unwrap(), 1);
+                // Records that come and go beside the updates.
+                let tmp = 1000 + t * EACH + i;
+                c.upsert(Record::new(tmp, vec![0.5; DIM]).with_field("tmp", true))
+                    .unwrap();
+                if i % 5 == 0 {
+                    c.delete_where(&Filter::eq("tmp", true)).unwrap();
+                    let n = c.scan(ScanOptions::new().vectors(false)).unwrap().count();
+                    assert!(n >= 4);
+                }
+            }
+            done.send(()).unwrap();
+        });
+    }
+    for _ in 0..THREADS {
+        finished
+            .recv_timeout(Duration::from_secs(300))
+            .expect("an updating thread hung or panicked");
+    }
+    for id in 0..4u64 {
+        let p = c.get(id).unwrap().unwrap().payload;
+        let want = (0..THREADS)
+            .flat_map(|t| {
+                (0..EACH)
+                    .filter(move |i| i % 4 == id)
+                    .map(move |i| format!("t{t}_{i}"))
+            })
+            .count();
+        assert_eq!(p.len(), want, "record {id}: a merged key was lost");
+    }
+    drop(c);
+    drop(db);
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.collection("c").unwrap();
+    let total: usize = (0..4u64)
+        .map(|id| c.get(id).unwrap().unwrap().payload.len())
+        .sum();
+    assert_eq!(total, (THREADS * EACH) as usize);
+}
+
+/// A read-only handle counts and scans, and refuses update and delete by filter.
+#[test]
+fn read_only_handles_count_and_scan_but_do_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(DIM, Metric::Dot))
+        .unwrap();
+    c.upsert(
+        (0..10)
+            .map(|i| Record::new(i, vec![1.0; DIM]).with_field("even", i % 2 == 0))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let r = Database::open_read_only(dir.path()).unwrap();
+    let rc = r.collection("c").unwrap();
+    assert_eq!(rc.count(Some(&Filter::eq("even", true))).unwrap(), 5);
+    let ids: Vec<u64> = rc
+        .scan(ScanOptions::new())
+        .unwrap()
+        .map(|x| x.unwrap().id)
+        .collect();
+    assert_eq!(ids, (0..10).collect::<Vec<_>>());
+    let ro = |e: cairndb::Error| matches!(e, cairndb::Error::ReadOnly { .. });
+    assert!(ro(rc.update(Update::new(1).set_field("x", 1)).unwrap_err()));
+    assert!(ro(rc.delete_where(&Filter::eq("even", true)).unwrap_err()));
+    // The writer's later batch is seen by the reader's next scan.
+    c.delete_where(&Filter::eq("even", false)).unwrap();
+    assert_eq!(rc.count(None).unwrap(), 5);
+}
+
+/// Bad input to update: nothing is written.
+#[test]
+fn a_bad_vector_in_an_update_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(DIM, Metric::Cosine))
+        .unwrap();
+    c.upsert(Record::new(1, vec![1.0; DIM]).with_field("a", 1))
+        .unwrap();
+    let before = c.get(1).unwrap();
+    for bad in [vec![f32::NAN; DIM], vec![0.0; DIM], vec![1.0; DIM + 1]] {
+        let batch = vec![Update::new(1).set_field("a", 2), Update::new(1).vector(bad)];
+        assert!(c.update(batch).is_err());
+        assert_eq!(c.get(1).unwrap(), before);
+    }
+    // A payload-only update keeps the stored (normalized) vector bit for bit.
+    c.update(Update::new(1).set_field("b", true)).unwrap();
+    assert_eq!(c.get(1).unwrap().unwrap().vector, before.unwrap().vector);
+}
