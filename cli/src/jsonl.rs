@@ -2,8 +2,8 @@
 //! it should hold ("field `id`: expected a whole number from 0 to 18446744073709551615, found
 //! the string \"doc-1\""), never serde's type or enum names.
 
-use cairndb::{Payload, Record};
-use serde::Deserialize;
+use cairndb::{Payload, Record, Update};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 /// The fields a record line may have.
@@ -29,24 +29,93 @@ struct Line {
 pub fn parse_record(line: &str) -> Result<Record, String> {
     let l = match serde_json::from_str::<Line>(line) {
         Ok(l) => l,
-        Err(e) => return Err(explain(line, &e)),
+        Err(e) => return Err(explain(line, &e, RECORD)),
     };
-    // The id as the library reads it (a number, or whatever else `Record` accepts).
-    let mut r = serde_json::from_value::<Record>(serde_json::json!({"id": l.id, "vector": []}))
-        .map_err(|_| format!("field `id`: {}", id_expected(&l.id)))?;
+    let mut r = record_with_id(&l.id)?;
     r.vector = l.vector;
     r.text = l.text;
     r.payload = l.payload;
     Ok(r)
 }
 
-/// Names the field at fault when a line does not read as a record.
-fn explain(line: &str, e: &serde_json::Error) -> String {
+/// A record with this id and nothing else: the id as the library reads it (a number, or
+/// whatever else `Record` accepts).
+fn record_with_id(id: &Value) -> Result<Record, String> {
+    serde_json::from_value::<Record>(serde_json::json!({"id": id, "vector": []}))
+        .map_err(|_| format!("field `id`: {}", id_expected(id)))
+}
+
+/// A line of `cairn update`: an id and the parts of the record to change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateLine {
+    id: Value,
+    #[serde(default)]
+    vector: Option<Vec<f32>>,
+    /// Absent: keep; `null`: remove; a string: replace.
+    #[serde(default, deserialize_with = "present")]
+    text: Option<Option<String>>,
+    #[serde(default)]
+    payload: Option<Payload>,
+}
+
+/// A field that is present, even as `null` (an absent one is `None` by `default`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Parses one line of an update file: `{"id": 1}` with any of `vector`, `text` (`null`
+/// removes it) and `payload` (its keys are set, or with `replace_payload` it replaces the
+/// stored payload).
+pub fn parse_update(line: &str, replace_payload: bool) -> Result<Update, String> {
+    let l = match serde_json::from_str::<UpdateLine>(line) {
+        Ok(l) => l,
+        Err(e) => return Err(explain(line, &e, UPDATE)),
+    };
+    let mut u = Update::new(record_with_id(&l.id)?.id);
+    u.vector = l.vector;
+    u.text = l.text;
+    u.payload = l.payload.map(|p| {
+        if replace_payload {
+            cairndb::PayloadChange::Replace(p)
+        } else {
+            cairndb::PayloadChange::Merge(p)
+        }
+    });
+    Ok(u)
+}
+
+/// What kind of line is read, for messages.
+struct Kind {
+    /// Fields a line must have.
+    required: &'static [&'static str],
+    /// What a line looks like.
+    shape: &'static str,
+    /// "record" or "update".
+    noun: &'static str,
+}
+
+const RECORD: Kind = Kind {
+    required: &["id", "vector"],
+    shape: SHAPE,
+    noun: "record",
+};
+
+const UPDATE: Kind = Kind {
+    required: &["id"],
+    shape: r#"{"id": 1, "vector": [0.1, …], "text": "…", "payload": {…}}, each but "id" optional"#,
+    noun: "update",
+};
+
+/// Names the field at fault when a line does not read as a `what`.
+fn explain(line: &str, e: &serde_json::Error, what: Kind) -> String {
+    let (noun, shape) = (what.noun, what.shape);
     let obj = match serde_json::from_str::<Value>(line) {
         Ok(Value::Object(obj)) => obj,
         Ok(other) => {
             return format!(
-                "expected a record (a JSON object such as {SHAPE}), found {}",
+                "expected {} {noun} (a JSON object such as {shape}), found {}",
+                if noun == "update" { "an" } else { "a" },
                 kind(&other)
             );
         }
@@ -54,19 +123,21 @@ fn explain(line: &str, e: &serde_json::Error) -> String {
     };
     if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return format!(
-            "unknown field `{}`; a record has the fields id, vector, text and payload: {SHAPE}",
+            "unknown field `{}`; the fields are id, vector, text and payload: {shape}",
             one_line(k, 40)
         );
     }
-    for field in ["id", "vector"] {
-        if !obj.contains_key(field) {
-            return format!("missing field `{field}`; a record looks like {SHAPE}");
+    for field in what.required {
+        if !obj.contains_key(*field) {
+            return format!("missing field `{field}`; a line looks like {shape}");
         }
     }
     if id_problem(&obj["id"]) {
         return format!("field `id`: {}", id_expected(&obj["id"]));
     }
-    match &obj["vector"] {
+    match obj.get("vector").unwrap_or(&Value::Null) {
+        // (Absent or null: the field's own message, or an update that keeps the vector.)
+        Value::Null => {}
         Value::Array(items) => {
             if let Some((i, v)) = items.iter().enumerate().find(|(_, v)| !v.is_number()) {
                 return format!(

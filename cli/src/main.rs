@@ -7,7 +7,7 @@
 //! input.rs   reading JSONL records, .fvecs/.bvecs/.ivecs/.npy vectors and `--vector` JSON
 //! write.rs   create, import, delete, repair
 //! read.rs    search, get, stats, verify
-//! manage.rs  list, drop
+//! manage.rs  list, drop, count, export, update
 //! bench/     the recall/throughput benchmark on a base and a query set (mod.rs lists its files)
 //! plot.rs    its recall-vs-QPS chart (SVG)
 //! demo.rs    the end-to-end demo on real PyPI package summaries
@@ -71,6 +71,14 @@ enum Command {
     List(ListArgs),
     /// Drop a collection: delete it and all its records.
     Drop(DropArgs),
+    /// Print how many records a collection holds, or how many match a filter.
+    Count(CountArgs),
+    /// Write a collection's records (or those matching a filter) to standard output as JSONL
+    /// in id order: the format `cairn import` reads, so export then import copies them.
+    Export(ExportArgs),
+    /// Change records in place from a JSONL file: each line names an id and the parts to
+    /// change (vector, text, payload keys); the rest of the record stays.
+    Update(UpdateArgs),
     /// Import records from a JSONL or .fvecs file, in atomic, durable batches.
     Import(ImportArgs),
     /// Find the records most similar to one or more query vectors.
@@ -189,6 +197,71 @@ pub struct DropArgs {
     #[arg(value_name = "COLLECTION")]
     pub collection: String,
     /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CountArgs {
+    /// Database directory.
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Collection name.
+    #[arg(value_name = "COLLECTION")]
+    pub collection: String,
+    /// Count only the records matching this filter (syntax: docs/filters.md).
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Print {"count": N} instead of the bare number.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Output format of `cairn export`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One record per line: {"id", "vector", "text", "payload"}, as `cairn import` reads.
+    Jsonl,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Database directory.
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Collection name.
+    #[arg(value_name = "COLLECTION")]
+    pub collection: String,
+    /// Export only the records matching this filter (syntax: docs/filters.md).
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub format: ExportFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Database directory.
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Collection name.
+    #[arg(value_name = "COLLECTION")]
+    pub collection: String,
+    /// JSONL file, one change per line: {"id": 1} with any of "vector": [...] (replaces the
+    /// vector), "text": "..." (replaces the text; null removes it), "payload": {...} (sets
+    /// these keys, keeping the others). Lines whose id does not exist are skipped.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Replace each record's whole payload with the line's "payload" instead of setting its
+    /// keys.
+    #[arg(long)]
+    pub replace_payload: bool,
+    /// Changes per atomic batch.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub batch: u64,
+    /// Print the result as one JSON object: {"updated": N, "missing": M}.
     #[arg(long)]
     pub json: bool,
 }
@@ -447,6 +520,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Create(a) => write::create(&a),
         Command::List(a) => manage::list(&a),
         Command::Drop(a) => manage::drop(&a),
+        Command::Count(a) => manage::count(&a),
+        Command::Export(a) => manage::export(&a),
+        Command::Update(a) => manage::update(&a),
         Command::Import(a) => write::import(&a),
         Command::Search(a) => read::search(&a),
         Command::Get(a) => read::get(&a),

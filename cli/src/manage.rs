@@ -1,11 +1,18 @@
-//! The commands about a database's collections: `list`, `drop`.
+//! The commands about a database's collections and their records as a whole: `list`, `drop`,
+//! `count`, `export`, `update`.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 
+use cairndb::{ScanOptions, Update};
 use serde_json::json;
 
-use crate::util::{CliResult, Table, fail, open_existing, open_read_only, plural, thousands};
-use crate::{DropArgs, ListArgs};
+use crate::jsonl::parse_update;
+use crate::read::parse_filter;
+use crate::util::{
+    CliError, CliResult, Table, fail, open_collection, open_collection_read_only, open_existing,
+    open_read_only, plural, thousands,
+};
+use crate::{CountArgs, DropArgs, ExportArgs, ListArgs, UpdateArgs};
 
 /// `cairn list DB`: every collection with its dimension, metric, record count and index
 /// settings. Opens the database read-only.
@@ -109,6 +116,144 @@ pub fn drop(a: &DropArgs) -> CliResult<()> {
             a.collection,
             plural(records, "record"),
             a.db.display()
+        );
+    }
+    Ok(())
+}
+
+/// `cairn count DB COL [--filter F]`: the number of records (that match). Read-only.
+pub fn count(a: &CountArgs) -> CliResult<()> {
+    let filter = a.filter.as_deref().map(parse_filter).transpose()?;
+    let (_db, coll) = open_collection_read_only(&a.db, &a.collection)?;
+    let n = coll.count(filter.as_ref())?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        outln!(out, "{}", json!({ "count": n }));
+    } else {
+        outln!(out, "{n}");
+    }
+    Ok(())
+}
+
+/// Records read per scan batch of `export`.
+const EXPORT_BATCH: usize = 1024;
+
+/// `cairn export DB COL [--filter F]`: the records, in id order, as the JSONL `cairn import`
+/// reads. Read-only; one snapshot of the collection, whatever is written meanwhile.
+pub fn export(a: &ExportArgs) -> CliResult<()> {
+    let filter = a.filter.as_deref().map(parse_filter).transpose()?;
+    let (_db, coll) = open_collection_read_only(&a.db, &a.collection)?;
+    let mut options = ScanOptions::new();
+    if let Some(f) = filter {
+        options = options.filter(f);
+    }
+    let mut scan = coll.scan(options)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    let mut n: u64 = 0;
+    loop {
+        let batch = scan
+            .next_batch(EXPORT_BATCH)
+            .map_err(|e| fail(format_args!("{e} (after {} records were written)", n)))?;
+        if batch.is_empty() {
+            break;
+        }
+        for r in &batch {
+            serde_json::to_writer(&mut out, r).map_err(|e| match e.io_error_kind() {
+                Some(_) => CliError::output(e.into()),
+                None => fail(format_args!("record {}: cannot write JSON: {e}", r.id)),
+            })?;
+            out.write_all(b"\n").map_err(CliError::output)?;
+            n += 1;
+        }
+    }
+    out.flush().map_err(CliError::output)?;
+    log::info!("exported {n} records from `{}`", a.collection);
+    Ok(())
+}
+
+/// `cairn update DB COL FILE.jsonl`: partial changes, in atomic batches.
+pub fn update(a: &UpdateArgs) -> CliResult<()> {
+    let body = std::fs::File::open(&a.file)
+        .map_err(|e| fail(format_args!("cannot open {}: {e}", a.file.display())))?;
+    let (_db, coll) = open_collection(&a.db, &a.collection)?;
+    let dim = coll.config().dim;
+    let reader = std::io::BufReader::with_capacity(1 << 20, body);
+    let batch_size = a.batch as usize;
+    let (mut lines, mut applied, mut committed_lines) = (0u64, 0u64, 0u64);
+    let mut batch: Vec<Update> = Vec::new();
+    let mut first_line = 0;
+    let place = |at: usize| format!("{} line {at}", a.file.display());
+    // What a failure leaves standing.
+    let after = |m: String, committed: u64| {
+        if committed > 0 {
+            fail(format_args!(
+                "{m} ({} earlier updates were applied and stay)",
+                thousands(committed)
+            ))
+        } else {
+            fail(m)
+        }
+    };
+    let flush = |batch: &mut Vec<Update>, first: usize, applied: &mut u64, done: &mut u64| {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let n = batch.len() as u64;
+        let got = coll.update(std::mem::take(batch)).map_err(|e| {
+            after(
+                format!(
+                    "{e}; the batch starting at {} was not applied",
+                    place(first)
+                ),
+                *done,
+            )
+        })?;
+        *applied += got as u64;
+        *done += n;
+        Ok::<(), CliError>(())
+    };
+    for (i, line) in reader.lines().enumerate() {
+        let at = i + 1;
+        let line = line.map_err(|e| fail(format_args!("{}: cannot read: {e}", place(at))))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let u = parse_update(line.trim(), a.replace_payload)
+            .map_err(|m| after(format!("{}: {m}", place(at)), committed_lines))?;
+        if let Some(v) = &u.vector
+            && v.len() != dim
+        {
+            let e = cairndb::Error::DimensionMismatch {
+                collection: a.collection.clone(),
+                id: Some(u.id),
+                expected: dim,
+                got: v.len(),
+            };
+            return Err(after(format!("{}: {e}", place(at)), committed_lines));
+        }
+        if batch.is_empty() {
+            first_line = at;
+        }
+        batch.push(u);
+        lines += 1;
+        if batch.len() >= batch_size {
+            flush(&mut batch, first_line, &mut applied, &mut committed_lines)?;
+        }
+    }
+    flush(&mut batch, first_line, &mut applied, &mut committed_lines)?;
+    let missing = lines - applied;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        outln!(out, "{}", json!({ "updated": applied, "missing": missing }));
+    } else if missing == 0 {
+        outln!(out, "updated {}", plural(applied as usize, "record"));
+    } else {
+        outln!(
+            out,
+            "updated {} ({} of the {} lines named ids that do not exist)",
+            plural(applied as usize, "record"),
+            thousands(missing),
+            thousands(lines)
         );
     }
     Ok(())

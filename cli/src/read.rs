@@ -57,7 +57,7 @@ fn filter_error(e: &cairndb::Error) -> String {
     }
 }
 
-fn parse_filter(text: &str) -> CliResult<Filter> {
+pub fn parse_filter(text: &str) -> CliResult<Filter> {
     Filter::parse(text).map_err(|e| fail(format_args!("--filter: {}", filter_error(&e))))
 }
 

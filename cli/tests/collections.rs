@@ -562,3 +562,286 @@ fn import_errors_name_the_line_and_the_field() {
         "{err}"
     );
 }
+
+/// A collection with records in a segment and in the memtable, some deleted, of every payload
+/// kind: `n` records of dimension `dim` under `metric`, via the library.
+fn populate(db: &Path, name: &str, dim: usize, metric: cairndb::Metric, n: u64) {
+    use cairndb::{CollectionConfig, Database, Record};
+    let d = Database::open(db).unwrap();
+    let c = d
+        .get_or_create_collection(name, CollectionConfig::new(dim, metric))
+        .unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    };
+    let records: Vec<Record> = (0..n)
+        .map(|i| {
+            let mut r = Record::new(i * 3 + 1, (0..dim).map(|_| next()).collect::<Vec<_>>());
+            if i % 3 != 0 {
+                r = r.with_text(format!("text of {i}: ünïcode \"quoted\"\n"));
+            }
+            if i % 2 == 0 {
+                r = r
+                    .with_field("n", i as i64)
+                    .with_field("neg", -(i as i64) - 1)
+                    .with_field("f", i as f64 / 7.0)
+                    .with_field("whole", 2.0)
+                    .with_field("lang", if i % 4 == 0 { "en" } else { "de" })
+                    .with_field("ok", i % 3 == 0)
+                    .with_field("tags", vec!["a", "b c"]);
+            }
+            r
+        })
+        .collect();
+    let half = records.len() / 2;
+    c.upsert(records[..half].to_vec()).unwrap();
+    c.flush().unwrap();
+    c.upsert(records[half..].to_vec()).unwrap();
+    c.delete(&[4, 7]).unwrap();
+}
+
+#[test]
+fn count_counts_records_and_matches() {
+    let t = new_db();
+    let db = s(&t.db);
+    populate(&t.db, "docs", 4, cairndb::Metric::L2, 100);
+    assert_eq!(ok(&["count", db, "docs"]), "98\n");
+    assert_eq!(
+        ok(&["count", db, "docs", "--filter", "lang = \"en\""]),
+        "25\n"
+    );
+    assert_eq!(
+        ok_json(&["count", db, "docs", "--filter", "n >= 50", "--json"]),
+        json!({"count": 25})
+    );
+    assert_eq!(ok(&["count", db, "docs", "--filter", "n > 1000"]), "0\n");
+    let err = fails(&["count", db, "docs", "--filter", "n >="]);
+    assert!(
+        err.contains("--filter: filter syntax error at column"),
+        "{err}"
+    );
+    let err = fails(&["count", db, "nope"]);
+    assert!(err.contains("collection `nope` does not exist"), "{err}");
+    let err = fails(&["count", s(&t.dir.join("nowhere")), "docs"]);
+    assert!(err.contains("does not exist"), "{err}");
+
+    // Read-only: it counts beside a writer process, and sees its writes.
+    let writer = cairndb::Database::open(&t.db).unwrap();
+    writer
+        .collection("docs")
+        .unwrap()
+        .upsert(cairndb::Record::new(10_000, vec![0.0; 4]))
+        .unwrap();
+    assert_eq!(ok(&["count", db, "docs"]), "99\n");
+}
+
+/// `export` writes what `import` reads: exporting, importing into a new collection (of a
+/// new database) and exporting again gives the same bytes, and every record equals the
+/// library's — vectors bit for bit, text, payload values with their types.
+#[test]
+fn export_then_import_round_trips_exactly() {
+    let t = new_db();
+    let db = s(&t.db);
+    for (name, metric) in [
+        ("cos", cairndb::Metric::Cosine),
+        ("dot", cairndb::Metric::Dot),
+        ("l2", cairndb::Metric::L2),
+    ] {
+        populate(&t.db, name, 48, metric, 300);
+        let first = ok(&["export", db, name]);
+        assert_eq!(first.lines().count(), 298, "{name}");
+        let file = t.dir.join(format!("{name}.jsonl"));
+        fs::write(&file, &first).unwrap();
+
+        let other = t.dir.join(format!("copy-{name}"));
+        ok(&[
+            "create",
+            s(&other),
+            name,
+            "--dim",
+            "48",
+            "--metric",
+            &metric.to_string(),
+        ]);
+        ok(&["import", s(&other), name, s(&file)]);
+        let second = ok(&["export", s(&other), name, "--format", "jsonl"]);
+        assert!(first == second, "{name}: the re-exported JSONL differs");
+
+        // Each line is the stored record.
+        let d = cairndb::Database::open_read_only(&other).unwrap();
+        let c = d.collection(name).unwrap();
+        let mut ids = Vec::new();
+        for line in first.lines() {
+            let r: cairndb::Record = serde_json::from_str(line).unwrap();
+            let stored = c.get(r.id).unwrap().unwrap();
+            assert_eq!(r, stored, "{name}");
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&r.vector), bits(&stored.vector), "{name}");
+            ids.push(r.id);
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{name}: id order");
+        assert!(!ids.contains(&4) && !ids.contains(&7));
+        let any = first.lines().find(|l| l.contains("\"tags\"")).unwrap();
+        let v: Value = serde_json::from_str(any).unwrap();
+        assert!(
+            v["payload"]["n"].is_i64() && v["payload"]["f"].is_f64(),
+            "{any}"
+        );
+        assert!(
+            v["payload"]["whole"].is_f64(),
+            "a float stays a float: {any}"
+        );
+    }
+
+    // With a filter: only the matches, in id order.
+    let en = ok(&["export", db, "l2", "--filter", "lang = \"en\" AND n >= 100"]);
+    let ids: Vec<u64> = en
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let want: Vec<u64> = (100..300u64)
+        .filter(|i| i % 4 == 0)
+        .map(|i| i * 3 + 1)
+        .collect();
+    assert_eq!(ids, want);
+    // An empty collection exports nothing; errors are one line.
+    ok(&["create", db, "empty", "--dim", "2"]);
+    assert_eq!(ok(&["export", db, "empty"]), "");
+    let err = fails(&["export", db, "nope"]);
+    assert!(err.contains("collection `nope` does not exist"), "{err}");
+    let err = fails(&["export", db, "l2", "--filter", "lang ="]);
+    assert!(err.contains("--filter"), "{err}");
+    let o = cairn(&["export", db, "l2", "--format", "csv"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn update_changes_only_what_a_line_names() {
+    let t = new_db();
+    let db = s(&t.db);
+    populate(&t.db, "docs", 3, cairndb::Metric::L2, 10);
+    let before = |id: u64| -> cairndb::Record {
+        serde_json::from_str(&ok(&["get", db, "docs", &id.to_string()])).unwrap()
+    };
+    let (r1, r2, r3, r4) = (before(1), before(13), before(19), before(25));
+    let file = t.dir.join("up.jsonl");
+    fs::write(
+        &file,
+        [
+            r#"{"id": 1, "payload": {"lang": "fr", "new": ["x"]}}"#,
+            r#"{"id": 13, "text": null}"#,
+            "",
+            r#"{"id": 19, "vector": [9, 8, 7], "text": "new text"}"#,
+            r#"{"id": 555, "text": "no such record"}"#,
+            r#"{"id": 25}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let o = cairn(&["update", db, "docs", s(&file), "--batch", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(
+        out.trim_end(),
+        "updated 4 records (1 of the 5 lines named ids that do not exist)"
+    );
+    // 1: keys set, the others kept; vector and text untouched.
+    let a = before(1);
+    assert_eq!(
+        (a.vector.clone(), a.text.clone()),
+        (r1.vector.clone(), r1.text.clone())
+    );
+    let p = serde_json::to_value(&a.payload).unwrap();
+    assert_eq!(p["lang"], json!("fr"));
+    assert_eq!(p["n"], serde_json::to_value(&r1.payload["n"]).unwrap());
+    // 13: text removed, the rest kept.
+    let b = before(13);
+    assert_eq!(b.text, None);
+    assert_eq!((b.vector, b.payload), (r2.vector, r2.payload));
+    // 19: vector and text replaced, payload kept.
+    let c = before(19);
+    assert_eq!(c.vector, vec![9.0, 8.0, 7.0]);
+    assert_eq!(c.text.as_deref(), Some("new text"));
+    assert_eq!(c.payload, r3.payload);
+    // 25: nothing named, nothing changed.
+    assert_eq!(before(25), r4);
+    assert_eq!(ok(&["count", db, "docs"]), "8\n");
+
+    // --replace-payload replaces the whole payload.
+    fs::write(&file, r#"{"id": 1, "payload": {"only": true}}"#).unwrap();
+    assert_eq!(
+        ok_json(&[
+            "update",
+            db,
+            "docs",
+            s(&file),
+            "--replace-payload",
+            "--json"
+        ]),
+        json!({"updated": 1, "missing": 0})
+    );
+    assert_eq!(
+        serde_json::to_value(before(1).payload).unwrap(),
+        json!({"only": true})
+    );
+}
+
+#[test]
+fn update_errors_name_the_line_and_change_nothing() {
+    let t = new_db();
+    let db = s(&t.db);
+    populate(&t.db, "docs", 3, cairndb::Metric::L2, 10);
+    let snapshot = ok(&["export", db, "docs"]);
+    let file = t.dir.join("up.jsonl");
+    let good = r#"{"id": 1, "text": "changed"}"#;
+    for (bad, want) in [
+        (r#"{"text": "x"}"#, "line 2: missing field `id`"),
+        (
+            r#"{"id": "one"}"#,
+            "line 2: field `id`: expected a whole number",
+        ),
+        (
+            r#"{"id": 1, "vector": [1, 2]}"#,
+            "line 2: dimension mismatch: collection `docs` has 3, got 2",
+        ),
+        (
+            r#"{"id": 1, "vector": [1, 2, "3"]}"#,
+            "line 2: field `vector`: element 2 is the string \"3\"",
+        ),
+        (
+            r#"{"id": 1, "text": 3}"#,
+            "line 2: field `text`: expected a string, found the number 3",
+        ),
+        (
+            r#"{"id": 1, "payload": [1]}"#,
+            "line 2: field `payload`: expected an object",
+        ),
+        (
+            r#"{"id": 1, "vectors": [1, 2, 3]}"#,
+            "line 2: unknown field `vectors`",
+        ),
+        ("{\"id\": 1", "line 2: not valid JSON"),
+    ] {
+        fs::write(&file, format!("{good}\n{bad}\n")).unwrap();
+        let err = fails(&["update", db, "docs", s(&file)]);
+        assert!(err.contains(want), "{bad}: {err}");
+        let msg = err.split(" line 2: ").nth(1).unwrap();
+        for rust in ["untagged", "enum", "u64", "f32", "sequence"] {
+            assert!(!msg.contains(rust), "{bad}: {err}");
+        }
+        // The whole file is read before the first batch is written: nothing changed.
+        assert!(ok(&["export", db, "docs"]) == snapshot, "{bad}");
+    }
+    let err = fails(&["update", db, "docs", s(&t.dir.join("missing.jsonl"))]);
+    assert!(err.contains("cannot open"), "{err}");
+    let err = fails(&["update", db, "nope", s(&file)]);
+    assert!(err.contains("collection `nope` does not exist"), "{err}");
+}
