@@ -837,9 +837,23 @@ fn update_errors_name_the_line_and_change_nothing() {
         for rust in ["untagged", "enum", "u64", "f32", "sequence"] {
             assert!(!msg.contains(rust), "{bad}: {err}");
         }
-        // The whole file is read before the first batch is written: nothing changed.
+        // The bad line is in the first batch, which is atomic: nothing changed.
         assert!(ok(&["export", db, "docs"]) == snapshot, "{bad}");
     }
+    // Batches before the bad line's stay applied, and the error says so.
+    fs::write(
+        &file,
+        format!("{good}\n{{\"id\": 13, \"text\": \"t\"}}\n{{\"id\": 1, \"text\": 3}}\n"),
+    )
+    .unwrap();
+    let err = fails(&["update", db, "docs", s(&file), "--batch", "1"]);
+    assert!(
+        err.contains("line 3: field `text`")
+            && err.contains("(2 earlier updates were applied and stay)"),
+        "{err}"
+    );
+    let one: Value = serde_json::from_str(&ok(&["get", db, "docs", "1"])).unwrap();
+    assert_eq!(one["text"], json!("changed"));
     let err = fails(&["update", db, "docs", s(&t.dir.join("missing.jsonl"))]);
     assert!(err.contains("cannot open"), "{err}");
     let err = fails(&["update", db, "nope", s(&file)]);
