@@ -453,7 +453,7 @@ fn json_on_every_reporting_command() {
 #[test]
 fn help_lists_the_new_commands() {
     let out = ok(&["--help"]);
-    for cmd in ["list", "drop"] {
+    for cmd in ["list", "drop", "count", "export", "update"] {
         assert!(out.contains(cmd), "{cmd} missing from --help");
         let sub = ok(&[cmd, "--help"]);
         assert!(sub.contains("Usage: cairn"), "{sub}");
