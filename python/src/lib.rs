@@ -47,6 +47,7 @@ fn to_py(e: Error) -> PyErr {
         | Error::ZeroQuery
         | Error::InvalidName { .. }
         | Error::InvalidArgument(_)
+        | Error::CollectionConfigMismatch { .. }
         | Error::InvalidFilter(_)
         | Error::FilterSyntax { .. }
         | Error::FilterTooDeep { .. }
@@ -847,7 +848,9 @@ impl PyDatabase {
     }
 
     /// The collection of that name, created with these settings if it does not exist. An
-    /// existing collection must have the same dimension and metric.
+    /// existing collection must have the same dimension and metric (`InvalidInputError`
+    /// naming the setting otherwise); `m`, `ef_construction`, `stem` and `stop_words` apply
+    /// only when it is created.
     #[pyo3(signature = (name, dim, metric="cosine", *, m=16, ef_construction=200, stem=false, stop_words=false))]
     #[allow(clippy::too_many_arguments)]
     fn get_or_create_collection(
@@ -861,25 +864,18 @@ impl PyDatabase {
         stem: bool,
         stop_words: bool,
     ) -> PyResult<PyCollection> {
-        let metric_v = parse_metric(metric)?;
-        let existing = self.db()?.collection(name);
-        match existing {
-            Ok(col) => {
-                let cfg = col.config();
-                if cfg.dim != dim || cfg.metric != metric_v {
-                    return Err(invalid(format!(
-                        "collection `{name}` exists with dim {} and metric {}, not dim {dim} and metric {metric}",
-                        cfg.dim,
-                        metric_name(cfg.metric)
-                    )));
-                }
-                Ok(self.wrap(col))
-            }
-            Err(Error::CollectionNotFound { .. }) => {
-                self.create_collection(py, name, dim, metric, m, ef_construction, stem, stop_words)
-            }
-            Err(e) => Err(to_py(e)),
-        }
+        let mut cfg = CollectionConfig::new(dim, parse_metric(metric)?)
+            .with_text(TextConfig::default().stem(stem).stop_words(stop_words));
+        cfg.m = m;
+        cfg.ef_construction = ef_construction;
+        let g = self.db()?;
+        let db: &Database = &g;
+        // One call of the library's: checking and creating are one step, so threads asking
+        // at once get one collection.
+        let col = py
+            .detach(|| db.get_or_create_collection(name, cfg))
+            .map_err(to_py)?;
+        Ok(self.wrap(col))
     }
 
     /// Names of the collections, sorted.

@@ -58,6 +58,36 @@ def test_get_or_create_collection(db):
         db.get_or_create_collection("c", 8, "dot")
     with pytest.raises(TypeError, match="unexpected keyword"):
         db.get_or_create_collection("d", 4, bogus=1)
+    with pytest.raises(cairndb.InvalidInputError, match="exists with metric dot, asked for l2"):
+        db.get_or_create_collection("c", 4, "l2")
+    # Settings used only at creation do not have to match; the collection keeps its own.
+    assert len(db.get_or_create_collection("c", 4, "dot", m=32, stop_words=True)) == 1
+
+
+def test_get_or_create_collection_from_threads_creates_one(db):
+    import threading
+
+    results, errors = [], []
+    barrier = threading.Barrier(8)
+
+    def worker(i):
+        try:
+            barrier.wait()
+            col = db.get_or_create_collection("shared", 2, "l2")
+            col.upsert([i], [[float(i), 1.0]])
+            results.append(col)
+        except Exception as e:  # noqa: BLE001 - the test reports any failure
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+        assert not t.is_alive(), "a get_or_create_collection call hung"
+    assert errors == []
+    assert db.collections() == ["shared"]
+    assert len(db.collection("shared")) == 8
 
 
 def test_bad_names_and_arguments(db):
