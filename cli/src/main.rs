@@ -86,7 +86,7 @@ enum Command {
     /// Print one record as JSON (exit code 1 when it does not exist). Under cosine the
     /// vector is the stored, normalized one.
     Get(GetArgs),
-    /// Delete records by id; returns once the delete is durable.
+    /// Delete records by id, or those matching --filter; returns once the delete is durable.
     Delete(DeleteArgs),
     /// Seal the memtable and merge every segment of a collection into one, dropping deleted
     /// rows and rebuilding the graph and indexes.
@@ -386,8 +386,12 @@ pub struct DeleteArgs {
     #[arg(value_name = "COLLECTION")]
     pub collection: String,
     /// Ids of the records to delete; ids that do not exist are ignored.
-    #[arg(value_name = "ID", required = true, num_args = 1..)]
+    #[arg(value_name = "ID", required_unless_present = "filter", conflicts_with = "filter", num_args = 1..)]
     pub ids: Vec<u64>,
+    /// Instead of ids: delete every record matching this filter, atomically (syntax:
+    /// docs/filters.md).
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
     /// Print the result as one JSON object: {"deleted": N, "missing": M}.
     #[arg(long)]
     pub json: bool,

@@ -131,6 +131,18 @@ pub fn create(a: &CreateArgs) -> CliResult<()> {
 }
 
 pub fn delete(a: &DeleteArgs) -> CliResult<()> {
+    if let Some(f) = &a.filter {
+        let filter = crate::read::parse_filter(f)?;
+        let (_db, coll) = open_collection(&a.db, &a.collection)?;
+        let n = coll.delete_where(&filter)?;
+        let mut out = std::io::stdout().lock();
+        if a.json {
+            outln!(out, "{}", serde_json::json!({ "deleted": n }));
+        } else {
+            outln!(out, "deleted {n}");
+        }
+        return Ok(());
+    }
     let (_db, coll) = open_collection(&a.db, &a.collection)?;
     let existed = coll.delete(&a.ids)?;
     let mut distinct = a.ids.clone();

@@ -859,3 +859,42 @@ fn update_errors_name_the_line_and_change_nothing() {
     let err = fails(&["update", db, "nope", s(&file)]);
     assert!(err.contains("collection `nope` does not exist"), "{err}");
 }
+
+#[test]
+fn delete_by_filter() {
+    let t = new_db();
+    let db = s(&t.db);
+    populate(&t.db, "docs", 4, cairndb::Metric::L2, 100);
+    assert_eq!(
+        ok(&["count", db, "docs", "--filter", "lang = \"de\""]),
+        "24\n"
+    );
+    assert_eq!(
+        ok(&["delete", db, "docs", "--filter", "lang = \"de\""]),
+        "deleted 24\n"
+    );
+    assert_eq!(
+        ok(&["count", db, "docs", "--filter", "lang = \"de\""]),
+        "0\n"
+    );
+    assert_eq!(ok(&["count", db, "docs"]), "74\n");
+    assert_eq!(
+        ok_json(&["delete", db, "docs", "--filter", "n >= 90", "--json"]),
+        json!({"deleted": 2})
+    );
+    assert_eq!(
+        ok_json(&["delete", db, "docs", "--filter", "n >= 90", "--json"]),
+        json!({"deleted": 0})
+    );
+    let err = fails(&["delete", db, "docs", "--filter", "n >="]);
+    assert!(err.contains("--filter: filter syntax error"), "{err}");
+    // Ids or a filter, not both, not neither (usage errors, exit code 2).
+    assert_eq!(
+        cairn(&["delete", db, "docs", "1", "--filter", "n > 1"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(cairn(&["delete", db, "docs"]).status.code(), Some(2));
+    assert_eq!(ok(&["count", db, "docs"]), "72\n");
+}
