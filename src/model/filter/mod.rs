@@ -27,6 +27,7 @@
 //! in one numeric column.
 
 mod display;
+mod json;
 mod parse;
 
 use serde::{Deserialize, Serialize};
@@ -40,15 +41,14 @@ use crate::model::record::{Payload, Value};
 /// rejects deeper filters). Dropping, serializing, deserializing, printing and
 /// [`matches`](Self::matches) are safe on a filter of any depth (none of them recurses past
 /// the limit); `Clone`, `PartialEq` and `Debug` recurse, so use them on validated filters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
     /// All operands match.
-    And(#[serde(with = "nested")] Vec<Filter>),
+    And(Vec<Filter>),
     /// At least one operand matches.
-    Or(#[serde(with = "nested")] Vec<Filter>),
+    Or(Vec<Filter>),
     /// The operand does not match.
-    Not(#[serde(with = "nested")] Box<Filter>),
+    Not(Box<Filter>),
     /// The field equals the value (a string list: holds it).
     Eq {
         /// Field name.
@@ -68,7 +68,6 @@ pub enum Filter {
         /// Field name.
         field: String,
         /// Bounds; at least one is set.
-        #[serde(flatten)]
         bounds: Bounds,
     },
     /// The record has the field.
@@ -351,62 +350,6 @@ impl Drop for Filter {
             // `f` has no operands left when it is dropped at the end of this iteration.
             take_operands(&mut f, &mut stack);
         }
-    }
-}
-
-/// Serde for the operands of `and`, `or` and `not`: each level counts itself in a per-thread
-/// depth, and a level past [`Filter::MAX_DEPTH`] is an error instead of one more stack frame
-/// (deserializing a hostile input, or serializing a filter built too deep in Rust).
-mod nested {
-    use std::cell::Cell;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use super::Filter;
-    use crate::error::Error;
-
-    thread_local! {
-        static DEPTH: Cell<usize> = const { Cell::new(0) };
-    }
-
-    /// One level of nesting, left when dropped.
-    struct Level;
-
-    impl Level {
-        fn enter() -> Result<Level, Error> {
-            DEPTH.with(|d| {
-                let depth = d.get() + 1;
-                if depth > Filter::MAX_DEPTH {
-                    return Err(Error::FilterTooDeep {
-                        depth,
-                        max: Filter::MAX_DEPTH,
-                    });
-                }
-                d.set(depth);
-                Ok(Level)
-            })
-        }
-    }
-
-    impl Drop for Level {
-        fn drop(&mut self) {
-            DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
-        }
-    }
-
-    pub(super) fn serialize<T: Serialize, S: Serializer>(
-        operands: &T,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        let _level = Level::enter().map_err(serde::ser::Error::custom)?;
-        operands.serialize(s)
-    }
-
-    pub(super) fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<T, D::Error> {
-        let _level = Level::enter().map_err(serde::de::Error::custom)?;
-        T::deserialize(d)
     }
 }
 
