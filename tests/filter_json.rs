@@ -419,3 +419,49 @@ fn deep_nesting_is_refused_at_the_limit() {
         }
     });
 }
+
+#[test]
+fn explain_names_fields_no_record_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let col = db
+        .create_collection("c", CollectionConfig::new(2, Metric::Dot))
+        .unwrap();
+    col.upsert(vec![
+        Record::new(1, [1.0, 0.0]).with_field("year", 2020),
+        Record::new(2, [0.0, 1.0]).with_field("gone", true),
+    ])
+    .unwrap();
+    col.flush().unwrap();
+    col.upsert(Record::new(3, [1.0, 1.0]).with_field("lang", "en"))
+        .unwrap();
+    // Record 2 is deleted: no live record has `gone` any more.
+    col.delete(&[2]).unwrap();
+    let explain = |json: &str| {
+        let req = SearchRequest::new([1.0, 0.0])
+            .filter(Filter::from_json(json).unwrap())
+            .explain(true);
+        let resp = col.query(&req).unwrap();
+        (
+            resp.hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+            resp.explain.unwrap().unknown_fields,
+        )
+    };
+    // Known in a segment, known in the memtable: nothing to say.
+    let (hits, unknown) = explain(r#"{"$or": [{"year": 2020}, {"lang": "en"}]}"#);
+    assert_eq!((hits.len(), unknown), (2, Vec::<String>::new()));
+    // A misspelling is not an error: it matches nothing, and explain says why.
+    let (hits, unknown) = explain(r#"{"yeer": {"$gte": 2020}}"#);
+    assert_eq!((hits, unknown), (vec![], vec!["yeer".to_owned()]));
+    // Each unknown field once, in the filter's order; deleted records do not count.
+    let (hits, unknown) = explain(
+        r#"{"$not": {"gone": true}, "year": {"$exists": true}, "x": 1, "$or": [{"x": 2}]}"#,
+    );
+    assert_eq!(
+        (hits, unknown),
+        (vec![], vec!["gone".to_owned(), "x".to_owned()])
+    );
+    // Without explain, nothing is computed or reported.
+    let req = SearchRequest::new([1.0, 0.0]).filter(Filter::eq("yeer", 1));
+    assert!(col.query(&req).unwrap().explain.is_none());
+}

@@ -199,6 +199,13 @@ fn explain_text(x: &Explain) -> String {
     if let Some(f) = &x.filter {
         s += &format!("filter    {f}\n");
     }
+    if !x.unknown_fields.is_empty() {
+        let names: Vec<String> = x.unknown_fields.iter().map(|f| format!("{f:?}")).collect();
+        s += &format!(
+            "note      no record has the field {} (a condition on it matches nothing)\n",
+            names.join(", ")
+        );
+    }
     if !x.vector.is_empty() {
         let mut t = Table::new(&[
             "source",

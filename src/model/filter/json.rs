@@ -38,8 +38,24 @@ impl Filter {
 
     /// [`from_json`](Self::from_json) for an already parsed JSON value.
     pub fn from_json_value(value: &serde_json::Value) -> Result<Filter> {
+        Filter::from_deserializer(value)
+    }
+
+    /// Reads a filter in the JSON form from any self-describing serde format (the Python
+    /// binding hands a dict over this way) and [validates](Self::validate) it, with the
+    /// errors of [`from_json`](Self::from_json). The input's own nesting must be bounded by
+    /// the format (this reader recurses once per level of `$and`, `$or` and `$not`, and
+    /// stops past [`MAX_DEPTH`](Self::MAX_DEPTH); a value is read by [`Value`]'s
+    /// `Deserialize`).
+    pub fn from_deserializer<'de, D: Deserializer<'de>>(d: D) -> Result<Filter> {
         nested::take_too_deep();
-        let f = Filter::deserialize(value).map_err(json_error)?;
+        let f = Filter::deserialize(d).map_err(|e| match nested::take_too_deep() {
+            Some(depth) => Error::FilterTooDeep {
+                depth,
+                max: Filter::MAX_DEPTH,
+            },
+            None => Error::InvalidFilter(e.to_string()),
+        })?;
         f.validate()?;
         Ok(f)
     }

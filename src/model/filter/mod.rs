@@ -140,6 +140,29 @@ impl Filter {
         deepest
     }
 
+    /// The payload fields the filter names, each once, in order of first appearance.
+    /// Iterative: any depth is safe.
+    pub fn fields(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let mut stack = vec![self];
+        while let Some(f) = stack.pop() {
+            match f {
+                Filter::And(v) | Filter::Or(v) => stack.extend(v.iter().rev()),
+                Filter::Not(g) => stack.push(g),
+                Filter::Eq { field, .. }
+                | Filter::In { field, .. }
+                | Filter::Range { field, .. }
+                | Filter::Exists { field } => {
+                    if !out.contains(&field.as_str()) {
+                        out.push(field);
+                    }
+                }
+                Filter::HasTerm { .. } => {}
+            }
+        }
+        out
+    }
+
     /// `field = value`.
     pub fn eq(field: impl Into<String>, value: impl Into<Value>) -> Filter {
         Filter::Eq {
