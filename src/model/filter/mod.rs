@@ -4,8 +4,29 @@
 //! text). It has three equal forms:
 //!
 //! - a Rust builder: `Filter::eq("lang", "en").and(Filter::range("year").gte(2020))`;
-//! - JSON (serde): `{"and": [{"eq": {"field": "lang", "value": "en"}}, …]}`;
+//! - JSON (serde, [`Filter::from_json`]; also Python dicts and the CLI), in the operator form
+//!   of MongoDB and Chroma: `{"lang": "en", "year": {"$gte": 2020}}`;
 //! - a text syntax for the command line: `lang = "en" AND year >= 2020` (see [`Filter::parse`]).
+//!
+//! # JSON
+//! A filter is an object; each key is a condition, and several keys must all match:
+//! - `{"field": v}` — equality (`v` a string, number or bool); `{"field": {"$op": x, …}}` —
+//!   operators on the field, all required: `$eq`, `$ne` (= `$not` of `$eq`), `$in`, `$nin`
+//!   (lists; `[]` allowed), `$gt`, `$gte`, `$lt`, `$lte` (numbers; together one range),
+//!   `$exists` (`true`, or `false` = `$not`).
+//! - `{"$and": [f, …]}`, `{"$or": [f, …]}`, `{"$not": f}`; `{"$contains": "term"}` (alias
+//!   `$has_term`) — the text holds the analyzed term. `{}` matches everything.
+//! - A field name is taken as it is: `meta.author` is the field named `meta.author`.
+//!
+//! **The old tree form** (`{"eq": {"field": "lang", "value": "en"}}`, `{"and": [...]}`, …,
+//! the serde form before the operator form) is still read, as an alias: a key `and` or `or`
+//! whose value is a list, or `not`, `eq`, `in`, `range`, `exists`, `has_term` whose value is an
+//! object with keys not starting with `$`, is read in the old form (which must then have its
+//! exact shape). Anything else is the operator form, so a field with one of those names is
+//! written with a scalar (`{"eq": 1}`) or with operators (`{"not": {"$in": [1, 2]}}`). A field
+//! whose name starts with `$` can only be written in the old form. `Serialize` writes the
+//! operator form (the old form only for such `$` fields): writing and reading gives back the
+//! same filter, floats bit for bit.
 //!
 //! # Semantics
 //! - `eq(field, "s")` matches a `Str` field equal to `s`, or a `StrList` field holding `s`.
