@@ -619,6 +619,17 @@ fn count_counts_records_and_matches() {
         json!({"count": 25})
     );
     assert_eq!(ok(&["count", db, "docs", "--filter", "n > 1000"]), "0\n");
+    // The JSON form of --filter, as everywhere.
+    assert_eq!(
+        ok(&[
+            "count",
+            db,
+            "docs",
+            "--filter",
+            r#"{"lang": "en", "n": {"$gte": 50}}"#
+        ]),
+        "12\n"
+    );
     let err = fails(&["count", db, "docs", "--filter", "n >="]);
     assert!(
         err.contains("--filter: filter syntax error at column"),
