@@ -354,9 +354,10 @@ fn concurrent_merges_lose_no_key() {
     const THREADS: u64 = 6;
     const EACH: u64 = 40;
     let (done, finished) = mpsc::channel();
+    let mut threads = Vec::new();
     for t in 0..THREADS {
         let (c, done) = (c.clone(), done.clone());
-        std::thread::spawn(move || {
+        threads.push(std::thread::spawn(move || {
             for i in 0..EACH {
                 let id = i % 4;
                 let u = Update::new(id).set_field(format!("t{t}_{i}"), i as i64);
@@ -372,12 +373,17 @@ fn concurrent_merges_lose_no_key() {
                 }
             }
             done.send(()).unwrap();
-        });
+        }));
     }
     for _ in 0..THREADS {
         finished
             .recv_timeout(Duration::from_secs(300))
             .expect("an updating thread hung or panicked");
+    }
+    // Each has sent its last message: joining only waits for its handle to drop (the
+    // reopen below needs every handle closed).
+    for t in threads {
+        t.join().unwrap();
     }
     for id in 0..4u64 {
         let p = c.get(id).unwrap().unwrap().payload;
