@@ -69,7 +69,12 @@ impl Collection {
             v.clear();
             v.extend_from_slice(&r.vector);
             self.prepare_vector(r.id, &mut v)?;
-            let doc = StoredDoc::encode(r.text.as_deref(), &r.payload);
+            let doc = StoredDoc::encode(r.text.as_deref(), &r.payload).map_err(|e| match e {
+                Error::InvalidArgument(m) => {
+                    Error::InvalidArgument(format!("record {}: {m}", r.id))
+                }
+                e => e,
+            })?;
             builder.push(r.id, &v, &doc);
         }
         drop(records);

@@ -10,6 +10,7 @@
 pub(crate) mod config;
 pub mod filter;
 pub(crate) mod record;
+pub(crate) mod value;
 
 pub use config::{CollectionConfig, Durability, MAX_DIM, Options, TextConfig, validate_name};
 pub use filter::Filter;

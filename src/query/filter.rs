@@ -128,7 +128,7 @@ mod tests {
             (-3i64..4).prop_map(Value::Int),
             prop_oneof![Just(-1.5f64), Just(0.0), Just(2.0), Just(2.5)].prop_map(Value::Float),
             any::<bool>().prop_map(Value::Bool),
-            prop::collection::vec("[abc]{0,2}", 0..3).prop_map(Value::StrList),
+            prop::collection::vec("[abc]{0,2}", 0..3).prop_map(Value::from),
         ]
     }
 
@@ -144,7 +144,7 @@ mod tests {
 
     fn leaf() -> impl Strategy<Value = Filter> {
         let field = prop_oneof![Just("x"), Just("y"), Just("z")];
-        let scalar = || value().prop_filter("scalar", |v| !matches!(v, Value::StrList(_)));
+        let scalar = || value().prop_filter("scalar", |v| !matches!(v, Value::List(_)));
         let num = prop_oneof![Just(-2.0f64), Just(0.0), Just(1.0), Just(2.0), Just(2.5)];
         prop_oneof![
             (field.clone(), scalar()).prop_map(|(f, v)| Filter::eq(f, v)),
