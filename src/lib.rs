@@ -65,7 +65,10 @@ pub mod fuzzing;
 #[doc(hidden)]
 pub use io::faults;
 
-pub use collection::{Collection, CollectionStats, CompactionReport, SegmentStats};
+pub use collection::{
+    Collection, CollectionStats, CompactionReport, PayloadChange, Scan, ScanOptions, SegmentStats,
+    Update,
+};
 pub use db::{Database, DbStats, VerifyReport};
 pub use error::{Error, Result};
 pub use index::text;

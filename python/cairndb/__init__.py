@@ -23,7 +23,7 @@ from ._errors import (
     ReadOnlyError,
     StorageError,
 )
-from ._cairndb import Collection, Database, Hit, Record, open
+from ._cairndb import Collection, Database, Hit, Record, Scan, open
 
 __all__ = [
     "CairnError",
@@ -39,6 +39,7 @@ __all__ = [
     "LockedError",
     "ReadOnlyError",
     "Record",
+    "Scan",
     "StorageError",
     "open",
 ]

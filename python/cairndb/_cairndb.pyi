@@ -6,7 +6,7 @@ from typing import Any, Callable, Literal, Optional, Sequence, Union, final, ove
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Collection", "Database", "Hit", "Record", "open"]
+__all__ = ["Collection", "Database", "Hit", "Record", "Scan", "open"]
 
 _PayloadValue = Union[str, int, float, bool, list[str]]
 _Payload = dict[str, _PayloadValue]
@@ -165,8 +165,38 @@ class Collection:
     def get(self, ids: int) -> Optional[Record]: ...
     @overload
     def get(self, ids: Sequence[int]) -> list[Optional[Record]]: ...
-    def delete(self, ids: _Ids) -> int:
-        """Deletes records; returns how many existed."""
+    @overload
+    def get(
+        self,
+        ids: None = None,
+        *,
+        filter: Optional[_FilterSpec] = None,
+        limit: Optional[int] = None,
+        after: Optional[int] = None,
+    ) -> list[Record]:
+        """Without ids: the records matching `filter`, in id order, at most `limit`, after
+        id `after` (a page of `scan`)."""
+    def delete(self, ids: Optional[_Ids] = None, *, filter: Optional[_FilterSpec] = None) -> int:
+        """Deletes records by id, or every record `filter` matches; returns how many."""
+    def update(
+        self,
+        ids: _Ids,
+        vectors: Optional[_Matrix] = None,
+        texts: Optional[Sequence[Optional[str]]] = None,
+        payloads: Optional[Sequence[Optional[_Payload]]] = None,
+        merge: bool = True,
+    ) -> int:
+        """Changes records in place (what is not given stays); returns how many existed."""
+    def count(self, filter: Optional[_FilterSpec] = None) -> int: ...
+    def scan(
+        self,
+        filter: Optional[_FilterSpec] = None,
+        batch_size: int = 1000,
+        *,
+        include: Optional[Sequence[str]] = None,
+        after: Optional[int] = None,
+    ) -> Scan:
+        """Every matching record in id order, over a snapshot taken now."""
     def flush(self) -> None: ...
     def warm_up(self) -> None:
         """Builds the int8 copies graph searches use now rather than after the first search."""
@@ -188,6 +218,16 @@ class Hit:
     @property
     def legs(self) -> Optional[dict[str, Any]]:
         """Hybrid only: {"vector": {"rank", "score"} | None, "text": … | None, "fused": float}."""
+
+@final
+class Scan:
+    """The records of `Collection.scan`, in ascending id order."""
+
+    def __iter__(self) -> Scan: ...
+    def __next__(self) -> Record: ...
+    @property
+    def cursor(self) -> Optional[int]:
+        """The id of the last record returned (or the scan's `after`)."""
 
 @final
 class Record:

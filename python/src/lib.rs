@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use cairndb::{
     Collection, CollectionConfig, Database, Durability, Error, Filter, Fusion, Hit, Legs, Metric,
-    Options, Payload, Record, RerankQuery, Reranker, SearchRequest, TextConfig, Value,
+    Options, Payload, PayloadChange, Record, RerankQuery, Reranker, ScanOptions, SearchRequest,
+    TextConfig, Update, Value,
 };
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
@@ -1131,6 +1132,38 @@ fn texts_from_py(texts: Option<&Bound<'_, PyAny>>, n: usize) -> PyResult<Vec<Opt
     Ok(out)
 }
 
+/// Payloads for `n` records of an update: `None` when not given, and `None` in the list
+/// for a record whose payload stays.
+fn optional_payloads_from_py(
+    p: Option<&Bound<'_, PyAny>>,
+    n: usize,
+) -> PyResult<Option<Vec<Option<Payload>>>> {
+    let Some(p) = p else {
+        return Ok(None);
+    };
+    let out: Vec<Option<Payload>> = p
+        .try_iter()
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "payloads must be a list of dicts, not {}",
+                type_name(p)
+            ))
+        })?
+        .map(|x| {
+            let x = x?;
+            if x.is_none() {
+                Ok(None)
+            } else {
+                payload_from_py(&x).map(Some)
+            }
+        })
+        .collect::<PyResult<_>>()?;
+    if out.len() != n {
+        return Err(invalid(format!("got {n} ids but {} payloads", out.len())));
+    }
+    Ok(Some(out))
+}
+
 fn payloads_from_py(p: Option<&Bound<'_, PyAny>>, n: usize) -> PyResult<Vec<Payload>> {
     let Some(p) = p else {
         return Ok(vec![Payload::new(); n]);
@@ -1402,9 +1435,45 @@ impl PyCollection {
 
     /// The records with these ids, in order, `None` where an id does not exist. Given one int,
     /// returns one `Record` or `None`.
-    fn get<'py>(&self, py: Python<'py>, ids: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    ///
+    /// Without ids: the records that match `filter` (all without one), in ascending id order,
+    /// at most `limit` of them, starting after id `after` — a page of `scan`.
+    #[pyo3(signature = (ids=None, *, filter=None, limit=None, after=None))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        ids: Option<&Bound<'py, PyAny>>,
+        filter: Option<&Bound<'py, PyAny>>,
+        limit: Option<usize>,
+        after: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let g = self.col()?;
         let col: &Collection = &g;
+        let Some(ids) = ids else {
+            let mut o = ScanOptions::new();
+            if let Some(f) = filter {
+                o = o.filter(filter_from_py(f)?);
+            }
+            if let Some(a) = after {
+                o = o.after(a);
+            }
+            let records = py
+                .detach(|| -> Result<Vec<Record>, Error> {
+                    let mut scan = col.scan(o)?;
+                    scan.next_batch(limit.unwrap_or(usize::MAX))
+                })
+                .map_err(to_py)?;
+            let out = records
+                .into_iter()
+                .map(|r| Bound::new(py, PyRecord::from(r)))
+                .collect::<PyResult<Vec<_>>>()?;
+            return Ok(PyList::new(py, out)?.into_any());
+        };
+        if filter.is_some() || limit.is_some() || after.is_some() {
+            return Err(invalid(
+                "get takes ids, or filter/limit/after — not both".to_owned(),
+            ));
+        }
         let one = ids.is_instance_of::<PyInt>();
         let wanted = ids_from_py(ids)?;
         let found = py
@@ -1428,12 +1497,148 @@ impl PyCollection {
         Ok(PyList::new(py, out)?.into_any())
     }
 
-    /// Deletes records by id; returns how many existed.
-    fn delete(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<usize> {
+    /// Deletes records by id, or every record that `filter` matches (atomically); returns how
+    /// many it deleted.
+    #[pyo3(signature = (ids=None, *, filter=None))]
+    fn delete(
+        &self,
+        py: Python<'_>,
+        ids: Option<&Bound<'_, PyAny>>,
+        filter: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        let g = self.col()?;
+        let col: &Collection = &g;
+        match (ids, filter) {
+            (Some(ids), None) => {
+                let ids = ids_from_py(ids)?;
+                py.detach(|| col.delete(&ids)).map_err(to_py)
+            }
+            (None, Some(f)) => {
+                let f = filter_from_py(f)?;
+                py.detach(|| col.delete_where(&f)).map_err(to_py)
+            }
+            (Some(_), Some(_)) => Err(invalid("delete takes ids or filter, not both".to_owned())),
+            (None, None) => Err(invalid(
+                "delete needs ids or filter= (to delete every record: filter={})".to_owned(),
+            )),
+        }
+    }
+
+    /// Changes records in place, atomically: for each id, `vectors` (a 2-D array, one row per
+    /// id), `texts` (None in the list keeps that record's text) and `payloads` (None keeps it)
+    /// replace what is stored; what is not given stays. With `merge=True` a payload's keys are
+    /// set into the stored payload, with `merge=False` it replaces it. Ids that do not exist
+    /// are skipped; returns how many records were updated.
+    #[pyo3(signature = (ids, vectors=None, texts=None, payloads=None, merge=true))]
+    fn update(
+        &self,
+        py: Python<'_>,
+        ids: &Bound<'_, PyAny>,
+        vectors: Option<&Bound<'_, PyAny>>,
+        texts: Option<&Bound<'_, PyAny>>,
+        payloads: Option<&Bound<'_, PyAny>>,
+        merge: bool,
+    ) -> PyResult<usize> {
         let g = self.col()?;
         let col: &Collection = &g;
         let ids = ids_from_py(ids)?;
-        py.detach(|| col.delete(&ids)).map_err(to_py)
+        let n = ids.len();
+        let vectors = match vectors {
+            Some(v) => Some(matrix_from_py(v, n, col.config().dim)?),
+            None => None,
+        };
+        let texts = match texts {
+            Some(_) => Some(texts_from_py(texts, n)?),
+            None => None,
+        };
+        let payloads = optional_payloads_from_py(payloads, n)?;
+        let mut updates: Vec<Update> = ids.into_iter().map(Update::new).collect();
+        if let Some(vs) = vectors {
+            for (u, v) in updates.iter_mut().zip(vs) {
+                u.vector = Some(v);
+            }
+        }
+        if let Some(ts) = texts {
+            for (u, t) in updates.iter_mut().zip(ts) {
+                if t.is_some() {
+                    u.text = Some(t);
+                }
+            }
+        }
+        if let Some(ps) = payloads {
+            for (u, p) in updates.iter_mut().zip(ps) {
+                u.payload = p.map(|p| {
+                    if merge {
+                        PayloadChange::Merge(p)
+                    } else {
+                        PayloadChange::Replace(p)
+                    }
+                });
+            }
+        }
+        py.detach(|| col.update(updates)).map_err(to_py)
+    }
+
+    /// How many records match `filter` (all records without one).
+    #[pyo3(signature = (filter=None))]
+    fn count(&self, py: Python<'_>, filter: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+        let g = self.col()?;
+        let col: &Collection = &g;
+        let f = filter.map(filter_from_py).transpose()?;
+        py.detach(|| col.count(f.as_ref())).map_err(to_py)
+    }
+
+    /// Every record that matches `filter` (all without one), in ascending id order, over a
+    /// snapshot taken now (writes made meanwhile are not seen). Records are read
+    /// `batch_size` at a time. `include`: which of "vector", "text", "payload" to read
+    /// (default all). `after`: start after this id (the `cursor` of an earlier scan).
+    #[pyo3(signature = (filter=None, batch_size=1000, *, include=None, after=None))]
+    fn scan(
+        slf: &Bound<'_, Self>,
+        filter: Option<&Bound<'_, PyAny>>,
+        batch_size: usize,
+        include: Option<Vec<String>>,
+        after: Option<u64>,
+    ) -> PyResult<PyScan> {
+        if batch_size == 0 {
+            return Err(invalid("batch_size must be at least 1".to_owned()));
+        }
+        let this = slf.get();
+        let g = this.col()?;
+        let col: &Collection = &g;
+        let mut o = ScanOptions::new();
+        if let Some(f) = filter {
+            o = o.filter(filter_from_py(f)?);
+        }
+        if let Some(a) = after {
+            o = o.after(a);
+        }
+        if let Some(inc) = include {
+            o = o.vectors(false).text(false).payload(false);
+            for part in &inc {
+                o = match part.as_str() {
+                    "vector" | "vectors" => o.vectors(true),
+                    "text" | "texts" => o.text(true),
+                    "payload" | "payloads" => o.payload(true),
+                    other => {
+                        return Err(invalid(format!(
+                            "include: unknown part {other:?} (use \"vector\", \"text\", \"payload\")"
+                        )));
+                    }
+                };
+            }
+        }
+        let scan = slf.py().detach(|| col.scan(o)).map_err(to_py)?;
+        Ok(PyScan {
+            col: slf.clone().unbind(),
+            scan: Mutex::new(ScanState {
+                scan,
+                buffered: std::collections::VecDeque::new(),
+                done: false,
+                last: after,
+            }),
+            batch_size,
+        })
     }
 
     /// Seals the in-memory part into a segment on disk.
@@ -1579,6 +1784,73 @@ impl PyHit {
     }
 }
 
+struct ScanState {
+    scan: cairndb::Scan,
+    buffered: std::collections::VecDeque<Record>,
+    done: bool,
+    /// The id of the last record handed out (or the scan's `after`).
+    last: Option<u64>,
+}
+
+/// An iterator over the records of a `Collection.scan`, in ascending id order.
+#[pyclass(module = "cairndb", name = "Scan", frozen)]
+struct PyScan {
+    col: Py<PyCollection>,
+    scan: Mutex<ScanState>,
+    batch_size: usize,
+}
+
+#[pymethods]
+impl PyScan {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyRecord>> {
+        // Another thread iterating the same scan holds the lock with the GIL released:
+        // waiting for it here (holding the GIL) could deadlock, so refuse instead.
+        let mut st = self.scan.try_lock().map_err(|_| {
+            PyRuntimeError::new_err("this scan is being iterated by another thread")
+        })?;
+        if let Some(r) = st.buffered.pop_front() {
+            st.last = Some(r.id);
+            return Ok(Some(r.into()));
+        }
+        if st.done {
+            return Ok(None);
+        }
+        // The database must still be open (raises ClosedError otherwise).
+        let g = self.col.get().col()?;
+        let n = self.batch_size;
+        let st_ref: &mut ScanState = &mut st;
+        let batch = py
+            .detach(|| {
+                let _open = &g;
+                st_ref.scan.next_batch(n)
+            })
+            .map_err(to_py)?;
+        if batch.len() < n {
+            st.done = true;
+        }
+        st.buffered.extend(batch);
+        let next = st.buffered.pop_front();
+        if let Some(r) = &next {
+            st.last = Some(r.id);
+        }
+        Ok(next.map(PyRecord::from))
+    }
+
+    /// The id of the last record the scan returned, or the `after` it started from:
+    /// `scan(after=cursor)` goes on from there (over a newer snapshot).
+    #[getter]
+    fn cursor(&self) -> PyResult<Option<u64>> {
+        let st = self.scan.try_lock().map_err(|_| {
+            PyRuntimeError::new_err("this scan is being iterated by another thread")
+        })?;
+        Ok(st.last)
+    }
+}
+
 /// A stored record, as returned by `Collection.get`.
 #[pyclass(module = "cairndb", name = "Record", frozen)]
 struct PyRecord {
@@ -1700,5 +1972,6 @@ fn _cairndb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCollection>()?;
     m.add_class::<PyHit>()?;
     m.add_class::<PyRecord>()?;
+    m.add_class::<PyScan>()?;
     Ok(())
 }

@@ -14,9 +14,11 @@
 pub(crate) mod background;
 mod compact;
 pub(crate) mod core;
+mod scan;
 mod seal;
 mod search;
 pub(crate) mod state;
+mod update;
 mod write;
 
 use std::collections::VecDeque;
@@ -29,7 +31,9 @@ use serde::Serialize;
 
 pub use self::compact::CompactionReport;
 use self::core::DbCore;
+pub use self::scan::{Scan, ScanOptions};
 use self::state::{Live, Located, Version};
+pub use self::update::{PayloadChange, Update};
 use crate::error::{Error, Result};
 use crate::model::config::CollectionConfig;
 use crate::model::record::{Record, StoredDoc};
@@ -219,6 +223,11 @@ impl Collection {
     /// normalized one.
     pub fn get(&self, id: u64) -> Result<Option<Record>> {
         self.check_live()?;
+        self.read_current(id)
+    }
+
+    /// The record with this id in the current version.
+    pub(crate) fn read_current(&self, id: u64) -> Result<Option<Record>> {
         let (v, loc) = {
             let live = self.inner.live.read();
             (Arc::clone(&live.version), live.locate(id))

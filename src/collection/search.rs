@@ -3,10 +3,8 @@
 
 use super::Collection;
 use crate::error::{Error, Result};
-use crate::index::hnsw::HnswParams;
 use crate::model::record::Hit;
 use crate::query::engine;
-use crate::query::source::View;
 use crate::query::{SearchRequest, SearchResponse};
 use crate::vector::distance::prepare;
 
@@ -47,13 +45,6 @@ impl Collection {
         // The current version; no collection lock is held from here on, whatever the request
         // does (a re-ranker may call back into this collection, or take seconds).
         let v = self.inner.version();
-        let view = View {
-            segments: &v.segments,
-            memtables: &v.memtables,
-            metric: cfg.metric,
-            m0: HnswParams::of(cfg).m0(),
-            analyzer: v.active().analyzer(),
-        };
-        engine::run(&view, req, q.as_deref())
+        engine::run(&self.view(&v), req, q.as_deref())
     }
 }

@@ -16,6 +16,8 @@
 
 use std::sync::Arc;
 
+use parking_lot::MutexGuard;
+
 use super::Collection;
 use crate::error::{Error, Result};
 use crate::log::batch::{self, UpsertBuilder};
@@ -27,7 +29,7 @@ use crate::vector::distance::prepare;
 
 impl Collection {
     /// Checks and prepares one vector (normalized for `Cosine`).
-    fn prepare_vector(&self, id: u64, v: &mut [f32]) -> Result<()> {
+    pub(super) fn prepare_vector(&self, id: u64, v: &mut [f32]) -> Result<()> {
         let cfg = &self.inner.config;
         if v.len() != cfg.dim {
             return Err(Error::DimensionMismatch {
@@ -55,6 +57,16 @@ impl Collection {
         if records.is_empty() {
             return Ok(());
         }
+        let body = self.encode_upsert(&records, &[])?;
+        drop(records);
+        let w = self.inner.writer.lock();
+        self.check_live()?;
+        self.write_upsert(w, &body)
+    }
+
+    /// The log frame body of an upsert of `records`, each vector checked and prepared —
+    /// except those marked in `stored` (read back from the collection: prepared already).
+    pub(super) fn encode_upsert(&self, records: &[Record], stored: &[bool]) -> Result<Vec<u8>> {
         let dim = self.inner.config.dim;
         // Room for the vectors and the texts, so that a large text is copied once.
         let text_bytes: usize = records
@@ -65,10 +77,12 @@ impl Collection {
         let capacity = records.len() * (dim * 4 + 32) + text_bytes;
         let mut builder = UpsertBuilder::new(self.inner.id, dim, capacity);
         let mut v = Vec::with_capacity(dim);
-        for r in &records {
+        for (i, r) in records.iter().enumerate() {
             v.clear();
             v.extend_from_slice(&r.vector);
-            self.prepare_vector(r.id, &mut v)?;
+            if !stored.get(i).copied().unwrap_or(false) {
+                self.prepare_vector(r.id, &mut v)?;
+            }
             let doc = StoredDoc::encode(r.text.as_deref(), &r.payload).map_err(|e| match e {
                 Error::InvalidArgument(m) => {
                     Error::InvalidArgument(format!("record {}: {m}", r.id))
@@ -77,19 +91,21 @@ impl Collection {
             })?;
             builder.push(r.id, &v, &doc);
         }
-        drop(records);
-        let body = builder.finish();
-        let view = batch::decode_upsert(&body)
+        Ok(builder.finish())
+    }
+
+    /// Logs, stages and commits an encoded upsert; `w` is the writer lock, taken by the
+    /// caller after its checks (released once the batch is staged).
+    pub(super) fn write_upsert(&self, w: MutexGuard<'_, ()>, body: &[u8]) -> Result<()> {
+        let view = batch::decode_upsert(body)
             .ok_or_else(|| Error::InvalidArgument("batch could not be encoded".into()))?;
         let ids: Vec<u64> = view.rows.iter().map(|r| r.0).collect();
         let doc_bytes: usize = view.rows.iter().map(|r| r.2.len()).sum();
 
         let (lsn, mt, rows) = {
-            let _w = self.inner.writer.lock();
-            self.check_live()?;
             let mt = self.room_for(view.rows.len(), doc_bytes)?;
             self.reserve_log(&mt);
-            let lsn = self.inner.core.wal.append(KIND_UPSERT, &body)?;
+            let lsn = self.inner.core.wal.append(KIND_UPSERT, body)?;
             let Some(rows) = mt.stage(lsn, &view.rows) else {
                 // `room_for` made room under this lock, so this cannot happen.
                 let e = "a memtable had no room for a batch it was sized for";
@@ -99,6 +115,7 @@ impl Collection {
             self.queue(lsn);
             (lsn, mt, rows)
         };
+        drop(w);
         if let Err(e) = mt.link(rows.clone(), self.inner.config.metric) {
             self.inner.core.wal.poison(format!(
                 "linking a batch into the memtable graph failed: {e}"
@@ -116,29 +133,46 @@ impl Collection {
     pub fn delete(&self, ids: &[u64]) -> Result<usize> {
         self.inner.core.check_writable()?;
         self.check_live()?;
-        let lsn = {
-            let _w = self.inner.writer.lock();
-            self.check_live()?;
-            // Nothing to log when no id exists now and no batch is on its way.
-            if self.inner.commits.lock().pending.is_empty() {
-                let live = self.inner.live.read();
-                if ids.iter().all(|&id| live.locate(id).is_none()) {
-                    return Ok(0);
-                }
+        let w = self.inner.writer.lock();
+        self.check_live()?;
+        self.write_delete(w, ids)
+    }
+
+    /// Logs and commits a delete of `ids`; `w` is the writer lock (released once logged).
+    pub(super) fn write_delete(&self, w: MutexGuard<'_, ()>, ids: &[u64]) -> Result<usize> {
+        // Nothing to log when no id exists now and no batch is on its way.
+        if self.inner.commits.lock().pending.is_empty() {
+            let live = self.inner.live.read();
+            if ids.iter().all(|&id| live.locate(id).is_none()) {
+                return Ok(0);
             }
-            let mt = self.inner.version().active().mt.clone();
-            let body = batch::encode_delete(self.inner.id, ids);
-            self.reserve_log(&mt);
-            let lsn = self.inner.core.wal.append(KIND_DELETE, &body)?;
-            // The delete lives in the log until this memtable's seal persists the tombstones.
-            mt.note_lsn(lsn);
-            self.queue(lsn);
-            lsn
-        };
+        }
+        let mt = self.inner.version().active().mt.clone();
+        let body = batch::encode_delete(self.inner.id, ids);
+        self.reserve_log(&mt);
+        let lsn = self.inner.core.wal.append(KIND_DELETE, &body)?;
+        // The delete lives in the log until this memtable's seal persists the tombstones.
+        mt.note_lsn(lsn);
+        self.queue(lsn);
+        drop(w);
         let n = self.commit(lsn, |live| live.commit_delete(ids))?;
         self.after_write();
         self.inner.core.kick_compactor();
         Ok(n)
+    }
+
+    /// With the writer lock held: waits until every batch logged before has committed, so
+    /// that the current version holds every earlier write (a read-modify-write then sees
+    /// them all, and no later write can come between).
+    pub(super) fn wait_pending(&self) -> Result<()> {
+        let mut c = self.inner.commits.lock();
+        while !c.pending.is_empty() {
+            self.inner.core.wal.check_poisoned()?;
+            self.inner
+                .progress
+                .wait_for(&mut c, std::time::Duration::from_millis(100));
+        }
+        Ok(())
     }
 
     /// Queues a logged batch for its commit (with the writer lock held: LSN order).

@@ -181,6 +181,30 @@ impl Segment {
         u32_at(self.ids_body(), (self.rows + self.sorted) * 8 + i * 4) as usize
     }
 
+    /// Entries of the id lookup table: live rows at seal time, by ascending id.
+    pub(crate) fn sorted_len(&self) -> usize {
+        self.sorted
+    }
+
+    /// Entry `i` of the id lookup table: an id and its row (`i < sorted_len()`).
+    pub(crate) fn sorted_entry(&self, i: usize) -> (u64, u32) {
+        (self.sorted_id(i), self.sorted_row(i) as u32)
+    }
+
+    /// The first entry of the id lookup table whose id is greater than `id`.
+    pub(crate) fn sorted_after(&self, id: u64) -> usize {
+        let (mut lo, mut hi) = (0usize, self.sorted);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.sorted_id(mid) <= id {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
     /// The row holding `id`, if any. Rows that were dead when the segment was sealed are not
     /// in the lookup table; rows deleted later are (the caller checks the tombstones).
     pub(crate) fn find(&self, id: u64) -> Option<usize> {
