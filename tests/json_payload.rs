@@ -478,3 +478,101 @@ fn null_and_missing_are_told_apart() {
         assert_eq!(ids(Filter::eq("a", ()).not()), [1, 2, 3]);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Files of the previous format version
+
+/// Sets the format version in the 64-byte header of the file at `p` (and its checksum).
+fn set_version(p: &std::path::Path, version: u16) {
+    let mut b = std::fs::read(p).unwrap();
+    b[8..10].copy_from_slice(&version.to_le_bytes());
+    let crc = crc32c::crc32c(&b[..60]);
+    b[60..64].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(p, b).unwrap();
+}
+
+fn version_of(p: &std::path::Path) -> u16 {
+    let b = std::fs::read(p).unwrap();
+    u16::from_le_bytes([b[8], b[9]])
+}
+
+fn files(dir: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.file_name().unwrap().to_str().unwrap().ends_with(name) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A database whose WAL and payload files carry the previous version (1; its documents use
+/// the old value tags only, byte for byte what scalars still encode to) opens and reads back;
+/// new writes go to a new WAL file of version 2, so an older build refuses it clearly instead
+/// of misreading new documents; a version from the future is refused with a clear message.
+#[test]
+fn version_1_files_still_open_and_new_ones_are_version_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = |i: u64| {
+        Record::new(i, vector(i))
+            .with_text("t")
+            .with_field("lang", "en")
+            .with_field("n", i as i64)
+            .with_field("tags", vec!["a", "b"])
+    };
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db
+            .create_collection("v", CollectionConfig::new(DIM, Metric::Dot))
+            .unwrap();
+        c.upsert((0..5).map(old).collect::<Vec<_>>()).unwrap();
+        c.flush().unwrap();
+        c.upsert((5..8).map(old).collect::<Vec<_>>()).unwrap();
+    }
+    let wal = files(dir.path(), ".wal");
+    let payload = files(dir.path(), "payload");
+    assert!(!wal.is_empty() && !payload.is_empty());
+    for p in wal.iter().chain(&payload) {
+        assert_eq!(version_of(p), 2, "{}", p.display());
+        set_version(p, 1);
+    }
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.collection("v").unwrap();
+        for i in 0..8 {
+            assert_eq!(c.get(i).unwrap().unwrap(), old(i));
+        }
+        let f = Filter::eq("tags", "b").and(Filter::range("n").gte(3.0));
+        assert_eq!(search_ids(&c, &f, 8), (3..8).collect());
+        c.upsert(Record::new(9, vector(9)).with_field("j", Value::List(vec![Value::Null])))
+            .unwrap();
+    }
+    let newest = files(dir.path(), ".wal").pop().unwrap();
+    assert!(!wal.contains(&newest), "new frames went to a new log file");
+    assert_eq!(version_of(&newest), 2);
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.collection("v").unwrap();
+        assert_eq!(c.get(3).unwrap().unwrap(), old(3));
+        assert_eq!(
+            c.get(9).unwrap().unwrap().payload["j"],
+            Value::List(vec![Value::Null])
+        );
+    }
+    set_version(&payload[0], 3);
+    let e = match Database::open(dir.path()).and_then(|db| {
+        let c = db.collection("v")?;
+        c.get(0).map(|_| ())
+    }) {
+        Err(e) => e.to_string(),
+        Ok(()) => panic!("a version 3 payload file was read"),
+    };
+    assert!(e.contains("format version 3 is not supported"), "{e}");
+}
