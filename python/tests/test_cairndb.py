@@ -201,7 +201,7 @@ def test_bad_ids(db, ids, exc, msg):
         (None, ["x", {}], TypeError, "must be a dict"),
         (None, [{"a": 2**70}, {}], cairndb.InvalidInputError, "out of range"),
         (None, [{"a": -(2**63) - 1}, {}], cairndb.InvalidInputError, "out of range"),
-        (None, [{"a": float("nan")}, {}], cairndb.InvalidInputError, "'a'.*not a finite"),
+        (None, [{"a": float("nan")}, {}], cairndb.InvalidInputError, '"a".*not a finite'),
         (None, [{"m": {"s": [1.0, float("inf")]}}, {}], ValueError, r"m\.s\[1\].*not a finite"),
         (None, [{"a": np.float64("nan")}, {}], ValueError, "not a finite"),
     ],
