@@ -135,5 +135,7 @@ def test_filters_on_nested_paths_arrays_and_null(db):
         assert ids({"tags": "b"}) == [0]
         assert ids({"authors.name": "x"}) == [1]
         assert ids({"meta": None}) == [2]
+        assert ids({"meta": {"$exists": False}}) == [3, 4]
+        assert ids({"meta": {"$exists": True}}) == [0, 1, 2]
         assert ids({"n": 2**64 - 1}) == [3]
         assert ids({"n": {"$gt": 1.5}}) == [3]

@@ -4,7 +4,8 @@
 //! | file | role |
 //! |---|---|
 //! | `config.rs` | [`Options`], [`Durability`], [`CollectionConfig`], [`TextConfig`], name rules |
-//! | `record.rs` | [`Record`], [`Value`], [`Payload`], [`Hit`], [`Legs`], [`LegScore`]; the stored document codec |
+//! | `record.rs` | [`Record`], [`Payload`], [`Hit`], [`Legs`], [`LegScore`]; the stored document codec |
+//! | `value.rs` | [`Value`]: any JSON value, its JSON and stored forms, depth limit and validation |
 //! | `filter/` | [`Filter`]: builder, serde form, text syntax, validation, reference matcher |
 
 pub(crate) mod config;

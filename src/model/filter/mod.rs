@@ -68,11 +68,11 @@ pub enum Filter {
     Or(#[serde(with = "nested")] Vec<Filter>),
     /// The operand does not match.
     Not(#[serde(with = "nested")] Box<Filter>),
-    /// The field equals the value (a string list: holds it).
+    /// A value at the field equals the value (a list: any element does).
     Eq {
         /// Field name.
         field: String,
-        /// A string, integer, float or bool.
+        /// A scalar: null, bool, number or string.
         value: Value,
     },
     /// The field equals one of the values.
