@@ -210,6 +210,19 @@ class Collection:
 class Hit:
     """One search result."""
 
+    def __new__(
+        cls,
+        id: int,
+        score: float,
+        text: Optional[str] = None,
+        payload: Optional[_Payload] = None,
+        legs: Optional[dict[str, Any]] = None,
+    ) -> Hit: ...
+    def to_dict(self) -> dict[str, Any]:
+        """{"id", "score", "text", "payload", "legs"}."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
     @property
     def id(self) -> int: ...
     @property
@@ -235,6 +248,18 @@ class Scan:
 @final
 class Record:
     """A stored record."""
+
+    def __new__(
+        cls,
+        id: int,
+        vector: Sequence[float],
+        text: Optional[str] = None,
+        payload: Optional[_Payload] = None,
+    ) -> Record: ...
+    def to_dict(self) -> dict[str, Any]:
+        """{"id", "vector" (a list of floats), "text", "payload"}."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
 
     @property
     def id(self) -> int: ...

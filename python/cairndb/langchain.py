@@ -259,13 +259,24 @@ class CairnVectorStore(VectorStore):
             )
         return str_ids
 
-    def delete(self, ids: Optional[list[str]] = None, **kwargs: Any) -> Optional[bool]:
-        """Deletes by id; ids that do not exist are ignored."""
-        if ids is None:
-            raise ValueError("delete needs a list of ids (use delete_collection() to drop all)")
+    def delete(
+        self, ids: Optional[list[str]] = None, filter: Filter = None, **kwargs: Any
+    ) -> Optional[bool]:
+        """Deletes by id (ids that do not exist are ignored), or every document whose metadata
+        `filter` matches (a dict or the text syntax, as in the searches), atomically."""
+        if ids is None and filter is None:
+            raise ValueError(
+                "delete needs ids or filter= (use delete_collection() to drop all)"
+            )
+        if ids is not None and filter is not None:
+            raise ValueError("delete takes ids or filter=, not both")
         self._writable()
         col = self._reading()
-        if col is not None and ids:
+        if col is None:
+            return True
+        if filter is not None:
+            col.delete(filter=filter)
+        elif ids:
             col.delete([_key(str(i)) for i in ids])
         return True
 

@@ -1779,9 +1779,111 @@ impl PyHit {
         Ok(Some(d))
     }
 
+    /// A hit from its parts (what pickling uses): `legs` as the `legs` property gives it.
+    #[new]
+    #[pyo3(signature = (id, score, text=None, payload=None, legs=None))]
+    fn new(
+        id: u64,
+        score: f32,
+        text: Option<String>,
+        payload: Option<&Bound<'_, PyAny>>,
+        legs: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        Ok(PyHit {
+            id,
+            score,
+            text,
+            payload_rs: payload.map(payload_from_py).transpose()?,
+            legs_rs: legs.map(legs_from_py).transpose()?,
+        })
+    }
+
+    /// `{"id", "score", "text", "payload", "legs"}`.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("id", self.id)?;
+        d.set_item("score", self.score)?;
+        d.set_item("text", &self.text)?;
+        d.set_item("payload", self.payload(py)?)?;
+        d.set_item("legs", self.legs(py)?)?;
+        Ok(d)
+    }
+
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
+        let h = slf.get();
+        let args = PyTuple::new(
+            py,
+            [
+                h.id.into_pyobject(py)?.into_any(),
+                h.score.into_pyobject(py)?.into_any(),
+                h.text.clone().into_pyobject(py)?.into_any(),
+                h.payload(py)?.into_pyobject(py)?.into_any(),
+                h.legs(py)?.into_pyobject(py)?.into_any(),
+            ],
+        )?;
+        Ok((slf.get_type().into_any(), args))
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other.cast::<PyHit>().is_ok_and(|o| {
+            let o = o.get();
+            o.id == self.id
+                && o.score.to_bits() == self.score.to_bits()
+                && o.text == self.text
+                && o.payload_rs == self.payload_rs
+                && o.legs_rs == self.legs_rs
+        })
+    }
+
+    fn __hash__(&self) -> u64 {
+        self.id ^ u64::from(self.score.to_bits()).rotate_left(32)
+    }
+
     fn __repr__(&self) -> String {
         format!("Hit(id={}, score={:.6})", self.id, self.score)
     }
+}
+
+/// A `legs` dict (as `Hit.legs` gives it) back into `Legs`.
+fn legs_from_py(l: &Bound<'_, PyAny>) -> PyResult<Legs> {
+    let bad = || {
+        invalid(
+            "legs must be {\"vector\": {\"rank\", \"score\"} | None, \"text\": … | None, \"fused\": float}",
+        )
+    };
+    let d = l.cast::<PyDict>().map_err(|_| bad())?;
+    let leg = |name: &str| -> PyResult<Option<cairndb::LegScore>> {
+        match d.get_item(name)? {
+            None => Ok(None),
+            Some(x) if x.is_none() => Ok(None),
+            Some(x) => {
+                let x = x.cast::<PyDict>().map_err(|_| bad())?;
+                let rank = x
+                    .get_item("rank")?
+                    .ok_or_else(bad)?
+                    .extract()
+                    .map_err(|_| bad())?;
+                let score = x
+                    .get_item("score")?
+                    .ok_or_else(bad)?
+                    .extract()
+                    .map_err(|_| bad())?;
+                Ok(Some(cairndb::LegScore { rank, score }))
+            }
+        }
+    };
+    Ok(Legs {
+        vector: leg("vector")?,
+        text: leg("text")?,
+        fused: d
+            .get_item("fused")?
+            .ok_or_else(bad)?
+            .extract()
+            .map_err(|_| bad())?,
+    })
 }
 
 struct ScanState {
@@ -1887,6 +1989,70 @@ impl PyRecord {
     #[getter]
     fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         payload_to_py(py, &self.payload_rs)
+    }
+
+    /// A record from its parts (what pickling uses).
+    #[new]
+    #[pyo3(signature = (id, vector, text=None, payload=None))]
+    fn new(
+        id: u64,
+        vector: Vec<f32>,
+        text: Option<String>,
+        payload: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        Ok(PyRecord {
+            id,
+            text,
+            vector_rs: vector,
+            payload_rs: payload
+                .map(payload_from_py)
+                .transpose()?
+                .unwrap_or_default(),
+        })
+    }
+
+    /// `{"id", "vector" (a list of floats), "text", "payload"}`.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("id", self.id)?;
+        d.set_item("vector", self.vector_rs.clone())?;
+        d.set_item("text", &self.text)?;
+        d.set_item("payload", self.payload(py)?)?;
+        Ok(d)
+    }
+
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
+        let r = slf.get();
+        let args = PyTuple::new(
+            py,
+            [
+                r.id.into_pyobject(py)?.into_any(),
+                r.vector_rs.clone().into_pyobject(py)?.into_any(),
+                r.text.clone().into_pyobject(py)?.into_any(),
+                r.payload(py)?.into_any(),
+            ],
+        )?;
+        Ok((slf.get_type().into_any(), args))
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other.cast::<PyRecord>().is_ok_and(|o| {
+            let o = o.get();
+            o.id == self.id
+                && o.text == self.text
+                && o.payload_rs == self.payload_rs
+                && o.vector_rs
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .eq(self.vector_rs.iter().map(|x| x.to_bits()))
+        })
+    }
+
+    fn __hash__(&self) -> u64 {
+        self.id
     }
 
     fn __repr__(&self) -> String {

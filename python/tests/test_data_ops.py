@@ -228,3 +228,28 @@ def test_update_keeps_what_it_is_not_given(tmp_path):
     hits = col.search(text="new text", k=1)
     assert hits[0].id == 1
     db.close()
+
+
+def test_hits_and_records_pickle_and_convert_to_dicts(tmp_path):
+    import pickle
+
+    db, col = filled(tmp_path, 5)
+    col.upsert([7], np.ones((1, DIM), dtype=np.float32), texts=["hello world"],
+               payloads=[{"s": "x", "n": 3, "f": 0.5, "b": True, "l": ["a"]}])
+    hits = col.search(vector=[1.0] * DIM, text="hello", k=3)
+    assert hits and hits[0].legs is not None
+    for h in hits:
+        back = pickle.loads(pickle.dumps(h))
+        assert back == h and hash(back) == hash(h)
+        assert back.to_dict() == h.to_dict()
+        assert set(h.to_dict()) == {"id", "score", "text", "payload", "legs"}
+    rec = col.get(7)
+    back = pickle.loads(pickle.dumps(rec))
+    assert back == rec and back.payload == rec.payload
+    d = rec.to_dict()
+    assert d["id"] == 7 and d["text"] == "hello world" and len(d["vector"]) == DIM
+    assert d["payload"] == {"s": "x", "n": 3, "f": 0.5, "b": True, "l": ["a"]}
+    assert rec != col.get(1)
+    with pytest.raises(cairndb.InvalidInputError, match="legs"):
+        cairndb.Hit(1, 0.5, legs={"fused": "no"})
+    db.close()

@@ -159,7 +159,7 @@ def test_persists_across_reopen(tmp_path):
 
 
 def test_bad_calls(store):
-    with pytest.raises(ValueError, match="needs a list of ids"):
+    with pytest.raises(ValueError, match="needs ids or filter"):
         store.delete()
     with pytest.raises(ValueError, match="metadatas"):
         store.add_texts(["a", "b"], metadatas=[{}])
@@ -235,3 +235,17 @@ def test_read_only_store_needs_an_existing_database(tmp_path):
         store.add_texts(["a"])
     ro.close()
     db.close()
+
+
+def test_delete_by_metadata_filter(store):
+    before = {d.id for d in store.similarity_search("anything at all", k=10)}
+    assert store.delete(filter={"source": "a.md"}) is True
+    after = {d.id for d in store.similarity_search("anything at all", k=10)}
+    assert after == before - {"d0", "d1"}
+    assert store.get_by_ids(["d0", "d1"]) == []
+    store.delete(filter='year > 2023')
+    assert {d.id for d in store.similarity_search("anything", k=10)} == after - {"d3"}
+    with pytest.raises(ValueError, match="ids or filter"):
+        store.delete()
+    with pytest.raises(ValueError, match="not both"):
+        store.delete(["d2"], filter={"source": "c.md"})
