@@ -500,4 +500,36 @@ mod tests {
             }
         }
     }
+
+    /// Null bitmaps travel in the extension after `StoredFields`; a file without nulls has no
+    /// extension (the layout older builds wrote, still decoded), and older builds reading a file
+    /// with one stop before it.
+    #[test]
+    fn nulls_round_trip_through_the_extension() {
+        let mut idx = FieldIndex::new();
+        for r in 0..10u32 {
+            let mut p = Payload::new();
+            let v = if r % 3 == 0 {
+                Value::Null
+            } else {
+                Value::List(vec![
+                    Value::Int(r.into()),
+                    Value::Int(r.into()),
+                    Value::Null,
+                ])
+            };
+            p.insert("a".into(), v);
+            idx.push(r, &p);
+        }
+        let bytes = idx.clone().encode(1);
+        let path = Path::new("fields");
+        let seg = FieldIndex::decode(&bytes, path, 1, 10).unwrap();
+        assert_eq!(seg.eq("a", &Value::Null).len(), 10);
+        assert_eq!(seg.eq("a", &Value::Int(4)), idx.eq("a", &Value::Int(4)));
+        let body = &bytes[crate::io::header::HEADER_LEN..];
+        let (_, rest): (StoredFields, &[u8]) = postcard::take_from_bytes(body).unwrap();
+        assert!(!rest.is_empty());
+        let old: StoredFields = postcard::from_bytes(body).unwrap();
+        assert_eq!(old.rows, 10);
+    }
 }
