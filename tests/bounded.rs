@@ -84,15 +84,31 @@ fn json_is_limited_while_it_is_read() {
             "}".repeat(n)
         )
     };
+    // The old tree form (an alias) reads; `Serialize` writes the operator form.
     let f: Filter = serde_json::from_str(&nested_nots(MAX)).unwrap();
     assert_eq!(f.depth(), MAX);
-    assert_eq!(serde_json::to_string(&f).unwrap(), nested_nots(MAX));
-    let e = serde_json::from_str::<Filter>(&nested_nots(MAX + 1)).unwrap_err();
-    assert!(e.to_string().contains("filter nested too deeply"), "{e}");
+    let op_nots = |n: usize| {
+        format!(
+            "{}{}{}",
+            r#"{"$not":"#.repeat(n),
+            r#"{"a":{"$exists":true}}"#,
+            "}".repeat(n)
+        )
+    };
+    assert_eq!(serde_json::to_string(&f).unwrap(), op_nots(MAX));
+    assert_eq!(serde_json::from_str::<Filter>(&op_nots(MAX)).unwrap(), f);
+    for json in [nested_nots(MAX + 1), op_nots(MAX + 1)] {
+        let e = serde_json::from_str::<Filter>(&json).unwrap_err();
+        assert!(e.to_string().contains("filter nested too deeply"), "{e}");
+        too_deep(Filter::from_json(&json), MAX + 1);
+    }
 
     on_small_stack(move || {
-        let e = serde_json::from_str::<Filter>(&nested_nots(100_000)).unwrap_err();
-        assert!(e.to_string().contains("filter nested too deeply"), "{e}");
+        for json in [nested_nots(100_000), op_nots(100_000)] {
+            let e = serde_json::from_str::<Filter>(&json).unwrap_err();
+            assert!(e.to_string().contains("filter nested too deeply"), "{e}");
+            too_deep(Filter::from_json(&json), MAX + 1);
+        }
         // `and` costs serde_json two levels (object, array): its own limit may answer first.
         let ands = format!(
             "{}{}{}",

@@ -178,14 +178,15 @@ pub struct SearchArgs {
     /// A full-text query (BM25); with --vector the search is hybrid.
     #[arg(long, value_name = "QUERY")]
     pub text: Option<String>,
-    /// Only return records matching this filter, e.g.
-    /// 'lang = "en" AND year >= 2020 AND tags IN ("a", "b") AND NOT draft = true'
-    /// (syntax: docs/filters.md).
+    /// Only return records matching this filter: the text syntax, e.g.
+    /// 'lang = "en" AND year >= 2020 AND tags IN ("a", "b") AND NOT draft = true',
+    /// or JSON in the operator form when it starts with '{', e.g.
+    /// '{"lang": "en", "year": {"$gte": 2020}}' (docs/filters.md).
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
     /// Many queries, answered in order with the database opened once: a .fvecs file (one
     /// vector per row) or a .jsonl file whose lines carry any of "vector", "text", "filter"
-    /// (text syntax or JSON form) and "k".
+    /// (a string in the text syntax, or an object in the JSON operator form) and "k".
     #[arg(long, value_name = "FILE")]
     pub queries: Option<PathBuf>,
     /// Number of hits per query.

@@ -30,17 +30,9 @@ struct QueryLine {
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
-    filter: Option<FilterArg>,
+    filter: Option<serde_json::Value>,
     #[serde(default)]
     k: Option<usize>,
-}
-
-/// A filter in a query line: the text syntax, or the JSON form.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum FilterArg {
-    Text(String),
-    Json(Filter),
 }
 
 fn to_json<T: Serialize>(v: &T) -> CliResult<String> {
@@ -57,8 +49,39 @@ fn filter_error(e: &cairndb::Error) -> String {
     }
 }
 
+/// A filter argument: JSON in the operator form when it starts with `{`, else the text syntax.
+pub(crate) fn filter_arg(text: &str) -> cairndb::Result<Filter> {
+    if text.trim_start().starts_with('{') {
+        Filter::from_json(text)
+    } else {
+        Filter::parse(text)
+    }
+}
+
 fn parse_filter(text: &str) -> CliResult<Filter> {
-    Filter::parse(text).map_err(|e| fail(format_args!("--filter: {}", filter_error(&e))))
+    filter_arg(text).map_err(|e| fail(format_args!("--filter: {}", filter_error(&e))))
+}
+
+/// The "filter" of a query line: a string (the text syntax, or JSON if it starts with `{`),
+/// or an object (the operator form, or the old tree form).
+fn query_line_filter(v: &serde_json::Value) -> Result<Filter, String> {
+    match v {
+        serde_json::Value::String(t) => filter_arg(t),
+        serde_json::Value::Object(_) => Filter::from_json_value(v),
+        other => {
+            let kind = match other {
+                serde_json::Value::Null => "null",
+                serde_json::Value::Bool(_) => "a bool",
+                serde_json::Value::Number(_) => "a number",
+                _ => "a list",
+            };
+            return Err(format!(
+                "\"filter\" is a string (the text syntax) or an object such as \
+                 {{\"year\": {{\"$gte\": 2020}}}}, not {kind}"
+            ));
+        }
+    }
+    .map_err(|e| filter_error(&e))
 }
 
 /// Reads the queries of `search`: --vector/--text/--filter, or a .fvecs or .jsonl file.
@@ -106,9 +129,8 @@ fn read_queries(a: &SearchArgs) -> CliResult<Vec<Query>> {
             fail(format_args!("{}:{}: {what}", path.display(), i + 1))
         };
         let q: QueryLine = serde_json::from_str(line).map_err(|e| at(&e))?;
-        let line_filter = match q.filter {
-            Some(FilterArg::Text(t)) => Some(Filter::parse(&t).map_err(|e| at(&filter_error(&e)))?),
-            Some(FilterArg::Json(f)) => Some(f),
+        let line_filter = match &q.filter {
+            Some(v) => Some(query_line_filter(v).map_err(|e| at(&e))?),
             None => filter.clone(),
         };
         let text = q.text.or_else(|| a.text.clone());
@@ -198,6 +220,13 @@ fn explain_text(x: &Explain) -> String {
     let mut s = String::new();
     if let Some(f) = &x.filter {
         s += &format!("filter    {f}\n");
+    }
+    if !x.unknown_fields.is_empty() {
+        let names: Vec<String> = x.unknown_fields.iter().map(|f| format!("{f:?}")).collect();
+        s += &format!(
+            "note      no record has the field {} (a condition on it matches nothing)\n",
+            names.join(", ")
+        );
     }
     if !x.vector.is_empty() {
         let mut t = Table::new(&[

@@ -1,4 +1,4 @@
-//! The filter text syntax: what parses must print and parse back, and its index must agree with the matcher.
+//! The filter text syntax and JSON form: what parses must print (and write) and read back, and its index must agree with the matcher.
 //! See `cairndb::fuzzing::filter` for the input format.
 #![no_main]
 

@@ -523,15 +523,16 @@ fn ids_from_py(ids: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
     Ok(out)
 }
 
-/// A filter from the text syntax (`str`) or a Chroma/MongoDB-style dict.
+/// A filter from the text syntax (`str`) or a Chroma/MongoDB-style dict. A dict is read by
+/// the library's JSON filter reader (`Filter::from_deserializer`: the same language, rules and
+/// messages as JSON in Rust and the CLI), through a [`PyJson`] copy of it.
 fn filter_from_py(f: &Bound<'_, PyAny>) -> PyResult<Filter> {
     if let Ok(s) = f.extract::<String>() {
         return Filter::parse(&s).map_err(to_py);
     }
-    if let Ok(d) = f.cast::<PyDict>() {
-        let filter = filter_from_dict(d, 0)?;
-        filter.validate().map_err(to_py)?;
-        return Ok(filter);
+    if f.is_instance_of::<PyDict>() {
+        let tree = PyJson::from_py(f, 0)?;
+        return Filter::from_deserializer(tree).map_err(to_py);
     }
     Err(PyTypeError::new_err(format!(
         "filter must be a str (text syntax) or a dict, not {}",
@@ -539,149 +540,137 @@ fn filter_from_py(f: &Bound<'_, PyAny>) -> PyResult<Filter> {
     )))
 }
 
-/// `depth`: how many `$and`/`$or`/`$not` enclose `d` (each adds a level to the filter, so more
-/// than `Filter::MAX_DEPTH` is refused here, before the recursion could exhaust the stack).
-fn filter_from_dict(d: &Bound<'_, PyDict>, depth: usize) -> PyResult<Filter> {
-    if depth > Filter::MAX_DEPTH {
-        return Err(to_py(Error::FilterTooDeep {
-            depth,
-            max: Filter::MAX_DEPTH,
-        }));
-    }
-    let mut parts = Vec::new();
-    for (k, v) in d.iter() {
-        let key: String = k
-            .extract()
-            .map_err(|_| invalid(format!("filter keys must be str, found {}", type_name(&k))))?;
-        parts.push(match key.as_str() {
-            "$and" | "$or" => {
-                let list = v.cast::<PyList>().map_err(|_| {
-                    invalid(format!("{key} takes a list of filters, not {}", type_name(&v)))
-                })?;
-                let subs = list
-                    .iter()
-                    .map(|x| {
-                        let d = x.cast::<PyDict>().map_err(|_| {
-                            invalid(format!(
-                                "{key} takes a list of dicts, found {}",
-                                type_name(&x)
-                            ))
-                        })?;
-                        filter_from_dict(d, depth + 1)
-                    })
-                    .collect::<PyResult<Vec<_>>>()?;
-                if key == "$and" {
-                    Filter::And(subs)
-                } else {
-                    Filter::Or(subs)
-                }
-            }
-            "$not" => {
-                let inner = v.cast::<PyDict>().map_err(|_| {
-                    invalid(format!("$not takes a filter dict, not {}", type_name(&v)))
-                })?;
-                filter_from_dict(inner, depth + 1)?.not()
-            }
-            "$contains" | "$has_term" => Filter::has_term(v.extract::<String>().map_err(|_| {
-                invalid(format!("{key} takes a string, not {}", type_name(&v)))
-            })?),
-            op if op.starts_with('$') => {
-                return Err(invalid(format!(
-                    "unknown filter operator {op:?} at the top level (use $and, $or, $not, $contains, or a field name)"
-                )));
-            }
-            field => field_filter(field, &v)?,
-        });
-    }
-    Ok(if parts.len() == 1 {
-        parts.pop().expect("one part")
-    } else {
-        Filter::And(parts)
-    })
+/// A JSON-like copy of a Python filter dict, in the dict's key order, read by serde.
+enum PyJson {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(String),
+    List(Vec<PyJson>),
+    Dict(Vec<(String, PyJson)>),
 }
 
-/// `{"field": value}` or `{"field": {"$op": value, ...}}`.
-fn field_filter(field: &str, v: &Bound<'_, PyAny>) -> PyResult<Filter> {
-    let Ok(ops) = v.cast::<PyDict>() else {
-        return Ok(Filter::eq(field, value_from_py(field, v)?));
-    };
-    let mut parts = Vec::new();
-    let mut range: Option<Filter> = None;
-    for (k, x) in ops.iter() {
-        let op: String = k.extract().map_err(|_| {
-            invalid(format!(
-                "operators under {field:?} must be str, found {}",
-                type_name(&k)
-            ))
-        })?;
-        let num = || -> PyResult<f64> {
-            if x.is_instance_of::<PyBool>() {
-                return Err(invalid(format!(
-                    "{op} on {field:?} takes a number, not bool"
-                )));
+impl PyJson {
+    /// How deep dicts and lists may nest in a filter dict: enough for `$and` (two levels: the
+    /// dict and its list) nested `Filter::MAX_DEPTH` deep, with room to spare, so the library
+    /// reports the depth of anything it could accept. Deeper input is refused here, before
+    /// the copy could exhaust the stack.
+    const MAX_NESTING: usize = 2 * Filter::MAX_DEPTH + 8;
+
+    /// `depth`: the dicts and lists enclosing `v`.
+    fn from_py(v: &Bound<'_, PyAny>, depth: usize) -> PyResult<PyJson> {
+        if v.is_none() {
+            return Ok(PyJson::Null);
+        }
+        // bool before int: Python's bool is a subclass of int.
+        if v.is_instance_of::<PyBool>() {
+            return Ok(PyJson::Bool(v.extract()?));
+        }
+        if v.is_instance_of::<PyString>() {
+            return Ok(PyJson::Str(v.extract()?));
+        }
+        if v.is_instance_of::<PyFloat>() {
+            return Ok(PyJson::Float(v.extract()?));
+        }
+        let int = |v: &Bound<'_, PyAny>| {
+            if let Ok(i) = v.extract::<i64>() {
+                Ok(PyJson::Int(i))
+            } else if let Ok(u) = v.extract::<u64>() {
+                Ok(PyJson::UInt(u))
+            } else {
+                Err(invalid(format!(
+                    "filter value {v} is outside the range of a 64-bit integer"
+                )))
             }
-            x.extract::<f64>().map_err(|_| {
-                invalid(format!(
-                    "{op} on {field:?} takes a number, not {}",
-                    type_name(&x)
-                ))
-            })
         };
-        let values = || -> PyResult<Vec<Value>> {
-            let list = x.cast::<PyList>().map_err(|_| {
-                invalid(format!(
-                    "{op} on {field:?} takes a list, not {}",
-                    type_name(&x)
-                ))
-            })?;
-            list.iter().map(|i| value_from_py(field, &i)).collect()
-        };
-        match op.as_str() {
-            "$eq" => parts.push(Filter::eq(field, value_from_py(field, &x)?)),
-            "$ne" => parts.push(Filter::eq(field, value_from_py(field, &x)?).not()),
-            "$in" => parts.push(Filter::In {
-                field: field.to_owned(),
-                values: values()?,
-            }),
-            "$nin" => parts.push(
-                Filter::In {
-                    field: field.to_owned(),
-                    values: values()?,
-                }
-                .not(),
-            ),
-            "$gt" | "$gte" | "$lt" | "$lte" => {
-                let r = range.take().unwrap_or_else(|| Filter::range(field));
-                let n = num()?;
-                range = Some(match op.as_str() {
-                    "$gt" => r.gt(n),
-                    "$gte" => r.gte(n),
-                    "$lt" => r.lt(n),
-                    _ => r.lte(n),
-                });
+        if v.is_instance_of::<PyInt>() {
+            return int(v);
+        }
+        let nested = v.is_instance_of::<PyDict>()
+            || v.is_instance_of::<PyList>()
+            || v.is_instance_of::<PyTuple>();
+        if nested && depth >= Self::MAX_NESTING {
+            // A filter level costs at most two containers: this one is at least depth / 2.
+            return Err(to_py(Error::FilterTooDeep {
+                depth: depth / 2,
+                max: Filter::MAX_DEPTH,
+            }));
+        }
+        if let Ok(d) = v.cast::<PyDict>() {
+            let mut out = Vec::with_capacity(d.len());
+            for (k, x) in d.iter() {
+                let key: String = k.extract().map_err(|_| {
+                    invalid(format!("filter keys must be str, found {}", type_name(&k)))
+                })?;
+                out.push((key, PyJson::from_py(&x, depth + 1)?));
             }
-            "$exists" => {
-                let yes: bool = x
-                    .extract()
-                    .map_err(|_| invalid(format!("$exists on {field:?} takes true or false")))?;
-                let e = Filter::exists(field);
-                parts.push(if yes { e } else { e.not() });
+            return Ok(PyJson::Dict(out));
+        }
+        if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+            let items = v
+                .try_iter()?
+                .map(|x| PyJson::from_py(&x?, depth + 1))
+                .collect::<PyResult<_>>()?;
+            return Ok(PyJson::List(items));
+        }
+        // numpy scalars: integers have __index__, floats convert with __float__.
+        if v.hasattr("__index__")? {
+            return int(v);
+        }
+        if v.hasattr("__float__")?
+            && let Ok(f) = v.extract::<f64>()
+        {
+            return Ok(PyJson::Float(f));
+        }
+        Err(invalid(format!(
+            "unsupported value of type {} in a filter (use str, int, float, bool, None, a list \
+             or a dict)",
+            type_name(v)
+        )))
+    }
+}
+
+impl<'de> serde::de::IntoDeserializer<'de, serde::de::value::Error> for PyJson {
+    type Deserializer = PyJson;
+    fn into_deserializer(self) -> PyJson {
+        self
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for PyJson {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        use serde::de::value::{MapDeserializer, SeqDeserializer};
+        match self {
+            PyJson::Null => v.visit_unit(),
+            PyJson::Bool(b) => v.visit_bool(b),
+            PyJson::Int(i) => v.visit_i64(i),
+            PyJson::UInt(u) => v.visit_u64(u),
+            PyJson::Float(x) => v.visit_f64(x),
+            PyJson::Str(s) => v.visit_string(s),
+            PyJson::List(items) => {
+                let mut seq = SeqDeserializer::new(items.into_iter());
+                let out = v.visit_seq(&mut seq)?;
+                seq.end()?;
+                Ok(out)
             }
-            other => {
-                return Err(invalid(format!(
-                    "unknown operator {other:?} on field {field:?} (use $eq, $ne, $in, $nin, $gt, $gte, $lt, $lte, $exists)"
-                )));
+            PyJson::Dict(entries) => {
+                let mut map = MapDeserializer::new(entries.into_iter());
+                let out = v.visit_map(&mut map)?;
+                map.end()?;
+                Ok(out)
             }
         }
     }
-    if let Some(r) = range {
-        parts.push(r);
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
     }
-    Ok(match parts.len() {
-        1 => parts.pop().expect("one part"),
-        0 => return Err(invalid(format!("no operator given for field {field:?}"))),
-        _ => Filter::And(parts),
-    })
 }
 
 fn parse_metric(m: &str) -> PyResult<Metric> {

@@ -154,14 +154,25 @@ pub fn text_index(data: &[u8]) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Filters
 
-/// The filter text syntax: `data` as UTF-8 (invalid input is ignored). What parses must print
-/// as text that parses back to the same filter, and its index evaluation must agree with the
-/// reference matcher on a few payloads.
+/// The filter text syntax, or the JSON form when the input starts with `{`: `data` as UTF-8
+/// (invalid input is ignored). A JSON filter that reads must write as JSON that reads back to
+/// the same filter. What parses must print as text that parses back to the same filter, and
+/// its index evaluation must agree with the reference matcher on a few payloads.
 pub fn filter(data: &[u8]) -> Result<()> {
     let Ok(text) = std::str::from_utf8(data) else {
         return Ok(());
     };
-    let f = Filter::parse(text)?;
+    let f = if text.trim_start().starts_with('{') {
+        let f = Filter::from_json(text)?;
+        let json = f.to_json().expect("a valid filter writes as JSON");
+        match Filter::from_json(&json) {
+            Ok(back) => assert_eq!(back, f, "{text:?} written as {json:?}"),
+            Err(e) => panic!("{text:?} written as {json:?}, which does not read: {e}"),
+        }
+        f
+    } else {
+        Filter::parse(text)?
+    };
     let printed = f.to_string();
     match Filter::parse(&printed) {
         Ok(back) => assert_eq!(back, f, "{text:?} printed as {printed:?}"),

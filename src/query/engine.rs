@@ -50,6 +50,10 @@ pub(crate) fn run<S: Source, M: Source>(
             .as_ref()
             .filter(|_| req.explain)
             .map(ToString::to_string),
+        unknown_fields: match &req.filter {
+            Some(f) if req.explain => unknown_fields(view, f)?,
+            _ => Vec::new(),
+        },
         vector: Vec::new(),
         text: None,
         depth,
@@ -191,6 +195,31 @@ pub(crate) fn filter_rows<S: Source, M: Source>(
     }
     for m in view.memtables {
         out.push(one(m, f, view.analyzer)?);
+    }
+    Ok(out)
+}
+
+/// The fields `f` names that no live row of any source in `view` has (for `explain`).
+fn unknown_fields<S: Source, M: Source>(view: &View<'_, S, M>, f: &Filter) -> Result<Vec<String>> {
+    fn has<T: Source>(src: &T, field: &str) -> Result<bool> {
+        let mut rows = src.fields()?.exists(field);
+        rows.remove_range(src.rows() as u32..);
+        rows -= src.dead();
+        Ok(!rows.is_empty())
+    }
+    let mut out = Vec::new();
+    'fields: for field in f.fields() {
+        for s in view.segments {
+            if has(s, field)? {
+                continue 'fields;
+            }
+        }
+        for m in view.memtables {
+            if has(m, field)? {
+                continue 'fields;
+            }
+        }
+        out.push(field.to_owned());
     }
     Ok(out)
 }

@@ -20,6 +20,10 @@ pub struct Explain {
     /// The filter, in the text syntax.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
+    /// Fields the filter names that no live record in the collection has (a misspelling?):
+    /// a condition on such a field matches nothing (and its `NOT` everything). Not an error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_fields: Vec<String>,
     /// The vector leg, one plan per source (sealed segments oldest first, then the memtable).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vector: Vec<SourcePlan>,

@@ -4,8 +4,29 @@
 //! text). It has three equal forms:
 //!
 //! - a Rust builder: `Filter::eq("lang", "en").and(Filter::range("year").gte(2020))`;
-//! - JSON (serde): `{"and": [{"eq": {"field": "lang", "value": "en"}}, …]}`;
+//! - JSON (serde, [`Filter::from_json`]; also Python dicts and the CLI), in the operator form
+//!   of MongoDB and Chroma: `{"lang": "en", "year": {"$gte": 2020}}`;
 //! - a text syntax for the command line: `lang = "en" AND year >= 2020` (see [`Filter::parse`]).
+//!
+//! # JSON
+//! A filter is an object; each key is a condition, and several keys must all match:
+//! - `{"field": v}` — equality (`v` a string, number or bool); `{"field": {"$op": x, …}}` —
+//!   operators on the field, all required: `$eq`, `$ne` (= `$not` of `$eq`), `$in`, `$nin`
+//!   (lists; `[]` allowed), `$gt`, `$gte`, `$lt`, `$lte` (numbers; together one range),
+//!   `$exists` (`true`, or `false` = `$not`).
+//! - `{"$and": [f, …]}`, `{"$or": [f, …]}`, `{"$not": f}`; `{"$contains": "term"}` (alias
+//!   `$has_term`) — the text holds the analyzed term. `{}` matches everything.
+//! - A field name with dots is a path into nested objects (`meta.author`; see *Semantics*).
+//!
+//! **The old tree form** (`{"eq": {"field": "lang", "value": "en"}}`, `{"and": [...]}`, …,
+//! the serde form before the operator form) is still read, as an alias: a key `and` or `or`
+//! whose value is a list, or `not`, `eq`, `in`, `range`, `exists`, `has_term` whose value is an
+//! object with keys not starting with `$`, is read in the old form (which must then have its
+//! exact shape). Anything else is the operator form, so a field with one of those names is
+//! written with a scalar (`{"eq": 1}`) or with operators (`{"not": {"$in": [1, 2]}}`). A field
+//! whose name starts with `$` can only be written in the old form. `Serialize` writes the
+//! operator form (the old form only for such `$` fields): writing and reading gives back the
+//! same filter, floats bit for bit.
 //!
 //! # Semantics
 //! Payloads are JSON ([`Value`]); a filter names a value by a *path*.
@@ -46,6 +67,7 @@
 //! path a payload reaches (objects and lists included) in an exists set.
 
 mod display;
+mod json;
 mod parse;
 
 use serde::{Deserialize, Serialize};
@@ -59,15 +81,14 @@ use crate::model::record::{Payload, Value};
 /// rejects deeper filters). Dropping, serializing, deserializing, printing and
 /// [`matches`](Self::matches) are safe on a filter of any depth (none of them recurses past
 /// the limit); `Clone`, `PartialEq` and `Debug` recurse, so use them on validated filters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
     /// All operands match.
-    And(#[serde(with = "nested")] Vec<Filter>),
+    And(Vec<Filter>),
     /// At least one operand matches.
-    Or(#[serde(with = "nested")] Vec<Filter>),
+    Or(Vec<Filter>),
     /// The operand does not match.
-    Not(#[serde(with = "nested")] Box<Filter>),
+    Not(Box<Filter>),
     /// A value at the field equals the value (a list: any element does).
     Eq {
         /// Field name.
@@ -87,7 +108,6 @@ pub enum Filter {
         /// Field name.
         field: String,
         /// Bounds; at least one is set.
-        #[serde(flatten)]
         bounds: Bounds,
     },
     /// The record has the field.
@@ -158,6 +178,29 @@ impl Filter {
             }
         }
         deepest
+    }
+
+    /// The payload fields the filter names, each once, in order of first appearance.
+    /// Iterative: any depth is safe.
+    pub fn fields(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let mut stack = vec![self];
+        while let Some(f) = stack.pop() {
+            match f {
+                Filter::And(v) | Filter::Or(v) => stack.extend(v.iter().rev()),
+                Filter::Not(g) => stack.push(g),
+                Filter::Eq { field, .. }
+                | Filter::In { field, .. }
+                | Filter::Range { field, .. }
+                | Filter::Exists { field } => {
+                    if !out.contains(&field.as_str()) {
+                        out.push(field);
+                    }
+                }
+                Filter::HasTerm { .. } => {}
+            }
+        }
+        out
     }
 
     /// `field = value`.
@@ -371,62 +414,6 @@ impl Drop for Filter {
             // `f` has no operands left when it is dropped at the end of this iteration.
             take_operands(&mut f, &mut stack);
         }
-    }
-}
-
-/// Serde for the operands of `and`, `or` and `not`: each level counts itself in a per-thread
-/// depth, and a level past [`Filter::MAX_DEPTH`] is an error instead of one more stack frame
-/// (deserializing a hostile input, or serializing a filter built too deep in Rust).
-mod nested {
-    use std::cell::Cell;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use super::Filter;
-    use crate::error::Error;
-
-    thread_local! {
-        static DEPTH: Cell<usize> = const { Cell::new(0) };
-    }
-
-    /// One level of nesting, left when dropped.
-    struct Level;
-
-    impl Level {
-        fn enter() -> Result<Level, Error> {
-            DEPTH.with(|d| {
-                let depth = d.get() + 1;
-                if depth > Filter::MAX_DEPTH {
-                    return Err(Error::FilterTooDeep {
-                        depth,
-                        max: Filter::MAX_DEPTH,
-                    });
-                }
-                d.set(depth);
-                Ok(Level)
-            })
-        }
-    }
-
-    impl Drop for Level {
-        fn drop(&mut self) {
-            DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
-        }
-    }
-
-    pub(super) fn serialize<T: Serialize, S: Serializer>(
-        operands: &T,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        let _level = Level::enter().map_err(serde::ser::Error::custom)?;
-        operands.serialize(s)
-    }
-
-    pub(super) fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<T, D::Error> {
-        let _level = Level::enter().map_err(serde::de::Error::custom)?;
-        T::deserialize(d)
     }
 }
 

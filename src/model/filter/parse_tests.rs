@@ -443,30 +443,31 @@ fn display_roundtrips() {
     }
 }
 
-/// The JSON shown in `docs/filters.md`.
+/// The JSON shown in `docs/filters.md`: `Serialize` writes the operator form, and the old
+/// tree form (the documented alias) reads back to the same filter.
 #[test]
 fn json_form_in_the_docs() {
-    let f = p(r#"lang = "en" AND year >= 2020"#);
-    assert_eq!(
-        serde_json::to_string(&f).ok().as_deref(),
-        Some(
-            r#"{"and":[{"eq":{"field":"lang","value":"en"}},{"range":{"field":"year","gte":2020.0}}]}"#
-        )
-    );
-    let f = p(r#"tags IN ("a", "b") OR NOT EXISTS(author)"#);
-    assert_eq!(
-        serde_json::to_string(&f).ok().as_deref(),
-        Some(
-            r#"{"or":[{"in":{"field":"tags","values":["a","b"]}},{"not":{"exists":{"field":"author"}}}]}"#
-        )
-    );
-    let f = p(r#"0 < score <= 1.5 AND HAS_TERM("rust") AND draft != true"#);
-    assert_eq!(
-        serde_json::to_string(&f).ok().as_deref(),
-        Some(
-            r#"{"and":[{"range":{"field":"score","gt":0.0,"lte":1.5}},{"has_term":{"term":"rust"}},{"not":{"eq":{"field":"draft","value":true}}}]}"#
-        )
-    );
-    let back: Filter = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
-    assert_eq!(back, f);
+    let cases = [
+        (
+            r#"lang = "en" AND year >= 2020"#,
+            r#"{"$and":[{"lang":"en"},{"year":{"$gte":2020.0}}]}"#,
+            r#"{"and":[{"eq":{"field":"lang","value":"en"}},{"range":{"field":"year","gte":2020.0}}]}"#,
+        ),
+        (
+            r#"tags IN ("a", "b") OR NOT EXISTS(author)"#,
+            r#"{"$or":[{"tags":{"$in":["a","b"]}},{"$not":{"author":{"$exists":true}}}]}"#,
+            r#"{"or":[{"in":{"field":"tags","values":["a","b"]}},{"not":{"exists":{"field":"author"}}}]}"#,
+        ),
+        (
+            r#"0 < score <= 1.5 AND HAS_TERM("rust") AND draft != true"#,
+            r#"{"$and":[{"score":{"$gt":0.0,"$lte":1.5}},{"$contains":"rust"},{"$not":{"draft":true}}]}"#,
+            r#"{"and":[{"range":{"field":"score","gt":0.0,"lte":1.5}},{"has_term":{"term":"rust"}},{"not":{"eq":{"field":"draft","value":true}}}]}"#,
+        ),
+    ];
+    for (text, json, old) in cases {
+        let f = p(text);
+        assert_eq!(serde_json::to_string(&f).ok().as_deref(), Some(json));
+        assert_eq!(Filter::from_json(json).ok().as_ref(), Some(&f), "{json}");
+        assert_eq!(Filter::from_json(old).ok().as_ref(), Some(&f), "{old}");
+    }
 }
