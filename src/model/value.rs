@@ -591,6 +591,13 @@ impl Serialize for Ser<'_> {
         if v.is_container() && depth >= Value::MAX_DEPTH {
             return Err(ser::Error::custom(too_deep()));
         }
+        // JSON has no NaN or infinity (serde_json would write `null`, which reads back as a
+        // different value): refused, as at upsert.
+        if let Value::Float(x) = v
+            && !x.is_finite()
+        {
+            return Err(ser::Error::custom(format!("{x} is not a finite number")));
+        }
         match v {
             Value::Null => s.serialize_unit(),
             Value::Bool(b) => s.serialize_bool(*b),
