@@ -10,7 +10,7 @@
 //!
 //! # JSON
 //! A filter is an object; each key is a condition, and several keys must all match:
-//! - `{"field": v}` — equality (`v` a string, number or bool); `{"field": {"$op": x, …}}` —
+//! - `{"field": v}` — equality (`v` null, a string, number or bool); `{"field": {"$op": x, …}}` —
 //!   operators on the field, all required: `$eq`, `$ne` (= `$not` of `$eq`), `$in`, `$nin`
 //!   (lists; `[]` allowed), `$gt`, `$gte`, `$lt`, `$lte` (numbers; together one range),
 //!   `$exists` (`true`, or `false` = `$not`).
