@@ -25,9 +25,9 @@ fn payload_value(rng: &mut SmallRng) -> Option<(String, Value)> {
         3 => ("draft".into(), Value::Bool(rng.random_bool(0.3))),
         4 => (
             "tags".into(),
-            Value::StrList(
+            Value::List(
                 (0..rng.random_range(0..3))
-                    .map(|_| ["a", "b", "c"][rng.random_range(0..3)].to_owned())
+                    .map(|_| Value::from(["a", "b", "c"][rng.random_range(0..3)]))
                     .collect(),
             ),
         ),

@@ -67,7 +67,7 @@ fn value() -> impl Strategy<Value = Value> {
         "[a-z]{0,5}".prop_map(Value::Str),
         any::<bool>().prop_map(Value::Bool),
         (-1e6f64..1e6).prop_map(Value::Float),
-        prop::collection::vec("[a-z]{1,3}", 0..3).prop_map(Value::StrList),
+        prop::collection::vec("[a-z]{1,3}", 0..3).prop_map(Value::from),
     ]
 }
 

@@ -1022,3 +1022,35 @@ fn read_commands_work_while_another_process_writes() {
     );
     assert!(c.get(777).unwrap().is_some());
 }
+
+/// JSONL import takes any JSON payload (null, nested objects, lists of anything, u64 beyond
+/// i64, floats) and `get` prints it back exactly; a payload nested too deep is one clear error.
+#[test]
+fn jsonl_import_takes_any_json_payload() {
+    let t = new_db();
+    let db = s(&t.db);
+    let payload = r#"{"big":18446744073709551615,"f":0.30000000000000004,"l":[1,"a",null,[],{"k":[true,2.0]}],"meta":{"author":"x","e":{}},"min":-9223372036854775808,"n":null,"ünï":"値"}"#;
+    let file = t.dir.join("j.jsonl");
+    fs::write(
+        &file,
+        format!("{{\"id\": 1, \"vector\": [1, 0, 0], \"payload\": {payload}}}\n"),
+    )
+    .unwrap();
+    ok(&["import", db, "j", s(&file)]);
+    for pass in 0..2 {
+        let out = ok(&["get", db, "j", "1"]);
+        let rec: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(rec["payload"].to_string(), payload, "pass {pass}: {out}");
+        // The exact text too: integers stay integers, floats keep every digit.
+        assert!(out.contains("18446744073709551615") && out.contains("0.30000000000000004"));
+        ok(&["compact", db, "j"]);
+    }
+    let deep = format!("{}1{}", "[".repeat(70), "]".repeat(70));
+    fs::write(
+        &file,
+        format!("{{\"id\": 2, \"vector\": [1, 0, 0], \"payload\": {{\"d\": {deep}}}}}\n"),
+    )
+    .unwrap();
+    let err = fails(&["import", db, "j", s(&file)]);
+    assert!(err.contains("nested deeper than 64"), "{err}");
+}

@@ -85,7 +85,7 @@ fn write_seeds(out: &Path) -> Result<()> {
                 r = r
                     .with_text(["red green", "blue red red", "green"][i as usize % 3])
                     .with_field("score", f64::from(x) / 4.0)
-                    .with_field("tags", Value::StrList(vec!["a".into(), "b".into()]));
+                    .with_field("tags", Value::from(vec!["a", "b"]));
             } else {
                 r = r.with_field("draft", i % 3 == 0);
             }

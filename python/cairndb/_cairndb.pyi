@@ -8,7 +8,10 @@ import numpy.typing as npt
 
 __all__ = ["Collection", "Database", "Hit", "Record", "Scan", "open"]
 
-_PayloadValue = Union[str, int, float, bool, list[str]]
+# Any JSON value (nested at most 64 levels).
+_PayloadValue = Union[
+    None, str, int, float, bool, list["_PayloadValue"], tuple["_PayloadValue", ...], dict[str, "_PayloadValue"]
+]
 _Payload = dict[str, _PayloadValue]
 _FilterSpec = Union[str, dict[str, Any]]
 _Vector = Union[npt.NDArray[np.float32], npt.NDArray[np.float64], Sequence[float]]

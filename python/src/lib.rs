@@ -75,56 +75,100 @@ fn closed(what: &str) -> PyErr {
 // ---------------------------------------------------------------------------------------------
 // Conversions
 
-/// A Python value → a payload value: str, int, float, bool, or a list of str.
+/// A Python value → a payload value: None, bool, int (within i64 or u64), float (finite), str,
+/// a list or tuple of values, a dict with str keys, or a numpy scalar. `field` names the value
+/// in errors; lists and dicts nest at most `Value::MAX_DEPTH` deep (checked on the way down,
+/// so a deeply nested input is an error, never a deep recursion).
 fn value_from_py(field: &str, v: &Bound<'_, PyAny>) -> PyResult<Value> {
+    value_from_py_at(field, v, 0)
+}
+
+fn value_from_py_at(path: &str, v: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+    if v.is_none() {
+        return Ok(Value::Null);
+    }
     // bool before int: Python's bool is a subclass of int.
     if v.is_instance_of::<PyBool>() {
         return Ok(Value::Bool(v.extract()?));
     }
     if v.is_instance_of::<PyInt>() {
-        return v.extract::<i64>().map(Value::Int).map_err(|_| {
-            invalid(format!(
-                "payload field {field:?}: integer out of the i64 range"
-            ))
-        });
+        return int_from_py(path, v);
     }
     if v.is_instance_of::<PyFloat>() {
-        return Ok(Value::Float(v.extract()?));
+        return float_from_py(path, v.extract()?);
     }
     if v.is_instance_of::<PyString>() {
         return Ok(Value::Str(v.extract()?));
     }
-    if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+    let is_list = v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>();
+    let is_dict = v.is_instance_of::<PyDict>();
+    if (is_list || is_dict) && depth >= Value::MAX_DEPTH {
+        return Err(invalid(format!(
+            "payload field {path:?}: nested deeper than {} levels of lists/dicts",
+            Value::MAX_DEPTH
+        )));
+    }
+    if is_list {
         let mut out = Vec::new();
-        for item in v.try_iter()? {
-            let item = item?;
-            if !item.is_instance_of::<PyString>() {
-                return Err(invalid(format!(
-                    "payload field {field:?}: a list may hold only strings, found {}",
-                    type_name(&item)
-                )));
-            }
-            out.push(item.extract::<String>()?);
+        for (i, item) in v.try_iter()?.enumerate() {
+            out.push(value_from_py_at(
+                &format!("{path}[{i}]"),
+                &item?,
+                depth + 1,
+            )?);
         }
-        return Ok(Value::StrList(out));
+        return Ok(Value::List(out));
+    }
+    if let Ok(d) = v.cast::<PyDict>() {
+        let mut out = BTreeMap::new();
+        for (k, item) in d.iter() {
+            let key: String = k.extract().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "payload field {path:?}: dict keys must be str, found {}",
+                    type_name(&k)
+                ))
+            })?;
+            let value = value_from_py_at(&format!("{path}.{key}"), &item, depth + 1)?;
+            out.insert(key, value);
+        }
+        return Ok(Value::Object(out));
     }
     // numpy scalars: integers have __index__, floats convert with __float__.
-    if !v.is_none()
-        && v.hasattr("__index__")?
-        && let Ok(i) = v.extract::<i64>()
+    if v.hasattr("__index__")?
+        && let Ok(i) = v.call_method0("__index__")
     {
-        return Ok(Value::Int(i));
+        return int_from_py(path, &i);
     }
-    if !v.is_none()
-        && v.hasattr("__float__")?
+    if v.hasattr("__float__")?
         && let Ok(f) = v.extract::<f64>()
     {
-        return Ok(Value::Float(f));
+        return float_from_py(path, f);
     }
     Err(invalid(format!(
-        "payload field {field:?}: unsupported value of type {} (use str, int, float, bool or a list of str)",
+        "payload field {path:?}: unsupported value of type {} (use None, bool, int, float, str, list or dict)",
         type_name(v)
     )))
+}
+
+fn int_from_py(path: &str, v: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if let Ok(i) = v.extract::<i64>() {
+        return Ok(Value::Int(i));
+    }
+    v.extract::<u64>().map(Value::UInt).map_err(|_| {
+        invalid(format!(
+            "payload field {path:?}: integer out of range (from -2**63 to 2**64 - 1)"
+        ))
+    })
+}
+
+fn float_from_py(path: &str, x: f64) -> PyResult<Value> {
+    if x.is_finite() {
+        Ok(Value::Float(x))
+    } else {
+        Err(invalid(format!(
+            "payload field {path:?}: {x} is not a finite number (JSON has no NaN or infinity)"
+        )))
+    }
 }
 
 fn type_name(v: &Bound<'_, PyAny>) -> String {
@@ -135,12 +179,39 @@ fn type_name(v: &Bound<'_, PyAny>) -> String {
 }
 
 fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    value_to_py_at(py, v, 0)
+}
+
+/// A payload value → Python; stored values nest at most `Value::MAX_DEPTH` deep, deeper ones
+/// (never stored) are refused rather than recursed into.
+fn value_to_py_at<'py>(py: Python<'py>, v: &Value, depth: usize) -> PyResult<Bound<'py, PyAny>> {
+    if v.is_container() && depth >= Value::MAX_DEPTH {
+        return Err(invalid(format!(
+            "payload value nested deeper than {} levels",
+            Value::MAX_DEPTH
+        )));
+    }
     Ok(match v {
+        Value::Null => py.None().into_bound(py),
         Value::Str(s) => PyString::new(py, s).into_any(),
         Value::Int(i) => i.into_pyobject(py)?.into_any(),
+        Value::UInt(u) => u.into_pyobject(py)?.into_any(),
         Value::Float(f) => PyFloat::new(py, *f).into_any(),
         Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
-        Value::StrList(l) => PyList::new(py, l)?.into_any(),
+        Value::List(l) => {
+            let out = PyList::empty(py);
+            for c in l {
+                out.append(value_to_py_at(py, c, depth + 1)?)?;
+            }
+            out.into_any()
+        }
+        Value::Object(o) => {
+            let out = PyDict::new(py);
+            for (k, c) in o {
+                out.set_item(k, value_to_py_at(py, c, depth + 1)?)?;
+            }
+            out.into_any()
+        }
     })
 }
 

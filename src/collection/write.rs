@@ -83,7 +83,12 @@ impl Collection {
             if !stored.get(i).copied().unwrap_or(false) {
                 self.prepare_vector(r.id, &mut v)?;
             }
-            let doc = StoredDoc::encode(r.text.as_deref(), &r.payload);
+            let doc = StoredDoc::encode(r.text.as_deref(), &r.payload).map_err(|e| match e {
+                Error::InvalidArgument(m) => {
+                    Error::InvalidArgument(format!("record {}: {m}", r.id))
+                }
+                e => e,
+            })?;
             builder.push(r.id, &v, &doc);
         }
         Ok(builder.finish())

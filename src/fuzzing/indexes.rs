@@ -224,7 +224,7 @@ fn sample_payloads() -> Vec<Payload> {
             p.insert("score".into(), Value::Float(i as f64 / 4.0 - 0.5));
             p.insert(
                 "tags".into(),
-                Value::StrList(vec!["a".into(), format!("t{i}")]),
+                Value::from(vec!["a".to_owned(), format!("t{i}")]),
             );
         } else {
             p.insert("draft".into(), Value::Bool(i % 3 == 0));

@@ -1,11 +1,14 @@
 //! Payload field indexes of one source (the memtable, or one sealed segment): for every field,
 //! the rows that have it, keyword → rows and bool → rows bitmaps, and a numeric column.
 //!
-//! Nothing is declared: a field is indexed by the type of each value it holds. `Str` and every
-//! element of a `StrList` go to the keyword map, `Bool` to the bool bitmaps, `Int` and `Float`
-//! (as `f64`; NaN is not indexed and matches no range) to the numeric column. The memtable
-//! appends to its column and scans it for ranges; a segment's column is sorted by value and
-//! answers a range with two binary searches.
+//! Nothing is declared: every path a payload reaches is a field (nested object keys joined with
+//! `.`, like `meta.author`; see [`crate::model::filter`] for the semantics), indexed by the type
+//! of each value found there. Strings go to the keyword map, booleans to the bool bitmaps,
+//! integers and floats (as `f64`; NaN is not indexed and matches no range) to the numeric
+//! column, `null` to the null bitmap; a list's elements are indexed under the list's own path,
+//! and every path reached (lists and objects too) marks the row in the field's exists bitmap.
+//! The memtable appends to its column and scans it for ranges; a segment's column is sorted by
+//! value and answers a range with two binary searches.
 //!
 //! A segment stores the index in its `fields` file: the 64-byte header (kind 9, count = rows,
 //! aux = segment id, body checksum crc32c) and a postcard body (see `docs/file-format.md`).
@@ -31,6 +34,7 @@ struct Field {
     keywords: HashMap<String, RoaringBitmap>,
     falses: RoaringBitmap,
     trues: RoaringBitmap,
+    nulls: RoaringBitmap,
     /// (value, row); sorted by value (then row) when `sorted`.
     numbers: Vec<(f64, u32)>,
     sorted: bool,
@@ -46,7 +50,8 @@ struct Field {
 const MIN_BLOCK: usize = 2048;
 const MAX_PREFIXES: usize = 128;
 
-/// The prefix bitmaps of a sorted column (see `Field::prefix`).
+/// The prefix bitmaps of a sorted column (see `Field::prefix`); none when a row appears more
+/// than once in the column (a list of numbers), as the prefix differences need each row once.
 fn prefixes(numbers: &[(f64, u32)]) -> (Vec<RoaringBitmap>, usize) {
     let block = MIN_BLOCK.max(numbers.len().div_ceil(MAX_PREFIXES));
     let mut out = vec![RoaringBitmap::new()];
@@ -56,6 +61,9 @@ fn prefixes(numbers: &[(f64, u32)]) -> (Vec<RoaringBitmap>, usize) {
         rows.sort_unstable();
         acc |= RoaringBitmap::from_sorted_iter(rows).unwrap_or_default();
         out.push(acc.clone());
+    }
+    if acc.len() != numbers.len() as u64 {
+        return (Vec::new(), block);
     }
     (out, block)
 }
@@ -76,27 +84,41 @@ impl FieldIndex {
     pub(crate) fn push(&mut self, row: u32, payload: &Payload) {
         debug_assert!(row >= self.rows);
         self.rows = row + 1;
-        for (name, value) in payload {
-            let f = self.fields.entry(name.clone()).or_default();
+        // Paths still to index, with the value found there. Iterative: any depth is safe.
+        let mut paths: Vec<(String, &Value)> = payload
+            .iter()
+            .rev()
+            .map(|(name, v)| (name.clone(), v))
+            .collect();
+        let mut here: Vec<&Value> = Vec::new();
+        while let Some((path, value)) = paths.pop() {
+            let f = self.fields.entry(path.clone()).or_default();
             f.exists.insert(row);
-            match value {
-                Value::Str(s) => {
-                    f.keywords.entry(s.clone()).or_default().insert(row);
-                }
-                Value::StrList(list) => {
-                    for s in list {
+            here.push(value);
+            while let Some(v) = here.pop() {
+                match v {
+                    Value::Null => {
+                        f.nulls.insert(row);
+                    }
+                    Value::Str(s) => {
                         f.keywords.entry(s.clone()).or_default().insert(row);
                     }
+                    Value::Bool(true) => {
+                        f.trues.insert(row);
+                    }
+                    Value::Bool(false) => {
+                        f.falses.insert(row);
+                    }
+                    Value::Int(i) => f.numbers.push((*i as f64, row)),
+                    Value::UInt(u) => f.numbers.push((*u as f64, row)),
+                    Value::Float(x) if !x.is_nan() => f.numbers.push((*x, row)),
+                    Value::Float(_) => {}
+                    // Elements stand under the list's own path.
+                    Value::List(l) => here.extend(l.iter().rev()),
+                    Value::Object(o) => {
+                        paths.extend(o.iter().map(|(k, c)| (format!("{path}.{k}"), c)))
+                    }
                 }
-                Value::Bool(true) => {
-                    f.trues.insert(row);
-                }
-                Value::Bool(false) => {
-                    f.falses.insert(row);
-                }
-                Value::Int(i) => f.numbers.push((*i as f64, row)),
-                Value::Float(x) if !x.is_nan() => f.numbers.push((*x, row)),
-                Value::Float(_) => {}
             }
         }
     }
@@ -118,6 +140,8 @@ impl FieldIndex {
             if !f.sorted {
                 f.numbers
                     .sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                // A list may repeat a number: the column holds each (value, row) once.
+                f.numbers.dedup();
                 f.sorted = true;
             }
         }
@@ -129,6 +153,7 @@ impl FieldIndex {
             return RoaringBitmap::new();
         };
         match value {
+            Value::Null => f.nulls.clone(),
             Value::Str(s) => f.keywords.get(s).cloned().unwrap_or_default(),
             Value::Bool(true) => f.trues.clone(),
             Value::Bool(false) => f.falses.clone(),
@@ -142,7 +167,12 @@ impl FieldIndex {
                 lte: Some(*x),
                 ..Bounds::default()
             }),
-            Value::StrList(_) => RoaringBitmap::new(),
+            Value::UInt(u) => f.range(&Bounds {
+                gte: Some(*u as f64),
+                lte: Some(*u as f64),
+                ..Bounds::default()
+            }),
+            Value::List(_) | Value::Object(_) => RoaringBitmap::new(),
         }
     }
 
@@ -171,6 +201,7 @@ impl FieldIndex {
                     + f.exists.serialized_size()
                     + f.trues.serialized_size()
                     + f.falses.serialized_size()
+                    + f.nulls.serialized_size()
                     + f.numbers.capacity() * 16
                     + f.keywords
                         .iter()
@@ -213,7 +244,19 @@ impl FieldIndex {
                 })
                 .collect(),
         };
-        let body = postcard::to_allocvec(&stored).expect("postcard encodes plain data");
+        let mut body = postcard::to_allocvec(&stored).expect("postcard encodes plain data");
+        // The null bitmaps follow as an extension (older builds ignore trailing bytes).
+        let nulls: Vec<(&String, Vec<u8>)> = stored
+            .fields
+            .iter()
+            .filter_map(|sf| {
+                let f = &self.fields[&sf.name];
+                (!f.nulls.is_empty()).then(|| (&sf.name, bitmap(&f.nulls)))
+            })
+            .collect();
+        if !nulls.is_empty() {
+            body = postcard::to_extend(&nulls, body).expect("postcard encodes plain data");
+        }
         let mut h = Header::new(FileKind::Fields);
         h.count = u64::from(self.rows);
         h.body_len = body.len() as u64;
@@ -240,8 +283,17 @@ impl FieldIndex {
                 h.count
             )));
         }
-        let stored: StoredFields =
-            postcard::from_bytes(body).map_err(|e| bad(format!("undecodable body: {e}")))?;
+        let (stored, rest): (StoredFields, &[u8]) =
+            postcard::take_from_bytes(body).map_err(|e| bad(format!("undecodable body: {e}")))?;
+        let null_maps: Vec<(String, Vec<u8>)> = if rest.is_empty() {
+            Vec::new()
+        } else {
+            match postcard::take_from_bytes(rest) {
+                Ok((nulls, [])) => nulls,
+                Ok(_) => return Err(bad("bytes after the null bitmaps".into())),
+                Err(e) => return Err(bad(format!("undecodable null bitmaps: {e}"))),
+            }
+        };
         if stored.rows as usize != rows {
             return Err(bad(format!("body says {} rows", stored.rows)));
         }
@@ -280,6 +332,7 @@ impl FieldIndex {
                 keywords,
                 falses: bitmap(&sf.name, &sf.falses)?,
                 trues: bitmap(&sf.name, &sf.trues)?,
+                nulls: RoaringBitmap::new(),
                 prefix,
                 block,
                 numbers: sf.numbers,
@@ -287,6 +340,17 @@ impl FieldIndex {
             };
             if fields.insert(sf.name.clone(), f).is_some() {
                 return Err(bad(format!("field `{}` appears twice", sf.name)));
+            }
+        }
+        for (name, b) in &null_maps {
+            let nulls = bitmap(name, b)?;
+            match fields.get_mut(name) {
+                Some(f) if f.nulls.is_empty() && !nulls.is_empty() => f.nulls = nulls,
+                _ => {
+                    return Err(bad(format!(
+                        "null bitmap of `{name}`: no such field, empty or repeated"
+                    )));
+                }
             }
         }
         Ok(FieldIndex {
@@ -435,5 +499,37 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Null bitmaps travel in the extension after `StoredFields`; a file without nulls has no
+    /// extension (the layout older builds wrote, still decoded), and older builds reading a file
+    /// with one stop before it.
+    #[test]
+    fn nulls_round_trip_through_the_extension() {
+        let mut idx = FieldIndex::new();
+        for r in 0..10u32 {
+            let mut p = Payload::new();
+            let v = if r % 3 == 0 {
+                Value::Null
+            } else {
+                Value::List(vec![
+                    Value::Int(r.into()),
+                    Value::Int(r.into()),
+                    Value::Null,
+                ])
+            };
+            p.insert("a".into(), v);
+            idx.push(r, &p);
+        }
+        let bytes = idx.clone().encode(1);
+        let path = Path::new("fields");
+        let seg = FieldIndex::decode(&bytes, path, 1, 10).unwrap();
+        assert_eq!(seg.eq("a", &Value::Null).len(), 10);
+        assert_eq!(seg.eq("a", &Value::Int(4)), idx.eq("a", &Value::Int(4)));
+        let body = &bytes[crate::io::header::HEADER_LEN..];
+        let (_, rest): (StoredFields, &[u8]) = postcard::take_from_bytes(body).unwrap();
+        assert!(!rest.is_empty());
+        let old: StoredFields = postcard::from_bytes(body).unwrap();
+        assert_eq!(old.rows, 10);
     }
 }

@@ -3,7 +3,7 @@
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | magic `89 43 41 49 52 4E 0D 0A` (`\x89CAIRN\r\n`) |
-//! | 8 | 2 | format version (u16 LE), currently 1 |
+//! | 8 | 2 | format version (u16 LE): 2 for WAL and payload files, 1 for the others |
 //! | 10 | 1 | file kind ([`FileKind`]) |
 //! | 11 | 1 | checksum algorithm: 1 = crc32c |
 //! | 12 | 4 | dim (u32 LE; 0 where it has no meaning) |
@@ -25,8 +25,12 @@ use crate::error::{Error, Result};
 pub(crate) const HEADER_LEN: usize = 64;
 /// Magic bytes: a non-ASCII first byte and a CR LF catch text-mode mangling, like PNG.
 pub(crate) const MAGIC: [u8; 8] = *b"\x89CAIRN\r\n";
-/// The format version this build writes and reads.
+/// The format version of the files whose layout never changed; this build reads and writes it.
 pub(crate) const FORMAT_VERSION: u16 = 1;
+/// The version of WAL and payload files: 2 since payload values are JSON (new stored value
+/// tags). Version 1 files (scalars and string lists only) are still read; an older build
+/// refuses version 2 with "format version 2 is not supported".
+pub(crate) const PAYLOAD_FORMAT_VERSION: u16 = 2;
 const CHECKSUM_CRC32C: u8 = 1;
 
 /// What a file holds.
@@ -62,10 +66,23 @@ impl TryFrom<u8> for FileKind {
     }
 }
 
+impl FileKind {
+    /// The version this build writes for the kind (and the newest it reads; every older one
+    /// from 1 is read too).
+    pub(crate) fn version(self) -> u16 {
+        match self {
+            FileKind::Wal | FileKind::Payload => PAYLOAD_FORMAT_VERSION,
+            _ => FORMAT_VERSION,
+        }
+    }
+}
+
 /// A decoded header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
     pub kind: FileKind,
+    /// The format version read (or to write: the kind's current one).
+    pub version: u16,
     pub dim: u32,
     pub count: u64,
     pub body_len: u64,
@@ -78,6 +95,7 @@ impl Header {
     pub(crate) fn new(kind: FileKind) -> Self {
         Header {
             kind,
+            version: kind.version(),
             dim: 0,
             count: 0,
             body_len: 0,
@@ -90,7 +108,7 @@ impl Header {
     pub(crate) fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..8].copy_from_slice(&MAGIC);
-        b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..10].copy_from_slice(&self.version.to_le_bytes());
         b[10] = self.kind as u8;
         b[11] = CHECKSUM_CRC32C;
         b[12..16].copy_from_slice(&self.dim.to_le_bytes());
@@ -156,12 +174,13 @@ impl Header {
             )));
         }
         let version = u16::from_le_bytes([b[8], b[9]]);
-        if version != FORMAT_VERSION {
+        let kind = FileKind::try_from(b[10]).map_err(|k| bad(format!("unknown file kind {k}")))?;
+        if !(1..=expect.version()).contains(&version) {
             return Err(bad(format!(
-                "format version {version} is not supported (this build reads {FORMAT_VERSION})"
+                "format version {version} is not supported (this build reads {expect:?} files of versions 1 to {}): written by a newer Cairn",
+                expect.version()
             )));
         }
-        let kind = FileKind::try_from(b[10]).map_err(|k| bad(format!("unknown file kind {k}")))?;
         if kind != expect {
             return Err(bad(format!("file kind is {kind:?}, expected {expect:?}")));
         }
@@ -170,6 +189,7 @@ impl Header {
         }
         Ok(Header {
             kind,
+            version,
             dim: u32_at(b, 12),
             count: u64_at(b, 16),
             body_len: u64_at(b, 24),

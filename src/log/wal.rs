@@ -22,7 +22,7 @@
 //!   [`Error::Poisoned`] until the database is reopened (no retry after a failed fsync).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -570,6 +570,13 @@ fn start_appending(
                 *len += frame.len() as u64;
                 next = target;
             }
+            if older_version(path)? {
+                // Written by an older build: new frames (whose documents may use value tags
+                // it does not know) go to a file of the current version, which it refuses.
+                let (f, path) = create_file(dir, next)?;
+                keep.push((next, path, HEADER_LEN as u64));
+                return Ok((f, HEADER_LEN as u64, next));
+            }
             Ok((f, *len, next))
         }
         _ => {
@@ -579,6 +586,16 @@ fn start_appending(
             Ok((f, HEADER_LEN as u64, next))
         }
     }
+}
+
+/// Whether the log file at `path` has a header of an older format version than this build
+/// writes.
+fn older_version(path: &Path) -> Result<bool> {
+    let mut head = [0u8; HEADER_LEN];
+    let mut r = File::open(path).at(path)?;
+    r.read_exact(&mut head).at(path)?;
+    let h = Header::decode(&head, FileKind::Wal, path)?;
+    Ok(h.version < FileKind::Wal.version())
 }
 
 /// The log file being appended to (for the fault-injection seam).

@@ -4,12 +4,14 @@
 //! | file | role |
 //! |---|---|
 //! | `config.rs` | [`Options`], [`Durability`], [`CollectionConfig`], [`TextConfig`], name rules |
-//! | `record.rs` | [`Record`], [`Value`], [`Payload`], [`Hit`], [`Legs`], [`LegScore`]; the stored document codec |
+//! | `record.rs` | [`Record`], [`Payload`], [`Hit`], [`Legs`], [`LegScore`]; the stored document codec |
+//! | `value.rs` | [`Value`]: any JSON value, its JSON and stored forms, depth limit and validation |
 //! | `filter/` | [`Filter`]: builder, serde form, text syntax, validation, reference matcher |
 
 pub(crate) mod config;
 pub mod filter;
 pub(crate) mod record;
+pub(crate) mod value;
 
 pub use config::{CollectionConfig, Durability, MAX_DIM, Options, TextConfig, validate_name};
 pub use filter::Filter;

@@ -5,65 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// A payload field value.
-///
-/// In JSON a value is written plainly: `"en"`, `2020`, `0.5`, `true`, `["a", "b"]`. A JSON
-/// integer becomes `Int`, a number with a fraction or exponent becomes `Float`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Value {
-    /// A string (keyword).
-    Str(String),
-    /// A signed integer.
-    Int(i64),
-    /// A floating-point number.
-    Float(f64),
-    /// A boolean.
-    Bool(bool),
-    /// A list of strings (tags); a filter on it matches any element.
-    StrList(Vec<String>),
-}
+use crate::error::{Error, Result};
 
-impl From<&str> for Value {
-    fn from(v: &str) -> Self {
-        Value::Str(v.to_owned())
-    }
-}
-impl From<String> for Value {
-    fn from(v: String) -> Self {
-        Value::Str(v)
-    }
-}
-impl From<i64> for Value {
-    fn from(v: i64) -> Self {
-        Value::Int(v)
-    }
-}
-impl From<i32> for Value {
-    fn from(v: i32) -> Self {
-        Value::Int(v.into())
-    }
-}
-impl From<f64> for Value {
-    fn from(v: f64) -> Self {
-        Value::Float(v)
-    }
-}
-impl From<bool> for Value {
-    fn from(v: bool) -> Self {
-        Value::Bool(v)
-    }
-}
-impl From<Vec<String>> for Value {
-    fn from(v: Vec<String>) -> Self {
-        Value::StrList(v)
-    }
-}
-impl From<Vec<&str>> for Value {
-    fn from(v: Vec<&str>) -> Self {
-        Value::StrList(v.into_iter().map(str::to_owned).collect())
-    }
-}
+pub use super::value::Value;
+use super::value::{Stored, StoredValue, validate_payload};
 
 /// A record's metadata: field name → value, ordered by name.
 pub type Payload = BTreeMap<String, Value>;
@@ -157,53 +102,41 @@ pub struct LegScore {
     pub score: f32,
 }
 
-/// The binary (postcard) form of a value: postcard is not self-describing, so the JSON-friendly
-/// untagged [`Value`] is mirrored by this externally tagged enum on disk.
-#[derive(Serialize, Deserialize)]
-pub(crate) enum StoredValue {
-    Str(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    StrList(Vec<String>),
-}
-
 /// The encoded `StoredDoc` of a row with neither text nor payload fields. A segment whose
 /// rows all have it writes a payload file without index or documents.
 pub(crate) const EMPTY_DOC: &[u8] = &[0, 0];
 
-/// The text and payload of one record as stored in the WAL and in segment payload files. The
+/// The text and payload of one record as stored in the WAL and in segment payload files:
+/// postcard of `(Option<str>, Vec<(String, StoredValue)>)`, see `docs/file-format.md`. The
 /// text is borrowed when encoding and when decoding (it may be large: it is never copied).
-#[derive(Serialize, Deserialize)]
-pub(crate) struct StoredDoc<'a> {
-    #[serde(borrow)]
-    pub text: Option<Cow<'a, str>>,
-    pub fields: Vec<(String, StoredValue)>,
+pub(crate) struct StoredDoc;
+
+#[derive(Serialize)]
+struct EncDoc<'a> {
+    text: Option<&'a str>,
+    fields: Vec<(&'a String, Stored<'a>)>,
 }
 
-impl StoredDoc<'_> {
-    /// The encoded document, in a buffer of exactly its size.
-    pub(crate) fn encode(text: Option<&str>, payload: &Payload) -> Vec<u8> {
-        let doc = StoredDoc {
-            text: text.map(Cow::Borrowed),
-            fields: payload
-                .iter()
-                .map(|(k, v)| {
-                    let sv = match v {
-                        Value::Str(s) => StoredValue::Str(s.clone()),
-                        Value::Int(i) => StoredValue::Int(*i),
-                        Value::Float(f) => StoredValue::Float(*f),
-                        Value::Bool(b) => StoredValue::Bool(*b),
-                        Value::StrList(l) => StoredValue::StrList(l.clone()),
-                    };
-                    (k.clone(), sv)
-                })
-                .collect(),
+#[derive(Deserialize)]
+struct DecDoc<'a> {
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    fields: Vec<(String, StoredValue)>,
+}
+
+impl StoredDoc {
+    /// The encoded document, in a buffer of exactly its size. Checks the payload first
+    /// ([`Value::validate`]): a non-finite float or a value nested too deep is refused.
+    pub(crate) fn encode(text: Option<&str>, payload: &Payload) -> Result<Vec<u8>> {
+        validate_payload(payload)?;
+        let doc = EncDoc {
+            text,
+            fields: payload.iter().map(|(k, v)| (k, Stored(v, 0))).collect(),
         };
-        // Serializing strings and numbers into a Vec cannot fail.
         let size = postcard::serialize_with_flavor(&doc, postcard::ser_flavors::Size::default())
-            .unwrap_or(0);
-        postcard::to_extend(&doc, Vec::with_capacity(size)).unwrap_or_default()
+            .map_err(|e| Error::InvalidArgument(format!("payload cannot be encoded: {e}")))?;
+        postcard::to_extend(&doc, Vec::with_capacity(size))
+            .map_err(|e| Error::InvalidArgument(format!("payload cannot be encoded: {e}")))
     }
 
     /// Decodes; `None` when the bytes are not a valid document.
@@ -211,23 +144,15 @@ impl StoredDoc<'_> {
         StoredDoc::decode_ref(bytes).map(|(text, payload)| (text.map(Cow::into_owned), payload))
     }
 
-    /// Decodes, the text borrowed from `bytes`; `None` when they are not a valid document.
+    /// Decodes, the text borrowed from `bytes`; `None` when they are not a valid document
+    /// (including values nested deeper than [`Value::MAX_DEPTH`]: decoding never recurses
+    /// past it).
     pub(crate) fn decode_ref(bytes: &[u8]) -> Option<(Option<Cow<'_, str>>, Payload)> {
-        let doc: StoredDoc<'_> = postcard::from_bytes(bytes).ok()?;
-        let payload = doc
-            .fields
-            .into_iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    StoredValue::Str(s) => Value::Str(s),
-                    StoredValue::Int(i) => Value::Int(i),
-                    StoredValue::Float(f) => Value::Float(f),
-                    StoredValue::Bool(b) => Value::Bool(b),
-                    StoredValue::StrList(l) => Value::StrList(l),
-                };
-                (k, v)
-            })
-            .collect();
+        let doc: DecDoc<'_> = postcard::from_bytes(bytes).ok()?;
+        let mut payload = Payload::new();
+        for (k, StoredValue(v)) in doc.fields {
+            payload.insert(k, v);
+        }
         Some((doc.text, payload))
     }
 }
@@ -238,9 +163,12 @@ mod tests {
 
     #[test]
     fn empty_doc_is_the_encoding_of_no_text_and_no_fields() {
-        let empty = StoredDoc::encode(None, &Payload::new());
+        let empty = StoredDoc::encode(None, &Payload::new()).unwrap();
         assert_eq!(empty, EMPTY_DOC);
-        assert_ne!(StoredDoc::encode(Some(""), &Payload::new()), EMPTY_DOC);
+        assert_ne!(
+            StoredDoc::encode(Some(""), &Payload::new()).unwrap(),
+            EMPTY_DOC
+        );
     }
 
     #[test]
@@ -264,10 +192,53 @@ mod tests {
     #[test]
     fn stored_doc_round_trips_and_rejects_garbage() {
         let mut p = Payload::new();
-        p.insert("a".into(), Value::StrList(vec!["x".into()]));
+        p.insert("a".into(), Value::from(vec!["x"]));
         p.insert("b".into(), Value::Float(-1.5));
-        let bytes = StoredDoc::encode(Some("t"), &p);
+        let bytes = StoredDoc::encode(Some("t"), &p).unwrap();
         assert_eq!(StoredDoc::decode(&bytes), Some((Some("t".into()), p)));
         assert_eq!(StoredDoc::decode(&[0xff, 0xff, 0xff]), None);
+    }
+
+    /// A document written by the previous layout (variants 0–4 only; 4 a list of strings),
+    /// bytes written out by hand: it decodes to the same payload, the list as a JSON list of
+    /// strings. Scalars are still encoded exactly as before.
+    #[test]
+    fn old_layout_documents_decode_unchanged() {
+        let mut old = vec![1, 2, b'h', b'i', 5];
+        old.extend([1, b'b', 3, 1]); // Bool(true)
+        old.extend([1, b'f', 2]); // Float(0.5)
+        old.extend(0.5f64.to_le_bytes());
+        old.extend([1, b'i', 1, 5]); // Int(-3), zigzag
+        old.extend([1, b'l', 4, 2, 1, b'x', 1, b'y']); // StrList(["x", "y"])
+        old.extend([1, b's', 0, 2, b'e', b'n']); // Str("en")
+        let mut want = Payload::new();
+        want.insert("b".into(), Value::Bool(true));
+        want.insert("f".into(), Value::Float(0.5));
+        want.insert("i".into(), Value::Int(-3));
+        want.insert("l".into(), Value::from(vec!["x", "y"]));
+        want.insert("s".into(), Value::from("en"));
+        assert_eq!(
+            StoredDoc::decode(&old),
+            Some((Some("hi".into()), want.clone()))
+        );
+        // Without the list, today's encoder writes the very same bytes.
+        want.remove("l");
+        let mut scalars = old.clone();
+        let at = scalars.windows(2).position(|w| w == [b'l', 4]).unwrap() - 1;
+        scalars.drain(at..at + 8);
+        scalars[4] = 4;
+        assert_eq!(StoredDoc::encode(Some("hi"), &want).unwrap(), scalars);
+    }
+
+    #[test]
+    fn stored_doc_round_trips_json_values() {
+        let j = r#"{"n":null,"u":18446744073709551615,"i":-9223372036854775808,"o":{"k":[1,2.5,"x",null,{"é":{}}],"e":[]}}"#;
+        let p: Payload = serde_json::from_str(j).unwrap();
+        let bytes = StoredDoc::encode(None, &p).unwrap();
+        assert_eq!(StoredDoc::decode(&bytes), Some((None, p)));
+        let mut bad = Payload::new();
+        bad.insert("x".into(), Value::Float(f64::NEG_INFINITY));
+        let e = StoredDoc::encode(None, &bad).unwrap_err().to_string();
+        assert!(e.contains("`x`"), "{e}");
     }
 }

@@ -122,29 +122,48 @@ mod tests {
     use crate::model::filter::Bounds;
     use crate::model::record::{Payload, Value};
 
-    fn value() -> impl Strategy<Value = Value> {
+    fn scalar_value() -> impl Strategy<Value = Value> {
         prop_oneof![
+            Just(Value::Null),
             "[abc]{0,2}".prop_map(Value::Str),
             (-3i64..4).prop_map(Value::Int),
+            Just(Value::UInt(u64::MAX)),
             prop_oneof![Just(-1.5f64), Just(0.0), Just(2.0), Just(2.5)].prop_map(Value::Float),
             any::<bool>().prop_map(Value::Bool),
-            prop::collection::vec("[abc]{0,2}", 0..3).prop_map(Value::StrList),
         ]
     }
 
+    /// Scalars, lists of anything and objects keyed like the fields, a few levels deep.
+    fn value() -> impl Strategy<Value = Value> {
+        scalar_value().prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::List),
+                prop::collection::btree_map(
+                    prop_oneof![Just("x".to_owned()), Just("y".to_owned())],
+                    inner,
+                    0..3
+                )
+                .prop_map(Value::Object),
+            ]
+        })
+    }
+
     fn payload() -> impl Strategy<Value = Payload> {
-        prop::collection::btree_map(prop_oneof![Just("x"), Just("y")], value(), 0..3).prop_map(
-            |m| {
-                m.into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect::<Payload>()
-            },
+        prop::collection::btree_map(
+            prop_oneof![Just("x"), Just("y"), Just("x.y")],
+            value(),
+            0..3,
         )
+        .prop_map(|m| {
+            m.into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect::<Payload>()
+        })
     }
 
     fn leaf() -> impl Strategy<Value = Filter> {
-        let field = prop_oneof![Just("x"), Just("y"), Just("z")];
-        let scalar = || value().prop_filter("scalar", |v| !matches!(v, Value::StrList(_)));
+        let field = prop_oneof![Just("x"), Just("y"), Just("z"), Just("x.y"), Just("y.x.y")];
+        let scalar = scalar_value;
         let num = prop_oneof![Just(-2.0f64), Just(0.0), Just(1.0), Just(2.0), Just(2.5)];
         prop_oneof![
             (field.clone(), scalar()).prop_map(|(f, v)| Filter::eq(f, v)),

@@ -183,17 +183,10 @@ fn write_value(v: &Value, out: &mut fmt::Formatter<'_>) -> fmt::Result {
         // or an exponent (`1.0`, `1e-7`, `1e16`), so it reads back as a Float.
         Value::Float(x) => write!(out, "{x:?}"),
         Value::Bool(b) => write!(out, "{b}"),
-        // Invalid in a filter; printed as a list, which does not parse as a value.
-        Value::StrList(list) => {
-            out.write_char('(')?;
-            for (i, s) in list.iter().enumerate() {
-                if i > 0 {
-                    out.write_str(", ")?;
-                }
-                write_string(s, out)?;
-            }
-            out.write_char(')')
-        }
+        Value::UInt(u) => write!(out, "{u}"),
+        Value::Null => out.write_str("null"),
+        // Invalid in a filter; printed as JSON, which does not parse as a value.
+        Value::List(_) | Value::Object(_) => write!(out, "{}", v.to_json()),
     }
 }
 

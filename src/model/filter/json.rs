@@ -99,7 +99,12 @@ fn json_error(e: serde_json::Error) -> Error {
 fn plain_eq(v: &Value) -> bool {
     matches!(
         v,
-        Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_)
+        Value::Null
+            | Value::Str(_)
+            | Value::Int(_)
+            | Value::UInt(_)
+            | Value::Float(_)
+            | Value::Bool(_)
     )
 }
 
@@ -422,7 +427,7 @@ impl ValueSeed<'_> {
     fn read<'de, D: Deserializer<'de>>(self, d: D, found: Found<'_>) -> Result2<Value, D::Error> {
         Value::deserialize(d).map_err(|_| {
             de::Error::custom(format!(
-                "{}: a filter cannot compare with {found} (use a string, a number or a bool)",
+                "{}: a filter cannot compare with {found} (use null, a string, a number or a bool)",
                 self.0
             ))
         })

@@ -10,13 +10,13 @@
 //!
 //! # JSON
 //! A filter is an object; each key is a condition, and several keys must all match:
-//! - `{"field": v}` — equality (`v` a string, number or bool); `{"field": {"$op": x, …}}` —
+//! - `{"field": v}` — equality (`v` null, a string, number or bool); `{"field": {"$op": x, …}}` —
 //!   operators on the field, all required: `$eq`, `$ne` (= `$not` of `$eq`), `$in`, `$nin`
 //!   (lists; `[]` allowed), `$gt`, `$gte`, `$lt`, `$lte` (numbers; together one range),
 //!   `$exists` (`true`, or `false` = `$not`).
 //! - `{"$and": [f, …]}`, `{"$or": [f, …]}`, `{"$not": f}`; `{"$contains": "term"}` (alias
 //!   `$has_term`) — the text holds the analyzed term. `{}` matches everything.
-//! - A field name is taken as it is: `meta.author` is the field named `meta.author`.
+//! - A field name with dots is a path into nested objects (`meta.author`; see *Semantics*).
 //!
 //! **The old tree form** (`{"eq": {"field": "lang", "value": "en"}}`, `{"and": [...]}`, …,
 //! the serde form before the operator form) is still read, as an alias: a key `and` or `or`
@@ -29,23 +29,42 @@
 //! same filter, floats bit for bit.
 //!
 //! # Semantics
-//! - `eq(field, "s")` matches a `Str` field equal to `s`, or a `StrList` field holding `s`.
-//! - `eq(field, n)` with a number matches an `Int` or `Float` field numerically equal to `n`
-//!   (compared as `f64`: integers beyond 2^53 lose precision).
-//! - `eq(field, b)` with a bool matches a `Bool` field equal to `b`.
-//! - `in(field, [v…])` matches when any `eq(field, v)` does.
-//! - `range(field)` with bounds matches an `Int` or `Float` field inside all bounds; a field of
-//!   another type, or a missing field, does not match.
-//! - `exists(field)` matches when the record has the field, whatever its value.
+//! Payloads are JSON ([`Value`]); a filter names a value by a *path*.
+//!
+//! - **Paths.** A field name with dots addresses nested object keys: `meta.author` is the
+//!   `author` key of the `meta` object. A path is the keys joined with `.`, so it also names a
+//!   key that itself contains dots (`{"meta.author": …}` is found by `meta.author` too; both
+//!   are found when a payload has both).
+//! - **Arrays.** A list met anywhere on the path stands for each of its elements (nested lists
+//!   too): `tags = "a"` matches `{"tags": ["a", "b"]}`, and `authors.name = "x"` matches
+//!   `{"authors": [{"name": "x"}, {"name": "y"}]}`. A condition matches when *any* value the
+//!   path reaches matches; a `range` needs one value inside all its bounds (like Mongo's
+//!   `$elemMatch`, not one value per bound).
+//! - `eq(path, "s")` matches a string equal to `s`; `eq(path, b)` a bool equal to `b`.
+//! - `eq(path, n)` with a number matches a number (`Int`, `UInt` or `Float`) numerically equal
+//!   to `n`. Numbers are compared as `f64`: integers beyond 2^53 are rounded to the nearest
+//!   `f64` first, so two such integers that round alike compare equal (and `range` bounds are
+//!   `f64`).
+//! - `eq(path, null)` matches a present `null` (or a list holding `null`). It does **not**
+//!   match a missing field: "missing" is `not(exists(path))`, "null or missing" is
+//!   `eq(path, null) OR NOT exists(path)`.
+//! - `in(path, [v…])` matches when any `eq(path, v)` does.
+//! - `range(path)` with bounds matches a number inside all bounds; other types, and missing
+//!   fields, do not match.
+//! - `exists(path)` matches when the path reaches a value, whatever it is: `null`, an empty
+//!   list and an empty object are present.
+//! - `eq`/`in` take scalars (null, bool, number, string): a list or object value is refused by
+//!   [`Filter::validate`].
 //! - `has_term(t)` matches when the record's text contains the term `t` after the collection's
 //!   analyzer has been applied to both (a `t` that analyzes to several terms needs all of them;
 //!   one that analyzes to nothing matches nothing).
 //! - `not(f)` matches every record `f` does not match — including records without the field.
 //! - `and`/`or` of no operands match everything / nothing.
 //!
-//! Every payload field is indexed by the type of its value (there is nothing to declare):
-//! strings and string lists in a keyword index, booleans in a bool index, integers and floats
-//! in one numeric column.
+//! Every leaf path of every payload is indexed by the type of its value (there is nothing to
+//! declare): strings in a keyword index, booleans in a bool index, numbers in one numeric
+//! column, nulls in a null set; list elements are indexed under the list's path, and every
+//! path a payload reaches (objects and lists included) in an exists set.
 
 mod display;
 mod json;
@@ -70,11 +89,11 @@ pub enum Filter {
     Or(Vec<Filter>),
     /// The operand does not match.
     Not(Box<Filter>),
-    /// The field equals the value (a string list: holds it).
+    /// A value at the field equals the value (a list: any element does).
     Eq {
         /// Field name.
         field: String,
-        /// A string, integer, float or bool.
+        /// A scalar: null, bool, number or string.
         value: Value,
     },
     /// The field equals one of the values.
@@ -297,8 +316,11 @@ impl Filter {
     fn validate_within(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::InvalidFilter(msg));
         let scalar = |field: &str, v: &Value| match v {
-            Value::StrList(_) => bad(format!(
+            Value::List(_) => bad(format!(
                 "field `{field}`: compare with one value, not a list (use IN for several)"
+            )),
+            Value::Object(_) => bad(format!(
+                "field `{field}`: compare with a scalar value, not an object (address nested keys with dots: `{field}.key`)"
             )),
             Value::Float(x) if !x.is_finite() => {
                 bad(format!("field `{field}`: {x} is not a finite number"))
@@ -362,16 +384,14 @@ impl Filter {
             Filter::And(v) => v.iter().all(|f| f.matches_within(payload, has_term)),
             Filter::Or(v) => v.iter().any(|f| f.matches_within(payload, has_term)),
             Filter::Not(f) => !f.matches_within(payload, has_term),
-            Filter::Eq { field, value } => payload.get(field).is_some_and(|x| value_eq(x, value)),
-            Filter::In { field, values } => payload
-                .get(field)
-                .is_some_and(|x| values.iter().any(|v| value_eq(x, v))),
-            Filter::Range { field, bounds } => match payload.get(field) {
-                Some(Value::Int(i)) => bounds.contains(*i as f64),
-                Some(Value::Float(x)) => bounds.contains(*x),
-                _ => false,
-            },
-            Filter::Exists { field } => payload.contains_key(field),
+            Filter::Eq { field, value } => any_leaf(payload, field, |x| value_eq(x, value)),
+            Filter::In { field, values } => {
+                any_leaf(payload, field, |x| values.iter().any(|v| value_eq(x, v)))
+            }
+            Filter::Range { field, bounds } => any_leaf(payload, field, |x| {
+                x.as_f64().is_some_and(|x| bounds.contains(x))
+            }),
+            Filter::Exists { field } => reaches(payload, field, |_| true),
             Filter::HasTerm { term } => has_term(term),
         }
     }
@@ -397,23 +417,77 @@ impl Drop for Filter {
     }
 }
 
-/// Whether a stored value `x` matches the filter value `v` under `eq`.
-pub(crate) fn value_eq(x: &Value, v: &Value) -> bool {
-    match (x, v) {
-        (Value::Str(a), Value::Str(b)) => a == b,
-        (Value::StrList(a), Value::Str(b)) => a.iter().any(|s| s == b),
-        (Value::Bool(a), Value::Bool(b)) => a == b,
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
-            as_f64(x) == as_f64(v)
+/// Calls `found` on each value `path` reaches in `payload` (lists on the way stand for their
+/// elements), until it returns true. Iterative: a payload of any depth is safe.
+pub(crate) fn reaches(
+    payload: &Payload,
+    path: &str,
+    mut found: impl FnMut(&Value) -> bool,
+) -> bool {
+    // (value, the rest of the path below it: `None` when the value is at the path).
+    let mut stack: Vec<(&Value, Option<&str>)> = Vec::new();
+    lookup(payload, path, &mut stack);
+    while let Some((v, rest)) = stack.pop() {
+        match (v, rest) {
+            (v, None) if found(v) => return true,
+            (_, None) => {}
+            (Value::Object(o), Some(rest)) => lookup(o, rest, &mut stack),
+            (Value::List(l), Some(rest)) => stack.extend(l.iter().map(|c| (c, Some(rest)))),
+            _ => {}
         }
-        _ => false,
+    }
+    false
+}
+
+/// Whether any value at `path` matches `test`, a list at the path standing for its elements
+/// (nested lists too); a list or object itself is never a leaf.
+pub(crate) fn any_leaf(
+    payload: &Payload,
+    path: &str,
+    mut test: impl FnMut(&Value) -> bool,
+) -> bool {
+    reaches(payload, path, |v| {
+        let Value::List(_) = v else {
+            return test(v);
+        };
+        let mut lists = vec![v];
+        while let Some(x) = lists.pop() {
+            match x {
+                Value::List(items) => lists.extend(items),
+                x => {
+                    if test(x) {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    })
+}
+
+/// Pushes the values of `obj` that `path` starts at: the key equal to the whole path, and each
+/// key equal to a dot-separated prefix of it (with the rest of the path below it).
+fn lookup<'a>(obj: &'a Payload, path: &'a str, out: &mut Vec<(&'a Value, Option<&'a str>)>) {
+    if let Some(v) = obj.get(path) {
+        out.push((v, None));
+    }
+    for (i, _) in path.match_indices('.') {
+        if let Some(v) = obj.get(&path[..i]) {
+            out.push((v, Some(&path[i + 1..])));
+        }
     }
 }
 
-pub(crate) fn as_f64(v: &Value) -> Option<f64> {
-    match v {
-        Value::Int(i) => Some(*i as f64),
-        Value::Float(x) => Some(*x),
-        _ => None,
+/// Whether a leaf value `x` matches the filter value `v` under `eq`.
+pub(crate) fn value_eq(x: &Value, v: &Value) -> bool {
+    match (x, v) {
+        (Value::Null, Value::Null) => true,
+        (Value::Str(a), Value::Str(b)) => a == b,
+        (Value::Bool(a), Value::Bool(b)) => a == b,
+        (
+            Value::Int(_) | Value::UInt(_) | Value::Float(_),
+            Value::Int(_) | Value::UInt(_) | Value::Float(_),
+        ) => x.as_f64() == v.as_f64(),
+        _ => false,
     }
 }
