@@ -1,6 +1,6 @@
 //! `cairn export` writes what `cairn import` reads, exactly: a property test over generated
 //! records — ids across the whole u64 range, vectors of any finite values, unicode text, and
-//! payloads of every value kind a record holds, under keys with quotes, escapes and emoji.
+//! payloads of any JSON (null, u64, nested lists and objects), under keys with quotes, escapes and emoji.
 //! Import then export gives back every record equal to the one written, and export of that
 //! import again gives the same bytes.
 
@@ -39,11 +39,14 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 /// A payload value, as JSON (so that the test does not depend on how the library's `Value`
-/// is built): the kinds a record's payload holds.
+/// is built): any JSON — null, integers across the i64 and u64 ranges, floats, strings, and
+/// lists and objects of those, nested.
 fn value() -> impl Strategy<Value = Value> {
-    prop_oneof![
+    let leaf = prop_oneof![
+        Just(Value::Null),
         text().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
+        prop_oneof![any::<u64>(), Just(u64::MAX)].prop_map(Value::from),
         prop_oneof![
             any::<f64>().prop_filter("finite", |f| f.is_finite()),
             Just(0.5),
@@ -53,8 +56,14 @@ fn value() -> impl Strategy<Value = Value> {
         ]
         .prop_map(Value::from),
         any::<bool>().prop_map(Value::from),
-        prop::collection::vec(text(), 0..4).prop_map(Value::from),
-    ]
+    ];
+    leaf.prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(text(), inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
 }
 
 fn payload() -> impl Strategy<Value = Map<String, Value>> {
