@@ -191,7 +191,7 @@ pub fn per_sec(count: u64, d: Duration) -> String {
     if rate >= 100.0 {
         thousands(rate.round() as u64)
     } else {
-        format!("{rate:.1}/s")
+        format!("{rate:.1}")
     }
 }
 
