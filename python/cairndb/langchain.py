@@ -15,10 +15,11 @@ reader = CairnVectorStore(embeddings, path="my-db", collection_name="notes", rea
 LangChain ids are strings; Cairn's are 64-bit integers. Each string id is mapped to an
 integer by a 64-bit BLAKE2b hash, and the string is kept in the record's payload (`_lc_id`),
 which is checked on read. The whole metadata dict is stored as JSON (`_lc_metadata`), so it
-comes back exactly as given; its top-level values that Cairn can index (str, int, float, bool,
-list of str) are also stored as payload fields of the same name, so filters can use them:
-`{"source": "a.md"}`, `{"year": {"$gte": 2020}}`, `{"$or": [...]}`, or the text syntax
-`'source = "a.md" AND year >= 2020'`.
+comes back exactly as given; its top-level values that are JSON Cairn stores as they are (None,
+str, bool, ints that fit 64 bits, finite floats, and lists and dicts of those) are also stored
+as payload fields of the same name, so filters can use them, nested keys by dotted path:
+`{"source": "a.md"}`, `{"year": {"$gte": 2020}}`, `{"meta.author": "x"}`, `{"$or": [...]}`,
+or the text syntax `'source = "a.md" AND year >= 2020'`.
 
 `similarity_search_with_score` returns the raw similarity (cosine similarity under the default
 metric; higher is more similar).
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
 import uuid
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
@@ -53,6 +55,7 @@ __all__ = ["CairnVectorStore", "CairnHybridRetriever"]
 _ID = "_lc_id"
 _META = "_lc_metadata"
 _INT64 = (-(2**63), 2**63 - 1)
+_UINT64_MAX = 2**64 - 1
 # Records per upsert call: one atomic, durable batch each.
 _BATCH = 512
 
@@ -64,13 +67,22 @@ def _key(doc_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "little")
 
 
-def _indexable(value: Any) -> bool:
-    if isinstance(value, bool) or isinstance(value, float) or isinstance(value, str):
+def _indexable(value: Any, depth: int = 0) -> bool:
+    """Whether Cairn stores `value` as a payload field as it is: any JSON (None, bool, str,
+    an int from -2**63 to 2**64 - 1, a finite float, lists and str-keyed dicts of those),
+    nested at most 32 deep."""
+    if depth > 32:
+        return False
+    if value is None or isinstance(value, (bool, str)):
         return True
     if isinstance(value, int):
-        return _INT64[0] <= value <= _INT64[1]
+        return _INT64[0] <= value <= _UINT64_MAX
+    if isinstance(value, float):
+        return math.isfinite(value)
     if isinstance(value, list):
-        return all(isinstance(v, str) for v in value)
+        return all(_indexable(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _indexable(v, depth + 1) for k, v in value.items())
     return False
 
 

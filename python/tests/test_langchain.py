@@ -249,3 +249,14 @@ def test_delete_by_metadata_filter(store):
         store.delete()
     with pytest.raises(ValueError, match="not both"):
         store.delete(["d2"], filter={"source": "c.md"})
+
+
+def test_nested_metadata_is_filterable_by_path(store):
+    # d0's metadata has "extra": {"nested": [1, 2]}; d1's "extra" is None.
+    got = {d.id for d in store.similarity_search("anything", k=10, filter={"extra.nested": 2})}
+    assert got == {"d0"}
+    got = {d.id for d in store.similarity_search("anything", k=10, filter={"extra": None})}
+    assert got == {"d1"}
+    # An int beyond 64 bits is kept in the JSON copy only: not a field, so not matched.
+    assert store.similarity_search("anything", k=10, filter={"big": {"$exists": True}}) == []
+    assert store.get_by_ids(["d4"])[0].metadata["big"] == 2**70
