@@ -173,45 +173,35 @@ impl Scan {
     }
 
     fn read(&self, c: usize, id: u64, row: u32) -> Result<Record> {
-        let o = &self.options;
-        let (vector, doc) = match &self.cursors[c] {
+        match &self.cursors[c] {
             Cursor::Segment { slot, .. } => {
-                let s = &self.version.segments[*slot];
-                let vector = if o.vectors {
-                    s.vectors(row as usize, row as usize + 1)?.to_vec()
-                } else {
-                    Vec::new()
-                };
-                let doc = if o.text || o.payload {
-                    Some(s.doc(row)?)
-                } else {
-                    None
-                };
-                (vector, doc)
+                read_row(&self.version.segments[*slot], id, row, &self.options)
             }
             Cursor::Memtable { index, .. } => {
-                let m = &self.version.memtables[*index];
-                let vector = if o.vectors {
-                    m.vectors(row as usize, row as usize + 1)?.to_vec()
-                } else {
-                    Vec::new()
-                };
-                let doc = if o.text || o.payload {
-                    Some(m.doc(row)?)
-                } else {
-                    None
-                };
-                (vector, doc)
+                read_row(&self.version.memtables[*index], id, row, &self.options)
             }
-        };
-        let (text, payload) = doc.unwrap_or((None, Payload::new()));
-        Ok(Record {
-            id,
-            vector,
-            text: if o.text { text } else { None },
-            payload: if o.payload { payload } else { Payload::new() },
-        })
+        }
     }
+}
+
+/// Record `id` at `row` of `src`, with the parts `o` asks for.
+fn read_row<S: Source>(src: &S, id: u64, row: u32, o: &ScanOptions) -> Result<Record> {
+    let vector = if o.vectors {
+        src.vectors(row as usize, row as usize + 1)?.to_vec()
+    } else {
+        Vec::new()
+    };
+    let (text, payload) = if o.text || o.payload {
+        src.doc(row)?
+    } else {
+        (None, Payload::new())
+    };
+    Ok(Record {
+        id,
+        vector,
+        text: if o.text { text } else { None },
+        payload: if o.payload { payload } else { Payload::new() },
+    })
 }
 
 impl Iterator for Scan {

@@ -11,7 +11,6 @@ use crate::error::Result;
 use crate::model::filter::Filter;
 use crate::model::record::{Payload, Record, Value};
 use crate::query::engine;
-use crate::query::source::Source;
 
 /// How an [`Update`] changes a record's payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,7 +168,7 @@ impl Collection {
             return Ok(0);
         }
         // Stored vectors are prepared, and new ones were prepared above: none is again.
-        let body = self.encode_upsert(&changed, &vec![true; changed.len()])?;
+        let body = self.encode_upsert(&changed, true)?;
         drop(changed);
         self.write_upsert(w, &body)?;
         Ok(applied)
@@ -191,11 +190,7 @@ impl Collection {
         let allowed = engine::filter_rows(&view, filter)?;
         let mut ids = Vec::new();
         for (i, a) in allowed.iter().enumerate() {
-            ids.extend(
-                a.rows
-                    .iter()
-                    .map(|r| view.with(i, |s| Source::id_at(s, r), |m| Source::id_at(m, r))),
-            );
+            ids.extend(a.rows.iter().map(|r| view.id_at(i as u32, r)));
         }
         if ids.is_empty() {
             return Ok(0);

@@ -57,7 +57,7 @@ impl Collection {
         if records.is_empty() {
             return Ok(());
         }
-        let body = self.encode_upsert(&records, &[])?;
+        let body = self.encode_upsert(&records, false)?;
         drop(records);
         let w = self.inner.writer.lock();
         self.check_live()?;
@@ -65,8 +65,8 @@ impl Collection {
     }
 
     /// The log frame body of an upsert of `records`, each vector checked and prepared —
-    /// except those marked in `stored` (read back from the collection: prepared already).
-    pub(super) fn encode_upsert(&self, records: &[Record], stored: &[bool]) -> Result<Vec<u8>> {
+    /// unless `prepared` (vectors read back from the collection, or prepared by the caller).
+    pub(super) fn encode_upsert(&self, records: &[Record], prepared: bool) -> Result<Vec<u8>> {
         let dim = self.inner.config.dim;
         // Room for the vectors and the texts, so that a large text is copied once.
         let text_bytes: usize = records
@@ -77,10 +77,10 @@ impl Collection {
         let capacity = records.len() * (dim * 4 + 32) + text_bytes;
         let mut builder = UpsertBuilder::new(self.inner.id, dim, capacity);
         let mut v = Vec::with_capacity(dim);
-        for (i, r) in records.iter().enumerate() {
+        for r in records {
             v.clear();
             v.extend_from_slice(&r.vector);
-            if !stored.get(i).copied().unwrap_or(false) {
+            if !prepared {
                 self.prepare_vector(r.id, &mut v)?;
             }
             let doc = StoredDoc::encode(r.text.as_deref(), &r.payload).map_err(|e| match e {
