@@ -13,12 +13,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A vector's length differs from the collection's dimension.
-    #[error("dimension mismatch: collection `{collection}` has {expected}, got {got}{}", record_suffix(*.id))]
+    #[error("dimension mismatch: collection `{collection}` has {expected}, got {got}{}", record_suffix(.id))]
     DimensionMismatch {
         /// The collection name.
         collection: String,
         /// The record whose vector it was (`None` for a query).
-        id: Option<u64>,
+        id: Option<crate::Id>,
         /// The collection's dimension.
         expected: usize,
         /// The length of the vector that was given.
@@ -29,7 +29,7 @@ pub enum Error {
     #[error("vector for id {id} holds a non-finite value at index {index}")]
     NonFiniteVector {
         /// The record id.
-        id: u64,
+        id: crate::Id,
         /// The position of the first non-finite component.
         index: usize,
     },
@@ -47,7 +47,7 @@ pub enum Error {
     )]
     ZeroVector {
         /// The record id.
-        id: u64,
+        id: crate::Id,
     },
 
     /// An all-zero query vector cannot be normalized for the cosine metric.
@@ -59,6 +59,19 @@ pub enum Error {
     CollectionNotFound {
         /// The name that was asked for.
         name: String,
+    },
+
+    /// A string id whose 64-bit key (see [`Id`](crate::Id)) belongs to another string id,
+    /// stored or earlier in the batch: the batch is refused, nothing is replaced. Give one of
+    /// the two records another id.
+    #[error(
+        "string id {id:?} has the same 64-bit key as the stored id {other:?} (a hash collision): the batch is refused; give one of them another id"
+    )]
+    IdCollision {
+        /// The id that was refused.
+        id: String,
+        /// The id that holds the key.
+        other: String,
     },
 
     /// A collection of that name exists already.
@@ -225,11 +238,11 @@ pub enum Error {
     /// [`Metric::MAX_NORM`]: crate::Metric::MAX_NORM
     #[error(
         "{} has norm {norm:e}, above {max:e}, the largest the dot and l2 metrics accept (its scores could overflow 32-bit floats)",
-        vector_name(*.id)
+        vector_name(.id)
     )]
     VectorTooLarge {
         /// The record whose vector it was (`None` for a query).
-        id: Option<u64>,
+        id: Option<crate::Id>,
         /// The vector's norm (computed in `f64`).
         norm: f64,
         /// [`Metric::MAX_NORM`](crate::Metric::MAX_NORM).
@@ -237,7 +250,7 @@ pub enum Error {
     },
 }
 
-fn vector_name(id: Option<u64>) -> String {
+fn vector_name(id: &Option<crate::Id>) -> String {
     match id {
         Some(i) => format!("vector for id {i}"),
         None => "query vector".to_owned(),
@@ -254,8 +267,10 @@ fn holder(pid: Option<u32>) -> String {
     }
 }
 
-fn record_suffix(id: Option<u64>) -> String {
-    id.map(|i| format!(" for record {i}")).unwrap_or_default()
+fn record_suffix(id: &Option<crate::Id>) -> String {
+    id.as_ref()
+        .map(|i| format!(" for record {i}"))
+        .unwrap_or_default()
 }
 
 impl Error {

@@ -101,8 +101,8 @@ fn search_and_print(
 }
 
 /// (id, score) of each hit, for comparing result lists.
-fn ids_scores(hits: &[Hit]) -> Vec<(u64, f32)> {
-    hits.iter().map(|h| (h.id, h.score)).collect()
+fn ids_scores(hits: &[Hit]) -> Vec<(cairndb::Id, f32)> {
+    hits.iter().map(|h| (h.id.clone(), h.score)).collect()
 }
 
 /// `cairn demo`: the numbered steps in order, each its own function.
@@ -131,7 +131,7 @@ pub fn run(a: &DemoArgs) -> CliResult<()> {
     let Some(top) = first.first() else {
         return Err(fail("the first demo query found nothing"));
     };
-    show_record(out, &coll, top.id)?;
+    show_record(out, &coll, &top.id)?;
     delete_and_check(out, &coll, &emb, top)?;
     let extra = upsert_new(out, &coll, &emb, n)?;
 
@@ -382,7 +382,7 @@ fn hybrid_search(out: &mut impl Write, coll: &Collection, emb: &Embedder) -> Cli
 }
 
 /// Gets one record and shows its payload, text and the start of its vector.
-fn show_record(out: &mut impl Write, coll: &Collection, id: u64) -> CliResult<()> {
+fn show_record(out: &mut impl Write, coll: &Collection, id: &cairndb::Id) -> CliResult<()> {
     let t = Instant::now();
     let rec = coll.get(id)?;
     let took = t.elapsed();
@@ -421,9 +421,9 @@ fn delete_and_check(
     emb: &Embedder,
     top: &Hit,
 ) -> CliResult<()> {
-    let (gone_id, gone_name) = (top.id, name_of(top));
+    let (gone_id, gone_name) = (top.id.clone(), name_of(top));
     let t = Instant::now();
-    let existed = coll.delete(&[gone_id])?;
+    let existed = coll.delete(std::slice::from_ref(&gone_id))?;
     step(
         out,
         &format!("delete id {gone_id} ({gone_name}), durable on return"),

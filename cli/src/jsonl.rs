@@ -293,10 +293,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             (r.id, r.vector, r.text.as_deref()),
-            (7, vec![1.0, 2.5], Some("t"))
+            (cairndb::Id::Int(7), vec![1.0, 2.5], Some("t"))
         );
         let r = parse_record(r#"{"vector": [1], "id": 3, "text": null}"#).unwrap();
-        assert_eq!((r.id, r.text), (3, None));
+        assert_eq!((r.id, r.text), (cairndb::Id::Int(3), None));
     }
 
     #[test]

@@ -118,10 +118,10 @@ pub fn run(db: &Database, out: &mut impl Write) -> CliResult<()> {
     let mut truth = Vec::with_capacity(QUERIES);
     for (q, &s) in queries.iter().zip(&sources) {
         let hits = search(q)?;
-        if hits.first().map(|h| h.id) == Some(s as u64) {
+        if hits.first().is_some_and(|h| h.id == s as u64) {
             found += 1;
         }
-        truth.push(hits.iter().map(|h| h.id).collect::<Vec<u64>>());
+        truth.push(hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>());
     }
     let one = t.elapsed();
 

@@ -310,7 +310,7 @@ fn ingest(
             if got != dim {
                 let e = cairndb::Error::DimensionMismatch {
                     collection: a.collection.clone(),
-                    id: Some(item.record.id),
+                    id: Some(item.record.id.clone()),
                     expected: dim,
                     got,
                 };

@@ -695,7 +695,7 @@ fn export_then_import_round_trips_exactly() {
             ids.push(r.id);
         }
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{name}: id order");
-        assert!(!ids.contains(&4) && !ids.contains(&7));
+        assert!(!ids.contains(&cairndb::Id::Int(4)) && !ids.contains(&cairndb::Id::Int(7)));
         let any = first.lines().find(|l| l.contains("\"tags\"")).unwrap();
         let v: Value = serde_json::from_str(any).unwrap();
         assert!(

@@ -36,7 +36,9 @@ use self::state::{Live, Located, Version};
 pub use self::update::{PayloadChange, Update};
 use crate::error::{Error, Result};
 use crate::model::config::CollectionConfig;
+use crate::model::id::Id;
 use crate::model::record::{Record, StoredDoc};
+use crate::query::source::Source;
 use crate::segment::Segment;
 use crate::vector::Metric;
 
@@ -220,25 +222,45 @@ impl Collection {
     }
 
     /// The record with this id, if it exists. Under `Cosine` the vector is the stored,
-    /// normalized one.
-    pub fn get(&self, id: u64) -> Result<Option<Record>> {
+    /// normalized one. Errors: an id of the other kind than the collection's
+    /// [`IdType`](crate::IdType).
+    pub fn get(&self, id: impl Into<Id>) -> Result<Option<Record>> {
+        let id = id.into();
         self.check_live()?;
-        self.read_current(id)
+        self.key_of(&id)?;
+        self.read_current(&id)
     }
 
-    /// The record with this id in the current version.
-    pub(crate) fn read_current(&self, id: u64) -> Result<Option<Record>> {
+    /// The 64-bit key of `id`, once it is checked to fit the collection.
+    pub(crate) fn key_of(&self, id: &Id) -> Result<u64> {
+        id.check(self.inner.config.id_type, &self.inner.name)?;
+        Ok(id.key())
+    }
+
+    /// Where `id` is live in the current version, and that version. A string id must equal
+    /// the one stored under its key (another string with the same key is not this record).
+    pub(crate) fn locate(&self, id: &Id) -> Result<(Arc<Version>, Option<Located>)> {
         let (v, loc) = {
             let live = self.inner.live.read();
-            (Arc::clone(&live.version), live.locate(id))
+            (Arc::clone(&live.version), live.locate(id.key()))
         };
+        let loc = match (loc, id) {
+            (Some(l), Id::Str(s)) => (stored_id(&v, l)? == *s).then_some(l),
+            (l, _) => l,
+        };
+        Ok((v, loc))
+    }
+
+    /// The record with this (checked) id in the current version.
+    pub(crate) fn read_current(&self, id: &Id) -> Result<Option<Record>> {
+        let (v, loc) = self.locate(id)?;
         let Some(loc) = loc else {
             return Ok(None);
         };
         let (vector, doc) = match loc {
             Located::Memtable(i, row) => {
                 let mt = &v.memtables[i];
-                let doc = StoredDoc::decode(mt.doc(row as usize)).ok_or_else(|| {
+                let doc = StoredDoc::decode(mt.mt.doc(row as usize)).ok_or_else(|| {
                     Error::InvalidArgument(format!("record {id} has an undecodable payload"))
                 })?;
                 (mt.vector(row as usize).to_vec(), doc)
@@ -249,7 +271,7 @@ impl Collection {
             }
         };
         Ok(Some(Record {
-            id,
+            id: id.clone(),
             vector,
             text: doc.0,
             payload: doc.1,
@@ -318,5 +340,13 @@ impl Collection {
                 })
                 .collect(),
         }
+    }
+}
+
+/// The string id stored at `loc` of `v` (empty for a record without one: an integer id).
+pub(crate) fn stored_id(v: &Version, loc: Located) -> Result<String> {
+    match loc {
+        Located::Memtable(i, row) => v.memtables[i].doc_id(row),
+        Located::Segment(s, row) => v.segments[s].doc_id(row as u32),
     }
 }

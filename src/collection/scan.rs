@@ -19,6 +19,7 @@ use super::state::Version;
 use crate::error::Result;
 use crate::index::hnsw::HnswParams;
 use crate::model::filter::Filter;
+use crate::model::id::{Id, IdType};
 use crate::model::record::{Payload, Record};
 use crate::query::engine;
 use crate::query::source::{Source, View};
@@ -28,8 +29,8 @@ use crate::query::source::{Source, View};
 pub struct ScanOptions {
     /// Only records that match.
     pub filter: Option<Filter>,
-    /// Only records with an id greater than this: a [`Scan::cursor`] resumes a scan.
-    pub after: Option<u64>,
+    /// Only records after this id in scan order: a [`Scan::cursor`] resumes a scan.
+    pub after: Option<Id>,
     /// Read each record's vector (otherwise `Record::vector` is empty).
     pub vectors: bool,
     /// Read each record's text (otherwise `Record::text` is `None`).
@@ -62,9 +63,10 @@ impl ScanOptions {
         self
     }
 
-    /// Only records with an id greater than `id` (resume after a [`Scan::cursor`]).
-    pub fn after(mut self, id: u64) -> Self {
-        self.after = Some(id);
+    /// Only records after `id` in scan order (resume after a [`Scan::cursor`]). The id need
+    /// not exist (any more).
+    pub fn after(mut self, id: impl Into<Id>) -> Self {
+        self.after = Some(id.into());
         self
     }
 
@@ -104,24 +106,25 @@ enum Cursor {
     },
 }
 
-/// The records of a collection in ascending id order, over one version (see
-/// [`Collection::scan`]). An iterator of `Result<Record>`: after an error (a checksum failed
-/// on a segment read) it ends.
+/// The records of a collection in scan order, over one version (see [`Collection::scan`]).
+/// An iterator of `Result<Record>`: after an error (a checksum failed on a segment read) it
+/// ends.
 pub struct Scan {
     version: Arc<Version>,
     cursors: Vec<Cursor>,
-    /// The next id of each source that has one: (id, cursor, row).
+    /// The next key of each source that has one: (key, cursor, row).
     heads: BinaryHeap<Reverse<(u64, usize, u32)>>,
     options: ScanOptions,
-    last: Option<u64>,
+    id_type: IdType,
+    last: Option<Id>,
     failed: bool,
 }
 
 impl Scan {
     /// The id of the last record returned (or the `after` the scan started from): pass it to
     /// [`ScanOptions::after`] to go on from there in a new scan, over a newer version.
-    pub fn cursor(&self) -> Option<u64> {
-        self.last
+    pub fn cursor(&self) -> Option<&Id> {
+        self.last.as_ref()
     }
 
     /// Up to `n` records; fewer only at the end.
@@ -172,20 +175,18 @@ impl Scan {
         }
     }
 
-    fn read(&self, c: usize, id: u64, row: u32) -> Result<Record> {
+    fn read(&self, c: usize, row: u32) -> Result<Record> {
+        let (o, t) = (&self.options, self.id_type);
         match &self.cursors[c] {
-            Cursor::Segment { slot, .. } => {
-                read_row(&self.version.segments[*slot], id, row, &self.options)
-            }
-            Cursor::Memtable { index, .. } => {
-                read_row(&self.version.memtables[*index], id, row, &self.options)
-            }
+            Cursor::Segment { slot, .. } => read_row(&self.version.segments[*slot], t, row, o),
+            Cursor::Memtable { index, .. } => read_row(&self.version.memtables[*index], t, row, o),
         }
     }
 }
 
-/// Record `id` at `row` of `src`, with the parts `o` asks for.
-fn read_row<S: Source>(src: &S, id: u64, row: u32, o: &ScanOptions) -> Result<Record> {
+/// The record at `row` of `src`, with the parts `o` asks for.
+fn read_row<S: Source>(src: &S, t: IdType, row: u32, o: &ScanOptions) -> Result<Record> {
+    let id = src.record_id(t, row)?;
     let vector = if o.vectors {
         src.vectors(row as usize, row as usize + 1)?.to_vec()
     } else {
@@ -211,11 +212,11 @@ impl Iterator for Scan {
         if self.failed {
             return None;
         }
-        let Reverse((id, c, row)) = self.heads.pop()?;
+        let Reverse((_, c, row)) = self.heads.pop()?;
         self.push_next(c);
-        match self.read(c, id, row) {
+        match self.read(c, row) {
             Ok(r) => {
-                self.last = Some(id);
+                self.last = Some(r.id.clone());
                 Some(Ok(r))
             }
             Err(e) => {
@@ -227,10 +228,15 @@ impl Iterator for Scan {
 }
 
 impl Collection {
-    /// The records that match `options.filter` (every record without one), in ascending id
-    /// order, over the version current when this is called: a snapshot, whatever is written
+    /// The records that match `options.filter` (every record without one), in scan order,
+    /// over the version current when this is called: a snapshot, whatever is written
     /// meanwhile. [`Scan::cursor`] and [`ScanOptions::after`] page through a collection across
-    /// calls. Errors: an invalid filter.
+    /// calls. Errors: an invalid filter; an `after` id of the other kind than the
+    /// collection's.
+    ///
+    /// Scan order is ascending id order for integer ids, and ascending order of the ids'
+    /// 64-bit keys for string ids (a fixed hash, see [`Id`]: the same in every process and
+    /// version, but not alphabetical).
     ///
     /// A scan keeps its version alive: the segments it reads stay mapped (and on disk until
     /// it is dropped, if a compaction replaces them), so drop long-idle scans.
@@ -244,7 +250,10 @@ impl Collection {
             Some(f) => Some(engine::filter_rows(&self.view(&version), f)?),
             None => None,
         };
-        let after = options.after;
+        let after = match &options.after {
+            Some(id) => Some(self.key_of(id)?),
+            None => None,
+        };
         let mut cursors = Vec::with_capacity(version.segments.len() + version.memtables.len());
         for (slot, s) in version.segments.iter().enumerate() {
             cursors.push(Cursor::Segment {
@@ -279,8 +288,9 @@ impl Collection {
             version,
             heads: BinaryHeap::with_capacity(cursors.len()),
             cursors,
+            last: options.after.clone(),
             options,
-            last: after,
+            id_type: self.inner.config.id_type,
             failed: false,
         };
         for c in 0..scan.cursors.len() {
@@ -314,6 +324,7 @@ impl Collection {
             metric: cfg.metric,
             m0: HnswParams::of(cfg).m0(),
             analyzer: version.active().analyzer(),
+            id_type: cfg.id_type,
         }
     }
 }

@@ -92,6 +92,9 @@ impl Source for SegmentSlot {
     fn doc(&self, row: u32) -> Result<(Option<String>, Payload)> {
         self.seg.doc(row as usize)
     }
+    fn doc_id(&self, row: u32) -> Result<String> {
+        self.seg.doc_id(row as usize)
+    }
     fn fields(&self) -> Result<&FieldIndex> {
         self.seg.fields()
     }

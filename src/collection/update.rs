@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use super::Collection;
 use crate::error::Result;
 use crate::model::filter::Filter;
+use crate::model::id::Id;
 use crate::model::record::{Payload, Record, Value};
 use crate::query::engine;
 
@@ -26,7 +27,7 @@ pub enum PayloadChange {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Update {
     /// The record to change.
-    pub id: u64,
+    pub id: Id,
     /// A new vector (checked and prepared like an upserted one).
     pub vector: Option<Vec<f32>>,
     /// A new text: `Some(None)` removes the text.
@@ -37,9 +38,9 @@ pub struct Update {
 
 impl Update {
     /// A change to record `id` that changes nothing yet.
-    pub fn new(id: u64) -> Self {
+    pub fn new(id: impl Into<Id>) -> Self {
         Update {
-            id,
+            id: id.into(),
             vector: None,
             text: None,
             payload: None,
@@ -137,8 +138,9 @@ impl Collection {
         // New vectors are checked and prepared before anything is read or locked.
         let mut updates = updates;
         for u in &mut updates {
+            self.key_of(&u.id)?;
             if let Some(v) = &mut u.vector {
-                self.prepare_vector(u.id, v)?;
+                self.prepare_vector(&u.id, v)?;
             }
         }
         let w = self.inner.writer.lock();
@@ -146,17 +148,17 @@ impl Collection {
         self.wait_pending()?;
         // Each record once, in the order of its first update, with its updates applied.
         let mut changed: Vec<Record> = Vec::new();
-        let mut at: HashMap<u64, Option<usize>> = HashMap::new();
+        let mut at: HashMap<&Id, Option<usize>> = HashMap::new();
         let mut applied = 0;
         for u in &updates {
             let slot = match at.get(&u.id) {
                 Some(&s) => s,
                 None => {
-                    let s = self.read_current(u.id)?.map(|r| {
+                    let s = self.read_current(&u.id)?.map(|r| {
                         changed.push(r);
                         changed.len() - 1
                     });
-                    at.insert(u.id, s);
+                    at.insert(&u.id, s);
                     s
                 }
             };

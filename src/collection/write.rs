@@ -14,6 +14,8 @@
 //! Any failure after a frame was appended (log write or fsync) poisons the database: the
 //! frame may or may not be on disk, so nothing more is written until it is reopened.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use parking_lot::MutexGuard;
@@ -24,22 +26,24 @@ use crate::log::batch::{self, UpsertBuilder};
 use crate::log::wal::{KIND_DELETE, KIND_UPSERT};
 use crate::memtable::Memtable;
 use crate::model::config::Durability;
+use crate::model::id::Id;
 use crate::model::record::{Record, StoredDoc};
+use crate::query::source::Source;
 use crate::vector::distance::prepare;
 
 impl Collection {
     /// Checks and prepares one vector (normalized for `Cosine`).
-    pub(super) fn prepare_vector(&self, id: u64, v: &mut [f32]) -> Result<()> {
+    pub(super) fn prepare_vector(&self, id: &Id, v: &mut [f32]) -> Result<()> {
         let cfg = &self.inner.config;
         if v.len() != cfg.dim {
             return Err(Error::DimensionMismatch {
-                id: Some(id),
+                id: Some(id.clone()),
                 collection: self.inner.name.clone(),
                 expected: cfg.dim,
                 got: v.len(),
             });
         }
-        prepare(cfg.metric, v).map_err(|p| p.error(Some(id)))
+        prepare(cfg.metric, v).map_err(|p| p.error(Some(id.clone())))
     }
 
     /// Inserts or replaces records, atomically: after a crash either the whole batch is
@@ -48,8 +52,12 @@ impl Collection {
     /// Under [`Durability::Sync`] the batch is on stable storage when this returns, and
     /// searches see it from then on (never before). Every record is checked first
     /// (dimension, finite values, not the zero vector under cosine, a norm within
-    /// [`Metric::MAX_NORM`](crate::Metric::MAX_NORM) under dot and l2); one bad record
-    /// rejects the batch and nothing is written.
+    /// [`Metric::MAX_NORM`](crate::Metric::MAX_NORM) under dot and l2, an id of the
+    /// collection's [`IdType`](crate::IdType)); one bad record rejects the batch and nothing
+    /// is written.
+    ///
+    /// A string id whose 64-bit key equals another stored (or in-flight, or in this batch)
+    /// string id's is refused with [`Error::IdCollision`] (see [`Id`]).
     pub fn upsert(&self, records: impl Into<Vec<Record>>) -> Result<()> {
         let records: Vec<Record> = records.into();
         self.inner.core.check_writable()?;
@@ -58,10 +66,77 @@ impl Collection {
             return Ok(());
         }
         let body = self.encode_upsert(&records, false)?;
+        let str_ids = self.str_ids(&records)?;
         drop(records);
         let w = self.inner.writer.lock();
         self.check_live()?;
+        if let Some(ids) = str_ids {
+            self.check_collisions(&ids)?;
+        }
         self.write_upsert(w, &body)
+    }
+
+    /// For a collection of string ids: each record's (key, id), after refusing two different
+    /// strings with one key in the batch. `None` for integer ids.
+    pub(super) fn str_ids(&self, records: &[Record]) -> Result<Option<HashMap<u64, String>>> {
+        if self.inner.config.id_type.is_int_ref() {
+            return Ok(None);
+        }
+        let mut ids: HashMap<u64, String> = HashMap::with_capacity(records.len());
+        for r in records {
+            let Id::Str(s) = &r.id else { continue };
+            match ids.entry(r.id.key()) {
+                Entry::Occupied(o) if o.get() != s => {
+                    return Err(Error::IdCollision {
+                        id: s.clone(),
+                        other: o.get().clone(),
+                    });
+                }
+                Entry::Occupied(_) => {}
+                Entry::Vacant(v) => {
+                    v.insert(s.clone());
+                }
+            }
+        }
+        Ok(Some(ids))
+    }
+
+    /// With the writer lock held: refuses the batch if a key of `ids` belongs to another
+    /// string, live in the current version or staged by a batch still on its way.
+    pub(super) fn check_collisions(&self, ids: &HashMap<u64, String>) -> Result<()> {
+        let (v, located): (_, Vec<_>) = {
+            let live = self.inner.live.read();
+            let located = ids
+                .iter()
+                .filter_map(|(&k, s)| live.locate(k).map(|l| (l, s)))
+                .collect();
+            (Arc::clone(&live.version), located)
+        };
+        for (loc, s) in located {
+            let stored = super::stored_id(&v, loc)?;
+            if stored != *s {
+                return Err(Error::IdCollision {
+                    id: s.clone(),
+                    other: stored,
+                });
+            }
+        }
+        // Rows staged (under this lock, which we hold) but not yet committed in `v`.
+        for m in &v.memtables {
+            for row in m.rows..m.staged() as u32 {
+                let Some(s) = ids.get(&m.mt.id_at(row as usize)) else {
+                    continue;
+                };
+                let stored = m.doc_id(row)?;
+                if stored != *s {
+                    return Err(Error::IdCollision {
+                        id: s.clone(),
+                        other: stored,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The log frame body of an upsert of `records`, each vector checked and prepared —
@@ -78,18 +153,21 @@ impl Collection {
         let mut builder = UpsertBuilder::new(self.inner.id, dim, capacity);
         let mut v = Vec::with_capacity(dim);
         for r in records {
+            let key = self.key_of(&r.id)?;
             v.clear();
             v.extend_from_slice(&r.vector);
             if !prepared {
-                self.prepare_vector(r.id, &mut v)?;
+                self.prepare_vector(&r.id, &mut v)?;
             }
-            let doc = StoredDoc::encode(r.text.as_deref(), &r.payload).map_err(|e| match e {
-                Error::InvalidArgument(m) => {
-                    Error::InvalidArgument(format!("record {}: {m}", r.id))
-                }
-                e => e,
-            })?;
-            builder.push(r.id, &v, &doc);
+            let doc = StoredDoc::encode(r.id.as_str(), r.text.as_deref(), &r.payload).map_err(
+                |e| match e {
+                    Error::InvalidArgument(m) => {
+                        Error::InvalidArgument(format!("record {}: {m}", r.id))
+                    }
+                    e => e,
+                },
+            )?;
+            builder.push(key, &v, &doc);
         }
         Ok(builder.finish())
     }
@@ -129,13 +207,31 @@ impl Collection {
     }
 
     /// Deletes records by id and returns how many existed. Ids that do not exist are ignored.
-    /// Durable on return under [`Durability::Sync`], and visible from then on.
-    pub fn delete(&self, ids: &[u64]) -> Result<usize> {
+    /// Durable on return under [`Durability::Sync`], and visible from then on. Errors: an id
+    /// of the other kind than the collection's [`IdType`](crate::IdType).
+    pub fn delete<I: Into<Id> + Clone>(&self, ids: &[I]) -> Result<usize> {
         self.inner.core.check_writable()?;
         self.check_live()?;
+        let ids: Vec<Id> = ids.iter().cloned().map(Into::into).collect();
+        let keys = ids
+            .iter()
+            .map(|id| self.key_of(id))
+            .collect::<Result<Vec<u64>>>()?;
         let w = self.inner.writer.lock();
         self.check_live()?;
-        self.write_delete(w, ids)
+        if self.inner.config.id_type.is_int_ref() {
+            return self.write_delete(w, &keys);
+        }
+        // A key names this string's record only if that is the string stored under it: wait
+        // for the batches on their way, then keep the keys whose stored string matches.
+        self.wait_pending()?;
+        let mut mine = Vec::with_capacity(keys.len());
+        for id in &ids {
+            if self.locate(id)?.1.is_some() {
+                mine.push(id.key());
+            }
+        }
+        self.write_delete(w, &mine)
     }
 
     /// Logs and commits a delete of `ids`; `w` is the writer lock (released once logged).

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::id::IdType;
 use crate::error::{Error, Result};
 use crate::vector::distance::Metric;
 
@@ -201,6 +202,9 @@ pub struct CollectionConfig {
     /// stemming, no stop words). Applies to documents and queries alike.
     #[serde(default)]
     pub text: TextConfig,
+    /// The kind of record ids: unsigned integers (the default) or strings.
+    #[serde(default, skip_serializing_if = "IdType::is_int_ref")]
+    pub id_type: IdType,
 }
 
 impl Default for CollectionConfig {
@@ -211,6 +215,7 @@ impl Default for CollectionConfig {
             m: 16,
             ef_construction: 200,
             text: TextConfig::default(),
+            id_type: IdType::Int,
         }
     }
 }
@@ -228,6 +233,12 @@ impl CollectionConfig {
     /// Sets the text analysis.
     pub fn with_text(mut self, text: TextConfig) -> Self {
         self.text = text;
+        self
+    }
+
+    /// Sets the kind of record ids.
+    pub fn with_id_type(mut self, id_type: IdType) -> Self {
+        self.id_type = id_type;
         self
     }
 

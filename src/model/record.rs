@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+pub use super::id::Id;
 pub use super::value::Value;
 use super::value::{Stored, StoredValue, validate_payload};
 
@@ -18,8 +19,9 @@ pub type Payload = BTreeMap<String, Value>;
 /// Upserting a record whose id exists replaces the whole record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    /// The user's key.
-    pub id: u64,
+    /// The record's id: an integer or a string, as the collection's
+    /// [`IdType`](crate::IdType) says.
+    pub id: Id,
     /// The embedding; its length must equal the collection's dimension.
     pub vector: Vec<f32>,
     /// Optional text stored with the record.
@@ -32,9 +34,9 @@ pub struct Record {
 
 impl Record {
     /// A record with a vector and no text or payload.
-    pub fn new(id: u64, vector: impl Into<Vec<f32>>) -> Self {
+    pub fn new(id: impl Into<Id>, vector: impl Into<Vec<f32>>) -> Self {
         Record {
-            id,
+            id: id.into(),
             vector: vector.into(),
             text: None,
             payload: Payload::new(),
@@ -67,7 +69,7 @@ impl From<Record> for Vec<Record> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hit {
     /// The record id.
-    pub id: u64,
+    pub id: Id,
     /// Similarity, higher is better: cosine similarity, dot product, or `-‖q - x‖²`
     /// (see [`Metric`](crate::Metric)).
     pub score: f32,
@@ -106,9 +108,14 @@ pub struct LegScore {
 /// rows all have it writes a payload file without index or documents.
 pub(crate) const EMPTY_DOC: &[u8] = &[0, 0];
 
+/// The first byte of a document that starts with its record's string id (a plain document
+/// starts with the postcard tag of its optional text: 0 or 1).
+const ID_PREFIX: u8 = 2;
+
 /// The text and payload of one record as stored in the WAL and in segment payload files:
-/// postcard of `(Option<str>, Vec<(String, StoredValue)>)`, see `docs/file-format.md`. The
-/// text is borrowed when encoding and when decoding (it may be large: it is never copied).
+/// postcard of `(Option<str>, Vec<(String, StoredValue)>)`, see `docs/file-format.md`; in a
+/// collection of string ids, preceded by the id (`2`, varint length, UTF-8). The text is
+/// borrowed when encoding and when decoding (it may be large: it is never copied).
 pub(crate) struct StoredDoc;
 
 #[derive(Serialize)]
@@ -127,7 +134,12 @@ struct DecDoc<'a> {
 impl StoredDoc {
     /// The encoded document, in a buffer of exactly its size. Checks the payload first
     /// ([`Value::validate`]): a non-finite float or a value nested too deep is refused.
-    pub(crate) fn encode(text: Option<&str>, payload: &Payload) -> Result<Vec<u8>> {
+    /// With `id`, the document starts with that string id.
+    pub(crate) fn encode(
+        id: Option<&str>,
+        text: Option<&str>,
+        payload: &Payload,
+    ) -> Result<Vec<u8>> {
         validate_payload(payload)?;
         let doc = EncDoc {
             text,
@@ -135,8 +147,46 @@ impl StoredDoc {
         };
         let size = postcard::serialize_with_flavor(&doc, postcard::ser_flavors::Size::default())
             .map_err(|e| Error::InvalidArgument(format!("payload cannot be encoded: {e}")))?;
-        postcard::to_extend(&doc, Vec::with_capacity(size))
+        let mut out = Vec::with_capacity(size + id.map_or(0, |s| s.len() + 11));
+        if let Some(id) = id {
+            out.push(ID_PREFIX);
+            let mut n = id.len() as u64;
+            while n >= 0x80 {
+                out.push((n as u8) | 0x80);
+                n >>= 7;
+            }
+            out.push(n as u8);
+            out.extend_from_slice(id.as_bytes());
+        }
+        postcard::to_extend(&doc, out)
             .map_err(|e| Error::InvalidArgument(format!("payload cannot be encoded: {e}")))
+    }
+
+    /// Splits a document into its string id (if it starts with one) and the rest; `None`
+    /// when the id prefix is malformed.
+    pub(crate) fn split_id(bytes: &[u8]) -> Option<(Option<&str>, &[u8])> {
+        if bytes.first() != Some(&ID_PREFIX) {
+            return Some((None, bytes));
+        }
+        let mut len = 0u64;
+        let mut at = 1;
+        for shift in (0..64).step_by(7) {
+            let b = *bytes.get(at)?;
+            at += 1;
+            len |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                let end = at.checked_add(usize::try_from(len).ok()?)?;
+                let id = std::str::from_utf8(bytes.get(at..end)?).ok()?;
+                return Some((Some(id), &bytes[end..]));
+            }
+        }
+        None
+    }
+
+    /// The string id a document starts with: `Some(None)` for a document without one,
+    /// `None` when the bytes are not a valid document prefix.
+    pub(crate) fn id(bytes: &[u8]) -> Option<Option<&str>> {
+        StoredDoc::split_id(bytes).map(|(id, _)| id)
     }
 
     /// Decodes; `None` when the bytes are not a valid document.
@@ -148,6 +198,7 @@ impl StoredDoc {
     /// (including values nested deeper than [`Value::MAX_DEPTH`]: decoding never recurses
     /// past it).
     pub(crate) fn decode_ref(bytes: &[u8]) -> Option<(Option<Cow<'_, str>>, Payload)> {
+        let (_, bytes) = StoredDoc::split_id(bytes)?;
         let doc: DecDoc<'_> = postcard::from_bytes(bytes).ok()?;
         let mut payload = Payload::new();
         for (k, StoredValue(v)) in doc.fields {
@@ -163,10 +214,10 @@ mod tests {
 
     #[test]
     fn empty_doc_is_the_encoding_of_no_text_and_no_fields() {
-        let empty = StoredDoc::encode(None, &Payload::new()).unwrap();
+        let empty = StoredDoc::encode(None, None, &Payload::new()).unwrap();
         assert_eq!(empty, EMPTY_DOC);
         assert_ne!(
-            StoredDoc::encode(Some(""), &Payload::new()).unwrap(),
+            StoredDoc::encode(None, Some(""), &Payload::new()).unwrap(),
             EMPTY_DOC
         );
     }
@@ -194,7 +245,7 @@ mod tests {
         let mut p = Payload::new();
         p.insert("a".into(), Value::from(vec!["x"]));
         p.insert("b".into(), Value::Float(-1.5));
-        let bytes = StoredDoc::encode(Some("t"), &p).unwrap();
+        let bytes = StoredDoc::encode(None, Some("t"), &p).unwrap();
         assert_eq!(StoredDoc::decode(&bytes), Some((Some("t".into()), p)));
         assert_eq!(StoredDoc::decode(&[0xff, 0xff, 0xff]), None);
     }
@@ -227,18 +278,48 @@ mod tests {
         let at = scalars.windows(2).position(|w| w == [b'l', 4]).unwrap() - 1;
         scalars.drain(at..at + 8);
         scalars[4] = 4;
-        assert_eq!(StoredDoc::encode(Some("hi"), &want).unwrap(), scalars);
+        assert_eq!(StoredDoc::encode(None, Some("hi"), &want).unwrap(), scalars);
     }
 
     #[test]
     fn stored_doc_round_trips_json_values() {
         let j = r#"{"n":null,"u":18446744073709551615,"i":-9223372036854775808,"o":{"k":[1,2.5,"x",null,{"é":{}}],"e":[]}}"#;
         let p: Payload = serde_json::from_str(j).unwrap();
-        let bytes = StoredDoc::encode(None, &p).unwrap();
+        let bytes = StoredDoc::encode(None, None, &p).unwrap();
         assert_eq!(StoredDoc::decode(&bytes), Some((None, p)));
         let mut bad = Payload::new();
         bad.insert("x".into(), Value::Float(f64::NEG_INFINITY));
-        let e = StoredDoc::encode(None, &bad).unwrap_err().to_string();
+        let e = StoredDoc::encode(None, None, &bad).unwrap_err().to_string();
         assert!(e.contains("`x`"), "{e}");
+    }
+
+    #[test]
+    fn documents_carry_string_ids() {
+        let mut p = Payload::new();
+        p.insert("a".into(), Value::Int(1));
+        let plain = StoredDoc::encode(None, Some("t"), &p).unwrap();
+        for id in ["x", "doc-1#3", &"é".repeat(200)] {
+            let bytes = StoredDoc::encode(Some(id), Some("t"), &p).unwrap();
+            assert_eq!(StoredDoc::id(&bytes), Some(Some(id)));
+            assert_eq!(StoredDoc::split_id(&bytes).unwrap().1, plain.as_slice());
+            assert_eq!(
+                StoredDoc::decode(&bytes),
+                Some((Some("t".into()), p.clone()))
+            );
+            // Cut anywhere inside the prefix: refused, never misread.
+            for cut in 1..bytes.len() - plain.len() {
+                assert_eq!(StoredDoc::id(&bytes[..cut]), None, "{cut}");
+            }
+        }
+        assert_eq!(StoredDoc::id(&plain), Some(None));
+        assert_eq!(StoredDoc::id(EMPTY_DOC), Some(None));
+        // A prefix whose bytes are not UTF-8, or whose length overflows.
+        assert_eq!(StoredDoc::id(&[2, 1, 0xff, 0, 0]), None);
+        assert_eq!(
+            StoredDoc::id(&[
+                2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f
+            ]),
+            None
+        );
     }
 }

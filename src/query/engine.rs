@@ -233,7 +233,7 @@ fn hit<S: Source, M: Source>(
 ) -> Result<Hit> {
     let c: &Candidate = &f.cand;
     let mut hit = Hit {
-        id: c.id,
+        id: view.record_id(c.loc.source, c.loc.row)?,
         score: f.score,
         text: None,
         payload: None,

@@ -14,6 +14,7 @@ use crate::index::hnsw::graph::MemGraph;
 use crate::index::hnsw::search::Links;
 use crate::index::text::{Analyzer, TextIndex};
 use crate::memtable::{MemVectors, MemtableView};
+use crate::model::id::{Id, IdType};
 use crate::model::record::{Payload, StoredDoc};
 use crate::vector::quant::Quantized;
 use crate::vector::{Metric, Vectors};
@@ -58,6 +59,16 @@ pub(crate) trait Source: Sync {
     fn vectors(&self, start: usize, end: usize) -> Result<&[f32]>;
     /// The text and payload of `row`.
     fn doc(&self, row: u32) -> Result<(Option<String>, Payload)>;
+    /// The string id that the document of `row` starts with (collections of string ids);
+    /// an error if it has none.
+    fn doc_id(&self, row: u32) -> Result<String>;
+    /// The record id of `row`: its key for integer ids, the stored string for string ids.
+    fn record_id(&self, id_type: IdType, row: u32) -> Result<Id> {
+        Ok(match id_type {
+            IdType::Int => Id::Int(self.id_at(row)),
+            IdType::Str => Id::Str(self.doc_id(row)?),
+        })
+    }
     /// The payload field indexes.
     fn fields(&self) -> Result<Self::Fields<'_>>;
     /// The text index.
@@ -79,6 +90,8 @@ pub(crate) struct View<'a, S, M> {
     /// Level-0 degree of the graphs (the planner's cost model).
     pub m0: usize,
     pub analyzer: &'a Analyzer,
+    /// The collection's kind of ids (how a hit's id is read).
+    pub id_type: IdType,
 }
 
 impl<S: Source, M: Source> View<'_, S, M> {
@@ -106,6 +119,16 @@ impl<S: Source, M: Source> View<'_, S, M> {
 
     pub(crate) fn doc(&self, source: u32, row: u32) -> Result<(Option<String>, Payload)> {
         self.with(source as usize, |s| s.doc(row), |m| m.doc(row))
+    }
+
+    /// The record id of `row` of `source`.
+    pub(crate) fn record_id(&self, source: u32, row: u32) -> Result<Id> {
+        let t = self.id_type;
+        self.with(
+            source as usize,
+            |s| s.record_id(t, row),
+            |m| m.record_id(t, row),
+        )
     }
 }
 
@@ -149,6 +172,15 @@ impl Source for MemtableView {
                 self.mt.id_at(row as usize)
             ))
         })
+    }
+    fn doc_id(&self, row: u32) -> Result<String> {
+        match StoredDoc::id(self.mt.doc(row as usize)) {
+            Some(Some(id)) => Ok(id.to_owned()),
+            _ => Err(Error::InvalidArgument(format!(
+                "memtable row {row} (key {}) has no string id",
+                self.mt.id_at(row as usize)
+            ))),
+        }
     }
     fn fields(&self) -> Result<Self::Fields<'_>> {
         Ok(self.mt.fields())

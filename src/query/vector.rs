@@ -466,6 +466,7 @@ mod tests {
                 metric: Metric::L2,
                 m0: 32,
                 analyzer: mt.analyzer(),
+                id_type: crate::model::id::IdType::Int,
             };
             for q in 0..20u64 {
                 let qv = vector(10_000 + q);

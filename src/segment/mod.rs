@@ -313,6 +313,21 @@ impl Segment {
         })
     }
 
+    /// The string id that the document of `row` starts with (collections of string ids).
+    pub(crate) fn doc_id(&self, row: usize) -> Result<String> {
+        match StoredDoc::id(self.doc_bytes(row)?) {
+            Some(Some(id)) => Ok(id.to_owned()),
+            Some(None) => Err(Error::corruption(
+                &self.payload_path,
+                format!("the document of row {row} has no string id"),
+            )),
+            None => Err(Error::corruption(
+                &self.payload_path,
+                format!("undecodable string id in the document of row {row}"),
+            )),
+        }
+    }
+
     /// Checks everything that opening did not: every vector block and every document.
     pub(crate) fn verify_all(&self) -> Result<()> {
         let vb = self.vectors.bytes();

@@ -1,5 +1,6 @@
 //! Filtered mode: a seeded attribute, and per selectivity the exact-scan baseline and each ef.
 
+use super::int_id;
 use cairndb::{Collection, Filter, PlanKind, SearchRequest};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -128,7 +129,7 @@ fn filtered_truth(
                 )
                 .map_err(|e| fail(format_args!("exact filtered search for query {i}: {e}")))?;
             pb.inc(1);
-            Ok(hits.into_iter().map(|h| h.id).collect())
+            Ok(hits.into_iter().map(|h| int_id(&h.id)).collect())
         })
         .collect::<CliResult<Vec<Vec<u64>>>>()?;
     pb.finish_and_clear();

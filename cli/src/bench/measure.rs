@@ -140,7 +140,7 @@ pub(super) fn measure_with(
         lat.push(took);
         let found = hits
             .iter()
-            .filter(|h| truth.binary_search(&h.id).is_ok())
+            .filter(|h| truth.binary_search(&super::int_id(&h.id)).is_ok())
             .count();
         recall_sum += found as f64 / truth.len().max(1) as f64;
         if i % 256 == 255 {

@@ -51,6 +51,12 @@ const WARMUP: usize = 200;
 const MAX_K: usize = 100_000;
 
 /// A progress bar on stderr, or a hidden one when stderr is not a terminal.
+/// A hit's id in a bench collection (integer ids; `u64::MAX`, which no bench row has, for
+/// anything else).
+pub(crate) fn int_id(id: &cairndb::Id) -> u64 {
+    id.as_u64().unwrap_or(u64::MAX)
+}
+
 fn bar(len: usize, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
@@ -200,7 +206,7 @@ fn ground_truth(
                         .search(&SearchRequest::new(q.clone()).k(a.k).exact(true))
                         .map_err(|e| fail(format_args!("exact search for query {i}: {e}")))?;
                     pb.inc(1);
-                    Ok(hits.into_iter().map(|h| h.id).collect())
+                    Ok(hits.into_iter().map(|h| int_id(&h.id)).collect())
                 })
                 .collect::<CliResult<Vec<Vec<u64>>>>()?;
             pb.finish_and_clear();

@@ -161,3 +161,20 @@ pub(crate) fn check(op: Op, path: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+static ID_KEY_BITS: AtomicU64 = AtomicU64::new(64);
+
+/// Keeps only the low `bits` bits (1 to 64) of every string id's key from now on, so that a
+/// test meets key collisions between different strings (which 64 bits make vanishingly
+/// rare). Process-wide, like the rest of the seam; 64 restores the real keys.
+pub fn set_id_key_bits(bits: u32) {
+    assert!((1..=64).contains(&bits), "1 to 64 bits");
+    ID_KEY_BITS.store(u64::from(bits), Ordering::SeqCst);
+}
+
+pub(crate) fn truncate_id_key(k: u64) -> u64 {
+    match ID_KEY_BITS.load(Ordering::Relaxed) {
+        64 => k,
+        b => k & ((1u64 << b) - 1),
+    }
+}

@@ -132,7 +132,7 @@ pub(crate) enum VectorProblem {
 
 impl VectorProblem {
     /// The error for the vector of record `id`, or for the query (`None`).
-    pub(crate) fn error(self, id: Option<u64>) -> Error {
+    pub(crate) fn error(self, id: Option<crate::Id>) -> Error {
         match (self, id) {
             (VectorProblem::NonFinite(index), Some(id)) => Error::NonFiniteVector { id, index },
             (VectorProblem::NonFinite(index), None) => Error::NonFiniteQuery { index },
