@@ -688,7 +688,7 @@ fn export_then_import_round_trips_exactly() {
         let mut ids = Vec::new();
         for line in first.lines() {
             let r: cairndb::Record = serde_json::from_str(line).unwrap();
-            let stored = c.get(r.id).unwrap().unwrap();
+            let stored = c.get(&r.id).unwrap().unwrap();
             assert_eq!(r, stored, "{name}");
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&r.vector), bits(&stored.vector), "{name}");
