@@ -283,8 +283,8 @@ impl Database {
     /// with `config` (as by [`create_collection`](Self::create_collection)). This is the call
     /// for a program that runs more than once on the same database.
     ///
-    /// An existing collection must be compatible with `config`: the same `dim` and the same
-    /// `metric`, the settings that decide what its vectors and scores mean. Otherwise the call
+    /// An existing collection must be compatible with `config`: the same `dim`, `metric` and
+    /// `id_type`, the settings that decide what its vectors, scores and ids mean. Otherwise the call
     /// fails with [`Error::CollectionConfigMismatch`], naming the setting (for example
     /// "collection `docs` exists with dim 384, asked for 768") and changing nothing. The
     /// other settings — `m`, `ef_construction` and `text` — are used only when the collection
@@ -490,6 +490,13 @@ fn check_compatible(name: &str, have: &CollectionConfig, want: &CollectionConfig
     }
     if have.metric != want.metric {
         return mismatch("metric", have.metric.to_string(), want.metric.to_string());
+    }
+    if have.id_type != want.id_type {
+        return mismatch(
+            "id_type",
+            have.id_type.to_string(),
+            want.id_type.to_string(),
+        );
     }
     Ok(())
 }
