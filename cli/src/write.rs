@@ -305,8 +305,9 @@ fn committed_line(out: &mut impl Write, committed: u64, json: bool) -> CliResult
 fn after(e: CliError, committed: u64) -> CliError {
     match e {
         CliError::Failed(m) if committed > 0 => fail(format_args!(
-            "{m} ({} records committed before it stay committed)",
-            thousands(committed)
+            "{m} ({} committed before it {} committed)",
+            plural(committed as usize, "record"),
+            if committed == 1 { "stays" } else { "stay" }
         )),
         other => other,
     }
@@ -334,7 +335,8 @@ fn ingest(
             Some(item) => Some(item.map_err(|e| after(e, committed))?),
             None => None,
         };
-        if let Some(item) = &item {
+        let done = item.is_none();
+        if let Some(item) = item {
             let at = |m: &dyn std::fmt::Display| {
                 after(
                     fail(format_args!(
@@ -380,9 +382,13 @@ fn ingest(
                 };
                 return Err(at(&e));
             }
+            if batch.is_empty() {
+                first_at = item.at;
+            }
+            batch.push(item.record);
         }
-        let full = batch.len() + usize::from(item.is_some()) > batch_size;
-        if (full || item.is_none()) && !batch.is_empty() {
+        // A full batch is written at once, so that a bad line after it leaves it committed.
+        if (done || batch.len() >= batch_size) && !batch.is_empty() {
             let Some(c) = &coll else { break };
             let n = batch.len() as u64;
             c.upsert(std::mem::take(&mut batch)).map_err(|e| {
@@ -406,14 +412,8 @@ fn ingest(
                 })?;
             }
         }
-        match item {
-            Some(item) => {
-                if batch.is_empty() {
-                    first_at = item.at;
-                }
-                batch.push(item.record);
-            }
-            None => break,
+        if done {
+            break;
         }
     }
     let flush_started = Instant::now();
