@@ -174,6 +174,10 @@ pub(super) enum Accumulator {
     /// Sorted `(row, contribution)` pairs.
     #[cfg_attr(not(test), allow(dead_code))]
     Sparse,
+    /// Document at a time with MaxScore pruning (Turtle & Flood): rows that contain only
+    /// terms whose score bounds together stay below the k-th best score are never visited.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Pruned,
 }
 
 /// [`search_keyed`] that also returns the statistics it scored with: those of the query's
@@ -240,13 +244,19 @@ fn run(
         let mut bar = top.threshold();
         let postings: usize = lists.iter().map(|(p, _)| p.len()).sum();
         let rows = s.index.rows() as usize;
+        let pruned = match accumulator {
+            Accumulator::Auto => lists.len() >= 2 && postings > 4 * top.k,
+            a => a == Accumulator::Pruned,
+        };
         let dense = match accumulator {
-            Accumulator::Auto => postings.saturating_mul(8) >= rows,
+            Accumulator::Auto | Accumulator::Pruned => postings.saturating_mul(8) >= rows,
             Accumulator::Dense => true,
             Accumulator::Sparse => false,
         };
         if postings == 0 {
             continue;
+        } else if pruned {
+            maxscore(&lists, s, si, &norm, &mut top, &key);
         } else if dense {
             // Dense: one slot per row; every contribution is > 0, so 0 means "no match".
             let mut acc = vec![0f64; rows];
@@ -282,6 +292,102 @@ fn run(
         }
     }
     (top.into_sorted(), st)
+}
+
+/// One source's top-k rows, document at a time with MaxScore pruning. `lists` are the query's
+/// terms in query order, with their idf.
+///
+/// A term's contribution to a row is at most `idf · m / (m + k1·(1 − b) + k1·b·m / avgdl)`
+/// for its largest term frequency `m`: the contribution grows with tf, shrinks with the
+/// row's length, and a row holding a term `tf` times is at least `tf` terms long. Terms sorted
+/// by that bound, the longest prefix whose bounds sum below the k-th best score is
+/// *non-essential*: a row containing only those cannot enter, so candidates come from the
+/// other lists alone, and a candidate is dropped as soon as its partial score plus the
+/// bounds of the terms not yet looked at falls below the k-th best. A row that survives is
+/// scored exactly like the exhaustive paths do (contributions added in query order in f64),
+/// so scores and ranks are identical; the bounds are only compared, with a margin over the
+/// rounding of sums.
+fn maxscore(
+    lists: &[(Postings<'_>, f64)],
+    s: &Source<'_>,
+    si: usize,
+    norm: &Norm,
+    top: &mut TopK,
+    key: &impl Fn(usize, u32) -> u64,
+) {
+    let m = lists.len();
+    let slices: Vec<&[(u32, u32)]> = lists.iter().map(|(p, _)| p.as_slice()).collect();
+    let bound: Vec<f64> = lists
+        .iter()
+        .map(|(p, w)| norm.score(*w, p.max_tf(), p.max_tf()))
+        .collect();
+    // Term indexes by ascending bound, and the sums of the bounds of each prefix.
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| bound[a].total_cmp(&bound[b]));
+    let mut prefix = vec![0.0f64; m + 1];
+    for (i, &t) in order.iter().enumerate() {
+        prefix[i + 1] = prefix[i] + bound[t];
+    }
+    // Whether a row whose score is at most `x` (in exact arithmetic) cannot reach `bar`.
+    let below = |x: f64, bar: f32| ((x * (1.0 + 1e-9)) as f32) < bar;
+    let mut pos = vec![0usize; m];
+    let mut contrib = vec![0.0f64; m];
+    let mut essential_from = 0;
+    loop {
+        let bar = top.threshold();
+        while essential_from < m && below(prefix[essential_from + 1], bar) {
+            essential_from += 1;
+        }
+        if essential_from == m {
+            return;
+        }
+        // The next candidate: the smallest current row among the essential lists.
+        let mut row = u32::MAX;
+        for &t in &order[essential_from..] {
+            if let Some(&(r, _)) = slices[t].get(pos[t]) {
+                row = row.min(r);
+            }
+        }
+        if row == u32::MAX {
+            return;
+        }
+        let dl = s.index.doc_len(row);
+        let mut partial = 0.0f64;
+        for &t in &order[essential_from..] {
+            if let Some(&(r, tf)) = slices[t].get(pos[t])
+                && r == row
+            {
+                pos[t] += 1;
+                contrib[t] = norm.score(lists[t].1, tf, dl);
+                partial += contrib[t];
+            }
+        }
+        let admitted = !s.is_dead(row) && s.allow.is_none_or(|a| a.contains(row));
+        let mut alive = admitted;
+        // Non-essential terms, largest bound first, while the row can still make it.
+        for i in (0..essential_from).rev() {
+            if !alive || below(partial + prefix[i + 1], bar) {
+                alive = false;
+                break;
+            }
+            let t = order[i];
+            pos[t] += gallop(&slices[t][pos[t]..], row);
+            if let Some(&(r, tf)) = slices[t].get(pos[t])
+                && r == row
+            {
+                contrib[t] = norm.score(lists[t].1, tf, dl);
+                partial += contrib[t];
+            }
+        }
+        if alive {
+            // Exactly the exhaustive sum: query order, from 0.
+            let score = contrib.iter().fold(0.0, |acc, &x| acc + x) as f32;
+            if score >= bar {
+                top.offer(score, si, row, key);
+            }
+        }
+        contrib.fill(0.0);
+    }
 }
 
 /// The length normalization for one `avgdl`.

@@ -40,7 +40,8 @@ pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 impl TextIndex {
     /// The complete `text` file of segment `segment_id`: header and body.
     pub fn encode(&self, segment_id: u64) -> Vec<u8> {
-        let mut terms: Vec<(&String, &Vec<(u32, u32)>)> = self.postings.iter().collect();
+        let mut terms: Vec<(&String, &Vec<(u32, u32)>)> =
+            self.postings.iter().map(|(t, p)| (t, &p.rows)).collect();
         terms.sort_unstable_by(|a, b| a.0.cmp(b.0));
 
         let mut doc_lens = Vec::with_capacity(self.doc_lens.len());
@@ -182,7 +183,7 @@ impl TextIndex {
             }
             l.finish()?;
             heap_bytes += term.len() + super::index::ENTRY_OVERHEAD + 8 * list.len();
-            postings.insert(term.to_owned(), list);
+            postings.insert(term.to_owned(), super::index::Plist::new(list));
         }
         d.finish()?;
         p.finish()?;

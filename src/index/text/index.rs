@@ -19,11 +19,28 @@ use super::Analyzer;
 /// and `Vec` headers and the hash table slot.
 pub(super) const ENTRY_OVERHEAD: usize = 64;
 
+/// The postings of one term, and their largest term frequency (for the score bound that
+/// lets a top-k search skip rows, see `bm25.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Plist {
+    /// (row, term frequency), rows strictly ascending.
+    pub rows: Vec<(u32, u32)>,
+    /// The largest term frequency in `rows`.
+    pub max_tf: u32,
+}
+
+impl Plist {
+    pub(super) fn new(rows: Vec<(u32, u32)>) -> Self {
+        let max_tf = rows.iter().map(|&(_, tf)| tf).max().unwrap_or(0);
+        Plist { rows, max_tf }
+    }
+}
+
 /// An inverted index over rows `0..rows()` of one source.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct TextIndex {
-    /// Term → (row, term frequency), rows strictly ascending.
-    pub(super) postings: HashMap<String, Vec<(u32, u32)>>,
+    /// Term → its postings.
+    pub(super) postings: HashMap<String, Plist>,
     /// Number of terms of each row; rows skipped by `push` hold 0.
     pub(super) doc_lens: Vec<u32>,
     pub(super) docs_with_text: u64,
@@ -80,16 +97,26 @@ impl TextIndex {
     /// One occurrence of `term` in row `row`, the last row started.
     fn add_term(&mut self, row: u32, term: &str) {
         match self.postings.get_mut(term) {
-            Some(list) => match list.last_mut() {
-                Some((r, tf)) if *r == row => *tf = tf.saturating_add(1),
+            Some(p) => match p.rows.last_mut() {
+                Some((r, tf)) if *r == row => {
+                    *tf = tf.saturating_add(1);
+                    p.max_tf = p.max_tf.max(*tf);
+                }
                 _ => {
                     self.heap_bytes += 8;
-                    list.push((row, 1));
+                    p.rows.push((row, 1));
+                    p.max_tf = p.max_tf.max(1);
                 }
             },
             None => {
                 self.heap_bytes += term.len() + ENTRY_OVERHEAD + 8;
-                self.postings.insert(term.to_owned(), vec![(row, 1)]);
+                self.postings.insert(
+                    term.to_owned(),
+                    Plist {
+                        rows: vec![(row, 1)],
+                        max_tf: 1,
+                    },
+                );
             }
         }
     }
@@ -151,12 +178,15 @@ impl TextIndex {
     /// The rows containing `term`, ascending, with the term's frequency in each; `None` if no
     /// row contains it.
     pub fn postings(&self, term: &str) -> Option<Postings<'_>> {
-        self.postings.get(term).map(|l| Postings { list: l })
+        self.postings.get(term).map(|p| Postings {
+            list: &p.rows,
+            max_tf: p.max_tf,
+        })
     }
 
     /// The rows containing `term`.
     pub fn term_rows(&self, term: &str) -> RoaringBitmap {
-        match self.postings.get(term) {
+        match self.postings.get(term).map(|p| &p.rows) {
             // Rows are strictly ascending, so this cannot fail.
             Some(l) => RoaringBitmap::from_sorted_iter(l.iter().map(|&(r, _)| r))
                 .unwrap_or_else(|_| l.iter().map(|&(r, _)| r).collect()),
@@ -169,9 +199,15 @@ impl TextIndex {
     // compaction re-indexes the live rows' stored text instead of merging indexes.
     #[cfg_attr(not(fuzzing), allow(dead_code))]
     pub fn terms(&self) -> impl Iterator<Item = (&str, Postings<'_>)> {
-        self.postings
-            .iter()
-            .map(|(t, l)| (t.as_str(), Postings { list: l }))
+        self.postings.iter().map(|(t, p)| {
+            (
+                t.as_str(),
+                Postings {
+                    list: &p.rows,
+                    max_tf: p.max_tf,
+                },
+            )
+        })
     }
 }
 
@@ -179,9 +215,16 @@ impl TextIndex {
 #[derive(Debug, Clone)]
 pub(crate) struct Postings<'a> {
     list: &'a [(u32, u32)],
+    /// The largest term frequency of the whole list.
+    max_tf: u32,
 }
 
 impl<'a> Postings<'a> {
+    /// The largest term frequency of the term's whole list (not only the remaining pairs).
+    pub fn max_tf(&self) -> u32 {
+        self.max_tf
+    }
+
     /// The remaining `(row, tf)` pairs.
     pub fn as_slice(&self) -> &'a [(u32, u32)] {
         self.list
