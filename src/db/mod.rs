@@ -283,8 +283,9 @@ impl Database {
     /// with `config` (as by [`create_collection`](Self::create_collection)). This is the call
     /// for a program that runs more than once on the same database.
     ///
-    /// An existing collection must be compatible with `config`: the same `dim` and the same
-    /// `metric`, the settings that decide what its vectors and scores mean. Otherwise the call
+    /// An existing collection must be compatible with `config`: the same `dim`, the same
+    /// `metric` and the same `id_type`, the settings that decide what its vectors, scores and
+    /// ids mean. Otherwise the call
     /// fails with [`Error::CollectionConfigMismatch`], naming the setting (for example
     /// "collection `docs` exists with dim 384, asked for 768") and changing nothing. The
     /// other settings — `m`, `ef_construction` and `text` — are used only when the collection
@@ -475,7 +476,7 @@ impl Database {
 }
 
 /// Whether an existing collection's `have` config serves a caller asking for `want` (see
-/// [`Database::get_or_create_collection`]): the same dimension and metric.
+/// [`Database::get_or_create_collection`]): the same dimension, metric and id type.
 fn check_compatible(name: &str, have: &CollectionConfig, want: &CollectionConfig) -> Result<()> {
     let mismatch = |setting: &str, existing: String, requested: String| {
         Err(Error::CollectionConfigMismatch {
@@ -490,6 +491,13 @@ fn check_compatible(name: &str, have: &CollectionConfig, want: &CollectionConfig
     }
     if have.metric != want.metric {
         return mismatch("metric", have.metric.to_string(), want.metric.to_string());
+    }
+    if have.id_type != want.id_type {
+        return mismatch(
+            "id_type",
+            have.id_type.to_string(),
+            want.id_type.to_string(),
+        );
     }
     Ok(())
 }
