@@ -589,16 +589,12 @@ fn id_repr(id: &Id) -> String {
 }
 
 /// `id_type`: `"int"` or `"str"`; anything else is an `InvalidInputError` naming the choices.
-fn parse_id_type(v: &Bound<'_, PyAny>) -> PyResult<IdType> {
-    match v.extract::<String>().ok().as_deref() {
-        Some("int") => Ok(IdType::Int),
-        Some("str") => Ok(IdType::Str),
-        Some(other) => Err(invalid(format!(
+fn parse_id_type(v: &str) -> PyResult<IdType> {
+    match v {
+        "int" => Ok(IdType::Int),
+        "str" => Ok(IdType::Str),
+        other => Err(invalid(format!(
             "id_type must be \"int\" or \"str\", not {other:?}"
-        ))),
-        None => Err(invalid(format!(
-            "id_type must be \"int\" or \"str\" (a string), not {}",
-            v.repr().map_or_else(|_| type_name(v), |r| r.to_string())
         ))),
     }
 }
@@ -956,7 +952,7 @@ impl PyDatabase {
     /// "int" (default: ids are ints from 0 to 2**64 - 1) or "str" (ids are strings of 1 to
     /// 1024 bytes of UTF-8). `m` and `ef_construction` set the HNSW graph; `stem` and
     /// `stop_words` set English stemming and stop-word removal for full-text search.
-    #[pyo3(signature = (name, dim, metric="cosine", id_type=None, *, m=16, ef_construction=200, stem=false, stop_words=false))]
+    #[pyo3(signature = (name, dim, metric="cosine", id_type="int", *, m=16, ef_construction=200, stem=false, stop_words=false))]
     #[allow(clippy::too_many_arguments)]
     fn create_collection(
         &self,
@@ -964,13 +960,13 @@ impl PyDatabase {
         name: &str,
         dim: usize,
         metric: &str,
-        id_type: Option<&Bound<'_, PyAny>>,
+        id_type: &str,
         m: usize,
         ef_construction: usize,
         stem: bool,
         stop_words: bool,
     ) -> PyResult<PyCollection> {
-        let id_type = id_type.map(parse_id_type).transpose()?.unwrap_or_default();
+        let id_type = parse_id_type(id_type)?;
         let mut cfg = CollectionConfig::new(dim, parse_metric(metric)?)
             .with_text(TextConfig::default().stem(stem).stop_words(stop_words))
             .with_id_type(id_type);
@@ -995,7 +991,7 @@ impl PyDatabase {
     /// existing collection must have the same dimension, metric and id type
     /// (`InvalidInputError` naming the setting otherwise); `m`, `ef_construction`, `stem` and
     /// `stop_words` apply only when it is created.
-    #[pyo3(signature = (name, dim, metric="cosine", id_type=None, *, m=16, ef_construction=200, stem=false, stop_words=false))]
+    #[pyo3(signature = (name, dim, metric="cosine", id_type="int", *, m=16, ef_construction=200, stem=false, stop_words=false))]
     #[allow(clippy::too_many_arguments)]
     fn get_or_create_collection(
         &self,
@@ -1003,13 +999,13 @@ impl PyDatabase {
         name: &str,
         dim: usize,
         metric: &str,
-        id_type: Option<&Bound<'_, PyAny>>,
+        id_type: &str,
         m: usize,
         ef_construction: usize,
         stem: bool,
         stop_words: bool,
     ) -> PyResult<PyCollection> {
-        let id_type = id_type.map(parse_id_type).transpose()?.unwrap_or_default();
+        let id_type = parse_id_type(id_type)?;
         let mut cfg = CollectionConfig::new(dim, parse_metric(metric)?)
             .with_text(TextConfig::default().stem(stem).stop_words(stop_words))
             .with_id_type(id_type);
