@@ -518,10 +518,12 @@ fn opt_id_from_py(x: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Id>> {
     x.filter(|x| !x.is_none()).map(id_from_py).transpose()
 }
 
-/// Whether `ids` is one id (an int or a str) rather than a sequence of them.
+/// Whether `ids` is one id (an int, a str, or a numpy scalar: it has `__index__` and no
+/// length) rather than a sequence of them. A bool counts as one (and is refused as an id).
 fn is_one_id(ids: &Bound<'_, PyAny>) -> bool {
-    (ids.is_instance_of::<PyInt>() && !ids.is_instance_of::<PyBool>())
+    ids.is_instance_of::<PyInt>()
         || ids.is_instance_of::<PyString>()
+        || (ids.hasattr("__index__").unwrap_or(false) && !ids.hasattr("__len__").unwrap_or(true))
 }
 
 /// Ids: one id, a sequence of ids (ints or strs), or a 1-D numpy array of integers (or of
