@@ -429,7 +429,11 @@ fn run_mode(
         let t = Instant::now();
         let hits = coll.search(r)?;
         lat_us.push(t.elapsed().as_secs_f64() * 1e6);
-        lists.push(hits.iter().map(|h| (h.id, h.score)).collect());
+        lists.push(
+            hits.iter()
+                .map(|h| (h.id.as_u64().unwrap(), h.score))
+                .collect(),
+        );
     }
     for _ in 0..args.extra_passes {
         for r in &reqs {
@@ -611,7 +615,7 @@ fn main() -> Result<(), BoxError> {
                 let deep: HashMap<u64, f32> = if overlap(a, b) < b.len() {
                     coll.search(&SearchRequest::by_text(text.clone()).k(DEEP))?
                         .iter()
-                        .map(|h| (h.id, h.score))
+                        .map(|h| (h.id.as_u64().unwrap(), h.score))
                         .collect()
                 } else {
                     HashMap::new()
@@ -734,7 +738,7 @@ fn inspect(
     let cairn_at: HashMap<u64, (usize, f32)> = deep
         .iter()
         .enumerate()
-        .map(|(rank, h)| (h.id, (rank + 1, h.score)))
+        .map(|(rank, h)| (h.id.as_u64().unwrap(), (rank + 1, h.score)))
         .collect();
     let peer_at: HashMap<u64, (usize, f32)> = peer
         .iter()

@@ -88,8 +88,8 @@ fn scan(dir: &str, filter: Option<Filter>, vectors: bool) -> Result<(), BoxError
             if last.is_some_and(|l| r.id <= l) {
                 return Err(format!("ids out of order at {}", r.id).into());
             }
-            last = Some(r.id);
-            checksum = checksum.wrapping_add(r.id ^ r.vector.len() as u64);
+            last = Some(r.id.clone());
+            checksum = checksum.wrapping_add(r.id.as_u64().unwrap() ^ r.vector.len() as u64);
         }
         n += batch.len() as u64;
     }

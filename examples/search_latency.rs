@@ -106,7 +106,7 @@ fn pass(col: &Collection, qs: &[Vec<f32>], args: &Args, include: bool) -> Result
     let mut sum = 0u64;
     for q in qs {
         let hits = col.search(&request(q, args, include))?;
-        sum = sum.wrapping_add(hits.iter().map(|h| h.id).sum::<u64>());
+        sum = sum.wrapping_add(hits.iter().map(|h| h.id.as_u64().unwrap()).sum::<u64>());
         black_box(hits);
     }
     Ok(sum)

@@ -98,6 +98,15 @@ impl ManifestData {
         // Serializing plain structs of numbers and strings to JSON cannot fail.
         let body = serde_json::to_vec_pretty(self).unwrap_or_default();
         let mut h = Header::new(FileKind::Manifest);
+        // Version 2 only when it matters: a database without string ids stays readable by
+        // builds that predate them.
+        if self
+            .collections
+            .iter()
+            .all(|c| c.config.id_type.is_int_ref())
+        {
+            h.version = 1;
+        }
         h.body_len = body.len() as u64;
         h.body_crc = crc32c::crc32c(&body);
         h.count = self.collections.len() as u64;

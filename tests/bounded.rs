@@ -199,7 +199,7 @@ fn huge_vectors_are_refused_under_dot_and_l2() {
         for v in [[3e38, -3e38], [3e38, 3e38], [-3e38, 0.0], [1.1e18, 0.0]] {
             match col.upsert(Record::new(7, v)) {
                 Err(Error::VectorTooLarge { id, norm, max }) => {
-                    assert_eq!(id, Some(7));
+                    assert_eq!(id, Some(cairndb::Id::Int(7)));
                     assert!(norm > max && max == Metric::MAX_NORM, "{norm} {max}");
                 }
                 other => panic!("{metric}: {v:?} gave {other:?}"),
@@ -228,7 +228,10 @@ fn huge_vectors_are_refused_under_dot_and_l2() {
         for v in [[f32::NAN, 0.0], [f32::INFINITY, 0.0]] {
             assert!(matches!(
                 col.upsert(Record::new(9, v)),
-                Err(Error::NonFiniteVector { id: 9, index: 0 })
+                Err(Error::NonFiniteVector {
+                    id: cairndb::Id::Int(9),
+                    index: 0
+                })
             ));
         }
     }
@@ -257,7 +260,15 @@ fn tiny_vectors_are_fine_under_cosine_and_only_zero_is_refused() {
         assert!(hits.iter().all(|h| h.score.is_finite()));
     }
     let e = col.upsert(Record::new(5, [0.0, -0.0, 0.0])).unwrap_err();
-    assert!(matches!(e, Error::ZeroVector { id: 5 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::ZeroVector {
+                id: cairndb::Id::Int(5)
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("zero vector (norm 0"), "{e}");
     let e = col.search(&SearchRequest::new([0.0; 3])).unwrap_err();
     assert!(
@@ -266,7 +277,10 @@ fn tiny_vectors_are_fine_under_cosine_and_only_zero_is_refused() {
     );
     assert!(matches!(
         col.upsert(Record::new(6, [1.0, f32::NEG_INFINITY, 0.0])),
-        Err(Error::NonFiniteVector { id: 6, index: 1 })
+        Err(Error::NonFiniteVector {
+            id: cairndb::Id::Int(6),
+            index: 1
+        })
     ));
 }
 

@@ -215,7 +215,7 @@ fn crash_loop_with_deletes_and_compaction() {
                 .collect();
             scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             let hits = c.search(&SearchRequest::new(q).k(10).exact(true)).unwrap();
-            let got: Vec<u64> = hits.iter().map(|h| h.id).collect();
+            let got: Vec<u64> = hits.iter().map(|h| h.id.as_u64().unwrap()).collect();
             let expect: Vec<u64> = scored.iter().take(10).map(|s| s.1).collect();
             // Scores computed here and in the database may differ in the last bit: compare
             // sets of the clearly-ranked.

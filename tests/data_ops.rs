@@ -2,14 +2,16 @@
 //! updates, deletes by id and by filter, seals, compactions and reopens are applied to a
 //! database and to a `BTreeMap` model; after every step `get`, `count(filter)`,
 //! `scan(filter)` (whole and paged through its cursor) and exact search must agree with the
-//! model.
+//! model. It runs on collections of both id kinds: integer ids, and string ids (unicode,
+//! spaces, quotes, a 1,024-byte one, digits) — the model then orders records by
+//! [`Id::key`], the order scans promise.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use cairndb::{
-    Collection, CollectionConfig, Database, Filter, Metric, Options, Payload, Record, ScanOptions,
-    SearchRequest, Update, Value,
+    Collection, CollectionConfig, Database, Filter, Id, IdType, Metric, Options, Payload, Record,
+    ScanOptions, SearchRequest, Update, Value,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
@@ -17,6 +19,26 @@ use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 const DIM: usize = 3;
 const ID_RANGE: u64 = 24;
 const COLORS: [&str; 3] = ["red", "green", "blue"];
+
+/// The id of record number `i` (`0..ID_RANGE`) in a collection of ids of kind `t`.
+fn id_of(t: IdType, i: u64) -> Id {
+    match t {
+        IdType::Int => Id::Int(i),
+        IdType::Str => Id::Str(match i {
+            0 => "0".to_owned(),
+            1 => "7".to_owned(),
+            2 => "doc-1#3".to_owned(),
+            3 => "doc-1#30".to_owned(),
+            4 => "with space".to_owned(),
+            5 => "\"quoted\" \\ back".to_owned(),
+            6 => "é中文🦀".to_owned(),
+            7 => "x".repeat(cairndb::MAX_ID_BYTES),
+            8 => "\u{0}nul".to_owned(),
+            9 => "line\nbreak".to_owned(),
+            i => format!("path/to/file-{i}.md#chunk-{}", i * 7),
+        }),
+    }
+}
 
 /// The filters the test uses, with the model's own reading of them.
 #[derive(Debug, Clone)]
@@ -155,18 +177,14 @@ fn fail(e: impl std::fmt::Display) -> TestCaseError {
     TestCaseError::fail(e.to_string())
 }
 
-fn open(path: &Path) -> Result<(Database, Collection), TestCaseError> {
+fn open(path: &Path, t: IdType) -> Result<(Database, Collection), TestCaseError> {
     let db = Database::open_with(path, Options::default().memtable_max_rows(5)).map_err(fail)?;
-    let c = match db.collection("c") {
-        Ok(c) => c,
-        Err(_) => db
-            .create_collection("c", CollectionConfig::new(DIM, Metric::Dot))
-            .map_err(fail)?,
-    };
+    let cfg = CollectionConfig::new(DIM, Metric::Dot).with_id_type(t);
+    let c = db.get_or_create_collection("c", cfg).map_err(fail)?;
     Ok((db, c))
 }
 
-fn to_update(id: u64, changes: &[Change]) -> Update {
+fn to_update(id: Id, changes: &[Change]) -> Update {
     let mut u = Update::new(id);
     for ch in changes {
         u = match ch {
@@ -189,7 +207,7 @@ fn to_update(id: u64, changes: &[Change]) -> Update {
 
 /// The model's reading of an update: the same fields, applied in the same order.
 fn apply(model: &mut BTreeMap<u64, Record>, u: &Update) -> bool {
-    let Some(r) = model.get_mut(&u.id) else {
+    let Some(r) = model.get_mut(&u.id.key()) else {
         return false;
     };
     if let Some(v) = &u.vector {
@@ -212,13 +230,21 @@ fn apply(model: &mut BTreeMap<u64, Record>, u: &Update) -> bool {
 
 fn check(
     c: &Collection,
+    t: IdType,
     model: &BTreeMap<u64, Record>,
     filters: &[F],
     step: usize,
 ) -> Result<(), TestCaseError> {
-    for id in 0..ID_RANGE {
-        let got = c.get(id).map_err(fail)?;
-        prop_assert_eq!(got.as_ref(), model.get(&id), "step {}: get {}", step, id);
+    for i in 0..ID_RANGE {
+        let id = id_of(t, i);
+        let got = c.get(&id).map_err(fail)?;
+        prop_assert_eq!(
+            got.as_ref(),
+            model.get(&id.key()),
+            "step {}: get {}",
+            step,
+            id
+        );
     }
     prop_assert_eq!(c.count(None).map_err(fail)?, model.len(), "step {}", step);
     let all: Vec<Record> = c
@@ -247,7 +273,7 @@ fn check(
             if page.is_empty() {
                 break;
             }
-            after = s.cursor();
+            after = s.cursor().cloned();
             paged.extend(page);
         }
         let want: Vec<Record> = want.into_iter().cloned().collect();
@@ -260,37 +286,56 @@ fn check(
                     .filter(f.filter()),
             )
             .map_err(fail)?;
-        let mut ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
+        let mut ids: Vec<u64> = hits.iter().map(|h| h.id.key()).collect();
         ids.sort_unstable();
-        let want_ids: Vec<u64> = want.iter().map(|r| r.id).collect();
+        let want_ids: Vec<u64> = want.iter().map(|r| r.id.key()).collect();
         prop_assert_eq!(ids, want_ids, "step {}: exact search {:?}", step, f);
+        for h in &hits {
+            prop_assert!(
+                model.get(&h.id.key()).is_some_and(|r| r.id == h.id),
+                "step {}: hit {}",
+                step,
+                h.id
+            );
+        }
     }
     Ok(())
 }
 
-fn run(ops: &[Op], filters: &[F]) -> Result<(), TestCaseError> {
+fn run(t: IdType, ops: &[Op], filters: &[F]) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().map_err(fail)?;
-    let (mut db, mut c) = open(dir.path())?;
+    let (mut db, mut c) = open(dir.path(), t)?;
     let mut model: BTreeMap<u64, Record> = BTreeMap::new();
     for (step, op) in ops.iter().enumerate() {
         match op {
             Op::Upsert(recs) => {
+                let recs: Vec<Record> = recs
+                    .iter()
+                    .map(|r| Record {
+                        id: id_of(t, r.id.as_u64().unwrap()),
+                        ..r.clone()
+                    })
+                    .collect();
                 c.upsert(recs.clone()).map_err(fail)?;
                 for r in recs {
-                    model.insert(r.id, r.clone());
+                    model.insert(r.id.key(), r);
                 }
             }
             Op::Update(list) => {
-                let ups: Vec<Update> = list.iter().map(|(id, ch)| to_update(*id, ch)).collect();
+                let ups: Vec<Update> = list
+                    .iter()
+                    .map(|(i, ch)| to_update(id_of(t, *i), ch))
+                    .collect();
                 let n = c.update(ups.clone()).map_err(fail)?;
                 let want = ups.iter().filter(|u| apply(&mut model, u)).count();
                 prop_assert_eq!(n, want, "step {}: updates applied", step);
             }
             Op::Delete(ids) => {
-                let n = c.delete(ids).map_err(fail)?;
+                let ids: Vec<Id> = ids.iter().map(|&i| id_of(t, i)).collect();
+                let n = c.delete(&ids).map_err(fail)?;
                 let mut want = 0;
-                for id in ids {
-                    want += usize::from(model.remove(id).is_some());
+                for id in &ids {
+                    want += usize::from(model.remove(&id.key()).is_some());
                 }
                 prop_assert_eq!(n, want, "step {}: deleted", step);
             }
@@ -307,15 +352,18 @@ fn run(ops: &[Op], filters: &[F]) -> Result<(), TestCaseError> {
             Op::Reopen => {
                 drop(c);
                 drop(db);
-                (db, c) = open(dir.path())?;
+                (db, c) = open(dir.path(), t)?;
             }
         }
-        check(&c, &model, filters, step)?;
+        check(&c, t, &model, filters, step)?;
     }
     drop(c);
     drop(db);
-    let (_db, c) = open(dir.path())?;
-    check(&c, &model, filters, ops.len())
+    let (db, c) = open(dir.path(), t)?;
+    check(&c, t, &model, filters, ops.len())?;
+    let report = db.verify().map_err(fail)?;
+    prop_assert_eq!(report.collections, 1);
+    Ok(())
 }
 
 proptest! {
@@ -329,10 +377,11 @@ proptest! {
 
     #[test]
     fn data_operations_agree_with_a_model(
+        str_ids in any::<bool>(),
         ops in prop::collection::vec(op(), 1..24),
         filters in prop::collection::vec(filter(), 1..3),
     ) {
-        run(&ops, &filters)?;
+        run(if str_ids { IdType::Str } else { IdType::Int }, &ops, &filters)?;
     }
 }
 
@@ -428,7 +477,7 @@ fn read_only_handles_count_and_scan_but_do_not_write() {
     let ids: Vec<u64> = rc
         .scan(ScanOptions::new())
         .unwrap()
-        .map(|x| x.unwrap().id)
+        .map(|x| x.unwrap().id.as_u64().unwrap())
         .collect();
     assert_eq!(ids, (0..10).collect::<Vec<_>>());
     let ro = |e: cairndb::Error| matches!(e, cairndb::Error::ReadOnly { .. });

@@ -20,7 +20,7 @@ fn record(id: u64) -> Record {
 }
 
 fn ids_of(hits: &[cairndb::Hit]) -> Vec<u64> {
-    let mut v: Vec<u64> = hits.iter().map(|h| h.id).collect();
+    let mut v: Vec<u64> = hits.iter().map(|h| h.id.as_u64().unwrap()).collect();
     v.sort_unstable();
     v
 }

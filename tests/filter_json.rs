@@ -131,7 +131,7 @@ fn four_forms_give_the_same_filter_and_records() {
                 let text = r.text.as_deref().unwrap_or("");
                 built.matches(&r.payload, &|t| text.split(' ').any(|w| w == t))
             })
-            .map(|r| r.id)
+            .map(|r| r.id.as_u64().unwrap())
             .collect();
         assert!(
             !want.is_empty() && want.len() < recs.len(),
@@ -139,7 +139,12 @@ fn four_forms_give_the_same_filter_and_records() {
         );
         for f in [parsed, from_json, from_old, built.clone()] {
             let req = SearchRequest::new([1.0, 0.0]).k(100).exact(true).filter(f);
-            let got: BTreeSet<u64> = col.search(&req).unwrap().iter().map(|h| h.id).collect();
+            let got: BTreeSet<u64> = col
+                .search(&req)
+                .unwrap()
+                .iter()
+                .map(|h| h.id.as_u64().unwrap())
+                .collect();
             assert_eq!(got, want, "{text}");
         }
     }
@@ -448,7 +453,10 @@ fn explain_names_fields_no_record_has() {
             .explain(true);
         let resp = col.query(&req).unwrap();
         (
-            resp.hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+            resp.hits
+                .iter()
+                .map(|h| h.id.as_u64().unwrap())
+                .collect::<Vec<_>>(),
             resp.explain.unwrap().unknown_fields,
         )
     };

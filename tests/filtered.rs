@@ -85,7 +85,7 @@ fn model_search(model: &HashMap<u64, Record>, q: &[f32], f: &Filter, k: usize) -
         .map(|r| {
             (
                 q.iter().zip(&r.vector).map(|(a, b)| a * b).sum::<f32>(),
-                r.id,
+                r.id.as_u64().unwrap(),
             )
         })
         .collect();
@@ -118,7 +118,7 @@ proptest! {
                     record(&mut rng, id, DIM)
                 }).collect();
                 c.upsert(batch.clone()).unwrap();
-                for r in batch { model.insert(r.id, r); }
+                for r in batch { model.insert(r.id.as_u64().unwrap(), r); }
                 let dels: Vec<u64> = (0..15).map(|_| rng.random_range(0..300u64)).collect();
                 c.delete(&dels).unwrap();
                 for d in dels { model.remove(&d); }
@@ -129,7 +129,7 @@ proptest! {
                 for exact in [false, true] {
                     let got: Vec<u64> = c
                         .search(&SearchRequest::new(q.clone()).k(k).filter(f.clone()).exact(exact))
-                        .unwrap().iter().map(|h| h.id).collect();
+                        .unwrap().iter().map(|h| h.id.as_u64().unwrap()).collect();
                     prop_assert_eq!(&got, &want, "filter {:?} exact {}", f, exact);
                 }
             }
@@ -141,7 +141,7 @@ proptest! {
             let want = model_search(&model, &q, f, k);
             let got: Vec<u64> = c
                 .search(&SearchRequest::new(q.clone()).k(k).filter(f.clone()))
-                .unwrap().iter().map(|h| h.id).collect();
+                .unwrap().iter().map(|h| h.id.as_u64().unwrap()).collect();
             prop_assert_eq!(&got, &want, "after reopen, filter {:?}", f);
         }
     }
@@ -212,7 +212,7 @@ fn filtered_recall_across_selectivities() {
                 )
                 .unwrap()
                 .iter()
-                .map(|h| h.id)
+                .map(|h| h.id.as_u64().unwrap())
                 .collect();
             let resp = c
                 .query(
@@ -229,14 +229,18 @@ fn filtered_recall_across_selectivities() {
             assert_eq!(truth.len(), matched.min(10));
             for h in &resp.hits {
                 assert!(f.matches(h.payload.as_ref().unwrap(), &|_| false));
-                assert!(h.id % 20 != 3, "deleted record returned");
+                assert!(h.id.as_u64().unwrap() % 20 != 3, "deleted record returned");
             }
             let big = explain.vector.iter().max_by_key(|p| p.rows).unwrap();
             if let Some(plan) = plan {
                 assert_eq!(big.plan, plan, "{f:?}: {explain:?}");
             }
             assert!(explain.complete);
-            found += resp.hits.iter().filter(|h| truth.contains(&h.id)).count();
+            found += resp
+                .hits
+                .iter()
+                .filter(|h| truth.contains(&h.id.as_u64().unwrap()))
+                .count();
             possible += truth.len();
         }
         let recall = found as f64 / possible as f64;

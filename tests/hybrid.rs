@@ -139,7 +139,7 @@ fn check_bm25(
             w.1,
             query
         );
-        let own = reference.get(&g.id).copied();
+        let own = reference.get(&g.id.as_u64().unwrap()).copied();
         prop_assert!(
             own.is_some_and(|s| (s - f64::from(g.score)).abs() <= 1e-4 * s.abs().max(1.0)),
             "hit {} scored {} but the reference says {:?}",
@@ -255,7 +255,7 @@ fn corpus() -> (tempfile::TempDir, Database, cairndb::Collection) {
 }
 
 fn ids(h: &[Hit]) -> Vec<u64> {
-    h.iter().map(|h| h.id).collect()
+    h.iter().map(|h| h.id.as_u64().unwrap()).collect()
 }
 
 #[test]
@@ -347,7 +347,7 @@ fn both_legs_respect_the_filter_and_explain_reports_them() {
         .unwrap();
     assert!(!resp.hits.is_empty());
     for h in &resp.hits {
-        assert_eq!(h.id % 2, 0, "{h:?}");
+        assert_eq!(h.id.as_u64().unwrap() % 2, 0, "{h:?}");
     }
     let x = resp.explain.unwrap();
     assert_eq!(x.filter.as_deref(), Some("kind = \"even\""));
@@ -398,7 +398,14 @@ fn a_reranker_rescores_the_fused_candidates() {
     let hits = c.search(&req.clone().rerank(Arc::new(Reverse), 9)).unwrap();
     let lens: Vec<usize> = hits
         .iter()
-        .map(|h| c.get(h.id).unwrap().unwrap().text.unwrap().len())
+        .map(|h| {
+            c.get(h.id.as_u64().unwrap())
+                .unwrap()
+                .unwrap()
+                .text
+                .unwrap()
+                .len()
+        })
         .collect();
     assert!(lens.windows(2).all(|w| w[0] <= w[1]), "{lens:?}");
     assert!(hits[0].text.is_none(), "text only when asked for");

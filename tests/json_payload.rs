@@ -85,7 +85,7 @@ proptest! {
         }
         let check = |c: &cairndb::Collection, when: &str| -> Result<(), TestCaseError> {
             for r in &records {
-                let got = c.get(r.id).unwrap().unwrap();
+                let got = c.get(r.id.as_u64().unwrap()).unwrap().unwrap();
                 prop_assert_eq!(&got.payload, &r.payload, "{}", when);
                 prop_assert_eq!(text(&got.payload), text(&r.payload), "{}", when);
             }
@@ -288,7 +288,7 @@ fn search_ids(c: &cairndb::Collection, f: &Filter, n: usize) -> BTreeSet<u64> {
     )
     .unwrap()
     .iter()
-    .map(|h| h.id)
+    .map(|h| h.id.as_u64().unwrap())
     .collect()
 }
 
@@ -324,7 +324,7 @@ proptest! {
             let matched: BTreeSet<u64> = records
                 .iter()
                 .filter(|r| f.matches(&r.payload, &|_| false))
-                .map(|r| r.id)
+                .map(|r| r.id.as_u64().unwrap())
                 .collect();
             prop_assert_eq!(&matched, w, "Filter::matches {:?}", f);
         }

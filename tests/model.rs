@@ -250,14 +250,14 @@ impl Harness {
                     None => {
                         res.map_err(fail)?;
                         for r in batch {
-                            self.model.insert(r.id, r.clone());
+                            self.model.insert(r.id.as_u64().unwrap(), r.clone());
                         }
                     }
                 }
             }
             Op::UpsertBad(batch, at, bad) => {
                 let mut batch = batch.clone();
-                let id = batch.first().map_or(0, |r| r.id);
+                let id = batch.first().map_or(0, |r| r.id.as_u64().unwrap());
                 let v = match bad {
                     Bad::Nan => vec![1.0, f32::NAN, 0.0, 2.0],
                     Bad::Inf => vec![1.0, 0.5, f32::NEG_INFINITY, 2.0],
@@ -357,10 +357,10 @@ impl Harness {
 
         let mut ids = std::collections::HashSet::new();
         for (i, h) in hits.iter().enumerate() {
-            prop_assert!(ids.insert(h.id), "id {} returned twice", h.id);
+            prop_assert!(ids.insert(h.id.clone()), "id {} returned twice", h.id);
             let r = self
                 .model
-                .get(&h.id)
+                .get(&h.id.as_u64().unwrap())
                 .ok_or_else(|| fail(format!("hit {} is not in the model", h.id)))?;
             let own = reference_score(metric, &q, &stored(metric, &r.vector));
             prop_assert!(
@@ -394,12 +394,21 @@ impl Harness {
                     .is_none_or(|o| (o.0 - want[i].0).abs() > 1e-3)
             };
             if sep(i.checked_sub(1)) && sep(Some(i + 1)) {
-                prop_assert_eq!(h.id, want[i].1, "rank {} of {:?}", i, hits);
+                prop_assert_eq!(
+                    h.id.as_u64().unwrap(),
+                    want[i].1,
+                    "rank {} of {:?}",
+                    i,
+                    hits
+                );
             }
         }
         if metric != Metric::Cosine {
             // Grid vectors: the scores are exact, so the ranking must be exactly the model's.
-            let got: Vec<(f32, u64)> = hits.iter().map(|h| (h.score + 0.0, h.id)).collect();
+            let got: Vec<(f32, u64)> = hits
+                .iter()
+                .map(|h| (h.score + 0.0, h.id.as_u64().unwrap()))
+                .collect();
             prop_assert_eq!(&got[..], &want[..n]);
         }
         // The default (HNSW) search: these collections are far smaller than ef = 64 and their
@@ -418,7 +427,7 @@ impl Harness {
                 want[i].0
             );
             prop_assert!(
-                self.model.contains_key(&h.id),
+                self.model.contains_key(&h.id.as_u64().unwrap()),
                 "HNSW hit {} not in model",
                 h.id
             );
@@ -490,7 +499,10 @@ fn exact_search_returns_every_record_at_extreme_magnitudes() {
         if metric != Metric::Cosine {
             assert!(matches!(
                 c.upsert(Record::new(9, vec![3e38, 3e38])),
-                Err(cairndb::Error::VectorTooLarge { id: Some(9), .. })
+                Err(cairndb::Error::VectorTooLarge {
+                    id: Some(cairndb::Id::Int(9)),
+                    ..
+                })
             ));
         }
         c.upsert(vec![
@@ -505,7 +517,7 @@ fn exact_search_returns_every_record_at_extreme_magnitudes() {
                 let hits = c
                     .search(&SearchRequest::new(q.clone()).k(10).exact(true))
                     .unwrap();
-                let mut ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
+                let mut ids: Vec<u64> = hits.iter().map(|h| h.id.as_u64().unwrap()).collect();
                 ids.sort_unstable();
                 assert_eq!(
                     ids,

@@ -56,7 +56,9 @@ fn version_of(h: &Hit) -> i64 {
 fn check_groups(hits: &[Hit], before: &[i64], after: &[i64], complete: Option<u64>, what: &str) {
     let mut seen: HashMap<u64, (i64, u64)> = HashMap::new();
     for h in hits {
-        let Some(g) = group_of(h.id) else { continue };
+        let Some(g) = group_of(h.id.as_u64().unwrap()) else {
+            continue;
+        };
         let v = version_of(h);
         let e = seen.entry(g).or_insert((v, 0));
         assert_eq!(e.0, v, "{what}: group {g} mixes versions {} and {v}", e.0);
@@ -113,7 +115,10 @@ impl Reranker for Reentrant {
         if self.slow {
             std::thread::sleep(Duration::from_millis(2));
         }
-        Ok(candidates.iter().map(|h| -(h.id as f32)).collect())
+        Ok(candidates
+            .iter()
+            .map(|h| -(h.id.as_u64().unwrap() as f32))
+            .collect())
     }
 }
 
@@ -249,7 +254,7 @@ fn run(seed: u64) {
                         for id in g * 1000..g * 1000 + GROUP {
                             if let Some(rec) = col.get(id).unwrap() {
                                 hits.push(Hit {
-                                    id,
+                                    id: cairndb::Id::Int(id),
                                     score: 0.0,
                                     text: None,
                                     payload: Some(rec.payload),

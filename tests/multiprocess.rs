@@ -374,10 +374,10 @@ fn observe(c: &Collection, seed: u64, q: &[f32]) -> Result<State, String> {
             Some(Value::Int(v)) => *v as u64,
             other => return Err(format!("hit {} has no version: {other:?}", h.id)),
         };
-        if out.insert(h.id, ver).is_some() {
+        if out.insert(h.id.as_u64().unwrap(), ver).is_some() {
             return Err(format!("hit {} returned twice", h.id));
         }
-        let v = vector(seed, h.id, ver);
+        let v = vector(seed, h.id.as_u64().unwrap(), ver);
         let want = -q
             .iter()
             .zip(&v)

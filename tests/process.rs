@@ -340,7 +340,11 @@ fn crash_rounds(test: &str, buffered: bool, rounds: usize, seed: u64) {
             let hits = col
                 .search(&SearchRequest::new(crash_vector(probe)).k(3).exact(true))
                 .unwrap();
-            assert_eq!((hits[0].id, hits[0].score), (probe, 0.0), "{ctx}: {hits:?}");
+            assert_eq!(
+                (hits[0].id.as_u64().unwrap(), hits[0].score),
+                (probe, 0.0),
+                "{ctx}: {hits:?}"
+            );
         }
         landed_in_flight += usize::from(in_flight);
         max_segments = max_segments.max(report.segments);

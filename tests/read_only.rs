@@ -41,8 +41,8 @@ fn contents(c: &Collection) -> BTreeMap<u64, (Vec<f32>, Option<String>)> {
         .hits;
     let mut out = BTreeMap::new();
     for h in hits {
-        let r = c.get(h.id).unwrap().expect("a hit can be fetched");
-        out.insert(h.id, (r.vector, r.text));
+        let r = c.get(&h.id).unwrap().expect("a hit can be fetched");
+        out.insert(h.id.as_u64().unwrap(), (r.vector, r.text));
     }
     out
 }
@@ -64,7 +64,12 @@ fn same(writer: &Collection, reader: &Collection, what: &str) {
     let q = vec![0.25; DIM];
     let ids = |exact: bool| -> Vec<u64> {
         let req = SearchRequest::new(q.clone()).k(10).ef(200).exact(exact);
-        reader.search(&req).unwrap().iter().map(|h| h.id).collect()
+        reader
+            .search(&req)
+            .unwrap()
+            .iter()
+            .map(|h| h.id.as_u64().unwrap())
+            .collect()
     };
     let (got, exact) = (ids(false), ids(true));
     let found = got.iter().filter(|id| exact.contains(id)).count();

@@ -117,7 +117,7 @@ fn recall_at_ef_64_for_every_metric_before_and_after_reopen() {
                 .unwrap();
             assert_eq!(hits.len(), 10);
             assert!(
-                hits.iter().all(|h| h.id % 10 != 0),
+                hits.iter().all(|h| h.id.as_u64().unwrap() % 10 != 0),
                 "{metric}: a deleted id came back"
             );
         }

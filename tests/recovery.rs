@@ -47,7 +47,7 @@ impl Batch {
         match self {
             Batch::Up(rs) => {
                 for r in rs {
-                    m.insert(r.id, r.clone());
+                    m.insert(r.id.as_u64().unwrap(), r.clone());
                 }
             }
             Batch::Del(ids) => {
@@ -99,7 +99,7 @@ fn model_top(model: &Model, metric: Metric, q: &[f32], k: usize) -> Vec<(f32, u6
                 Metric::L2 => -cairndb::distance::scalar::l2sq(q, &r.vector),
                 _ => cairndb::distance::scalar::dot(q, &r.vector),
             };
-            (s + 0.0, r.id)
+            (s + 0.0, r.id.as_u64().unwrap())
         })
         .collect();
     all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -190,7 +190,7 @@ fn write_after_repair(dir: &Path, wal_name: &std::ffi::OsStr, state: &Model, ctx
     let db = Database::open(dir).unwrap_or_else(|e| panic!("{ctx}: third open: {e}"));
     let col = db.collection(NAME).unwrap();
     let mut want = state.clone();
-    want.insert(extra.id, extra);
+    want.insert(extra.id.as_u64().unwrap(), extra);
     assert_state(&col, &want, &universe, &format!("{ctx}, after a write"));
     let frames = parse_frames(&fs::read(dir.join("wal").join(wal_name)).unwrap());
     assert_lsns(&frames, frames_before, ctx);
@@ -501,7 +501,10 @@ fn check_reads(db: &Database, truth: &Model, universe: &[u64]) -> Result<Seen, S
         let q = vector_for(qid, 9, FLIP_DIM);
         match col.search(&SearchRequest::new(q.clone()).k(10).exact(true)) {
             Ok(hits) => {
-                let got: Vec<(f32, u64)> = hits.iter().map(|h| (h.score + 0.0, h.id)).collect();
+                let got: Vec<(f32, u64)> = hits
+                    .iter()
+                    .map(|h| (h.score + 0.0, h.id.as_u64().unwrap()))
+                    .collect();
                 let want = model_top(truth, FLIP_METRIC, &q, 10);
                 if got != want {
                     return Err(format!("search returned {got:?}, truth {want:?}"));
@@ -825,12 +828,24 @@ fn invalid_vectors_write_nothing() {
         );
         let r = c.upsert(vec![good(2), Record::new(4, vec![1.0, f32::NAN, 0.0])]);
         assert!(
-            matches!(r, Err(Error::NonFiniteVector { id: 4, index: 1 })),
+            matches!(
+                r,
+                Err(Error::NonFiniteVector {
+                    id: cairndb::Id::Int(4),
+                    index: 1
+                })
+            ),
             "{r:?}"
         );
         let r = c.upsert(vec![good(2), Record::new(5, vec![0.0, 1.0, f32::INFINITY])]);
         assert!(
-            matches!(r, Err(Error::NonFiniteVector { id: 5, index: 2 })),
+            matches!(
+                r,
+                Err(Error::NonFiniteVector {
+                    id: cairndb::Id::Int(5),
+                    index: 2
+                })
+            ),
             "{r:?}"
         );
         let r = c.upsert(vec![
@@ -838,13 +853,25 @@ fn invalid_vectors_write_nothing() {
             good(2),
         ]);
         assert!(
-            matches!(r, Err(Error::NonFiniteVector { id: 6, index: 0 })),
+            matches!(
+                r,
+                Err(Error::NonFiniteVector {
+                    id: cairndb::Id::Int(6),
+                    index: 0
+                })
+            ),
             "{r:?}"
         );
         // A replacement of an existing record that is invalid leaves the old one.
         let r = c.upsert(vec![Record::new(1, vec![f32::NAN; 3])]);
         assert!(
-            matches!(r, Err(Error::NonFiniteVector { id: 1, .. })),
+            matches!(
+                r,
+                Err(Error::NonFiniteVector {
+                    id: cairndb::Id::Int(1),
+                    ..
+                })
+            ),
             "{r:?}"
         );
         // Queries.
@@ -860,7 +887,15 @@ fn invalid_vectors_write_nothing() {
     }
     // Cosine cannot normalize a zero vector; Dot can store it.
     let r = cos.upsert(vec![good(2), Record::new(7, vec![0.0; 3])]);
-    assert!(matches!(r, Err(Error::ZeroVector { id: 7 })), "{r:?}");
+    assert!(
+        matches!(
+            r,
+            Err(Error::ZeroVector {
+                id: cairndb::Id::Int(7)
+            })
+        ),
+        "{r:?}"
+    );
     assert!(matches!(
         cos.search(&SearchRequest::new(vec![0.0; 3])),
         Err(Error::ZeroQuery)

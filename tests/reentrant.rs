@@ -51,7 +51,10 @@ struct Hook<F>(F);
 impl<F: Fn() -> Result<()> + Send + Sync> Reranker for Hook<F> {
     fn rerank(&self, _q: &RerankQuery<'_>, candidates: &[Hit]) -> Result<Vec<f32>> {
         (self.0)()?;
-        Ok(candidates.iter().map(|h| h.id as f32).collect())
+        Ok(candidates
+            .iter()
+            .map(|h| h.id.as_u64().unwrap() as f32)
+            .collect())
     }
 }
 
@@ -116,7 +119,10 @@ fn writes_and_reads_go_on_while_a_reranker_runs() {
     let hits = searcher.join().unwrap().unwrap();
     assert_eq!(hits.len(), 5);
     // The search read one version: the one taken when it started (ids below 200 only).
-    assert!(hits.iter().all(|h| h.id < 200), "{hits:?}");
+    assert!(
+        hits.iter().all(|h| h.id.as_u64().unwrap() < 200),
+        "{hits:?}"
+    );
     drop(db);
 }
 

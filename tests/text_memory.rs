@@ -112,5 +112,5 @@ fn indexing_one_big_text_peaks_within_three_times_its_bytes() {
 
     // And it is indexed: a word of the text is found.
     let hits = col.search(&SearchRequest::by_text("w0").k(1)).unwrap();
-    assert_eq!(hits.first().map(|h| h.id), Some(1));
+    assert_eq!(hits.first().map(|h| h.id.as_u64().unwrap()), Some(1));
 }

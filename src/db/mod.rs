@@ -283,9 +283,8 @@ impl Database {
     /// with `config` (as by [`create_collection`](Self::create_collection)). This is the call
     /// for a program that runs more than once on the same database.
     ///
-    /// An existing collection must be compatible with `config`: the same `dim`, the same
-    /// `metric` and the same `id_type`, the settings that decide what its vectors, scores and
-    /// ids mean. Otherwise the call
+    /// An existing collection must be compatible with `config`: the same `dim`, `metric` and
+    /// `id_type`, the settings that decide what its vectors, scores and ids mean. Otherwise the call
     /// fails with [`Error::CollectionConfigMismatch`], naming the setting (for example
     /// "collection `docs` exists with dim 384, asked for 768") and changing nothing. The
     /// other settings — `m`, `ef_construction` and `text` — are used only when the collection
@@ -447,7 +446,7 @@ impl Database {
             // A version: no lock is held while the segments are read.
             let v = c.inner.version();
             for slot in &v.segments {
-                slot.seg.verify_all()?;
+                slot.seg.verify_all(c.inner.config.id_type)?;
                 let g = check(slot.seg.graph(), c.inner.config.m, |r| {
                     !slot.deleted.contains(r)
                 })?;
@@ -494,7 +493,7 @@ fn check_compatible(name: &str, have: &CollectionConfig, want: &CollectionConfig
     }
     if have.id_type != want.id_type {
         return mismatch(
-            "id_type",
+            "id type",
             have.id_type.to_string(),
             want.id_type.to_string(),
         );

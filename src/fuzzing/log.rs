@@ -194,7 +194,7 @@ fn wal_database(frames: &[u8], flags: u8) -> Result<()> {
     let c = db.collection("c")?;
     let hits = c.search(&SearchRequest::new(vec![0.5; dim]).k(5))?;
     for h in hits {
-        c.get(h.id)?;
+        c.get(&h.id)?;
     }
     c.search(&SearchRequest::new(vec![0.5; dim]).k(5).text("red blue"))?;
     c.flush()?;

@@ -280,7 +280,7 @@ pub fn segment(files: &SegmentFiles) -> Result<()> {
     } else if let Some(text) = errors.keep(seg.text()) {
         exercise_text(text);
     }
-    errors.keep(seg.verify_all());
+    errors.keep(seg.verify_all(crate::IdType::Int));
     errors.result()
 }
 

@@ -3,7 +3,7 @@
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | magic `89 43 41 49 52 4E 0D 0A` (`\x89CAIRN\r\n`) |
-//! | 8 | 2 | format version (u16 LE): 2 for WAL and payload files, 1 for the others |
+//! | 8 | 2 | format version (u16 LE): 2 for WAL and payload files, 1 or 2 for manifests, 1 for the others |
 //! | 10 | 1 | file kind ([`FileKind`]) |
 //! | 11 | 1 | checksum algorithm: 1 = crc32c |
 //! | 12 | 4 | dim (u32 LE; 0 where it has no meaning) |
@@ -31,6 +31,9 @@ pub(crate) const FORMAT_VERSION: u16 = 1;
 /// tags). Version 1 files (scalars and string lists only) are still read; an older build
 /// refuses version 2 with "format version 2 is not supported".
 pub(crate) const PAYLOAD_FORMAT_VERSION: u16 = 2;
+/// The newest manifest version: 2 when a collection has string ids (older builds must not
+/// open such a database: they would read its documents as corrupt), else 1.
+pub(crate) const MANIFEST_FORMAT_VERSION: u16 = 2;
 const CHECKSUM_CRC32C: u8 = 1;
 
 /// What a file holds.
@@ -72,6 +75,7 @@ impl FileKind {
     pub(crate) fn version(self) -> u16 {
         match self {
             FileKind::Wal | FileKind::Payload => PAYLOAD_FORMAT_VERSION,
+            FileKind::Manifest => MANIFEST_FORMAT_VERSION,
             _ => FORMAT_VERSION,
         }
     }

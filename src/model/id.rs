@@ -110,8 +110,9 @@ impl Id {
         }
     }
 
-    /// The engine's 64-bit key of this id (see the module documentation).
-    pub(crate) fn key(&self) -> u64 {
+    /// The engine's 64-bit key of this id: an integer is its own key; a string's is the
+    /// XXH3-64 hash of its UTF-8 bytes (seed 0). Scans return records in ascending key order.
+    pub fn key(&self) -> u64 {
         match self {
             Id::Int(n) => *n,
             Id::Str(s) => str_key(s),

@@ -445,7 +445,7 @@ mod tests {
                     .collect()
             })
             .collect();
-        let doc = StoredDoc::encode(None, &Default::default()).unwrap();
+        let doc = StoredDoc::encode(None, None, &Default::default()).unwrap();
         let rows: Vec<(u64, &[u8], &[u8])> = (0..n)
             .map(|i| (u64::from(i), vecs[i as usize].as_slice(), doc.as_slice()))
             .collect();
@@ -476,7 +476,7 @@ mod tests {
                         .unwrap()
                         .hits
                         .iter()
-                        .map(|h| h.id)
+                        .map(|h| h.id.as_u64().unwrap())
                         .collect()
                 };
                 let (got, exact) = (ids(false), ids(true));

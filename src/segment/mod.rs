@@ -31,6 +31,7 @@ use crate::index::text::{TEXT_FILE, TextIndex};
 use crate::io::blocks::BlockCheck;
 use crate::io::header::{FileKind, HEADER_LEN, u32_at, u64_at};
 use crate::io::mmap::Mmap;
+use crate::model::id::{IdType, str_key};
 use crate::model::record::EMPTY_DOC;
 use crate::model::record::{Payload, StoredDoc};
 use crate::vector::Vectors;
@@ -329,7 +330,7 @@ impl Segment {
     }
 
     /// Checks everything that opening did not: every vector block and every document.
-    pub(crate) fn verify_all(&self) -> Result<()> {
+    pub(crate) fn verify_all(&self, id_type: IdType) -> Result<()> {
         let vb = self.vectors.bytes();
         self.blocks.ensure_all(
             &vb[HEADER_LEN..HEADER_LEN + padded(self.data_len)],
@@ -338,6 +339,22 @@ impl Segment {
         )?;
         for row in 0..self.rows {
             self.doc(row)?;
+            // A string id must be the one whose key the row carries; an integer id has none.
+            let id = StoredDoc::id(self.doc_bytes(row)?);
+            let fits = match (id_type, id) {
+                (IdType::Int, Some(None)) => true,
+                (IdType::Str, Some(Some(s))) => str_key(s) == self.id_at(row),
+                _ => false,
+            };
+            if !fits {
+                return Err(Error::corruption(
+                    &self.payload_path,
+                    format!(
+                        "row {row}: the document's id does not match the row's key {} in a collection of {id_type} ids",
+                        self.id_at(row)
+                    ),
+                ));
+            }
         }
         self.fields()?;
         self.text()?;
