@@ -217,6 +217,25 @@ def test_unflushed_str_ids_are_recovered_from_the_log(path):
         assert sorted(all_ids(db.collection("s"))) == sorted(ODD_IDS[:-1])
 
 
+def test_a_read_only_handle_reads_str_ids(path):
+    writer = cairndb.open(path)
+    col = writer.create_collection("s", dim=DIM, id_type="str")
+    fill(col, ODD_IDS[:4])
+    reader = cairndb.open(path, read_only=True)
+    ro = reader.collection("s")
+    assert ro.id_type == "str"
+    assert sorted(all_ids(ro)) == sorted(ODD_IDS[:4])
+    col.delete([ODD_IDS[0]])
+    fill(col, ["late"])
+    assert ro.get([ODD_IDS[0], "late"])[0] is None and ro.get("late").id == "late"
+    with pytest.raises(cairndb.ReadOnlyError):
+        ro.delete(["late"])
+    with pytest.raises(cairndb.InvalidInputError, match="has string ids"):
+        ro.get(1)
+    reader.close()
+    writer.close()
+
+
 # -- scans and cursors ----------------------------------------------------------------------
 
 
