@@ -87,7 +87,7 @@ pub enum Error {
     CollectionConfigMismatch {
         /// The collection name.
         name: String,
-        /// The setting that differs: `dim`, `metric` or `id type`.
+        /// The setting that differs: `dim`, `metric` or `id_type`.
         setting: String,
         /// The existing collection's value of it.
         existing: String,

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use cairndb::{CollectionConfig, Database, Error, Metric, Options, Record, TextConfig};
+use cairndb::{CollectionConfig, Database, Error, IdType, Metric, Options, Record, TextConfig};
 
 fn options() -> Options {
     Options::default().background_compaction(false)
@@ -212,5 +212,48 @@ fn read_only_handles_get_but_do_not_create() {
     assert_eq!(
         db.collections(),
         vec!["docs".to_owned(), "later".to_owned()]
+    );
+}
+
+/// The id type decides what the collection's ids are: asking for string ids gets no integer
+/// collection (before, the existing collection came back whatever `id_type` was asked for).
+#[test]
+fn a_different_id_type_is_an_error_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(dir.path(), options()).unwrap();
+    db.create_collection("ints", config(3, Metric::Cosine))
+        .unwrap();
+    db.create_collection("strs", config(3, Metric::Cosine).with_id_type(IdType::Str))
+        .unwrap();
+
+    let e = db
+        .get_or_create_collection("ints", config(3, Metric::Cosine).with_id_type(IdType::Str))
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::CollectionConfigMismatch { setting, .. } if setting == "id_type"),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "collection `ints` exists with id_type int, asked for str"
+    );
+    let e = db
+        .get_or_create_collection("strs", config(3, Metric::Cosine))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "collection `strs` exists with id_type str, asked for int"
+    );
+    // The matching requests still get the collections.
+    let c = db
+        .get_or_create_collection("strs", config(3, Metric::Cosine).with_id_type(IdType::Str))
+        .unwrap();
+    assert_eq!(c.config().id_type, IdType::Str);
+    assert_eq!(
+        db.get_or_create_collection("ints", config(3, Metric::Cosine))
+            .unwrap()
+            .config()
+            .id_type,
+        IdType::Int
     );
 }

@@ -238,10 +238,10 @@ fn ids_of_the_wrong_kind_or_size_are_refused_and_change_nothing() {
         .get_or_create_collection("s", CollectionConfig::new(DIM, Metric::Cosine))
         .unwrap_err();
     assert!(
-        matches!(&e, Error::CollectionConfigMismatch { setting, .. } if setting == "id type"),
+        matches!(&e, Error::CollectionConfigMismatch { setting, .. } if setting == "id_type"),
         "{e}"
     );
-    assert!(e.to_string().contains("id type str, asked for int"), "{e}");
+    assert!(e.to_string().contains("id_type str, asked for int"), "{e}");
 }
 
 /// The manifest is format version 2 exactly while a collection of string ids exists, so a

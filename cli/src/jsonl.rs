@@ -1,6 +1,7 @@
 //! A record read from one line of JSONL, with errors in the user's terms: the field and what
-//! it should hold ("field `id`: expected a whole number from 0 to 18446744073709551615, found
-//! the string \"doc-1\""), never serde's type or enum names.
+//! it should hold ("field `id`: expected a whole number from 0 to 18446744073709551615 or a
+//! string, found null"), never serde's type or enum names. An id is read as the number or
+//! string it is; whether it fits the collection's ids is checked by the caller (`ids.rs`).
 
 use cairndb::{Payload, Record, Update};
 use serde::{Deserialize, Deserializer};
@@ -38,11 +39,11 @@ pub fn parse_record(line: &str) -> Result<Record, String> {
     Ok(r)
 }
 
-/// A record with this id and nothing else: the id as the library reads it (a number, or
-/// whatever else `Record` accepts).
+/// A record with this id and nothing else: a whole number from 0 to `u64::MAX` or a string.
 fn record_with_id(id: &Value) -> Result<Record, String> {
-    serde_json::from_value::<Record>(serde_json::json!({"id": id, "vector": []}))
-        .map_err(|_| format!("field `id`: {}", id_expected(id)))
+    let id = serde_json::from_value::<cairndb::Id>(id.clone())
+        .map_err(|_| format!("field `id`: {}", id_expected(id)))?;
+    Ok(Record::new(id, Vec::new()))
 }
 
 /// A line of `cairn update`: an id and the parts of the record to change.
@@ -181,24 +182,30 @@ fn explain(line: &str, e: &serde_json::Error, what: Kind) -> String {
     humanize(e)
 }
 
-/// Whether this version's records take string ids.
-fn string_ids() -> bool {
-    serde_json::from_str::<Record>(r#"{"id": "a", "vector": [1]}"#).is_ok()
-}
-
-/// Whether the library refuses this id value.
+/// Whether this value is no id.
 fn id_problem(id: &Value) -> bool {
-    serde_json::from_value::<Record>(serde_json::json!({"id": id, "vector": []})).is_err()
+    serde_json::from_value::<cairndb::Id>(id.clone()).is_err()
 }
 
-/// What an id must be, and what `id` is.
+/// What an id must be, and what `id` is: `the negative number -1`, `the fractional number
+/// 1.5`, `null`, `an object`…
 fn id_expected(id: &Value) -> String {
-    let expected = if string_ids() {
-        format!("a whole number from 0 to {} or a string", u64::MAX)
-    } else {
-        format!("a whole number from 0 to {}", u64::MAX)
+    let found = match id {
+        Value::Number(n) if n.as_i64().is_some_and(|i| i < 0) => {
+            format!("the negative number {n}")
+        }
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() != 0.0 => format!("the fractional number {n}"),
+            Some(f) if f < 0.0 => format!("the negative number {n}"),
+            Some(f) if f >= u64::MAX as f64 => format!("a number above {}", u64::MAX),
+            _ => format!("the number {n}, written with a fraction or exponent"),
+        },
+        other => kind(other),
     };
-    format!("expected {expected}, found {}", kind(id))
+    format!(
+        "expected a whole number from 0 to {} or a string, found {found}",
+        u64::MAX
+    )
 }
 
 /// Why a payload value is refused.
@@ -307,17 +314,44 @@ mod tests {
             m.starts_with(&format!("field `id`: expected {whole}")),
             "{m}"
         );
-        assert!(m.ends_with("found the number -1"), "{m}");
+        assert!(
+            m.ends_with("or a string, found the negative number -1"),
+            "{m}"
+        );
         let m = err(r#"{"id": 1.5, "vector": [1, 2]}"#);
         assert!(
-            m.starts_with("field `id`") && m.ends_with("found the number 1.5"),
+            m.starts_with("field `id`") && m.ends_with("found the fractional number 1.5"),
             "{m}"
         );
-        let m = err(r#"{"id": [1], "vector": [1, 2]}"#);
-        assert!(
-            m.starts_with("field `id`") && m.ends_with("found an array"),
-            "{m}"
-        );
+        for (id, found) in [
+            ("[1]", "an array"),
+            ("[]", "an empty array"),
+            ("null", "null"),
+            ("true", "`true`"),
+            ("{\"a\": 1}", "an object"),
+            (
+                "18446744073709551616",
+                "a number above 18446744073709551615",
+            ),
+            ("-3.0", "the negative number -3.0"),
+            (
+                "1e3",
+                "the number 1000.0, written with a fraction or exponent",
+            ),
+            ("2.0", "the number 2.0, written with a fraction or exponent"),
+        ] {
+            let m = err(&format!(r#"{{"id": {id}, "vector": [1, 2]}}"#));
+            assert_eq!(
+                m,
+                format!("field `id`: expected {whole} or a string, found {found}"),
+                "{id}"
+            );
+        }
+        // Both kinds of ids are read; which one a collection takes is checked by the caller.
+        let r = parse_record(r#"{"id": "doc-1 #2 \"é\"", "vector": [1]}"#).unwrap();
+        assert_eq!(r.id, "doc-1 #2 \"é\"");
+        let u = parse_update(r#"{"id": "", "text": null}"#, false).unwrap();
+        assert_eq!(u.id, "");
         let m = err(r#"{"vector": [1, 2]}"#);
         assert!(m.starts_with("missing field `id`"), "{m}");
         let m = err(r#"{"id": 1}"#);

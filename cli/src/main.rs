@@ -4,6 +4,7 @@
 //! main.rs    arguments (clap) and dispatch
 //! util.rs    errors, opening a database, number/time formatting, text tables
 //! jsonl.rs   a JSONL record line, with errors naming the field at fault
+//! ids.rs     record ids (integers or strings) checked, parsed and shown in the user's terms
 //! input.rs   reading JSONL records, .fvecs/.bvecs/.ivecs/.npy vectors and `--vector` JSON
 //! write.rs   create, import, delete, repair
 //! read.rs    search, get, stats, verify
@@ -33,6 +34,7 @@ macro_rules! outln {
 mod bench;
 mod demo;
 mod embed;
+mod ids;
 mod input;
 mod jsonl;
 mod manage;
@@ -130,6 +132,24 @@ impl From<MetricArg> for cairndb::Metric {
     }
 }
 
+/// The kind of ids a collection holds.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdTypeArg {
+    /// Unsigned 64-bit integers: JSON numbers such as 42.
+    Int,
+    /// UTF-8 strings of 1 to 1024 bytes: JSON strings such as "docs/a.md#3".
+    Str,
+}
+
+impl From<IdTypeArg> for cairndb::IdType {
+    fn from(t: IdTypeArg) -> Self {
+        match t {
+            IdTypeArg::Int => cairndb::IdType::Int,
+            IdTypeArg::Str => cairndb::IdType::Str,
+        }
+    }
+}
+
 /// When a write reaches stable storage.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DurabilityArg {
@@ -154,9 +174,14 @@ pub struct CreateArgs {
     /// Similarity metric.
     #[arg(long, value_enum, default_value_t = MetricArg::Cosine)]
     pub metric: MetricArg,
-    /// Succeed when the collection exists already with this dimension and metric (its
-    /// other settings stay as they were created); without it an existing collection is an
-    /// error.
+    /// The kind of record ids, fixed at creation: unsigned integers, or strings of 1 to
+    /// 1024 bytes (paths, UUIDs, "doc#chunk"). In JSONL an integer id is a number and a
+    /// string id a string.
+    #[arg(long, value_enum, default_value_t = IdTypeArg::Int)]
+    pub id_type: IdTypeArg,
+    /// Succeed when the collection exists already with this dimension, metric and id type
+    /// (its other settings stay as they were created); without it an existing collection is
+    /// an error.
     #[arg(long)]
     pub exist_ok: bool,
     /// HNSW: links per node on upper levels, 2 to 256 (level 0 has 2·m) [default: 16].
@@ -183,7 +208,8 @@ pub struct ListArgs {
     /// Database directory.
     #[arg(value_name = "DB")]
     pub db: PathBuf,
-    /// Print one JSON object: {"collections": [{"name", "dim", "metric", "records", …}]}.
+    /// Print one JSON object: {"collections": [{"name", "dim", "metric", "id_type",
+    /// "records", …}]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -248,7 +274,8 @@ pub struct UpdateArgs {
     /// Collection name.
     #[arg(value_name = "COLLECTION")]
     pub collection: String,
-    /// JSONL file, one change per line: {"id": 1} with any of "vector": [...] (replaces the
+    /// JSONL file, one change per line: {"id": 1} (or {"id": "doc-1"} in a collection of
+    /// string ids) with any of "vector": [...] (replaces the
     /// vector), "text": "..." (replaces the text; null removes it), "payload": {...} (sets
     /// these keys, keeping the others). Lines whose id does not exist are skipped.
     #[arg(value_name = "FILE")]
@@ -272,12 +299,14 @@ pub struct ImportArgs {
     #[arg(value_name = "DB")]
     pub db: PathBuf,
     /// Collection to import into. For a JSONL file a missing collection is created with the
-    /// dimension of the first record and the cosine metric; for .fvecs it must exist.
+    /// dimension of the first record, the cosine metric, and integer or string ids as the
+    /// first record's id is a number or a string; for .fvecs it must exist, with integer ids.
     #[arg(value_name = "COLLECTION")]
     pub collection: String,
     /// Input file. `*.fvecs`: little-endian int32 dimension then that many float32 per row,
-    /// ids are row numbers from 0. Anything else is JSONL, one record per line:
-    /// {"id": 1, "vector": [0.1, ...], "text": "...", "payload": {"lang": "en"}}.
+    /// ids are row numbers from 0 (so only into a collection of integer ids). Anything else
+    /// is JSONL, one record per line: {"id": 1, "vector": [0.1, ...], "text": "...",
+    /// "payload": {"lang": "en"}}; "id" is a number or a string, as the collection's ids are.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// Records per atomic batch.
@@ -373,9 +402,10 @@ pub struct GetArgs {
     /// Collection name.
     #[arg(value_name = "COLLECTION")]
     pub collection: String,
-    /// Record id.
+    /// Record id: a whole number, or in a collection of string ids the text as it is
+    /// (`cairn get db c 42` looks up the string "42"; put `--` before an id starting with `-`).
     #[arg(value_name = "ID")]
-    pub id: u64,
+    pub id: String,
 }
 
 #[derive(Args, Debug)]
@@ -386,9 +416,10 @@ pub struct DeleteArgs {
     /// Collection name.
     #[arg(value_name = "COLLECTION")]
     pub collection: String,
-    /// Ids of the records to delete; ids that do not exist are ignored.
+    /// Ids of the records to delete, read as the collection's ids are (whole numbers, or
+    /// strings as they are); ids that do not exist are ignored.
     #[arg(value_name = "ID", required_unless_present = "filter", conflicts_with = "filter", num_args = 1..)]
-    pub ids: Vec<u64>,
+    pub ids: Vec<String>,
     /// Instead of ids: delete every record matching this filter, atomically (syntax:
     /// docs/filters.md).
     #[arg(long, value_name = "EXPR")]

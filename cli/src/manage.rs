@@ -14,8 +14,8 @@ use crate::util::{
 };
 use crate::{CountArgs, DropArgs, ExportArgs, ListArgs, UpdateArgs};
 
-/// `cairn list DB`: every collection with its dimension, metric, record count and index
-/// settings. Opens the database read-only.
+/// `cairn list DB`: every collection with its dimension, metric, id type, record count and
+/// index settings. Opens the database read-only.
 pub fn list(a: &ListArgs) -> CliResult<()> {
     let db = open_read_only(&a.db)?;
     let mut rows = Vec::new();
@@ -37,6 +37,7 @@ pub fn list(a: &ListArgs) -> CliResult<()> {
                     "name": name,
                     "dim": cfg.dim,
                     "metric": cfg.metric,
+                    "id_type": cfg.id_type,
                     "records": records,
                     "m": cfg.m,
                     "ef_construction": cfg.ef_construction,
@@ -55,6 +56,7 @@ pub fn list(a: &ListArgs) -> CliResult<()> {
         "collection",
         ">dim",
         "metric",
+        "ids",
         ">records",
         ">m",
         ">ef_construction",
@@ -71,6 +73,7 @@ pub fn list(a: &ListArgs) -> CliResult<()> {
             name.clone(),
             cfg.dim.to_string(),
             cfg.metric.to_string(),
+            cfg.id_type.to_string(),
             thousands(*records as u64),
             cfg.m.to_string(),
             cfg.ef_construction.to_string(),
@@ -160,7 +163,10 @@ pub fn export(a: &ExportArgs) -> CliResult<()> {
         for r in &batch {
             serde_json::to_writer(&mut out, r).map_err(|e| match e.io_error_kind() {
                 Some(_) => CliError::output(e.into()),
-                None => fail(format_args!("record {}: cannot write JSON: {e}", r.id)),
+                None => fail(format_args!(
+                    "record {}: cannot write JSON: {e}",
+                    crate::ids::show(&r.id)
+                )),
             })?;
             out.write_all(b"\n").map_err(CliError::output)?;
             n += 1;
@@ -176,7 +182,7 @@ pub fn update(a: &UpdateArgs) -> CliResult<()> {
     let body = std::fs::File::open(&a.file)
         .map_err(|e| fail(format_args!("cannot open {}: {e}", a.file.display())))?;
     let (_db, coll) = open_collection(&a.db, &a.collection)?;
-    let dim = coll.config().dim;
+    let (dim, id_type) = (coll.config().dim, coll.config().id_type);
     let reader = std::io::BufReader::with_capacity(1 << 20, body);
     let batch_size = a.batch as usize;
     let (mut lines, mut applied, mut committed_lines) = (0u64, 0u64, 0u64);
@@ -219,6 +225,8 @@ pub fn update(a: &UpdateArgs) -> CliResult<()> {
             continue;
         }
         let u = parse_update(line.trim(), a.replace_payload)
+            .map_err(|m| after(format!("{}: {m}", place(at)), committed_lines))?;
+        crate::ids::check(&u.id, id_type, &a.collection)
             .map_err(|m| after(format!("{}: {m}", place(at)), committed_lines))?;
         if let Some(v) = &u.vector
             && v.len() != dim

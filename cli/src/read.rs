@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use cairndb::{DbStats, Explain, Filter, Fusion, Hit, SearchRequest};
+use cairndb::{Database, DbStats, Explain, Filter, Fusion, Hit, IdType, SearchRequest};
 use serde::{Deserialize, Serialize};
 
 use crate::input::{parse_vector, read_fvecs};
@@ -272,7 +272,9 @@ fn explain_text(x: &Explain) -> String {
 
 /// Hits as an aligned table: rank, id, score, and text and payload when asked for.
 fn hits_table(hits: &[Hit], text: bool, payload: bool) -> CliResult<String> {
-    let mut headers = vec![">rank", ">id", ">score"];
+    // Integer ids align right like the other numbers; string ids left.
+    let str_ids = hits.iter().any(|h| h.id.as_str().is_some());
+    let mut headers = vec![">rank", if str_ids { "id" } else { ">id" }, ">score"];
     if text {
         headers.push("text");
     }
@@ -290,7 +292,7 @@ fn hits_table(hits: &[Hit], text: bool, payload: bool) -> CliResult<String> {
     for (rank, h) in hits.iter().enumerate() {
         let mut row = vec![
             (rank + 1).to_string(),
-            h.id.to_string(),
+            crate::ids::cell(&h.id),
             format!("{:.6}", h.score),
         ];
         if legs {
@@ -319,7 +321,8 @@ fn hits_table(hits: &[Hit], text: bool, payload: bool) -> CliResult<String> {
 
 pub fn get(a: &GetArgs) -> CliResult<()> {
     let (_db, coll) = open_collection_read_only(&a.db, &a.collection)?;
-    match coll.get(a.id)? {
+    let id = crate::ids::parse_arg(&a.id, coll.config().id_type, &a.collection).map_err(fail)?;
+    match coll.get(&id)? {
         Some(record) => {
             let mut out = std::io::stdout().lock();
             outln!(out, "{}", to_json(&record)?);
@@ -327,7 +330,8 @@ pub fn get(a: &GetArgs) -> CliResult<()> {
         }
         None => Err(fail(format_args!(
             "record {} not found in collection `{}`",
-            a.id, a.collection
+            crate::ids::show(&id),
+            a.collection
         ))),
     }
 }
@@ -335,9 +339,20 @@ pub fn get(a: &GetArgs) -> CliResult<()> {
 pub fn stats(a: &StatsArgs) -> CliResult<()> {
     let db = open_read_only(&a.db)?;
     let stats = db.stats();
+    let id_types = id_types(&db, &stats)?;
     let mut out = std::io::stdout().lock();
     if a.json {
-        let j = serde_json::to_string_pretty(&stats)
+        let mut j = serde_json::to_value(&stats)
+            .map_err(|e| fail(format_args!("cannot write JSON: {e}")))?;
+        // Each collection's id type (the library's statistics do not carry it).
+        if let Some(cols) = j["collections"].as_array_mut() {
+            for (c, t) in cols.iter_mut().zip(&id_types) {
+                if let Some(obj) = c.as_object_mut() {
+                    obj.insert("id_type".into(), t.as_str().into());
+                }
+            }
+        }
+        let j = serde_json::to_string_pretty(&j)
             .map_err(|e| fail(format_args!("cannot write JSON: {e}")))?;
         outln!(out, "{j}");
     } else {
@@ -348,13 +363,29 @@ pub fn stats(a: &StatsArgs) -> CliResult<()> {
             plural(stats.collections.len(), "collection"),
             fmt_bytes(stats.wal_bytes)
         );
-        write!(out, "{}", stats_text(&stats, "  ")).map_err(crate::util::CliError::output)?;
+        write!(out, "{}", stats_text(&stats, &id_types, "  "))
+            .map_err(crate::util::CliError::output)?;
     }
     Ok(())
 }
 
-/// Collections as a table, then each collection's segments.
-pub fn stats_text(stats: &DbStats, indent: &str) -> String {
+/// The id type of each collection of `stats`, in its order.
+pub fn id_types(db: &Database, stats: &DbStats) -> CliResult<Vec<IdType>> {
+    stats
+        .collections
+        .iter()
+        .map(|c| match db.collection(&c.name) {
+            Ok(coll) => Ok(coll.config().id_type),
+            // Dropped by a writer since the statistics were taken: nothing to show.
+            Err(cairndb::Error::CollectionNotFound { .. }) => Ok(IdType::Int),
+            Err(e) => Err(e.into()),
+        })
+        .collect()
+}
+
+/// Collections as a table, then each collection's segments; `id_types` holds each
+/// collection's id type, in order.
+pub fn stats_text(stats: &DbStats, id_types: &[IdType], indent: &str) -> String {
     if stats.collections.is_empty() {
         return String::new();
     }
@@ -362,17 +393,19 @@ pub fn stats_text(stats: &DbStats, indent: &str) -> String {
         "collection",
         ">dim",
         "metric",
+        "ids",
         ">records",
         ">memtable rows",
         ">memtable bytes",
         ">segments",
         ">segment bytes",
     ]);
-    for c in &stats.collections {
+    for (i, c) in stats.collections.iter().enumerate() {
         t.row(vec![
             c.name.clone(),
             c.dim.to_string(),
             c.metric.to_string(),
+            id_types.get(i).copied().unwrap_or_default().to_string(),
             thousands(c.records as u64),
             thousands(c.memtable_rows as u64),
             fmt_bytes(c.memtable_bytes as u64),

@@ -4,7 +4,8 @@ use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use cairndb::{
-    Collection, CollectionConfig, Database, Durability, Metric, Options, Record, TextConfig,
+    Collection, CollectionConfig, Database, Durability, Id, IdType, Metric, Options, Record,
+    TextConfig,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -29,6 +30,7 @@ fn precheck(name: &str, dim: usize) -> CliResult<()> {
 /// The configuration `cairn create` asks for.
 fn create_config(a: &CreateArgs) -> CollectionConfig {
     let mut cfg = CollectionConfig::new(a.dim, a.metric.into())
+        .with_id_type(a.id_type.into())
         .with_text(TextConfig::default().stem(a.stem).stop_words(a.stop_words));
     if let Some(m) = a.m {
         cfg.m = m;
@@ -61,6 +63,14 @@ fn ignored_settings(a: &CreateArgs, have: &CollectionConfig) -> Vec<String> {
     out
 }
 
+/// `, string ids` for a collection of string ids (integer ids, the default, go unsaid).
+fn str_ids_note(cfg: &CollectionConfig) -> &'static str {
+    match cfg.id_type {
+        IdType::Int => "",
+        IdType::Str => ", string ids",
+    }
+}
+
 pub fn create(a: &CreateArgs) -> CliResult<()> {
     let cfg = create_config(a);
     // Checked before the database is opened, so a bad name or setting creates nothing.
@@ -69,7 +79,24 @@ pub fn create(a: &CreateArgs) -> CliResult<()> {
     let db = Database::open(&a.db)?;
     let (coll, created) = if a.exist_ok {
         let existed = db.collections().contains(&a.collection);
-        (db.get_or_create_collection(&a.collection, cfg)?, !existed)
+        let coll = db
+            .get_or_create_collection(&a.collection, cfg)
+            .map_err(|e| match e {
+                cairndb::Error::CollectionConfigMismatch {
+                    ref setting,
+                    ref existing,
+                    ref requested,
+                    ..
+                } if setting == "id_type" => fail(format_args!(
+                    "collection `{}` exists with {} (--id-type {existing}), asked for {} \
+                     (--id-type {requested})",
+                    a.collection,
+                    crate::ids::kind_plural(existing.parse().unwrap_or_default()),
+                    crate::ids::kind_plural(requested.parse().unwrap_or_default()),
+                )),
+                other => other.into(),
+            })?;
+        (coll, !existed)
     } else {
         (
             db.create_collection(&a.collection, cfg)
@@ -91,6 +118,7 @@ pub fn create(a: &CreateArgs) -> CliResult<()> {
             "created": created,
             "dim": have.dim,
             "metric": have.metric,
+            "id_type": have.id_type,
             "m": have.m,
             "ef_construction": have.ef_construction,
             "text": have.text,
@@ -100,20 +128,22 @@ pub fn create(a: &CreateArgs) -> CliResult<()> {
     } else if created {
         outln!(
             out,
-            "created collection `{}` in {} (dim {}, metric {})",
-            a.collection,
-            a.db.display(),
-            have.dim,
-            have.metric
-        );
-    } else {
-        outln!(
-            out,
-            "collection `{}` exists in {} (dim {}, metric {}, {})",
+            "created collection `{}` in {} (dim {}, metric {}{})",
             a.collection,
             a.db.display(),
             have.dim,
             have.metric,
+            str_ids_note(have)
+        );
+    } else {
+        outln!(
+            out,
+            "collection `{}` exists in {} (dim {}, metric {}{}, {})",
+            a.collection,
+            a.db.display(),
+            have.dim,
+            have.metric,
+            str_ids_note(have),
             plural(coll.len(), "record")
         );
     }
@@ -144,8 +174,14 @@ pub fn delete(a: &DeleteArgs) -> CliResult<()> {
         return Ok(());
     }
     let (_db, coll) = open_collection(&a.db, &a.collection)?;
-    let existed = coll.delete(&a.ids)?;
-    let mut distinct = a.ids.clone();
+    let id_type = coll.config().id_type;
+    let ids = a
+        .ids
+        .iter()
+        .map(|arg| crate::ids::parse_arg(arg, id_type, &a.collection).map_err(fail))
+        .collect::<CliResult<Vec<Id>>>()?;
+    let existed = coll.delete(&ids)?;
+    let mut distinct = ids;
     distinct.sort_unstable();
     distinct.dedup();
     let missing = distinct.len() - existed;
@@ -217,6 +253,18 @@ pub fn import(a: &ImportArgs) -> CliResult<()> {
             }
             Err(e) => return Err(e.into()),
         };
+        if coll.config().id_type == IdType::Str {
+            // Row numbers as decimal strings would be ids nobody chose; refused instead.
+            return Err(fail(format_args!(
+                "collection `{c}` has string ids, and the rows of an .fvecs file have none \
+                 (they would be numbered 0, 1, 2, …): import JSONL records with string ids, \
+                 or import the .fvecs file into a collection of integer ids (cairn create {db} \
+                 NAME --dim {dim} --id-type int)",
+                c = a.collection,
+                db = a.db.display(),
+                dim = coll.config().dim
+            )));
+        }
         let mut src = FvecsRecords(FvecsReader::open(&a.file)?);
         ingest(&db, Some(coll), &mut src, a, total)
     } else {
@@ -257,8 +305,9 @@ fn committed_line(out: &mut impl Write, committed: u64, json: bool) -> CliResult
 fn after(e: CliError, committed: u64) -> CliError {
     match e {
         CliError::Failed(m) if committed > 0 => fail(format_args!(
-            "{m} ({} records committed before it stay committed)",
-            thousands(committed)
+            "{m} ({} committed before it {} committed)",
+            plural(committed as usize, "record"),
+            if committed == 1 { "stays" } else { "stay" }
         )),
         other => other,
     }
@@ -286,7 +335,23 @@ fn ingest(
             Some(item) => Some(item.map_err(|e| after(e, committed))?),
             None => None,
         };
-        if let Some(item) = &item {
+        let done = item.is_none();
+        if let Some(item) = item {
+            let at = |m: &dyn std::fmt::Display| {
+                after(
+                    fail(format_args!(
+                        "{} {}: {m}",
+                        a.file.display(),
+                        src.place(item.at)
+                    )),
+                    committed,
+                )
+            };
+            // The collection's id type, or for a new one the first record's.
+            let id_type = coll
+                .as_ref()
+                .map_or(item.record.id.id_type(), |c| c.config().id_type);
+            crate::ids::check(&item.record.id, id_type, &a.collection).map_err(|m| at(&m))?;
             let c = match &coll {
                 Some(c) => c,
                 None => {
@@ -294,13 +359,14 @@ fn ingest(
                     precheck(&a.collection, dim).map_err(|e| after(e, committed))?;
                     let c = db.create_collection(
                         &a.collection,
-                        CollectionConfig::new(dim, Metric::Cosine),
+                        CollectionConfig::new(dim, Metric::Cosine).with_id_type(id_type),
                     )?;
                     pb.suspend(|| {
                         eprintln!(
-                            "note: created collection `{}` (dim {dim}, metric cosine) from the first record; \
-                             use `cairn create` first to choose another metric",
-                            a.collection
+                            "note: created collection `{}` (dim {dim}, metric cosine, {}) from \
+                             the first record; use `cairn create` first to choose another metric",
+                            a.collection,
+                            crate::ids::kind_plural(id_type)
                         )
                     });
                     coll.insert(c)
@@ -314,12 +380,15 @@ fn ingest(
                     expected: dim,
                     got,
                 };
-                let m = format!("{} {}: {e}", a.file.display(), src.place(item.at));
-                return Err(after(fail(m), committed));
+                return Err(at(&e));
             }
+            if batch.is_empty() {
+                first_at = item.at;
+            }
+            batch.push(item.record);
         }
-        let full = batch.len() + usize::from(item.is_some()) > batch_size;
-        if (full || item.is_none()) && !batch.is_empty() {
+        // A full batch is written at once, so that a bad line after it leaves it committed.
+        if (done || batch.len() >= batch_size) && !batch.is_empty() {
             let Some(c) = &coll else { break };
             let n = batch.len() as u64;
             c.upsert(std::mem::take(&mut batch)).map_err(|e| {
@@ -343,14 +412,8 @@ fn ingest(
                 })?;
             }
         }
-        match item {
-            Some(item) => {
-                if batch.is_empty() {
-                    first_at = item.at;
-                }
-                batch.push(item.record);
-            }
-            None => break,
+        if done {
+            break;
         }
     }
     let flush_started = Instant::now();

@@ -123,8 +123,8 @@ fn create_takes_the_index_and_text_settings() {
     assert_eq!(
         v,
         json!({
-            "collection": "docs", "created": true, "dim": 8, "metric": "dot", "m": 8,
-            "ef_construction": 50, "text": {"stem": true, "stop_words": true}, "records": 0,
+            "collection": "docs", "created": true, "dim": 8, "metric": "dot", "id_type": "int",
+            "m": 8, "ef_construction": 50, "text": {"stem": true, "stop_words": true}, "records": 0,
         })
     );
     // The settings are stored: the library reads them back after a reopen.
@@ -146,7 +146,7 @@ fn create_takes_the_index_and_text_settings() {
     assert_eq!(
         l[1],
         json!({
-            "name": "plain", "dim": 3, "metric": "cosine", "records": 0, "m": 16,
+            "name": "plain", "dim": 3, "metric": "cosine", "id_type": "int", "records": 0, "m": 16,
             "ef_construction": 200, "text": {"stem": false, "stop_words": false},
         })
     );
@@ -307,6 +307,7 @@ fn list_shows_every_collection() {
             "collection",
             "dim",
             "metric",
+            "ids",
             "records",
             "m",
             "ef_construction",
@@ -315,11 +316,11 @@ fn list_shows_every_collection() {
     );
     assert_eq!(
         cells(lines[1]),
-        ["a", "1536", "cosine", "0", "16", "200", "stem"]
+        ["a", "1536", "cosine", "int", "0", "16", "200", "stem"]
     );
     assert_eq!(
         cells(lines[2]),
-        ["b", "3", "l2", "1,234", "16", "200", "words"]
+        ["b", "3", "l2", "int", "1,234", "16", "200", "words"]
     );
     let l = listed(db);
     let names: Vec<&str> = l.iter().map(|c| c["name"].as_str().unwrap()).collect();
@@ -817,7 +818,12 @@ fn update_errors_name_the_line_and_change_nothing() {
         (r#"{"text": "x"}"#, "line 2: missing field `id`"),
         (
             r#"{"id": "one"}"#,
-            "line 2: field `id`: expected a whole number",
+            "line 2: id \"one\" is a string but collection `docs` has integer ids",
+        ),
+        (
+            r#"{"id": -1}"#,
+            "line 2: field `id`: expected a whole number from 0 to 18446744073709551615 or a \
+             string, found the negative number -1",
         ),
         (
             r#"{"id": 1, "vector": [1, 2]}"#,

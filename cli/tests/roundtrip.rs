@@ -1,8 +1,9 @@
 //! `cairn export` writes what `cairn import` reads, exactly: a property test over generated
-//! records — ids across the whole u64 range, vectors of any finite values, unicode text, and
-//! payloads of any JSON (null, u64, nested lists and objects), under keys with quotes, escapes and emoji.
-//! Import then export gives back every record equal to the one written, and export of that
-//! import again gives the same bytes.
+//! records — integer ids across the whole u64 range or string ids (unicode, quotes,
+//! backslashes, `#`, spaces, control characters, up to the 1024-byte limit), vectors of any
+//! finite values, unicode text, and payloads of any JSON (null, u64, nested lists and
+//! objects), under keys with quotes, escapes and emoji. Import then export gives back every
+//! record equal to the one written, and export of that import again gives the same bytes.
 
 use std::fs;
 use std::process::{Command, Output};
@@ -85,29 +86,73 @@ fn vector() -> impl Strategy<Value = Vec<f32>> {
     )
 }
 
-fn records() -> impl Strategy<Value = Vec<Record>> {
-    prop::collection::btree_map(
-        prop_oneof![any::<u64>(), Just(0u64), Just(u64::MAX)],
-        (vector(), prop::option::of(text()), payload()),
-        1..12,
-    )
-    .prop_map(|m| {
-        m.into_iter()
-            .map(|(id, (vector, text, payload))| {
-                serde_json::from_value(
-                    json!({"id": id, "vector": vector, "text": text, "payload": payload}),
-                )
-                .expect("a record")
-            })
-            .collect()
+/// A string id: 1 to 1024 bytes of any UTF-8.
+fn str_id() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z0-9/#. -]{1,20}",
+        "\\PC{1,16}",
+        any::<String>().prop_filter("1 to 1024 bytes", |s| !s.is_empty() && s.len() <= 1024),
+        Just("quote \" backslash \\ # space, newline \n nul \u{0}".to_owned()),
+        Just("42".to_owned()),
+        // Exactly 1024 bytes: a short unicode head, padded.
+        "[a-zé🦀 #\"]{0,8}".prop_map(|head| {
+            let mut s = head;
+            while s.len() < 1024 {
+                s.push('x');
+            }
+            s
+        }),
+        Just("é".repeat(512)),
+    ]
+}
+
+/// An id of the drawn kind, as JSON.
+fn id() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        prop_oneof![any::<u64>(), Just(0u64), Just(u64::MAX)].prop_map(Value::from),
+        str_id().prop_map(Value::from),
+    ]
+}
+
+/// Records with distinct ids of one kind: integers (`false`) or strings (`true`).
+fn records() -> impl Strategy<Value = (bool, Vec<Record>)> {
+    any::<bool>().prop_flat_map(|strings| {
+        let ids = id().prop_filter("of the drawn kind", move |v| v.is_string() == strings);
+        prop::collection::btree_map(
+            ids.prop_map(|v| v.to_string()),
+            (vector(), prop::option::of(text()), payload()),
+            1..12,
+        )
+        .prop_map(move |m| {
+            let mut records: Vec<Record> = m
+                .into_iter()
+                .map(|(id, (vector, text, payload))| {
+                    let id: Value = serde_json::from_str(&id).unwrap();
+                    serde_json::from_value(
+                        json!({"id": id, "vector": vector, "text": text, "payload": payload}),
+                    )
+                    .expect("a record")
+                })
+                .collect();
+            // In id order (integers by value: the map ordered them as JSON text).
+            records.sort_by(|a, b| a.id.cmp(&b.id));
+            (strings, records)
+        })
     })
+}
+
+/// Lines sorted, for outputs whose order is the engine's (string ids are in key order).
+fn sorted_lines(s: &str) -> Vec<&str> {
+    let mut l: Vec<&str> = s.lines().collect();
+    l.sort_unstable();
+    l
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn import_then_export_gives_back_every_record(records in records()) {
+    fn import_then_export_gives_back_every_record((strings, records) in records()) {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");
         let db = db.to_str().unwrap();
@@ -118,23 +163,33 @@ proptest! {
             jsonl.push('\n');
         }
         fs::write(&file, &jsonl).unwrap();
-        ok(&["create", db, "c", "--dim", "3", "--metric", "l2"]);
+        let id_type = if strings { "str" } else { "int" };
+        ok(&["create", db, "c", "--dim", "3", "--metric", "l2", "--id-type", id_type]);
         ok(&["import", db, "c", file.to_str().unwrap()]);
 
         let out = ok(&["export", db, "c"]);
-        let back: Vec<Record> = out
+        let mut back: Vec<Record> = out
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
             .collect();
-        // In id order, as written (the generated ids are sorted and distinct).
+        // Integer ids come in id order, as written (the generated ids are sorted and
+        // distinct); string ids in the order of their keys, so they are compared sorted.
+        if strings {
+            back.sort_by(|a, b| a.id.cmp(&b.id));
+        }
         prop_assert_eq!(back.len(), records.len());
         for (a, b) in records.iter().zip(&back) {
             prop_assert_eq!(a, b);
+            prop_assert_eq!(a.id.as_str().is_some(), strings);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             prop_assert_eq!(bits(&a.vector), bits(&b.vector));
         }
         // The export is the records' own JSON, and importing it again changes nothing.
-        prop_assert_eq!(&out, &jsonl);
+        if strings {
+            prop_assert_eq!(sorted_lines(&out), sorted_lines(&jsonl));
+        } else {
+            prop_assert_eq!(&out, &jsonl);
+        }
         let again = dir.path().join("again.jsonl");
         fs::write(&again, &out).unwrap();
         ok(&["import", db, "c", again.to_str().unwrap()]);

@@ -493,7 +493,7 @@ fn check_compatible(name: &str, have: &CollectionConfig, want: &CollectionConfig
     }
     if have.id_type != want.id_type {
         return mismatch(
-            "id type",
+            "id_type",
             have.id_type.to_string(),
             want.id_type.to_string(),
         );
