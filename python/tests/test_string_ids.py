@@ -95,10 +95,10 @@ def test_id_type_must_be_a_string(db):
 def test_get_or_create_refuses_the_other_id_type(db):
     db.create_collection("i", dim=DIM)
     db.create_collection("s", dim=DIM, id_type="str")
-    with pytest.raises(cairndb.InvalidInputError, match="exists with id type int, asked for str"):
+    with pytest.raises(cairndb.InvalidInputError, match="exists with id_type int, asked for str"):
         db.get_or_create_collection("i", dim=DIM, id_type="str")
     # The default is "int": a str collection is not returned for it.
-    with pytest.raises(cairndb.InvalidInputError, match="exists with id type str, asked for int"):
+    with pytest.raises(cairndb.InvalidInputError, match="exists with id_type str, asked for int"):
         db.get_or_create_collection("s", dim=DIM)
     assert db.get_or_create_collection("s", dim=DIM, id_type="str").id_type == "str"
     assert db.get_or_create_collection("i", dim=DIM, id_type="int").id_type == "int"
