@@ -1769,15 +1769,13 @@ impl PyCollection {
         Ok(d)
     }
 
-    /// Counts and sizes: records, memtable rows and bytes, and per segment rows, deleted rows
-    /// and bytes.
+    /// Counts and sizes: name, dim, metric, id_type, records, memtable rows and bytes, and per
+    /// segment rows, deleted rows and bytes.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let g = self.col()?;
         let s = g.stats();
         let json = serde_json::to_string(&s).map_err(|e| invalid(e.to_string()))?;
-        let d = py.import("json")?.call_method1("loads", (json,))?;
-        d.set_item("id_type", g.config().id_type.as_str())?;
-        Ok(d)
+        py.import("json")?.call_method1("loads", (json,))
     }
 
     /// The collection's name.
