@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub use super::id::Id;
+use super::id::{IdType, MAX_ID_BYTES, str_key};
 pub use super::value::Value;
 use super::value::{Stored, StoredValue, validate_payload};
 
@@ -187,6 +188,38 @@ impl StoredDoc {
     /// `None` when the bytes are not a valid document prefix.
     pub(crate) fn id(bytes: &[u8]) -> Option<Option<&str>> {
         StoredDoc::split_id(bytes).map(|(id, _)| id)
+    }
+
+    /// Checks that the document of a row with key `key` fits a collection of `id_type` ids:
+    /// in a collection of string ids it starts with a valid string id (1 to
+    /// [`MAX_ID_BYTES`](super::id::MAX_ID_BYTES) bytes) whose key is `key`; in one of
+    /// integer ids it has no string id. The error says what is wrong (for a `Corruption`).
+    pub(crate) fn check_id(
+        id_type: IdType,
+        key: u64,
+        bytes: &[u8],
+    ) -> std::result::Result<(), String> {
+        match (id_type, StoredDoc::id(bytes)) {
+            (_, None) => Err(format!("key {key}: undecodable string id")),
+            (IdType::Int, Some(None)) => Ok(()),
+            (IdType::Int, Some(Some(_))) => Err(format!(
+                "key {key}: a string id in a collection of integer ids"
+            )),
+            (IdType::Str, Some(None)) => Err(format!("key {key}: no string id")),
+            (IdType::Str, Some(Some(s))) => {
+                if s.is_empty() || s.len() > MAX_ID_BYTES {
+                    Err(format!("key {key}: a string id of {} bytes", s.len()))
+                } else if str_key(s) != key {
+                    Err(format!(
+                        "key {key}: the string id {:?} has the key {}",
+                        &s[..s.floor_char_boundary(64)],
+                        str_key(s)
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+        }
     }
 
     /// Decodes; `None` when the bytes are not a valid document.
