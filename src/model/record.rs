@@ -355,4 +355,25 @@ mod tests {
             None
         );
     }
+
+    #[test]
+    fn check_id_wants_the_id_of_the_key_and_the_kind() {
+        let p = Payload::new();
+        let doc = StoredDoc::encode(Some("doc-1"), None, &p).unwrap();
+        let key = str_key("doc-1");
+        assert_eq!(StoredDoc::check_id(IdType::Str, key, &doc), Ok(()));
+        let e = StoredDoc::check_id(IdType::Str, key ^ 1, &doc).unwrap_err();
+        assert!(e.contains("\"doc-1\" has the key"), "{e}");
+        assert!(StoredDoc::check_id(IdType::Int, key, &doc).is_err());
+        let plain = StoredDoc::encode(None, Some("t"), &p).unwrap();
+        assert_eq!(StoredDoc::check_id(IdType::Int, 7, &plain), Ok(()));
+        assert!(StoredDoc::check_id(IdType::Str, 7, &plain).is_err());
+        // The empty id and one over the limit, each under its own key.
+        let empty = [2, 0, 0, 0];
+        assert!(StoredDoc::check_id(IdType::Str, str_key(""), &empty).is_err());
+        let long = "x".repeat(MAX_ID_BYTES + 1);
+        let doc = StoredDoc::encode(Some(&long), None, &p).unwrap();
+        assert!(StoredDoc::check_id(IdType::Str, str_key(&long), &doc).is_err());
+        assert!(StoredDoc::check_id(IdType::Str, 0, &[2, 5, b'a']).is_err());
+    }
 }
