@@ -295,3 +295,76 @@ fn concurrent_string_upserts_lose_nothing() {
         );
     }
 }
+
+/// A database written before string ids existed: a version 1 manifest whose collection
+/// configs have no `id_type` (the body below is such a manifest, as the previous release
+/// wrote it). It opens as integer ids, takes writes, and its manifest stays version 1 with
+/// no `id_type`, so the previous release can still open it.
+#[test]
+fn a_database_from_before_string_ids_opens_and_stays_version_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = br#"{
+  "last_lsn": 0,
+  "log_file": 0,
+  "next_collection_id": 2,
+  "next_segment_id": 1,
+  "collections": [
+    {
+      "id": 1,
+      "name": "old",
+      "config": {
+        "dim": 4,
+        "metric": "cosine",
+        "m": 16,
+        "ef_construction": 200,
+        "text": {
+          "stem": false,
+          "stop_words": false
+        }
+      },
+      "flushed_lsn": 0,
+      "segments": []
+    }
+  ]
+}"#;
+    let mut h = [0u8; 64];
+    h[..8].copy_from_slice(b"\x89CAIRN\r\n");
+    h[8..10].copy_from_slice(&1u16.to_le_bytes());
+    h[10] = 2; // FileKind::Manifest
+    h[11] = 1; // crc32c
+    h[16..24].copy_from_slice(&1u64.to_le_bytes());
+    h[24..32].copy_from_slice(&(body.len() as u64).to_le_bytes());
+    h[32..36].copy_from_slice(&crc32c::crc32c(body).to_le_bytes());
+    let hc = crc32c::crc32c(&h[..60]);
+    h[60..64].copy_from_slice(&hc.to_le_bytes());
+    std::fs::write(dir.path().join("MANIFEST"), [&h[..], &body[..]].concat()).unwrap();
+    let manifest = || {
+        let b = std::fs::read(dir.path().join("MANIFEST")).unwrap();
+        let text = String::from_utf8(b[64..].to_vec()).unwrap();
+        (u16::from_le_bytes([b[8], b[9]]), text)
+    };
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.collection("old").unwrap();
+        assert_eq!(c.config().id_type, IdType::Int);
+        c.upsert(
+            (0..20u64)
+                .map(|i| Record::new(i, vector(i as usize)))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        c.flush().unwrap();
+        assert_eq!(c.delete(&[3u64]).unwrap(), 1);
+        assert!(matches!(c.get("3"), Err(Error::InvalidArgument(_))));
+        db.create_collection("new", CollectionConfig::new(DIM, Metric::Dot))
+            .unwrap();
+    }
+    let (version, text) = manifest();
+    assert_eq!(version, 1, "{text}");
+    assert!(!text.contains("id_type"), "{text}");
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.collection("old").unwrap();
+    assert_eq!(c.len(), 19);
+    assert_eq!(c.get(7u64).unwrap().unwrap().id, 7u64);
+    db.verify().unwrap();
+}

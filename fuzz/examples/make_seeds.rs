@@ -12,10 +12,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use cairndb::fuzzing::{
-    FIX_CHECKSUMS, MANIFEST_DATABASE, SegmentFiles, WAL_DATABASE, WAL_FILE, fields, filter,
-    manifest, segment, text_index, wal,
+    FIX_CHECKSUMS, MANIFEST_DATABASE, SEGMENT_STR_IDS, SegmentFiles, WAL_DATABASE, WAL_FILE,
+    WAL_STR_IDS, fields, filter, manifest, segment, text_index, wal,
 };
-use cairndb::{CollectionConfig, Database, Error, Metric, Options, Record, Result, Value};
+use cairndb::{CollectionConfig, Database, Error, IdType, Metric, Options, Record, Result, Value};
 
 /// Bytes of the header every Cairn file starts with (docs/file-format.md).
 const HEADER_LEN: usize = 64;
@@ -26,6 +26,7 @@ fn main() -> Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds"));
     write_seeds(&out)?;
+    write_string_seeds(&out)?;
     check_seeds(&out);
     println!(
         "seeds written to {} and accepted by every target",
@@ -200,6 +201,76 @@ fn write_seeds(out: &Path) -> Result<()> {
     {
         write("filter", &format!("seed{i}"), text.as_bytes())?;
     }
+    drop(c);
+    drop(db);
+    Ok(())
+}
+
+/// Seeds from a collection of string ids: its log (replayed into a database of string ids)
+/// and its segment (read and verified as one of string ids).
+fn write_string_seeds(out: &Path) -> Result<()> {
+    let dir = tempfile::tempdir().at(&std::env::temp_dir())?;
+    let db_dir = dir.path().join("db");
+    let db = Database::open_with(&db_dir, Options::default())?;
+    let mut config = CollectionConfig::new(4, Metric::Cosine).with_id_type(IdType::Str);
+    config.m = 4;
+    config.ef_construction = 16;
+    let c = db.create_collection("docs", config)?;
+    let ids = ["a", "doc-1#2", "é中🦀", "42", "with space"];
+    let records: Vec<Record> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let x = 1.0 + i as f32;
+            let r = Record::new(*id, vec![x, 1.0, -x / 2.0, 0.25]).with_field("i", i as i64);
+            if i % 2 == 0 {
+                r.with_text("red blue")
+            } else {
+                r
+            }
+        })
+        .collect();
+    c.upsert(records)?;
+    c.delete(&["42"])?;
+    let d = out.join("wal");
+    fs::create_dir_all(&d).at(&d)?;
+    let mut logs: Vec<_> = fs::read_dir(db_dir.join("wal"))
+        .at(&db_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    logs.sort();
+    let log = fs::read(&logs[0]).at(&logs[0])?;
+    let flags = FIX_CHECKSUMS | WAL_FILE | WAL_DATABASE | WAL_STR_IDS | 3 << 4;
+    fs::write(d.join("strings"), [&[flags], &log[HEADER_LEN..]].concat()).at(&d)?;
+
+    c.flush()?;
+    let manifest = fs::read(db_dir.join("MANIFEST")).at(&db_dir)?;
+    let m: serde_json::Value = serde_json::from_slice(&manifest[HEADER_LEN..]).expect("JSON");
+    let s = &m["collections"][0]["segments"][0];
+    let seg_id = s["id"].as_u64().expect("segment id");
+    let seg_dir = db_dir
+        .join("collections")
+        .join("docs")
+        .join(format!("seg-{seg_id:08}"));
+    let read = |name: &str| fs::read(seg_dir.join(name)).at(&seg_dir);
+    let files = SegmentFiles {
+        flags: FIX_CHECKSUMS | SEGMENT_STR_IDS,
+        id: seg_id,
+        rows: s["rows"].as_u64().expect("rows") as u32,
+        dim: 4,
+        m: 4,
+        tombstone_count: 0,
+        vectors: read("vectors")?,
+        ids: read("ids")?,
+        payload: read("payload")?,
+        graph: read("graph")?,
+        fields: read("fields")?,
+        text: read("text")?,
+        tombstones: Vec::new(),
+    };
+    let d = out.join("segment");
+    fs::create_dir_all(&d).at(&d)?;
+    fs::write(d.join("strings"), files.to_bytes()).at(&d)?;
     drop(c);
     drop(db);
     Ok(())

@@ -356,6 +356,7 @@ impl Follower {
                         view.dim, cfg.dim
                     )));
                 }
+                open::check_row_ids(&view, cfg).map_err(bad)?;
                 let doc_bytes: usize = view.rows.iter().map(|x| x.2.len()).sum();
                 let (mt, rows) = c.update(|live| {
                     let active = Arc::clone(&live.version.active().mt);

@@ -30,7 +30,8 @@ use crate::manifest::{
     segment_dir_name, tombstone_file_name,
 };
 use crate::memtable::Memtable;
-use crate::model::config::{Options, validate_name};
+use crate::model::config::{CollectionConfig, Options, validate_name};
+use crate::model::record::StoredDoc;
 use crate::segment::Segment;
 use crate::segment::tombstones;
 
@@ -241,6 +242,7 @@ pub(super) fn replay_frame(
                     view.dim, cfg.dim
                 )));
             }
+            check_row_ids(&view, cfg).map_err(bad)?;
             let doc_bytes: usize = view.rows.iter().map(|x| x.2.len()).sum();
             let mut active: Arc<Memtable> = Arc::clone(&r.live.version.active().mt);
             let full = active.staged() >= options.memtable_max_rows
@@ -276,6 +278,20 @@ pub(super) fn replay_frame(
             r.committed = f.lsn;
         }
         k => return Err(bad(format!("unknown record kind {k}"))),
+    }
+    Ok(())
+}
+
+/// Checks that every row of a logged upsert carries the id its key says: in a collection of
+/// string ids, the string whose key it is (so a search never names a record by an id that
+/// `get` does not find); in one of integer ids, no string. A frame's checksum protects its
+/// bytes; this, what they mean.
+pub(super) fn check_row_ids(
+    view: &batch::UpsertView<'_>,
+    cfg: &CollectionConfig,
+) -> std::result::Result<(), String> {
+    for &(key, _, doc) in &view.rows {
+        StoredDoc::check_id(cfg.id_type, key, doc)?;
     }
     Ok(())
 }

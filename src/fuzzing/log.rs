@@ -9,7 +9,10 @@ fn decode_body(kind: u8, body: &[u8]) -> bool {
     match kind {
         KIND_UPSERT => decode_upsert(body).is_some_and(|view| {
             let mut v = Vec::new();
-            view.rows.iter().all(|(_, vector, doc)| {
+            view.rows.iter().all(|&(key, vector, doc)| {
+                // Replay's id check, for either kind of collection.
+                let _ = StoredDoc::check_id(IdType::Int, key, doc);
+                let _ = StoredDoc::check_id(IdType::Str, key, doc);
                 v.clear();
                 crate::vector::extend_f32(&mut v, vector);
                 v.len() == view.dim && StoredDoc::decode(doc).is_some()
@@ -175,6 +178,9 @@ fn wal_database(frames: &[u8], flags: u8) -> Result<()> {
     let mut config = CollectionConfig::new(dim, metric_of(flags >> 6));
     config.m = 4;
     config.ef_construction = 16;
+    if flags & WAL_STR_IDS != 0 {
+        config.id_type = IdType::Str;
+    }
     let manifest = ManifestData {
         last_lsn: 0,
         log_file: 0,
@@ -194,7 +200,14 @@ fn wal_database(frames: &[u8], flags: u8) -> Result<()> {
     let c = db.collection("c")?;
     let hits = c.search(&SearchRequest::new(vec![0.5; dim]).k(5))?;
     for h in hits {
-        c.get(&h.id)?;
+        // A hit names a record that `get` finds under that id (replay refused any row whose
+        // id does not fit its key).
+        let got = c.get(&h.id)?;
+        assert!(
+            got.is_some_and(|r| r.id == h.id),
+            "a search hit that get does not find: {:?}",
+            h.id
+        );
     }
     c.search(&SearchRequest::new(vec![0.5; dim]).k(5).text("red blue"))?;
     c.flush()?;

@@ -41,6 +41,7 @@ use crate::log::wal::{KIND_DELETE, KIND_SKIP, KIND_UPSERT, Wal, decode_frame};
 use crate::manifest::{CollectionEntry, MANIFEST_FILE, ManifestData};
 use crate::model::config::CollectionConfig;
 use crate::model::filter::Filter;
+use crate::model::id::{IdType, str_key};
 use crate::model::record::{Payload, StoredDoc, Value};
 use crate::query::filter::{Indexes, evaluate};
 use crate::segment::tombstones;
@@ -55,6 +56,11 @@ pub const WAL_FILE: u8 = 2;
 /// collection, then search and verify it). The collection has id 1, dimension
 /// `1 + (flags >> 4 & 3)` and metric `flags >> 6` (0 cosine, 1 dot, else L2).
 pub const WAL_DATABASE: u8 = 4;
+/// [`wal`] flag bit: the database's collection has string ids (with [`WAL_DATABASE`]).
+pub const WAL_STR_IDS: u8 = 8;
+/// [`segment`] flag bit: the segment belongs to a collection of string ids (its documents
+/// start with the ids of their rows' keys).
+pub const SEGMENT_STR_IDS: u8 = 8;
 /// [`manifest`] flag bit: also open a database with the manifest, when it decodes.
 pub const MANIFEST_DATABASE: u8 = 2;
 

@@ -8,7 +8,8 @@ use super::*;
 /// The files of a segment directory and what the manifest says about it.
 #[derive(Debug, Clone, Default)]
 pub struct SegmentFiles {
-    /// [`FIX_CHECKSUMS`]; bits 1..=2 pick the metric of the graph search (as in [`wal`]).
+    /// [`FIX_CHECKSUMS`]; bits 1..=2 pick the metric of the graph search (as in [`wal`]);
+    /// [`SEGMENT_STR_IDS`].
     pub flags: u8,
     /// Segment id.
     pub id: u64,
@@ -252,6 +253,12 @@ pub fn segment(files: &SegmentFiles) -> Result<()> {
         }
         errors.keep(seg.vectors(row, row + 1));
         errors.keep(seg.doc(row));
+        // A row's string id, when it reads, is the one of the row's key.
+        if files.flags & SEGMENT_STR_IDS != 0
+            && let Some(s) = errors.keep(seg.doc_id(row))
+        {
+            assert_eq!(str_key(&s), id, "row {row} read under another key's id");
+        }
     }
     errors.keep(seg.vectors(0, n));
 
@@ -280,7 +287,12 @@ pub fn segment(files: &SegmentFiles) -> Result<()> {
     } else if let Some(text) = errors.keep(seg.text()) {
         exercise_text(text);
     }
-    errors.keep(seg.verify_all(crate::IdType::Int));
+    let id_type = if files.flags & SEGMENT_STR_IDS != 0 {
+        IdType::Str
+    } else {
+        IdType::Int
+    };
+    errors.keep(seg.verify_all(id_type));
     errors.result()
 }
 

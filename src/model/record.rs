@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub use super::id::Id;
+use super::id::{IdType, MAX_ID_BYTES, str_key};
 pub use super::value::Value;
 use super::value::{Stored, StoredValue, validate_payload};
 
@@ -189,6 +190,38 @@ impl StoredDoc {
         StoredDoc::split_id(bytes).map(|(id, _)| id)
     }
 
+    /// Checks that the document of a row with key `key` fits a collection of `id_type` ids:
+    /// in a collection of string ids it starts with a valid string id (1 to
+    /// [`MAX_ID_BYTES`](super::id::MAX_ID_BYTES) bytes) whose key is `key`; in one of
+    /// integer ids it has no string id. The error says what is wrong (for a `Corruption`).
+    pub(crate) fn check_id(
+        id_type: IdType,
+        key: u64,
+        bytes: &[u8],
+    ) -> std::result::Result<(), String> {
+        match (id_type, StoredDoc::id(bytes)) {
+            (_, None) => Err(format!("key {key}: undecodable string id")),
+            (IdType::Int, Some(None)) => Ok(()),
+            (IdType::Int, Some(Some(_))) => Err(format!(
+                "key {key}: a string id in a collection of integer ids"
+            )),
+            (IdType::Str, Some(None)) => Err(format!("key {key}: no string id")),
+            (IdType::Str, Some(Some(s))) => {
+                if s.is_empty() || s.len() > MAX_ID_BYTES {
+                    Err(format!("key {key}: a string id of {} bytes", s.len()))
+                } else if str_key(s) != key {
+                    Err(format!(
+                        "key {key}: the string id {:?} has the key {}",
+                        &s[..s.floor_char_boundary(64)],
+                        str_key(s)
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
     /// Decodes; `None` when the bytes are not a valid document.
     pub(crate) fn decode(bytes: &[u8]) -> Option<(Option<String>, Payload)> {
         StoredDoc::decode_ref(bytes).map(|(text, payload)| (text.map(Cow::into_owned), payload))
@@ -321,5 +354,26 @@ mod tests {
             ]),
             None
         );
+    }
+
+    #[test]
+    fn check_id_wants_the_id_of_the_key_and_the_kind() {
+        let p = Payload::new();
+        let doc = StoredDoc::encode(Some("doc-1"), None, &p).unwrap();
+        let key = str_key("doc-1");
+        assert_eq!(StoredDoc::check_id(IdType::Str, key, &doc), Ok(()));
+        let e = StoredDoc::check_id(IdType::Str, key ^ 1, &doc).unwrap_err();
+        assert!(e.contains("\"doc-1\" has the key"), "{e}");
+        assert!(StoredDoc::check_id(IdType::Int, key, &doc).is_err());
+        let plain = StoredDoc::encode(None, Some("t"), &p).unwrap();
+        assert_eq!(StoredDoc::check_id(IdType::Int, 7, &plain), Ok(()));
+        assert!(StoredDoc::check_id(IdType::Str, 7, &plain).is_err());
+        // The empty id and one over the limit, each under its own key.
+        let empty = [2, 0, 0, 0];
+        assert!(StoredDoc::check_id(IdType::Str, str_key(""), &empty).is_err());
+        let long = "x".repeat(MAX_ID_BYTES + 1);
+        let doc = StoredDoc::encode(Some(&long), None, &p).unwrap();
+        assert!(StoredDoc::check_id(IdType::Str, str_key(&long), &doc).is_err());
+        assert!(StoredDoc::check_id(IdType::Str, 0, &[2, 5, b'a']).is_err());
     }
 }

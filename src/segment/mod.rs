@@ -315,9 +315,19 @@ impl Segment {
     }
 
     /// The string id that the document of `row` starts with (collections of string ids).
+    /// It must be the string whose key the row carries: a row that names another record is
+    /// corrupt (checksums protect the bytes, this the meaning).
     pub(crate) fn doc_id(&self, row: usize) -> Result<String> {
         match StoredDoc::id(self.doc_bytes(row)?) {
-            Some(Some(id)) => Ok(id.to_owned()),
+            Some(Some(id)) if str_key(id) == self.id_at(row) => Ok(id.to_owned()),
+            Some(Some(id)) => Err(Error::corruption(
+                &self.payload_path,
+                format!(
+                    "row {row}: the string id {:?} is not the one of the row's key {}",
+                    &id[..id.floor_char_boundary(64)],
+                    self.id_at(row)
+                ),
+            )),
             Some(None) => Err(Error::corruption(
                 &self.payload_path,
                 format!("the document of row {row} has no string id"),
@@ -340,21 +350,12 @@ impl Segment {
         for row in 0..self.rows {
             self.doc(row)?;
             // A string id must be the one whose key the row carries; an integer id has none.
-            let id = StoredDoc::id(self.doc_bytes(row)?);
-            let fits = match (id_type, id) {
-                (IdType::Int, Some(None)) => true,
-                (IdType::Str, Some(Some(s))) => str_key(s) == self.id_at(row),
-                _ => false,
-            };
-            if !fits {
-                return Err(Error::corruption(
+            StoredDoc::check_id(id_type, self.id_at(row), self.doc_bytes(row)?).map_err(|e| {
+                Error::corruption(
                     &self.payload_path,
-                    format!(
-                        "row {row}: the document's id does not match the row's key {} in a collection of {id_type} ids",
-                        self.id_at(row)
-                    ),
-                ));
-            }
+                    format!("row {row} in a collection of {id_type} ids: {e}"),
+                )
+            })?;
         }
         self.fields()?;
         self.text()?;
