@@ -31,7 +31,7 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
-use cairndb::{Id, IdType, Payload, Record, Value};
+use cairndb::{Id, Payload, Record, Value};
 
 use crate::input::{Item, Source};
 use crate::util::{CliResult, fail};
@@ -111,9 +111,6 @@ impl Mapping {
             && self.text.is_none()
             && self.payload.is_none()
             && self.id_start.is_none()
-    }
-    fn id_name(&self) -> &str {
-        self.id.as_deref().unwrap_or("id")
     }
     fn vector_name(&self) -> &str {
         self.vector.as_deref().unwrap_or("vector")
@@ -553,6 +550,7 @@ pub struct TableRecords {
     base: usize,
     total: Option<u64>,
     done: bool,
+    str_ids: bool,
 }
 
 /// Rows per record batch read from a file.
@@ -560,14 +558,7 @@ const READ_BATCH: usize = 4096;
 
 impl TableRecords {
     /// Opens a Parquet, Arrow IPC or CSV file and checks its columns against the mapping.
-    /// `id_type` is the collection's, when it exists (CSV ids are read as strings for a
-    /// collection of string ids).
-    pub fn open(
-        format: ImportFormat,
-        path: &Path,
-        m: &Mapping,
-        id_type: Option<IdType>,
-    ) -> CliResult<TableRecords> {
+    pub fn open(format: ImportFormat, path: &Path, m: &Mapping) -> CliResult<TableRecords> {
         let bad = |e: &dyn std::fmt::Display| {
             fail(format_args!(
                 "cannot read {} as {}: {e}",
@@ -625,22 +616,13 @@ impl TableRecords {
                 let mut f = BufReader::with_capacity(1 << 20, file);
                 let (inferred, _) = fmt.infer_schema(&mut f, Some(1000)).map_err(|e| bad(&e))?;
                 f.seek(SeekFrom::Start(0)).map_err(|e| bad(&e))?;
-                // Ids, vectors and text are read as text: ids of a collection of string ids
-                // stay strings, vectors are JSON arrays.
-                let as_text: Vec<String> = [
-                    (id_type == Some(IdType::Str) || m.id_start.is_some())
-                        .then(|| m.id_name().to_owned()),
-                    Some(m.vector_name().to_owned()),
-                    Some(m.text_name().to_owned()),
-                ]
-                .into_iter()
-                .flatten()
-                .collect();
+                // Vectors (JSON arrays) and text are read as text whatever they look like.
+                let as_text = [m.vector_name(), m.text_name()];
                 let fields: Vec<Field> = inferred
                     .fields()
                     .iter()
                     .map(|f| {
-                        if as_text.iter().any(|n| n == f.name()) {
+                        if as_text.contains(&f.name().as_str()) {
                             Field::new(f.name(), DataType::Utf8, true)
                         } else {
                             f.as_ref().clone()
@@ -711,7 +693,13 @@ impl TableRecords {
             base: 0,
             total,
             done: false,
+            str_ids: false,
         })
+    }
+
+    /// Reads integer ids as their decimal strings (CSV into a collection of string ids).
+    pub fn ids_as_strings(&mut self) {
+        self.str_ids = true;
     }
 
     /// Whether the rows are numbered (`--id-start`) rather than read with their ids.
@@ -724,10 +712,15 @@ impl TableRecords {
             if let Some(b) = &self.batch {
                 if self.i < b.num_rows() {
                     let row = self.base + self.i;
-                    let rec =
+                    let mut rec =
                         record_at(b, &self.cols, self.i, row, self.id_start).map_err(|e| {
                             fail(format_args!("{} row {row}, {e}", self.path.display()))
                         })?;
+                    if self.str_ids
+                        && let Id::Int(n) = rec.id
+                    {
+                        rec.id = Id::Str(n.to_string());
+                    }
                     self.i += 1;
                     return Ok(Some(Item {
                         at: row,

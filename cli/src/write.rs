@@ -282,38 +282,60 @@ pub fn import(a: &ImportArgs) -> CliResult<()> {
             }
             Err(e) => return Err(e.into()),
         };
-        let start = numbered_start(&coll, a)?;
+        let what = if format == ImportFormat::Npy {
+            "an .npy file"
+        } else {
+            "an .fvecs file"
+        };
+        let start = numbered_start(&coll, a, what)?;
         let mut src: Box<dyn Source> = match format {
             ImportFormat::Fvecs => Box::new(FvecsRecords(FvecsReader::open(&a.file)?, start)),
             _ => Box::new(NpyRecords::open(&a.file, start)?),
         };
         return ingest(&db, Some(coll), &mut *src, a, total);
     }
+    // The file is opened (and a table's columns checked) before the database: a file that
+    // cannot be read creates nothing.
+    enum Opened {
+        Lines(Box<dyn Source>, bool),
+        Table(Box<TableRecords>),
+    }
+    let opened = match format {
+        ImportFormat::Jsonl if mapping.is_default() => {
+            Opened::Lines(Box::new(JsonlReader::open(&a.file)?), false)
+        }
+        ImportFormat::Jsonl => {
+            let r = JsonlMapped::open(&a.file, &mapping)?;
+            let n = r.numbers_rows();
+            Opened::Lines(Box::new(r), n)
+        }
+        _ => Opened::Table(Box::new(TableRecords::open(format, &a.file, &mapping)?)),
+    };
+    let numbered = match &opened {
+        Opened::Lines(_, n) => *n,
+        Opened::Table(t) => t.numbers_rows(),
+    };
     let db = Database::open_with(&a.db, Options::default().durability(durability))?;
     let coll = match db.collection(&a.collection) {
         Ok(c) => Some(c),
         Err(cairndb::Error::CollectionNotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
-    let id_type = coll.as_ref().map(|c| c.config().id_type);
-    let (mut src, numbered): (Box<dyn Source>, bool) = match format {
-        ImportFormat::Jsonl if mapping.is_default() => {
-            (Box::new(JsonlReader::open(&a.file)?), false)
-        }
-        ImportFormat::Jsonl => {
-            let r = JsonlMapped::open(&a.file, &mapping)?;
-            let n = r.numbers_rows();
-            (Box::new(r), n)
-        }
-        _ => {
-            let r = TableRecords::open(format, &a.file, &mapping, id_type)?;
-            let n = r.numbers_rows();
-            (Box::new(r), n)
+    if numbered && let Some(c) = &coll {
+        numbered_start(c, a, "a file without ids")?;
+    }
+    let mut src: Box<dyn Source> = match opened {
+        Opened::Lines(src, _) => src,
+        Opened::Table(mut t) => {
+            // CSV has no types: its ids are strings in a collection of string ids.
+            if format == ImportFormat::Csv
+                && coll.as_ref().map(|c| c.config().id_type) == Some(IdType::Str)
+            {
+                t.ids_as_strings();
+            }
+            t
         }
     };
-    if numbered && let Some(c) = &coll {
-        numbered_start(c, a)?;
-    }
     ingest(&db, coll, &mut *src, a, total)
 }
 
@@ -321,16 +343,15 @@ pub fn import(a: &ImportArgs) -> CliResult<()> {
 /// collection. Refuses a collection of string ids, and a collection that has records when
 /// no `--id-start` is given: row numbers from 0 would replace them (a second `.fvecs` import
 /// of the same size would silently overwrite the first).
-fn numbered_start(coll: &Collection, a: &ImportArgs) -> CliResult<u64> {
+fn numbered_start(coll: &Collection, a: &ImportArgs, what: &str) -> CliResult<u64> {
     let cfg = coll.config();
     if cfg.id_type == IdType::Str {
         // Row numbers as decimal strings would be ids nobody chose; refused instead.
         return Err(fail(format_args!(
-            "collection `{c}` has string ids, and the rows of {f} have none (they would be \
+            "collection `{c}` has string ids, and the rows of {what} have none (they would be \
              numbered 0, 1, 2, …): import records with string ids, or import the file into a \
              collection of integer ids (cairn create {db} NAME --dim {dim} --id-type int)",
             c = a.collection,
-            f = a.file.display(),
             db = a.db.display(),
             dim = cfg.dim
         )));
@@ -339,12 +360,11 @@ fn numbered_start(coll: &Collection, a: &ImportArgs) -> CliResult<u64> {
         Some(n) => Ok(n),
         None if coll.is_empty() => Ok(0),
         None => Err(fail(format_args!(
-            "collection `{c}` has {n}, and the rows of {f} have no ids: numbered from 0 they \
+            "collection `{c}` has {n}, and the rows of {what} have no ids: numbered from 0 they \
              would replace records with the same ids. Give the first id with --id-start N \
              (for example one above the largest id in `{c}`), or --id-start 0 to replace them",
             c = a.collection,
             n = plural(coll.len(), "record"),
-            f = a.file.display()
         ))),
     }
 }
