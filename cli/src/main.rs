@@ -6,6 +6,8 @@
 //! jsonl.rs   a JSONL record line, with errors naming the field at fault
 //! ids.rs     record ids (integers or strings) checked, parsed and shown in the user's terms
 //! input.rs   reading JSONL records, .fvecs/.bvecs/.ivecs/.npy vectors and `--vector` JSON
+//! table.rs   import from Parquet, Arrow IPC, CSV and mapped JSONL (record batches → records)
+//! export.rs  export to Parquet, Arrow IPC and JSONL (records → record batches)
 //! write.rs   create, import, delete, repair
 //! read.rs    search, get, stats, verify
 //! manage.rs  list, drop, count, export, update
