@@ -186,8 +186,12 @@ fn resolve(m: &Mapping, names: &[&str], what: &str) -> Result<Columns, String> {
     if !has(&vector) {
         return Err(missing("--vector-field", &vector));
     }
+    // A JSONL line may leave out its text or a payload field (as null would); a table's
+    // columns are all there or a flag names the wrong one.
+    let lenient = what == "field";
     let text = match &m.text {
         Some(n) if has(n) => Some(n.clone()),
+        Some(_) if lenient => None,
         Some(n) => return Err(missing("--text-field", n)),
         None => has("text").then(|| "text".to_owned()),
     };
@@ -201,6 +205,9 @@ fn resolve(m: &Mapping, names: &[&str], what: &str) -> Result<Columns, String> {
                     None => (raw.as_str(), raw == "payload"),
                 };
                 if !has(name) {
+                    if lenient {
+                        continue;
+                    }
                     return Err(missing("--payload-fields", name));
                 }
                 if taken(name) {
@@ -641,11 +648,11 @@ impl TableRecords {
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         let cols = resolve(m, &names, "column")
             .map_err(|e| fail(format_args!("{}: {e}", path.display())))?;
-        let typ = |n: &str| {
-            schema
-                .field_with_name(n)
-                .map(|f| f.data_type().clone())
-                .unwrap_or(DataType::Null)
+        // A dictionary-encoded column is read as its values (see `undictionary`).
+        let typ = |n: &str| match schema.field_with_name(n).map(|f| f.data_type()) {
+            Ok(DataType::Dictionary(_, v)) => (**v).clone(),
+            Ok(t) => t.clone(),
+            Err(_) => DataType::Null,
         };
         let wrong = |n: &str, t: &DataType, want: &str| {
             fail(format_args!(
@@ -733,7 +740,15 @@ impl TableRecords {
             self.i = 0;
             match self.batches.next() {
                 None => return Ok(None),
-                Some(Ok(b)) => self.batch = Some(b),
+                Some(Ok(b)) => {
+                    self.batch = Some(undictionary(b).map_err(|e| {
+                        fail(format_args!(
+                            "cannot read {} after row {}: {e}",
+                            self.path.display(),
+                            self.base
+                        ))
+                    })?)
+                }
                 Some(Err(e)) => {
                     return Err(fail(format_args!(
                         "cannot read {} after row {}: {e}",
@@ -744,6 +759,34 @@ impl TableRecords {
             }
         }
     }
+}
+
+/// The batch with its dictionary-encoded columns (pandas categoricals, polars `Categorical`)
+/// decoded to their value type, so that each cell is read in constant time.
+fn undictionary(b: RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let schema = b.schema();
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Dictionary(..)))
+    {
+        return Ok(b);
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(fields.capacity());
+    for (f, c) in schema.fields().iter().zip(b.columns()) {
+        match f.data_type() {
+            DataType::Dictionary(_, v) => {
+                columns.push(arrow_cast::cast(c, v)?);
+                fields.push(Field::new(f.name(), (**v).clone(), true));
+            }
+            _ => {
+                columns.push(c.clone());
+                fields.push(f.as_ref().clone());
+            }
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 impl Columns {

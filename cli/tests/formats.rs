@@ -469,7 +469,8 @@ fn chroma_style_jsonl_with_flags() {
     fs::write(
         &file,
         "{\"id\": \"a\", \"embedding\": [1, 0], \"document\": \"hello\", \"metadata\": {\"k\": 1}}\n\
-         {\"id\": \"b\", \"embedding\": [0, 1], \"document\": null, \"metadata\": {\"k\": 2, \"s\": \"x\"}}\n",
+         {\"id\": \"b\", \"embedding\": [0, 1], \"document\": null, \"metadata\": {\"k\": 2, \"s\": \"x\"}}\n\
+         {\"id\": \"c\", \"embedding\": [1, 0]}\n",
     )
     .unwrap();
     let flags = [
@@ -489,6 +490,7 @@ fn chroma_style_jsonl_with_flags() {
         json!([
             {"id": "a", "vector": [1.0, 0.0], "text": "hello", "payload": {"k": 1}},
             {"id": "b", "vector": [0.0, 1.0], "payload": {"k": 2, "s": "x"}},
+            {"id": "c", "vector": [1.0, 0.0]},
         ])
     );
     // Without the flags the file is Cairn's own format, and the message says what is wrong.
@@ -919,4 +921,50 @@ fn export_options() {
     assert!(!missing.exists());
     fails(&["export", db, "a", "--filter", "((", "--output", s(&missing)]);
     assert!(!missing.exists());
+}
+
+/// Dictionary-encoded columns (pandas categoricals, polars `Categorical`) are read as their
+/// values: ids, text and payload.
+#[test]
+fn dictionary_encoded_columns_are_read_as_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = s(&db);
+    let dict = |v: &[&str]| {
+        let mut b = StringDictionaryBuilder::<Int32Type>::new();
+        for x in v {
+            b.append_value(x);
+        }
+        Arc::new(b.finish()) as ArrayRef
+    };
+    let mut l = FixedSizeListBuilder::new(Float32Builder::new(), 2);
+    for i in 0..3 {
+        l.values().append_slice(&[i as f32 + 1.0, 1.0]);
+        l.append(true);
+    }
+    let b = batch(vec![
+        ("id", dict(&["a", "b", "c"])),
+        ("vector", Arc::new(l.finish()) as ArrayRef),
+        ("text", dict(&["same", "same", "other"])),
+        ("kind", dict(&["x", "y", "x"])),
+    ]);
+    let f = dir.path().join("dict.arrow");
+    write_ipc_file(&f, &b);
+    ok(&[
+        "create",
+        db,
+        "d",
+        "--dim",
+        "2",
+        "--metric",
+        "l2",
+        "--id-type",
+        "str",
+    ]);
+    ok(&["import", db, "d", s(&f)]);
+    let r: Value = serde_json::from_str(&ok(&["get", db, "d", "c"])).unwrap();
+    assert_eq!(
+        r,
+        json!({"id": "c", "vector": [3.0, 1.0], "text": "other", "payload": {"kind": "x"}})
+    );
 }
