@@ -549,8 +549,7 @@ fn database_now(out: &mut impl Write, db: Database, coll: Collection) -> CliResu
             fmt_bytes(stats.wal_bytes)
         ),
     )?;
-    let id_types = crate::read::id_types(&db, &stats)?;
-    write!(out, "{}", stats_text(&stats, &id_types, "     ")).map_err(CliError::output)?;
+    write!(out, "{}", stats_text(&stats, "     ")).map_err(CliError::output)?;
     drop(coll);
     drop(db);
     Ok(())

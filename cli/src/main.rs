@@ -36,6 +36,7 @@ macro_rules! outln {
 mod bench;
 mod demo;
 mod embed;
+mod eval;
 mod export;
 mod ids;
 mod input;
@@ -91,6 +92,9 @@ enum Command {
     Import(ImportArgs),
     /// Find the records most similar to one or more query vectors.
     Search(SearchArgs),
+    /// Score text, vector and hybrid search (any fusions) against relevance judgments in
+    /// TREC qrels format: MRR@k, nDCG@k, recall@k, hit@k; optionally TREC run files.
+    Eval(eval::EvalArgs),
     /// Print one record as JSON (exit code 1 when it does not exist). Under cosine the
     /// vector is the stored, normalized one.
     Get(GetArgs),
@@ -595,6 +599,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Update(a) => manage::update(&a),
         Command::Import(a) => write::import(&a),
         Command::Search(a) => read::search(&a),
+        Command::Eval(a) => eval::eval(&a),
         Command::Get(a) => read::get(&a),
         Command::Delete(a) => write::delete(&a),
         Command::Compact(a) => write::compact(&a),

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use cairndb::{Database, DbStats, Explain, Filter, Fusion, Hit, IdType, SearchRequest};
+use cairndb::{DbStats, Explain, Filter, Fusion, Hit, SearchRequest};
 use serde::{Deserialize, Serialize};
 
 use crate::input::{parse_vector, read_fvecs};
@@ -339,20 +339,9 @@ pub fn get(a: &GetArgs) -> CliResult<()> {
 pub fn stats(a: &StatsArgs) -> CliResult<()> {
     let db = open_read_only(&a.db)?;
     let stats = db.stats();
-    let id_types = id_types(&db, &stats)?;
     let mut out = std::io::stdout().lock();
     if a.json {
-        let mut j = serde_json::to_value(&stats)
-            .map_err(|e| fail(format_args!("cannot write JSON: {e}")))?;
-        // Each collection's id type (the library's statistics do not carry it).
-        if let Some(cols) = j["collections"].as_array_mut() {
-            for (c, t) in cols.iter_mut().zip(&id_types) {
-                if let Some(obj) = c.as_object_mut() {
-                    obj.insert("id_type".into(), t.as_str().into());
-                }
-            }
-        }
-        let j = serde_json::to_string_pretty(&j)
+        let j = serde_json::to_string_pretty(&stats)
             .map_err(|e| fail(format_args!("cannot write JSON: {e}")))?;
         outln!(out, "{j}");
     } else {
@@ -363,29 +352,13 @@ pub fn stats(a: &StatsArgs) -> CliResult<()> {
             plural(stats.collections.len(), "collection"),
             fmt_bytes(stats.wal_bytes)
         );
-        write!(out, "{}", stats_text(&stats, &id_types, "  "))
-            .map_err(crate::util::CliError::output)?;
+        write!(out, "{}", stats_text(&stats, "  ")).map_err(crate::util::CliError::output)?;
     }
     Ok(())
 }
 
-/// The id type of each collection of `stats`, in its order.
-pub fn id_types(db: &Database, stats: &DbStats) -> CliResult<Vec<IdType>> {
-    stats
-        .collections
-        .iter()
-        .map(|c| match db.collection(&c.name) {
-            Ok(coll) => Ok(coll.config().id_type),
-            // Dropped by a writer since the statistics were taken: nothing to show.
-            Err(cairndb::Error::CollectionNotFound { .. }) => Ok(IdType::Int),
-            Err(e) => Err(e.into()),
-        })
-        .collect()
-}
-
-/// Collections as a table, then each collection's segments; `id_types` holds each
-/// collection's id type, in order.
-pub fn stats_text(stats: &DbStats, id_types: &[IdType], indent: &str) -> String {
+/// Collections as a table, then each collection's segments.
+pub fn stats_text(stats: &DbStats, indent: &str) -> String {
     if stats.collections.is_empty() {
         return String::new();
     }
@@ -400,12 +373,12 @@ pub fn stats_text(stats: &DbStats, id_types: &[IdType], indent: &str) -> String 
         ">segments",
         ">segment bytes",
     ]);
-    for (i, c) in stats.collections.iter().enumerate() {
+    for c in &stats.collections {
         t.row(vec![
             c.name.clone(),
             c.dim.to_string(),
             c.metric.to_string(),
-            id_types.get(i).copied().unwrap_or_default().to_string(),
+            c.id_type.to_string(),
             thousands(c.records as u64),
             thousands(c.memtable_rows as u64),
             fmt_bytes(c.memtable_bytes as u64),

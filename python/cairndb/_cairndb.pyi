@@ -16,8 +16,12 @@ _Payload = dict[str, _PayloadValue]
 _FilterSpec = Union[str, dict[str, Any]]
 _Vector = Union[npt.NDArray[np.float32], npt.NDArray[np.float64], Sequence[float]]
 _Matrix = Union[npt.NDArray[np.float32], npt.NDArray[np.float64], Sequence[Sequence[float]]]
-_Ids = Union[int, Sequence[int], npt.NDArray[np.integer]]
+# An id is an int (0 to 2**64 - 1) in a collection created with id_type="int" (the default),
+# a str (1 to 1024 bytes of UTF-8) in one created with id_type="str".
+_Id = Union[int, str]
+_Ids = Union[int, str, Sequence[_Id], npt.NDArray[np.integer], npt.NDArray[np.str_]]
 _Metric = Literal["cosine", "dot", "l2"]
+_IdType = Literal["int", "str"]
 
 def open(
     path: Union[str, PathLike[str]],
@@ -57,13 +61,18 @@ class Database:
         name: str,
         dim: int,
         metric: _Metric = "cosine",
+        id_type: _IdType = "int",
         *,
         m: int = 16,
         ef_construction: int = 200,
         stem: bool = False,
         stop_words: bool = False,
     ) -> Collection:
-        """Creates a collection; `CollectionExistsError` if the name is taken."""
+        """Creates a collection; `CollectionExistsError` if the name is taken.
+
+        `id_type`: "int" (ids are ints from 0 to 2**64 - 1) or "str" (ids are strings of 1 to
+        1024 bytes of UTF-8), fixed for the collection's life.
+        """
     def collection(self, name: str) -> Collection:
         """An existing collection; `CollectionNotFoundError` if there is none."""
     def get_or_create_collection(
@@ -71,13 +80,15 @@ class Database:
         name: str,
         dim: int,
         metric: _Metric = "cosine",
+        id_type: _IdType = "int",
         *,
         m: int = 16,
         ef_construction: int = 200,
         stem: bool = False,
         stop_words: bool = False,
     ) -> Collection:
-        """The collection, created if missing; an existing one must match `dim` and `metric`."""
+        """The collection, created if missing; an existing one must match `dim`, `metric` and
+        `id_type` (`InvalidInputError` naming the setting otherwise)."""
     def collections(self) -> list[str]: ...
     def drop_collection(self, name: str) -> None: ...
     def sync(self) -> None:
@@ -101,6 +112,9 @@ class Collection:
     def dim(self) -> int: ...
     @property
     def metric(self) -> _Metric: ...
+    @property
+    def id_type(self) -> _IdType:
+        """"int" or "str": the kind of ids, chosen at creation."""
     def __len__(self) -> int: ...
     def upsert(
         self,
@@ -109,7 +123,12 @@ class Collection:
         texts: Optional[Sequence[Optional[str]]] = None,
         payloads: Optional[Sequence[Optional[_Payload]]] = None,
     ) -> None:
-        """Inserts or replaces records as one atomic batch (all or none)."""
+        """Inserts or replaces records as one atomic batch (all or none).
+
+        An id of the other kind than the collection's, an empty or over-long str id: an
+        `InvalidInputError`. A str id whose 64-bit hash is another stored str id's:
+        `IdCollisionError` (the batch is refused).
+        """
     def search(
         self,
         vector: Optional[_Vector] = None,
@@ -157,17 +176,19 @@ class Collection:
         ef: Optional[int] = None,
         exact: bool = False,
         threads: Optional[int] = None,
-    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[np.float32]]:
         """Vector search for many queries on `threads` threads (default: every core; more
         than the machine's available parallelism are capped to it; 0 is an error).
 
         Returns `(ids, scores)`, both of shape `(len(queries), k)`, best first; rows with
-        fewer than `k` hits are padded with id `2**64 - 1` and score NaN.
+        fewer than `k` hits are padded with id `2**64 - 1` and score NaN. `ids` is uint64,
+        or in a collection of str ids an object array of str padded with `None`.
         """
+    # A str is one id (though it is also a sequence of str).
     @overload
-    def get(self, ids: int) -> Optional[Record]: ...
+    def get(self, ids: _Id) -> Optional[Record]: ...  # type: ignore[overload-overlap]
     @overload
-    def get(self, ids: Sequence[int]) -> list[Optional[Record]]: ...
+    def get(self, ids: Union[Sequence[_Id], npt.NDArray[np.integer], npt.NDArray[np.str_]]) -> list[Optional[Record]]: ...
     @overload
     def get(
         self,
@@ -175,9 +196,9 @@ class Collection:
         *,
         filter: Optional[_FilterSpec] = None,
         limit: Optional[int] = None,
-        after: Optional[int] = None,
+        after: Optional[_Id] = None,
     ) -> list[Record]:
-        """Without ids: the records matching `filter`, in id order, at most `limit`, after
+        """Without ids: the records matching `filter`, in scan order, at most `limit`, after
         id `after` (a page of `scan`)."""
     def delete(self, ids: Optional[_Ids] = None, *, filter: Optional[_FilterSpec] = None) -> int:
         """Deletes records by id, or every record `filter` matches; returns how many."""
@@ -197,9 +218,10 @@ class Collection:
         batch_size: int = 1000,
         *,
         include: Optional[Sequence[str]] = None,
-        after: Optional[int] = None,
+        after: Optional[_Id] = None,
     ) -> Scan:
-        """Every matching record in id order, over a snapshot taken now."""
+        """Every matching record in scan order, over a snapshot taken now: ascending ids for
+        int ids; for str ids the order of their 64-bit hashes (fixed, not alphabetical)."""
     def flush(self) -> None: ...
     def warm_up(self) -> None:
         """Builds the int8 copies graph searches use now rather than after the first search."""
@@ -212,7 +234,7 @@ class Hit:
 
     def __new__(
         cls,
-        id: int,
+        id: _Id,
         score: float,
         text: Optional[str] = None,
         payload: Optional[_Payload] = None,
@@ -224,7 +246,8 @@ class Hit:
     def __hash__(self) -> int: ...
 
     @property
-    def id(self) -> int: ...
+    def id(self) -> _Id:
+        """An int, or a str in a collection of str ids."""
     @property
     def score(self) -> float: ...
     @property
@@ -237,12 +260,12 @@ class Hit:
 
 @final
 class Scan:
-    """The records of `Collection.scan`, in ascending id order."""
+    """The records of `Collection.scan`, in scan order."""
 
     def __iter__(self) -> Scan: ...
     def __next__(self) -> Record: ...
     @property
-    def cursor(self) -> Optional[int]:
+    def cursor(self) -> Optional[_Id]:
         """The id of the last record returned (or the scan's `after`)."""
 
 @final
@@ -251,7 +274,7 @@ class Record:
 
     def __new__(
         cls,
-        id: int,
+        id: _Id,
         vector: Sequence[float],
         text: Optional[str] = None,
         payload: Optional[_Payload] = None,
@@ -262,7 +285,8 @@ class Record:
     def __hash__(self) -> int: ...
 
     @property
-    def id(self) -> int: ...
+    def id(self) -> _Id:
+        """An int, or a str in a collection of str ids."""
     @property
     def text(self) -> Optional[str]: ...
     @property

@@ -11,6 +11,12 @@ class InvalidInputError(CairnError, ValueError):
     out of range, an unsafe collection name, or a malformed filter."""
 
 
+class IdCollisionError(InvalidInputError):
+    """A string id whose 64-bit key (a fixed hash of the string) is that of another string id,
+    stored or in the same batch: the batch is refused and nothing is written. About one chance
+    in 3.7e19/n² for n ids; give one of the two records another id. The message names both."""
+
+
 class CollectionNotFoundError(CairnError, LookupError):
     """No collection of that name exists."""
 

@@ -12,9 +12,12 @@ store.as_hybrid_retriever(k=4).invoke("fsync batch")
 reader = CairnVectorStore(embeddings, path="my-db", collection_name="notes", read_only=True)
 ```
 
-LangChain ids are strings; Cairn's are 64-bit integers. Each string id is mapped to an
-integer by a 64-bit BLAKE2b hash, and the string is kept in the record's payload (`_lc_id`),
-which is checked on read. The whole metadata dict is stored as JSON (`_lc_metadata`), so it
+LangChain ids are strings: the store creates its collection with `id_type="str"`, so each
+document's id is its record's id in Cairn, exactly as given (1 to 1024 bytes of UTF-8; an
+empty or longer id is refused by `add_texts` with `cairndb.InvalidInputError`). A collection
+made by an earlier version of this store holds integer ids: it still opens and works as it
+did, each string id mapped to an integer by a 64-bit BLAKE2b hash and the string kept in the
+record's payload (`_lc_id`), which is checked on read. The whole metadata dict is stored as JSON (`_lc_metadata`), so it
 comes back exactly as given; its top-level values that are JSON Cairn stores as they are (None,
 str, bool, ints that fit 64 bits, finite floats, and lists and dicts of those) are also stored
 as payload fields of the same name, so filters can use them, nested keys by dotted path:
@@ -52,19 +55,37 @@ import cairndb
 
 __all__ = ["CairnVectorStore", "CairnHybridRetriever"]
 
+# Collections of int ids (made by earlier versions of the store) keep the LangChain id here.
 _ID = "_lc_id"
 _META = "_lc_metadata"
 _INT64 = (-(2**63), 2**63 - 1)
 _UINT64_MAX = 2**64 - 1
 # Records per upsert call: one atomic, durable batch each.
 _BATCH = 512
+# The longest string id Cairn stores, in bytes of UTF-8.
+_MAX_ID_BYTES = 1024
 
 Filter = Union[str, dict, None]
 
 
 def _key(doc_id: str) -> int:
-    """The 64-bit Cairn id of a LangChain string id."""
+    """The 64-bit Cairn id of a LangChain string id, in a collection of int ids."""
     return int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "little")
+
+
+def _native(col: cairndb.Collection) -> bool:
+    """Whether the collection stores LangChain's ids as they are (a collection of str ids)."""
+    return col.id_type == "str"
+
+
+def _storable(doc_id: str) -> bool:
+    """Whether `doc_id` can be a str id: 1 to 1024 bytes of UTF-8. An id that cannot is not
+    stored, so looking it up or deleting it finds nothing."""
+    try:
+        n = len(doc_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        return False
+    return 0 < n <= _MAX_ID_BYTES
 
 
 def _indexable(value: Any, depth: int = 0) -> bool:
@@ -86,14 +107,17 @@ def _indexable(value: Any, depth: int = 0) -> bool:
     return False
 
 
-def _payload(doc_id: str, metadata: Optional[dict]) -> dict:
+def _payload(doc_id: Optional[str], metadata: Optional[dict]) -> dict:
+    """The record's payload: the filterable metadata fields, the metadata as JSON, and (in a
+    collection of int ids) the LangChain id."""
     metadata = metadata or {}
     payload = {
         k: v
         for k, v in metadata.items()
         if isinstance(k, str) and not k.startswith("_lc_") and _indexable(v)
     }
-    payload[_ID] = doc_id
+    if doc_id is not None:
+        payload[_ID] = doc_id
     payload[_META] = json.dumps(metadata, default=str)
     return payload
 
@@ -105,7 +129,8 @@ class CairnVectorStore(VectorStore):
         embedding: the embedding model.
         path: database directory; `None` makes a temporary one that lives as long as the store.
         collection_name: the collection (created on the first write, with the embedding's
-            dimension).
+            dimension and string ids; an existing collection of integer ids, made by an earlier
+            version of the store, is used as it is).
         metric: "cosine" (default), "dot" or "l2".
         database: an open `cairndb.Database` to use instead of `path`.
         durability: "sync" (default) or "buffered", when the store opens the database.
@@ -196,9 +221,23 @@ class CairnVectorStore(VectorStore):
 
     def _collection_for(self, dim: int) -> cairndb.Collection:
         if self._col is None:
-            self._col = self._db.get_or_create_collection(
-                self._name, dim, self._metric, stem=self._stem, stop_words=self._stop_words
+            create = lambda id_type: self._db.get_or_create_collection(  # noqa: E731
+                self._name,
+                dim,
+                self._metric,
+                id_type,
+                stem=self._stem,
+                stop_words=self._stop_words,
             )
+            try:
+                self._col = create("str")
+            except cairndb.InvalidInputError:
+                # A collection of int ids made meanwhile by an earlier version of the store is
+                # used as it is (if its dim or metric differ, that is the error raised).
+                existing = self._reading()
+                if existing is None or _native(existing):
+                    raise
+                self._col = create("int")
         return self._col
 
     def close(self) -> None:
@@ -218,8 +257,10 @@ class CairnVectorStore(VectorStore):
 
     @staticmethod
     def _document(hit_or_record: Any) -> Optional[Document]:
+        """The document of a hit or record: its id is the record's (a str id), or the one
+        kept in the payload (int ids; `None` for a record the store did not write)."""
         payload = hit_or_record.payload or {}
-        doc_id = payload.get(_ID)
+        doc_id = hit_or_record.id if isinstance(hit_or_record.id, str) else payload.get(_ID)
         if doc_id is None:
             return None
         metadata = json.loads(payload.get(_META, "{}"))
@@ -260,14 +301,18 @@ class CairnVectorStore(VectorStore):
         if vectors.ndim != 2 or vectors.shape[0] != len(texts):
             raise ValueError(f"the embedding returned shape {vectors.shape} for {len(texts)} texts")
         col = self._collection_for(vectors.shape[1])
+        native = _native(col)
         metas = metadatas if metadatas is not None else [None] * len(texts)
         for start in range(0, len(texts), _BATCH):
             end = start + _BATCH
+            batch = str_ids[start:end]
             col.upsert(
-                [_key(i) for i in str_ids[start:end]],
+                batch if native else [_key(i) for i in batch],
                 vectors[start:end],
                 texts=texts[start:end],
-                payloads=[_payload(i, m) for i, m in zip(str_ids[start:end], metas[start:end])],
+                payloads=[
+                    _payload(None if native else i, m) for i, m in zip(batch, metas[start:end])
+                ],
             )
         return str_ids
 
@@ -289,7 +334,10 @@ class CairnVectorStore(VectorStore):
         if filter is not None:
             col.delete(filter=filter)
         elif ids:
-            col.delete([_key(str(i)) for i in ids])
+            if _native(col):
+                col.delete([i for i in map(str, ids) if _storable(i)])
+            else:
+                col.delete([_key(str(i)) for i in ids])
         return True
 
     # -- reads -------------------------------------------------------------------------------
@@ -299,6 +347,10 @@ class CairnVectorStore(VectorStore):
         col = self._reading()
         if col is None or not ids:
             return []
+        if _native(col):
+            wanted = [i for i in map(str, ids) if _storable(i)]
+            docs = (self._document(r) for r in col.get(wanted) if r is not None)
+            return [d for d in docs if d is not None]
         out = []
         for want, rec in zip(ids, col.get([_key(str(i)) for i in ids])):
             if rec is None:

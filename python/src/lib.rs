@@ -14,15 +14,15 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use cairndb::{
-    Collection, CollectionConfig, Database, Durability, Error, Filter, Fusion, Hit, Legs, Metric,
-    Options, Payload, PayloadChange, Record, RerankQuery, Reranker, ScanOptions, SearchRequest,
-    TextConfig, Update, Value,
+    Collection, CollectionConfig, Database, Durability, Error, Filter, Fusion, Hit, Id, IdType,
+    Legs, Metric, Options, Payload, PayloadChange, Record, RerankQuery, Reranker, ScanOptions,
+    SearchRequest, TextConfig, Update, Value,
 };
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::import_exception;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 // The exception classes are defined in Python (`cairndb/_errors.py`) so that each can also
 // derive from the built-in exception it behaves like (ValueError, LookupError, OSError).
@@ -35,6 +35,7 @@ import_exception!(cairndb._errors, ClosedError);
 import_exception!(cairndb._errors, StorageError);
 import_exception!(cairndb._errors, ForkedProcessError);
 import_exception!(cairndb._errors, ReadOnlyError);
+import_exception!(cairndb._errors, IdCollisionError);
 
 /// Maps a Cairn error to its Python exception class, keeping the message.
 fn to_py(e: Error) -> PyErr {
@@ -57,6 +58,7 @@ fn to_py(e: Error) -> PyErr {
         Error::CollectionExists { .. } => CollectionExistsError::new_err(msg),
         Error::Locked { .. } => LockedError::new_err(msg),
         Error::ReadOnly { .. } => ReadOnlyError::new_err(msg),
+        Error::IdCollision { .. } => IdCollisionError::new_err(msg),
         Error::Corruption { .. } => CorruptionError::new_err(msg),
         Error::CollectionDropped { .. } | Error::Cancelled => ClosedError::new_err(msg),
         Error::ForkedProcess { .. } => ForkedProcessError::new_err(msg),
@@ -380,8 +382,9 @@ impl Reranker for PyReranker {
     }
 }
 
-/// What `search_batch` returns: ids and scores, one row per query.
-type IdsAndScores<'py> = (Bound<'py, PyArray2<u64>>, Bound<'py, PyArray2<f32>>);
+/// What `search_batch` returns: ids (a uint64 array, or an object array of str in a
+/// collection of str ids) and scores, one row per query.
+type IdsAndScores<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>);
 
 /// Query vectors from a 2-D numpy array or a sequence of vectors (any number of rows).
 fn queries_from_py(v: &Bound<'_, PyAny>, dim: usize) -> PyResult<Vec<Vec<f32>>> {
@@ -477,51 +480,125 @@ fn vector_from_py(v: &Bound<'_, PyAny>, dim: usize, what: &str) -> PyResult<Vec<
     Ok(out)
 }
 
-fn ids_from_py(ids: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
-    if !ids.is_instance_of::<PyBool>()
-        && let Ok(i) = ids.extract::<u64>()
-    {
-        return Ok(vec![i]);
+/// One id: an `int` from 0 to 2**64 - 1 (or a numpy integer) or a `str`. Whether it is the
+/// collection's kind of id, and a string's length, the library checks (`InvalidInputError`).
+/// A bool, a float or anything else is a `TypeError`; a str that is not valid Unicode (a lone
+/// surrogate) an `InvalidInputError`.
+fn id_from_py(x: &Bound<'_, PyAny>) -> PyResult<Id> {
+    if x.is_instance_of::<PyString>() {
+        return x.extract::<String>().map(Id::Str).map_err(|e| {
+            let shown = x.repr().map_or_else(|_| "?".into(), |r| r.to_string());
+            let shown: String = shown.chars().take(60).collect();
+            invalid(format!(
+                "string id {shown} is not valid UTF-8 ({}): ids are Unicode text without lone surrogates",
+                e.value(x.py())
+            ))
+        });
+    }
+    let not_an_id =
+        || PyTypeError::new_err(format!("ids must be int or str, found {}", type_name(x)));
+    if x.is_instance_of::<PyBool>() || x.is_instance_of::<PyFloat>() {
+        return Err(not_an_id());
+    }
+    if !x.is_instance_of::<PyInt>() && !x.hasattr("__index__")? {
+        return Err(not_an_id());
+    }
+    match x.extract::<u64>() {
+        Ok(i) => Ok(Id::Int(i)),
+        Err(_) if x.extract::<i128>().is_ok() || x.is_instance_of::<PyInt>() => {
+            Err(invalid(format!("id {x} is outside 0..2**64")))
+        }
+        // A numpy bool and other types with an __index__ that refuses.
+        Err(_) => Err(not_an_id()),
+    }
+}
+
+/// An optional id argument (`after=`): `None` when not given or `None`.
+fn opt_id_from_py(x: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Id>> {
+    x.filter(|x| !x.is_none()).map(id_from_py).transpose()
+}
+
+/// Whether `ids` is one id (an int, a str, or a numpy scalar: it has `__index__` and no
+/// length) rather than a sequence of them. A bool counts as one (and is refused as an id).
+fn is_one_id(ids: &Bound<'_, PyAny>) -> bool {
+    ids.is_instance_of::<PyInt>()
+        || ids.is_instance_of::<PyString>()
+        || (ids.hasattr("__index__").unwrap_or(false) && !ids.hasattr("__len__").unwrap_or(true))
+}
+
+/// Ids: one id, a sequence of ids (ints or strs), or a 1-D numpy array of integers (or of
+/// strings).
+fn ids_from_py(ids: &Bound<'_, PyAny>) -> PyResult<Vec<Id>> {
+    if is_one_id(ids) {
+        return Ok(vec![id_from_py(ids)?]);
     }
     if let Ok(a) = ids.extract::<PyReadonlyArray1<'_, u64>>() {
-        return Ok(a.as_array().to_vec());
+        return Ok(a.as_array().iter().map(|&i| Id::Int(i)).collect());
     }
     if let Ok(a) = ids.extract::<PyReadonlyArray1<'_, i64>>() {
         return a
             .as_array()
             .iter()
-            .map(|&i| u64::try_from(i).map_err(|_| invalid(format!("id {i} is negative"))))
+            .map(|&i| {
+                u64::try_from(i)
+                    .map(Id::Int)
+                    .map_err(|_| invalid(format!("id {i} is negative")))
+            })
             .collect();
     }
-    if ids.is_instance_of::<PyString>() {
-        return Err(PyTypeError::new_err(
-            "ids must be integers from 0 to 2**64-1, not str",
-        ));
+    if ids.is_instance_of::<PyBytes>() || ids.is_instance_of::<PyDict>() {
+        return Err(PyTypeError::new_err(format!(
+            "ids must be an int, a str or a sequence of them, not {}",
+            type_name(ids)
+        )));
     }
     let iter = ids.try_iter().map_err(|_| {
         PyTypeError::new_err(format!(
-            "ids must be an int or a sequence of ints, not {}",
+            "ids must be an int, a str or a sequence of them, not {}",
             type_name(ids)
         ))
     })?;
-    let mut out = Vec::new();
-    for x in iter {
-        let x = x?;
-        if x.is_instance_of::<PyBool>() || x.is_instance_of::<PyFloat>() {
-            return Err(PyTypeError::new_err(format!(
-                "ids must be integers, found {}",
-                type_name(&x)
-            )));
+    iter.map(|x| id_from_py(&x?)).collect()
+}
+
+/// An id as Python sees it: an `int` or a `str`.
+fn id_to_py<'py>(py: Python<'py>, id: &Id) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match id {
+        Id::Int(n) => n.into_pyobject(py)?.into_any(),
+        Id::Str(s) => PyString::new(py, s).into_any(),
+    })
+}
+
+/// A hash of an id for `__hash__`: an int id is its own hash (as before string ids).
+fn id_hash(id: &Id) -> u64 {
+    use std::hash::{Hash, Hasher};
+    match id {
+        Id::Int(n) => *n,
+        Id::Str(s) => {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            s.hash(&mut h);
+            h.finish()
         }
-        out.push(x.extract::<u64>().map_err(|_| {
-            if x.extract::<i128>().is_ok() {
-                invalid(format!("id {x} is outside 0..2**64"))
-            } else {
-                PyTypeError::new_err(format!("ids must be integers, found {}", type_name(&x)))
-            }
-        })?);
     }
-    Ok(out)
+}
+
+/// `int` or `str`, for `repr`.
+fn id_repr(id: &Id) -> String {
+    match id {
+        Id::Int(n) => n.to_string(),
+        Id::Str(s) => format!("{s:?}"),
+    }
+}
+
+/// `id_type`: `"int"` or `"str"`; anything else is an `InvalidInputError` naming the choices.
+fn parse_id_type(v: &str) -> PyResult<IdType> {
+    match v {
+        "int" => Ok(IdType::Int),
+        "str" => Ok(IdType::Str),
+        other => Err(invalid(format!(
+            "id_type must be \"int\" or \"str\", not {other:?}"
+        ))),
+    }
 }
 
 /// A filter from the text syntax (`str`) or a Chroma/MongoDB-style dict. A dict is read by
@@ -857,7 +934,8 @@ impl PyDatabase {
     }
 
     fn wrap(&self, col: Collection) -> PyCollection {
-        let info = (col.name().to_owned(), col.config().dim, col.config().metric);
+        let c = col.config();
+        let info = (col.name().to_owned(), c.dim, c.metric, c.id_type);
         let slot = Arc::new(Mutex::new(Some(col)));
         let mut h = self.state.handles();
         h.cols.retain(|w| w.strong_count() > 0);
@@ -872,10 +950,11 @@ impl PyDatabase {
 
 #[pymethods]
 impl PyDatabase {
-    /// Creates a collection. `metric` is "cosine" (default), "dot" or "l2". `m` and
-    /// `ef_construction` set the HNSW graph; `stem` and `stop_words` set English stemming and
-    /// stop-word removal for full-text search.
-    #[pyo3(signature = (name, dim, metric="cosine", *, m=16, ef_construction=200, stem=false, stop_words=false))]
+    /// Creates a collection. `metric` is "cosine" (default), "dot" or "l2". `id_type` is
+    /// "int" (default: ids are ints from 0 to 2**64 - 1) or "str" (ids are strings of 1 to
+    /// 1024 bytes of UTF-8). `m` and `ef_construction` set the HNSW graph; `stem` and
+    /// `stop_words` set English stemming and stop-word removal for full-text search.
+    #[pyo3(signature = (name, dim, metric="cosine", id_type="int", *, m=16, ef_construction=200, stem=false, stop_words=false))]
     #[allow(clippy::too_many_arguments)]
     fn create_collection(
         &self,
@@ -883,13 +962,16 @@ impl PyDatabase {
         name: &str,
         dim: usize,
         metric: &str,
+        id_type: &str,
         m: usize,
         ef_construction: usize,
         stem: bool,
         stop_words: bool,
     ) -> PyResult<PyCollection> {
+        let id_type = parse_id_type(id_type)?;
         let mut cfg = CollectionConfig::new(dim, parse_metric(metric)?)
-            .with_text(TextConfig::default().stem(stem).stop_words(stop_words));
+            .with_text(TextConfig::default().stem(stem).stop_words(stop_words))
+            .with_id_type(id_type);
         cfg.m = m;
         cfg.ef_construction = ef_construction;
         let g = self.db()?;
@@ -908,10 +990,10 @@ impl PyDatabase {
     }
 
     /// The collection of that name, created with these settings if it does not exist. An
-    /// existing collection must have the same dimension and metric (`InvalidInputError`
-    /// naming the setting otherwise); `m`, `ef_construction`, `stem` and `stop_words` apply
-    /// only when it is created.
-    #[pyo3(signature = (name, dim, metric="cosine", *, m=16, ef_construction=200, stem=false, stop_words=false))]
+    /// existing collection must have the same dimension, metric and id type
+    /// (`InvalidInputError` naming the setting otherwise); `m`, `ef_construction`, `stem` and
+    /// `stop_words` apply only when it is created.
+    #[pyo3(signature = (name, dim, metric="cosine", id_type="int", *, m=16, ef_construction=200, stem=false, stop_words=false))]
     #[allow(clippy::too_many_arguments)]
     fn get_or_create_collection(
         &self,
@@ -919,13 +1001,16 @@ impl PyDatabase {
         name: &str,
         dim: usize,
         metric: &str,
+        id_type: &str,
         m: usize,
         ef_construction: usize,
         stem: bool,
         stop_words: bool,
     ) -> PyResult<PyCollection> {
+        let id_type = parse_id_type(id_type)?;
         let mut cfg = CollectionConfig::new(dim, parse_metric(metric)?)
-            .with_text(TextConfig::default().stem(stem).stop_words(stop_words));
+            .with_text(TextConfig::default().stem(stem).stop_words(stop_words))
+            .with_id_type(id_type);
         cfg.m = m;
         cfg.ef_construction = ef_construction;
         let g = self.db()?;
@@ -1057,8 +1142,8 @@ impl PyDatabase {
 struct PyCollection {
     state: Arc<DbState>,
     slot: Arc<Mutex<Option<Collection>>>,
-    /// Name, dimension and metric, for `repr` without a call.
-    info: (String, usize, Metric),
+    /// Name, dimension, metric and id type, for `repr` without a call.
+    info: (String, usize, Metric, IdType),
 }
 
 impl Drop for PyCollection {
@@ -1181,7 +1266,8 @@ impl PyCollection {
     /// Inserts or replaces records, atomically (all or none), durable on return under the
     /// default `durability="sync"`.
     ///
-    /// `ids`: ints (or a numpy integer array). `vectors`: a 2-D float32 numpy array of shape
+    /// `ids`: ints (or a numpy integer array) in a collection of int ids, strs in one of str
+    /// ids. `vectors`: a 2-D float32 numpy array of shape
     /// `(len(ids), dim)` (float64 is converted), or a list of lists. `texts`: optional list of
     /// str or None. `payloads`: optional list of dicts of str → str | int | float | bool |
     /// list[str].
@@ -1284,9 +1370,10 @@ impl PyCollection {
 
     /// Searches many query vectors at once, on `threads` threads (default: every core; more
     /// than the machine's available parallelism are capped to it; 0 is an error), and
-    /// returns two `(len(queries), k)` numpy arrays: the ids (uint64) and the scores
-    /// (float32) of each query's hits, best first. Where a query has fewer than `k` hits the
-    /// row is padded with id `2**64 - 1` and score NaN. `queries`: a 2-D float32 array
+    /// returns two `(len(queries), k)` numpy arrays: the ids (uint64; in a collection of str
+    /// ids an array of dtype object holding str) and the scores (float32) of each query's
+    /// hits, best first. Where a query has fewer than `k` hits the row is padded with id
+    /// `2**64 - 1` (`None` for str ids) and score NaN. `queries`: a 2-D float32 array
     /// (float64 is converted) or a list of vectors. `filter`, `ef` and `exact` as in `search`.
     #[pyo3(signature = (queries, k=10, filter=None, *, ef=None, exact=false, threads=None))]
     #[allow(clippy::too_many_arguments)]
@@ -1360,20 +1447,44 @@ impl PyCollection {
                 }
             })
             .map_err(to_py)?;
-        let mut ids = vec![u64::MAX; n * k];
+        let shape = (n, k);
         let mut scores = vec![f32::NAN; n * k];
-        for (i, hits) in results.into_iter().enumerate() {
-            for (j, h) in hits.into_iter().take(k).enumerate() {
-                ids[i * k + j] = h.id;
+        for (i, hits) in results.iter().enumerate() {
+            for (j, h) in hits.iter().take(k).enumerate() {
                 scores[i * k + j] = h.score;
             }
         }
-        let shape = (n, k);
+        let scores = numpy::ndarray::Array2::from_shape_vec(shape, scores)
+            .map_err(|e| invalid(e.to_string()))?
+            .into_pyarray(py)
+            .into_any();
+        if col.config().id_type == IdType::Str {
+            // An object array of str, padded with None.
+            let mut ids: Vec<Bound<'py, PyAny>> = Vec::with_capacity(n * k);
+            for hits in &results {
+                for h in hits.iter().take(k) {
+                    ids.push(id_to_py(py, &h.id)?);
+                }
+                for _ in hits.len().min(k)..k {
+                    ids.push(py.None().into_bound(py));
+                }
+            }
+            let np = py.import("numpy")?;
+            let kw = PyDict::new(py);
+            kw.set_item("dtype", np.getattr("object_")?)?;
+            let flat = np.call_method("array", (PyList::new(py, ids)?,), Some(&kw))?;
+            let ids = flat.call_method1("reshape", ((n, k),))?;
+            return Ok((ids, scores));
+        }
+        let mut ids = vec![u64::MAX; n * k];
+        for (i, hits) in results.into_iter().enumerate() {
+            for (j, h) in hits.into_iter().take(k).enumerate() {
+                ids[i * k + j] = h.id.as_u64().unwrap_or(u64::MAX);
+            }
+        }
         let ids = numpy::ndarray::Array2::from_shape_vec(shape, ids)
             .map_err(|e| invalid(e.to_string()))?;
-        let scores = numpy::ndarray::Array2::from_shape_vec(shape, scores)
-            .map_err(|e| invalid(e.to_string()))?;
-        Ok((ids.into_pyarray(py), scores.into_pyarray(py)))
+        Ok((ids.into_pyarray(py).into_any(), scores))
     }
 
     /// How `search` with these arguments runs: per source (segment or memtable) the plan of
@@ -1418,11 +1529,11 @@ impl PyCollection {
         py.import("json")?.call_method1("loads", (json,))
     }
 
-    /// The records with these ids, in order, `None` where an id does not exist. Given one int,
-    /// returns one `Record` or `None`.
+    /// The records with these ids, in order, `None` where an id does not exist. Given one id
+    /// (an int or a str), returns one `Record` or `None`.
     ///
-    /// Without ids: the records that match `filter` (all without one), in ascending id order,
-    /// at most `limit` of them, starting after id `after` — a page of `scan`.
+    /// Without ids: the records that match `filter` (all without one), in scan order, at most
+    /// `limit` of them, starting after id `after` — a page of `scan`.
     #[pyo3(signature = (ids=None, *, filter=None, limit=None, after=None))]
     fn get<'py>(
         &self,
@@ -1430,10 +1541,11 @@ impl PyCollection {
         ids: Option<&Bound<'py, PyAny>>,
         filter: Option<&Bound<'py, PyAny>>,
         limit: Option<usize>,
-        after: Option<u64>,
+        after: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let g = self.col()?;
         let col: &Collection = &g;
+        let after = opt_id_from_py(after)?;
         let Some(ids) = ids else {
             let mut o = ScanOptions::new();
             if let Some(f) = filter {
@@ -1459,13 +1571,13 @@ impl PyCollection {
                 "get takes ids, or filter/limit/after — not both".to_owned(),
             ));
         }
-        let one = ids.is_instance_of::<PyInt>();
+        let one = is_one_id(ids);
         let wanted = ids_from_py(ids)?;
         let found = py
             .detach(|| {
                 wanted
                     .iter()
-                    .map(|&id| col.get(id))
+                    .map(|id| col.get(id))
                     .collect::<Result<Vec<_>, _>>()
             })
             .map_err(to_py)?;
@@ -1573,8 +1685,9 @@ impl PyCollection {
         py.detach(|| col.count(f.as_ref())).map_err(to_py)
     }
 
-    /// Every record that matches `filter` (all without one), in ascending id order, over a
-    /// snapshot taken now (writes made meanwhile are not seen). Records are read
+    /// Every record that matches `filter` (all without one), in scan order (ascending ids for
+    /// int ids; for str ids the order of their 64-bit hashes, fixed but not alphabetical),
+    /// over a snapshot taken now (writes made meanwhile are not seen). Records are read
     /// `batch_size` at a time. `include`: which of "vector", "text", "payload" to read
     /// (default all). `after`: start after this id (the `cursor` of an earlier scan).
     #[pyo3(signature = (filter=None, batch_size=1000, *, include=None, after=None))]
@@ -1583,8 +1696,9 @@ impl PyCollection {
         filter: Option<&Bound<'_, PyAny>>,
         batch_size: usize,
         include: Option<Vec<String>>,
-        after: Option<u64>,
+        after: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyScan> {
+        let after = opt_id_from_py(after)?;
         if batch_size == 0 {
             return Err(invalid("batch_size must be at least 1".to_owned()));
         }
@@ -1595,7 +1709,7 @@ impl PyCollection {
         if let Some(f) = filter {
             o = o.filter(filter_from_py(f)?);
         }
-        if let Some(a) = after {
+        if let Some(a) = after.clone() {
             o = o.after(a);
         }
         if let Some(inc) = include {
@@ -1655,8 +1769,8 @@ impl PyCollection {
         Ok(d)
     }
 
-    /// Counts and sizes: records, memtable rows and bytes, and per segment rows, deleted rows
-    /// and bytes.
+    /// Counts and sizes: name, dim, metric, id_type, records, memtable rows and bytes, and per
+    /// segment rows, deleted rows and bytes.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let g = self.col()?;
         let s = g.stats();
@@ -1682,6 +1796,12 @@ impl PyCollection {
         Ok(metric_name(self.col()?.config().metric))
     }
 
+    /// "int" or "str": the kind of ids the collection holds, chosen at creation.
+    #[getter]
+    fn id_type(&self) -> PyResult<&'static str> {
+        Ok(self.col()?.config().id_type.as_str())
+    }
+
     fn __len__(&self) -> PyResult<usize> {
         Ok(self.col()?.len())
     }
@@ -1690,9 +1810,13 @@ impl PyCollection {
         if self.state.closed.load(Ordering::Acquire) {
             return "cairndb.Collection(<closed>)".into();
         }
-        let (n, d, m) = &self.info;
+        let (n, d, m, t) = &self.info;
+        let id_type = match t {
+            IdType::Int => "",
+            IdType::Str => ", id_type=\"str\"",
+        };
         format!(
-            "cairndb.Collection({n:?}, dim={d}, metric={:?})",
+            "cairndb.Collection({n:?}, dim={d}, metric={:?}{id_type})",
             metric_name(*m)
         )
     }
@@ -1701,9 +1825,7 @@ impl PyCollection {
 /// One search result. `legs` is set for hybrid searches.
 #[pyclass(module = "cairndb", name = "Hit", frozen)]
 struct PyHit {
-    /// The record id.
-    #[pyo3(get)]
-    id: u64,
+    id_rs: Id,
     /// Similarity (vector), BM25 score (text) or fused score (hybrid); higher is better.
     #[pyo3(get)]
     score: f32,
@@ -1717,7 +1839,7 @@ struct PyHit {
 impl From<Hit> for PyHit {
     fn from(h: Hit) -> Self {
         PyHit {
-            id: h.id,
+            id_rs: h.id,
             score: h.score,
             text: h.text,
             payload_rs: h.payload,
@@ -1740,6 +1862,12 @@ fn leg_to_py<'py>(py: Python<'py>, l: Option<cairndb::LegScore>) -> PyResult<Bou
 
 #[pymethods]
 impl PyHit {
+    /// The record id: an int, or a str in a collection of str ids.
+    #[getter]
+    fn id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        id_to_py(py, &self.id_rs)
+    }
+
     /// The record's payload as a dict (empty if it has none; `None` if `include_payload` was
     /// off).
     #[getter]
@@ -1768,14 +1896,14 @@ impl PyHit {
     #[new]
     #[pyo3(signature = (id, score, text=None, payload=None, legs=None))]
     fn new(
-        id: u64,
+        id: &Bound<'_, PyAny>,
         score: f32,
         text: Option<String>,
         payload: Option<&Bound<'_, PyAny>>,
         legs: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         Ok(PyHit {
-            id,
+            id_rs: id_from_py(id)?,
             score,
             text,
             payload_rs: payload.map(payload_from_py).transpose()?,
@@ -1786,7 +1914,7 @@ impl PyHit {
     /// `{"id", "score", "text", "payload", "legs"}`.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        d.set_item("id", self.id)?;
+        d.set_item("id", self.id(py)?)?;
         d.set_item("score", self.score)?;
         d.set_item("text", &self.text)?;
         d.set_item("payload", self.payload(py)?)?;
@@ -1802,7 +1930,7 @@ impl PyHit {
         let args = PyTuple::new(
             py,
             [
-                h.id.into_pyobject(py)?.into_any(),
+                h.id(py)?,
                 h.score.into_pyobject(py)?.into_any(),
                 h.text.clone().into_pyobject(py)?.into_any(),
                 h.payload(py)?.into_pyobject(py)?.into_any(),
@@ -1815,7 +1943,7 @@ impl PyHit {
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
         other.cast::<PyHit>().is_ok_and(|o| {
             let o = o.get();
-            o.id == self.id
+            o.id_rs == self.id_rs
                 && o.score.to_bits() == self.score.to_bits()
                 && o.text == self.text
                 && o.payload_rs == self.payload_rs
@@ -1824,11 +1952,11 @@ impl PyHit {
     }
 
     fn __hash__(&self) -> u64 {
-        self.id ^ u64::from(self.score.to_bits()).rotate_left(32)
+        id_hash(&self.id_rs) ^ u64::from(self.score.to_bits()).rotate_left(32)
     }
 
     fn __repr__(&self) -> String {
-        format!("Hit(id={}, score={:.6})", self.id, self.score)
+        format!("Hit(id={}, score={:.6})", id_repr(&self.id_rs), self.score)
     }
 }
 
@@ -1876,10 +2004,10 @@ struct ScanState {
     buffered: std::collections::VecDeque<Record>,
     done: bool,
     /// The id of the last record handed out (or the scan's `after`).
-    last: Option<u64>,
+    last: Option<Id>,
 }
 
-/// An iterator over the records of a `Collection.scan`, in ascending id order.
+/// An iterator over the records of a `Collection.scan`, in scan order.
 #[pyclass(module = "cairndb", name = "Scan", frozen)]
 struct PyScan {
     col: Py<PyCollection>,
@@ -1900,7 +2028,7 @@ impl PyScan {
             PyRuntimeError::new_err("this scan is being iterated by another thread")
         })?;
         if let Some(r) = st.buffered.pop_front() {
-            st.last = Some(r.id);
+            st.last = Some(r.id.clone());
             return Ok(Some(r.into()));
         }
         if st.done {
@@ -1922,7 +2050,7 @@ impl PyScan {
         st.buffered.extend(batch);
         let next = st.buffered.pop_front();
         if let Some(r) = &next {
-            st.last = Some(r.id);
+            st.last = Some(r.id.clone());
         }
         Ok(next.map(PyRecord::from))
     }
@@ -1930,20 +2058,18 @@ impl PyScan {
     /// The id of the last record the scan returned, or the `after` it started from:
     /// `scan(after=cursor)` goes on from there (over a newer snapshot).
     #[getter]
-    fn cursor(&self) -> PyResult<Option<u64>> {
+    fn cursor<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let st = self.scan.try_lock().map_err(|_| {
             PyRuntimeError::new_err("this scan is being iterated by another thread")
         })?;
-        Ok(st.last)
+        st.last.as_ref().map(|id| id_to_py(py, id)).transpose()
     }
 }
 
 /// A stored record, as returned by `Collection.get`.
 #[pyclass(module = "cairndb", name = "Record", frozen)]
 struct PyRecord {
-    /// The record id.
-    #[pyo3(get)]
-    id: u64,
+    id_rs: Id,
     /// The text, if any.
     #[pyo3(get)]
     text: Option<String>,
@@ -1954,7 +2080,7 @@ struct PyRecord {
 impl From<Record> for PyRecord {
     fn from(r: Record) -> Self {
         PyRecord {
-            id: r.id,
+            id_rs: r.id,
             text: r.text,
             vector_rs: r.vector,
             payload_rs: r.payload,
@@ -1964,6 +2090,12 @@ impl From<Record> for PyRecord {
 
 #[pymethods]
 impl PyRecord {
+    /// The record id: an int, or a str in a collection of str ids.
+    #[getter]
+    fn id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        id_to_py(py, &self.id_rs)
+    }
+
     /// The stored vector as a float32 numpy array (normalized under cosine).
     #[getter]
     fn vector<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
@@ -1980,13 +2112,13 @@ impl PyRecord {
     #[new]
     #[pyo3(signature = (id, vector, text=None, payload=None))]
     fn new(
-        id: u64,
+        id: &Bound<'_, PyAny>,
         vector: Vec<f32>,
         text: Option<String>,
         payload: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         Ok(PyRecord {
-            id,
+            id_rs: id_from_py(id)?,
             text,
             vector_rs: vector,
             payload_rs: payload
@@ -1999,7 +2131,7 @@ impl PyRecord {
     /// `{"id", "vector" (a list of floats), "text", "payload"}`.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        d.set_item("id", self.id)?;
+        d.set_item("id", self.id(py)?)?;
         d.set_item("vector", self.vector_rs.clone())?;
         d.set_item("text", &self.text)?;
         d.set_item("payload", self.payload(py)?)?;
@@ -2014,7 +2146,7 @@ impl PyRecord {
         let args = PyTuple::new(
             py,
             [
-                r.id.into_pyobject(py)?.into_any(),
+                r.id(py)?,
                 r.vector_rs.clone().into_pyobject(py)?.into_any(),
                 r.text.clone().into_pyobject(py)?.into_any(),
                 r.payload(py)?.into_any(),
@@ -2026,7 +2158,7 @@ impl PyRecord {
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
         other.cast::<PyRecord>().is_ok_and(|o| {
             let o = o.get();
-            o.id == self.id
+            o.id_rs == self.id_rs
                 && o.text == self.text
                 && o.payload_rs == self.payload_rs
                 && o.vector_rs
@@ -2037,11 +2169,15 @@ impl PyRecord {
     }
 
     fn __hash__(&self) -> u64 {
-        self.id
+        id_hash(&self.id_rs)
     }
 
     fn __repr__(&self) -> String {
-        format!("Record(id={}, dim={})", self.id, self.vector_rs.len())
+        format!(
+            "Record(id={}, dim={})",
+            id_repr(&self.id_rs),
+            self.vector_rs.len()
+        )
     }
 }
 

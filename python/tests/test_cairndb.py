@@ -202,13 +202,17 @@ def test_bad_vectors_are_rejected_and_nothing_is_written(db, vectors, exc, msg):
 @pytest.mark.parametrize(
     "ids, exc, msg",
     [
-        (["a", "b"], TypeError, "integers"),
-        ([1.5, 2], TypeError, "integers"),
-        ([True, 2], TypeError, "integers"),
+        # A collection of int ids: a str id is the other kind (see test_string_ids.py).
+        (["a", "b"], cairndb.InvalidInputError, "has integer ids; got the string id \"a\""),
+        ([1.5, 2], TypeError, "int or str, found float"),
+        ([True, 2], TypeError, "int or str, found bool"),
+        ([None, 2], TypeError, "int or str, found NoneType"),
         ([-1, 2], cairndb.InvalidInputError, "outside"),
         ([2**64, 2], cairndb.InvalidInputError, "outside"),
         (np.array([-1, 2]), cairndb.InvalidInputError, "negative"),
-        ("ab", TypeError, "not str"),
+        # One str is one id (and two vectors were given).
+        ("ab", cairndb.InvalidInputError, "got 1 ids but 2 vectors"),
+        (b"ab", TypeError, "not bytes"),
     ],
 )
 def test_bad_ids(db, ids, exc, msg):

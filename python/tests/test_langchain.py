@@ -1,12 +1,16 @@
-"""CairnVectorStore beyond LangChain's standard suite: filters, MMR, hybrid, persistence."""
+"""CairnVectorStore beyond LangChain's standard suite: filters, MMR, hybrid, persistence; a
+new store's collection of str ids, and a collection of int ids made by an earlier version of
+the store (the `store` fixture runs each test on both)."""
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
+import cairndb
 from cairndb.langchain import CairnHybridRetriever, CairnVectorStore
 
 
@@ -50,8 +54,22 @@ METAS = [
 ]
 
 
-@pytest.fixture()
-def store(tmp_path):
+def legacy_collection(path, name="notes"):
+    """The collection an earlier version of the store created: int ids (the store's settings
+    otherwise)."""
+    with cairndb.open(path) as db:
+        db.create_collection(name, BagOfWords.dim, stem=True, stop_words=True)
+
+
+def legacy_key(doc_id):
+    """How an earlier version of the store mapped a LangChain id to an int id."""
+    return int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "little")
+
+
+@pytest.fixture(params=["str", "int"])
+def store(tmp_path, request):
+    if request.param == "int":
+        legacy_collection(str(tmp_path / "db"))
     s = CairnVectorStore.from_texts(
         TEXTS,
         BagOfWords(),
@@ -60,6 +78,7 @@ def store(tmp_path):
         path=str(tmp_path / "db"),
         collection_name="notes",
     )
+    assert s.collection.id_type == request.param
     yield s
     s.close()
 
@@ -260,3 +279,96 @@ def test_nested_metadata_is_filterable_by_path(store):
     # An int beyond 64 bits is kept in the JSON copy only: not a field, so not matched.
     assert store.similarity_search("anything", k=10, filter={"big": {"$exists": True}}) == []
     assert store.get_by_ids(["d4"])[0].metadata["big"] == 2**70
+
+
+# -- ids: str collections, and int collections of earlier versions -----------------------
+
+ODD_IDS = ["doc-1#0", "5", "naïve ☃ 🌍", "x" * 1024, "a b\nc", "3f2504e0-4f89-11d3-9a0c-0305e82c3301"]
+
+
+def test_a_new_store_keeps_langchain_ids_as_cairn_ids(tmp_path):
+    path = str(tmp_path / "db")
+    s = CairnVectorStore(BagOfWords(), path=path, collection_name="kb")
+    texts = [f"text number {i}" for i in range(len(ODD_IDS))]
+    assert s.add_texts(texts, metadatas=[{"i": i} for i in range(len(texts))], ids=ODD_IDS) == ODD_IDS
+    col = s.collection
+    assert col.id_type == "str"
+    # The records' ids are the documents' ids, with no id copy in the payload.
+    recs = list(col.scan())
+    assert sorted(r.id for r in recs) == sorted(ODD_IDS)
+    assert all("_lc_id" not in r.payload for r in recs)
+    assert [d.id for d in s.get_by_ids(ODD_IDS[::-1] + ["missing"])] == ODD_IDS[::-1]
+    assert s.similarity_search("text number 3", k=1)[0].id == ODD_IDS[3]
+    assert s.keyword_search("number", k=10)[0].id in ODD_IDS
+    assert {d.id for d in s.max_marginal_relevance_search("text", k=6)} == set(ODD_IDS)
+    # Ids that cannot be stored are simply not found (not an error) when read or deleted.
+    assert s.get_by_ids(["", "x" * 1025, "\ud800"]) == []
+    assert s.delete(["", "x" * 1025, "\ud800", ODD_IDS[0]]) is True
+    assert s.get_by_ids([ODD_IDS[0]]) == [] and len(col) == len(ODD_IDS) - 1
+    # ... and refused when written, with nothing written.
+    for bad in ["", "y" * 1025]:
+        with pytest.raises(cairndb.InvalidInputError):
+            s.add_texts(["a", "b"], ids=["fine", bad])
+    assert s.get_by_ids(["fine"]) == []
+    # Re-adding an id replaces its document.
+    s.add_texts(["replaced"], metadatas=[{"new": True}], ids=[ODD_IDS[1]])
+    assert s.get_by_ids([ODD_IDS[1]])[0].metadata == {"new": True}
+    assert len(col) == len(ODD_IDS) - 1
+    s.close()
+    again = CairnVectorStore(BagOfWords(), path=path, collection_name="kb")
+    assert sorted(d.id for d in again.get_by_ids(ODD_IDS)) == sorted(ODD_IDS[1:])
+    again.close()
+
+
+def test_a_collection_of_int_ids_from_an_earlier_version_still_works(tmp_path):
+    path = str(tmp_path / "db")
+    # Records written by the earlier store: int ids (a hash of the LangChain id), the id and
+    # the metadata in the payload.
+    with cairndb.open(path) as db:
+        col = db.create_collection("kb", BagOfWords.dim, stem=True, stop_words=True)
+        col.upsert(
+            [legacy_key("old-1"), legacy_key("old-2")],
+            BagOfWords().embed_documents(["an old note", "another old note"]),
+            texts=["an old note", "another old note"],
+            payloads=[
+                {"_lc_id": "old-1", "_lc_metadata": json.dumps({"year": 2020}), "year": 2020},
+                {"_lc_id": "old-2", "_lc_metadata": "{}"},
+            ],
+        )
+    s = CairnVectorStore(BagOfWords(), path=path, collection_name="kb")
+    assert s.collection.id_type == "int"
+    assert [d.id for d in s.get_by_ids(["old-2", "old-1"])] == ["old-2", "old-1"]
+    assert s.get_by_ids(["old-1"])[0].metadata == {"year": 2020}
+    # New documents go in the same way.
+    s.add_texts(["a new note"], metadatas=[{"year": 2025}], ids=["new-1"])
+    assert s.collection.get(legacy_key("new-1")).payload["_lc_id"] == "new-1"
+    assert {d.id for d in s.similarity_search("note", k=5)} == {"old-1", "old-2", "new-1"}
+    assert [d.id for d in s.similarity_search("note", k=5, filter={"year": {"$gte": 2020}})]
+    assert s.delete(["old-1", "missing"]) is True
+    assert s.get_by_ids(["old-1", "old-2", "new-1"])[0].id == "old-2"
+    assert len(s.collection) == 2
+    s.close()
+    again = CairnVectorStore(BagOfWords(), path=path, collection_name="kb")
+    assert again.collection.id_type == "int"
+    assert sorted(d.id for d in again.get_by_ids(["old-1", "old-2", "new-1"])) == ["new-1", "old-2"]
+    again.close()
+
+
+def test_an_int_collection_created_after_the_store_opened_is_used_as_it_is(tmp_path):
+    path = str(tmp_path / "db")
+    db = cairndb.open(path)
+    s = CairnVectorStore(BagOfWords(), database=db, collection_name="kb")
+    assert s.collection is None
+    # Another handle (an earlier version of the store, say) creates it first, with int ids.
+    db.create_collection("kb", BagOfWords.dim)
+    assert s.add_texts(["hello there"], ids=["h"]) == ["h"]
+    assert s.collection.id_type == "int"
+    assert s.get_by_ids(["h"])[0].page_content == "hello there"
+    # A collection of another dimension made meanwhile is an error naming it, whatever its
+    # id type.
+    for id_type in ("int", "str"):
+        late = CairnVectorStore(BagOfWords(), database=db, collection_name=f"small-{id_type}")
+        db.create_collection(f"small-{id_type}", 2, id_type=id_type)
+        with pytest.raises(cairndb.InvalidInputError, match="exists with dim 2, asked for 64"):
+            late.add_texts(["x"])
+    db.close()

@@ -24,7 +24,16 @@ def test_the_package_type_checks_with_its_stubs(tmp_path):
         "col.upsert([1], np.zeros((1, 3), dtype=np.float32), texts=['a'], payloads=[{'k': 1}])\n"
         "hits: list[cairndb.Hit] = col.search(vector=[1.0, 0.0, 0.0], filter={'k': 1}, k=3)\n"
         "rec = col.get(1)\n"
-        "n: int = len(col) + hits[0].id\n"
+        "hit_id = hits[0].id\n"
+        "assert isinstance(hit_id, int)\n"
+        "n: int = len(col) + hit_id\n"
+        "strs = db.get_or_create_collection('s', dim=3, id_type='str')\n"
+        "strs.upsert(['doc-1#0'], [[1.0, 0.0, 0.0]])\n"
+        "one = strs.get('doc-1#0')\n"
+        "some = strs.get(['doc-1#0', 'x'])\n"
+        "page = strs.get(limit=10, after='doc-1#0')\n"
+        "gone: int = strs.delete(['doc-1#0'])\n"
+        "kind: str = strs.id_type\n"
     )
     r = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", str(use)], capture_output=True, text=True

@@ -144,6 +144,8 @@ pub struct CollectionStats {
     pub dim: usize,
     /// Metric.
     pub metric: Metric,
+    /// The kind of record ids.
+    pub id_type: crate::IdType,
     /// Live records.
     pub records: usize,
     /// Live rows in the memtables (the active one, and frozen ones being sealed).
@@ -322,6 +324,7 @@ impl Collection {
             name: self.inner.name.clone(),
             dim: self.inner.config.dim,
             metric: self.inner.config.metric,
+            id_type: self.inner.config.id_type,
             records: v.len(),
             memtable_rows: v.memtables.iter().map(|m| m.live()).sum(),
             memtable_bytes: v.memtables.iter().map(|m| m.bytes()).sum(),
