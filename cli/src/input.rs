@@ -13,12 +13,6 @@ use crate::util::{CliResult, fail};
 /// Most columns an `.ivecs` row may have.
 const MAX_IVECS_COLS: usize = 1 << 20;
 
-/// Whether `path` names an `.fvecs` file (by its extension).
-pub fn is_fvecs(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("fvecs"))
-}
-
 /// Opens an input file, with the path in the error.
 pub fn open_input(path: &Path) -> CliResult<File> {
     File::open(path).map_err(|e| fail(format_args!("cannot open {}: {e}", path.display())))
@@ -352,10 +346,26 @@ pub trait Source: Iterator<Item = CliResult<Item>> {
     fn bytes(&self) -> u64;
     /// Names a position: `line 7` (JSONL) or `row 7` (fvecs).
     fn place(&self, at: usize) -> String;
+    /// The number of rows, when the file says it ahead (Parquet, `.npy`): the progress bar
+    /// then counts rows instead of bytes.
+    fn total_rows(&self) -> Option<u64> {
+        None
+    }
 }
 
-/// `.fvecs` rows as records whose ids are the row numbers.
-pub struct FvecsRecords(pub FvecsReader<BufReader<File>>);
+/// The id of row `row` of a file without ids whose rows are numbered from `start`.
+fn row_id(start: u64, row: usize, path: &Path) -> CliResult<u64> {
+    start.checked_add(row as u64).ok_or_else(|| {
+        fail(format_args!(
+            "{} row {row}: --id-start {start} plus the row number is above {}",
+            path.display(),
+            u64::MAX
+        ))
+    })
+}
+
+/// `.fvecs` rows as records whose ids are the row numbers plus a start (`--id-start`).
+pub struct FvecsRecords(pub FvecsReader<BufReader<File>>, pub u64);
 
 impl Iterator for FvecsRecords {
     type Item = CliResult<Item>;
@@ -363,9 +373,10 @@ impl Iterator for FvecsRecords {
     fn next(&mut self) -> Option<Self::Item> {
         let row = self.0.row;
         self.0.next().map(|v| {
+            let id = row_id(self.1, row, &self.0.path)?;
             v.map(|vector| Item {
                 at: row,
-                record: Record::new(row as u64, vector),
+                record: Record::new(id, vector),
             })
         })
     }
@@ -374,6 +385,66 @@ impl Iterator for FvecsRecords {
 impl Source for FvecsRecords {
     fn bytes(&self) -> u64 {
         self.0.bytes
+    }
+    fn place(&self, at: usize) -> String {
+        format!("row {at}")
+    }
+}
+
+/// `.npy` rows as records whose ids are the row numbers plus a start (`--id-start`).
+pub struct NpyRecords {
+    reader: NpyReader<BufReader<File>>,
+    path: PathBuf,
+    start: u64,
+    row: usize,
+}
+
+impl NpyRecords {
+    pub fn open(path: &Path, start: u64) -> CliResult<NpyRecords> {
+        let f = open_input(path)?;
+        let len = f
+            .metadata()
+            .map_err(|e| fail(format_args!("cannot read {}: {e}", path.display())))?
+            .len();
+        let reader = NpyReader::new(BufReader::with_capacity(1 << 20, f), path, len)?;
+        Ok(NpyRecords {
+            reader,
+            path: path.to_owned(),
+            start,
+            row: 0,
+        })
+    }
+}
+
+impl NpyRecords {
+    /// The dimension, from the header.
+    pub fn dim(&self) -> usize {
+        self.reader.dim
+    }
+}
+
+impl Iterator for NpyRecords {
+    type Item = CliResult<Item>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let row = self.row;
+        let v = self.reader.next()?;
+        self.row += 1;
+        Some(v.and_then(|vector| {
+            Ok(Item {
+                at: row,
+                record: Record::new(row_id(self.start, row, &self.path)?, vector),
+            })
+        }))
+    }
+}
+
+impl Source for NpyRecords {
+    fn bytes(&self) -> u64 {
+        self.reader.bytes
+    }
+    fn total_rows(&self) -> Option<u64> {
+        Some(self.reader.rows as u64)
     }
     fn place(&self, at: usize) -> String {
         format!("row {at}")

@@ -6,6 +6,8 @@
 //! jsonl.rs   a JSONL record line, with errors naming the field at fault
 //! ids.rs     record ids (integers or strings) checked, parsed and shown in the user's terms
 //! input.rs   reading JSONL records, .fvecs/.bvecs/.ivecs/.npy vectors and `--vector` JSON
+//! table.rs   import from Parquet, Arrow IPC, CSV and mapped JSONL (record batches → records)
+//! export.rs  export to Parquet, Arrow IPC and JSONL (records → record batches)
 //! write.rs   create, import, delete, repair
 //! read.rs    search, get, stats, verify
 //! manage.rs  list, drop, count, export, update
@@ -35,6 +37,7 @@ mod bench;
 mod demo;
 mod embed;
 mod eval;
+mod export;
 mod ids;
 mod input;
 mod jsonl;
@@ -43,6 +46,7 @@ mod npy;
 mod plot;
 mod read;
 mod synth;
+mod table;
 mod util;
 mod write;
 
@@ -76,13 +80,15 @@ enum Command {
     Drop(DropArgs),
     /// Print how many records a collection holds, or how many match a filter.
     Count(CountArgs),
-    /// Write a collection's records (or those matching a filter) to standard output as JSONL
-    /// in id order: the format `cairn import` reads, so export then import copies them.
+    /// Write a collection's records (or those matching a filter) as JSONL, Parquet or Arrow
+    /// in id order, to standard output or --output: the formats `cairn import` reads, so
+    /// export then import copies them.
     Export(ExportArgs),
     /// Change records in place from a JSONL file: each line names an id and the parts to
     /// change (vector, text, payload keys); the rest of the record stays.
     Update(UpdateArgs),
-    /// Import records from a JSONL or .fvecs file, in atomic, durable batches.
+    /// Import records from a JSONL, Parquet, Arrow IPC, CSV, .npy or .fvecs file, in atomic,
+    /// durable batches.
     Import(ImportArgs),
     /// Find the records most similar to one or more query vectors.
     Search(SearchArgs),
@@ -247,13 +253,6 @@ pub struct CountArgs {
     pub json: bool,
 }
 
-/// Output format of `cairn export`.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExportFormat {
-    /// One record per line: {"id", "vector", "text", "payload"}, as `cairn import` reads.
-    Jsonl,
-}
-
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// Database directory.
@@ -265,9 +264,17 @@ pub struct ExportArgs {
     /// Export only the records matching this filter (syntax: docs/filters.md).
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
-    pub format: ExportFormat,
+    /// Output format [default: by the --output extension (.parquet, .arrow), else jsonl].
+    /// Parquet and Arrow have the columns id (UInt64 or Utf8), vector
+    /// (FixedSizeList<Float32>), text (Utf8) and payload (Utf8: the payload as JSON text).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<crate::export::ExportFormat>,
+    /// Write to this file (complete or not at all) instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Leave the vectors out (the file is then for reading, not for `cairn import`).
+    #[arg(long)]
+    pub no_vectors: bool,
 }
 
 #[derive(Args, Debug)]
@@ -302,17 +309,44 @@ pub struct ImportArgs {
     /// Database directory.
     #[arg(value_name = "DB")]
     pub db: PathBuf,
-    /// Collection to import into. For a JSONL file a missing collection is created with the
-    /// dimension of the first record, the cosine metric, and integer or string ids as the
-    /// first record's id is a number or a string; for .fvecs it must exist, with integer ids.
+    /// Collection to import into. For a table (JSONL, Parquet, Arrow, CSV) a missing
+    /// collection is created with the dimension of the first record, the cosine metric, and
+    /// integer or string ids as the first record's id is a number or a string; for .fvecs and
+    /// .npy it must exist, with integer ids.
     #[arg(value_name = "COLLECTION")]
     pub collection: String,
-    /// Input file. `*.fvecs`: little-endian int32 dimension then that many float32 per row,
-    /// ids are row numbers from 0 (so only into a collection of integer ids). Anything else
-    /// is JSONL, one record per line: {"id": 1, "vector": [0.1, ...], "text": "...",
-    /// "payload": {"lang": "en"}}; "id" is a number or a string, as the collection's ids are.
+    /// Input file, read by its extension (or --format): .jsonl, .parquet, .arrow/.ipc/.feather
+    /// (Arrow IPC file or stream), .csv, .npy, .fvecs; another extension is recognized by the
+    /// file's first bytes (Parquet, Arrow, .npy) or read as JSONL. JSONL: one record per line,
+    /// {"id": 1, "vector": [0.1, ...], "text": "...", "payload": {"lang": "en"}}. Tables:
+    /// columns id, vector, text, and the rest payload (see --id-field and the others).
+    /// .fvecs/.npy: rows without ids, numbered from --id-start (0 into an empty collection).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// The file's format, instead of its extension.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<crate::table::ImportFormat>,
+    /// The column (or JSONL field) holding each record's id [default: id].
+    #[arg(long, value_name = "NAME")]
+    pub id_field: Option<String>,
+    /// The column (or JSONL field) holding each record's vector [default: vector]: a list of
+    /// float32 or float64 (FixedSizeList, List, LargeList), or a JSON array in a CSV cell.
+    #[arg(long, value_name = "NAME")]
+    pub vector_field: Option<String>,
+    /// The column (or JSONL field) holding each record's text [default: text, when there is
+    /// one].
+    #[arg(long, value_name = "NAME")]
+    pub text_field: Option<String>,
+    /// The columns (or JSONL fields) that make the payload, comma-separated [default: all
+    /// the others]. Each is a payload key named after it; `NAME.*` (and a column named
+    /// `payload`) holding objects is spread: its keys become payload keys.
+    #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
+    pub payload_fields: Option<Vec<String>>,
+    /// Number the rows of a file without ids: row r gets id N + r. Needed to import .fvecs
+    /// or .npy rows into a collection that has records (so that they do not replace them),
+    /// and for tables without an id column.
+    #[arg(long, value_name = "N")]
+    pub id_start: Option<u64>,
     /// Records per atomic batch.
     #[arg(long, value_name = "N", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]

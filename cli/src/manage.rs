@@ -1,7 +1,7 @@
 //! The commands about a database's collections and their records as a whole: `list`, `drop`,
 //! `count`, `export`, `update`.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 
 use cairndb::{ScanOptions, Update};
 use serde_json::json;
@@ -144,14 +144,59 @@ const EXPORT_BATCH: usize = 1024;
 /// `cairn export DB COL [--filter F]`: the records, in id order, as the JSONL `cairn import`
 /// reads. Read-only; one snapshot of the collection, whatever is written meanwhile.
 pub fn export(a: &ExportArgs) -> CliResult<()> {
+    use crate::export::{ExportFormat, Sink};
+    let format = a.format.unwrap_or_else(|| {
+        a.output
+            .as_deref()
+            .map_or(ExportFormat::Jsonl, ExportFormat::of_path)
+    });
+    if format != ExportFormat::Jsonl && a.output.is_none() && std::io::stdout().is_terminal() {
+        return Err(fail(format_args!(
+            "--format {} writes a binary file: give it --output FILE, or redirect standard \
+             output to a file",
+            if format == ExportFormat::Parquet {
+                "parquet"
+            } else {
+                "arrow"
+            }
+        )));
+    }
     let filter = a.filter.as_deref().map(parse_filter).transpose()?;
     let (_db, coll) = open_collection_read_only(&a.db, &a.collection)?;
-    let mut options = ScanOptions::new();
+    let (dim, id_type) = (coll.config().dim, coll.config().id_type);
+    let vectors = !a.no_vectors;
+    let mut options = ScanOptions::new().vectors(vectors);
     if let Some(f) = filter {
         options = options.filter(f);
     }
     let mut scan = coll.scan(options)?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    let schema = crate::export::schema(id_type, dim, vectors);
+    // A file is written beside its destination and renamed into place once complete, so a
+    // failed export leaves no partial file behind.
+    let mut tmp = match &a.output {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            Some(
+                tempfile::NamedTempFile::new_in(dir)
+                    .map_err(|e| fail(format_args!("cannot write {}: {e}", path.display())))?,
+            )
+        }
+        None => None,
+    };
+    let out: Box<dyn Write + Send> = match &mut tmp {
+        Some(t) => Box::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            t.as_file().try_clone().map_err(CliError::output)?,
+        )),
+        None => Box::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::io::stdout(),
+        )),
+    };
+    let mut sink = Sink::new(format, out, &schema, dim)?;
     let mut n: u64 = 0;
     loop {
         let batch = scan
@@ -160,19 +205,20 @@ pub fn export(a: &ExportArgs) -> CliResult<()> {
         if batch.is_empty() {
             break;
         }
-        for r in &batch {
-            serde_json::to_writer(&mut out, r).map_err(|e| match e.io_error_kind() {
-                Some(_) => CliError::output(e.into()),
-                None => fail(format_args!(
-                    "record {}: cannot write JSON: {e}",
-                    crate::ids::show(&r.id)
-                )),
-            })?;
-            out.write_all(b"\n").map_err(CliError::output)?;
-            n += 1;
-        }
+        sink.write(&batch, &schema, dim, vectors)?;
+        n += batch.len() as u64;
     }
-    out.flush().map_err(CliError::output)?;
+    let _flushed = sink.finish()?;
+    if let (Some(t), Some(path)) = (tmp, &a.output) {
+        t.as_file().sync_all().map_err(CliError::output)?;
+        t.persist(path)
+            .map_err(|e| fail(format_args!("cannot write {}: {}", path.display(), e.error)))?;
+        eprintln!(
+            "exported {} to {}",
+            plural(n as usize, "record"),
+            path.display()
+        );
+    }
     log::info!("exported {n} records from `{}`", a.collection);
     Ok(())
 }

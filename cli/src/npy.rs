@@ -1,4 +1,10 @@
-//! `.npy` files: a 2-D little-endian float32 array in C order, read row by row.
+//! `.npy` files: a 2-D little-endian float32 (or float64, converted) array in C order, read
+//! row by row.
+//!
+//! Hand-written rather than a crate: the maintained `.npy` crates (npyz, ndarray-npy) parse
+//! the header with a Python-literal parser (py_literal: pest, num-bigint) or bring ndarray,
+//! while the two header fields read here take a few lines; the reader is tested below and
+//! through `cairn import`/`cairn bench`.
 
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
@@ -7,10 +13,12 @@ use cairndb::MAX_DIM;
 
 use crate::util::{CliResult, fail};
 
-/// Reads a `.npy` file holding a 2-D little-endian float32 array in C order.
+/// Reads a `.npy` file holding a 2-D little-endian float32 or float64 array in C order.
 pub struct NpyReader<R> {
     inner: R,
     path: PathBuf,
+    /// Bytes per value: 4 (float32) or 8 (float64, converted to float32).
+    elem: usize,
     /// Rows and columns, from the header.
     pub rows: usize,
     pub dim: usize,
@@ -54,25 +62,30 @@ impl<R: Read> NpyReader<R> {
         let mut header = vec![0u8; header_len];
         inner.read_exact(&mut header).map_err(read_err)?;
         let header = String::from_utf8_lossy(&header);
-        let (rows, dim) = parse_npy_header(&header).map_err(|w| bad(&w))?;
+        let (rows, dim, elem) = parse_npy_header(&header).map_err(|w| bad(&w))?;
         if dim == 0 || dim > MAX_DIM {
             return Err(bad(&format!(
                 "rows have {dim} columns (expected 1 to {MAX_DIM})"
             )));
         }
-        let data = (rows as u64) * (dim as u64) * 4;
+        let data = (rows as u64)
+            .checked_mul(dim as u64)
+            .and_then(|n| n.checked_mul(elem as u64))
+            .unwrap_or(u64::MAX);
         let start = (prefix + header_len) as u64;
-        if len < start + data {
+        if len < start.saturating_add(data) {
             return Err(fail(format_args!(
-                "truncated npy file {}: its header says {rows} × {dim} float32 ({data} bytes) \
+                "truncated npy file {}: its header says {rows} × {dim} float{} ({data} bytes) \
                  but it holds {} bytes of data",
                 path.display(),
+                elem * 8,
                 len.saturating_sub(start)
             )));
         }
         Ok(NpyReader {
             inner,
             path: path.to_owned(),
+            elem,
             rows,
             dim,
             row: 0,
@@ -84,7 +97,7 @@ impl<R: Read> NpyReader<R> {
         if self.row == self.rows {
             return Ok(None);
         }
-        let mut body = vec![0u8; self.dim * 4];
+        let mut body = vec![0u8; self.dim * self.elem];
         self.inner.read_exact(&mut body).map_err(|e| {
             if e.kind() == ErrorKind::UnexpectedEof {
                 fail(format_args!(
@@ -98,11 +111,17 @@ impl<R: Read> NpyReader<R> {
         })?;
         self.bytes += body.len() as u64;
         self.row += 1;
-        Ok(Some(
+        Ok(Some(if self.elem == 8 {
+            body.chunks_exact(8)
+                .map(|c| {
+                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                })
+                .collect()
+        } else {
             body.chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ))
+                .collect()
+        }))
     }
 }
 
@@ -125,20 +144,25 @@ fn npy_field<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     Some(rest)
 }
 
-/// Rows and columns from a `.npy` header such as
+/// Rows, columns and bytes per value from a `.npy` header such as
 /// `{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 128), }`.
-fn parse_npy_header(header: &str) -> Result<(usize, usize), String> {
+fn parse_npy_header(header: &str) -> Result<(usize, usize, usize), String> {
     let descr = npy_field(header, "descr")
         .and_then(|r| {
             let q = r.chars().next().filter(|c| *c == '\'' || *c == '"')?;
             r[1..].split(q).next()
         })
         .ok_or("its header has no 'descr'")?;
-    if descr != "<f4" {
-        return Err(format!(
-            "the array holds '{descr}'; only little-endian float32 ('<f4') is supported"
-        ));
-    }
+    let elem = match descr {
+        "<f4" => 4,
+        "<f8" => 8,
+        _ => {
+            return Err(format!(
+                "the array holds '{descr}'; only little-endian float32 ('<f4') and float64 \
+                 ('<f8') are supported"
+            ));
+        }
+    };
     let fortran = npy_field(header, "fortran_order").ok_or("its header has no 'fortran_order'")?;
     if !fortran.starts_with("False") {
         return Err("the array is in Fortran order; only C order is supported".into());
@@ -157,7 +181,7 @@ fn parse_npy_header(header: &str) -> Result<(usize, usize), String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     match dims[..] {
-        [rows, dim] => Ok((rows, dim)),
+        [rows, dim] => Ok((rows, dim, elem)),
         _ => Err(format!(
             "the array has shape ({shape}); a 2-D array (rows, dimension) is needed"
         )),
@@ -200,11 +224,22 @@ mod tests {
             _ => panic!("expected an error"),
         };
         assert!(err(&ok[..ok.len() - 4]).contains("truncated npy file"));
+        // float64 rows are converted (two f32 words hold the f64 1.5's bytes here).
         let f8 = npy(
             "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1), }",
-            &[0.0, 0.0],
+            &[0.0, 1.9375],
         );
-        assert!(err(&f8).contains("only little-endian float32"));
+        let rows: Vec<Vec<f32>> = NpyReader::new(&f8[..], p, f8.len() as u64)
+            .unwrap()
+            .collect::<CliResult<_>>()
+            .unwrap();
+        assert_eq!(rows, vec![vec![1.5f32]]);
+        assert!(err(&f8[..f8.len() - 1]).contains("truncated npy file"));
+        let i4 = npy(
+            "{'descr': '<i4', 'fortran_order': False, 'shape': (1, 1), }",
+            &[0.0],
+        );
+        assert!(err(&i4).contains("only little-endian float32"));
         let one_d = npy(
             "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
             &[0.0; 3],

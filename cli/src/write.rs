@@ -10,8 +10,9 @@ use cairndb::{
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::input::{
-    FvecsReader, FvecsRecords, JsonlReader, Source, fvecs_dim, is_fvecs, open_input,
+    FvecsReader, FvecsRecords, JsonlReader, NpyRecords, Source, fvecs_dim, open_input,
 };
+use crate::table::{ImportFormat, JsonlMapped, Mapping, TableRecords};
 use crate::util::{
     CliError, CliResult, fail, fmt_dur, open_collection, open_existing, open_existing_with,
     per_sec, plural, thousands,
@@ -238,12 +239,40 @@ pub fn import(a: &ImportArgs) -> CliResult<()> {
     };
     // A missing or unreadable file is reported before anything is created.
     let total = open_input(&a.file)?.metadata().map_or(0, |m| m.len());
-    if is_fvecs(&a.file) {
+    let format = a.format.unwrap_or_else(|| ImportFormat::detect(&a.file));
+    let mapping = Mapping {
+        id: a.id_field.clone(),
+        vector: a.vector_field.clone(),
+        text: a.text_field.clone(),
+        payload: a.payload_fields.clone(),
+        id_start: a.id_start,
+    };
+    if format.has_no_ids() {
+        if !(mapping.id.is_none()
+            && mapping.vector.is_none()
+            && mapping.text.is_none()
+            && mapping.payload.is_none())
+        {
+            return Err(fail(format_args!(
+                "{}: a {} file holds vectors only; --id-field, --vector-field, --text-field and \
+                 --payload-fields are for tables (--id-start numbers its rows)",
+                a.file.display(),
+                if format == ImportFormat::Npy {
+                    ".npy"
+                } else {
+                    ".fvecs"
+                }
+            )));
+        }
         let db = open_existing(&a.db, durability)?;
         let coll = match db.collection(&a.collection) {
             Ok(c) => c,
             Err(cairndb::Error::CollectionNotFound { .. }) => {
-                let dim = fvecs_dim(&a.file).map_or_else(|| "N".to_owned(), |d| d.to_string());
+                let dim = match format {
+                    ImportFormat::Fvecs => fvecs_dim(&a.file),
+                    _ => NpyRecords::open(&a.file, 0).ok().map(|r| r.dim()),
+                }
+                .map_or_else(|| "N".to_owned(), |d| d.to_string());
                 return Err(fail(format_args!(
                     "collection `{c}` does not exist in {db}; create it first: \
                      cairn create {db} {c} --dim {dim} --metric cosine|dot|l2",
@@ -253,40 +282,118 @@ pub fn import(a: &ImportArgs) -> CliResult<()> {
             }
             Err(e) => return Err(e.into()),
         };
-        if coll.config().id_type == IdType::Str {
-            // Row numbers as decimal strings would be ids nobody chose; refused instead.
-            return Err(fail(format_args!(
-                "collection `{c}` has string ids, and the rows of an .fvecs file have none \
-                 (they would be numbered 0, 1, 2, …): import JSONL records with string ids, \
-                 or import the .fvecs file into a collection of integer ids (cairn create {db} \
-                 NAME --dim {dim} --id-type int)",
-                c = a.collection,
-                db = a.db.display(),
-                dim = coll.config().dim
-            )));
-        }
-        let mut src = FvecsRecords(FvecsReader::open(&a.file)?);
-        ingest(&db, Some(coll), &mut src, a, total)
-    } else {
-        let db = Database::open_with(&a.db, Options::default().durability(durability))?;
-        let coll = match db.collection(&a.collection) {
-            Ok(c) => Some(c),
-            Err(cairndb::Error::CollectionNotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
+        let what = if format == ImportFormat::Npy {
+            "an .npy file"
+        } else {
+            "an .fvecs file"
         };
-        let mut src = JsonlReader::open(&a.file)?;
-        ingest(&db, coll, &mut src, a, total)
+        let start = numbered_start(&coll, a, what)?;
+        let mut src: Box<dyn Source> = match format {
+            ImportFormat::Fvecs => Box::new(FvecsRecords(FvecsReader::open(&a.file)?, start)),
+            _ => Box::new(NpyRecords::open(&a.file, start)?),
+        };
+        return ingest(&db, Some(coll), &mut *src, a, total);
+    }
+    // The file is opened (and a table's columns checked) before the database: a file that
+    // cannot be read creates nothing.
+    enum Opened {
+        Lines(Box<dyn Source>, bool),
+        Table(Box<TableRecords>),
+    }
+    let opened = match format {
+        ImportFormat::Jsonl if mapping.is_default() => {
+            Opened::Lines(Box::new(JsonlReader::open(&a.file)?), false)
+        }
+        ImportFormat::Jsonl => {
+            let r = JsonlMapped::open(&a.file, &mapping)?;
+            let n = r.numbers_rows();
+            Opened::Lines(Box::new(r), n)
+        }
+        _ => Opened::Table(Box::new(TableRecords::open(format, &a.file, &mapping)?)),
+    };
+    let numbered = match &opened {
+        Opened::Lines(_, n) => *n,
+        Opened::Table(t) => t.numbers_rows(),
+    };
+    let db = Database::open_with(&a.db, Options::default().durability(durability))?;
+    let coll = match db.collection(&a.collection) {
+        Ok(c) => Some(c),
+        Err(cairndb::Error::CollectionNotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if numbered && let Some(c) = &coll {
+        numbered_start(c, a, "a file without ids")?;
+    }
+    let mut src: Box<dyn Source> = match opened {
+        Opened::Lines(src, _) => src,
+        Opened::Table(mut t) => {
+            // CSV has no types: its ids are strings in a collection of string ids.
+            if format == ImportFormat::Csv
+                && coll.as_ref().map(|c| c.config().id_type) == Some(IdType::Str)
+            {
+                t.ids_as_strings();
+            }
+            t
+        }
+    };
+    ingest(&db, coll, &mut *src, a, total)
+}
+
+/// The first id of a file whose rows are numbered: `--id-start`, or 0 into an empty
+/// collection. Refuses a collection of string ids, and a collection that has records when
+/// no `--id-start` is given: row numbers from 0 would replace them (a second `.fvecs` import
+/// of the same size would silently overwrite the first).
+fn numbered_start(coll: &Collection, a: &ImportArgs, what: &str) -> CliResult<u64> {
+    let cfg = coll.config();
+    if cfg.id_type == IdType::Str {
+        // Row numbers as decimal strings would be ids nobody chose; refused instead.
+        return Err(fail(format_args!(
+            "collection `{c}` has string ids, and the rows of {what} have none (they would be \
+             numbered 0, 1, 2, …): import records with string ids, or import the file into a \
+             collection of integer ids (cairn create {db} NAME --dim {dim} --id-type int)",
+            c = a.collection,
+            db = a.db.display(),
+            dim = cfg.dim
+        )));
+    }
+    match a.id_start {
+        Some(n) => Ok(n),
+        None if coll.is_empty() => Ok(0),
+        None => Err(fail(format_args!(
+            "collection `{c}` has {n}, and the rows of {what} have no ids: numbered from 0 they \
+             would replace records with the same ids. Give the first id with --id-start N \
+             (for example one above the largest id in `{c}`), or --id-start 0 to replace them",
+            c = a.collection,
+            n = plural(coll.len(), "record"),
+        ))),
     }
 }
 
-fn progress_bar(total: u64) -> ProgressBar {
+/// The import's progress bar on a terminal: rows (and rows/s) when the file says how many it
+/// holds, else bytes read, with the records committed and records/s in its message.
+fn progress_bar(total_bytes: u64, total_rows: Option<u64>) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let style = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let (template, total) = match total_rows {
+        Some(rows) => (
+            "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows \
+             ({per_sec}) {msg}",
+            rows,
+        ),
+        None => (
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+            total_bytes,
+        ),
+    };
+    let style = ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "per_sec",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} rows/s", s.per_sec());
+            },
+        );
     ProgressBar::new(total).with_style(style)
 }
 
@@ -325,7 +432,8 @@ fn ingest(
     let started = Instant::now();
     let sync = a.durability == DurabilityArg::Sync;
     let batch_size = a.batch as usize;
-    let pb = progress_bar(total);
+    let rows = src.total_rows();
+    let pb = progress_bar(total, rows);
     let mut out = std::io::stdout().lock();
     let mut batch: Vec<Record> = Vec::with_capacity(batch_size.min(100_000));
     let mut first_at = 0;
@@ -402,8 +510,16 @@ fn ingest(
                 )
             })?;
             committed += n;
-            pb.set_position(src.bytes());
-            pb.set_message(format!("{} records", thousands(committed)));
+            if rows.is_some() {
+                pb.set_position(committed);
+            } else {
+                pb.set_position(src.bytes());
+                pb.set_message(format!(
+                    "{} records ({} records/s)",
+                    thousands(committed),
+                    per_sec(committed, started.elapsed())
+                ));
+            }
             if sync {
                 pb.suspend(|| -> CliResult<()> {
                     committed_line(&mut out, committed, a.json)?;

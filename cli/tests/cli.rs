@@ -490,7 +490,14 @@ fn fvecs_import_and_query_file() {
     let bytes = fs::read(&file).unwrap();
     let cut = t.dir.join("cut.fvecs");
     fs::write(&cut, &bytes[..bytes.len() - 6]).unwrap();
+    // Into a collection with records, the rows need --id-start (row numbers from 0 would
+    // replace the records imported above).
     let err = fails(&["import", db, "vecs", s(&cut)]);
+    assert!(
+        err.contains("has 10 records") && err.contains("--id-start"),
+        "{err}"
+    );
+    let err = fails(&["import", db, "vecs", s(&cut), "--id-start", "0"]);
     assert!(err.contains("truncated fvecs file at row 9"), "{err}");
     let err = fails(&["search", db, "vecs", "--queries", s(&cut)]);
     assert!(err.contains("truncated fvecs file at row 9"), "{err}");

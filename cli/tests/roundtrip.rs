@@ -3,7 +3,8 @@
 //! backslashes, `#`, spaces, control characters, up to the 1024-byte limit), vectors of any
 //! finite values, unicode text, and payloads of any JSON (null, u64, nested lists and
 //! objects), under keys with quotes, escapes and emoji. Import then export gives back every
-//! record equal to the one written, and export of that import again gives the same bytes.
+//! record equal to the one written, and export of that import again gives the same bytes;
+//! so does an export to Parquet or Arrow IPC imported into a new collection.
 
 use std::fs;
 use std::process::{Command, Output};
@@ -193,7 +194,17 @@ proptest! {
         let again = dir.path().join("again.jsonl");
         fs::write(&again, &out).unwrap();
         ok(&["import", db, "c", again.to_str().unwrap()]);
-        prop_assert_eq!(ok(&["export", db, "c"]), out);
+        prop_assert_eq!(ok(&["export", db, "c"]), out.clone());
+
+        // Through Parquet and Arrow IPC into new collections: the same records, bit for bit.
+        for format in ["parquet", "arrow"] {
+            let file = dir.path().join(format!("out.{format}"));
+            let file = file.to_str().unwrap();
+            ok(&["export", db, "c", "--format", format, "--output", file]);
+            ok(&["create", db, format, "--dim", "3", "--metric", "l2", "--id-type", id_type]);
+            ok(&["import", db, format, file]);
+            prop_assert_eq!(ok(&["export", db, format]), out.clone(), "via {}", format);
+        }
     }
 }
 
