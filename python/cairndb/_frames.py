@@ -303,6 +303,34 @@ def frame_columns(
     return ids, vectors, texts, payloads
 
 
+def _root(obj: Any) -> str:
+    return (type(obj).__module__ or "").split(".", 1)[0]
+
+
+_FRAME_LIBS = ("pyarrow", "pandas", "polars")
+
+
+def plain_columns(ids: Any, vectors: Any, id_type: str, dim: int) -> tuple[Any, Any]:
+    """`upsert(ids, vectors)` given as pyarrow arrays or pandas/polars Series: the ids and
+    vectors as the extension reads them fastest (a FixedSizeList<float32> array viewed in
+    place). Anything else is returned as it is."""
+    if _root(vectors) in _FRAME_LIBS:
+        pa = _pa()
+        col = vectors
+        if _root(col) != "pyarrow":
+            col = pa.array(col.to_arrow() if _root(col) == "polars" else col)
+        if isinstance(col, (pa.Array, pa.ChunkedArray)):
+            vectors = _vectors(col, "vectors", dim)
+    if _root(ids) in _FRAME_LIBS:
+        pa = _pa()
+        col = ids
+        if _root(col) != "pyarrow":
+            col = col.to_arrow() if _root(col) == "polars" else pa.array(col)
+        if isinstance(col, (pa.Array, pa.ChunkedArray)):
+            ids = _ids(col, "ids", id_type)
+    return ids, vectors
+
+
 # -- embedding functions ---------------------------------------------------------------------
 
 

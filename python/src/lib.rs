@@ -1438,7 +1438,19 @@ impl PyCollection {
                     }
                 },
             };
-            (ids.clone(), vectors, texts.cloned(), payloads.cloned())
+            // pyarrow arrays, pandas or polars Series: read as numpy (no per-row work).
+            let plain = fr
+                .call_method1(
+                    "plain_columns",
+                    (ids, vectors, col.config().id_type.as_str(), dim),
+                )?
+                .cast_into::<PyTuple>()?;
+            (
+                plain.get_item(0)?,
+                plain.get_item(1)?,
+                texts.cloned(),
+                payloads.cloned(),
+            )
         };
         let ids = ids_from_py(&ids)?;
         let n = ids.len();

@@ -463,3 +463,21 @@ def test_embedding_function_errors(db):
     # vectors given explicitly are used as they are
     col3.upsert([1], np.ones((1, DIM), np.float32), texts=["a"])
     assert len(col3) == 1
+
+
+def test_arrow_arrays_and_series_as_ids_and_vectors(db):
+    """`upsert(ids, vectors)` with pyarrow arrays or pandas/polars Series (the issue: a
+    pyarrow array was read row by row)."""
+    x = matrix()
+    col = db.create_collection("c", dim=DIM, metric="dot")
+    col.upsert(pa.array(range(N), type=pa.int32()), vector_column("fixed32", x))
+    col.upsert(pd.Series(range(N, 2 * N)), pd.Series(list(x)))
+    col.upsert(pl.Series(range(2 * N, 3 * N)), pl.Series("v", x))
+    col.upsert(pa.chunked_array([[3 * N]]), pa.chunked_array([vector_column("list64", x[:1])]))
+    assert len(col) == 3 * N + 1
+    for i in range(N):
+        for base in (0, N, 2 * N):
+            assert np.array_equal(col.get(base + i).vector, x[i])
+    assert np.array_equal(col.get(3 * N).vector, x[0])
+    with pytest.raises(cairndb.InvalidInputError, match=r"row 1, column 'vectors'"):
+        col.upsert([1, 2], pa.array([[0.0] * DIM, [0.0]], type=pa.list_(pa.float32())))
