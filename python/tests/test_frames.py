@@ -287,6 +287,11 @@ def test_nan_in_payload_names_row_and_column(db):
         col.upsert(pl.DataFrame({"id": [0, 1], "vector": [[0.0] * DIM] * 2,
                                  "price": [1.0, math.inf]}))
     assert len(col) == 0
+    # In pandas NaN is the missing value of a float column: it becomes null, so no key.
+    col.upsert(pd.DataFrame({"id": [0, 1], "vector": list(matrix(2)), "price": [1.5, np.nan]}))
+    assert col.get(0).payload == {"price": 1.5} and col.get(1).payload == {}
+    with pytest.raises(cairndb.InvalidInputError, match=r"row 0, column 'price': -inf"):
+        col.upsert(pd.DataFrame({"id": [2], "vector": list(matrix(1)), "price": [-np.inf]}))
 
 
 def test_nulls_in_ids_and_vectors(db):
