@@ -3,7 +3,8 @@
 # integration, property and doc tests of the library and of the command-line tool in cli/), then
 # the Python package: it is built and installed with `pip install ./python` into a virtual
 # environment under target/, and pytest runs the binding tests, LangChain's standard
-# vector-store suite and the RAG example's smoke test.
+# vector-store suite, the data-frame tests (pyarrow, pandas, polars), the LlamaIndex store and
+# the RAG example's smoke test.
 #
 # Needs the Rust toolchain and python3 (3.9+) with venv; pip fetches the packages listed in
 # python/requirements-test.txt from PyPI on the first run.

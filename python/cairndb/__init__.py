@@ -8,7 +8,10 @@
 >>> docs.search(vector=q, text="first", filter={"lang": "en"}, k=5)  # doctest: +SKIP
 
 Everything lives in the Rust extension `cairndb._cairndb`; this module re-exports it. The
-LangChain vector store is in `cairndb.langchain` (needs `langchain-core`).
+LangChain vector store is in `cairndb.langchain` (needs `langchain-core`), the LlamaIndex one in
+`cairndb.llama_index` (needs `llama-index-core`). Data frames (pandas, pyarrow, polars) go
+into `Collection.upsert` and come out of `search(...).to_arrow()`/`to_pandas()` and
+`Collection.to_arrow()`; those need `pyarrow`, imported only when used.
 """
 
 from ._errors import (
@@ -25,6 +28,7 @@ from ._errors import (
     StorageError,
 )
 from ._cairndb import Collection, Database, Hit, Record, Scan, open
+from ._frames import SearchResult
 
 __all__ = [
     "CairnError",
@@ -42,6 +46,7 @@ __all__ = [
     "ReadOnlyError",
     "Record",
     "Scan",
+    "SearchResult",
     "StorageError",
     "open",
 ]

@@ -6,6 +6,8 @@ from typing import Any, Callable, Literal, Optional, Sequence, Union, final, ove
 import numpy as np
 import numpy.typing as npt
 
+from ._frames import SearchResult
+
 __all__ = ["Collection", "Database", "Hit", "Record", "Scan", "open"]
 
 # Any JSON value (nested at most 64 levels).
@@ -22,6 +24,12 @@ _Id = Union[int, str]
 _Ids = Union[int, str, Sequence[_Id], npt.NDArray[np.integer], npt.NDArray[np.str_]]
 _Metric = Literal["cosine", "dot", "l2"]
 _IdType = Literal["int", "str"]
+# An embedding function: a callable list[str] -> (n, dim) floats, or an object with
+# embed_documents(list[str]) and embed_query(str) (a LangChain `Embeddings`).
+_Embedding = Any
+# A data frame `Collection.upsert` reads: pandas or polars DataFrame, pyarrow Table or RecordBatch.
+_Frame = Any
+_Mode = Literal["vector", "text", "hybrid"]
 
 def open(
     path: Union[str, PathLike[str]],
@@ -67,14 +75,18 @@ class Database:
         ef_construction: int = 200,
         stem: bool = False,
         stop_words: bool = False,
+        embedding: Optional[_Embedding] = None,
     ) -> Collection:
         """Creates a collection; `CollectionExistsError` if the name is taken.
 
         `id_type`: "int" (ids are ints from 0 to 2**64 - 1) or "str" (ids are strings of 1 to
         1024 bytes of UTF-8), fixed for the collection's life.
+
+        `embedding`: an embedding function for this handle (see `Collection.embedding`).
         """
-    def collection(self, name: str) -> Collection:
-        """An existing collection; `CollectionNotFoundError` if there is none."""
+    def collection(self, name: str, *, embedding: Optional[_Embedding] = None) -> Collection:
+        """An existing collection; `CollectionNotFoundError` if there is none. `embedding`:
+        the embedding function this handle uses (it is not stored in the database)."""
     def get_or_create_collection(
         self,
         name: str,
@@ -86,6 +98,7 @@ class Database:
         ef_construction: int = 200,
         stem: bool = False,
         stop_words: bool = False,
+        embedding: Optional[_Embedding] = None,
     ) -> Collection:
         """The collection, created if missing; an existing one must match `dim`, `metric` and
         `id_type` (`InvalidInputError` naming the setting otherwise)."""
@@ -116,14 +129,31 @@ class Collection:
     def id_type(self) -> _IdType:
         """"int" or "str": the kind of ids, chosen at creation."""
     def __len__(self) -> int: ...
+    @property
+    def embedding(self) -> Optional[_Embedding]:
+        """The embedding function given to this handle (`embedding=`), or None. It computes
+        the vectors of records upserted with texts and no vectors, and the query vector of a
+        search by text (`mode="vector"`/`"hybrid"`, the default with a text and no vector).
+        Not stored in the database: give it to every handle."""
+    @overload
+    def upsert(self, ids: _Frame, *, columns: Optional[dict[str, Any]] = None) -> None: ...
+    @overload
     def upsert(
         self,
         ids: _Ids,
-        vectors: _Matrix,
+        vectors: Optional[_Matrix] = None,
         texts: Optional[Sequence[Optional[str]]] = None,
         payloads: Optional[Sequence[Optional[_Payload]]] = None,
+        *,
+        columns: None = None,
     ) -> None:
         """Inserts or replaces records as one atomic batch (all or none).
+
+        `upsert(frame)`: a pandas/polars DataFrame or pyarrow Table/RecordBatch with columns
+        `id`, `vector`, optional `text` and `payload`, the rest payload fields (a null leaves
+        the field out); `columns={"id": ..., "vector": ..., "text": ..., "payload": ...,
+        "fields": [...]}` names them. Without vectors the embedding function computes them
+        from `texts`.
 
         An id of the other kind than the collection's, an empty or over-long str id: an
         `InvalidInputError`. A str id whose 64-bit hash is another stored str id's:
@@ -146,7 +176,8 @@ class Collection:
         include_payload: bool = True,
         rerank: Optional[Callable[[Optional[str], list[Hit]], Union[Sequence[float], npt.NDArray[np.floating]]]] = None,
         rerank_top_n: Optional[int] = None,
-    ) -> list[Hit]:
+        mode: Optional[_Mode] = None,
+    ) -> SearchResult:
         """_Vector, text (BM25) or hybrid search, best first.
 
         `rerank(text, hits)` re-scores the best `rerank_top_n` (default `max(2k, 50)`)
@@ -212,6 +243,16 @@ class Collection:
     ) -> int:
         """Changes records in place (what is not given stays); returns how many existed."""
     def count(self, filter: Optional[_FilterSpec] = None) -> int: ...
+    def to_arrow(
+        self,
+        filter: Optional[_FilterSpec] = None,
+        batch_size: int = 10000,
+        *,
+        include: Optional[Sequence[str]] = None,
+    ) -> Any:
+        """The matching records as one `pyarrow.Table`: `id` (uint64 or string), `vector`
+        (FixedSizeList<float32>), `text`, `payload` (JSON object text). For bounded memory
+        iterate `scan(...).to_arrow()` instead."""
     def scan(
         self,
         filter: Optional[_FilterSpec] = None,
@@ -264,6 +305,11 @@ class Scan:
 
     def __iter__(self) -> Scan: ...
     def __next__(self) -> Record: ...
+    def _next_columns(self) -> Optional[tuple[Any, Any, list[Optional[str]], list[str]]]: ...
+    def to_arrow(self) -> Any:
+        """The rest of the scan as a `pyarrow.RecordBatchReader` of `batch_size` rows per
+        batch: `id`, `vector` (FixedSizeList<float32>), `text`, `payload` (JSON object text),
+        those not in `include` left out."""
     @property
     def cursor(self) -> Optional[_Id]:
         """The id of the last record returned (or the scan's `after`)."""

@@ -18,7 +18,7 @@ use cairndb::{
     Legs, Metric, Options, Payload, PayloadChange, Record, RerankQuery, Reranker, ScanOptions,
     SearchRequest, TextConfig, Update, Value,
 };
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::import_exception;
 use pyo3::prelude::*;
@@ -36,6 +36,11 @@ import_exception!(cairndb._errors, StorageError);
 import_exception!(cairndb._errors, ForkedProcessError);
 import_exception!(cairndb._errors, ReadOnlyError);
 import_exception!(cairndb._errors, IdCollisionError);
+
+/// The pure-Python helpers for frames, Arrow results and embedding functions.
+fn frames(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    py.import("cairndb._frames")
+}
 
 /// Maps a Cairn error to its Python exception class, keeping the message.
 fn to_py(e: Error) -> PyErr {
@@ -933,18 +938,28 @@ impl PyDatabase {
         self.state.enter(|h| h.db.clone(), "database")
     }
 
-    fn wrap(&self, col: Collection) -> PyCollection {
+    fn wrap(
+        &self,
+        py: Python<'_>,
+        col: Collection,
+        embedding: Option<Py<PyAny>>,
+    ) -> PyResult<PyCollection> {
+        let embedding = embedding.filter(|e| !e.is_none(py));
+        if let Some(e) = &embedding {
+            frames(py)?.call_method1("check_embedding", (e.bind(py),))?;
+        }
         let c = col.config();
         let info = (col.name().to_owned(), c.dim, c.metric, c.id_type);
         let slot = Arc::new(Mutex::new(Some(col)));
         let mut h = self.state.handles();
         h.cols.retain(|w| w.strong_count() > 0);
         h.cols.push(Arc::downgrade(&slot));
-        PyCollection {
+        Ok(PyCollection {
             state: Arc::clone(&self.state),
             slot,
             info,
-        }
+            embedding,
+        })
     }
 }
 
@@ -954,7 +969,7 @@ impl PyDatabase {
     /// "int" (default: ids are ints from 0 to 2**64 - 1) or "str" (ids are strings of 1 to
     /// 1024 bytes of UTF-8). `m` and `ef_construction` set the HNSW graph; `stem` and
     /// `stop_words` set English stemming and stop-word removal for full-text search.
-    #[pyo3(signature = (name, dim, metric="cosine", id_type="int", *, m=16, ef_construction=200, stem=false, stop_words=false))]
+    #[pyo3(signature = (name, dim, metric="cosine", id_type="int", *, m=16, ef_construction=200, stem=false, stop_words=false, embedding=None))]
     #[allow(clippy::too_many_arguments)]
     fn create_collection(
         &self,
@@ -967,6 +982,7 @@ impl PyDatabase {
         ef_construction: usize,
         stem: bool,
         stop_words: bool,
+        embedding: Option<Py<PyAny>>,
     ) -> PyResult<PyCollection> {
         let id_type = parse_id_type(id_type)?;
         let mut cfg = CollectionConfig::new(dim, parse_metric(metric)?)
@@ -979,21 +995,29 @@ impl PyDatabase {
         let col = py
             .detach(|| db.create_collection(name, cfg))
             .map_err(to_py)?;
-        Ok(self.wrap(col))
+        self.wrap(py, col, embedding)
     }
 
     /// The collection of that name; `CollectionNotFoundError` if there is none.
-    fn collection(&self, name: &str) -> PyResult<PyCollection> {
+    /// `embedding`: the embedding function this handle uses for records upserted without
+    /// vectors and for searches by text (not stored in the database).
+    #[pyo3(signature = (name, *, embedding=None))]
+    fn collection(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        embedding: Option<Py<PyAny>>,
+    ) -> PyResult<PyCollection> {
         let g = self.db()?;
         let col = g.collection(name).map_err(to_py)?;
-        Ok(self.wrap(col))
+        self.wrap(py, col, embedding)
     }
 
     /// The collection of that name, created with these settings if it does not exist. An
     /// existing collection must have the same dimension, metric and id type
     /// (`InvalidInputError` naming the setting otherwise); `m`, `ef_construction`, `stem` and
     /// `stop_words` apply only when it is created.
-    #[pyo3(signature = (name, dim, metric="cosine", id_type="int", *, m=16, ef_construction=200, stem=false, stop_words=false))]
+    #[pyo3(signature = (name, dim, metric="cosine", id_type="int", *, m=16, ef_construction=200, stem=false, stop_words=false, embedding=None))]
     #[allow(clippy::too_many_arguments)]
     fn get_or_create_collection(
         &self,
@@ -1006,6 +1030,7 @@ impl PyDatabase {
         ef_construction: usize,
         stem: bool,
         stop_words: bool,
+        embedding: Option<Py<PyAny>>,
     ) -> PyResult<PyCollection> {
         let id_type = parse_id_type(id_type)?;
         let mut cfg = CollectionConfig::new(dim, parse_metric(metric)?)
@@ -1020,7 +1045,7 @@ impl PyDatabase {
         let col = py
             .detach(|| db.get_or_create_collection(name, cfg))
             .map_err(to_py)?;
-        Ok(self.wrap(col))
+        self.wrap(py, col, embedding)
     }
 
     /// Names of the collections, sorted.
@@ -1144,6 +1169,9 @@ struct PyCollection {
     slot: Arc<Mutex<Option<Collection>>>,
     /// Name, dimension, metric and id type, for `repr` without a call.
     info: (String, usize, Metric, IdType),
+    /// The embedding function given when the handle was made (`embedding=`): a callable
+    /// `list[str] -> vectors` or an object with `embed_documents`/`embed_query`.
+    embedding: Option<Py<PyAny>>,
 }
 
 impl Drop for PyCollection {
@@ -1157,6 +1185,70 @@ impl Drop for PyCollection {
 }
 
 impl PyCollection {
+    /// The vector and text a search runs with, once `mode` and the embedding function have
+    /// had their say.
+    fn apply_mode<'py>(
+        &self,
+        py: Python<'py>,
+        dim: usize,
+        mode: Option<&str>,
+        vector: Option<&Bound<'py, PyAny>>,
+        text: Option<String>,
+    ) -> PyResult<(Option<Bound<'py, PyAny>>, Option<String>)> {
+        let vector = vector.filter(|v| !v.is_none()).cloned();
+        let mode = match mode {
+            Some(m @ ("vector" | "text" | "hybrid")) => m,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "unknown mode {other:?} (use \"vector\", \"text\" or \"hybrid\")"
+                )));
+            }
+            None => match (&vector, &text, &self.embedding) {
+                (None, Some(_), Some(_)) => "vector",
+                _ => return Ok((vector, text)),
+            },
+        };
+        let embed = |text: &Option<String>| -> PyResult<Bound<'py, PyAny>> {
+            let Some(t) = text else {
+                return Err(invalid(format!("mode {mode:?} needs a vector or a text")));
+            };
+            let Some(e) = &self.embedding else {
+                return Err(invalid(format!(
+                    "mode {mode:?} without a vector needs an embedding function (embedding= on the collection)"
+                )));
+            };
+            frames(py)?.call_method1("embed_query", (e.bind(py), t.as_str(), dim))
+        };
+        match mode {
+            "text" => {
+                if vector.is_some() {
+                    return Err(invalid("mode \"text\" takes a text, not a vector"));
+                }
+                if text.is_none() {
+                    return Err(invalid("mode \"text\" needs a text"));
+                }
+                Ok((None, text))
+            }
+            "vector" => {
+                let v = match vector {
+                    Some(v) => v,
+                    None => embed(&text)?,
+                };
+                Ok((Some(v), None))
+            }
+            _ => {
+                if text.is_none() {
+                    return Err(invalid("mode \"hybrid\" needs a text"));
+                }
+                let v = match vector {
+                    Some(v) => v,
+                    None => embed(&text)?,
+                };
+                Ok((Some(v), text))
+            }
+        }
+    }
+
     fn col(&self) -> PyResult<Call<Collection>> {
         let slot = &self.slot;
         self.state.enter(
@@ -1271,23 +1363,100 @@ impl PyCollection {
     /// `(len(ids), dim)` (float64 is converted), or a list of lists. `texts`: optional list of
     /// str or None. `payloads`: optional list of dicts of str → str | int | float | bool |
     /// list[str].
-    #[pyo3(signature = (ids, vectors, texts=None, payloads=None))]
+    ///
+    /// `ids` may instead be a data frame, given alone: a pandas or polars DataFrame or a
+    /// pyarrow Table or RecordBatch with columns `id`, `vector` (FixedSizeList or List of
+    /// float32/float64), optional `text`, optional `payload` (JSON object text or a struct),
+    /// every other column a payload field (a null leaves the field out). `columns` renames
+    /// the roles: `{"id": "doc_id", "vector": "embedding", "text": "body", "payload": ...,
+    /// "fields": [...]}` (`fields`: the payload columns, default all the others).
+    ///
+    /// Without `vectors`, the collection's embedding function (`embedding=`) computes them
+    /// from `texts`.
+    #[pyo3(signature = (ids, vectors=None, texts=None, payloads=None, *, columns=None))]
     fn upsert(
         &self,
         py: Python<'_>,
         ids: &Bound<'_, PyAny>,
-        vectors: &Bound<'_, PyAny>,
+        vectors: Option<&Bound<'_, PyAny>>,
         texts: Option<&Bound<'_, PyAny>>,
         payloads: Option<&Bound<'_, PyAny>>,
+        columns: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let g = self.col()?;
         let col: &Collection = &g;
-        let ids = ids_from_py(ids)?;
-        let n = ids.len();
         let dim = col.config().dim;
-        let vectors = matrix_from_py(vectors, n, dim)?;
-        let texts = texts_from_py(texts, n)?;
-        let payloads = payloads_from_py(payloads, n)?;
+        let fr = frames(py)?;
+        let kind = fr.call_method1("frame_kind", (ids,))?;
+        let cols_tuple;
+        let (ids, vectors, texts, payloads) = if !kind.is_none() {
+            if vectors.is_some() || texts.is_some() || payloads.is_some() {
+                return Err(PyTypeError::new_err(
+                    "upsert(frame) takes the frame as its only argument (map its columns with columns=)",
+                ));
+            }
+            let embedding = self.embedding.as_ref().map(|e| e.bind(py).clone());
+            cols_tuple = fr.call_method1(
+                "frame_columns",
+                (
+                    ids,
+                    kind,
+                    columns,
+                    col.config().id_type.as_str(),
+                    dim,
+                    embedding,
+                ),
+            )?;
+            let t = cols_tuple.cast::<PyTuple>()?;
+            let opt = |i: usize| -> PyResult<Option<Bound<'_, PyAny>>> {
+                let x = t.get_item(i)?;
+                Ok(if x.is_none() { None } else { Some(x) })
+            };
+            (t.get_item(0)?, t.get_item(1)?, opt(2)?, opt(3)?)
+        } else {
+            if columns.is_some() {
+                return Err(PyTypeError::new_err(
+                    "columns= applies only when upsert is given a data frame",
+                ));
+            }
+            let vectors = match vectors.filter(|v| !v.is_none()) {
+                Some(v) => v.clone(),
+                None => match &self.embedding {
+                    Some(e) => {
+                        let Some(t) = texts.filter(|t| !t.is_none()) else {
+                            return Err(invalid(
+                                "upsert without vectors needs texts for the embedding function",
+                            ));
+                        };
+                        fr.call_method1("embed_documents", (e.bind(py), t, dim))?
+                    }
+                    None => {
+                        return Err(invalid(
+                            "upsert needs vectors (or texts and an embedding function set with \
+                             embedding= on the collection)",
+                        ));
+                    }
+                },
+            };
+            // pyarrow arrays, pandas or polars Series: read as numpy (no per-row work).
+            let plain = fr
+                .call_method1(
+                    "plain_columns",
+                    (ids, vectors, col.config().id_type.as_str(), dim),
+                )?
+                .cast_into::<PyTuple>()?;
+            (
+                plain.get_item(0)?,
+                plain.get_item(1)?,
+                texts.cloned(),
+                payloads.cloned(),
+            )
+        };
+        let ids = ids_from_py(&ids)?;
+        let n = ids.len();
+        let vectors = matrix_from_py(&vectors, n, dim)?;
+        let texts = texts_from_py(texts.as_ref(), n)?;
+        let payloads = payloads_from_py(payloads.as_ref(), n)?;
         let records: Vec<Record> = ids
             .into_iter()
             .zip(vectors)
@@ -1306,12 +1475,19 @@ impl PyCollection {
     /// Searches by vector, by text (BM25), or both (hybrid, fused by `fusion`: "rrf",
     /// "weighted" or "dbsf"). `filter` is the text syntax (`'lang = "en" AND year >= 2020'`)
     /// or a dict (`{"year": {"$gte": 2020}}`). Returns up to `k` `Hit`s, best first.
-    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion="rrf", *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None, include_text=true, include_payload=true, rerank=None, rerank_top_n=None))]
+    ///
+    /// `mode`: "vector", "text" (BM25) or "hybrid"; by default what is given decides (a
+    /// vector: vector search; a text: BM25, or, when the collection has an embedding
+    /// function, vector search of the embedded text; both: hybrid). In "vector" and "hybrid"
+    /// mode a missing vector is the embedding of `text`.
+    ///
+    /// The result is a `SearchResult`: a list of `Hit` with `.to_arrow()` and `.to_pandas()`.
+    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion="rrf", *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None, include_text=true, include_payload=true, rerank=None, rerank_top_n=None, mode=None))]
     #[allow(clippy::too_many_arguments)]
-    fn search(
+    fn search<'py>(
         &self,
-        py: Python<'_>,
-        vector: Option<&Bound<'_, PyAny>>,
+        py: Python<'py>,
+        vector: Option<&Bound<'py, PyAny>>,
         text: Option<String>,
         k: usize,
         filter: Option<&Bound<'_, PyAny>>,
@@ -1325,12 +1501,15 @@ impl PyCollection {
         include_payload: bool,
         rerank: Option<Py<PyAny>>,
         rerank_top_n: Option<usize>,
-    ) -> PyResult<Vec<PyHit>> {
+        mode: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let g = self.col()?;
         let col: &Collection = &g;
+        let dim = col.config().dim;
+        let (vector, text) = self.apply_mode(py, dim, mode, vector, text)?;
         let mut req = request_from_py(
-            col.config().dim,
-            vector,
+            dim,
+            vector.as_ref(),
             text,
             k,
             filter,
@@ -1365,7 +1544,13 @@ impl PyCollection {
         if let Some(e) = reranker.and_then(|r| r.raised.lock().ok()?.take()) {
             return Err(e);
         }
-        Ok(hits.map_err(to_py)?.into_iter().map(PyHit::from).collect())
+        let hits: Vec<PyHit> = hits.map_err(to_py)?.into_iter().map(PyHit::from).collect();
+        frames(py)?.getattr("SearchResult")?.call1((
+            hits,
+            col.config().id_type.as_str(),
+            include_text,
+            include_payload,
+        ))
     }
 
     /// Searches many query vectors at once, on `threads` threads (default: every core; more
@@ -1706,6 +1891,7 @@ impl PyCollection {
         let g = this.col()?;
         let col: &Collection = &g;
         let mut o = ScanOptions::new();
+        let mut parts = (true, true, true);
         if let Some(f) = filter {
             o = o.filter(filter_from_py(f)?);
         }
@@ -1714,11 +1900,21 @@ impl PyCollection {
         }
         if let Some(inc) = include {
             o = o.vectors(false).text(false).payload(false);
+            parts = (false, false, false);
             for part in &inc {
                 o = match part.as_str() {
-                    "vector" | "vectors" => o.vectors(true),
-                    "text" | "texts" => o.text(true),
-                    "payload" | "payloads" => o.payload(true),
+                    "vector" | "vectors" => {
+                        parts.0 = true;
+                        o.vectors(true)
+                    }
+                    "text" | "texts" => {
+                        parts.1 = true;
+                        o.text(true)
+                    }
+                    "payload" | "payloads" => {
+                        parts.2 = true;
+                        o.payload(true)
+                    }
                     other => {
                         return Err(invalid(format!(
                             "include: unknown part {other:?} (use \"vector\", \"text\", \"payload\")"
@@ -1737,7 +1933,26 @@ impl PyCollection {
                 last: after,
             }),
             batch_size,
+            parts,
         })
+    }
+
+    /// The matching records as one `pyarrow.Table` (columns `id`, `vector`
+    /// (FixedSizeList<float32>), `text`, `payload` (JSON object text); `include` picks which
+    /// of the last three). Reads everything into memory: for bounded memory iterate
+    /// `scan(...).to_arrow()`, a `RecordBatchReader` of `batch_size` rows per batch.
+    #[pyo3(signature = (filter=None, batch_size=10000, *, include=None))]
+    fn to_arrow<'py>(
+        slf: &Bound<'py, Self>,
+        filter: Option<&Bound<'py, PyAny>>,
+        batch_size: usize,
+        include: Option<Vec<String>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let scan = Bound::new(
+            slf.py(),
+            Self::scan(slf, filter, batch_size, include, None)?,
+        )?;
+        PyScan::to_arrow(&scan)?.call_method0("read_all")
     }
 
     /// Seals the in-memory part into a segment on disk.
@@ -1804,6 +2019,13 @@ impl PyCollection {
 
     fn __len__(&self) -> PyResult<usize> {
         Ok(self.col()?.len())
+    }
+
+    /// The embedding function this handle was given (`embedding=`), or None. It is not
+    /// stored in the database: give it again to each handle.
+    #[getter]
+    fn embedding(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.embedding.as_ref().map(|e| e.clone_ref(py))
     }
 
     fn __repr__(&self) -> String {
@@ -2013,6 +2235,38 @@ struct PyScan {
     col: Py<PyCollection>,
     scan: Mutex<ScanState>,
     batch_size: usize,
+    /// Whether vectors, text and payloads are read.
+    parts: (bool, bool, bool),
+}
+
+impl PyScan {
+    /// Up to `batch_size` more records, taken from the buffer first.
+    fn next_records(&self, py: Python<'_>) -> PyResult<Vec<Record>> {
+        let mut st = self.scan.try_lock().map_err(|_| {
+            PyRuntimeError::new_err("this scan is being iterated by another thread")
+        })?;
+        let n = self.batch_size;
+        let mut out: Vec<Record> = st.buffered.drain(..).collect();
+        if out.len() < n && !st.done {
+            let g = self.col.get().col()?;
+            let st_ref: &mut ScanState = &mut st;
+            let want = n - out.len();
+            let batch = py
+                .detach(|| {
+                    let _open = &g;
+                    st_ref.scan.next_batch(want)
+                })
+                .map_err(to_py)?;
+            if batch.len() < want {
+                st.done = true;
+            }
+            out.extend(batch);
+        }
+        if let Some(r) = out.last() {
+            st.last = Some(r.id.clone());
+        }
+        Ok(out)
+    }
 }
 
 #[pymethods]
@@ -2053,6 +2307,73 @@ impl PyScan {
             st.last = Some(r.id.clone());
         }
         Ok(next.map(PyRecord::from))
+    }
+
+    /// The next batch as columns `(ids, vectors, texts, payloads)`: ids a uint64 array or a
+    /// list of str, vectors an `(n, dim)` float32 array, payloads JSON text; None at the end.
+    fn _next_columns<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let recs = self.next_records(py)?;
+        if recs.is_empty() {
+            return Ok(None);
+        }
+        let col = self.col.get();
+        let dim = col.info.1;
+        let ids: Bound<'py, PyAny> = match col.info.3 {
+            IdType::Int => recs
+                .iter()
+                .map(|r| match r.id {
+                    Id::Int(i) => i,
+                    _ => u64::MAX,
+                })
+                .collect::<Vec<u64>>()
+                .into_pyarray(py)
+                .into_any(),
+            IdType::Str => PyList::new(
+                py,
+                recs.iter().map(|r| match &r.id {
+                    Id::Str(s) => s.to_string(),
+                    other => id_repr(other),
+                }),
+            )?
+            .into_any(),
+        };
+        let vectors: Bound<'py, PyAny> = if self.parts.0 {
+            let mut flat = Vec::with_capacity(recs.len() * dim);
+            for r in &recs {
+                flat.extend_from_slice(&r.vector);
+            }
+            flat.into_pyarray(py).reshape([recs.len(), dim])?.into_any()
+        } else {
+            py.None().into_bound(py)
+        };
+        let texts = PyList::new(py, recs.iter().map(|r| r.text.clone()))?;
+        let payloads = recs
+            .iter()
+            .map(|r| serde_json::to_string(&r.payload))
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(Some(PyTuple::new(
+            py,
+            [
+                ids,
+                vectors,
+                texts.into_any(),
+                PyList::new(py, payloads)?.into_any(),
+            ],
+        )?))
+    }
+
+    /// The rest of the scan as a `pyarrow.RecordBatchReader`, one batch of `batch_size`
+    /// records at a time: columns `id` (uint64 or string), `vector`
+    /// (FixedSizeList<float32>), `text` (string), `payload` (string: JSON object text),
+    /// those not read (`include`) left out.
+    fn to_arrow<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let this = slf.get();
+        let col = this.col.get();
+        frames(slf.py())?.call_method1(
+            "scan_reader",
+            (slf, col.info.3.as_str(), col.info.1, this.parts),
+        )
     }
 
     /// The id of the last record the scan returned, or the `after` it started from:

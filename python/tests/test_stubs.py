@@ -34,6 +34,16 @@ def test_the_package_type_checks_with_its_stubs(tmp_path):
         "page = strs.get(limit=10, after='doc-1#0')\n"
         "gone: int = strs.delete(['doc-1#0'])\n"
         "kind: str = strs.id_type\n"
+        "res = col.search(vector=[1.0, 0.0, 0.0], k=3, mode='vector')\n"
+        "first: cairndb.Hit = res[0]\n"
+        "frame = res.to_pandas()\n"
+        "table = res.to_arrow()\n"
+        "col.upsert(table)\n"
+        "col.upsert(table, columns={'id': 'id', 'fields': ['a']})\n"
+        "emb = db.collection('c', embedding=lambda texts: np.zeros((len(texts), 3)))\n"
+        "emb.upsert([2], texts=['b'])\n"
+        "reader = col.scan(batch_size=10).to_arrow()\n"
+        "everything = col.to_arrow(filter={'k': 1})\n"
     )
     r = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", str(use)], capture_output=True, text=True
