@@ -76,7 +76,7 @@ pub use log::recover::RecoveryReport;
 pub use model::filter;
 pub use model::{
     CollectionConfig, Durability, Filter, Hit, Id, IdType, LegScore, Legs, MAX_DIM, MAX_ID_BYTES,
-    Options, Payload, Record, TextConfig, Value, validate_name,
+    Options, Payload, Quantization, Record, TextConfig, Value, validate_name,
 };
 pub use query::{
     Explain, Fusion, PlanKind, RerankQuery, Reranker, SearchRequest, SearchResponse, SourcePlan,

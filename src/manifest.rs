@@ -14,7 +14,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::io::fsutil::replace_file;
 use crate::io::header::{FileKind, HEADER_LEN, Header};
 use crate::log::recover::LogMark;
-use crate::model::config::{CollectionConfig, validate_name};
+use crate::model::config::{CollectionConfig, Quantization, validate_name};
 
 /// File name of the manifest in the database directory.
 pub(crate) const MANIFEST_FILE: &str = "MANIFEST";
@@ -52,6 +52,10 @@ pub(crate) struct SegmentEntry {
     pub rows: u64,
     /// The current tombstone file, if any row was deleted.
     pub tombstones: Option<TombstoneRef>,
+    /// The kind of the segment's `codes` file; absent when it has none (quantization `none`,
+    /// the L2 metric, or a segment written before codes files existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codes: Option<Quantization>,
 }
 
 /// Names a tombstone file generation and how many rows it marks.
@@ -214,6 +218,7 @@ mod tests {
                         generation: 1,
                         count: 2,
                     }),
+                    codes: Some(Quantization::Int8),
                 }],
             }],
         }

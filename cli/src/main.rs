@@ -160,6 +160,25 @@ impl From<IdTypeArg> for cairndb::IdType {
     }
 }
 
+/// What graph walks score.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantizationArg {
+    /// A int8 copy of the vectors (a quarter of their bytes), written beside them in each
+    /// segment; the rows a walk finds are re-scored from the f32 vectors.
+    Int8,
+    /// No copy: walks score the f32 vectors.
+    None,
+}
+
+impl From<QuantizationArg> for cairndb::Quantization {
+    fn from(q: QuantizationArg) -> Self {
+        match q {
+            QuantizationArg::Int8 => cairndb::Quantization::Int8,
+            QuantizationArg::None => cairndb::Quantization::None,
+        }
+    }
+}
+
 /// When a write reaches stable storage.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DurabilityArg {
@@ -200,6 +219,10 @@ pub struct CreateArgs {
     /// HNSW: candidate list size while building, 1 to 100000 [default: 200].
     #[arg(long, value_name = "N")]
     pub ef_construction: Option<usize>,
+    /// What graph walks score (cosine and dot; L2 always walks the f32 vectors) [default:
+    /// int8].
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub quantization: Option<QuantizationArg>,
     /// Full-text search: reduce English words to their stem ("running", "runs" and "run"
     /// match each other). Off by default, which suits any language.
     #[arg(long)]
@@ -549,6 +572,9 @@ pub struct BenchArgs {
     /// HNSW: candidate list size while building.
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub ef_construction: usize,
+    /// What graph walks score (cosine and dot): int8 codes or the f32 vectors.
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = QuantizationArg::Int8)]
+    pub quantization: QuantizationArg,
     /// Threads that build the index (rayon's pool; default: every core). Queries always run
     /// one at a time on one thread.
     #[arg(long, value_name = "N")]

@@ -41,6 +41,7 @@ pub fn list(a: &ListArgs) -> CliResult<()> {
                     "records": records,
                     "m": cfg.m,
                     "ef_construction": cfg.ef_construction,
+                    "quantization": cfg.quantization,
                     "text": cfg.text,
                 })
             })

@@ -39,6 +39,9 @@ fn create_config(a: &CreateArgs) -> CollectionConfig {
     if let Some(ef) = a.ef_construction {
         cfg.ef_construction = ef;
     }
+    if let Some(q) = a.quantization {
+        cfg.quantization = q.into();
+    }
     cfg
 }
 
@@ -54,6 +57,11 @@ fn ignored_settings(a: &CreateArgs, have: &CollectionConfig) -> Vec<String> {
             "--ef-construction {ef} (it has {})",
             have.ef_construction
         ));
+    }
+    if let Some(q) = a.quantization.map(cairndb::Quantization::from)
+        && q != have.quantization
+    {
+        out.push(format!("--quantization {q} (it has {})", have.quantization));
     }
     if a.stem && !have.text.stem {
         out.push("--stem (it does not stem)".into());

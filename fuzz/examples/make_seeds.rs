@@ -170,6 +170,7 @@ fn write_seeds(out: &Path) -> Result<()> {
         fields: read(&seg_dir.join("fields"))?,
         text: read(&seg_dir.join("text"))?,
         tombstones: Vec::new(),
+        codes: fs::read(seg_dir.join("codes")).unwrap_or_default(),
     };
     if let Some(t) = s["tombstones"].as_object() {
         files.tombstone_count = t["count"].as_u64().expect("count");
@@ -267,6 +268,7 @@ fn write_string_seeds(out: &Path) -> Result<()> {
         fields: read("fields")?,
         text: read("text")?,
         tombstones: Vec::new(),
+        codes: fs::read(seg_dir.join("codes")).unwrap_or_default(),
     };
     let d = out.join("segment");
     fs::create_dir_all(&d).at(&d)?;

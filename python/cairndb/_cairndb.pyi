@@ -76,6 +76,7 @@ class Database:
         stem: bool = False,
         stop_words: bool = False,
         embedding: Optional[_Embedding] = None,
+        quantization: Literal["int8", "none"] = "int8",
     ) -> Collection:
         """Creates a collection; `CollectionExistsError` if the name is taken.
 
@@ -83,6 +84,10 @@ class Database:
         1024 bytes of UTF-8), fixed for the collection's life.
 
         `embedding`: an embedding function for this handle (see `Collection.embedding`).
+
+        `quantization`: what graph walks score — "int8" codes (a quarter of the vector bytes,
+        stored in each segment) or "none" (the f32 vectors); hits are re-scored exactly either
+        way.
         """
     def collection(self, name: str, *, embedding: Optional[_Embedding] = None) -> Collection:
         """An existing collection; `CollectionNotFoundError` if there is none. `embedding`:
@@ -99,6 +104,7 @@ class Database:
         stem: bool = False,
         stop_words: bool = False,
         embedding: Optional[_Embedding] = None,
+        quantization: Literal["int8", "none"] = "int8",
     ) -> Collection:
         """The collection, created if missing; an existing one must match `dim`, `metric` and
         `id_type` (`InvalidInputError` naming the setting otherwise)."""

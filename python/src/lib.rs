@@ -968,8 +968,9 @@ impl PyDatabase {
     /// Creates a collection. `metric` is "cosine" (default), "dot" or "l2". `id_type` is
     /// "int" (default: ids are ints from 0 to 2**64 - 1) or "str" (ids are strings of 1 to
     /// 1024 bytes of UTF-8). `m` and `ef_construction` set the HNSW graph; `stem` and
-    /// `stop_words` set English stemming and stop-word removal for full-text search.
-    #[pyo3(signature = (name, dim, metric="cosine", id_type="int", *, m=16, ef_construction=200, stem=false, stop_words=false, embedding=None))]
+    /// `stop_words` set English stemming and stop-word removal for full-text search;
+    /// `quantization` ("int8", the default, or "none") what graph walks score.
+    #[pyo3(signature = (name, dim, metric="cosine", id_type="int", *, m=16, ef_construction=200, stem=false, stop_words=false, embedding=None, quantization="int8"))]
     #[allow(clippy::too_many_arguments)]
     fn create_collection(
         &self,
@@ -983,11 +984,13 @@ impl PyDatabase {
         stem: bool,
         stop_words: bool,
         embedding: Option<Py<PyAny>>,
+        quantization: &str,
     ) -> PyResult<PyCollection> {
         let id_type = parse_id_type(id_type)?;
         let mut cfg = CollectionConfig::new(dim, parse_metric(metric)?)
             .with_text(TextConfig::default().stem(stem).stop_words(stop_words))
-            .with_id_type(id_type);
+            .with_id_type(id_type)
+            .with_quantization(quantization.parse().map_err(to_py)?);
         cfg.m = m;
         cfg.ef_construction = ef_construction;
         let g = self.db()?;
@@ -1017,7 +1020,7 @@ impl PyDatabase {
     /// existing collection must have the same dimension, metric and id type
     /// (`InvalidInputError` naming the setting otherwise); `m`, `ef_construction`, `stem` and
     /// `stop_words` apply only when it is created.
-    #[pyo3(signature = (name, dim, metric="cosine", id_type="int", *, m=16, ef_construction=200, stem=false, stop_words=false, embedding=None))]
+    #[pyo3(signature = (name, dim, metric="cosine", id_type="int", *, m=16, ef_construction=200, stem=false, stop_words=false, embedding=None, quantization="int8"))]
     #[allow(clippy::too_many_arguments)]
     fn get_or_create_collection(
         &self,
@@ -1031,11 +1034,13 @@ impl PyDatabase {
         stem: bool,
         stop_words: bool,
         embedding: Option<Py<PyAny>>,
+        quantization: &str,
     ) -> PyResult<PyCollection> {
         let id_type = parse_id_type(id_type)?;
         let mut cfg = CollectionConfig::new(dim, parse_metric(metric)?)
             .with_text(TextConfig::default().stem(stem).stop_words(stop_words))
-            .with_id_type(id_type);
+            .with_id_type(id_type)
+            .with_quantization(quantization.parse().map_err(to_py)?);
         cfg.m = m;
         cfg.ef_construction = ef_construction;
         let g = self.db()?;

@@ -28,8 +28,9 @@ use crate::index::hnsw::layout::bfs_order;
 use crate::index::hnsw::{HnswParams, build_graph_until};
 use crate::io::fsutil;
 use crate::manifest::{SegmentEntry, TombstoneRef, segment_dir_name, tombstone_file_name};
+use crate::model::Quantization;
 use crate::segment::tombstones;
-use crate::segment::{SealRow, Segment, write_segment};
+use crate::segment::{Codes, SealRow, Segment, write_segment};
 use crate::vector::FlatVectors;
 
 /// What a compaction did.
@@ -224,8 +225,8 @@ impl Collection {
             return Ok(0);
         }
         let n = rows.len();
-        let flat =
-            FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector)).with_codes(cfg.metric);
+        let flat = FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector))
+            .with_codes(cfg.int8_codes());
         let graph = build_graph_until(HnswParams::of(cfg), &flat, n, cfg.metric, abandoned)?;
         let order = bfs_order(&graph);
         let mut slots: Vec<Option<SealRow<'_>>> = rows.into_iter().map(Some).collect();
@@ -234,7 +235,16 @@ impl Collection {
             .filter_map(|&old| slots[old as usize].take())
             .collect();
         let analyzer = crate::index::text::Analyzer::new(&cfg.text);
-        write_segment(dir, id, cfg.dim, &ordered, &graph, &order, &analyzer)?;
+        write_segment(
+            dir,
+            id,
+            cfg.dim,
+            &ordered,
+            &graph,
+            &order,
+            &analyzer,
+            cfg.int8_codes(),
+        )?;
         Ok(n)
     }
 
@@ -260,6 +270,7 @@ impl Collection {
                 rows_out as u64,
                 cfg.dim,
                 cfg.m,
+                Codes::of(cfg, cfg.int8_codes()),
             )?))
         } else {
             None
@@ -302,6 +313,7 @@ impl Collection {
                 entry.segments.push(SegmentEntry {
                     id,
                     rows: rows_out as u64,
+                    codes: cfg.int8_codes().then_some(Quantization::Int8),
                     tombstones: (!dead.is_empty()).then(|| TombstoneRef {
                         generation: 1,
                         count: dead.len(),

@@ -172,11 +172,15 @@ pub struct SegmentStats {
     pub bytes: u64,
     /// Bytes of its HNSW graph file (part of `bytes`).
     pub graph_bytes: u64,
-    /// Bytes memory-mapped (vectors, ids, payload, graph): paged in by the OS as searches
-    /// touch them, and shared with the page cache.
+    /// Bytes memory-mapped (vectors, codes, ids, payload, graph): paged in by the OS as
+    /// searches touch them, and shared with the page cache.
     pub mapped_bytes: u64,
+    /// Bytes of its int8 `codes` file (part of `bytes` and `mapped_bytes`); 0 when it has
+    /// none (quantization `none`, the L2 metric, or a segment from before codes files).
+    pub codes_bytes: u64,
     /// Heap bytes of its field and text indexes, once a filtered or text search has decoded
-    /// them (0 before).
+    /// them (0 before), and of an int8 copy built on the heap (a segment without a codes
+    /// file, of a collection that quantizes).
     pub index_heap_bytes: u64,
 }
 
@@ -339,6 +343,7 @@ impl Collection {
                     bytes: s.seg.disk_bytes(),
                     graph_bytes: s.seg.graph_bytes(),
                     mapped_bytes: s.seg.mapped_bytes(),
+                    codes_bytes: s.seg.codes_file_bytes(),
                     index_heap_bytes: s.seg.index_heap_bytes(),
                 })
                 .collect(),

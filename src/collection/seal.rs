@@ -29,8 +29,9 @@ use crate::index::hnsw::{HnswParams, build_graph};
 use crate::io::fsutil;
 use crate::manifest::{SegmentEntry, TombstoneRef, segment_dir_name, tombstone_file_name};
 use crate::memtable::{Memtable, MemtableView};
+use crate::model::Quantization;
 use crate::segment::tombstones;
-use crate::segment::{SealRow, Segment, write_segment};
+use crate::segment::{Codes, SealRow, Segment, write_segment};
 use crate::vector::FlatVectors;
 
 /// Frozen memtables a collection may have waiting for the seal thread; a writer that would
@@ -311,6 +312,7 @@ impl Collection {
                 entry.segments.push(SegmentEntry {
                     id: *id,
                     rows: sealed.rows,
+                    codes: inner.config.int8_codes().then_some(Quantization::Int8),
                     tombstones: (!sealed.dead.is_empty()).then(|| TombstoneRef {
                         generation: 1,
                         count: sealed.dead.len(),
@@ -328,7 +330,9 @@ impl Collection {
         let inner = &*self.inner;
         let opened = match written.segment {
             Some((id, dir, sealed)) => {
-                match Segment::open(&dir, id, sealed.rows, inner.config.dim, inner.config.m) {
+                let cfg = &inner.config;
+                let codes = Codes::of(cfg, cfg.int8_codes());
+                match Segment::open(&dir, id, sealed.rows, cfg.dim, cfg.m, codes) {
                     Ok(seg) => Some((seg, sealed)),
                     Err(e) => {
                         // The manifest already names the segment while a memtable still holds
@@ -390,7 +394,7 @@ impl Collection {
                 let source: Vec<u32> = f.live_rows().collect();
                 let rows: Vec<SealRow<'_>> = source.iter().map(|&r| row(r)).collect();
                 let flat = FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector))
-                    .with_codes(cfg.metric);
+                    .with_codes(cfg.int8_codes());
                 let graph = build_graph(HnswParams::of(cfg), &flat, rows.len(), cfg.metric)?;
                 (rows, source, Some(graph))
             } else {
@@ -411,7 +415,16 @@ impl Collection {
             .filter_map(|&old| slots[old as usize].take())
             .collect();
         debug_assert_eq!(rows.len(), order.len());
-        write_segment(dir, id, cfg.dim, &rows, graph, &order, f.analyzer())?;
+        write_segment(
+            dir,
+            id,
+            cfg.dim,
+            &rows,
+            graph,
+            &order,
+            f.analyzer(),
+            cfg.int8_codes(),
+        )?;
         let mut new_row = vec![u32::MAX; n];
         for (new, &old) in order.iter().enumerate() {
             new_row[source[old as usize] as usize] = new as u32;

@@ -32,8 +32,8 @@ use crate::manifest::{
 use crate::memtable::Memtable;
 use crate::model::config::{CollectionConfig, Options, validate_name};
 use crate::model::record::StoredDoc;
-use crate::segment::Segment;
 use crate::segment::tombstones;
+use crate::segment::{Codes, Segment};
 
 pub(super) const LOCK_FILE: &str = "LOCK";
 pub(super) const WAL_DIR: &str = "wal";
@@ -136,6 +136,7 @@ pub(super) fn load_collections_with(
                         s.rows,
                         c.config.dim,
                         c.config.m,
+                        Codes::of(&c.config, s.codes.is_some()),
                     )?);
                     cache.insert(s.id, Arc::clone(&seg));
                     seg

@@ -45,8 +45,11 @@ use crate::model::id::{IdType, str_key};
 use crate::model::record::{Payload, StoredDoc, Value};
 use crate::query::filter::{Indexes, evaluate};
 use crate::segment::tombstones;
-use crate::segment::{IDS_FILE, PAYLOAD_FILE, Segment, VECTORS_FILE};
+use crate::segment::{CODES_FILE, Codes, IDS_FILE, PAYLOAD_FILE, Segment, VECTORS_FILE};
 use crate::vector::distance::Metric;
+use crate::vector::quant::{QuantScorer, row_bytes};
+use crate::vector::store::Score;
+use std::sync::Arc;
 
 /// Flag bit: recompute the checksums of the input before reading it.
 pub const FIX_CHECKSUMS: u8 = 1;

@@ -35,6 +35,8 @@ pub struct SegmentFiles {
     pub text: Vec<u8>,
     /// The tombstone file; none when empty.
     pub tombstones: Vec<u8>,
+    /// The `codes` file; when empty the segment has none (the manifest names none).
+    pub codes: Vec<u8>,
 }
 
 /// Bytes before the files in [`SegmentFiles::to_bytes`].
@@ -73,6 +75,7 @@ impl SegmentFiles {
             fields: file(),
             text: file(),
             tombstones: file(),
+            codes: file(),
         }
     }
 
@@ -91,7 +94,7 @@ impl SegmentFiles {
         out
     }
 
-    fn files(&self) -> [&Vec<u8>; 7] {
+    fn files(&self) -> [&Vec<u8>; 8] {
         [
             &self.vectors,
             &self.ids,
@@ -100,6 +103,7 @@ impl SegmentFiles {
             &self.fields,
             &self.text,
             &self.tombstones,
+            &self.codes,
         ]
     }
 
@@ -171,6 +175,18 @@ impl SegmentFiles {
         fix_whole(&mut self.fields);
         fix_whole(&mut self.text);
         fix_whole(&mut self.tombstones);
+        // codes: rows of whole cache lines, then a block table.
+        let block = self.codes.get(36..40).map_or(0, |b| u32_at(b, 0) as usize);
+        if let Some(data_len) = rows.checked_mul(row_bytes(dim))
+            && block.is_power_of_two()
+        {
+            fix_blocked(
+                &mut self.codes,
+                data_len,
+                HEADER_LEN.saturating_add(data_len),
+                block,
+            );
+        }
     }
 }
 
@@ -218,6 +234,7 @@ pub fn segment(files: &SegmentFiles) -> Result<()> {
         (GRAPH_FILE, &files.graph),
         (FIELDS_FILE, &files.fields),
         (TEXT_FILE, &files.text),
+        (CODES_FILE, &files.codes),
     ] {
         let path = seg_dir.join(name);
         fs::write(&path, bytes).at(&path)?;
@@ -234,7 +251,14 @@ pub fn segment(files: &SegmentFiles) -> Result<()> {
             files.tombstone_count,
         ));
     }
-    let seg = Segment::open(&seg_dir, files.id, rows, files.dim, files.m)?;
+    let codes = if files.codes.is_empty() {
+        Codes::Off
+    } else {
+        Codes::File
+    };
+    let seg = Arc::new(Segment::open(
+        &seg_dir, files.id, rows, files.dim, files.m, codes,
+    )?);
     assert_eq!(seg.rows, files.rows as usize);
     let n = seg.rows.min(MAX_ROWS_READ);
     for row in 0..n {
@@ -270,8 +294,17 @@ pub fn segment(files: &SegmentFiles) -> Result<()> {
         _ => vec![0.5; seg.dim],
     };
     errors.keep(visited::with_visited(seg.rows, |v| {
-        hnsw_search::search(seg.graph(), &seg, metric, &query, 5, 16, v, |r| r % 2 == 0)
+        hnsw_search::search(seg.graph(), &*seg, metric, &query, 5, 16, v, |r| r % 2 == 0)
     }));
+    // The codes, as a walk scores them: every row read must be one of the file's.
+    if let Some(q) = seg.quantized() {
+        assert_eq!(q.rows(), seg.rows);
+        let sc = QuantScorer::new(q, &query);
+        for node in 0..n as u32 {
+            errors.keep(sc.score(node));
+        }
+        assert_eq!(sc.score(seg.rows as u32).ok(), Some(f32::NEG_INFINITY));
+    }
     let mut buf = Vec::new();
     for node in 0..n as u32 {
         if let Some(level) = errors.keep(seg.graph().level(node)) {

@@ -97,7 +97,74 @@ impl BlockCheck {
 
 /// Computes the block checksum table of `data`.
 pub(crate) fn block_crcs(data: &[u8], block_size: usize) -> Vec<u8> {
-    data.chunks(block_size)
-        .flat_map(|c| crc32c::crc32c(c).to_le_bytes())
-        .collect()
+    let mut t = BlockCrcs::new(block_size);
+    t.update(data);
+    t.finish()
+}
+
+/// The table [`block_crcs`] gives, computed over a body written piece by piece (a writer that
+/// streams does not hold the body).
+pub(crate) struct BlockCrcs {
+    block_size: usize,
+    /// Bytes of the current block seen so far.
+    filled: usize,
+    crc: u32,
+    table: Vec<u8>,
+}
+
+impl BlockCrcs {
+    pub(crate) fn new(block_size: usize) -> Self {
+        BlockCrcs {
+            block_size,
+            filled: 0,
+            crc: 0,
+            table: Vec::new(),
+        }
+    }
+
+    /// Adds the next bytes of the body.
+    pub(crate) fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let take = (self.block_size - self.filled).min(data.len());
+            self.crc = crc32c::crc32c_append(self.crc, &data[..take]);
+            self.filled += take;
+            data = &data[take..];
+            if self.filled == self.block_size {
+                self.table.extend_from_slice(&self.crc.to_le_bytes());
+                (self.filled, self.crc) = (0, 0);
+            }
+        }
+    }
+
+    /// The table: one crc32c (LE) per block, the last block possibly short.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        if self.filled > 0 {
+            self.table.extend_from_slice(&self.crc.to_le_bytes());
+        }
+        self.table
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+
+    #[test]
+    fn streamed_table_equals_the_whole_body_table() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        for bs in [4096usize, 65536] {
+            let want: Vec<u8> = data
+                .chunks(bs)
+                .flat_map(|c| crc32c::crc32c(c).to_le_bytes())
+                .collect();
+            for piece in [1usize, 63, 4096, 70_000, 300_000] {
+                let mut t = BlockCrcs::new(bs);
+                for c in data.chunks(piece) {
+                    t.update(c);
+                }
+                assert_eq!(t.finish(), want, "block {bs}, pieces of {piece}");
+            }
+        }
+        assert!(BlockCrcs::new(4096).finish().is_empty());
+    }
 }

@@ -49,6 +49,7 @@ pub(crate) enum FileKind {
     Graph = 7,
     Text = 8,
     Fields = 9,
+    Codes = 10,
 }
 
 impl TryFrom<u8> for FileKind {
@@ -64,6 +65,7 @@ impl TryFrom<u8> for FileKind {
             7 => FileKind::Graph,
             8 => FileKind::Text,
             9 => FileKind::Fields,
+            10 => FileKind::Codes,
             other => return Err(other),
         })
     }

@@ -116,7 +116,9 @@ impl Memtable {
             vecs: MemVectors {
                 dim: config.dim,
                 data: Arena::with_capacity(rows * config.dim),
-                codes: (config.metric != Metric::L2).then(|| Quantized::new(config.dim, rows)),
+                codes: config
+                    .int8_codes()
+                    .then(|| Quantized::new(config.dim, rows)),
             },
             spans: Arena::with_capacity(rows),
             docs: Arena::with_capacity(doc_bytes),

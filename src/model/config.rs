@@ -205,6 +205,62 @@ pub struct CollectionConfig {
     /// The kind of record ids: unsigned integers (the default) or strings.
     #[serde(default, skip_serializing_if = "IdType::is_int_ref")]
     pub id_type: IdType,
+    /// The compressed copy of the vectors that graph walks score (cosine and dot; the L2
+    /// metric always walks the f32 vectors). Default [`Quantization::Int8`].
+    #[serde(default, skip_serializing_if = "Quantization::is_default_ref")]
+    pub quantization: Quantization,
+}
+
+/// What graph walks score: a compressed copy of each segment's vectors, written beside them
+/// at seal and compaction and mapped at open, or the f32 vectors themselves. Either way the
+/// rows a walk finds are re-scored exactly from the f32 vectors before they become hits, so
+/// the choice moves recall and speed, never scores. See `docs/tuning.md`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Quantization {
+    /// One signed byte per dimension and a scale per row (a quarter of the f32 bytes); walks
+    /// score int8 dot products. The default.
+    #[default]
+    Int8,
+    /// No copy: walks score the f32 vectors.
+    None,
+}
+
+impl Quantization {
+    /// `int8` or `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quantization::Int8 => "int8",
+            Quantization::None => "none",
+        }
+    }
+
+    pub(crate) fn is_default_ref(&self) -> bool {
+        *self == Quantization::Int8
+    }
+}
+
+impl std::fmt::Display for Quantization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Quantization {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "int8" => Ok(Quantization::Int8),
+            "none" => Ok(Quantization::None),
+            "rabitq4" | "rabitq1" => Err(Error::InvalidArgument(format!(
+                "quantization `{s}` is not available in this build; use `int8` or `none`"
+            ))),
+            _ => Err(Error::InvalidArgument(format!(
+                "quantization must be `int8` or `none`, got `{s}`"
+            ))),
+        }
+    }
 }
 
 impl Default for CollectionConfig {
@@ -216,6 +272,7 @@ impl Default for CollectionConfig {
             ef_construction: 200,
             text: TextConfig::default(),
             id_type: IdType::Int,
+            quantization: Quantization::Int8,
         }
     }
 }
@@ -240,6 +297,18 @@ impl CollectionConfig {
     pub fn with_id_type(mut self, id_type: IdType) -> Self {
         self.id_type = id_type;
         self
+    }
+
+    /// Sets what graph walks score.
+    pub fn with_quantization(mut self, quantization: Quantization) -> Self {
+        self.quantization = quantization;
+        self
+    }
+
+    /// Whether segments of this configuration carry int8 codes: int8 quantization and a
+    /// cosine or dot metric.
+    pub(crate) fn int8_codes(&self) -> bool {
+        self.quantization == Quantization::Int8 && self.metric != Metric::L2
     }
 
     /// Checks the configuration: dimension 1 to 65,536, `m` 2 to 256, `ef_construction`

@@ -15,7 +15,9 @@ pub(crate) mod id;
 pub(crate) mod record;
 pub(crate) mod value;
 
-pub use config::{CollectionConfig, Durability, MAX_DIM, Options, TextConfig, validate_name};
+pub use config::{
+    CollectionConfig, Durability, MAX_DIM, Options, Quantization, TextConfig, validate_name,
+};
 pub use filter::Filter;
 pub use id::{Id, IdType, MAX_ID_BYTES};
 pub use record::{Hit, LegScore, Legs, Payload, Record, Value};

@@ -1,7 +1,7 @@
 //! Immutable segments: a sealed memtable, written once, then memory-mapped read-only.
 //!
 //! ```text
-//!  seal:  memtable rows ──▶ writer.rs ──▶ seg-<id>/{vectors, ids, payload}  (fsynced)
+//!  seal:  memtable rows ──▶ writer.rs ──▶ seg-<id>/{vectors, codes, ids, payload, …}  (fsynced)
 //!  open:  seg-<id>/… ──mmap──▶ Segment (headers and ids checked; vector, graph and
 //!                                        payload-index blocks checked on first touch, blocks.rs)
 //! ```
@@ -9,6 +9,7 @@
 //! | file | body |
 //! |---|---|
 //! | `vectors` | `rows × dim` f32 LE, zero-padded to 64 bytes; then one crc32c per 64 KiB block |
+//! | `codes` | per row: `dim` int8 codes, the scale (f32 LE), zeros to a multiple of 64 bytes; then one crc32c per 64 KiB block (int8 quantization, cosine and dot) |
 //! | `ids` | ids by row `[u64; n]`; ids sorted `[u64; n]`; the row of each sorted id `[u32; n]` |
 //! | `payload` | index `[(offset u64, len u32, crc32c u32); n]`; the documents (postcard); one crc32c per 64 KiB block of the index |
 //!
@@ -43,6 +44,32 @@ compile_error!("Cairn maps little-endian f32 rows directly; big-endian targets a
 pub(crate) const VECTORS_FILE: &str = "vectors";
 pub(crate) const IDS_FILE: &str = "ids";
 pub(crate) const PAYLOAD_FILE: &str = "payload";
+pub(crate) const CODES_FILE: &str = "codes";
+
+/// Where the int8 codes that a segment's graph walks score come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Codes {
+    /// The segment's `codes` file, mapped at open (the manifest names it).
+    File,
+    /// Built on the heap on first use: a segment written before `codes` files existed, of a
+    /// collection that quantizes.
+    Build,
+    /// None: walks score the f32 vectors (quantization `none`, or the L2 metric).
+    Off,
+}
+
+impl Codes {
+    /// For a segment of `config` whose manifest entry does or does not name a codes file.
+    pub(crate) fn of(config: &crate::model::CollectionConfig, has_file: bool) -> Codes {
+        if has_file {
+            Codes::File
+        } else if config.int8_codes() {
+            Codes::Build
+        } else {
+            Codes::Off
+        }
+    }
+}
 
 /// Segments of at most this many floats (rows × dim) are quantized on the searching thread
 /// (about 4 ms); larger ones in the background.
@@ -97,7 +124,14 @@ fn padded(len: usize) -> usize {
 impl Segment {
     /// Opens and checks a segment written by [`write_segment`]. `rows` and `dim` come from the
     /// manifest and must agree with the files.
-    pub(crate) fn open(dir: &Path, id: u64, rows: u64, dim: usize, m: usize) -> Result<Segment> {
+    pub(crate) fn open(
+        dir: &Path,
+        id: u64,
+        rows: u64,
+        dim: usize,
+        m: usize,
+        codes: Codes,
+    ) -> Result<Segment> {
         let rows_usize = usize::try_from(rows)
             .ok()
             .filter(|&r| r <= u32::MAX as usize)
@@ -109,6 +143,19 @@ impl Segment {
         // fields and text: only the header now; the body is decoded on first use.
         let fields_file = open::LazyFile::open(dir.join(FIELDS_FILE), FileKind::Fields, id, rows)?;
         let text_file = open::LazyFile::open(dir.join(TEXT_FILE), FileKind::Text, id, rows)?;
+        let quant = OnceLock::new();
+        match codes {
+            Codes::File => {
+                let _ = quant.set(Some(Quantized::mapped(
+                    dim,
+                    open::codes(dir, id, rows, dim)?,
+                )));
+            }
+            Codes::Off => {
+                let _ = quant.set(None);
+            }
+            Codes::Build => {}
+        }
 
         let seg = Segment {
             id,
@@ -134,8 +181,8 @@ impl Segment {
             fields: OnceLock::new(),
             text_file,
             text: OnceLock::new(),
-            quant: OnceLock::new(),
-            quant_started: AtomicBool::new(false),
+            quant,
+            quant_started: AtomicBool::new(codes != Codes::Build),
         };
         seg.check_ids(&i.path)?;
         Ok(seg)
@@ -233,8 +280,8 @@ impl Segment {
             .map_err(|_| Error::corruption(&self.vectors_path, "vector data is misaligned"))
     }
 
-    /// The int8 copy of the vectors for graph walks, if it has been built. The first call
-    /// builds it: on the calling thread when the segment is small (at most
+    /// The int8 copy of the vectors for graph walks: the mapped `codes` file, or (a segment
+    /// written before those existed) a heap copy once built. The first call builds that: on the calling thread when the segment is small (at most
     /// [`QUANT_INLINE_FLOATS`] floats, a few milliseconds), otherwise on a background thread
     /// while walks keep using the f32 vectors, so opening a large segment and answering its first
     /// query stays fast. A build that fails (a corrupted vector block) is not retried; the f32
@@ -357,6 +404,9 @@ impl Segment {
                 )
             })?;
         }
+        if let Some(Some(q)) = self.quant.get() {
+            q.verify_against(|s, e| self.vectors(s, e))?;
+        }
         self.fields()?;
         self.text()?;
         self.graph.verify_all()
@@ -395,6 +445,7 @@ impl Segment {
     pub(crate) fn disk_bytes(&self) -> u64 {
         (self.vectors.bytes().len() + self.ids.bytes().len() + self.payload.bytes().len()) as u64
             + self.graph.disk_bytes()
+            + self.codes_file_bytes()
             + self.fields_file.len
             + self.text_file.len
     }
@@ -403,6 +454,15 @@ impl Segment {
     pub(crate) fn mapped_bytes(&self) -> u64 {
         (self.vectors.bytes().len() + self.ids.bytes().len() + self.payload.bytes().len()) as u64
             + self.graph.disk_bytes()
+            + self.codes_file_bytes()
+    }
+
+    /// Bytes of the mapped `codes` file (0 without one).
+    pub(crate) fn codes_file_bytes(&self) -> u64 {
+        self.quant
+            .get()
+            .and_then(Option::as_ref)
+            .map_or(0, Quantized::mapped_bytes) as u64
     }
 
     /// Heap bytes of the decoded field and text indexes and of the int8 vectors (0 for those

@@ -6,11 +6,12 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::{IDS_FILE, PAYLOAD_ENTRY, PAYLOAD_FILE, VECTORS_FILE, padded};
+use super::{CODES_FILE, IDS_FILE, PAYLOAD_ENTRY, PAYLOAD_FILE, VECTORS_FILE, padded};
 use crate::error::{Error, IoContext, Result};
 use crate::io::blocks::{BLOCK_SIZE, BlockCheck};
 use crate::io::header::{FileKind, HEADER_LEN, Header, u64_at};
 use crate::io::mmap::Mmap;
+use crate::vector::quant::{MappedCodes, row_bytes};
 
 /// The `vectors` file, checked.
 pub(super) struct VectorsFile {
@@ -193,6 +194,52 @@ pub(super) fn payload(dir: &Path, id: u64, rows: u64) -> Result<PayloadFile> {
         table_off: payload_table_off,
         blocks: BlockCheck::new(BLOCK_SIZE, index_len),
         empty: payload_empty,
+    })
+}
+
+/// The `codes` file, checked: header, sizes and checksum table (the blocks are checked on
+/// first touch).
+pub(super) fn codes(dir: &Path, id: u64, rows: u64, dim: usize) -> Result<MappedCodes> {
+    let path = dir.join(CODES_FILE);
+    let map = open_map(&path)?;
+    let b = map.bytes();
+    let h = Header::decode(b, FileKind::Codes, &path)?;
+    check_common(&h, &path, id, rows)?;
+    if h.dim as usize != dim {
+        return Err(bad(
+            &path,
+            format!("dimension {} but collection has {dim}", h.dim),
+        ));
+    }
+    let block_size = h.block_size as usize;
+    if !(4096..=(16 << 20)).contains(&block_size) || !block_size.is_power_of_two() {
+        return Err(bad(&path, format!("invalid block size {block_size}")));
+    }
+    let rows = rows_usize(rows);
+    let data_len = rows
+        .checked_mul(row_bytes(dim))
+        .ok_or_else(|| bad(&path, "size overflows".into()))?;
+    let body_len = data_len + BlockCheck::block_count(block_size, data_len) * 4;
+    if h.body_len != body_len as u64 || b.len() != HEADER_LEN + body_len {
+        return Err(bad(
+            &path,
+            format!(
+                "file is {} bytes, expected {} for {rows} rows of dimension {dim}",
+                b.len(),
+                HEADER_LEN + body_len
+            ),
+        ));
+    }
+    let table_off = HEADER_LEN + data_len;
+    if crc32c::crc32c(&b[table_off..]) != h.body_crc {
+        return Err(bad(&path, "block checksum table mismatch".into()));
+    }
+    Ok(MappedCodes {
+        map,
+        path,
+        rows,
+        blocks: BlockCheck::new(block_size, data_len),
+        table_off,
     })
 }
 

@@ -5,18 +5,19 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use super::{IDS_FILE, PAYLOAD_FILE, VECTORS_FILE, padded};
+use super::{CODES_FILE, IDS_FILE, PAYLOAD_FILE, VECTORS_FILE, padded};
 use crate::error::{IoContext, Result};
 use crate::index::fields::{FIELDS_FILE, FieldIndex};
 use crate::index::hnsw::graph::MemGraph;
 use crate::index::hnsw::layout::{self, GRAPH_FILE};
 use crate::index::text::{Analyzer, TEXT_FILE, TextIndex};
-use crate::io::blocks::{BLOCK_SIZE, block_crcs};
+use crate::io::blocks::{BLOCK_SIZE, BlockCrcs, block_crcs};
 use crate::io::faults::{Op, check};
 use crate::io::fsutil::{sync_dir, write_new_file};
 use crate::io::header::{FileKind, HEADER_LEN, Header};
 use crate::model::record::EMPTY_DOC;
 use crate::model::record::StoredDoc;
+use crate::vector::quant::{encode_row, row_bytes};
 
 /// One row to seal.
 pub(crate) struct SealRow<'a> {
@@ -30,6 +31,7 @@ pub(crate) struct SealRow<'a> {
 }
 
 /// Writes `rows` and their graph into the new directory `dir` as segment `id`.
+#[allow(clippy::too_many_arguments)] // each is one thing the files need; a struct would only rename them
 pub(crate) fn write_segment(
     dir: &Path,
     id: u64,
@@ -38,10 +40,14 @@ pub(crate) fn write_segment(
     graph: &MemGraph,
     order: &[u32],
     analyzer: &Analyzer,
+    codes: bool,
 ) -> Result<()> {
     check(Op::Create, dir).at(dir)?;
     fs::create_dir(dir).at(dir)?;
     write_vectors(&dir.join(VECTORS_FILE), id, dim, rows)?;
+    if codes {
+        write_codes(&dir.join(CODES_FILE), id, dim, rows)?;
+    }
     write_ids(&dir.join(IDS_FILE), id, rows)?;
     write_payload(&dir.join(PAYLOAD_FILE), id, rows)?;
     write_indexes(dir, id, rows, analyzer)?;
@@ -72,6 +78,43 @@ fn write_vectors(path: &Path, id: u64, dim: usize, rows: &[SealRow<'_>]) -> Resu
     h.block_size = BLOCK_SIZE as u32;
     h.aux = id;
     write_new_file(path, &[&h.encode(), &data, &table])
+}
+
+/// Writes the int8 codes of the rows (`vector/quant.rs` row layout), streaming: one row's
+/// bytes at a time go to the file and to the block checksums.
+fn write_codes(path: &Path, id: u64, dim: usize, rows: &[SealRow<'_>]) -> Result<()> {
+    let row_len = row_bytes(dim);
+    let mut h = Header::new(FileKind::Codes);
+    h.dim = dim as u32;
+    h.count = rows.len() as u64;
+    h.block_size = BLOCK_SIZE as u32;
+    h.aux = id;
+    check(Op::Create, path).at(path)?;
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .at(path)?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    check(Op::Write, path).at(path)?;
+    w.write_all(&[0u8; HEADER_LEN]).at(path)?;
+    let mut crcs = BlockCrcs::new(BLOCK_SIZE);
+    let mut row = vec![0u8; row_len];
+    for r in rows {
+        debug_assert_eq!(r.vector.len(), dim);
+        encode_row(r.vector, &mut row);
+        crcs.update(&row);
+        w.write_all(&row).at(path)?;
+    }
+    let table = crcs.finish();
+    w.write_all(&table).at(path)?;
+    h.body_len = (rows.len() * row_len + table.len()) as u64;
+    h.body_crc = crc32c::crc32c(&table);
+    let mut f: File = w.into_inner().map_err(|e| e.into_error()).at(path)?;
+    f.seek(SeekFrom::Start(0)).at(path)?;
+    f.write_all(&h.encode()).at(path)?;
+    check(Op::Sync, path).synced_at(path)?;
+    f.sync_all().synced_at(path)
 }
 
 fn write_ids(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {

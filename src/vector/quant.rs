@@ -9,8 +9,12 @@
 use bytemuck::{Pod, Zeroable};
 use simsimd::SpatialSimilarity;
 
+use std::path::PathBuf;
+
 use crate::error::Result;
-use crate::io::mmap::{Arena, ArenaFull};
+use crate::io::blocks::BlockCheck;
+use crate::io::header::HEADER_LEN;
+use crate::io::mmap::{Arena, ArenaFull, Mmap};
 use crate::vector::store::Score;
 
 /// One cache line.
@@ -19,13 +23,36 @@ use crate::vector::store::Score;
 struct Line([i8; 64]);
 
 /// Int8 rows, each followed by its scale (f32 LE) and starting on a 64-byte boundary: one
-/// row's codes and scale share its cache lines. Rows are appended with [`push`](Self::push)
-/// into room reserved at creation; rows already pushed can be read while more are appended.
+/// row's codes and scale share its cache lines. A memtable's rows live on the heap, appended
+/// with [`push`](Self::push) into room reserved at creation (rows already pushed can be read
+/// while more are appended); a segment's rows are its `codes` file, mapped
+/// ([`mapped`](Self::mapped)), each 64 KiB block checked on first touch like the vectors.
 pub(crate) struct Quantized {
     dim: usize,
     /// Cache lines per row.
     lines_per_row: usize,
-    lines: Arena<Line>,
+    store: Store,
+}
+
+enum Store {
+    Heap(Arena<Line>),
+    Mapped(MappedCodes),
+}
+
+/// A segment's `codes` file, checked at open (header, sizes, checksum table).
+pub(crate) struct MappedCodes {
+    pub map: Mmap,
+    pub path: PathBuf,
+    pub rows: usize,
+    pub blocks: BlockCheck,
+    /// Offset of the block checksum table.
+    pub table_off: usize,
+}
+
+impl MappedCodes {
+    fn data(&self) -> &[u8] {
+        &self.map.bytes()[HEADER_LEN..self.table_off]
+    }
 }
 
 impl std::fmt::Debug for Quantized {
@@ -33,6 +60,7 @@ impl std::fmt::Debug for Quantized {
         f.debug_struct("Quantized")
             .field("dim", &self.dim)
             .field("rows", &self.rows())
+            .field("mapped", &matches!(self.store, Store::Mapped(_)))
             .finish()
     }
 }
@@ -51,14 +79,38 @@ fn quantize(v: &[f32], out: &mut [i8]) -> f32 {
     m / 127.0
 }
 
+/// Bytes of one row's codes and scale, padded to whole cache lines.
+pub(crate) fn row_bytes(dim: usize) -> usize {
+    (dim + 4).div_ceil(64) * 64
+}
+
+/// Encodes one row of `dim` floats into `out` (`row_bytes(dim)` bytes): the codes, the scale
+/// (f32 LE), zeros. The layout of a `codes` file row and of a heap row.
+pub(crate) fn encode_row(v: &[f32], out: &mut [u8]) {
+    let dim = v.len();
+    let codes: &mut [i8] = bytemuck::cast_slice_mut(&mut out[..dim]);
+    let scale = quantize(v, codes);
+    out[dim..dim + 4].copy_from_slice(&scale.to_le_bytes());
+    out[dim + 4..].fill(0);
+}
+
 impl Quantized {
     /// An empty store with room for `rows` rows of `dim` floats.
     pub(crate) fn new(dim: usize, rows: usize) -> Quantized {
-        let lines_per_row = (dim + 4).div_ceil(64);
+        let lines_per_row = row_bytes(dim) / 64;
         Quantized {
             dim,
             lines_per_row,
-            lines: Arena::with_capacity(rows.saturating_mul(lines_per_row)),
+            store: Store::Heap(Arena::with_capacity(rows.saturating_mul(lines_per_row))),
+        }
+    }
+
+    /// The rows of a segment's mapped `codes` file (checked by the opener).
+    pub(crate) fn mapped(dim: usize, codes: MappedCodes) -> Quantized {
+        Quantized {
+            dim,
+            lines_per_row: row_bytes(dim) / 64,
+            store: Store::Mapped(codes),
         }
     }
 
@@ -82,53 +134,126 @@ impl Quantized {
 
     /// Rows stored.
     pub(crate) fn rows(&self) -> usize {
-        self.lines.len() / self.lines_per_row
+        match &self.store {
+            Store::Heap(lines) => lines.len() / self.lines_per_row,
+            Store::Mapped(m) => m.rows,
+        }
     }
 
     /// Appends the codes of `vectors` (whole rows of `dim` floats) and publishes them at once.
+    /// A mapped store is full.
     pub(crate) fn push(&self, vectors: &[f32]) -> std::result::Result<(), ArenaFull> {
+        let Store::Heap(arena) = &self.store else {
+            return Err(ArenaFull);
+        };
         debug_assert_eq!(vectors.len() % self.dim.max(1), 0);
         let mut lines = vec![Line([0; 64]); vectors.len() / self.dim.max(1) * self.lines_per_row];
         for (v, out) in vectors
             .chunks_exact(self.dim.max(1))
             .zip(lines.chunks_exact_mut(self.lines_per_row))
         {
-            let row: &mut [i8] = bytemuck::cast_slice_mut(out);
-            let scale = quantize(v, &mut row[..self.dim]);
-            for (b, x) in row[self.dim..self.dim + 4]
-                .iter_mut()
-                .zip(scale.to_le_bytes())
-            {
-                *b = x as i8;
-            }
+            encode_row(v, bytemuck::cast_slice_mut(out));
         }
-        self.lines.push(&lines).map(|_| ())
+        arena.push(&lines).map(|_| ())
     }
 
-    /// The codes and the scale of `node`, `None` past the last row.
+    /// The codes and the scale of `node`, `None` past the last row; a mapped row's block is
+    /// checked against its checksum on first touch.
     #[inline]
-    pub(crate) fn row(&self, node: u32) -> Option<(&[i8], f32)> {
-        let at = node as usize * self.lines_per_row;
-        let lines = self.lines.as_slice().get(at..at + self.lines_per_row)?;
-        let r: &[i8] = bytemuck::cast_slice(lines);
-        let (codes, rest) = r.split_at(self.dim);
-        let scale =
-            f32::from_le_bytes([rest[0] as u8, rest[1] as u8, rest[2] as u8, rest[3] as u8]);
-        Some((codes, scale))
+    pub(crate) fn row(&self, node: u32) -> Result<Option<(&[i8], f32)>> {
+        let len = self.lines_per_row * 64;
+        let bytes: &[u8] = match &self.store {
+            Store::Heap(arena) => {
+                let at = node as usize * self.lines_per_row;
+                match arena.as_slice().get(at..at + self.lines_per_row) {
+                    Some(lines) => bytemuck::cast_slice(lines),
+                    None => return Ok(None),
+                }
+            }
+            Store::Mapped(m) => {
+                if node as usize >= m.rows {
+                    return Ok(None);
+                }
+                let at = node as usize * len;
+                let data = m.data();
+                let table = &m.map.bytes()[m.table_off..];
+                m.blocks.ensure(data, table, at, at + len, &m.path)?;
+                &data[at..at + len]
+            }
+        };
+        let (codes, rest) = bytes.split_at(self.dim);
+        let scale = f32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        Ok(Some((bytemuck::cast_slice(codes), scale)))
     }
 
     /// Hints that `node`'s row will be read soon (computes its address, reads nothing).
     #[inline]
     pub(crate) fn prefetch(&self, node: u32) {
-        let at = node as usize * self.lines_per_row;
-        if let Some(lines) = self.lines.as_slice().get(at..at + self.lines_per_row) {
-            crate::io::mmap::prefetch(bytemuck::cast_slice(lines));
+        let len = self.lines_per_row * 64;
+        let at = node as usize * len;
+        match &self.store {
+            Store::Heap(arena) => {
+                let at = node as usize * self.lines_per_row;
+                if let Some(lines) = arena.as_slice().get(at..at + self.lines_per_row) {
+                    crate::io::mmap::prefetch(bytemuck::cast_slice(lines));
+                }
+            }
+            Store::Mapped(m) => {
+                if let Some(b) = m.data().get(at..at + len) {
+                    crate::io::mmap::prefetch(b);
+                }
+            }
         }
     }
 
     /// Heap bytes in use (the rows stored; the reserved rest costs no memory until written).
+    /// A mapped store has none.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.lines.len() * 64
+        match &self.store {
+            Store::Heap(lines) => lines.len() * 64,
+            Store::Mapped(_) => 0,
+        }
+    }
+
+    /// Bytes of the mapped `codes` file (0 on the heap).
+    pub(crate) fn mapped_bytes(&self) -> usize {
+        match &self.store {
+            Store::Heap(_) => 0,
+            Store::Mapped(m) => m.map.bytes().len(),
+        }
+    }
+
+    /// Checks every block of a mapped store, and that each row is the encoding of `vectors`
+    /// (rows `start..end` read by `read`): a codes file that disagrees with its vectors would
+    /// steer walks wrong without any checksum failing.
+    pub(crate) fn verify_against<'a>(
+        &self,
+        read: impl Fn(usize, usize) -> Result<&'a [f32]>,
+    ) -> Result<()> {
+        let Store::Mapped(m) = &self.store else {
+            return Ok(());
+        };
+        m.blocks
+            .ensure_all(m.data(), &m.map.bytes()[m.table_off..], &m.path)?;
+        let len = self.lines_per_row * 64;
+        let mut want = vec![0u8; len];
+        const CHUNK: usize = 4096;
+        let mut start = 0;
+        while start < m.rows {
+            let end = (start + CHUNK).min(m.rows);
+            for (i, v) in read(start, end)?.chunks_exact(self.dim).enumerate() {
+                let row = start + i;
+                encode_row(v, &mut want);
+                if m.data()[row * len..(row + 1) * len] != want[..] {
+                    return Err(crate::error::Error::corruption(
+                        &m.path,
+                        format!("the codes of row {row} are not those of its vector"),
+                    ));
+                }
+            }
+            start = end;
+        }
+        Ok(())
     }
 }
 
@@ -151,7 +276,7 @@ impl<'a> QuantScorer<'a> {
 impl Score for QuantScorer<'_> {
     #[inline]
     fn score(&self, node: u32) -> Result<f32> {
-        let Some((codes, s)) = self.qz.row(node) else {
+        let Some((codes, s)) = self.qz.row(node)? else {
             return Ok(f32::NEG_INFINITY);
         };
         let dot = <i8 as SpatialSimilarity>::dot(&self.query, codes).unwrap_or(0.0);
@@ -183,7 +308,7 @@ mod tests {
             let data = rows(33, dim, dim as u64);
             let qz = Quantized::build(dim, 33, |s, e| Ok(&data[s * dim..e * dim])).unwrap();
             for (i, v) in data.chunks_exact(dim).enumerate() {
-                let (codes, scale) = qz.row(i as u32).unwrap();
+                let (codes, scale) = qz.row(i as u32).unwrap().unwrap();
                 assert_eq!(codes.as_ptr().align_offset(64), 0, "row {i} of dim {dim}");
                 let m = v.iter().fold(0f32, |m, x| m.max(x.abs()));
                 assert!((scale - m / 127.0).abs() <= 1e-7);

@@ -79,9 +79,9 @@ impl FlatVectors {
         }
     }
 
-    /// Adds int8 copies of the rows when `metric` walks over them (not L2).
-    pub(crate) fn with_codes(mut self, metric: Metric) -> Self {
-        if metric != Metric::L2 {
+    /// Adds int8 copies of the rows when `on` (the collection walks over them).
+    pub(crate) fn with_codes(mut self, on: bool) -> Self {
+        if on {
             let (dim, data) = (self.dim, &self.data);
             let rows = data.len() / dim.max(1);
             let q = Quantized::build(dim, rows, |s, e| Ok(&data[s * dim..e * dim]));

@@ -64,6 +64,7 @@ pub(super) fn settings(
         metric,
         m: a.m,
         ef_construction: a.ef_construction,
+        quantization: a.quantization.into(),
         ..Default::default()
     };
     (opts, config, durability_name)

@@ -48,6 +48,7 @@ pub(super) fn check_args(a: &BenchArgs) -> CliResult<Plan> {
         metric,
         m: a.m,
         ef_construction: a.ef_construction,
+        quantization: a.quantization.into(),
         ..Default::default()
     }
     .validate()?;

@@ -31,6 +31,7 @@ pub(super) struct Report {
     pub(super) k: usize,
     pub(super) m: usize,
     pub(super) ef_construction: usize,
+    pub(super) quantization: String,
     pub(super) threads: usize,
     pub(super) batch: usize,
     pub(super) durability: &'static str,
@@ -91,6 +92,7 @@ impl Report {
             k: a.k,
             m: a.m,
             ef_construction: a.ef_construction,
+            quantization: cairndb::Quantization::from(a.quantization).to_string(),
             threads: machine.threads,
             batch: a.batch,
             durability,
@@ -187,9 +189,10 @@ fn print_setup(out: &mut impl Write, r: &Report, db: &str, db_note: &str) -> Cli
 fn print_build(out: &mut impl Write, r: &Report) -> CliResult<()> {
     outln!(
         out,
-        "build     m {}, ef_construction {}, {} threads; upserts of {} records, durability {}",
+        "build     m {}, ef_construction {}, quantization {}, {} threads; upserts of {} records, durability {}",
         r.m,
         r.ef_construction,
+        r.quantization,
         r.threads,
         thousands(r.batch as u64),
         if r.durability == "buffered" {

@@ -24,7 +24,7 @@ pub(crate) fn data_and_queries(n: usize, nq: usize, dim: usize, metric: Metric) 
             data: all.data[..split].to_vec(),
             codes: None,
         }
-        .with_codes(metric),
+        .with_codes(metric != Metric::L2),
         Flat {
             dim,
             data: all.data[split..].to_vec(),
@@ -311,7 +311,7 @@ fn repair_reaches_every_node_among_duplicate_vectors() {
             data,
             codes: None,
         }
-        .with_codes(metric);
+        .with_codes(metric != Metric::L2);
         let params = HnswParams {
             m: 16,
             ef_construction: 100,
@@ -348,7 +348,7 @@ fn repair_reaches_every_node_under_dot_product() {
             data,
             codes: None,
         }
-        .with_codes(Metric::Dot);
+        .with_codes(true);
         let g = build(&flat, Metric::Dot, true);
         g.repair(&flat, Metric::Dot, |_| true).unwrap();
         let r = super::check::check(&g, 16, |_| true).unwrap();
