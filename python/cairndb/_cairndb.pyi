@@ -134,6 +134,9 @@ class Collection:
     @property
     def id_type(self) -> _IdType:
         """"int" or "str": the kind of ids, chosen at creation."""
+    @property
+    def quantization(self) -> Literal["int8", "none"]:
+        """What graph walks score, chosen at creation: "int8" codes or "none" (f32)."""
     def __len__(self) -> int: ...
     @property
     def embedding(self) -> Optional[_Embedding]:

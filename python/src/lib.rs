@@ -1967,8 +1967,9 @@ impl PyCollection {
         py.detach(|| col.flush()).map_err(to_py)
     }
 
-    /// Builds now the int8 copies of the segments' vectors that graph searches use (otherwise
-    /// built after the first search, in the background for large segments).
+    /// Builds now the int8 copies that graph searches use for segments written before codes
+    /// files existed (otherwise built after the first search); segments with a codes file
+    /// have nothing to build.
     fn warm_up(&self, py: Python<'_>) -> PyResult<()> {
         let g = self.col()?;
         let col: &Collection = &g;
@@ -2020,6 +2021,12 @@ impl PyCollection {
     #[getter]
     fn id_type(&self) -> PyResult<&'static str> {
         Ok(self.col()?.config().id_type.as_str())
+    }
+
+    /// "int8" or "none": what graph walks score, chosen at creation.
+    #[getter]
+    fn quantization(&self) -> PyResult<&'static str> {
+        Ok(self.col()?.config().quantization.as_str())
     }
 
     fn __len__(&self) -> PyResult<usize> {
