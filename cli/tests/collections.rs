@@ -147,9 +147,38 @@ fn create_takes_the_index_and_text_settings() {
         l[1],
         json!({
             "name": "plain", "dim": 3, "metric": "cosine", "id_type": "int", "records": 0, "m": 16,
-            "ef_construction": 200, "text": {"stem": false, "stop_words": false},
+            "ef_construction": 200, "quantization": "int8",
+            "text": {"stem": false, "stop_words": false},
         })
     );
+    // --quantization none: kept, listed, and its segments carry no codes file.
+    ok(&["create", db, "f32", "--dim", "3", "--quantization", "none"]);
+    let l = listed(db);
+    let f32 = l.iter().find(|c| c["name"] == "f32").unwrap();
+    assert_eq!(f32["quantization"], "none");
+    let d = cairndb::Database::open(&t.db).unwrap();
+    let c = d.collection("f32").unwrap();
+    assert_eq!(c.config().quantization, cairndb::Quantization::None);
+    c.upsert(vec![cairndb::Record::new(1u64, vec![1.0, 0.0, 0.0])])
+        .unwrap();
+    c.flush().unwrap();
+    assert_eq!(c.stats().segments[0].codes_bytes, 0);
+    drop(c);
+    drop(d);
+    // An unknown kind is a usage error (clap's exit code 2) that lists the kinds.
+    let o = cairn(&[
+        "create",
+        db,
+        "q4",
+        "--dim",
+        "3",
+        "--quantization",
+        "rabitq4",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("[possible values: int8, none]"), "{err}");
+    assert!(listed(db).iter().all(|c| c["name"] != "q4"));
 }
 
 #[test]
