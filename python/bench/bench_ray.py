@@ -11,7 +11,8 @@ three kinds — vector (HNSW, k 10), text (BM25, two phases) and hybrid (RRF) �
 queries as one `search_batch` call. The direct baseline is one Cairn database in the driver
 process holding the same records, searched with the same calls; its queries are interleaved
 with the sharded ones (query i direct, then query i sharded) so load changes hit both alike.
-Reported per kind: p50 and mean latency, and the overhead = sharded p50 − direct p50.
+Reported per kind: p50 and mean latency, and the overhead = sharded p50 − direct p50; and the
+p50 of an empty call to one shard actor (`ping`), what Ray alone costs per round trip.
 """
 
 import argparse
@@ -115,6 +116,10 @@ def main():
                   f"sharded p50 {statistics.median(s)*1e6:8.0f} µs mean {statistics.fmean(s)*1e6:8.0f} µs "
                   f"-> {1 / statistics.fmean(s):7.0f} q/s; overhead p50 "
                   f"{(statistics.median(s) - statistics.median(d))*1e6:7.0f} µs")
+        # One empty round trip to a shard actor (what Ray alone costs per call).
+        a0 = sc.actors[0]
+        ping = [timed(lambda: ray.get(a0.ping.remote()))[0] for _ in range(a.queries)]
+        print(f"shards={n_shards} empty actor call p50 {statistics.median(ping)*1e6:.0f} µs")
         bd, _ = timed(lambda: col.search_batch(qv, k=10))
         bs, _ = timed(lambda: sc.search_batch(qv, k=10))
         print(f"shards={n_shards} ingest write_dataset {ingest:,.0f} rows/s, upsert from driver "

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -62,6 +63,7 @@ SHARD_META_FILE = "cairn-shard.json"
 FORMAT = 1
 ROUTER = "splitmix64-blake2b8-v1"
 _MASK = (1 << 64) - 1
+_log = logging.getLogger("cairndb.ray")
 
 
 class ShardUnavailableError(CairnError, ConnectionError):
@@ -274,6 +276,8 @@ class _Shards:
                 except _RETRYABLE as e:
                     last_error[i] = e
                     retry.append(i)
+                    _log.warning("shard %d of %r: %s failed (%s); calling it again",
+                                 i, self.name, method, type(e).__name__)
             if time.monotonic() >= deadline and pending:
                 i = min(pending)
                 why = last_error.get(i)
