@@ -577,7 +577,9 @@ class ShardedCollection:
         return sc
 
     def close(self) -> None:
-        """Closes every shard's database and stops its actor (the data stays)."""
+        """Closes every shard's database and stops its actor (the data stays). The actors are
+        shared by every handle to the collection in this Ray session (`open` finds them), so
+        this closes those handles too."""
         try:
             self._shards.call("close", {i: () for i in range(self.num_shards)})
         finally:
