@@ -129,7 +129,13 @@ class _Shard:
     log)."""
 
     def __init__(self, path: str, name: str, index: int, num_shards: int, config: dict, create: bool,
-                 durability: str):
+                 durability: str, read_only: bool = False):
+        if read_only:
+            # A read replica: a live read-only handle beside the shard's writer, on its node.
+            self.db = cairndb.open(path, read_only=True, create=False)
+            self.col = self.db.collection(name)
+            self.path = path
+            return
         meta_path = os.path.join(path, SHARD_META_FILE)
         me = {"format": FORMAT, "name": name, "shard": index, "num_shards": num_shards}
         if os.path.exists(meta_path):
@@ -228,6 +234,8 @@ class _Shard:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+_READS = frozenset({"search", "legs", "text_stats", "search_batch", "count", "get"})
+
 _RETRYABLE = tuple(
     getattr(ray.exceptions, n)
     for n in ("RayActorError", "ActorDiedError", "ActorUnavailableError", "GetTimeoutError")
@@ -248,6 +256,17 @@ class _Shards:
     actors: list
     timeout: float = 60.0
     write_timeout: float = 600.0
+    # Read replicas of each shard (read-only handles on the shard's node); reads go round
+    # robin over the writer and its replicas.
+    replicas: list = field(default_factory=list)
+    _turn: int = 0
+
+    def reader(self, i: int, method: str):
+        if method not in _READS or not self.replicas or not self.replicas[i]:
+            return self.actors[i]
+        group = [self.actors[i]] + self.replicas[i]
+        self._turn += 1
+        return group[self._turn % len(group)]
 
     def shard_dir(self, i: int) -> str:
         return os.path.join(self.root, self.name, f"shard-{i}")
@@ -258,7 +277,7 @@ class _Shards:
         `timeout` seconds have passed; then `ShardUnavailableError` names it."""
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        pending = {i: getattr(self.actors[i], method).remote(*a) for i, a in args_of.items()}
+        pending = {i: getattr(self.reader(i, method), method).remote(*a) for i, a in args_of.items()}
         out: dict = {}
         last_error: dict = {}
         delay = 0.05
@@ -292,7 +311,7 @@ class _Shards:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 for i in retry:
-                    pending[i] = getattr(self.actors[i], method).remote(*args_of[i])
+                    pending[i] = getattr(self.reader(i, method), method).remote(*args_of[i])
         return out
 
     # -- writes
@@ -451,13 +470,16 @@ class ShardedCollection:
         max_restarts: int = -1,
         actor_options: Optional[dict] = None,
         timeout: float = 60.0,
+        replicas: int = 0,
     ) -> "ShardedCollection":
         """Creates the collection `name` under `root` (a path that exists on every node, on
         its local disk) with `num_shards` shards, spread over the cluster's alive nodes in
         turn. `dim`, `metric`, `id_type`, `m`, `ef_construction`, `stem` and `stop_words` as
         in `Database.create_collection`. `actor_options` go to each shard actor's
         `.options()` (e.g. `{"num_cpus": 4}`); `timeout`: how long a call waits for a shard
-        that is restarting before `ShardUnavailableError`. Raises `CollectionExistsError`
+        that is restarting before `ShardUnavailableError`. `replicas`: read replicas per shard,
+        actors on the shard's node holding a live read-only handle that follows the writer;
+        searches go round robin over the writer and its replicas. Raises `CollectionExistsError`
         when `root/name` holds a sharded collection already."""
         root = os.fspath(root)
         cairndb_name_check(name)
@@ -495,7 +517,7 @@ class ShardedCollection:
         }
         os.makedirs(os.path.dirname(path), exist_ok=True)
         sc = cls._start(root, meta, create=True, max_restarts=max_restarts,
-                        actor_options=actor_options, timeout=timeout)
+                        actor_options=actor_options, timeout=timeout, replicas=replicas)
         # The metadata is written once every shard exists: `open` never finds half a collection.
         _write_json(path, meta)
         return sc
@@ -509,6 +531,7 @@ class ShardedCollection:
         max_restarts: int = -1,
         actor_options: Optional[dict] = None,
         timeout: float = 60.0,
+        replicas: int = 0,
     ) -> "ShardedCollection":
         """Opens the sharded collection `name` under `root`: starts (or, in the same Ray
         session, finds) its shard actors, each on the node that holds its shard. Raises
@@ -524,16 +547,17 @@ class ShardedCollection:
         if meta.get("format") != FORMAT or meta.get("router") != ROUTER:
             raise CairnError(f"{path}: unknown format {meta.get('format')} / router {meta.get('router')}")
         return cls._start(root, meta, create=False, max_restarts=max_restarts,
-                          actor_options=actor_options, timeout=timeout)
+                          actor_options=actor_options, timeout=timeout, replicas=replicas)
 
     @classmethod
-    def _start(cls, root, meta, *, create, max_restarts, actor_options, timeout):
+    def _start(cls, root, meta, *, create, max_restarts, actor_options, timeout, replicas=0):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         name, n = meta["name"], meta["num_shards"]
         by_ip = {ip: nid for nid, ip in _alive_nodes().items()}
         remote = ray.remote(_Shard)
         actors = []
+        actor_opts = []
         for i in range(n):
             ip = meta["nodes"][i]
             node = by_ip.get(ip)
@@ -555,6 +579,7 @@ class ShardedCollection:
                 "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False),
             }
             opts.update(actor_options or {})
+            actor_opts.append(opts)
             path = os.path.join(root, name, f"shard-{i}")
             actors.append(
                 remote.options(**opts).remote(
@@ -567,8 +592,26 @@ class ShardedCollection:
         # Every shard opened (or the error of the first that could not).
         try:
             shards.call("ping", {i: () for i in range(n)}, timeout=max(timeout, 120.0))
+            if replicas:
+                # Replicas open the shards the writers made, on the same nodes.
+                if not isinstance(replicas, int) or replicas < 0:
+                    raise InvalidInputError(f"replicas must be an int ≥ 0, not {replicas!r}")
+                for i in range(n):
+                    group = []
+                    for j in range(replicas):
+                        opts = dict(actor_opts[i])
+                        opts["name"] = f"{opts['name']}:r{j}"
+                        group.append(
+                            remote.options(**opts).remote(
+                                os.path.join(root, name, f"shard-{i}"), name, i, n,
+                                meta["config"], False, "sync", True,
+                            )
+                        )
+                    shards.replicas.append(group)
+                ray.get([r.ping.remote() for g in shards.replicas for r in g],
+                        timeout=max(timeout, 120.0))
         except ray.exceptions.RayActorError as e:
-            for a in actors:
+            for a in actors + [r for g in shards.replicas for r in g]:
                 ray.kill(a, no_restart=True)
             cause = getattr(e, "cause", None) or e
             if isinstance(cause, CairnError):
@@ -583,12 +626,14 @@ class ShardedCollection:
         try:
             self._shards.call("close", {i: () for i in range(self.num_shards)})
         finally:
-            for a in self._shards.actors:
+            for a in self._shards.actors + [r for g in self._shards.replicas for r in g]:
                 ray.kill(a, no_restart=True)
 
     def drop(self) -> None:
         """Deletes the collection: every shard's directory, on its node, and the metadata."""
         sh = self._shards
+        for r in [r for g in sh.replicas for r in g]:
+            ray.kill(r, no_restart=True)
         sh.call("drop", {i: () for i in range(sh.num_shards)})
         for a in sh.actors:
             ray.kill(a, no_restart=True)
@@ -626,8 +671,13 @@ class ShardedCollection:
 
     @property
     def actors(self) -> list:
-        """The shard actors, shard i at index i."""
+        """The shard actors (the writers), shard i at index i."""
         return list(self._shards.actors)
+
+    @property
+    def replicas(self) -> list:
+        """The read replica actors of each shard (empty lists without replicas)."""
+        return [list(g) for g in self._shards.replicas] or [[] for _ in range(self.num_shards)]
 
     def __len__(self) -> int:
         counts = self._shards.call("count", {i: () for i in range(self.num_shards)})

@@ -278,6 +278,28 @@ def test_search_during_a_restart_waits_or_names_the_shard(cluster, root):
         ray.kill(a, no_restart=True)
 
 
+def test_read_replicas_follow_the_writer(cluster, root):
+    sc = ShardedCollection.create(root, "replicated", dim=4, metric="l2", num_shards=2, replicas=1)
+    assert [len(g) for g in sc.replicas] == [1, 1]
+    pids = {ray.get(a.ping.remote())[1] for a in sc.actors + [r for g in sc.replicas for r in g]}
+    assert len(pids) == 4
+    rng = np.random.default_rng(10)
+    for step in range(12):
+        v = rng.standard_normal((1, 4)).astype(np.float32)
+        sc.upsert([step], v, texts=[f"step {step}"])
+        # Every read after the upsert returned sees it, whichever of writer or replica answers.
+        hits = sc.search(vector=v[0], k=1, exact=True)
+        assert hits[0].id == step and hits[0].score == 0.0
+        assert len(sc) == step + 1
+        assert sc.search(text=f"step {step}", k=1)[0].id == step
+    # The replicas answered some of the reads.
+    for g in sc.replicas:
+        assert ray.get(g[0].count.remote()) > 0
+    with pytest.raises(cairndb.ReadOnlyError):
+        ray.get(sc.replicas[0][0].upsert.remote([99], np.ones((1, 4), np.float32), None, None))
+    sc.drop()
+
+
 def test_reopen_after_ray_shutdown_then_drop(cluster, root, sc, single):
     q = np.random.default_rng(9).standard_normal(DIM).astype(np.float32)
     want = pairs(sc.search(vector=q, text="disk graph", k=10, exact=True))
