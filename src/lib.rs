@@ -80,7 +80,7 @@ pub use model::{
 };
 pub use query::{
     Explain, Fusion, PlanKind, RerankQuery, Reranker, SearchRequest, SearchResponse, SourcePlan,
-    TextPlan,
+    TextPlan, TextStats, merge_hits,
 };
 pub use vector::distance;
 pub use vector::distance::Metric;

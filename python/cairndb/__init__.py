@@ -11,7 +11,9 @@ Everything lives in the Rust extension `cairndb._cairndb`; this module re-export
 LangChain vector store is in `cairndb.langchain` (needs `langchain-core`), the LlamaIndex one in
 `cairndb.llama_index` (needs `llama-index-core`). Data frames (pandas, pyarrow, polars) go
 into `Collection.upsert` and come out of `search(...).to_arrow()`/`to_pandas()` and
-`Collection.to_arrow()`; those need `pyarrow`, imported only when used.
+`Collection.to_arrow()`; those need `pyarrow`, imported only when used. `cairndb.ray` shards a
+collection over a Ray cluster (needs `ray[data]`); `merge_hits`, `fuse_hits` and
+`Collection.text_stats` are the scatter-gather API it uses.
 """
 
 from ._errors import (
@@ -27,7 +29,7 @@ from ._errors import (
     ReadOnlyError,
     StorageError,
 )
-from ._cairndb import Collection, Database, Hit, Record, Scan, open
+from ._cairndb import Collection, Database, Hit, Record, Scan, fuse_hits, merge_hits, open
 from ._frames import SearchResult
 
 __all__ = [
@@ -48,6 +50,8 @@ __all__ = [
     "Scan",
     "SearchResult",
     "StorageError",
+    "fuse_hits",
+    "merge_hits",
     "open",
 ]
 __version__ = "0.1.0"

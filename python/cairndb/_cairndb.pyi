@@ -8,7 +8,7 @@ import numpy.typing as npt
 
 from ._frames import SearchResult
 
-__all__ = ["Collection", "Database", "Hit", "Record", "Scan", "open"]
+__all__ = ["Collection", "Database", "Hit", "Record", "Scan", "fuse_hits", "merge_hits", "open"]
 
 # Any JSON value (nested at most 64 levels).
 _PayloadValue = Union[
@@ -30,6 +30,24 @@ _Embedding = Any
 # A data frame `Collection.upsert` reads: pandas or polars DataFrame, pyarrow Table or RecordBatch.
 _Frame = Any
 _Mode = Literal["vector", "text", "hybrid"]
+# BM25 statistics of one query (Collection.text_stats): {"documents": int, "total_len": int,
+# "df": {term: int}}.
+_TextStats = dict[str, Any]
+
+def merge_hits(lists: Sequence[Sequence[Hit]], k: int) -> list[Hit]:
+    """Merges ranked hit lists of shards holding disjoint records into the best `k`, ranked as
+    one collection ranks: higher score first, ties to the lower id key."""
+
+def fuse_hits(
+    vector_hits: Sequence[Hit],
+    text_hits: Sequence[Hit],
+    fusion: Literal["rrf", "weighted", "dbsf"] = "rrf",
+    *,
+    alpha: Optional[float] = None,
+    rrf_k: Optional[float] = None,
+) -> list[Hit]:
+    """Fuses a hybrid query's two ranked legs exactly as a hybrid `search` of one collection
+    does: every record of either list, best first, with its fused score and `legs`."""
 
 def open(
     path: Union[str, PathLike[str]],
@@ -186,8 +204,12 @@ class Collection:
         rerank: Optional[Callable[[Optional[str], list[Hit]], Union[Sequence[float], npt.NDArray[np.floating]]]] = None,
         rerank_top_n: Optional[int] = None,
         mode: Optional[_Mode] = None,
+        text_stats: Optional[_TextStats] = None,
     ) -> SearchResult:
         """_Vector, text (BM25) or hybrid search, best first.
+
+        `text_stats`: BM25 statistics to score the text leg with instead of the collection's
+        own (scatter-gather: the sum of every shard's `text_stats(text)`).
 
         `rerank(text, hits)` re-scores the best `rerank_top_n` (default `max(2k, 50)`)
         candidates, given with text and payload; the hits come back ordered by its scores.
@@ -207,6 +229,10 @@ class Collection:
         candidates: Optional[int] = None,
     ) -> dict[str, Any]:
         """How `search` with these arguments runs: `{"hits": [...], "explain": {...}}`."""
+    def text_stats(self, text: str) -> _TextStats:
+        """The statistics BM25 scores `text` with here: live records with text, their total
+        length in analyzed terms, and the df of each distinct analyzed term of `text`. Shards'
+        statistics add up (counts and each df) to those of one collection holding them all."""
     def search_batch(
         self,
         queries: _Matrix,

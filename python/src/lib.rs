@@ -16,7 +16,7 @@ use std::time::Duration;
 use cairndb::{
     Collection, CollectionConfig, Database, Durability, Error, Filter, Fusion, Hit, Id, IdType,
     Legs, Metric, Options, Payload, PayloadChange, Record, RerankQuery, Reranker, ScanOptions,
-    SearchRequest, TextConfig, Update, Value,
+    SearchRequest, TextConfig, TextStats, Update, Value,
 };
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
@@ -316,7 +316,13 @@ fn request_from_py(
     if let Some(f) = filter.filter(|f| !f.is_none()) {
         req = req.filter(filter_from_py(f)?);
     }
-    let fusion = match fusion {
+    req = req.fusion(fusion_from_py(fusion, alpha, rrf_k)?);
+    Ok(req)
+}
+
+/// `fusion` ("rrf", "weighted", "dbsf") with its parameter.
+fn fusion_from_py(fusion: &str, alpha: Option<f32>, rrf_k: Option<f32>) -> PyResult<Fusion> {
+    Ok(match fusion {
         "rrf" => Fusion::Rrf {
             k: rrf_k.unwrap_or(60.0),
         },
@@ -329,9 +335,58 @@ fn request_from_py(
                 "unknown fusion {other:?} (use \"rrf\", \"weighted\" or \"dbsf\")"
             )));
         }
+    })
+}
+
+/// `TextStats` as a dict: `{"documents": int, "total_len": int, "df": {term: int}}`.
+fn text_stats_to_py<'py>(py: Python<'py>, s: &TextStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("documents", s.documents)?;
+    d.set_item("total_len", s.total_len)?;
+    let df = PyDict::new(py);
+    for (t, n) in &s.df {
+        df.set_item(t, n)?;
+    }
+    d.set_item("df", df)?;
+    Ok(d)
+}
+
+/// A dict as `Collection.text_stats` returns it (or a sum of them) back into `TextStats`.
+fn text_stats_from_py(o: &Bound<'_, PyAny>) -> PyResult<TextStats> {
+    let bad = |why: &str| {
+        invalid(format!(
+            "text_stats must be a dict {{\"documents\": int, \"total_len\": int, \"df\": \
+             {{term: int}}}} as Collection.text_stats returns it: {why}"
+        ))
     };
-    req = req.fusion(fusion);
-    Ok(req)
+    let d = o.cast::<PyDict>().map_err(|_| bad("not a dict"))?;
+    let count = |key: &str| -> PyResult<u64> {
+        d.get_item(key)?
+            .ok_or_else(|| bad(&format!("{key:?} is missing")))?
+            .extract::<u64>()
+            .map_err(|_| bad(&format!("{key:?} is not an int from 0 to 2**64 - 1")))
+    };
+    let mut df = BTreeMap::new();
+    let terms = d.get_item("df")?.ok_or_else(|| bad("\"df\" is missing"))?;
+    let terms = terms
+        .cast::<PyDict>()
+        .map_err(|_| bad("\"df\" is not a dict"))?;
+    for (t, n) in terms.iter() {
+        let t: String = t
+            .extract()
+            .map_err(|_| bad("a term of \"df\" is not a str"))?;
+        let n: u64 = n.extract().map_err(|_| {
+            bad(&format!(
+                "the df of {t:?} is not an int from 0 to 2**64 - 1"
+            ))
+        })?;
+        df.insert(t, n);
+    }
+    Ok(TextStats {
+        documents: count("documents")?,
+        total_len: count("total_len")?,
+        df,
+    })
 }
 
 /// A Python callable `(text, hits) -> scores` as Cairn's re-ranking hook. Called with the
@@ -1487,7 +1542,11 @@ impl PyCollection {
     /// mode a missing vector is the embedding of `text`.
     ///
     /// The result is a `SearchResult`: a list of `Hit` with `.to_arrow()` and `.to_pandas()`.
-    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion="rrf", *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None, include_text=true, include_payload=true, rerank=None, rerank_top_n=None, mode=None))]
+    ///
+    /// `text_stats`: BM25 statistics to score the text leg with instead of the collection's
+    /// own — for a collection that is one shard of a larger one, the sum of every shard's
+    /// `text_stats(text)` (the scatter-gather API; `cairndb.ray` uses it).
+    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion="rrf", *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None, include_text=true, include_payload=true, rerank=None, rerank_top_n=None, mode=None, text_stats=None))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(
         &self,
@@ -1507,6 +1566,7 @@ impl PyCollection {
         rerank: Option<Py<PyAny>>,
         rerank_top_n: Option<usize>,
         mode: Option<&str>,
+        text_stats: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let g = self.col()?;
         let col: &Collection = &g;
@@ -1527,6 +1587,9 @@ impl PyCollection {
         )?
         .with_text(include_text)
         .with_payload(include_payload);
+        if let Some(ts) = text_stats.filter(|t| !t.is_none()) {
+            req = req.text_stats(text_stats_from_py(ts)?);
+        }
         let reranker = match rerank.filter(|r| !r.is_none(py)) {
             Some(f) => {
                 if !f.bind(py).is_callable() {
@@ -1556,6 +1619,18 @@ impl PyCollection {
             include_text,
             include_payload,
         ))
+    }
+
+    /// The statistics BM25 scores `text` with in this collection: `{"documents": live
+    /// records with text, "total_len": their total length in analyzed terms, "df": {term:
+    /// records containing it}}` for each distinct analyzed term of `text`. Statistics of
+    /// shards holding disjoint records add up (sum the counts and each term's df) to those of
+    /// one collection holding them all; pass the sum as `search(..., text_stats=...)`.
+    fn text_stats<'py>(&self, py: Python<'py>, text: String) -> PyResult<Bound<'py, PyDict>> {
+        let g = self.col()?;
+        let col: &Collection = &g;
+        let s = py.detach(|| col.text_stats(&text)).map_err(to_py)?;
+        text_stats_to_py(py, &s)
     }
 
     /// Searches many query vectors at once, on `threads` threads (default: every core; more
@@ -2070,6 +2145,18 @@ struct PyHit {
     legs_rs: Option<Legs>,
 }
 
+impl From<&PyHit> for Hit {
+    fn from(h: &PyHit) -> Self {
+        Hit {
+            id: h.id_rs.clone(),
+            score: h.score,
+            text: h.text.clone(),
+            payload: h.payload_rs.clone(),
+            legs: h.legs_rs,
+        }
+    }
+}
+
 impl From<Hit> for PyHit {
     fn from(h: Hit) -> Self {
         PyHit {
@@ -2575,6 +2662,43 @@ fn open(
     })
 }
 
+/// Merges ranked hit lists of shards holding disjoint records into the best `k`, ranked as
+/// one collection holding them all ranks: higher score first, ties to the lower id key.
+#[pyfunction]
+fn merge_hits(lists: Vec<Vec<PyRef<'_, PyHit>>>, k: usize) -> Vec<PyHit> {
+    let lists: Vec<Vec<Hit>> = lists
+        .iter()
+        .map(|l| l.iter().map(|h| Hit::from(&**h)).collect())
+        .collect();
+    cairndb::merge_hits(lists, k)
+        .into_iter()
+        .map(PyHit::from)
+        .collect()
+}
+
+/// Fuses the ranked lists of a hybrid query's two legs (each best first, e.g. merged from
+/// shards by `merge_hits`) exactly as a hybrid `search` of one collection fuses them: every
+/// record of either list, best first, with its fused score and `legs`. `fusion`, `alpha` and
+/// `rrf_k` as in `search`.
+#[pyfunction]
+#[pyo3(signature = (vector_hits, text_hits, fusion="rrf", *, alpha=None, rrf_k=None))]
+fn fuse_hits(
+    vector_hits: Vec<PyRef<'_, PyHit>>,
+    text_hits: Vec<PyRef<'_, PyHit>>,
+    fusion: &str,
+    alpha: Option<f32>,
+    rrf_k: Option<f32>,
+) -> PyResult<Vec<PyHit>> {
+    let f = fusion_from_py(fusion, alpha, rrf_k)?;
+    let v: Vec<Hit> = vector_hits.iter().map(|h| Hit::from(&**h)).collect();
+    let t: Vec<Hit> = text_hits.iter().map(|h| Hit::from(&**h)).collect();
+    Ok(f.fuse_hits(&v, &t)
+        .map_err(to_py)?
+        .into_iter()
+        .map(PyHit::from)
+        .collect())
+}
+
 /// Clears pyo3-log's cache of Python logger levels (it is read again at each `open`).
 static LOG_RESET: std::sync::OnceLock<pyo3_log::ResetHandle> = std::sync::OnceLock::new();
 
@@ -2588,6 +2712,8 @@ fn _cairndb(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let _ = LOG_RESET.set(h);
     }
     m.add_function(wrap_pyfunction!(open, m)?)?;
+    m.add_function(wrap_pyfunction!(merge_hits, m)?)?;
+    m.add_function(wrap_pyfunction!(fuse_hits, m)?)?;
     m.add_class::<PyDatabase>()?;
     m.add_class::<PyCollection>()?;
     m.add_class::<PyHit>()?;

@@ -5,7 +5,7 @@ use super::Collection;
 use crate::error::{Error, Result};
 use crate::model::record::Hit;
 use crate::query::engine;
-use crate::query::{SearchRequest, SearchResponse};
+use crate::query::{SearchRequest, SearchResponse, TextStats};
 use crate::vector::distance::prepare;
 
 impl Collection {
@@ -46,5 +46,19 @@ impl Collection {
         // does (a re-ranker may call back into this collection, or take seconds).
         let v = self.inner.version();
         engine::run(&self.view(&v), req, q.as_deref())
+    }
+
+    /// The statistics BM25 scores `query` with in this collection, over its current version:
+    /// live documents with text, their total length, and the df of each distinct analyzed
+    /// term of the query. For scatter-gather over shards: add up every shard's
+    /// ([`TextStats::merge`]) and search each with
+    /// [`SearchRequest::text_stats`](crate::SearchRequest::text_stats).
+    ///
+    /// Writes between this call and the search are not reflected in the statistics (each
+    /// call sees one version).
+    pub fn text_stats(&self, query: &str) -> Result<TextStats> {
+        self.check_live()?;
+        let v = self.inner.version();
+        crate::query::text::text_stats(&self.view(&v), query)
     }
 }

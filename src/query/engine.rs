@@ -85,7 +85,13 @@ pub(crate) fn run<S: Source, M: Source>(
     };
     let text_leg = match &req.text {
         Some(text) => {
-            let (c, plan) = text_leg(view, text, depth, allowed.as_deref())?;
+            let (c, plan) = text_leg(
+                view,
+                text,
+                depth,
+                allowed.as_deref(),
+                req.text_stats.as_ref(),
+            )?;
             explain.text = Some(plan);
             Some(c)
         }

@@ -12,6 +12,7 @@
 //! | `fusion.rs` | RRF, weighted min-max, DBSF |
 //! | `rerank.rs` | the [`Reranker`] trait |
 //! | `topk.rs` | bounded heap, deterministic tie-breaking |
+//! | `scatter.rs` | the scatter-gather API: [`TextStats`], [`merge_hits`], [`Fusion::fuse_hits`] |
 
 pub(crate) mod engine;
 pub(crate) mod filter;
@@ -19,8 +20,9 @@ pub(crate) mod fusion;
 mod request;
 pub(crate) mod rerank;
 mod response;
+mod scatter;
 pub(crate) mod source;
-mod text;
+pub(crate) mod text;
 pub(crate) mod topk;
 pub(crate) mod vector;
 
@@ -28,3 +30,4 @@ pub use fusion::Fusion;
 pub use request::SearchRequest;
 pub use rerank::{RerankQuery, Reranker};
 pub use response::{Explain, PlanKind, SearchResponse, SourcePlan, TextPlan};
+pub use scatter::{TextStats, merge_hits};

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::model::filter::Filter;
 use crate::query::fusion::Fusion;
 use crate::query::rerank::Reranker;
+use crate::query::scatter::TextStats;
 
 /// Largest `k` a request may ask for.
 pub const MAX_K: usize = 100_000;
@@ -40,6 +41,7 @@ pub struct SearchRequest {
     pub(crate) with_text: bool,
     pub(crate) explain: bool,
     pub(crate) rerank: Option<(Arc<dyn Reranker>, usize)>,
+    pub(crate) text_stats: Option<TextStats>,
 }
 
 impl std::fmt::Debug for SearchRequest {
@@ -54,6 +56,7 @@ impl std::fmt::Debug for SearchRequest {
             .field("exact", &self.exact)
             .field("ef", &self.ef)
             .field("rerank", &self.rerank.as_ref().map(|r| r.1))
+            .field("text_stats", &self.text_stats)
             .finish_non_exhaustive()
     }
 }
@@ -73,6 +76,7 @@ impl SearchRequest {
             with_text: false,
             explain: false,
             rerank: None,
+            text_stats: None,
         }
     }
 
@@ -120,6 +124,17 @@ impl SearchRequest {
     /// Re-scores the best `top_n` fused candidates with `reranker` before the final top-k.
     pub fn rerank(mut self, reranker: Arc<dyn Reranker>, top_n: usize) -> Self {
         self.rerank = Some((reranker, top_n));
+        self
+    }
+
+    /// Scores the text leg with these statistics instead of the collection's own: for a
+    /// collection that is one shard of a larger one, pass the sum of every shard's
+    /// [`Collection::text_stats`](crate::Collection::text_stats) for the same query, and
+    /// BM25 scores equal those of one collection holding every record (see [`TextStats`]).
+    /// A request without a text leg refuses them; one whose query has a term they lack
+    /// fails.
+    pub fn text_stats(mut self, stats: TextStats) -> Self {
+        self.text_stats = Some(stats);
         self
     }
 
@@ -206,6 +221,12 @@ impl SearchRequest {
             && *n > MAX_K
         {
             return bad(format!("rerank top_n = {n} exceeds the maximum of {MAX_K}"));
+        }
+        if let Some(ts) = &self.text_stats {
+            if self.text.is_none() {
+                return bad("text statistics were given for a request without a text query".into());
+            }
+            ts.validate()?;
         }
         if let Some(f) = &self.filter {
             f.validate()?;

@@ -1,24 +1,31 @@
 //! The text leg: BM25 over every source with collection-wide statistics (N, df and the
-//! average length over live documents), restricted to a filter's rows if there is one.
+//! average length over live documents), restricted to a filter's rows if there is one — or
+//! with statistics the caller supplies ([`TextStats`], for scatter-gather over shards).
 
 use super::response::TextPlan;
+use super::scatter::TextStats;
 use super::source::{Source, View};
 use super::topk::{Candidate, Loc};
 use super::vector::Allowed;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::index::text::{TextIndex, bm25};
 
-/// The best `depth` rows for `text`, and how they were found.
-pub(crate) fn text_leg<S: Source, M: Source>(
-    view: &View<'_, S, M>,
-    text: &str,
-    depth: usize,
-    allowed: Option<&[Allowed]>,
-) -> Result<(Vec<Candidate>, TextPlan)> {
+/// The query's analyzed terms, each once, in first-occurrence order.
+fn distinct_terms<S: Source, M: Source>(view: &View<'_, S, M>, text: &str) -> Vec<String> {
     let mut terms = view.analyzer.terms(text);
     let mut seen = std::collections::HashSet::new();
     terms.retain(|t| seen.insert(t.clone()));
-    // The indexes are borrowed for the whole scoring (a memtable's stay locked meanwhile).
+    terms
+}
+
+/// Runs `f` over the BM25 sources of `view` (segments, then memtables), each restricted to
+/// `allowed`'s rows if given. The indexes stay borrowed while `f` runs (a memtable's stay
+/// locked meanwhile).
+fn with_sources<S: Source, M: Source, R>(
+    view: &View<'_, S, M>,
+    allowed: Option<&[Allowed]>,
+    f: impl FnOnce(&[bm25::Source<'_>]) -> R,
+) -> Result<R> {
     let seg_text = view
         .segments
         .iter()
@@ -60,8 +67,58 @@ pub(crate) fn text_leg<S: Source, M: Source>(
             allow: allow(ns + j),
         });
     }
+    Ok(f(&sources))
+}
+
+/// The statistics BM25 would score `text` with over `view`: live documents with text, their
+/// total length, and the df of each distinct analyzed term of the query.
+pub(crate) fn text_stats<S: Source, M: Source>(
+    view: &View<'_, S, M>,
+    text: &str,
+) -> Result<TextStats> {
+    let terms = distinct_terms(view, text);
+    with_sources(view, None, |sources| {
+        let (st, total_len) = bm25::stats_with_total(sources, &terms);
+        TextStats {
+            documents: st.n,
+            total_len,
+            df: terms.into_iter().zip(st.df).collect(),
+        }
+    })
+}
+
+/// The best `depth` rows for `text`, and how they were found. With `external`, BM25 scores
+/// with those statistics instead of the view's own.
+pub(crate) fn text_leg<S: Source, M: Source>(
+    view: &View<'_, S, M>,
+    text: &str,
+    depth: usize,
+    allowed: Option<&[Allowed]>,
+    external: Option<&TextStats>,
+) -> Result<(Vec<Candidate>, TextPlan)> {
+    let terms = distinct_terms(view, text);
+    let external = match external {
+        Some(ts) => Some(bm25::Stats {
+            n: ts.documents,
+            avgdl: ts.avg_len(),
+            df: terms
+                .iter()
+                .map(|t| {
+                    ts.df.get(t).copied().ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "the text statistics give no df for the query term {t:?} \
+                             (gather them with Collection::text_stats for the same query)"
+                        ))
+                    })
+                })
+                .collect::<Result<_>>()?,
+        }),
+        None => None,
+    };
     let id_at = |src: usize, row: u32| view.id_at(src as u32, row);
-    let (hits, stats) = bm25::search_keyed_with_stats(&sources, &terms, depth, id_at);
+    let (hits, stats) = with_sources(view, allowed, |sources| {
+        bm25::search_keyed_with_stats(sources, &terms, depth, id_at, external)
+    })?;
     let cands: Vec<Candidate> = hits
         .iter()
         .map(|h| Candidate {

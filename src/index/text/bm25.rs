@@ -79,6 +79,12 @@ pub(crate) struct Stats {
 /// The statistics of `terms` (as given: a repeated term gets its df twice) over the live rows
 /// of `sources`.
 pub(crate) fn stats(sources: &[Source<'_>], terms: &[String]) -> Stats {
+    stats_with_total(sources, terms).0
+}
+
+/// [`stats`] and the total length of the live documents (what `avgdl` divides by `n`), so
+/// that statistics of several collections can be added up exactly.
+pub(crate) fn stats_with_total(sources: &[Source<'_>], terms: &[String]) -> (Stats, u64) {
     let (mut n, mut total) = (0u64, 0u64);
     let mut df = vec![0u64; terms.len()];
     for s in sources {
@@ -97,8 +103,19 @@ pub(crate) fn stats(sources: &[Source<'_>], terms: &[String]) -> Stats {
             }
         }
     }
-    let avgdl = if n == 0 { 0.0 } else { total as f64 / n as f64 };
-    Stats { n, avgdl, df }
+    (
+        Stats {
+            n,
+            avgdl: avg_len(n, total),
+            df,
+        },
+        total,
+    )
+}
+
+/// `total / n` in f64, 0 when `n` is 0: the average document length.
+pub(crate) fn avg_len(n: u64, total: u64) -> f64 {
+    if n == 0 { 0.0 } else { total as f64 / n as f64 }
 }
 
 /// The number of rows of `p` that are not in `dead`: each dead row is galloped to in the
@@ -183,13 +200,18 @@ pub(super) enum Accumulator {
 
 /// [`search_keyed`] that also returns the statistics it scored with: those of the query's
 /// distinct terms, in first-occurrence order (for `explain`, without computing them twice).
+///
+/// With `external`, those statistics are used instead of the sources' own (a shard of a
+/// larger collection scoring with the whole collection's); its `df` then lists the distinct
+/// query terms in first-occurrence order.
 pub(crate) fn search_keyed_with_stats(
     sources: &[Source<'_>],
     query_terms: &[String],
     k: usize,
     key: impl Fn(usize, u32) -> u64,
+    external: Option<Stats>,
 ) -> (Vec<Bm25Hit>, Stats) {
-    run(sources, query_terms, k, key, Accumulator::Auto)
+    run(sources, query_terms, k, key, Accumulator::Auto, external)
 }
 
 /// [`search_keyed`] with a chosen accumulator (tests force each one).
@@ -201,7 +223,7 @@ pub(super) fn search_with(
     key: impl Fn(usize, u32) -> u64,
     accumulator: Accumulator,
 ) -> Vec<Bm25Hit> {
-    run(sources, query_terms, k, key, accumulator).0
+    run(sources, query_terms, k, key, accumulator, None).0
 }
 
 fn run(
@@ -210,6 +232,7 @@ fn run(
     k: usize,
     key: impl Fn(usize, u32) -> u64,
     accumulator: Accumulator,
+    external: Option<Stats>,
 ) -> (Vec<Bm25Hit>, Stats) {
     // Distinct terms in first-occurrence order (a pasted document can be a long query).
     let mut seen = HashSet::with_capacity(query_terms.len());
@@ -218,7 +241,13 @@ fn run(
         .filter(|t| seen.insert(t.as_str()))
         .cloned()
         .collect();
-    let st = stats(sources, &terms);
+    let st = match external {
+        Some(st) => {
+            debug_assert_eq!(st.df.len(), terms.len(), "one df per distinct query term");
+            st
+        }
+        None => stats(sources, &terms),
+    };
     if k == 0 || st.n == 0 {
         return (Vec::new(), st);
     }
