@@ -10,7 +10,8 @@ Builds (once, under --work) a collection of `n × dim` clustered float32 vectors
 removes the segment's `codes` file and its manifest entry (rewriting the manifest's checksums)
 — exactly a database from before codes files. Then, per round and interleaved, each database
 is opened by a fresh `cairn search --queries` over `q` queries (ef 64), timed as a whole process,
-with its peak RSS from `/usr/bin/time`. Needs numpy.
+with its peak anonymous and file-backed resident memory (`/proc/PID/status`, sampled every
+millisecond). Needs numpy.
 """
 
 import argparse
@@ -56,13 +57,32 @@ def strip_codes(db):
     open(path, "wb").write(bytes(head) + body)
 
 
+def status_kib(pid, fields):
+    try:
+        out = {}
+        for line in open(f"/proc/{pid}/status"):
+            k, _, v = line.partition(":")
+            if k in fields:
+                out[k] = int(v.split()[0])
+        return out
+    except (OSError, ValueError):
+        return {}
+
+
 def run(cmd):
+    """Wall time, and the peak anonymous and file-backed resident KiB (sampled every ms)."""
     t = time.perf_counter()
-    p = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, capture_output=True, text=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    anon = file = 0
+    while p.poll() is None:
+        st = status_kib(p.pid, ("RssAnon", "RssFile"))
+        anon = max(anon, st.get("RssAnon", 0))
+        file = max(file, st.get("RssFile", 0))
+        time.sleep(0.001)
     wall = time.perf_counter() - t
     if p.returncode != 0:
-        raise SystemExit(f"{cmd} failed: {p.stderr[-2000:]}")
-    return wall, int(p.stderr.strip().splitlines()[-1])
+        raise SystemExit(f"{cmd} failed: {p.stderr.read()[-2000:]}")
+    return wall, anon, file
 
 
 def main():
@@ -102,12 +122,14 @@ def main():
             res[name].append(run([a.cairn, "-q", "search", db, "c", "--queries", queries,
                                   "--k", "10", "--ef", "64"]))
     print(f"{a.n} x {a.dim}, {a.q} queries per process, {a.rounds} rounds; load {os.getloadavg()}")
-    print("| segment | wall min (s) | wall median (s) | peak RSS median (MiB) |")
-    print("|---|---:|---:|---:|")
+    print("| segment | wall min (s) | wall median (s) | peak anon RSS (MiB) | peak file RSS (MiB) |")
+    print("|---|---:|---:|---:|---:|")
     for name, r in res.items():
         w = sorted(x[0] for x in r)
-        m = sorted(x[1] for x in r)
-        print(f"| {name} | {w[0]:.3f} | {w[len(w) // 2]:.3f} | {m[len(m) // 2] / 1024:.1f} |")
+        an = sorted(x[1] for x in r)
+        fi = sorted(x[2] for x in r)
+        mid = len(r) // 2
+        print(f"| {name} | {w[0]:.3f} | {w[mid]:.3f} | {an[mid] / 1024:.1f} | {fi[mid] / 1024:.1f} |")
 
 
 if __name__ == "__main__":
