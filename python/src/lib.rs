@@ -288,7 +288,7 @@ fn request_from_py(
     text: Option<String>,
     k: usize,
     filter: Option<&Bound<'_, PyAny>>,
-    fusion: &str,
+    fusion: Option<&str>,
     alpha: Option<f32>,
     rrf_k: Option<f32>,
     ef: Option<usize>,
@@ -317,14 +317,15 @@ fn request_from_py(
         req = req.filter(filter_from_py(f)?);
     }
     let fusion = match fusion {
-        "rrf" => Fusion::Rrf {
+        None => Fusion::default(),
+        Some("rrf") => Fusion::Rrf {
             k: rrf_k.unwrap_or(60.0),
         },
-        "weighted" => Fusion::Weighted {
+        Some("weighted") => Fusion::Weighted {
             alpha: alpha.unwrap_or(0.5),
         },
-        "dbsf" => Fusion::Dbsf,
-        other => {
+        Some("dbsf") => Fusion::Dbsf,
+        Some(other) => {
             return Err(invalid(format!(
                 "unknown fusion {other:?} (use \"rrf\", \"weighted\" or \"dbsf\")"
             )));
@@ -1482,7 +1483,7 @@ impl PyCollection {
     /// mode a missing vector is the embedding of `text`.
     ///
     /// The result is a `SearchResult`: a list of `Hit` with `.to_arrow()` and `.to_pandas()`.
-    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion="rrf", *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None, include_text=true, include_payload=true, rerank=None, rerank_top_n=None, mode=None))]
+    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion=None, *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None, include_text=true, include_payload=true, rerank=None, rerank_top_n=None, mode=None))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(
         &self,
@@ -1491,7 +1492,7 @@ impl PyCollection {
         text: Option<String>,
         k: usize,
         filter: Option<&Bound<'_, PyAny>>,
-        fusion: &str,
+        fusion: Option<&str>,
         alpha: Option<f32>,
         rrf_k: Option<f32>,
         ef: Option<usize>,
@@ -1675,7 +1676,7 @@ impl PyCollection {
     /// How `search` with these arguments runs: per source (segment or memtable) the plan of
     /// the vector leg (graph walk or exact scan, rows, filter matches), the text leg's plan,
     /// the depth each leg was asked for, and the hits. Returns a dict.
-    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion="rrf", *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None))]
+    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion=None, *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None))]
     #[allow(clippy::too_many_arguments)]
     fn explain<'py>(
         &self,
@@ -1684,7 +1685,7 @@ impl PyCollection {
         text: Option<String>,
         k: usize,
         filter: Option<&Bound<'py, PyAny>>,
-        fusion: &str,
+        fusion: Option<&str>,
         alpha: Option<f32>,
         rrf_k: Option<f32>,
         ef: Option<usize>,
