@@ -180,6 +180,9 @@ class Collection:
     ) -> SearchResult:
         """_Vector, text (BM25) or hybrid search, best first.
 
+        Hybrid `fusion`: None (the engine's default: weighted min-max, alpha 0.6), "rrf"
+        (`rrf_k`, default 60), "weighted" (`alpha`, default 0.5) or "dbsf".
+
         `rerank(text, hits)` re-scores the best `rerank_top_n` (default `max(2k, 50)`)
         candidates, given with text and payload; the hits come back ordered by its scores.
         """

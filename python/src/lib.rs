@@ -1473,8 +1473,9 @@ impl PyCollection {
         py.detach(|| col.upsert(records)).map_err(to_py)
     }
 
-    /// Searches by vector, by text (BM25), or both (hybrid, fused by `fusion`: "rrf",
-    /// "weighted" or "dbsf"). `filter` is the text syntax (`'lang = "en" AND year >= 2020'`)
+    /// Searches by vector, by text (BM25), or both (hybrid, fused by `fusion`: None for the
+    /// engine's default, weighted min-max with alpha 0.6; or "rrf", "weighted" or "dbsf").
+    /// `filter` is the text syntax (`'lang = "en" AND year >= 2020'`)
     /// or a dict (`{"year": {"$gte": 2020}}`). Returns up to `k` `Hit`s, best first.
     ///
     /// `mode`: "vector", "text" (BM25) or "hybrid"; by default what is given decides (a
