@@ -31,6 +31,9 @@ if [[ "$what" == all || "$what" == python ]]; then
         -r python/requirements-test.txt
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall \
         --no-deps ./python
+    # The CLI, for the test that `cairn eval` and `cairndb.eval` give the same numbers.
+    echo "== cargo build -p cairn-cli"
+    cargo build --quiet -p cairn-cli
     echo "== pytest python/tests"
     # Run from outside python/ so the installed wheel is tested, not the source folder.
     (cd target && "../$venv/bin/python" -m pytest -q -c ../python/pyproject.toml ../python/tests)

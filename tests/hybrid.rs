@@ -266,13 +266,34 @@ fn keyword_leg_wins_on_an_exact_acronym() {
     let q = vec![0.0, 1.0, 0.3, 0.0];
     let vector_only = c.search(&SearchRequest::new(q.clone()).k(3)).unwrap();
     assert_ne!(vector_only[0].id, 4);
+    // The default fusion at the default depth: 4 is the text leg's only hit (normalized 1)
+    // and high in the vector leg's candidates, so it beats the vector leg's best.
     let hits = c
-        .search(&SearchRequest::new(q).text("HNSW").k(3).candidates(3))
+        .search(&SearchRequest::new(q.clone()).text("HNSW").k(3))
         .unwrap();
     assert_eq!(hits[0].id, 4, "{hits:?}");
     let legs = hits[0].legs.unwrap();
     assert_eq!(legs.text.unwrap().rank, 1);
     assert!(legs.vector.is_some_and(|v| v.rank > 1));
+    // RRF does it even with 3 candidates a leg, where 4 is the vector leg's last one.
+    let hits = c
+        .search(
+            &SearchRequest::new(q.clone())
+                .text("HNSW")
+                .k(3)
+                .candidates(3)
+                .fusion(Fusion::Rrf { k: 60.0 }),
+        )
+        .unwrap();
+    assert_eq!(hits[0].id, 4, "{hits:?}");
+    // The weighted min-max default does not: min-max maps the vector leg's last candidate to 0,
+    // so 4 gets only the text leg's 1 − alpha = 0.4 against the vector best's alpha = 0.6.
+    // (Shallow candidate lists are a known weak spot of min-max; docs/tuning.md.)
+    let hits = c
+        .search(&SearchRequest::new(q).text("HNSW").k(3).candidates(3))
+        .unwrap();
+    assert_eq!(hits[0].id, 5, "{hits:?}");
+    assert!((hits.iter().find(|h| h.id == 4).unwrap().score - 0.4).abs() < 1e-6);
 }
 
 #[test]
@@ -323,13 +344,31 @@ fn fusion_ranks_a_record_found_by_both_legs_first() {
     }
     // RRF by hand: 6 is text #1 and vector #2.
     let hits = c
-        .search(&SearchRequest::new(q).text("similarity search latency").k(4))
+        .search(
+            &SearchRequest::new(q.clone())
+                .text("similarity search latency")
+                .fusion(Fusion::Rrf { k: 60.0 })
+                .k(4),
+        )
         .unwrap();
     let six = hits.iter().find(|h| h.id == 6).unwrap();
     let l = six.legs.unwrap();
     let expect =
         1.0 / (60.0 + l.vector.unwrap().rank as f32) + 1.0 / (60.0 + l.text.unwrap().rank as f32);
     assert!((six.score - expect).abs() < 1e-6);
+    // The default (no `fusion`) is weighted min-max with alpha DEFAULT_ALPHA: 6 is the text
+    // leg's best (normalized 1), so its score is 0.4 plus 0.6 times its normalized vector score.
+    let plain = c
+        .search(&SearchRequest::new(q).text("similarity search latency").k(4))
+        .unwrap();
+    let six = plain.iter().find(|h| h.id == 6).unwrap();
+    let l = six.legs.unwrap();
+    assert_eq!(l.text.unwrap().rank, 1);
+    assert!(
+        six.score >= 1.0 - Fusion::DEFAULT_ALPHA - 1e-6 && six.score <= 1.0 + 1e-6,
+        "{plain:?}"
+    );
+    assert_eq!(l.fused, six.score);
 }
 
 #[test]

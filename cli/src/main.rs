@@ -418,9 +418,10 @@ pub struct SearchArgs {
     /// Scan every record instead of using an index (exact results).
     #[arg(long)]
     pub exact: bool,
-    /// How a hybrid query fuses its vector and text legs.
-    #[arg(long, value_enum, default_value_t = FusionArg::Rrf)]
-    pub fusion: FusionArg,
+    /// How a hybrid query fuses its vector and text legs (default: the library's default
+    /// fusion, see docs/tuning.md).
+    #[arg(long, value_enum)]
+    pub fusion: Option<FusionArg>,
     /// Weight of the vector leg for --fusion weighted, in [0, 1].
     #[arg(long, value_name = "A", default_value_t = 0.5)]
     pub alpha: f32,

@@ -151,9 +151,10 @@ pub fn search(a: &SearchArgs) -> CliResult<()> {
     // The queries are read before the database is opened: bad input fails fast.
     let queries = read_queries(a)?;
     let fusion = match a.fusion {
-        FusionArg::Rrf => Fusion::Rrf { k: a.rrf_k },
-        FusionArg::Weighted => Fusion::Weighted { alpha: a.alpha },
-        FusionArg::Dbsf => Fusion::Dbsf,
+        None => Fusion::default(),
+        Some(FusionArg::Rrf) => Fusion::Rrf { k: a.rrf_k },
+        Some(FusionArg::Weighted) => Fusion::Weighted { alpha: a.alpha },
+        Some(FusionArg::Dbsf) => Fusion::Dbsf,
     };
     let (_db, coll) = open_collection_read_only(&a.db, &a.collection)?;
     let many = queries.len() > 1;

@@ -308,6 +308,32 @@ fn text_filter_hybrid_explain_and_jsonl_queries() {
         serde_json::json!(["doc", "8"])
     );
 
+    // No --fusion: the library's default, weighted min-max with alpha 0.6 (the same hits and
+    // scores as asking for it), not RRF.
+    let hybrid = |extra: &[&str]| {
+        let mut args = vec![
+            "search",
+            db,
+            "docs",
+            "--vector",
+            "[1, 0, 0]",
+            "--text",
+            "doc 8",
+            "--k",
+            "5",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        json_lines(&ok(&args))[0]["hits"].clone()
+    };
+    let default = hybrid(&[]);
+    assert_eq!(
+        default,
+        hybrid(&["--fusion", "weighted", "--alpha", "0.6"]),
+        "{default}"
+    );
+    assert_ne!(default, hybrid(&["--fusion", "rrf"]), "{default}");
+
     // The same as a table.
     let out = ok(&[
         "search",

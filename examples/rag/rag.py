@@ -322,7 +322,8 @@ def search(col, mode: str, query: str, qvec, k: int, filter=None, exact: bool = 
     if mode == "bm25":
         return col.search(text=query, k=k, filter=filter)
     if mode == "hybrid":
-        return col.search(vector=qvec, text=query, k=k, filter=filter, fusion="rrf", exact=exact)
+        # No `fusion`: the engine's default (see docs/tuning.md, "Full text and hybrid search").
+        return col.search(vector=qvec, text=query, k=k, filter=filter, exact=exact)
     raise ValueError(f"unknown mode {mode!r}")
 
 
@@ -408,6 +409,34 @@ def evaluate(col, chunks: list[Chunk], questions: list[dict], qvecs: np.ndarray,
     return rows, per_question
 
 
+# Fusions `cairndb.eval` compares with the default: the former default (RRF, k = 60) and the
+# other built-in fusions.
+EVAL_FUSIONS = ["default", "rrf", "weighted:0.5", "dbsf"]
+
+
+def eval_report(col, chunks: list[Chunk], questions: list[dict], qvecs: np.ndarray,
+                exact=True) -> dict:
+    """The same questions through `cairndb.eval.evaluate` (the metrics of `cairn eval`): a
+    chunk is relevant (grade 1) when it contains the answer phrase. MRR@10, nDCG@10 and
+    recall@10 at k = 10, and hit@5 from a second pass at k = 5, for BM25, vector and every
+    fusion of EVAL_FUSIONS."""
+    from cairndb.eval import evaluate as cairn_evaluate
+
+    queries = [{"qid": f"q{i}", "text": q["question"], "vector": v.tolist()}
+               for i, (q, v) in enumerate(zip(questions, qvecs))]
+    qrels = {f"q{i}": {str(j): 1 for j, c in enumerate(chunks)
+                       if relevant(c.text, q["answer_contains"])}
+             for i, q in enumerate(questions)}
+    modes = ["text", "vector", "hybrid"]
+    at10 = cairn_evaluate(col, queries, qrels, k=10, modes=modes, fusions=EVAL_FUSIONS,
+                          exact=exact)
+    at5 = cairn_evaluate(col, queries, qrels, k=5, modes=modes, fusions=EVAL_FUSIONS,
+                         exact=exact)
+    for s10, s5 in zip(at10["systems"], at5["systems"]):
+        s10["hit@5"] = s5["hit"]
+    return at10
+
+
 def format_table(rows: list[dict]) -> str:
     cols = ["chunking", "mode", "hit@1", "hit@3", "hit@5", "mrr@10", "median_query_ms"]
     heads = ["chunking", "mode", "hit@1", "hit@3", "hit@5", "MRR@10", "query ms (p50)"]
@@ -482,7 +511,7 @@ def cmd_ask(args, docs, embedder):
 def cmd_eval(args, docs, embedder):
     questions = load_questions(Path(args.questions))
     db, tmp = open_db(args)
-    table, details, ingest = [], {}, []
+    table, details, ingest, reports = [], {}, [], {}
     try:
         t0 = time.perf_counter()
         qvecs = embedder.encode([q["question"] for q in questions])
@@ -494,6 +523,8 @@ def cmd_eval(args, docs, embedder):
                                    exact=not args.hnsw)
             table += [{"chunking": chunking, **r} for r in rows]
             details[chunking] = per_q
+            reports[chunking] = eval_report(col, chunk_corpus(docs, chunking), questions,
+                                            qvecs, exact=not args.hnsw)
     finally:
         db.close()
         if tmp:
@@ -514,6 +545,13 @@ def cmd_eval(args, docs, embedder):
                 f"{r['by_kind'][k]['mrr@10']:.3f}" for k in kinds
             ]
             print(f"  {r['chunking']:<8}  {r['mode']:<22}  " + "   ".join(parts))
+    print("\ncairndb.eval (the metrics of `cairn eval`; hybrid-default is the engine's "
+          "default fusion):")
+    for chunking, rep in reports.items():
+        print(f"  [{chunking}]  system              MRR@10  nDCG@10  recall@10  hit@5")
+        for s in rep["systems"]:
+            print(f"  [{chunking}]  {s['system']:<18}  {s['mrr']:.3f}   {s['ndcg']:.3f}    "
+                  f"{s['recall']:.3f}      {s['hit@5']:.3f}")
     if args.json:
         out = {
             "embedder": embedder.name,
@@ -525,6 +563,7 @@ def cmd_eval(args, docs, embedder):
             "ingest": ingest,
             "table": table,
             "first_relevant_rank": details,
+            "cairndb_eval": reports,
         }
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
         print(f"\nwrote {args.json}")

@@ -41,7 +41,7 @@ def merge_hits(lists: Sequence[Sequence[Hit]], k: int) -> list[Hit]:
 def fuse_hits(
     vector_hits: Sequence[Hit],
     text_hits: Sequence[Hit],
-    fusion: Literal["rrf", "weighted", "dbsf"] = "rrf",
+    fusion: Optional[Literal["rrf", "weighted", "dbsf"]] = None,
     *,
     alpha: Optional[float] = None,
     rrf_k: Optional[float] = None,
@@ -192,7 +192,7 @@ class Collection:
         text: Optional[str] = None,
         k: int = 10,
         filter: Optional[_FilterSpec] = None,
-        fusion: Literal["rrf", "weighted", "dbsf"] = "rrf",
+        fusion: Optional[Literal["rrf", "weighted", "dbsf"]] = None,
         *,
         alpha: Optional[float] = None,
         rrf_k: Optional[float] = None,
@@ -208,6 +208,9 @@ class Collection:
     ) -> SearchResult:
         """_Vector, text (BM25) or hybrid search, best first.
 
+        Hybrid `fusion`: None (the engine's default: weighted min-max, alpha 0.6), "rrf"
+        (`rrf_k`, default 60), "weighted" (`alpha`, default 0.5) or "dbsf".
+
         `text_stats`: BM25 statistics to score the text leg with instead of the collection's
         own (scatter-gather: the sum of every shard's `text_stats(text)`).
 
@@ -220,7 +223,7 @@ class Collection:
         text: Optional[str] = None,
         k: int = 10,
         filter: Optional[_FilterSpec] = None,
-        fusion: Literal["rrf", "weighted", "dbsf"] = "rrf",
+        fusion: Optional[Literal["rrf", "weighted", "dbsf"]] = None,
         *,
         alpha: Optional[float] = None,
         rrf_k: Optional[float] = None,

@@ -410,11 +410,12 @@ class CairnVectorStore(VectorStore):
         query: str,
         k: int = 4,
         filter: Filter = None,
-        fusion: str = "rrf",
+        fusion: Optional[str] = None,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        """Vector similarity and BM25 over the text, fused (`fusion`: "rrf", "weighted" with
-        `alpha=`, or "dbsf"). The score is the fused score."""
+        """Vector similarity and BM25 over the text, fused (`fusion`: None for the engine's
+        default, weighted min-max with alpha 0.6; or "rrf", "weighted" with `alpha=`, or
+        "dbsf"). The score is the fused score."""
         if self._reading() is None:
             return []
         return self._search(
@@ -422,7 +423,7 @@ class CairnVectorStore(VectorStore):
         )
 
     def hybrid_search(
-        self, query: str, k: int = 4, filter: Filter = None, fusion: str = "rrf", **kwargs: Any
+        self, query: str, k: int = 4, filter: Filter = None, fusion: Optional[str] = None, **kwargs: Any
     ) -> list[Document]:
         """Like `hybrid_search_with_score`, without the scores."""
         return [d for d, _ in self.hybrid_search_with_score(query, k, filter, fusion, **kwargs)]
@@ -494,7 +495,7 @@ class CairnVectorStore(VectorStore):
         return store
 
     def as_hybrid_retriever(
-        self, k: int = 4, filter: Filter = None, fusion: str = "rrf", **search_kwargs: Any
+        self, k: int = 4, filter: Filter = None, fusion: Optional[str] = None, **search_kwargs: Any
     ) -> "CairnHybridRetriever":
         """A retriever that runs `hybrid_search` (vector + BM25, fused)."""
         return CairnHybridRetriever(
@@ -508,7 +509,7 @@ class CairnHybridRetriever(BaseRetriever):
     store: Any
     k: int = 4
     filter: Any = None
-    fusion: str = "rrf"
+    fusion: Optional[str] = None
     search_kwargs: dict = {}
 
     def _get_relevant_documents(

@@ -22,8 +22,8 @@ Metadata must be JSON Cairn stores (finite floats).
 
 Query modes: `default` is vector search (`query_embedding`); `sparse` and `text_search` are
 BM25 over the node text (`query_str`); `hybrid` and `semantic_hybrid` fuse the two,
-weighted by `alpha` (1 = vector only, 0 = BM25 only) when given, else by reciprocal rank
-fusion. `MetadataFilters` become Cairn filters: `==, !=, >, >=, <, <=, in, nin` as the
+weighted by `alpha` (1 = vector only, 0 = BM25 only) when given, else by Cairn's default
+fusion (weighted min-max with alpha 0.6). `MetadataFilters` become Cairn filters: `==, !=, >, >=, <, <=, in, nin` as the
 operators of the same name, `any` (an array field holding any of the values) as `$in`,
 `all` as one equality per value, `contains` as equality (a list field matches when one
 element does), `is_empty` as "missing or null" (an empty list is not matched), conditions
@@ -292,7 +292,7 @@ class CairnVectorStore(BasePydanticVectorStore):
                     f"CairnVectorStore: mode {mode.value!r} needs query_embedding and query_str"
                 )
             fusion = {"fusion": "weighted", "alpha": query.alpha} if query.alpha is not None \
-                else {"fusion": "rrf"}
+                else {}
             hits = self._col.search(query.query_embedding, text=query.query_str,
                                     k=query.hybrid_top_k or k, filter=f, **fusion)
         elif mode == VectorStoreQueryMode.DEFAULT:

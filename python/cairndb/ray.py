@@ -368,7 +368,7 @@ class _Shards:
         return total
 
     def search(self, vector=None, text=None, k=10, filter=None, exact=False, *, ef=None,
-               candidates=None, fusion="rrf", alpha=None, rrf_k=None, include_text=True,
+               candidates=None, fusion=None, alpha=None, rrf_k=None, include_text=True,
                include_payload=True) -> list:
         if vector is None and text is None:
             raise InvalidInputError("search needs a vector, a text, or both")
@@ -770,7 +770,7 @@ class ShardedCollection:
         *,
         ef: Optional[int] = None,
         candidates: Optional[int] = None,
-        fusion: str = "rrf",
+        fusion: Optional[str] = None,
         alpha: Optional[float] = None,
         rrf_k: Optional[float] = None,
         include_text: bool = True,

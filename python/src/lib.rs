@@ -288,7 +288,7 @@ fn request_from_py(
     text: Option<String>,
     k: usize,
     filter: Option<&Bound<'_, PyAny>>,
-    fusion: &str,
+    fusion: Option<&str>,
     alpha: Option<f32>,
     rrf_k: Option<f32>,
     ef: Option<usize>,
@@ -320,17 +320,22 @@ fn request_from_py(
     Ok(req)
 }
 
-/// `fusion` ("rrf", "weighted", "dbsf") with its parameter.
-fn fusion_from_py(fusion: &str, alpha: Option<f32>, rrf_k: Option<f32>) -> PyResult<Fusion> {
+/// `fusion` (None: the engine's default; "rrf", "weighted", "dbsf") with its parameter.
+fn fusion_from_py(
+    fusion: Option<&str>,
+    alpha: Option<f32>,
+    rrf_k: Option<f32>,
+) -> PyResult<Fusion> {
     Ok(match fusion {
-        "rrf" => Fusion::Rrf {
+        None => Fusion::default(),
+        Some("rrf") => Fusion::Rrf {
             k: rrf_k.unwrap_or(60.0),
         },
-        "weighted" => Fusion::Weighted {
+        Some("weighted") => Fusion::Weighted {
             alpha: alpha.unwrap_or(0.5),
         },
-        "dbsf" => Fusion::Dbsf,
-        other => {
+        Some("dbsf") => Fusion::Dbsf,
+        Some(other) => {
             return Err(invalid(format!(
                 "unknown fusion {other:?} (use \"rrf\", \"weighted\" or \"dbsf\")"
             )));
@@ -1532,8 +1537,9 @@ impl PyCollection {
         py.detach(|| col.upsert(records)).map_err(to_py)
     }
 
-    /// Searches by vector, by text (BM25), or both (hybrid, fused by `fusion`: "rrf",
-    /// "weighted" or "dbsf"). `filter` is the text syntax (`'lang = "en" AND year >= 2020'`)
+    /// Searches by vector, by text (BM25), or both (hybrid, fused by `fusion`: None for the
+    /// engine's default, weighted min-max with alpha 0.6; or "rrf", "weighted" or "dbsf").
+    /// `filter` is the text syntax (`'lang = "en" AND year >= 2020'`)
     /// or a dict (`{"year": {"$gte": 2020}}`). Returns up to `k` `Hit`s, best first.
     ///
     /// `mode`: "vector", "text" (BM25) or "hybrid"; by default what is given decides (a
@@ -1546,7 +1552,7 @@ impl PyCollection {
     /// `text_stats`: BM25 statistics to score the text leg with instead of the collection's
     /// own — for a collection that is one shard of a larger one, the sum of every shard's
     /// `text_stats(text)` (the scatter-gather API; `cairndb.ray` uses it).
-    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion="rrf", *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None, include_text=true, include_payload=true, rerank=None, rerank_top_n=None, mode=None, text_stats=None))]
+    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion=None, *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None, include_text=true, include_payload=true, rerank=None, rerank_top_n=None, mode=None, text_stats=None))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(
         &self,
@@ -1555,7 +1561,7 @@ impl PyCollection {
         text: Option<String>,
         k: usize,
         filter: Option<&Bound<'_, PyAny>>,
-        fusion: &str,
+        fusion: Option<&str>,
         alpha: Option<f32>,
         rrf_k: Option<f32>,
         ef: Option<usize>,
@@ -1755,7 +1761,7 @@ impl PyCollection {
     /// How `search` with these arguments runs: per source (segment or memtable) the plan of
     /// the vector leg (graph walk or exact scan, rows, filter matches), the text leg's plan,
     /// the depth each leg was asked for, and the hits. Returns a dict.
-    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion="rrf", *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None))]
+    #[pyo3(signature = (vector=None, text=None, k=10, filter=None, fusion=None, *, alpha=None, rrf_k=None, ef=None, exact=false, candidates=None))]
     #[allow(clippy::too_many_arguments)]
     fn explain<'py>(
         &self,
@@ -1764,7 +1770,7 @@ impl PyCollection {
         text: Option<String>,
         k: usize,
         filter: Option<&Bound<'py, PyAny>>,
-        fusion: &str,
+        fusion: Option<&str>,
         alpha: Option<f32>,
         rrf_k: Option<f32>,
         ef: Option<usize>,
@@ -2681,11 +2687,11 @@ fn merge_hits(lists: Vec<Vec<PyRef<'_, PyHit>>>, k: usize) -> Vec<PyHit> {
 /// record of either list, best first, with its fused score and `legs`. `fusion`, `alpha` and
 /// `rrf_k` as in `search`.
 #[pyfunction]
-#[pyo3(signature = (vector_hits, text_hits, fusion="rrf", *, alpha=None, rrf_k=None))]
+#[pyo3(signature = (vector_hits, text_hits, fusion=None, *, alpha=None, rrf_k=None))]
 fn fuse_hits(
     vector_hits: Vec<PyRef<'_, PyHit>>,
     text_hits: Vec<PyRef<'_, PyHit>>,
-    fusion: &str,
+    fusion: Option<&str>,
     alpha: Option<f32>,
     rrf_k: Option<f32>,
 ) -> PyResult<Vec<PyHit>> {

@@ -469,8 +469,16 @@ def test_text_and_hybrid_search(db):
     assert legs[3]["text"] is not None and legs[3]["vector"] is not None
     for h in hybrid:
         assert h.legs["fused"] == pytest.approx(h.score)
+    # The default, weighted min-max with alpha 0.6: vector scores 1, 0.707, 0 (ids 2, 3, 1)
+    # normalize to 1, 0.707, 0; BM25 ranks 3 over 1 (1, 0). 3: 0.6·0.707 + 0.4 = 0.824 beats
+    # 2: 0.6.
+    assert [h.id for h in hybrid] == [3, 2, 1]
+    assert hybrid[0].score == pytest.approx(0.6 * 0.5**0.5 + 0.4, abs=1e-5)
+    assert hybrid[1].score == pytest.approx(0.6, abs=1e-6)
     # RRF: a record found by both legs outranks one found by a single leg at the same rank.
-    assert hybrid[0].id == 3
+    rrf = col.search(vector=[0, 1], text="run", k=3, fusion="rrf")
+    assert rrf[0].id == 3
+    assert rrf[0].score == pytest.approx(1 / 61 + 1 / 62, abs=1e-6)
     weighted = col.search(vector=[0, 1], text="run", k=3, fusion="weighted", alpha=1.0)
     assert weighted[0].id == 2  # alpha 1: the vector leg alone decides
     assert len(col.search(vector=[0, 1], text="run", k=3, fusion="dbsf")) == 3

@@ -184,8 +184,9 @@ def test_sparse_and_hybrid_modes(store):
     assert vec.ids[0] == B
     txt = run(VectorStoreQueryMode.HYBRID, query_embedding=[0.0, 1.0], query_str="granite", alpha=0.0)
     assert txt.ids[0] == A
-    rrf = run(VectorStoreQueryMode.HYBRID, query_embedding=[1.0, 1.0], query_str="river summit")
-    assert rrf.ids[0] == C  # first in both legs
+    # No alpha: Cairn's default fusion; C is first in both legs, so first fused.
+    fused = run(VectorStoreQueryMode.HYBRID, query_embedding=[1.0, 1.0], query_str="river summit")
+    assert fused.ids[0] == C
     filtered = run(VectorStoreQueryMode.HYBRID, query_embedding=[1.0, 1.0], query_str="river",
                    filters=one("rank", FilterOperator.EQ, "c"), alpha=0.5)
     assert set(filtered.ids) <= {B, C}

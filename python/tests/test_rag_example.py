@@ -66,6 +66,23 @@ def test_eval_table_has_every_mode_for_both_chunkings(evaluated):
     assert len(res["questions"]) >= 15
 
 
+def test_eval_through_cairndb_eval_agrees_with_the_table(evaluated):
+    """rag.py also reports its questions through cairndb.eval (the metrics of `cairn eval`),
+    for BM25, vector and every fusion; the engine's default fusion gives the table's hybrid
+    row: same MRR@10 and hit@5."""
+    _, stdout, res = evaluated
+    assert "cairndb.eval" in stdout
+    for chunking in ("fixed", "headings"):
+        rep = res["cairndb_eval"][chunking]
+        systems = {s["system"]: s for s in rep["systems"]}
+        assert set(systems) == {"text", "vector", "hybrid-default", "hybrid-rrf60",
+                                "hybrid-weighted0.5", "hybrid-dbsf"}
+        rows = {r["mode"]: r for r in res["table"] if r["chunking"] == chunking}
+        for mode, system in (("bm25", "text"), ("vector", "vector"), ("hybrid", "hybrid-default")):
+            assert systems[system]["mrr"] == pytest.approx(rows[mode]["mrr@10"], abs=1e-9), mode
+            assert systems[system]["hit@5"] == pytest.approx(rows[mode]["hit@5"], abs=1e-9), mode
+
+
 # A small fixed corpus with one answer per question, so that retrieval quality can be asserted
 # exactly (the default corpus is the repository's live docs, whose figures drift with every
 # edit; they are recorded in docs/benchmarks.md instead).

@@ -131,7 +131,7 @@ def test_text_search_scores_with_global_statistics(sc, single):
     )
 
 
-@pytest.mark.parametrize("fusion", ["rrf", "weighted", "dbsf"])
+@pytest.mark.parametrize("fusion", [None, "rrf", "weighted", "dbsf"])
 def test_exact_hybrid_search_equals_one_database(sc, single, fusion):
     rng = np.random.default_rng(2)
     for q_text in ("vector search", "node cluster merge", "crash"):

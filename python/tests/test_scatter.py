@@ -50,7 +50,7 @@ def test_text_and_hybrid_over_two_databases_equal_one(split):
         got = cairndb.merge_hits([s.search(text=q, k=12, text_stats=stats) for s in shards], 12)
         assert [(h.id, h.score) for h in got] == [(h.id, h.score) for h in one.search(text=q, k=12)]
         v = vectors[5]
-        for fusion in ("rrf", "weighted", "dbsf"):
+        for fusion in (None, "rrf", "weighted", "dbsf"):
             legs_v = cairndb.merge_hits([s.search(vector=v, k=50, exact=True) for s in shards], 50)
             legs_t = cairndb.merge_hits([s.search(text=q, k=50, text_stats=stats) for s in shards], 50)
             got = cairndb.fuse_hits(legs_v, legs_t, fusion)[:10]

@@ -108,7 +108,8 @@ impl SearchRequest {
         self
     }
 
-    /// How a hybrid request combines its legs (default [`Fusion::Rrf`] with k = 60).
+    /// How a hybrid request combines its legs (default [`Fusion::default`]: weighted min-max
+    /// with alpha = [`Fusion::DEFAULT_ALPHA`], chosen by measurement; see docs/tuning.md).
     pub fn fusion(mut self, fusion: Fusion) -> Self {
         self.fusion = fusion;
         self
