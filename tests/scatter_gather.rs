@@ -207,7 +207,7 @@ proptest! {
     ) {
         let s = build(&ops, n, Metric::Cosine);
         let filter = g.map(|g| Filter::eq("g", g));
-        let fusion = if rrf { Fusion::default() } else { Fusion::Weighted { alpha: 0.4 } };
+        let fusion = if rrf { Fusion::Rrf { k: 60.0 } } else { Fusion::default() };
         prop_assert_eq!(
             s.shards.iter().map(|c| c.len()).sum::<usize>(),
             s.single.len()

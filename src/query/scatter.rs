@@ -216,7 +216,8 @@ mod tests {
         let mut t = vec![hit(2, 3.0), hit(3, 1.0)];
         t[0].text = Some("two".into());
         v[0].text = Some("one".into());
-        let f = Fusion::default().fuse_hits(&v, &t).unwrap();
+        // RRF: record 2, ranked in both legs, comes first.
+        let f = Fusion::Rrf { k: 60.0 }.fuse_hits(&v, &t).unwrap();
         assert!(Fusion::Weighted { alpha: 2.0 }.fuse_hits(&v, &t).is_err());
         assert_eq!(f[0].id, Id::Int(2));
         assert_eq!(f[0].text.as_deref(), Some("two"));
