@@ -362,7 +362,7 @@ def test_import_shows_a_progress_bar_with_rows_per_second(cairn_bin, tmp_path):
     code, out, shown = run_on_a_terminal(
         [cairn_bin, "import", db_path, "j", str(j), "--batch", "100"])
     assert code == 0, shown
-    assert re.search(r"[\d,]+ records \(\d+ records/s\)", shown), shown
+    assert re.search(r"[\d,]+ records \([\d,]+ records/s\)", shown), shown
 
     # Not on a terminal: no bar, only the lines a script reads.
     r = subprocess.run([cairn_bin, "import", db_path, "c", str(f), "--batch", "10000"],
