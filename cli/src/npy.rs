@@ -4,7 +4,10 @@
 //! Hand-written rather than a crate: the maintained `.npy` crates (npyz, ndarray-npy) parse
 //! the header with a Python-literal parser (py_literal: pest, num-bigint) or bring ndarray,
 //! while the two header fields read here take a few lines; the reader is tested below and
-//! through `cairn import`/`cairn bench`.
+//! through `cairn import`/`cairn bench`. (Checked again on 2026-12-03: npyz 0.9.1, the newest,
+//! still depends on py_literal 0.4 and num-bigint 0.4 unconditionally; ndarray-npy is built on
+//! ndarray. numpy writes the header as a Python dict literal, but only `descr`, `fortran_order`
+//! and `shape` matter for a 2-D float array, and the reader refuses anything else by name.)
 
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};

@@ -3,8 +3,8 @@
     python python/bench/bench_frames.py --n 100000 --dim 384 --rounds 1
 
 The same `n × dim` float32 vectors (seeded normal) and uint64 ids go into a new collection
-(cosine, default settings, `durability="sync"`) of a new database in a temporary directory,
-once per input, in one `upsert` call each:
+(cosine, `durability="sync"`, HNSW `--m`/`--ef-construction`, default 16/200) of a new
+database in a temporary directory, once per input, in one `upsert` call each:
 
 - `numpy`: `upsert(ids, matrix)`;
 - `pyarrow`: `upsert(table)`, the vectors a `FixedSizeList<float32>` column (read in place);
@@ -50,6 +50,8 @@ def main():
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--m", type=int, default=16, help="HNSW m of the collections")
+    ap.add_argument("--ef-construction", type=int, default=200)
     a = ap.parse_args()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((a.n, a.dim)).astype(np.float32)
@@ -69,7 +71,8 @@ def main():
             d = tempfile.mkdtemp(prefix="cairn-bench-frames-")
             try:
                 db = cairndb.open(d + "/db")
-                col = db.create_collection("c", dim=a.dim)
+                col = db.create_collection("c", dim=a.dim, m=a.m,
+                                           ef_construction=a.ef_construction)
                 w0, c0 = time.perf_counter(), time.process_time()
                 if frame is None:
                     col.upsert(ids, x)
@@ -85,7 +88,8 @@ def main():
             print(f"round {r} {name:8} convert {conv:7.3f} s  upsert {wall:7.2f} s wall "
                   f"{cpu:7.2f} s CPU", flush=True)
     base = best["numpy"][1]
-    print(f"\n{a.n} x {a.dim}, min over {a.rounds} round(s)")
+    print(f"\n{a.n} x {a.dim}, m {a.m}, ef_construction {a.ef_construction}, "
+          f"min over {a.rounds} round(s)")
     print("| input | convert (CPU s) | upsert wall (s) | upsert CPU (s) | wall / NumPy |")
     print("|---|---:|---:|---:|---:|")
     for name, (conv, wall, cpu) in best.items():

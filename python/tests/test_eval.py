@@ -145,7 +145,7 @@ def cairn_binary():
 def test_same_numbers_as_the_cli(tmp_path):
     exe = cairn_binary()
     if exe is None:
-        pytest.skip("no cairn binary: build it with `cargo build -p cairn-cli` or set CAIRN_BIN")
+        pytest.fail("no cairn binary: build it with `cargo build -p cairn-cli` or set CAIRN_BIN")
     rng = np.random.default_rng(7)
     words = [f"w{i}" for i in range(40)]
     n, dim = 300, 8
