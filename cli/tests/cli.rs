@@ -1,39 +1,14 @@
 //! End-to-end tests of the `cairn` command-line tool: each runs the built binary in a
 //! temporary directory and checks its exit code and real output.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// Runs `cairn` with these arguments.
-fn cairn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .output()
-        .expect("the cairn binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs `cairn` and expects success; returns stdout.
-fn ok(args: &[&str]) -> String {
-    let o = cairn(args);
-    assert!(
-        o.status.success(),
-        "cairn {args:?} failed ({:?}):\n{}",
-        o.status.code(),
-        stderr(&o)
-    );
-    stdout(&o)
-}
+use common::{cairn, new_db, ok, s, stderr, stdout};
 
 /// Runs `cairn` and expects exit code 1 with a one-line error; returns stderr.
 fn fails(args: &[&str]) -> String {
@@ -49,10 +24,6 @@ fn fails(args: &[&str]) -> String {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     err
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
 }
 
 /// The `committed N` lines of an import's output, as numbers.
@@ -117,19 +88,6 @@ fn hit_ids(line: &Value) -> Vec<u64> {
         .iter()
         .map(|h| h["id"].as_u64().unwrap())
         .collect()
-}
-
-struct Db {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    db: PathBuf,
-}
-
-fn new_db() -> Db {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_owned();
-    let db = dir.join("db");
-    Db { _tmp: tmp, dir, db }
 }
 
 #[test]

@@ -2,11 +2,15 @@
 //! and `--exist-ok`, `list`, `drop` — and of `--json` on the commands that report something.
 //! Each runs the built binary in a temporary directory and checks its exit code and output.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
+
+use common::{new_db, ok, ok_json, s, stderr, stdout};
 
 fn cairn_in(dir: Option<&Path>, args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
@@ -18,26 +22,6 @@ fn cairn_in(dir: Option<&Path>, args: &[&str]) -> Output {
 
 fn cairn(args: &[&str]) -> Output {
     cairn_in(None, args)
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs `cairn` and expects success; returns stdout.
-fn ok(args: &[&str]) -> String {
-    let o = cairn(args);
-    assert!(
-        o.status.success(),
-        "cairn {args:?} failed ({:?}):\n{}",
-        o.status.code(),
-        stderr(&o)
-    );
-    stdout(&o)
 }
 
 /// Runs `cairn` and expects exit code 1 with a one-line error and nothing on stdout;
@@ -56,30 +40,6 @@ fn fails(args: &[&str]) -> String {
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     assert_eq!(stdout(&o), "", "cairn {args:?}");
     err
-}
-
-/// Runs `cairn` and expects success with one JSON object on stdout.
-fn ok_json(args: &[&str]) -> Value {
-    let out = ok(args);
-    assert_eq!(out.lines().count(), 1, "one line of JSON: {out}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out:?}: {e}"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
-}
-
-struct Db {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    db: PathBuf,
-}
-
-fn new_db() -> Db {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_owned();
-    let db = dir.join("db");
-    Db { _tmp: tmp, dir, db }
 }
 
 /// A JSONL file of `n` records of dimension 3.

@@ -1,27 +1,13 @@
 //! `cairn eval` on a hand-made collection, queries and qrels whose answers are worked out by
 //! hand: the metrics per mode, the cut-off, TREC run files, and clear errors on bad input.
 
+mod common;
+
 use std::fs;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn cairn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .output()
-        .expect("the cairn binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = cairn(args);
-    assert!(
-        o.status.success(),
-        "cairn {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{cairn, ok};
 
 fn fails(args: &[&str]) -> String {
     let o = cairn(args);

@@ -2,25 +2,14 @@
 //! text syntax, or JSON in the operator form when it starts with `{`; a query file's
 //! "filter" is a string or an object; errors name what was wrong, without serde's words.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn cairn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .output()
-        .expect("the cairn binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = cairn(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "cairn {args:?} failed: {err}");
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{cairn, ok, s};
 
 /// Expects exit code 1 and a one-line error in the user's terms; returns it.
 fn fails(args: &[&str]) -> String {
@@ -33,10 +22,6 @@ fn fails(args: &[&str]) -> String {
         assert!(!err.contains(serde_word), "serde's words in {err}");
     }
     err
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
 }
 
 /// The hit ids of each JSON output line, sorted.

@@ -3,9 +3,10 @@
 //! and JSONL mapped with `--id-field --vector-field --text-field --payload-fields`. The test
 //! files are written with the same `arrow-*`/`parquet` crates the tool reads them with.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -20,22 +21,7 @@ use arrow_schema::{DataType, Field};
 use cairndb::Record;
 use serde_json::{Value, json};
 
-fn cairn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .output()
-        .expect("the cairn binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = cairn(args);
-    assert!(
-        o.status.success(),
-        "cairn {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).expect("UTF-8 output")
-}
+use common::{cairn, ok, s};
 
 fn fails(args: &[&str]) -> String {
     let o = cairn(args);
@@ -43,10 +29,6 @@ fn fails(args: &[&str]) -> String {
     let e = String::from_utf8(o.stderr).expect("UTF-8 errors");
     assert!(!e.contains("panicked"), "{e}");
     e
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
 }
 
 /// The records of a collection, as `cairn export` writes them (JSONL), sorted by id.

@@ -3,6 +3,8 @@
 //! being written when the process died (durable, its line not yet printed), and nothing of
 //! any later row; every record it holds is the file's, bit for bit.
 
+mod common;
+
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -13,30 +15,11 @@ use arrow_array::builder::{FixedSizeListBuilder, Float32Builder};
 use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use cairndb::Record;
 
+use common::{ok, s};
+
 const DIM: usize = 8;
 const ROWS: u64 = 200_000;
 const BATCH: u64 = 500;
-
-fn cairn(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .output()
-        .expect("the cairn binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = cairn(args);
-    assert!(
-        o.status.success(),
-        "cairn {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).expect("UTF-8 output")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
-}
 
 /// Row `i`'s vector: values that no decimal or float64 detour keeps unchanged by accident.
 fn vector(i: u64) -> [f32; DIM] {

@@ -6,29 +6,15 @@
 //! record equal to the one written, and export of that import again gives the same bytes;
 //! so does an export to Parquet or Arrow IPC imported into a new collection.
 
+mod common;
+
 use std::fs;
-use std::process::{Command, Output};
 
 use cairndb::Record;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-fn cairn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .output()
-        .expect("the cairn binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = cairn(args);
-    assert!(
-        o.status.success(),
-        "cairn {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).expect("UTF-8 output")
-}
+use common::ok;
 
 const DIM: usize = 3;
 

@@ -4,38 +4,14 @@
 //! string ids in search hits, export → import, and the hostile inputs: empty, too long,
 //! `null`/bool/array/object ids, mixed kinds in one file, `.fvecs` rows without ids.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-fn cairn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .output()
-        .expect("the cairn binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs `cairn` and expects success; returns stdout.
-fn ok(args: &[&str]) -> String {
-    let o = cairn(args);
-    assert!(
-        o.status.success(),
-        "cairn {args:?} failed ({:?}):\n{}",
-        o.status.code(),
-        stderr(&o)
-    );
-    stdout(&o)
-}
+use common::{Db, cairn, new_db, ok, ok_json, s, stderr, stdout};
 
 /// Runs `cairn` and expects exit code 1 with a one-line error and nothing on stdout;
 /// returns the message after `error: `.
@@ -56,29 +32,6 @@ fn fails(args: &[&str]) -> String {
         assert!(!err.contains(rust), "{err}");
     }
     err["error: ".len()..].trim_end().to_owned()
-}
-
-fn ok_json(args: &[&str]) -> Value {
-    let out = ok(args);
-    assert_eq!(out.lines().count(), 1, "one line of JSON: {out}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out:?}: {e}"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
-}
-
-struct Db {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    db: PathBuf,
-}
-
-fn new_db() -> Db {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_owned();
-    let db = dir.join("db");
-    Db { _tmp: tmp, dir, db }
 }
 
 /// Writes these JSON lines to `name` in the test directory; returns its path.
