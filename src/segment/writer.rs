@@ -89,32 +89,21 @@ fn write_codes(path: &Path, id: u64, dim: usize, rows: &[SealRow<'_>]) -> Result
     h.count = rows.len() as u64;
     h.block_size = BLOCK_SIZE as u32;
     h.aux = id;
-    check(Op::Create, path).at(path)?;
-    let f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .at(path)?;
-    let mut w = BufWriter::with_capacity(1 << 20, f);
-    check(Op::Write, path).at(path)?;
-    w.write_all(&[0u8; HEADER_LEN]).at(path)?;
-    let mut crcs = BlockCrcs::new(BLOCK_SIZE);
-    let mut row = vec![0u8; row_len];
-    for r in rows {
-        debug_assert_eq!(r.vector.len(), dim);
-        encode_row(r.vector, &mut row);
-        crcs.update(&row);
-        w.write_all(&row).at(path)?;
-    }
-    let table = crcs.finish();
-    w.write_all(&table).at(path)?;
-    h.body_len = (rows.len() * row_len + table.len()) as u64;
-    h.body_crc = crc32c::crc32c(&table);
-    let mut f: File = w.into_inner().map_err(|e| e.into_error()).at(path)?;
-    f.seek(SeekFrom::Start(0)).at(path)?;
-    f.write_all(&h.encode()).at(path)?;
-    check(Op::Sync, path).synced_at(path)?;
-    f.sync_all().synced_at(path)
+    write_streamed(path, |w| {
+        let mut crcs = BlockCrcs::new(BLOCK_SIZE);
+        let mut row = vec![0u8; row_len];
+        for r in rows {
+            debug_assert_eq!(r.vector.len(), dim);
+            encode_row(r.vector, &mut row);
+            crcs.update(&row);
+            w.write_all(&row)?;
+        }
+        let table = crcs.finish();
+        w.write_all(&table)?;
+        h.body_len = (rows.len() * row_len + table.len()) as u64;
+        h.body_crc = crc32c::crc32c(&table);
+        Ok(h)
+    })
 }
 
 fn write_ids(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
@@ -193,6 +182,22 @@ fn write_payload(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
     h.body_crc = crc32c::crc32c(&table);
     h.block_size = BLOCK_SIZE as u32;
     h.aux = id;
+    write_streamed(path, |w| {
+        w.write_all(&index)?;
+        for r in rows {
+            w.write_all(r.doc)?;
+        }
+        w.write_all(&table)?;
+        Ok(h)
+    })
+}
+
+/// Writes a new file whose body is streamed: room for the header, the body `body` writes
+/// (returning the header that describes it), then the header in its place, and an fsync.
+fn write_streamed(
+    path: &Path,
+    body: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<Header>,
+) -> Result<()> {
     check(Op::Create, path).at(path)?;
     let f = fs::OpenOptions::new()
         .write(true)
@@ -202,11 +207,7 @@ fn write_payload(path: &Path, id: u64, rows: &[SealRow<'_>]) -> Result<()> {
     let mut w = BufWriter::with_capacity(1 << 20, f);
     check(Op::Write, path).at(path)?;
     w.write_all(&[0u8; HEADER_LEN]).at(path)?;
-    w.write_all(&index).at(path)?;
-    for r in rows {
-        w.write_all(r.doc).at(path)?;
-    }
-    w.write_all(&table).at(path)?;
+    let h = body(&mut w).at(path)?;
     let mut f: File = w.into_inner().map_err(|e| e.into_error()).at(path)?;
     f.seek(SeekFrom::Start(0)).at(path)?;
     f.write_all(&h.encode()).at(path)?;
