@@ -453,44 +453,37 @@ impl Source for NpyRecords {
 
 impl<R: BufRead> Source for JsonlReader<R> {
     fn bytes(&self) -> u64 {
-        self.bytes
+        self.lines.bytes
     }
     fn place(&self, at: usize) -> String {
         format!("line {at}")
     }
 }
 
-/// Reads JSONL records, one per line; blank lines are skipped.
-pub struct JsonlReader<R> {
+/// The non-blank lines of a text file, trimmed and numbered from 1, with the bytes read so
+/// far (what the JSONL readers share).
+pub struct Lines<R> {
     inner: R,
     path: PathBuf,
     line: usize,
     buf: String,
     /// Bytes consumed so far.
     pub bytes: u64,
-    done: bool,
 }
 
-impl JsonlReader<BufReader<File>> {
-    pub fn open(path: &Path) -> CliResult<Self> {
-        let f = open_input(path)?;
-        Ok(JsonlReader::new(BufReader::with_capacity(1 << 20, f), path))
-    }
-}
-
-impl<R: BufRead> JsonlReader<R> {
+impl<R: BufRead> Lines<R> {
     pub fn new(inner: R, path: &Path) -> Self {
-        JsonlReader {
+        Lines {
             inner,
             path: path.to_owned(),
             line: 0,
             buf: String::new(),
             bytes: 0,
-            done: false,
         }
     }
 
-    fn next_item(&mut self) -> CliResult<Option<Item>> {
+    /// The next non-blank line and its number, `None` at the end.
+    pub fn next_line(&mut self) -> CliResult<Option<(usize, &str)>> {
         loop {
             self.buf.clear();
             self.line += 1;
@@ -505,21 +498,46 @@ impl<R: BufRead> JsonlReader<R> {
                 return Ok(None);
             }
             self.bytes += n as u64;
-            let text = self.buf.trim();
-            if text.is_empty() {
-                continue;
+            if !self.buf.trim().is_empty() {
+                return Ok(Some((self.line, self.buf.trim())));
             }
-            return match crate::jsonl::parse_record(text) {
-                Ok(record) => Ok(Some(Item {
-                    at: self.line,
-                    record,
-                })),
-                Err(e) => Err(fail(format_args!(
-                    "{} line {}: {e}",
-                    self.path.display(),
-                    self.line
-                ))),
-            };
+        }
+    }
+
+    /// An error about line `line` of the file.
+    pub fn error(&self, line: usize, e: impl std::fmt::Display) -> crate::util::CliError {
+        fail(format_args!("{} line {line}: {e}", self.path.display()))
+    }
+}
+
+/// Reads JSONL records, one per line; blank lines are skipped.
+pub struct JsonlReader<R> {
+    lines: Lines<R>,
+    done: bool,
+}
+
+impl JsonlReader<BufReader<File>> {
+    pub fn open(path: &Path) -> CliResult<Self> {
+        let f = open_input(path)?;
+        Ok(JsonlReader::new(BufReader::with_capacity(1 << 20, f), path))
+    }
+}
+
+impl<R: BufRead> JsonlReader<R> {
+    pub fn new(inner: R, path: &Path) -> Self {
+        JsonlReader {
+            lines: Lines::new(inner, path),
+            done: false,
+        }
+    }
+
+    fn next_item(&mut self) -> CliResult<Option<Item>> {
+        let Some((at, text)) = self.lines.next_line()? else {
+            return Ok(None);
+        };
+        match crate::jsonl::parse_record(text) {
+            Ok(record) => Ok(Some(Item { at, record })),
+            Err(e) => Err(self.lines.error(at, e)),
         }
     }
 }

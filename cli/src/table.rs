@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -831,14 +831,10 @@ impl Source for TableRecords {
 /// JSONL records whose fields are named by a [`Mapping`] (Chroma's `embedding`, `document`,
 /// `metadata`…): each line is a JSON object.
 pub struct JsonlMapped {
-    inner: BufReader<File>,
-    path: PathBuf,
+    lines: crate::input::Lines<BufReader<File>>,
     m: Mapping,
-    line: usize,
     /// Records read so far (the row number for `--id-start`).
     rows: usize,
-    buf: String,
-    bytes: u64,
     done: bool,
 }
 
@@ -852,29 +848,25 @@ impl JsonlMapped {
         }
         let f = crate::input::open_input(path)?;
         Ok(JsonlMapped {
-            inner: BufReader::with_capacity(1 << 20, f),
-            path: path.to_owned(),
+            lines: crate::input::Lines::new(BufReader::with_capacity(1 << 20, f), path),
             m: m.clone(),
-            line: 0,
             rows: 0,
-            buf: String::new(),
-            bytes: 0,
             done: false,
         })
     }
 
-    fn record(&self, text: &str) -> Result<Record, String> {
+    fn record(m: &Mapping, rows: usize, text: &str) -> Result<Record, String> {
         let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
             .map_err(|e| format!("expected a JSON object: {}", crate::jsonl::humanize(&e)))?;
         let names: Vec<&str> = obj.keys().map(String::as_str).collect();
-        let cols = resolve(&self.m, &names, "field")?;
+        let cols = resolve(m, &names, "field")?;
         let field = |n: &str| format!("field `{n}`");
         let id = match &cols.id {
             Some(n) => serde_json::from_value::<Id>(obj[n].clone())
                 .map_err(|_| format!("{}: expected a whole number or a string", field(n)))?,
             None => {
-                let start = self.m.id_start.unwrap_or(0);
-                Id::Int(start.checked_add(self.rows as u64).ok_or_else(|| {
+                let start = m.id_start.unwrap_or(0);
+                Id::Int(start.checked_add(rows as u64).ok_or_else(|| {
                     format!(
                         "--id-start {start} plus the row number is above {}",
                         u64::MAX
@@ -913,37 +905,12 @@ impl JsonlMapped {
     }
 
     fn next_item(&mut self) -> CliResult<Option<Item>> {
-        loop {
-            self.buf.clear();
-            self.line += 1;
-            let n = self.inner.read_line(&mut self.buf).map_err(|e| {
-                fail(format_args!(
-                    "{} line {}: cannot read: {e}",
-                    self.path.display(),
-                    self.line
-                ))
-            })?;
-            if n == 0 {
-                return Ok(None);
-            }
-            self.bytes += n as u64;
-            let text = self.buf.trim();
-            if text.is_empty() {
-                continue;
-            }
-            let rec = self.record(text).map_err(|e| {
-                fail(format_args!(
-                    "{} line {}: {e}",
-                    self.path.display(),
-                    self.line
-                ))
-            })?;
-            self.rows += 1;
-            return Ok(Some(Item {
-                at: self.line,
-                record: rec,
-            }));
-        }
+        let Some((at, text)) = self.lines.next_line()? else {
+            return Ok(None);
+        };
+        let record = Self::record(&self.m, self.rows, text).map_err(|e| self.lines.error(at, e))?;
+        self.rows += 1;
+        Ok(Some(Item { at, record }))
     }
 
     /// Whether the rows are numbered (no id field).
@@ -969,7 +936,7 @@ impl Iterator for JsonlMapped {
 
 impl Source for JsonlMapped {
     fn bytes(&self) -> u64 {
-        self.bytes
+        self.lines.bytes
     }
     fn place(&self, at: usize) -> String {
         format!("line {at}")
