@@ -206,10 +206,7 @@ impl MemGraph {
                 self.params.m
             };
             let chosen = select(&found, self.params.m, vecs, metric)?;
-            {
-                let _g = self.locks[node as usize].lock();
-                self.set_list(node, l, &chosen);
-            }
+            self.set_own_list(node, l, &chosen, max, vecs, metric)?;
             for &nb in &chosen {
                 self.link(nb, node, l, max, vecs, metric)?;
             }
@@ -220,6 +217,51 @@ impl MemGraph {
         {
             self.entry.store(pack(node, level), Ordering::Release);
         }
+        Ok(())
+    }
+
+    /// Sets the list of the node being inserted on `level` to `chosen`, keeping the links that
+    /// concurrent inserts added meanwhile: one that found `node` through its upper levels may
+    /// have linked itself here already, and overwriting that link could leave it with no
+    /// incoming link at all (never found by any walk). Over `max`, the heuristic picks.
+    fn set_own_list<V: Vectors>(
+        &self,
+        node: u32,
+        level: usize,
+        chosen: &[u32],
+        max: usize,
+        vecs: &V,
+        metric: Metric,
+    ) -> Result<()> {
+        let _g = self.locks[node as usize].lock();
+        let list = self.list(node, level);
+        let count = list[0].load(Ordering::Relaxed) as usize;
+        if count == 0 {
+            self.set_list(node, level, chosen);
+            return Ok(());
+        }
+        let mut all = chosen.to_vec();
+        for a in &list[1..=count] {
+            let n = a.load(Ordering::Relaxed);
+            if !all.contains(&n) {
+                all.push(n);
+            }
+        }
+        if all.len() <= max {
+            self.set_list(node, level, &all);
+            return Ok(());
+        }
+        let base = vecs.vector(node)?;
+        let mut cands = Vec::with_capacity(all.len());
+        for n in all {
+            cands.push(Scored {
+                score: metric.score(base, vecs.vector(n)?),
+                node: n,
+            });
+        }
+        cands.sort_unstable_by(|a, b| b.cmp(a));
+        let kept = select(&cands, max, vecs, metric)?;
+        self.set_list(node, level, &kept);
         Ok(())
     }
 
