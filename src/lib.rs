@@ -66,12 +66,13 @@ pub mod fuzzing;
 pub use io::faults;
 
 pub use collection::{
-    Collection, CollectionStats, CompactionReport, PayloadChange, Scan, ScanOptions, SegmentStats,
-    Update,
+    Collection, CollectionStats, CompactionReport, PayloadChange, ResidentBytes, Scan, ScanOptions,
+    SegmentStats, Update,
 };
-pub use db::{Database, DbStats, VerifyReport};
+pub use db::{Database, DbStats, MemoryReport, VerifyReport};
 pub use error::{Error, Result};
 pub use index::text;
+pub use io::mmap::evict_page_cache;
 pub use log::recover::RecoveryReport;
 pub use model::filter;
 pub use model::{

@@ -272,6 +272,7 @@ impl Collection {
                 cfg.m,
                 Codes::of(cfg, cfg.int8_codes()),
             )?))
+            .inspect(|s| inner.core.keep_resident(s))
         } else {
             None
         };

@@ -62,6 +62,14 @@ pub(crate) trait CatchUp: Send {
 }
 
 impl DbCore {
+    /// A segment a seal or compaction just opened: with a memory budget, its codes and graph
+    /// are read in ahead of use (and locked with `lock_memory`), as opening does.
+    pub(crate) fn keep_resident(&self, seg: &crate::segment::Segment) {
+        if self.options.memory_budget.is_some() {
+            crate::db::keep_resident(seg, self.options.lock_memory);
+        }
+    }
+
     /// For a read-only handle: catches up with the writer. Nothing for the writer.
     pub(crate) fn catch_up(self: &Arc<Self>) -> Result<()> {
         match &self.follower {

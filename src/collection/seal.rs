@@ -333,7 +333,10 @@ impl Collection {
                 let cfg = &inner.config;
                 let codes = Codes::of(cfg, cfg.int8_codes());
                 match Segment::open(&dir, id, sealed.rows, cfg.dim, cfg.m, codes) {
-                    Ok(seg) => Some((seg, sealed)),
+                    Ok(seg) => {
+                        inner.core.keep_resident(&seg);
+                        Some((seg, sealed))
+                    }
                     Err(e) => {
                         // The manifest already names the segment while a memtable still holds
                         // its rows: sealing again would duplicate them. Stop writing.

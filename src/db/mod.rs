@@ -6,6 +6,7 @@
 
 mod follow;
 mod open;
+pub(crate) use open::keep_resident;
 mod threads;
 
 use std::collections::{BTreeMap, HashMap};
@@ -57,6 +58,22 @@ pub struct DbStats {
     pub wal_bytes: u64,
     /// Every collection, by name.
     pub collections: Vec<CollectionStats>,
+}
+
+/// Memory figures of an open database: what a
+/// [`memory_budget`](crate::Options#structfield.memory_budget) covers, and what is in memory.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryReport {
+    /// The budget the database was opened with.
+    pub budget: Option<u64>,
+    /// Bytes of every segment's quantized codes and graph: what the budget keeps resident.
+    pub pinned_bytes: u64,
+    /// The pinned bytes fit in the budget (true without one).
+    pub fits: bool,
+    /// Bytes of the segments' parts in memory now, summed over the collections.
+    pub resident: crate::ResidentBytes,
+    /// Heap bytes of the memtables (always in memory).
+    pub memtable_bytes: u64,
 }
 
 /// What [`Database::verify`] checked.
@@ -429,6 +446,30 @@ impl Database {
                 .values()
                 .map(Collection::stats)
                 .collect(),
+        }
+    }
+
+    /// Memory figures: the budget, the bytes it should keep resident, and what each part of
+    /// the segments has in memory now (from the page tables, `mincore`). See
+    /// [`Options::memory_budget`](crate::Options#structfield.memory_budget).
+    pub fn memory(&self) -> MemoryReport {
+        let stats = self.stats();
+        let mut resident = crate::ResidentBytes::default();
+        let (mut pinned, mut memtable_bytes) = (0u64, 0u64);
+        for c in &stats.collections {
+            memtable_bytes += c.memtable_bytes as u64;
+            for s in &c.segments {
+                pinned += s.codes_bytes + s.graph_bytes;
+                resident += s.resident;
+            }
+        }
+        let budget = self.core.options.memory_budget;
+        MemoryReport {
+            budget,
+            pinned_bytes: pinned,
+            fits: budget.is_none_or(|b| pinned <= b),
+            resident,
+            memtable_bytes,
         }
     }
 

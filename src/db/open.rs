@@ -123,6 +123,7 @@ pub(super) fn load_collections_with(
     cache: &mut HashMap<u64, Arc<Segment>>,
 ) -> Result<Vec<Restored>> {
     let mut loaded = Vec::new();
+    let mut opened = Vec::new();
     for c in &manifest.collections {
         let dir = collection_dir(path, &c.name);
         let mut segments = Vec::new();
@@ -156,6 +157,7 @@ pub(super) fn load_collections_with(
             };
             segments.push(SegmentSlot::new(seg, deleted, generation));
         }
+        opened.extend(segments.iter().map(|s| Arc::clone(&s.seg)));
         let active = Arc::new(Memtable::sized(options, &c.config, 0, 0));
         loaded.push(Restored {
             entry: c.clone(),
@@ -163,7 +165,47 @@ pub(super) fn load_collections_with(
             committed: c.flushed_lsn,
         });
     }
+    apply_memory_budget(path, options, &opened);
     Ok(loaded)
+}
+
+/// With a memory budget: checks that the segments' codes and graphs fit in it (a warning
+/// when they do not), reads them in ahead of use, and locks them when asked to and they fit.
+fn apply_memory_budget(path: &Path, options: &Options, segments: &[Arc<Segment>]) {
+    let Some(budget) = options.memory_budget else {
+        return;
+    };
+    let pinned: u64 = segments.iter().map(|s| s.pinned_bytes()).sum();
+    let fits = pinned <= budget;
+    if !fits {
+        log::warn!(
+            "{}: the quantized codes and graphs that searches walk take {pinned} bytes, more than \
+             the memory budget of {budget} bytes: searches will read them from the disk when \
+             they are evicted{}",
+            path.display(),
+            if options.lock_memory {
+                "; they are not locked"
+            } else {
+                ""
+            }
+        );
+    }
+    for s in segments {
+        keep_resident(s, options.lock_memory && fits);
+    }
+}
+
+/// Reads a segment's codes and graph in ahead of use and, with `lock`, locks them; a lock
+/// that fails is logged, and the segment stays usable unlocked.
+pub(crate) fn keep_resident(seg: &Segment, lock: bool) {
+    if let Err(e) = seg.keep_resident(lock) {
+        log::warn!(
+            "segment {} in {}: cannot lock its codes and graph in memory ({e}); they stay \
+             unlocked (raise RLIMIT_MEMLOCK, `ulimit -l`, or open without lock_memory)",
+            seg.id,
+            seg.dir.display()
+        );
+    }
 }
 
 /// Replays the log into the collections' memtables and links the replayed rows into their

@@ -52,15 +52,113 @@ impl Mmap {
         }
     }
 
-    /// Advises the kernel that access will be random (HNSW) and that huge pages are welcome
-    /// (used where the kernel supports them for read-only file mappings). Hints only.
+    /// Advises the kernel that access will be random: a page fault reads that page and no
+    /// read-ahead around it (`MADV_RANDOM`). For the vectors, ids and payload, whose rows are
+    /// read one by one (re-scoring, hits) and which may be far larger than memory.
     pub(crate) fn advise_random(&self) {
+        if let Some(m) = &self.map {
+            let _ = m.advise(memmap2::Advice::Random);
+        }
+    }
+
+    /// [`advise_random`](Self::advise_random), and huge pages welcome (where the kernel backs
+    /// read-only file mappings with them): for the graph and the codes, which walks touch all
+    /// over and which should stay resident. On Linux a fault in such a mapping reads its whole
+    /// 2 MiB-aligned range, so this is not for files read only row by row: with it, each
+    /// re-scored vector cost a 2 MiB read on a cold page cache.
+    pub(crate) fn advise_walked(&self) {
         if let Some(m) = &self.map {
             let _ = m.advise(memmap2::Advice::Random);
             #[cfg(target_os = "linux")]
             let _ = m.advise(memmap2::Advice::HugePage);
         }
     }
+}
+
+impl Mmap {
+    /// Asks the kernel to read the whole mapping in ahead of use (`MADV_WILLNEED`): for the
+    /// parts a memory budget keeps resident (codes, graph). A hint only.
+    pub(crate) fn advise_willneed(&self) {
+        if let Some(m) = &self.map {
+            let _ = m.advise(memmap2::Advice::WillNeed);
+        }
+    }
+
+    /// Locks the mapping's pages in memory (`mlock`): they are read in now and never evicted
+    /// while the map lives. Fails when the process may not lock that much (`RLIMIT_MEMLOCK`).
+    pub(crate) fn lock(&self) -> std::io::Result<()> {
+        match &self.map {
+            Some(m) => m.lock(),
+            None => Ok(()),
+        }
+    }
+
+    /// Bytes of the mapping that are in memory now (`mincore`), whole pages; 0 where the
+    /// system cannot tell.
+    pub(crate) fn resident_bytes(&self) -> u64 {
+        #[cfg(any(target_os = "linux", target_os = "macos"))]
+        if let Some(m) = &self.map {
+            // SAFETY: sysconf takes a constant and touches no memory of ours.
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+            let Ok(page) = usize::try_from(page) else {
+                return 0;
+            };
+            if page == 0 {
+                return 0;
+            }
+            let pages = m.len().div_ceil(page);
+            let mut vec = vec![0u8; pages];
+            // SAFETY: the range is the live mapping `m` (mmap returned a page-aligned start),
+            // and `vec` has one byte per page of it, as mincore writes. mincore only reports
+            // residency; it neither reads nor changes the mapped bytes.
+            let r = unsafe {
+                libc::mincore(
+                    m.as_ptr() as *mut libc::c_void,
+                    m.len(),
+                    vec.as_mut_ptr().cast(),
+                )
+            };
+            if r != 0 {
+                return 0;
+            }
+            let resident = vec.iter().filter(|&&b| b & 1 != 0).count();
+            return (resident * page).min(m.len()) as u64;
+        }
+        0
+    }
+}
+
+/// Drops the clean pages of the file at `path`, or of every file under the directory at
+/// `path`, from the page cache (`posix_fadvise(POSIX_FADV_DONTNEED)`), so that the next reads
+/// come from the disk: how a benchmark makes a cold pass. Pages that a process still maps
+/// (an open database) stay. Returns the number of files; does nothing on systems without
+/// the call.
+pub fn evict_page_cache(path: &Path) -> std::io::Result<usize> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.is_dir() {
+        let mut n = 0;
+        for e in std::fs::read_dir(path)? {
+            n += evict_page_cache(&e?.path())?;
+        }
+        return Ok(n);
+    }
+    if !meta.is_file() {
+        return Ok(0);
+    }
+    let f = File::open(path)?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: posix_fadvise takes a file descriptor we own (open for the whole call) and
+        // plain integers; it touches no memory of ours and only changes the page cache.
+        let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        if r != 0 {
+            return Err(std::io::Error::from_raw_os_error(r));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = f;
+    Ok(1)
 }
 
 /// Issues prefetch hints for the first `max_lines` cache lines of the `len` bytes at `base`.

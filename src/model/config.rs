@@ -78,6 +78,20 @@ pub struct Options {
     /// a waiting process takes over. A timeout too long for the clock waits without end.
     /// Default: zero (fail at once).
     pub lock_timeout: std::time::Duration,
+    /// Bytes of memory the parts that searches walk should stay within: each segment's
+    /// quantized codes and HNSW graph. With a budget, those files are read in at open and
+    /// kept resident (`madvise(WILLNEED)`; locked with [`lock_memory`](Self::lock_memory)),
+    /// while the f32 vectors stay mapped for random access and are read only to re-score the
+    /// best candidates. Opening logs a warning (the `log` facade, target `cairndb`) when the
+    /// codes and graphs are larger than the budget; [`Database::memory`](crate::Database::memory)
+    /// reports the figures. Default: none (the kernel pages everything in as searches touch
+    /// it).
+    pub memory_budget: Option<u64>,
+    /// With a [`memory_budget`](Self::memory_budget) the codes and graphs fit in, lock them in
+    /// memory (`mlock`) so that they are never evicted. Needs a large enough
+    /// `RLIMIT_MEMLOCK` (`ulimit -l`); when locking fails, opening logs a warning and goes on
+    /// unlocked. Default: false.
+    pub lock_memory: bool,
 }
 
 impl Default for Options {
@@ -94,6 +108,8 @@ impl Default for Options {
             compaction_deleted_ratio: 0.2,
             accept_log_loss: false,
             lock_timeout: std::time::Duration::ZERO,
+            memory_budget: None,
+            lock_memory: false,
         }
     }
 }
@@ -151,6 +167,19 @@ impl Options {
     /// [`Options::accept_log_loss`](Options#structfield.accept_log_loss)).
     pub fn accept_log_loss(mut self, yes: bool) -> Self {
         self.accept_log_loss = yes;
+        self
+    }
+
+    /// Sets the memory budget in bytes (see
+    /// [`Options::memory_budget`](Options#structfield.memory_budget)).
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = Some(bytes);
+        self
+    }
+    /// Whether to lock the codes and graphs in memory (see
+    /// [`Options::lock_memory`](Options#structfield.lock_memory)).
+    pub fn lock_memory(mut self, yes: bool) -> Self {
+        self.lock_memory = yes;
         self
     }
 

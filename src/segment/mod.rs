@@ -477,6 +477,45 @@ impl Segment {
                 .map_or(0, Quantized::heap_bytes)) as u64
     }
 
+    /// Bytes a memory budget keeps resident: the mapped codes and the graph.
+    pub(crate) fn pinned_bytes(&self) -> u64 {
+        self.codes_file_bytes() + self.graph_bytes()
+    }
+
+    /// Reads the codes and the graph in ahead of use and, with `lock`, locks them in memory.
+    /// Fails only when locking fails (the hint cannot).
+    pub(crate) fn keep_resident(&self, lock: bool) -> std::io::Result<()> {
+        let codes = self
+            .quant
+            .get()
+            .and_then(Option::as_ref)
+            .and_then(Quantized::mapped_file);
+        for map in codes.into_iter().chain([self.graph.map()]) {
+            map.advise_willneed();
+            if lock {
+                map.lock()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes of each part in memory now: mapped files as the page table says (`mincore`),
+    /// heap copies whole.
+    pub(crate) fn resident(&self) -> crate::collection::ResidentBytes {
+        let quant = self.quant.get().and_then(Option::as_ref);
+        crate::collection::ResidentBytes {
+            codes: quant.map_or(0, |q| {
+                q.mapped_file().map_or(0, Mmap::resident_bytes) + q.heap_bytes() as u64
+            }),
+            graph: self.graph.map().resident_bytes(),
+            vectors: self.vectors.resident_bytes(),
+            ids: self.ids.resident_bytes(),
+            payload: self.payload.resident_bytes(),
+            indexes: (self.fields.get().map_or(0, FieldIndex::bytes)
+                + self.text.get().map_or(0, TextIndex::heap_bytes)) as u64,
+        }
+    }
+
     /// Bytes of the graph file.
     pub(crate) fn graph_bytes(&self) -> u64 {
         self.graph.disk_bytes()

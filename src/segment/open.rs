@@ -202,6 +202,7 @@ pub(super) fn payload(dir: &Path, id: u64, rows: u64) -> Result<PayloadFile> {
 pub(super) fn codes(dir: &Path, id: u64, rows: u64, dim: usize) -> Result<MappedCodes> {
     let path = dir.join(CODES_FILE);
     let map = open_map(&path)?;
+    map.advise_walked();
     let b = map.bytes();
     let h = Header::decode(b, FileKind::Codes, &path)?;
     check_common(&h, &path, id, rows)?;

@@ -215,6 +215,14 @@ impl Quantized {
         }
     }
 
+    /// The mapped `codes` file (none on the heap).
+    pub(crate) fn mapped_file(&self) -> Option<&Mmap> {
+        match &self.store {
+            Store::Heap(_) => None,
+            Store::Mapped(m) => Some(&m.map),
+        }
+    }
+
     /// Bytes of the mapped `codes` file (0 on the heap).
     pub(crate) fn mapped_bytes(&self) -> usize {
         match &self.store {

@@ -276,7 +276,7 @@ impl MappedGraph {
     pub(crate) fn open(path: &Path, segment: u64, n: usize, m: usize) -> Result<MappedGraph> {
         let f = File::open(path).at(path)?;
         let map = Mmap::map(&f, path)?;
-        map.advise_random();
+        map.advise_walked();
         let b = map.bytes();
         let h = Header::decode(b, FileKind::Graph, path)?;
         let bad = |what: String| Error::corruption(path, what);
@@ -450,6 +450,11 @@ impl MappedGraph {
     }
 
     /// Bytes of the file.
+    /// The mapped file (for residency hints and figures).
+    pub(crate) fn map(&self) -> &Mmap {
+        &self.map
+    }
+
     pub(crate) fn disk_bytes(&self) -> u64 {
         self.map.bytes().len() as u64
     }
