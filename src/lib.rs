@@ -66,8 +66,8 @@ pub mod fuzzing;
 pub use io::faults;
 
 pub use collection::{
-    Collection, CollectionStats, CompactionReport, PayloadChange, ResidentBytes, Scan, ScanOptions,
-    SegmentStats, Update,
+    Collection, CollectionStats, CompactionReport, PayloadChange, Scan, ScanOptions, SegmentStats,
+    Update,
 };
 pub use db::{Database, DbStats, MemoryReport, VerifyReport};
 pub use error::{Error, Result};
@@ -83,5 +83,6 @@ pub use query::{
     Explain, Fusion, PlanKind, RerankQuery, Reranker, SearchRequest, SearchResponse, SourcePlan,
     TextPlan, TextStats, merge_hits,
 };
+pub use segment::ResidentBytes;
 pub use vector::distance;
 pub use vector::distance::Metric;

@@ -580,6 +580,18 @@ pub struct BenchArgs {
     /// one at a time on one thread.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Open the database with this memory budget (bytes, or with a K, M or G suffix: 1.2G):
+    /// the codes and graphs are read in and kept resident, the vectors read for re-scoring
+    /// only. The memory pass reports whether they fit.
+    #[arg(long, value_name = "BYTES", value_parser = util::parse_bytes)]
+    pub memory_budget: Option<u64>,
+    /// With --memory-budget: lock the codes and graphs in memory (mlock).
+    #[arg(long)]
+    pub lock_memory: bool,
+    /// Skip the memory pass (the database closed, its pages evicted, the queries run cold and
+    /// warm with the bytes read from the disk per query).
+    #[arg(long)]
+    pub no_memory_pass: bool,
     /// Use only the first N queries.
     #[arg(long, value_name = "N")]
     pub n_query: Option<usize>,

@@ -294,6 +294,31 @@ impl Table {
     }
 }
 
+/// A byte count: digits with an optional decimal part and a K, M, G or T suffix (powers of
+/// 1024; a trailing `B` or `iB` is allowed).
+pub(crate) fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix("ib"))
+        .or_else(|| t.strip_suffix(['B', 'b']))
+        .unwrap_or(t);
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('G') => (&t[..t.len() - 1], 1 << 30),
+        Some('T') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let bad = || format!("{s:?} is not a byte count (e.g. 800M, 1.2G, 123456)");
+    let x: f64 = num.trim().parse().map_err(|_| bad())?;
+    let bytes = x * mult as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +336,17 @@ mod tests {
         let mut t = Table::new(&["name", ">n"]);
         t.row(vec!["a".into(), "100".into()]);
         assert_eq!(t.render(""), "name    n\na     100\n");
+    }
+
+    #[test]
+    fn byte_counts() {
+        assert_eq!(super::parse_bytes("123456"), Ok(123_456));
+        assert_eq!(super::parse_bytes("800M"), Ok(800 << 20));
+        assert_eq!(super::parse_bytes("1.5G"), Ok(3 << 29));
+        assert_eq!(super::parse_bytes("64KiB"), Ok(64 << 10));
+        assert_eq!(super::parse_bytes("2gb"), Ok(2 << 30));
+        for bad in ["", "G", "-1", "0", "1X", "nan", "1e30T", "0.5"] {
+            assert!(super::parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -57,6 +57,8 @@ def open(
     create: bool = True,
     read_only: bool = False,
     lock_timeout: float = 0.0,
+    memory_budget: Optional[int] = None,
+    lock_memory: bool = False,
 ) -> Database:
     """Opens (creating if missing) the database in directory `path`.
 
@@ -64,6 +66,10 @@ def open(
     "buffered" (synced by a background thread once a second; `Database.sync()` forces it).
     Raises `LockedError` if another process or handle has it open, after waiting up to
     `lock_timeout` seconds for it to close.
+
+    `memory_budget`: bytes the segments' codes and graphs (what graph walks touch) should stay
+    within; they are read in at open and kept resident (locked with `lock_memory=True`), and a
+    warning is logged when they do not fit. See `Database.memory()`.
 
     `read_only=True`: opens an existing database to read while another process writes; it
     takes no lock, writes nothing, sees every batch the writer acknowledged before each call
@@ -132,6 +138,10 @@ class Database:
         """Makes every acknowledged write durable."""
     def verify(self) -> dict[str, int]:
         """Checks every file and graph; raises `CorruptionError` on the first problem."""
+    def memory(self) -> dict[str, Any]:
+        """Memory figures: `budget`, `pinned_bytes` (codes and graphs), `fits`, `resident`
+        (bytes in memory now per part: codes, graph, vectors, ids, payload, indexes, from the
+        page tables) and `memtable_bytes`."""
     def close(self) -> None:
         """Closes the database and its collection handles, waits for calls in flight on other
         threads to end, and releases the lock; later calls raise `ClosedError`. Raises

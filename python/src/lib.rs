@@ -1142,6 +1142,17 @@ impl PyDatabase {
         py.import("json")?.call_method1("loads", (json,))
     }
 
+    /// Memory figures as a dict: `budget` (bytes or None), `pinned_bytes` (the codes and
+    /// graphs a budget keeps resident), `fits`, `resident` (bytes in memory now per part:
+    /// codes, graph, vectors, ids, payload, indexes) and `memtable_bytes`.
+    fn memory<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let g = self.db()?;
+        let db: &Database = &g;
+        let r = py.detach(|| db.memory());
+        let json = serde_json::to_string(&r).map_err(|e| invalid(e.to_string()))?;
+        py.import("json")?.call_method1("loads", (json,))
+    }
+
     /// The database directory.
     #[getter]
     fn path(&self) -> PyResult<String> {
@@ -2621,7 +2632,7 @@ impl PyRecord {
 /// returned before the call started). Every write raises `ReadOnlyError`. Any number of
 /// read-only handles may be open, in any processes.
 #[pyfunction]
-#[pyo3(signature = (path, *, durability="sync", background_compaction=true, create=true, read_only=false, lock_timeout=0.0))]
+#[pyo3(signature = (path, *, durability="sync", background_compaction=true, create=true, read_only=false, lock_timeout=0.0, memory_budget=None, lock_memory=false))]
 fn open(
     py: Python<'_>,
     path: std::path::PathBuf,
@@ -2630,6 +2641,8 @@ fn open(
     create: bool,
     read_only: bool,
     lock_timeout: f64,
+    memory_budget: Option<u64>,
+    lock_memory: bool,
 ) -> PyResult<PyDatabase> {
     // Python's logging configuration as it is now: levels set after an earlier open apply.
     if let Some(h) = LOG_RESET.get() {
@@ -2653,7 +2666,12 @@ fn open(
         .durability(d)
         .background_compaction(background_compaction)
         .create_if_missing(create)
-        .lock_timeout(wait);
+        .lock_timeout(wait)
+        .lock_memory(lock_memory);
+    let opts = match memory_budget {
+        Some(b) => opts.memory_budget(b),
+        None => opts,
+    };
     let db = py
         .detach(|| {
             if read_only {

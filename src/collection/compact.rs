@@ -31,7 +31,7 @@ use crate::manifest::{SegmentEntry, TombstoneRef, segment_dir_name, tombstone_fi
 use crate::model::Quantization;
 use crate::segment::tombstones;
 use crate::segment::{Codes, SealRow, Segment, write_segment};
-use crate::vector::FlatVectors;
+use crate::vector::store::RowRefs;
 
 /// What a compaction did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -225,8 +225,12 @@ impl Collection {
             return Ok(0);
         }
         let n = rows.len();
-        let flat = FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector))
-            .with_codes(cfg.int8_codes());
+        // The graph is built over the rows where they lie (the inputs' maps): no f32 copy.
+        let flat = RowRefs::new(
+            cfg.dim,
+            rows.iter().map(|r| r.vector).collect(),
+            cfg.int8_codes(),
+        )?;
         let graph = build_graph_until(HnswParams::of(cfg), &flat, n, cfg.metric, abandoned)?;
         let order = bfs_order(&graph);
         let mut slots: Vec<Option<SealRow<'_>>> = rows.into_iter().map(Some).collect();

@@ -66,7 +66,7 @@ impl DbCore {
     /// are read in ahead of use (and locked with `lock_memory`), as opening does.
     pub(crate) fn keep_resident(&self, seg: &crate::segment::Segment) {
         if self.options.memory_budget.is_some() {
-            crate::db::keep_resident(seg, self.options.lock_memory);
+            crate::segment::keep_resident(seg, self.options.lock_memory);
         }
     }
 

@@ -183,46 +183,7 @@ pub struct SegmentStats {
     /// file, of a collection that quantizes).
     pub index_heap_bytes: u64,
     /// Bytes of each part in memory when the figures were taken.
-    pub resident: ResidentBytes,
-}
-
-/// Bytes of a segment's parts that are in memory: the mapped files as the kernel's page
-/// tables say (`mincore`: pages read in and not evicted, shared with the page cache), heap
-/// copies whole. With [`Options::memory_budget`](crate::Options#structfield.memory_budget),
-/// `codes` and `graph` are meant to stay resident and `vectors` to be read only for
-/// re-scoring.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ResidentBytes {
-    /// Quantized codes (the mapped `codes` file, or a heap copy).
-    pub codes: u64,
-    /// The HNSW graph file.
-    pub graph: u64,
-    /// The f32 vectors.
-    pub vectors: u64,
-    /// The ids file.
-    pub ids: u64,
-    /// The payload file.
-    pub payload: u64,
-    /// Field and text indexes decoded on the heap.
-    pub indexes: u64,
-}
-
-impl ResidentBytes {
-    /// The sum of the parts.
-    pub fn total(&self) -> u64 {
-        self.codes + self.graph + self.vectors + self.ids + self.payload + self.indexes
-    }
-}
-
-impl std::ops::AddAssign for ResidentBytes {
-    fn add_assign(&mut self, o: ResidentBytes) {
-        self.codes += o.codes;
-        self.graph += o.graph;
-        self.vectors += o.vectors;
-        self.ids += o.ids;
-        self.payload += o.payload;
-        self.indexes += o.indexes;
-    }
+    pub resident: crate::segment::ResidentBytes,
 }
 
 impl Collection {

@@ -6,7 +6,6 @@
 
 mod follow;
 mod open;
-pub(crate) use open::keep_resident;
 mod threads;
 
 use std::collections::{BTreeMap, HashMap};

@@ -191,20 +191,7 @@ fn apply_memory_budget(path: &Path, options: &Options, segments: &[Arc<Segment>]
         );
     }
     for s in segments {
-        keep_resident(s, options.lock_memory && fits);
-    }
-}
-
-/// Reads a segment's codes and graph in ahead of use and, with `lock`, locks them; a lock
-/// that fails is logged, and the segment stays usable unlocked.
-pub(crate) fn keep_resident(seg: &Segment, lock: bool) {
-    if let Err(e) = seg.keep_resident(lock) {
-        log::warn!(
-            "segment {} in {}: cannot lock its codes and graph in memory ({e}); they stay \
-             unlocked (raise RLIMIT_MEMLOCK, `ulimit -l`, or open without lock_memory)",
-            seg.id,
-            seg.dir.display()
-        );
+        crate::segment::keep_resident(s, options.lock_memory && fits);
     }
 }
 

@@ -71,6 +71,58 @@ impl Codes {
     }
 }
 
+/// Bytes of a segment's parts that are in memory: the mapped files as the kernel's page
+/// tables say (`mincore`: pages read in and not evicted, shared with the page cache), heap
+/// copies whole. With [`Options::memory_budget`](crate::Options#structfield.memory_budget),
+/// `codes` and `graph` are meant to stay resident and `vectors` to be read only for
+/// re-scoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ResidentBytes {
+    /// Quantized codes (the mapped `codes` file, or a heap copy).
+    pub codes: u64,
+    /// The HNSW graph file.
+    pub graph: u64,
+    /// The f32 vectors.
+    pub vectors: u64,
+    /// The ids file.
+    pub ids: u64,
+    /// The payload file.
+    pub payload: u64,
+    /// Field and text indexes decoded on the heap.
+    pub indexes: u64,
+}
+
+impl ResidentBytes {
+    /// The sum of the parts.
+    pub fn total(&self) -> u64 {
+        self.codes + self.graph + self.vectors + self.ids + self.payload + self.indexes
+    }
+}
+
+impl std::ops::AddAssign for ResidentBytes {
+    fn add_assign(&mut self, o: ResidentBytes) {
+        self.codes += o.codes;
+        self.graph += o.graph;
+        self.vectors += o.vectors;
+        self.ids += o.ids;
+        self.payload += o.payload;
+        self.indexes += o.indexes;
+    }
+}
+
+/// Reads a segment's codes and graph in ahead of use and, with `lock`, locks them; a lock
+/// that fails is logged, and the segment stays usable unlocked.
+pub(crate) fn keep_resident(seg: &Segment, lock: bool) {
+    if let Err(e) = seg.keep_resident(lock) {
+        log::warn!(
+            "segment {} in {}: cannot lock its codes and graph in memory ({e}); they stay \
+             unlocked (raise RLIMIT_MEMLOCK, `ulimit -l`, or open without lock_memory)",
+            seg.id,
+            seg.dir.display()
+        );
+    }
+}
+
 /// Segments of at most this many floats (rows × dim) are quantized on the searching thread
 /// (about 4 ms); larger ones in the background.
 pub(crate) const QUANT_INLINE_FLOATS: usize = 1 << 22;
@@ -501,9 +553,9 @@ impl Segment {
 
     /// Bytes of each part in memory now: mapped files as the page table says (`mincore`),
     /// heap copies whole.
-    pub(crate) fn resident(&self) -> crate::collection::ResidentBytes {
+    pub(crate) fn resident(&self) -> ResidentBytes {
         let quant = self.quant.get().and_then(Option::as_ref);
-        crate::collection::ResidentBytes {
+        ResidentBytes {
             codes: quant.map_or(0, |q| {
                 q.mapped_file().map_or(0, Mmap::resident_bytes) + q.heap_bytes() as u64
             }),

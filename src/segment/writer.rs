@@ -11,7 +11,7 @@ use crate::index::fields::{FIELDS_FILE, FieldIndex};
 use crate::index::hnsw::graph::MemGraph;
 use crate::index::hnsw::layout::{self, GRAPH_FILE};
 use crate::index::text::{Analyzer, TEXT_FILE, TextIndex};
-use crate::io::blocks::{BLOCK_SIZE, BlockCrcs, block_crcs};
+use crate::io::blocks::{BLOCK_SIZE, BlockCrcs, VECTOR_BLOCK_SIZE, block_crcs};
 use crate::io::faults::{Op, check};
 use crate::io::fsutil::{sync_dir, write_new_file};
 use crate::io::header::{FileKind, HEADER_LEN, Header};
@@ -59,25 +59,34 @@ pub(crate) fn write_segment(
     Ok(())
 }
 
+/// Writes the f32 vectors, streaming (one row at a time to the file and to the block
+/// checksums), in check blocks of [`VECTOR_BLOCK_SIZE`].
 fn write_vectors(path: &Path, id: u64, dim: usize, rows: &[SealRow<'_>]) -> Result<()> {
     let data_len = rows.len() * dim * 4;
-    let mut data = Vec::with_capacity(padded(data_len));
-    for r in rows {
-        debug_assert_eq!(r.vector.len(), dim);
-        for x in r.vector {
-            data.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-    data.resize(padded(data_len), 0);
-    let table = block_crcs(&data, BLOCK_SIZE);
     let mut h = Header::new(FileKind::Vectors);
     h.dim = dim as u32;
     h.count = rows.len() as u64;
-    h.body_len = (data.len() + table.len()) as u64;
-    h.body_crc = crc32c::crc32c(&table);
-    h.block_size = BLOCK_SIZE as u32;
+    h.block_size = VECTOR_BLOCK_SIZE as u32;
     h.aux = id;
-    write_new_file(path, &[&h.encode(), &data, &table])
+    write_streamed(path, |w| {
+        let mut crcs = BlockCrcs::new(VECTOR_BLOCK_SIZE);
+        let mut row = Vec::with_capacity(dim * 4);
+        for r in rows {
+            debug_assert_eq!(r.vector.len(), dim);
+            row.clear();
+            row.extend(r.vector.iter().flat_map(|x| x.to_le_bytes()));
+            crcs.update(&row);
+            w.write_all(&row)?;
+        }
+        let pad = vec![0u8; padded(data_len) - data_len];
+        crcs.update(&pad);
+        w.write_all(&pad)?;
+        let table = crcs.finish();
+        w.write_all(&table)?;
+        h.body_len = (padded(data_len) + table.len()) as u64;
+        h.body_crc = crc32c::crc32c(&table);
+        Ok(h)
+    })
 }
 
 /// Writes the int8 codes of the rows (`vector/quant.rs` row layout), streaming: one row's

@@ -112,6 +112,51 @@ impl Vectors for FlatVectors {
     }
 }
 
+/// Rows held by reference: a compaction's live rows, read through its input segments' maps
+/// (the page cache), so building the merged graph copies no f32 vector to the heap; only the
+/// int8 copy that construction walks over (about a quarter of the f32 bytes) is built there.
+pub(crate) struct RowRefs<'a> {
+    rows: Vec<&'a [f32]>,
+    codes: Option<Quantized>,
+}
+
+impl<'a> RowRefs<'a> {
+    /// `rows`, each of `dim` floats; with `codes`, their int8 copy too.
+    pub(crate) fn new(dim: usize, rows: Vec<&'a [f32]>, codes: bool) -> Result<Self> {
+        let codes = if codes {
+            let q = Quantized::new(dim, rows.len());
+            for r in &rows {
+                q.push(r).map_err(|_| {
+                    crate::error::Error::InvalidArgument("int8 rows overflow".into())
+                })?;
+            }
+            Some(q)
+        } else {
+            None
+        };
+        Ok(RowRefs { rows, codes })
+    }
+}
+
+impl Vectors for RowRefs<'_> {
+    #[inline]
+    fn vector(&self, node: u32) -> Result<&[f32]> {
+        Ok(self.rows[node as usize])
+    }
+
+    #[inline]
+    fn prefetch(&self, node: u32) {
+        if let Some(v) = self.rows.get(node as usize) {
+            crate::io::mmap::prefetch_f32(v);
+        }
+    }
+
+    #[inline]
+    fn quantized(&self) -> Option<&Quantized> {
+        self.codes.as_ref()
+    }
+}
+
 /// Reads little-endian f32s from `bytes` into `out`.
 pub(crate) fn extend_f32(out: &mut Vec<f32>, bytes: &[u8]) {
     out.extend(

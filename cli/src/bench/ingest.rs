@@ -58,7 +58,12 @@ pub(super) fn settings(
         .max_wal_bytes(u64::MAX / 2)
         // Compaction runs when the benchmark says so (churn mode), not in the background.
         .background_compaction(false)
-        .durability(durability);
+        .durability(durability)
+        .lock_memory(a.lock_memory);
+    let opts = match a.memory_budget {
+        Some(b) => opts.memory_budget(b),
+        None => opts,
+    };
     let config = CollectionConfig {
         dim,
         metric,

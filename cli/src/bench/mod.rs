@@ -21,6 +21,7 @@ mod filtered;
 mod ingest;
 mod inputs;
 mod measure;
+mod memory;
 mod report;
 
 use std::fs;
@@ -119,20 +120,35 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
         coll,
         reopen,
         first_query,
-    } = ingest::reopen(&store.path, opts, first)?;
+    } = ingest::reopen(&store.path, opts.clone(), first)?;
     let (gt, gt_time) = ground_truth(a, &coll, &queries, input.gt)?;
     let passes = run_passes(a, &plan, &coll, &queries, &gt, built.n)?;
+    let rss = peak_rss();
+    let load_end = loadavg();
+    drop(coll);
+    drop(db);
+    let memory = if a.no_memory_pass {
+        None
+    } else {
+        Some(memory::run(
+            &store.path,
+            opts,
+            &queries,
+            &gt,
+            a.k,
+            plan.efs[0],
+        )?)
+    };
     let measured = Measured {
         queries: queries.len(),
         reopen,
         first_query,
         gt_time,
         passes,
-        rss: peak_rss(),
-        load_end: loadavg(),
+        rss,
+        load_end,
+        memory,
     };
-    drop(coll);
-    drop(db);
     let db_note = match &store.tmp {
         Some(_) => "temporary, removed at the end".to_owned(),
         None => "kept".to_owned(),
@@ -183,6 +199,8 @@ struct Measured {
     /// Peak RSS and load average at the end.
     rss: Option<u64>,
     load_end: Option<f64>,
+    /// The memory phase (none with --no-memory-pass).
+    memory: Option<memory::MemoryRun>,
 }
 
 /// The ground truth, each row sorted: the file's first k ids, or the exact top k from the

@@ -13,6 +13,7 @@ use super::churn::ChurnRun;
 use super::filtered::FilteredRun;
 use super::ingest::Built;
 use super::measure::EfRow;
+use super::memory::MemoryRun;
 use super::{Machine, Measured, file_name};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -68,6 +69,8 @@ pub(super) struct Report {
     pub(super) filtered: Vec<FilteredRun>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) churn: Option<ChurnRun>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) memory: Option<MemoryRun>,
 }
 
 impl Report {
@@ -123,6 +126,7 @@ impl Report {
             results: m.passes.results,
             filtered: m.passes.filtered,
             churn: m.passes.churn,
+            memory: m.memory,
         }
     }
 }
@@ -156,6 +160,76 @@ pub(super) fn print_text(
     }
     if !r.filtered.is_empty() {
         print_filtered(out, r)?;
+    }
+    if let Some(m) = &r.memory {
+        print_memory(out, m)?;
+    }
+    Ok(())
+}
+
+/// The memory phase: per pass, speed, disk reads per query and what is resident.
+fn print_memory(out: &mut impl Write, m: &MemoryRun) -> CliResult<()> {
+    let opt_mib = |b: Option<u64>| b.map_or("-".to_owned(), mib);
+    outln!(out);
+    outln!(
+        out,
+        "memory: the database closed, {} files evicted from the page cache, reopened in {:.1} ms \
+         reading {} from the disk",
+        m.evicted_files,
+        m.open_ms,
+        opt_mib(m.open_read_bytes)
+    );
+    if let Some(p) = m.passes.first() {
+        let mem = &p.memory;
+        outln!(
+            out,
+            "  budget {}; codes and graphs {} ({})",
+            opt_mib(mem.budget),
+            mib(mem.pinned_bytes),
+            if mem.fits { "fit" } else { "do not fit" }
+        );
+    }
+    outln!(
+        out,
+        "  resident after each pass: the process (anon, file), then the database's parts"
+    );
+    outln!(
+        out,
+        "  {:<5} {:>7} {:>9} {:>9} {:>12} {:>10} {:>10} | {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "pass",
+        "recall",
+        "QPS",
+        "p50 µs",
+        "read/query",
+        "anon RSS",
+        "file RSS",
+        "codes",
+        "graph",
+        "vectors",
+        "ids",
+        "payload",
+        "indexes+mt"
+    );
+    for p in &m.passes {
+        let res = &p.memory.resident;
+        outln!(
+            out,
+            "  {:<5} {:>7.4} {:>9.0} {:>9.1} {:>12} {:>10} {:>10} | {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            p.pass,
+            p.row.recall,
+            p.row.qps,
+            p.row.p50_us,
+            p.read_bytes_per_query
+                .map_or("-".to_owned(), |b| format!("{:.1} KiB", b / 1024.0)),
+            opt_mib(p.rss_anon_bytes),
+            opt_mib(p.rss_file_bytes),
+            mib(res.codes),
+            mib(res.graph),
+            mib(res.vectors),
+            mib(res.ids),
+            mib(res.payload),
+            mib(res.indexes + p.memory.memtable_bytes)
+        );
     }
     Ok(())
 }
