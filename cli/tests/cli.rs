@@ -748,6 +748,24 @@ fn bench_measures_recall_with_and_without_ground_truth() {
     }
     let exact_recall = recall_at(&report, 50);
     assert!(exact_recall >= 0.9, "recall@10 at ef 50: {exact_recall}");
+    // The memory pass: the database evicted, reopened, the queries cold then warm at the
+    // first ef, with what is resident after each.
+    let mem = &report["memory"];
+    assert!(mem["evicted_files"].as_u64().unwrap() >= 5, "{mem}");
+    let passes = mem["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 2, "{mem}");
+    assert_eq!(passes[0]["pass"], "cold");
+    assert_eq!(passes[1]["pass"], "warm");
+    for p in passes {
+        // The same queries at ef 10 as the measured pass: the same recall.
+        assert_eq!(p["row"]["recall"], report["results"][0]["recall"], "{mem}");
+        assert!(p["read_bytes_per_query"].as_f64().is_some(), "{mem}");
+        let r = &p["memory"]["resident"];
+        assert!(r["graph"].as_u64().unwrap() > 0, "{mem}");
+        assert!(r["codes"].as_u64().unwrap() > 0, "{mem}");
+        assert!(p["memory"]["fits"].as_bool().unwrap(), "{mem}");
+        assert!(p["memory"]["budget"].is_null(), "{mem}");
+    }
 
     let csv_text = fs::read_to_string(&csv).unwrap();
     assert!(csv_text.starts_with("ef,recall,"), "{csv_text}");
@@ -793,9 +811,29 @@ fn bench_measures_recall_with_and_without_ground_truth() {
     let err = fails(&[&common[..], &["--filter-selectivity", "0,2"]].concat());
     assert!(err.contains("--filter-selectivity"), "{err}");
 
+    // A budget too small for the codes and graph: reported, and the run completes.
+    let mut args = common.to_vec();
+    args.extend(["--memory-budget", "1K", "--json"]);
+    let report: Value = serde_json::from_str(&ok(&args)).unwrap();
+    let m = &report["memory"]["passes"][0]["memory"];
+    assert_eq!(m["budget"], 1024, "{m}");
+    assert_eq!(m["fits"], false, "{m}");
+    let o = cairn(&[&common[..], &["--memory-budget", "lots"]].concat());
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not a byte count"), "{err}");
+    let mut args = common.to_vec();
+    args.extend(["--no-memory-pass", "--json"]);
+    let report: Value = serde_json::from_str(&ok(&args)).unwrap();
+    assert!(report.get("memory").is_none(), "{report}");
+
     // The text report: summary and table.
     let text = ok(&common);
     assert!(text.contains("recall@10"), "{text}");
+    assert!(
+        text.contains("cold") && text.contains("read/query"),
+        "{text}"
+    );
     assert!(text.contains("1 segment"), "{text}");
 
     // Clear errors, exit code 1.
