@@ -2631,7 +2631,12 @@ impl PyRecord {
 /// up with the writer (under "sync" durability it sees every batch whose `upsert` or `delete`
 /// returned before the call started). Every write raises `ReadOnlyError`. Any number of
 /// read-only handles may be open, in any processes.
+///
+/// `memory_budget` (bytes): the segments' codes and graphs are read in at open and kept
+/// resident (locked with `lock_memory=True`); a warning is logged when they do not fit.
+/// `Database.memory()` reports the figures.
 #[pyfunction]
+#[allow(clippy::too_many_arguments)] // keyword arguments of the Python function
 #[pyo3(signature = (path, *, durability="sync", background_compaction=true, create=true, read_only=false, lock_timeout=0.0, memory_budget=None, lock_memory=false))]
 fn open(
     py: Python<'_>,
