@@ -119,6 +119,9 @@ enum Command {
     /// build time, index size, memory, reopen time, then recall@k and single-thread
     /// latency/QPS for each ef.
     Bench(BenchArgs),
+    /// The memory pass of `cairn bench`, run in a fresh process (internal).
+    #[command(hide = true)]
+    BenchMemoryPass(bench::MemoryPassArgs),
 }
 
 /// Similarity metric of a collection.
@@ -647,6 +650,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Repair(a) => write::repair(&a),
         Command::Demo(a) => demo::run(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::BenchMemoryPass(a) => bench::memory_pass(&a),
     }
 }
 

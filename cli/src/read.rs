@@ -396,6 +396,7 @@ pub fn stats_text(stats: &DbStats, indent: &str) -> String {
             ">deleted",
             ">bytes",
             ">mapped",
+            ">resident",
             ">index heap",
         ]);
         for seg in &c.segments {
@@ -405,6 +406,7 @@ pub fn stats_text(stats: &DbStats, indent: &str) -> String {
                 thousands(seg.deleted as u64),
                 fmt_bytes(seg.bytes),
                 fmt_bytes(seg.mapped_bytes),
+                fmt_bytes(seg.resident.total()),
                 fmt_bytes(seg.index_heap_bytes),
             ]);
         }

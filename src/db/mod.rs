@@ -61,7 +61,7 @@ pub struct DbStats {
 
 /// Memory figures of an open database: what a
 /// [`memory_budget`](crate::Options#structfield.memory_budget) covers, and what is in memory.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct MemoryReport {
     /// The budget the database was opened with.
     pub budget: Option<u64>,

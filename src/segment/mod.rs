@@ -76,7 +76,7 @@ impl Codes {
 /// copies whole. With [`Options::memory_budget`](crate::Options#structfield.memory_budget),
 /// `codes` and `graph` are meant to stay resident and `vectors` to be read only for
 /// re-scoring.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResidentBytes {
     /// Quantized codes (the mapped `codes` file, or a heap copy).
     pub codes: u64,

@@ -5,14 +5,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cairndb::{Collection, SearchRequest};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::util::{CliResult, fail};
 
 use super::bar;
 
 /// The measurements of one ef.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct EfRow {
     pub ef: usize,
     /// Mean over the queries of |returned ∩ true top k| / k.

@@ -42,6 +42,7 @@ use filtered::{FilteredRun, measure_filtered};
 use ingest::{Reopened, Store};
 use inputs::{Plan, check_args, read_inputs};
 use measure::{EfRow, loadavg, measure, peak_rss};
+pub use memory::{MemoryPassArgs, memory_pass};
 use report::{Report, csv, print_text};
 
 /// The collection the benchmark builds.
@@ -130,14 +131,7 @@ pub fn run(a: &BenchArgs) -> CliResult<()> {
     let memory = if a.no_memory_pass {
         None
     } else {
-        Some(memory::run(
-            &store.path,
-            opts,
-            &queries,
-            &gt,
-            a.k,
-            plan.efs[0],
-        )?)
+        Some(memory::run(a, &store.path, &queries, &gt, plan.efs[0])?)
     };
     let measured = Measured {
         queries: queries.len(),
