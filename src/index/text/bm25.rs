@@ -27,6 +27,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashSet};
+use std::sync::atomic::{self, AtomicBool};
 
 use roaring::RoaringBitmap;
 
@@ -181,6 +182,18 @@ pub(crate) fn search_keyed(
     search_with(sources, query_terms, k, key, Accumulator::Auto)
 }
 
+/// Benchmarks only: when set, [`Accumulator::Auto`] never prunes, so that one binary can time
+/// the exhaustive term-at-a-time evaluation MaxScore replaced against MaxScore itself (the
+/// results are identical either way). Process-wide.
+static EXHAUSTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Turn MaxScore pruning off (`true`) or back on for every BM25 search in this process. For
+/// benchmarks (`examples/bm25_corpus.rs --exhaustive`); results do not change, only the time.
+#[doc(hidden)]
+pub fn set_exhaustive_for_benchmarks(on: bool) {
+    EXHAUSTIVE.store(on, atomic::Ordering::Relaxed);
+}
+
 /// How a source's scores are summed; both give identical scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Accumulator {
@@ -275,7 +288,11 @@ fn run(
         let postings: usize = lists.iter().map(|(p, _)| p.len()).sum();
         let rows = s.index.rows() as usize;
         let pruned = match accumulator {
-            Accumulator::Auto => lists.len() >= 2 && postings > 4 * top.k,
+            Accumulator::Auto => {
+                lists.len() >= 2
+                    && postings > 4 * top.k
+                    && !EXHAUSTIVE.load(atomic::Ordering::Relaxed)
+            }
             a => a == Accumulator::Pruned,
         };
         let dense = match accumulator {
