@@ -82,6 +82,7 @@ def main() -> None:
     w.wait_merging_threads()
     gone = 0
     if args.delete_percent:
+        w = index.writer(heap_size=512 * 2**20, num_threads=1)  # the first was consumed
         for d in docs:
             if deleted(d["id"], args.delete_percent):
                 w.delete_documents_by_term("id", d["id"])
