@@ -53,7 +53,8 @@ def deleted(i: int, p: int) -> bool:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", type=Path, required=True, help="folder with corpus.jsonl, queries.jsonl")
+    ap.add_argument("--data", type=Path, required=True,
+                    help="folder with corpus.jsonl and queries.jsonl")
     ap.add_argument("--filter-percent", default="50,5")
     ap.add_argument("--delete-percent", type=int, default=0)
     ap.add_argument("--passes", type=int, default=1)
