@@ -39,6 +39,19 @@
 //! side's score of every listed document, Cairn's N / avgdl / df, and the documents whose
 //! analyses differ.
 //!
+//! `--ab-passes N` times MaxScore against the exhaustive evaluation it replaced (both in this
+//! binary: `cairndb::text::set_exhaustive_for_benchmarks`) instead: N interleaved passes of
+//! each, per mode, with no filter and under `bucket < P` for each `--filter-percent P` (every
+//! record carries `bucket`, a hash of its id mod 100), after deleting `--delete-percent` % of
+//! the records; it checks that both give identical top-k lists and writes
+//! `cairn_bm25_ab_del<D>.json`:
+//!
+//! ```sh
+//! cargo run --release --example bm25_corpus -- --corpus $D/corpus.jsonl \
+//!     --queries $D/queries.jsonl --out-dir $R --modes peer32 --ab-passes 3 \
+//!     --filter-percent 50,5 --delete-percent 10
+//! ```
+//!
 //! Run files: `bm25_cairn.run` (peer32), `bm25_cairn_raw.run` (raw); with `--source memtable`
 //! or `--doc-analysis peer` the names get `_memtable` / `_peerdocs` before the mode. A JSON
 //! summary goes to `cairn_bm25[_memtable][_peerdocs].json` in the same folder.
@@ -51,7 +64,8 @@ use std::time::Instant;
 
 use cairndb::text::Analyzer;
 use cairndb::{
-    Collection, CollectionConfig, Database, Metric, Options, Record, SearchRequest, TextConfig,
+    Collection, CollectionConfig, Database, Filter, Metric, Options, Record, SearchRequest,
+    TextConfig,
 };
 use clap::{Parser, ValueEnum};
 use serde::Deserialize;
@@ -64,7 +78,7 @@ const DEEP: usize = 1_000;
 /// Peers whose run files are compared, in this order.
 const PEERS: [&str; 3] = ["bm25s", "tantivy", "rank_bm25"];
 
-#[derive(Parser)]
+#[derive(Parser, Clone)]
 #[command(about = "Cairn BM25 on a JSONL corpus, compared with the peer harness's run files")]
 struct Args {
     /// corpus.jsonl: one {"id": u64, "text": str} per line.
@@ -121,6 +135,42 @@ struct Args {
     /// The peer the inspected queries are compared with.
     #[arg(long, default_value = "bm25s")]
     inspect_peer: String,
+    /// Set by `--ab-passes` for each filtered run.
+    #[arg(skip)]
+    filter: Option<Filter>,
+    /// MaxScore against the exhaustive evaluation: instead of the runs above, time every mode
+    /// with MaxScore on and off (`cairndb::text::set_exhaustive_for_benchmarks`), in this many
+    /// interleaved passes, with no filter and with each `--filter-percent`; the two top-k lists
+    /// of every query are checked to be identical.
+    #[arg(long, default_value_t = 0)]
+    ab_passes: usize,
+    /// With `--ab-passes`: also time under the filter `bucket < P` for each P given; every
+    /// record carries `bucket` = a hash of its id mod 100, so the filter keeps about P % of
+    /// the records.
+    #[arg(long, value_delimiter = ',')]
+    filter_percent: Vec<u64>,
+    /// After indexing (and the flush), delete about this percentage of the records (those
+    /// whose id hashes below it, independent of `bucket`).
+    #[arg(long, default_value_t = 0)]
+    delete_percent: u64,
+}
+
+/// A well-mixed hash of an id (splitmix64's finalizer), so that the filter buckets and the
+/// deleted records are spread over the corpus and independent of each other.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The `bucket` field of record `id`: 0..100.
+fn bucket(id: u64) -> u64 {
+    mix(id) % 100
+}
+
+/// Whether `--delete-percent p` deletes record `id`.
+fn deleted(id: u64, p: u64) -> bool {
+    mix(id ^ 0x5555_5555_5555_5555) % 100 < p
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -418,7 +468,13 @@ fn run_mode(
         .collect();
     let reqs: Vec<SearchRequest> = texts
         .iter()
-        .map(|t| SearchRequest::by_text(t.clone()).k(args.k))
+        .map(|t| {
+            let r = SearchRequest::by_text(t.clone()).k(args.k);
+            match &args.filter {
+                Some(f) => r.filter(f.clone()),
+                None => r,
+            }
+        })
         .collect();
     for r in reqs.iter().take(args.warmup) {
         coll.search(r)?;
@@ -525,7 +581,9 @@ fn main() -> Result<(), BoxError> {
                     DocAnalysis::Cairn => d.text.clone(),
                     DocAnalysis::Peer => as_cairn_words(&peer_tokens(&d.text), &analyzer),
                 };
-                Record::new(d.id, vec![1.0]).with_text(text)
+                Record::new(d.id, vec![1.0])
+                    .with_text(text)
+                    .with_field("bucket", bucket(d.id) as i64)
             })
             .collect();
         coll.upsert(batch)?;
@@ -537,6 +595,18 @@ fn main() -> Result<(), BoxError> {
     }
     let flush_s = t1.elapsed().as_secs_f64();
     let index_s = t0.elapsed().as_secs_f64();
+    if args.delete_percent > 0 {
+        let gone: Vec<u64> = docs
+            .iter()
+            .map(|d| d.id)
+            .filter(|&id| deleted(id, args.delete_percent))
+            .collect();
+        let n = coll.delete(&gone)?;
+        eprintln!(
+            "deleted {n} records ({:.1} %)",
+            100.0 * n as f64 / docs.len() as f64
+        );
+    }
     let mut files = HashMap::new();
     let disk = dir_bytes(&path, &mut files)?;
     let text_disk = files.get("text").copied().unwrap_or(0);
@@ -553,6 +623,10 @@ fn main() -> Result<(), BoxError> {
         disk as f64 / (1 << 20) as f64,
         text_disk as f64 / (1 << 20) as f64,
     );
+
+    if args.ab_passes > 0 {
+        return ab(&coll, &analyzer, &queries, &args);
+    }
 
     // Peer run files.
     let mut peers: Vec<(&str, HashMap<u64, List>)> = Vec::new();
@@ -703,6 +777,79 @@ fn main() -> Result<(), BoxError> {
     )?;
     drop(coll);
     drop(db);
+    Ok(())
+}
+
+/// `--ab-passes`: MaxScore and the exhaustive evaluation, interleaved, for every mode and
+/// filter; prints one line per pass and variant, and the p50 ratio of each pass.
+fn ab(
+    coll: &Collection,
+    analyzer: &Analyzer,
+    queries: &[Line],
+    args: &Args,
+) -> Result<(), BoxError> {
+    let filters: Vec<Option<u64>> = std::iter::once(None)
+        .chain(args.filter_percent.iter().copied().map(Some))
+        .collect();
+    let mut rows = Vec::new();
+    for &mode in &args.modes {
+        for &fp in &filters {
+            let filter = fp
+                .map(|p| Filter::parse(&format!("bucket < {p}")))
+                .transpose()?;
+            let label = format!(
+                "{} filter {} deleted {} %",
+                mode.name(),
+                fp.map_or("none".to_string(), |p| format!("bucket < {p}")),
+                args.delete_percent
+            );
+            for pass in 1..=args.ab_passes {
+                let mut p50s = [0.0; 2];
+                let mut lists: [Vec<List>; 2] = [Vec::new(), Vec::new()];
+                for (v, exhaustive) in [false, true].into_iter().enumerate() {
+                    cairndb::text::set_exhaustive_for_benchmarks(exhaustive);
+                    let a = Args {
+                        filter: filter.clone(),
+                        ..args.clone()
+                    };
+                    let r = run_mode(coll, analyzer, mode, queries, &a)?;
+                    cairndb::text::set_exhaustive_for_benchmarks(false);
+                    let mut sorted = r.lat_us.clone();
+                    sorted.sort_by(f64::total_cmp);
+                    let total: f64 = sorted.iter().sum();
+                    let qps = sorted.len() as f64 / (total / 1e6);
+                    let (p50, p99) = (percentile(&sorted, 50.0), percentile(&sorted, 99.0));
+                    let hits: usize = r.lists.iter().map(Vec::len).sum();
+                    let name = if exhaustive { "exhaustive" } else { "maxscore" };
+                    println!(
+                        "== ab {label} pass {pass} {name:<10}: QPS {qps:.0}, p50 {p50:.1} µs, \
+                         p99 {p99:.1} µs, {:.2} hits per query",
+                        hits as f64 / sorted.len() as f64
+                    );
+                    rows.push(serde_json::json!({
+                        "mode": mode.name(), "filter_percent": fp,
+                        "delete_percent": args.delete_percent, "pass": pass, "variant": name,
+                        "qps": qps, "p50_us": p50, "p99_us": p99,
+                    }));
+                    p50s[v] = p50;
+                    lists[v] = r.lists;
+                }
+                if lists[0] != lists[1] {
+                    return Err(format!("{label}: MaxScore and exhaustive top-k differ").into());
+                }
+                println!(
+                    "   pass {pass}: p50 exhaustive / MaxScore = {:.2}x (identical top-{} lists)",
+                    p50s[1] / p50s[0],
+                    args.k
+                );
+            }
+        }
+    }
+    std::fs::write(
+        args.out_dir
+            .join(format!("cairn_bm25_ab_del{}.json", args.delete_percent)),
+        serde_json::to_string_pretty(&serde_json::json!({"rows": rows}))? + "\n",
+    )?;
     Ok(())
 }
 

@@ -120,6 +120,22 @@ fn check_bm25(
     }
     let want = naive_bm25(&visible, analyzer, query, k);
     let got = c.search(&req).unwrap();
+    // MaxScore's pruned top k equals the exhaustive evaluation's: the same ids, bit-identical
+    // scores (the switch is process-wide, but either setting gives the same results).
+    cairndb::text::set_exhaustive_for_benchmarks(true);
+    let exhaustive = c.search(&req).unwrap();
+    cairndb::text::set_exhaustive_for_benchmarks(false);
+    let pairs = |hits: &[Hit]| -> Vec<(u64, u32)> {
+        hits.iter()
+            .map(|h| (h.id.as_u64().unwrap(), h.score.to_bits()))
+            .collect()
+    };
+    prop_assert_eq!(
+        pairs(&got),
+        pairs(&exhaustive),
+        "pruned vs exhaustive for {:?}",
+        query
+    );
     prop_assert_eq!(
         got.len(),
         want.len(),
@@ -155,7 +171,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
     /// BM25 scores equal the definition's over the live records, however they are spread over
-    /// segments and the memtable, with deletes, replaced records, filters, and a reopen.
+    /// segments and the memtable, with deletes, replaced records, filters, and a reopen; and
+    /// the pruned (MaxScore) top k equals the exhaustive one exactly.
     #[test]
     fn bm25_equals_the_definition(
         ops in prop::collection::vec(op(), 1..120),

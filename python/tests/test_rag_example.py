@@ -258,16 +258,22 @@ def test_chunkers(rag):
     assert "Title > Sub > Empty" not in sections  # a heading line alone is not a chunk
     assert sections[-1] == "Title > Sub > Empty > Deeper"
     sub = [c for c in chunks if c.section == "Title > Sub"]
-    assert len(sub) >= 3  # 250+ words split into windows of SECTION_MAX_WORDS
-    assert all(len(c.text.split()) <= rag.SECTION_MAX_WORDS for c in sub)
-    # Consecutive windows overlap by SECTION_OVERLAP words.
-    assert sub[0].text.split()[-rag.SECTION_OVERLAP:] == sub[1].text.split()[: rag.SECTION_OVERLAP]
+    size = rag.budget(doc, rag.headings(text), rag.approx_pieces)
+    # The longest header, "t.md: Title > Sub > Empty > Deeper", counts 11 pieces ("t.md:" 4).
+    assert size == rag.WINDOW_PIECES - 2 - 11
+    assert len(sub) == 2  # 252 words of one piece each ("w17"; "##" counts 2) cut in two
+    for c in sub:  # each window, with its header, fits the model's window
+        assert sum(map(rag.approx_pieces, rag.embed_text(c).split())) <= rag.WINDOW_PIECES - 2
+    assert rag.embed_text(sub[0]).startswith("t.md: Title > Sub\n## Sub")
+    # Consecutive windows overlap by OVERLAP_FRACTION of a window's words.
+    n = int(len(sub[0].text.split()) * rag.OVERLAP_FRACTION)
+    assert sub[0].text.split()[-n:] == sub[1].text.split()[:n]
     assert [c.index for c in chunks] == list(range(len(chunks)))
-
     fixed = rag.chunk_fixed(doc)
     words = text.split()
     assert fixed[0].text.split()[0] == words[0] and fixed[-1].text.split()[-1] == words[-1]
-    assert all(len(c.text.split()) <= rag.FIXED_WORDS for c in fixed)
+    assert all(sum(map(rag.approx_pieces, rag.embed_text(c).split())) <= rag.WINDOW_PIECES - 2
+               for c in fixed)
     assert fixed[1].section == "Title > Sub"  # the heading in force where the chunk starts
 
 

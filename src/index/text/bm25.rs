@@ -27,6 +27,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashSet};
+use std::sync::atomic::{self, AtomicBool};
 
 use roaring::RoaringBitmap;
 
@@ -90,16 +91,19 @@ pub(crate) fn stats_with_total(sources: &[Source<'_>], terms: &[String]) -> (Sta
     for s in sources {
         n += s.index.docs_with_text();
         total += s.index.total_len();
-        if let Some(dead) = s.dead {
-            for row in dead {
-                let dl = s.index.doc_len(row);
-                n -= u64::from(dl > 0);
-                total -= u64::from(dl);
-            }
+        // The dead rows once, as a sorted slice (and, for long lists, as a bit set over the
+        // source's rows, built on first use): every query term's live df is counted against
+        // them.
+        let dead: Vec<u32> = s.dead.map_or_else(Vec::new, |d| d.iter().collect());
+        for &row in &dead {
+            let dl = s.index.doc_len(row);
+            n -= u64::from(dl > 0);
+            total -= u64::from(dl);
         }
+        let mut bits = Vec::new();
         for (t, df) in terms.iter().zip(&mut df) {
             if let Some(p) = s.index.postings(t) {
-                *df += live_count(p, s.dead);
+                *df += live_count(p, s, &dead, &mut bits);
             }
         }
     }
@@ -118,26 +122,42 @@ pub(crate) fn avg_len(n: u64, total: u64) -> f64 {
     if n == 0 { 0.0 } else { total as f64 / n as f64 }
 }
 
-/// The number of rows of `p` that are not in `dead`: each dead row is galloped to in the
-/// postings when there are fewer dead rows, else each posting is looked up in the bitmap.
-fn live_count(p: Postings<'_>, dead: Option<&RoaringBitmap>) -> u64 {
+/// The number of rows of `p` that are not in `s.dead` (`dead`: the same rows, ascending). A
+/// list much longer than the dead set gallops to each dead row; a list shorter than the
+/// source's rows / 64 looks each posting up in the bitmap; any other tests each posting's bit
+/// in `bits`, a bit set of the dead rows built on the first such list (a bit per row).
+fn live_count(p: Postings<'_>, s: &Source<'_>, dead: &[u32], bits: &mut Vec<u64>) -> u64 {
     let list = p.as_slice();
     let len = list.len() as u64;
-    match dead {
-        None => len,
-        Some(d) if d.len() < len => {
-            let (mut at, mut hits) = (0usize, 0u64);
-            for row in d {
-                at += gallop(&list[at..], row);
-                if at == list.len() {
-                    break;
-                }
-                hits += u64::from(list[at].0 == row);
+    let Some(d) = s.dead.filter(|_| !dead.is_empty()) else {
+        return len;
+    };
+    let words = s.index.rows() as usize / 64 + 1;
+    let hits = if dead.len().saturating_mul(16) <= list.len() {
+        let (mut at, mut hits) = (0usize, 0u64);
+        for &row in dead {
+            at += gallop(&list[at..], row);
+            if at == list.len() {
+                break;
             }
-            len - hits
+            hits += u64::from(list[at].0 == row);
         }
-        Some(d) => list.iter().filter(|&&(r, _)| !d.contains(r)).count() as u64,
-    }
+        hits
+    } else if list.len() < words {
+        list.iter().filter(|&&(r, _)| d.contains(r)).count() as u64
+    } else {
+        if bits.is_empty() {
+            bits.resize(words, 0);
+            for &row in dead {
+                if let Some(w) = bits.get_mut(row as usize / 64) {
+                    *w |= 1 << (row % 64);
+                }
+            }
+        }
+        let bit = |r: u32| bits.get(r as usize / 64).map_or(0, |w| (w >> (r % 64)) & 1);
+        list.iter().map(|&(r, _)| bit(r)).sum()
+    };
+    len - hits
 }
 
 /// The index of the first entry of `list` (rows ascending) whose row is ≥ `row`: exponential
@@ -179,6 +199,18 @@ pub(crate) fn search_keyed(
     key: impl Fn(usize, u32) -> u64,
 ) -> Vec<Bm25Hit> {
     search_with(sources, query_terms, k, key, Accumulator::Auto)
+}
+
+/// Benchmarks only: when set, [`Accumulator::Auto`] never prunes, so that one binary can time
+/// the exhaustive term-at-a-time evaluation MaxScore replaced against MaxScore itself (the
+/// results are identical either way). Process-wide.
+static EXHAUSTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Turn MaxScore pruning off (`true`) or back on for every BM25 search in this process. For
+/// benchmarks (`examples/bm25_corpus.rs --exhaustive`); results do not change, only the time.
+#[doc(hidden)]
+pub fn set_exhaustive_for_benchmarks(on: bool) {
+    EXHAUSTIVE.store(on, atomic::Ordering::Relaxed);
 }
 
 /// How a source's scores are summed; both give identical scores.
@@ -275,7 +307,11 @@ fn run(
         let postings: usize = lists.iter().map(|(p, _)| p.len()).sum();
         let rows = s.index.rows() as usize;
         let pruned = match accumulator {
-            Accumulator::Auto => lists.len() >= 2 && postings > 4 * top.k,
+            Accumulator::Auto => {
+                lists.len() >= 2
+                    && postings > 4 * top.k
+                    && !EXHAUSTIVE.load(atomic::Ordering::Relaxed)
+            }
             a => a == Accumulator::Pruned,
         };
         let dense = match accumulator {

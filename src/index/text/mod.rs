@@ -30,6 +30,8 @@ mod tests;
 pub use analyzer::TextConfig;
 // The rest of the interface, for the collection's integration of text search.
 pub use analyzer::{Analyzer, ENGLISH_STOP_WORDS, MAX_TERM_BYTES};
+#[doc(hidden)]
+pub use bm25::set_exhaustive_for_benchmarks;
 pub(crate) use index::TextIndex;
 
 /// Name of the text index file inside a segment directory.

@@ -452,3 +452,49 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// The live df of each term, N and the total length over live rows equal a plain count,
+    /// whichever way `live_count` takes: few dead rows against a long list (galloping), a list
+    /// shorter than rows / 64 (bitmap lookups), or the bit set of the dead rows.
+    #[test]
+    fn live_statistics_equal_a_plain_count(
+        rows in 1u32..3000,
+        every in prop::collection::vec(1u32..300, 1..5),
+        dead_every in 1u32..500,
+        dead_offset in 0u32..500,
+        dead_past_the_end in any::<bool>(),
+    ) {
+        let row_terms = |row: u32| -> Vec<String> {
+            std::iter::once("all".to_string())
+                .chain(every.iter().enumerate().filter(|&(_, &m)| row.is_multiple_of(m)).map(|(i, _)| format!("t{i}")))
+                .collect()
+        };
+        let mut idx = TextIndex::new();
+        for row in 0..rows {
+            idx.push(row, &row_terms(row));
+        }
+        let mut dead: RoaringBitmap =
+            (0..rows).filter(|r| (r + dead_offset).is_multiple_of(dead_every)).collect();
+        if dead_past_the_end {
+            dead.insert(rows + 5);
+        }
+        let src = Source { index: &idx, dead: Some(&dead), allow: None };
+        let query: Vec<String> = std::iter::once("all".to_string())
+            .chain((0..every.len()).map(|i| format!("t{i}")))
+            .chain(std::iter::once("absent".to_string()))
+            .collect();
+        let st = stats(&[src], &query);
+        let live: Vec<u32> = (0..rows).filter(|r| !dead.contains(*r)).collect();
+        prop_assert_eq!(st.n, live.len() as u64);
+        let total: usize = live.iter().map(|&r| row_terms(r).len()).sum();
+        let avgdl = if live.is_empty() { 0.0 } else { total as f64 / live.len() as f64 };
+        prop_assert!(close(st.avgdl, avgdl), "avgdl {} vs {}", st.avgdl, avgdl);
+        for (t, &df) in query.iter().zip(&st.df) {
+            let want = live.iter().filter(|&&r| row_terms(r).contains(t)).count() as u64;
+            prop_assert_eq!(df, want, "term {}", t);
+        }
+    }
+}
