@@ -117,8 +117,8 @@ impl Memtable {
                 dim: config.dim,
                 data: Arena::with_capacity(rows * config.dim),
                 codes: config
-                    .int8_codes()
-                    .then(|| Quantized::new(config.dim, rows)),
+                    .codes()
+                    .and_then(|k| Quantized::for_kind(config.dim, rows, k)),
             },
             spans: Arena::with_capacity(rows),
             docs: Arena::with_capacity(doc_bytes),
