@@ -17,6 +17,10 @@ process CPU clock; its index is built with peers.py's parameters and saved next 
         --threads 2 --dir target/bench-384
     ~/.cache/cairn-bench/venv/bin/python scripts/interleaved_vs_hnswlib.py \
         --data $G --db target/bench-384 --ef 40,120 --rounds 5
+
+`--db` may name several databases as `LABEL=DIR,LABEL=DIR` (e.g. one per `--quantization`):
+each round then times hnswlib and every database in turn, and the table has a column pair per
+database.
 """
 
 import argparse
@@ -44,7 +48,8 @@ def read_ivecs(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True, help="directory with base/query/groundtruth files")
-    ap.add_argument("--db", required=True, help="Cairn database kept by `cairn bench --dir`")
+    ap.add_argument("--db", required=True,
+                    help="Cairn database kept by `cairn bench --dir`, or LABEL=DIR,LABEL=DIR")
     ap.add_argument("--ef", default="40,120")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--n-query", type=int, default=2000)
@@ -84,9 +89,11 @@ def main():
         recall = np.mean([len(set(l) & set(g)) / a.k for l, g in zip(labels, gt)])
         return us, recall
 
-    def cairn_pass(ef):
+    dbs = [(x.split("=", 1) if "=" in x else ("Cairn", x)) for x in a.db.split(",")]
+
+    def cairn_pass(ef, db):
         out = subprocess.run(
-            [a.latency_bin, "--db", a.db, "--collection", "bench", "--queries",
+            [a.latency_bin, "--db", db, "--collection", "bench", "--queries",
              os.path.join(a.data, "query.fvecs"), "--n-query", str(a.n_query), "--k",
              str(a.k), "--ef", str(ef), "--include", "off", "--passes", "1"],
             check=True, capture_output=True, text=True,
@@ -95,24 +102,31 @@ def main():
 
     print(f"{len(base)} × {base.shape[1]}, {len(queries)} queries, k {a.k}, {a.rounds} rounds; "
           f"load average {os.getloadavg()[0]:.2f}")
-    print("| ef | hnswlib recall@10 | hnswlib µs median (min) | Cairn µs median (min) | "
-          "QPS ratio by median (by min) |")
-    print("|---:|---:|---:|---:|---:|")
+    head = "| ef | hnswlib recall@10 | hnswlib µs median (min) |"
+    for label, _ in dbs:
+        head += f" {label} µs median (min) | {label} QPS ratio by median (by min) |"
+    print(head)
+    print("|---:" * (3 + 2 * len(dbs)) + "|")
     for ef in [int(x) for x in a.ef.split(",")]:
-        hs, cs, rec = [], [], 0.0
+        hs, cs, rec = [], [[] for _ in dbs], 0.0
         for r in range(a.rounds):
-            # Alternate which engine goes first.
+            # Alternate which engine goes first; the databases rotate.
+            order = list(range(len(dbs)))
+            order = order[r % len(dbs):] + order[: r % len(dbs)]
             if r % 2 == 0:
                 us, rec = hnswlib_pass(ef)
                 hs.append(us)
-                cs.append(cairn_pass(ef))
-            else:
-                cs.append(cairn_pass(ef))
+            for i in order:
+                cs[i].append(cairn_pass(ef, dbs[i][1]))
+            if r % 2 == 1:
                 us, rec = hnswlib_pass(ef)
                 hs.append(us)
-        hm, cm = statistics.median(hs), statistics.median(cs)
-        print(f"| {ef} | {rec:.4f} | {hm:.1f} ({min(hs):.1f}) | {cm:.1f} ({min(cs):.1f}) | "
-              f"{hm / cm:.2f} ({min(hs) / min(cs):.2f}) |", flush=True)
+        hm = statistics.median(hs)
+        row = f"| {ef} | {rec:.4f} | {hm:.1f} ({min(hs):.1f}) |"
+        for c in cs:
+            cm = statistics.median(c)
+            row += f" {cm:.1f} ({min(c):.1f}) | {hm / cm:.2f} ({min(hs) / min(c):.2f}) |"
+        print(row, flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -1,4 +1,4 @@
-//! The int8 `codes` segment file: written at seal and compaction, mapped at open (no heap
+//! The `codes` segment file (int8, and RaBitQ 4- and 1-bit at the end): written at seal and compaction, mapped at open (no heap
 //! copy, no rebuild), checked block by block, and every way it can be missing or damaged is a
 //! clear error — never a search that quietly walks wrong codes.
 
@@ -131,9 +131,16 @@ fn quantization_none_and_l2_write_no_codes_and_search_the_same_rows() {
         "no heap copy is built either"
     );
     // The setting is kept through a reopen and refused when unknown.
-    assert!("rabitq9".parse::<Quantization>().is_err());
-    let e = "rabitq4".parse::<Quantization>().unwrap_err().to_string();
-    assert!(e.contains("int8"), "{e}");
+    let e = "rabitq9".parse::<Quantization>().unwrap_err().to_string();
+    assert!(e.contains("rabitq4") && e.contains("int8"), "{e}");
+    assert_eq!(
+        "rabitq4".parse::<Quantization>().unwrap(),
+        Quantization::RaBitQ4
+    );
+    assert_eq!(
+        "rabitq1".parse::<Quantization>().unwrap(),
+        Quantization::RaBitQ1
+    );
     db.verify().unwrap();
 }
 
@@ -314,4 +321,247 @@ fn a_segment_from_before_codes_files_opens_and_quantizes_on_the_heap() {
         st.segments[0].index_heap_bytes
     );
     db.verify().unwrap();
+}
+
+// ---- RaBitQ ----
+
+/// Bytes of a RaBitQ codes file of `rows` rows of `DIM` dimensions and `bits` bits.
+fn rabitq_len(rows: usize, bits: usize) -> u64 {
+    let pre = 64 + (DIM * 4).div_ceil(64) * 64;
+    let code = if bits == 1 {
+        DIM.div_ceil(8)
+    } else {
+        DIM.div_ceil(2)
+    };
+    let row = (12 + code).div_ceil(16) * 16;
+    let data = pre + rows * row;
+    64 + data as u64 + 4 * data.div_ceil(65536) as u64
+}
+
+fn rabitq_kinds() -> [(Quantization, usize); 2] {
+    [(Quantization::RaBitQ4, 4), (Quantization::RaBitQ1, 1)]
+}
+
+/// Searches `c` with `queries`: every hit's score is the exact score of its record (the one an
+/// exact search gives it), and the recall@10 against the exact top 10 is returned.
+fn scores_are_exact_and_recall(c: &cairndb::Collection, queries: &[Vec<f32>], ef: usize) -> f64 {
+    let mut hit = 0;
+    for q in queries {
+        let exact = c
+            .search(&SearchRequest::new(q.clone()).k(100_000).exact(true))
+            .unwrap();
+        let got = c
+            .search(&SearchRequest::new(q.clone()).k(10).ef(ef))
+            .unwrap();
+        assert_eq!(got.len(), 10);
+        for h in &got {
+            let e = exact
+                .iter()
+                .find(|e| e.id == h.id)
+                .expect("hit is a record");
+            assert_eq!(h.score, e.score, "hit {:?}: walk score vs exact", h.id);
+        }
+        hit += got
+            .iter()
+            .filter(|h| exact[..10].iter().any(|e| e.id == h.id))
+            .count();
+    }
+    hit as f64 / (queries.len() * 10) as f64
+}
+
+#[test]
+fn rabitq_codes_round_trip_for_every_metric_and_hits_carry_exact_scores() {
+    let data = rows(3000, 11);
+    let queries = rows(20, 12);
+    for (kind, bits) in rabitq_kinds() {
+        for metric in [Metric::Cosine, Metric::Dot, Metric::L2] {
+            let dir = tempfile::tempdir().unwrap();
+            let before = {
+                let db = Database::open(dir.path()).unwrap();
+                fill(
+                    &db,
+                    "c",
+                    CollectionConfig::new(DIM, metric).with_quantization(kind),
+                    &data,
+                );
+                let c = db.collection("c").unwrap();
+                let r = scores_are_exact_and_recall(&c, &queries, 64);
+                assert!(r >= 0.85, "{kind} {metric:?}: recall {r}");
+                c.search(&SearchRequest::new(queries[0].clone()).k(10))
+                    .unwrap()
+            };
+            let segs = seg_dirs(dir.path(), "c");
+            let f = segs[0].join("codes");
+            assert_eq!(std::fs::metadata(&f).unwrap().len(), rabitq_len(3000, bits));
+
+            let db = Database::open(dir.path()).unwrap();
+            let c = db.collection("c").unwrap();
+            assert_eq!(c.config().quantization, kind);
+            let after = c
+                .search(&SearchRequest::new(queries[0].clone()).k(10))
+                .unwrap();
+            assert_eq!(
+                before.iter().map(|h| (&h.id, h.score)).collect::<Vec<_>>(),
+                after.iter().map(|h| (&h.id, h.score)).collect::<Vec<_>>(),
+                "{kind} {metric:?}: the same hits after a reopen"
+            );
+            let r = scores_are_exact_and_recall(&c, &queries, 64);
+            assert!(r >= 0.85, "{kind} {metric:?}: recall {r} after reopen");
+            let st = c.stats();
+            assert_eq!(st.segments[0].codes_bytes, rabitq_len(3000, bits));
+            assert_eq!(st.segments[0].index_heap_bytes, 0, "mapped, no heap copy");
+            db.verify().unwrap();
+        }
+    }
+}
+
+#[test]
+fn rabitq_memtable_rows_are_searched_over_heap_codes() {
+    // Rows not sealed yet: the memtable keeps RaBitQ codes on the heap; hits are exact.
+    let data = rows(2500, 13);
+    let queries = rows(20, 14);
+    for (kind, _) in rabitq_kinds() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        let c = db
+            .create_collection(
+                "c",
+                CollectionConfig::new(DIM, Metric::L2).with_quantization(kind),
+            )
+            .unwrap();
+        let recs: Vec<Record> = data
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Record::new(i as u64, v.clone()))
+            .collect();
+        c.upsert(recs).unwrap();
+        assert!(c.stats().segments.is_empty());
+        let r = scores_are_exact_and_recall(&c, &queries, 64);
+        assert!(r >= 0.85, "{kind}: recall {r} over the memtable");
+    }
+}
+
+#[test]
+fn a_compaction_writes_rabitq_codes_for_the_merged_segment() {
+    let data = rows(2500, 15);
+    for (kind, bits) in rabitq_kinds() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        let c = db
+            .create_collection(
+                "c",
+                CollectionConfig::new(DIM, Metric::Cosine).with_quantization(kind),
+            )
+            .unwrap();
+        for (part, chunk) in data.chunks(1000).enumerate() {
+            let recs: Vec<Record> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Record::new((part * 1000 + i) as u64, v.clone()))
+                .collect();
+            c.upsert(recs).unwrap();
+            c.flush().unwrap();
+        }
+        c.delete(&[5u64, 6, 7]).unwrap();
+        c.compact().unwrap();
+        let st = c.stats();
+        assert_eq!(st.segments.len(), 1);
+        assert_eq!(
+            st.segments[0].codes_bytes,
+            rabitq_len(st.segments[0].rows, bits)
+        );
+        drop(c);
+        drop(db);
+        let db = Database::open(dir.path()).unwrap();
+        db.verify().unwrap();
+        let c = db.collection("c").unwrap();
+        assert_eq!(c.count(None).unwrap(), 2497);
+        let r = scores_are_exact_and_recall(&c, &rows(10, 16), 64);
+        assert!(r >= 0.85, "{kind}: recall {r} after compaction");
+    }
+}
+
+#[test]
+fn a_bit_flip_in_a_rabitq_codes_file_is_a_corruption_error() {
+    let data = rows(3000, 17);
+    for (kind, bits) in rabitq_kinds() {
+        let len = rabitq_len(3000, bits);
+        let pre = 64 + (DIM * 4).div_ceil(64) as u64 * 64;
+        // Header, the preamble's bits, seed and centroid, a row's factors and codes, the
+        // last row, the block table.
+        for at in [
+            3,
+            64,
+            64 + 9,
+            64 + 64 + 4,
+            64 + pre + 1,
+            64 + pre + 14,
+            len - 20,
+            len - 2,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let db = Database::open(dir.path()).unwrap();
+                fill(
+                    &db,
+                    "c",
+                    CollectionConfig::new(DIM, Metric::Cosine).with_quantization(kind),
+                    &data,
+                );
+            }
+            let f = seg_dirs(dir.path(), "c")[0].join("codes");
+            damage(&f, at);
+            match Database::open(dir.path()) {
+                Err(e) => {
+                    is_corruption_of_codes::<()>(Err(e));
+                }
+                Ok(db) => {
+                    // Row data (the preamble is checked at open).
+                    assert!(at >= 64 + pre, "{kind}: opened with byte {at} flipped");
+                    let c = db.collection("c").unwrap();
+                    let mut failed = false;
+                    for q in rows(60, 7) {
+                        if let Err(e) = c.search(&SearchRequest::new(q).k(10)) {
+                            is_corruption_of_codes::<()>(Err(e));
+                            failed = true;
+                        }
+                    }
+                    assert!(failed, "{kind}: no search touched the damaged byte {at}");
+                    is_corruption_of_codes(db.verify());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_rabitq_file_where_the_manifest_names_another_kind_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = rows(1500, 18);
+    {
+        let db = Database::open(dir.path()).unwrap();
+        fill(
+            &db,
+            "c",
+            CollectionConfig::new(DIM, Metric::Cosine).with_quantization(Quantization::RaBitQ4),
+            &data,
+        );
+    }
+    // The manifest says 1-bit codes for a 4-bit file (checksums fixed up).
+    let m = dir.path().join("MANIFEST");
+    let b = std::fs::read(&m).unwrap();
+    let body = String::from_utf8(b[64..].to_vec()).unwrap();
+    assert!(body.contains("\"codes\": \"rabitq4\""), "{body}");
+    let body = body.replace("\"codes\": \"rabitq4\"", "\"codes\": \"rabitq1\"");
+    let mut h = b[..64].to_vec();
+    h[24..32].copy_from_slice(&(body.len() as u64).to_le_bytes());
+    h[32..36].copy_from_slice(&crc32c::crc32c(body.as_bytes()).to_le_bytes());
+    let hc = crc32c::crc32c(&h[..60]);
+    h[60..64].copy_from_slice(&hc.to_le_bytes());
+    std::fs::write(&m, [&h[..], body.as_bytes()].concat()).unwrap();
+    let Err(e) = Database::open(dir.path()) else {
+        panic!("opened a 4-bit codes file as 1-bit codes");
+    };
+    assert!(matches!(e, Error::Corruption { .. }), "{e}");
+    assert!(e.to_string().contains("codes"), "{e}");
 }

@@ -171,6 +171,11 @@ pub enum QuantizationArg {
     Int8,
     /// No copy: walks score the f32 vectors.
     None,
+    /// RaBitQ codes, 4 bits per dimension (an eighth of the f32 bytes): an estimate with an
+    /// error bound; candidates the bound cannot rule out are re-scored. Every metric.
+    Rabitq4,
+    /// RaBitQ codes, 1 bit per dimension (a 32nd of the f32 bytes): coarser, re-scores more.
+    Rabitq1,
 }
 
 impl From<QuantizationArg> for cairndb::Quantization {
@@ -178,6 +183,8 @@ impl From<QuantizationArg> for cairndb::Quantization {
         match q {
             QuantizationArg::Int8 => cairndb::Quantization::Int8,
             QuantizationArg::None => cairndb::Quantization::None,
+            QuantizationArg::Rabitq4 => cairndb::Quantization::RaBitQ4,
+            QuantizationArg::Rabitq1 => cairndb::Quantization::RaBitQ1,
         }
     }
 }
@@ -222,8 +229,8 @@ pub struct CreateArgs {
     /// HNSW: candidate list size while building, 1 to 100000 [default: 200].
     #[arg(long, value_name = "N")]
     pub ef_construction: Option<usize>,
-    /// What graph walks score (cosine and dot; L2 always walks the f32 vectors) [default:
-    /// int8].
+    /// What graph walks score: int8 codes (cosine and dot; L2 then walks the f32 vectors),
+    /// RaBitQ codes of 4 or 1 bits (every metric), or the f32 vectors [default: int8].
     #[arg(long, value_enum, value_name = "KIND")]
     pub quantization: Option<QuantizationArg>,
     /// Full-text search: reduce English words to their stem ("running", "runs" and "run"
@@ -576,7 +583,7 @@ pub struct BenchArgs {
     /// HNSW: candidate list size while building.
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub ef_construction: usize,
-    /// What graph walks score (cosine and dot): int8 codes or the f32 vectors.
+    /// What graph walks score: int8 codes (cosine and dot), RaBitQ codes, or the f32 vectors.
     #[arg(long, value_enum, value_name = "KIND", default_value_t = QuantizationArg::Int8)]
     pub quantization: QuantizationArg,
     /// Threads that build the index (rayon's pool; default: every core). Queries always run

@@ -15,7 +15,10 @@ use cairndb::fuzzing::{
     FIX_CHECKSUMS, MANIFEST_DATABASE, SEGMENT_STR_IDS, SegmentFiles, WAL_DATABASE, WAL_FILE,
     WAL_STR_IDS, fields, filter, manifest, segment, text_index, wal,
 };
-use cairndb::{CollectionConfig, Database, Error, IdType, Metric, Options, Record, Result, Value};
+use cairndb::{
+    CollectionConfig, Database, Error, IdType, Metric, Options, Quantization, Record, Result,
+    Value,
+};
 
 /// Bytes of the header every Cairn file starts with (docs/file-format.md).
 const HEADER_LEN: usize = 64;
@@ -27,6 +30,7 @@ fn main() -> Result<()> {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds"));
     write_seeds(&out)?;
     write_string_seeds(&out)?;
+    write_rabitq_seeds(&out)?;
     check_seeds(&out);
     println!(
         "seeds written to {} and accepted by every target",
@@ -275,5 +279,61 @@ fn write_string_seeds(out: &Path) -> Result<()> {
     fs::write(d.join("strings"), files.to_bytes()).at(&d)?;
     drop(c);
     drop(db);
+    Ok(())
+}
+
+/// Segments whose `codes` file holds RaBitQ codes (4 and 1 bits, L2 metric).
+fn write_rabitq_seeds(out: &Path) -> Result<()> {
+    for (kind, name) in [
+        (Quantization::RaBitQ4, "rabitq4"),
+        (Quantization::RaBitQ1, "rabitq1"),
+    ] {
+        let dir = tempfile::tempdir().at(&std::env::temp_dir())?;
+        let db_dir = dir.path().join("db");
+        let db = Database::open_with(&db_dir, Options::default())?;
+        let mut config = CollectionConfig::new(4, Metric::L2).with_quantization(kind);
+        config.m = 4;
+        config.ef_construction = 16;
+        let c = db.create_collection("docs", config)?;
+        let records: Vec<Record> = (0..40u64)
+            .map(|i| {
+                let x = i as f32;
+                Record::new(i, vec![x, 1.0 - x / 3.0, (x * 0.7).sin(), 0.25])
+            })
+            .collect();
+        c.upsert(records)?;
+        c.flush()?;
+        let manifest = fs::read(db_dir.join("MANIFEST")).at(&db_dir)?;
+        let m: serde_json::Value =
+            serde_json::from_slice(&manifest[HEADER_LEN..]).expect("JSON");
+        let s = &m["collections"][0]["segments"][0];
+        let seg_id = s["id"].as_u64().expect("segment id");
+        let seg_dir = db_dir
+            .join("collections")
+            .join("docs")
+            .join(format!("seg-{seg_id:08}"));
+        let read = |name: &str| fs::read(seg_dir.join(name)).at(&seg_dir);
+        let files = SegmentFiles {
+            flags: FIX_CHECKSUMS | 2 << 1,
+            id: seg_id,
+            rows: s["rows"].as_u64().expect("rows") as u32,
+            dim: 4,
+            m: 4,
+            tombstone_count: 0,
+            vectors: read("vectors")?,
+            ids: read("ids")?,
+            payload: read("payload")?,
+            graph: read("graph")?,
+            fields: read("fields")?,
+            text: read("text")?,
+            tombstones: Vec::new(),
+            codes: read("codes")?,
+        };
+        let d = out.join("segment");
+        fs::create_dir_all(&d).at(&d)?;
+        fs::write(d.join(name), files.to_bytes()).at(&d)?;
+        drop(c);
+        drop(db);
+    }
     Ok(())
 }

@@ -1029,7 +1029,8 @@ impl PyDatabase {
     /// "int" (default: ids are ints from 0 to 2**64 - 1) or "str" (ids are strings of 1 to
     /// 1024 bytes of UTF-8). `m` and `ef_construction` set the HNSW graph; `stem` and
     /// `stop_words` set English stemming and stop-word removal for full-text search;
-    /// `quantization` ("int8", the default, or "none") what graph walks score.
+    /// `quantization` ("int8", the default, "rabitq4", "rabitq1" or "none") what graph walks
+    /// score.
     #[pyo3(signature = (name, dim, metric="cosine", id_type="int", *, m=16, ef_construction=200, stem=false, stop_words=false, embedding=None, quantization="int8"))]
     #[allow(clippy::too_many_arguments)]
     fn create_collection(

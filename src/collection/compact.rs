@@ -28,7 +28,6 @@ use crate::index::hnsw::layout::bfs_order;
 use crate::index::hnsw::{HnswParams, build_graph_until};
 use crate::io::fsutil;
 use crate::manifest::{SegmentEntry, TombstoneRef, segment_dir_name, tombstone_file_name};
-use crate::model::Quantization;
 use crate::segment::tombstones;
 use crate::segment::{Codes, SealRow, Segment, write_segment};
 use crate::vector::store::RowRefs;
@@ -229,7 +228,7 @@ impl Collection {
         let flat = RowRefs::new(
             cfg.dim,
             rows.iter().map(|r| r.vector).collect(),
-            cfg.int8_codes(),
+            cfg.int8_construction(),
         )?;
         let graph = build_graph_until(HnswParams::of(cfg), &flat, n, cfg.metric, abandoned)?;
         let order = bfs_order(&graph);
@@ -247,7 +246,7 @@ impl Collection {
             &graph,
             &order,
             &analyzer,
-            cfg.int8_codes(),
+            cfg.codes(),
         )?;
         Ok(n)
     }
@@ -274,7 +273,7 @@ impl Collection {
                 rows_out as u64,
                 cfg.dim,
                 cfg.m,
-                Codes::of(cfg, cfg.int8_codes()),
+                Codes::of(cfg, cfg.codes()),
             )?))
             .inspect(|s| inner.core.keep_resident(s))
         } else {
@@ -318,7 +317,7 @@ impl Collection {
                 entry.segments.push(SegmentEntry {
                     id,
                     rows: rows_out as u64,
-                    codes: cfg.int8_codes().then_some(Quantization::Int8),
+                    codes: cfg.codes(),
                     tombstones: (!dead.is_empty()).then(|| TombstoneRef {
                         generation: 1,
                         count: dead.len(),

@@ -29,7 +29,6 @@ use crate::index::hnsw::{HnswParams, build_graph};
 use crate::io::fsutil;
 use crate::manifest::{SegmentEntry, TombstoneRef, segment_dir_name, tombstone_file_name};
 use crate::memtable::{Memtable, MemtableView};
-use crate::model::Quantization;
 use crate::segment::tombstones;
 use crate::segment::{Codes, SealRow, Segment, write_segment};
 use crate::vector::FlatVectors;
@@ -312,7 +311,7 @@ impl Collection {
                 entry.segments.push(SegmentEntry {
                     id: *id,
                     rows: sealed.rows,
-                    codes: inner.config.int8_codes().then_some(Quantization::Int8),
+                    codes: inner.config.codes(),
                     tombstones: (!sealed.dead.is_empty()).then(|| TombstoneRef {
                         generation: 1,
                         count: sealed.dead.len(),
@@ -331,7 +330,7 @@ impl Collection {
         let opened = match written.segment {
             Some((id, dir, sealed)) => {
                 let cfg = &inner.config;
-                let codes = Codes::of(cfg, cfg.int8_codes());
+                let codes = Codes::of(cfg, cfg.codes());
                 match Segment::open(&dir, id, sealed.rows, cfg.dim, cfg.m, codes) {
                     Ok(seg) => {
                         inner.core.keep_resident(&seg);
@@ -397,7 +396,7 @@ impl Collection {
                 let source: Vec<u32> = f.live_rows().collect();
                 let rows: Vec<SealRow<'_>> = source.iter().map(|&r| row(r)).collect();
                 let flat = FlatVectors::gather(cfg.dim, rows.iter().map(|r| r.vector))
-                    .with_codes(cfg.int8_codes());
+                    .with_codes(cfg.int8_construction());
                 let graph = build_graph(HnswParams::of(cfg), &flat, rows.len(), cfg.metric)?;
                 (rows, source, Some(graph))
             } else {
@@ -426,7 +425,7 @@ impl Collection {
             graph,
             &order,
             f.analyzer(),
-            cfg.int8_codes(),
+            cfg.codes(),
         )?;
         let mut new_row = vec![u32::MAX; n];
         for (new, &old) in order.iter().enumerate() {

@@ -137,7 +137,7 @@ pub(super) fn load_collections_with(
                         s.rows,
                         c.config.dim,
                         c.config.m,
-                        Codes::of(&c.config, s.codes.is_some()),
+                        Codes::of(&c.config, s.codes),
                     )?);
                     cache.insert(s.id, Arc::clone(&seg));
                     seg

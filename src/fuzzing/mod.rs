@@ -39,6 +39,7 @@ use crate::log::batch::{self, decode_delete, decode_upsert};
 use crate::log::recover::LogMark;
 use crate::log::wal::{KIND_DELETE, KIND_SKIP, KIND_UPSERT, Wal, decode_frame};
 use crate::manifest::{CollectionEntry, MANIFEST_FILE, ManifestData};
+use crate::model::Quantization;
 use crate::model::config::CollectionConfig;
 use crate::model::filter::Filter;
 use crate::model::id::{IdType, str_key};
@@ -47,7 +48,8 @@ use crate::query::filter::{Indexes, evaluate};
 use crate::segment::tombstones;
 use crate::segment::{CODES_FILE, Codes, IDS_FILE, PAYLOAD_FILE, Segment, VECTORS_FILE};
 use crate::vector::distance::Metric;
-use crate::vector::quant::{QuantScorer, row_bytes};
+use crate::vector::quant::{QuantScorer, rabitq_preamble_len, row_bytes};
+use crate::vector::rabitq;
 use crate::vector::store::Score;
 use std::sync::Arc;
 

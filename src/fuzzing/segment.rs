@@ -175,9 +175,17 @@ impl SegmentFiles {
         fix_whole(&mut self.fields);
         fix_whole(&mut self.text);
         fix_whole(&mut self.tombstones);
-        // codes: rows of whole cache lines, then a block table.
+        // codes: int8 rows of whole cache lines, or a RaBitQ preamble and rows; then a block
+        // table.
         let block = self.codes.get(36..40).map_or(0, |b| u32_at(b, 0) as usize);
-        if let Some(data_len) = rows.checked_mul(row_bytes(dim))
+        let (pre, row_len) = match (self.codes.get(10), self.codes.get(HEADER_LEN)) {
+            (Some(11), Some(&bits)) => (
+                rabitq_preamble_len(dim),
+                rabitq::row_len(dim, if bits == 1 { 1 } else { 4 }),
+            ),
+            _ => (0, row_bytes(dim)),
+        };
+        if let Some(data_len) = rows.checked_mul(row_len).and_then(|x| x.checked_add(pre))
             && block.is_power_of_two()
         {
             fix_blocked(
@@ -251,10 +259,12 @@ pub fn segment(files: &SegmentFiles) -> Result<()> {
             files.tombstone_count,
         ));
     }
-    let codes = if files.codes.is_empty() {
-        Codes::Off
-    } else {
-        Codes::File
+    // The codes file's kind byte picks int8 or RaBitQ; its preamble's first byte the bits.
+    let codes = match (files.codes.get(10), files.codes.get(HEADER_LEN)) {
+        _ if files.codes.is_empty() => Codes::Off,
+        (Some(11), Some(1)) => Codes::File(Quantization::RaBitQ1),
+        (Some(11), _) => Codes::File(Quantization::RaBitQ4),
+        _ => Codes::File(Quantization::Int8),
     };
     let seg = Arc::new(Segment::open(
         &seg_dir, files.id, rows, files.dim, files.m, codes,
@@ -299,9 +309,10 @@ pub fn segment(files: &SegmentFiles) -> Result<()> {
     // The codes, as a walk scores them: every row read must be one of the file's.
     if let Some(q) = seg.quantized() {
         assert_eq!(q.rows(), seg.rows);
-        let sc = QuantScorer::new(q, &query);
+        let sc = QuantScorer::new(q, metric, &query);
         for node in 0..n as u32 {
             errors.keep(sc.score(node));
+            errors.keep(sc.bound(node));
         }
         assert_eq!(sc.score(seg.rows as u32).ok(), Some(f32::NEG_INFINITY));
     }

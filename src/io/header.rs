@@ -50,6 +50,9 @@ pub(crate) enum FileKind {
     Text = 8,
     Fields = 9,
     Codes = 10,
+    /// RaBitQ codes (a segment's `codes` file when the collection's quantization is
+    /// `rabitq4` or `rabitq1`).
+    RaBitQCodes = 11,
 }
 
 impl TryFrom<u8> for FileKind {
@@ -66,6 +69,7 @@ impl TryFrom<u8> for FileKind {
             8 => FileKind::Text,
             9 => FileKind::Fields,
             10 => FileKind::Codes,
+            11 => FileKind::RaBitQCodes,
             other => return Err(other),
         })
     }

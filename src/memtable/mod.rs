@@ -116,9 +116,14 @@ impl Memtable {
             vecs: MemVectors {
                 dim: config.dim,
                 data: Arena::with_capacity(rows * config.dim),
-                codes: config
-                    .int8_codes()
-                    .then(|| Quantized::new(config.dim, rows)),
+                codes: config.codes().map(|k| {
+                    let bits = match k {
+                        crate::model::Quantization::RaBitQ4 => Some(4),
+                        crate::model::Quantization::RaBitQ1 => Some(1),
+                        _ => None,
+                    };
+                    Quantized::heap(config.dim, rows, bits)
+                }),
             },
             spans: Arena::with_capacity(rows),
             docs: Arena::with_capacity(doc_bytes),

@@ -234,8 +234,9 @@ pub struct CollectionConfig {
     /// The kind of record ids: unsigned integers (the default) or strings.
     #[serde(default, skip_serializing_if = "IdType::is_int_ref")]
     pub id_type: IdType,
-    /// The compressed copy of the vectors that graph walks score (cosine and dot; the L2
-    /// metric always walks the f32 vectors). Default [`Quantization::Int8`].
+    /// The compressed copy of the vectors that graph walks score (int8: cosine and dot, the
+    /// L2 metric then walks the f32 vectors; RaBitQ: every metric). Default
+    /// [`Quantization::Int8`].
     #[serde(default, skip_serializing_if = "Quantization::is_default_ref")]
     pub quantization: Quantization,
 }
@@ -254,14 +255,24 @@ pub enum Quantization {
     Int8,
     /// No copy: walks score the f32 vectors.
     None,
+    /// RaBitQ with 4 bits per dimension (an eighth of the f32 bytes, plus 12 bytes a row):
+    /// walks score an unbiased estimate with an error bound, every metric.
+    #[serde(rename = "rabitq4")]
+    RaBitQ4,
+    /// RaBitQ with 1 bit per dimension (a 32nd of the f32 bytes, plus 12 bytes a row): a
+    /// coarser estimate, so more candidates are re-scored.
+    #[serde(rename = "rabitq1")]
+    RaBitQ1,
 }
 
 impl Quantization {
-    /// `int8` or `none`.
+    /// `int8`, `rabitq4`, `rabitq1` or `none`.
     pub fn as_str(self) -> &'static str {
         match self {
             Quantization::Int8 => "int8",
             Quantization::None => "none",
+            Quantization::RaBitQ4 => "rabitq4",
+            Quantization::RaBitQ1 => "rabitq1",
         }
     }
 
@@ -282,11 +293,10 @@ impl std::str::FromStr for Quantization {
         match s {
             "int8" => Ok(Quantization::Int8),
             "none" => Ok(Quantization::None),
-            "rabitq4" | "rabitq1" => Err(Error::InvalidArgument(format!(
-                "quantization `{s}` is not available in this build; use `int8` or `none`"
-            ))),
+            "rabitq4" => Ok(Quantization::RaBitQ4),
+            "rabitq1" => Ok(Quantization::RaBitQ1),
             _ => Err(Error::InvalidArgument(format!(
-                "quantization must be `int8` or `none`, got `{s}`"
+                "quantization must be `int8`, `rabitq4`, `rabitq1` or `none`, got `{s}`"
             ))),
         }
     }
@@ -338,6 +348,22 @@ impl CollectionConfig {
     /// cosine or dot metric.
     pub(crate) fn int8_codes(&self) -> bool {
         self.quantization == Quantization::Int8 && self.metric != Metric::L2
+    }
+
+    /// Whether graph construction walks over int8 copies (built for the build only when the
+    /// segments carry RaBitQ codes): any quantization but `none`, cosine and dot.
+    pub(crate) fn int8_construction(&self) -> bool {
+        self.quantization != Quantization::None && self.metric != Metric::L2
+    }
+
+    /// The kind of codes file segments of this configuration carry, if any: int8 for the
+    /// cosine and dot metrics, RaBitQ for every metric.
+    pub(crate) fn codes(&self) -> Option<Quantization> {
+        match self.quantization {
+            Quantization::Int8 if self.metric != Metric::L2 => Some(Quantization::Int8),
+            q @ (Quantization::RaBitQ4 | Quantization::RaBitQ1) => Some(q),
+            _ => None,
+        }
     }
 
     /// Checks the configuration: dimension 1 to 65,536, `m` 2 to 256, `ef_construction`

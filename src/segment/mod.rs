@@ -9,7 +9,7 @@
 //! | file | body |
 //! |---|---|
 //! | `vectors` | `rows × dim` f32 LE, zero-padded to 64 bytes; then one crc32c per 64 KiB block |
-//! | `codes` | per row: `dim` int8 codes, the scale (f32 LE), zeros to a multiple of 64 bytes; then one crc32c per 64 KiB block (int8 quantization, cosine and dot) |
+//! | `codes` | int8 (kind 10): per row `dim` int8 codes, the scale (f32 LE), zeros to a multiple of 64 bytes; RaBitQ (kind 11): a preamble (bits, rotation seed, centroid), then per row three f32 factors and the packed codes; then one crc32c per 64 KiB block |
 //! | `ids` | ids by row `[u64; n]`; ids sorted `[u64; n]`; the row of each sorted id `[u32; n]` |
 //! | `payload` | index `[(offset u64, len u32, crc32c u32); n]`; the documents (postcard); one crc32c per 64 KiB block of the index |
 //!
@@ -49,8 +49,8 @@ pub(crate) const CODES_FILE: &str = "codes";
 /// Where the int8 codes that a segment's graph walks score come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Codes {
-    /// The segment's `codes` file, mapped at open (the manifest names it).
-    File,
+    /// The segment's `codes` file of this kind, mapped at open (the manifest names it).
+    File(crate::model::Quantization),
     /// Built on the heap on first use: a segment written before `codes` files existed, of a
     /// collection that quantizes.
     Build,
@@ -59,10 +59,14 @@ pub(crate) enum Codes {
 }
 
 impl Codes {
-    /// For a segment of `config` whose manifest entry does or does not name a codes file.
-    pub(crate) fn of(config: &crate::model::CollectionConfig, has_file: bool) -> Codes {
-        if has_file {
-            Codes::File
+    /// For a segment of `config` whose manifest entry names a codes file of kind `file`, or
+    /// none.
+    pub(crate) fn of(
+        config: &crate::model::CollectionConfig,
+        file: Option<crate::model::Quantization>,
+    ) -> Codes {
+        if let Some(kind) = file {
+            Codes::File(kind)
         } else if config.int8_codes() {
             Codes::Build
         } else {
@@ -197,11 +201,9 @@ impl Segment {
         let text_file = open::LazyFile::open(dir.join(TEXT_FILE), FileKind::Text, id, rows)?;
         let quant = OnceLock::new();
         match codes {
-            Codes::File => {
-                let _ = quant.set(Some(Quantized::mapped(
-                    dim,
-                    open::codes(dir, id, rows, dim)?,
-                )));
+            Codes::File(kind) => {
+                let (mapped, codec) = open::codes(dir, id, rows, dim, kind)?;
+                let _ = quant.set(Some(Quantized::mapped(dim, mapped, codec)));
             }
             Codes::Off => {
                 let _ = quant.set(None);

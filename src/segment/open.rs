@@ -11,7 +11,11 @@ use crate::error::{Error, IoContext, Result};
 use crate::io::blocks::{BLOCK_SIZE, BlockCheck};
 use crate::io::header::{FileKind, HEADER_LEN, Header, u64_at};
 use crate::io::mmap::Mmap;
-use crate::vector::quant::{MappedCodes, row_bytes};
+use crate::model::Quantization;
+use crate::vector::quant::{
+    Codec, MappedCodes, parse_rabitq_preamble, rabitq_preamble_len, row_bytes,
+};
+use crate::vector::rabitq;
 
 /// The `vectors` file, checked.
 pub(super) struct VectorsFile {
@@ -197,14 +201,36 @@ pub(super) fn payload(dir: &Path, id: u64, rows: u64) -> Result<PayloadFile> {
     })
 }
 
-/// The `codes` file, checked: header, sizes and checksum table (the blocks are checked on
-/// first touch).
-pub(super) fn codes(dir: &Path, id: u64, rows: u64, dim: usize) -> Result<MappedCodes> {
+/// The `codes` file of `kind`, checked: header, sizes and checksum table (the blocks are
+/// checked on first touch; a RaBitQ file's preamble, which holds the centroid, now).
+pub(super) fn codes(
+    dir: &Path,
+    id: u64,
+    rows: u64,
+    dim: usize,
+    kind: Quantization,
+) -> Result<(MappedCodes, Codec)> {
     let path = dir.join(CODES_FILE);
+    let bits = match kind {
+        Quantization::Int8 => 0,
+        Quantization::RaBitQ4 => 4,
+        Quantization::RaBitQ1 => 1,
+        other => {
+            return Err(bad(
+                &path,
+                format!("the manifest names a codes file of kind `{other}`"),
+            ));
+        }
+    };
     let map = open_map(&path)?;
     map.advise_walked();
     let b = map.bytes();
-    let h = Header::decode(b, FileKind::Codes, &path)?;
+    let file_kind = if bits == 0 {
+        FileKind::Codes
+    } else {
+        FileKind::RaBitQCodes
+    };
+    let h = Header::decode(b, file_kind, &path)?;
     check_common(&h, &path, id, rows)?;
     if h.dim as usize != dim {
         return Err(bad(
@@ -217,8 +243,14 @@ pub(super) fn codes(dir: &Path, id: u64, rows: u64, dim: usize) -> Result<Mapped
         return Err(bad(&path, format!("invalid block size {block_size}")));
     }
     let rows = rows_usize(rows);
+    let (pre_len, row_len) = if bits == 0 {
+        (0, row_bytes(dim))
+    } else {
+        (rabitq_preamble_len(dim), rabitq::row_len(dim, bits))
+    };
     let data_len = rows
-        .checked_mul(row_bytes(dim))
+        .checked_mul(row_len)
+        .and_then(|x| x.checked_add(pre_len))
         .ok_or_else(|| bad(&path, "size overflows".into()))?;
     let body_len = data_len + BlockCheck::block_count(block_size, data_len) * 4;
     if h.body_len != body_len as u64 || b.len() != HEADER_LEN + body_len {
@@ -235,13 +267,27 @@ pub(super) fn codes(dir: &Path, id: u64, rows: u64, dim: usize) -> Result<Mapped
     if crc32c::crc32c(&b[table_off..]) != h.body_crc {
         return Err(bad(&path, "block checksum table mismatch".into()));
     }
-    Ok(MappedCodes {
-        map,
-        path,
-        rows,
-        blocks: BlockCheck::new(block_size, data_len),
-        table_off,
-    })
+    let blocks = BlockCheck::new(block_size, data_len);
+    let codec = if bits == 0 {
+        Codec::Int8
+    } else {
+        let data = &b[HEADER_LEN..table_off];
+        blocks.ensure(data, &b[table_off..], 0, pre_len, &path)?;
+        Codec::RaBitQ(
+            parse_rabitq_preamble(&data[..pre_len], dim, bits).map_err(|e| bad(&path, e))?,
+        )
+    };
+    Ok((
+        MappedCodes {
+            map,
+            path,
+            rows,
+            blocks,
+            table_off,
+            rows_off: pre_len,
+        },
+        codec,
+    ))
 }
 
 /// Checks the header and length of a file whose body is decoded later; returns its length.

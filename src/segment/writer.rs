@@ -15,9 +15,11 @@ use crate::io::blocks::{BLOCK_SIZE, BlockCrcs, VECTOR_BLOCK_SIZE, block_crcs};
 use crate::io::faults::{Op, check};
 use crate::io::fsutil::{sync_dir, write_new_file};
 use crate::io::header::{FileKind, HEADER_LEN, Header};
+use crate::model::Quantization;
 use crate::model::record::EMPTY_DOC;
 use crate::model::record::StoredDoc;
-use crate::vector::quant::{encode_row, row_bytes};
+use crate::vector::quant::{encode_row, rabitq_preamble, row_bytes};
+use crate::vector::rabitq::{self, RaBitQ};
 
 /// One row to seal.
 pub(crate) struct SealRow<'a> {
@@ -40,13 +42,16 @@ pub(crate) fn write_segment(
     graph: &MemGraph,
     order: &[u32],
     analyzer: &Analyzer,
-    codes: bool,
+    codes: Option<Quantization>,
 ) -> Result<()> {
     check(Op::Create, dir).at(dir)?;
     fs::create_dir(dir).at(dir)?;
     write_vectors(&dir.join(VECTORS_FILE), id, dim, rows)?;
-    if codes {
-        write_codes(&dir.join(CODES_FILE), id, dim, rows)?;
+    match codes {
+        Some(Quantization::Int8) => write_codes(&dir.join(CODES_FILE), id, dim, rows)?,
+        Some(Quantization::RaBitQ4) => write_rabitq(&dir.join(CODES_FILE), id, dim, rows, 4)?,
+        Some(Quantization::RaBitQ1) => write_rabitq(&dir.join(CODES_FILE), id, dim, rows, 1)?,
+        _ => {}
     }
     write_ids(&dir.join(IDS_FILE), id, rows)?;
     write_payload(&dir.join(PAYLOAD_FILE), id, rows)?;
@@ -110,6 +115,38 @@ fn write_codes(path: &Path, id: u64, dim: usize, rows: &[SealRow<'_>]) -> Result
         let table = crcs.finish();
         w.write_all(&table)?;
         h.body_len = (rows.len() * row_len + table.len()) as u64;
+        h.body_crc = crc32c::crc32c(&table);
+        Ok(h)
+    })
+}
+
+/// Writes the RaBitQ codes of the rows (`vector/rabitq.rs`): the preamble with the rows'
+/// centroid (a first pass over the rows), then each row's factors and codes, streaming.
+fn write_rabitq(path: &Path, id: u64, dim: usize, rows: &[SealRow<'_>], bits: u8) -> Result<()> {
+    let centroid = rabitq::centroid(dim, rows.iter().map(|r| r.vector));
+    let rq = RaBitQ::new(dim, bits, rabitq::DEFAULT_SEED, centroid);
+    let row_len = rq.row_len();
+    let pre = rabitq_preamble(&rq);
+    let mut h = Header::new(FileKind::RaBitQCodes);
+    h.dim = dim as u32;
+    h.count = rows.len() as u64;
+    h.block_size = BLOCK_SIZE as u32;
+    h.aux = id;
+    write_streamed(path, |w| {
+        let mut crcs = BlockCrcs::new(BLOCK_SIZE);
+        crcs.update(&pre);
+        w.write_all(&pre)?;
+        let mut row = vec![0u8; row_len];
+        let mut scratch = rabitq::Scratch::default();
+        for r in rows {
+            debug_assert_eq!(r.vector.len(), dim);
+            rq.encode(r.vector, &mut row, &mut scratch);
+            crcs.update(&row);
+            w.write_all(&row)?;
+        }
+        let table = crcs.finish();
+        w.write_all(&table)?;
+        h.body_len = (pre.len() + rows.len() * row_len + table.len()) as u64;
         h.body_crc = crc32c::crc32c(&table);
         Ok(h)
     })

@@ -155,8 +155,9 @@ impl MemGraph {
         // found are then re-scored exactly, so the heuristic below sees f32 scores.
         if metric != Metric::L2
             && let Some(qz) = vecs.quantized()
+            && qz.is_int8()
         {
-            let sc = QuantScorer::new(qz, q);
+            let sc = QuantScorer::new(qz, metric, q);
             return self.link_in(node, level, ep, top, top_guard, &sc, vecs, metric);
         }
         let sc = Exact { vecs, metric, q };
