@@ -16,8 +16,7 @@ use cairndb::fuzzing::{
     WAL_STR_IDS, fields, filter, manifest, segment, text_index, wal,
 };
 use cairndb::{
-    CollectionConfig, Database, Error, IdType, Metric, Options, Quantization, Record, Result,
-    Value,
+    CollectionConfig, Database, Error, IdType, Metric, Options, Quantization, Record, Result, Value,
 };
 
 /// Bytes of the header every Cairn file starts with (docs/file-format.md).
@@ -304,8 +303,7 @@ fn write_rabitq_seeds(out: &Path) -> Result<()> {
         c.upsert(records)?;
         c.flush()?;
         let manifest = fs::read(db_dir.join("MANIFEST")).at(&db_dir)?;
-        let m: serde_json::Value =
-            serde_json::from_slice(&manifest[HEADER_LEN..]).expect("JSON");
+        let m: serde_json::Value = serde_json::from_slice(&manifest[HEADER_LEN..]).expect("JSON");
         let s = &m["collections"][0]["segments"][0];
         let seg_id = s["id"].as_u64().expect("segment id");
         let seg_dir = db_dir
