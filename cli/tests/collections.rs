@@ -133,11 +133,14 @@ fn create_takes_the_index_and_text_settings() {
         "--dim",
         "3",
         "--quantization",
-        "rabitq4",
+        "rabitq2",
     ]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("[possible values: int8, none]"), "{err}");
+    assert!(
+        err.contains("[possible values: int8, none, rabitq4, rabitq1]"),
+        "{err}"
+    );
     assert!(listed(db).iter().all(|c| c["name"] != "q4"));
 }
 
