@@ -387,6 +387,10 @@ pub struct ImportArgs {
     /// When each batch is made durable.
     #[arg(long, value_enum, default_value_t = DurabilityArg::Sync)]
     pub durability: DurabilityArg,
+    /// Merge no segments while importing (a bulk load then builds each graph once, in the
+    /// seals, instead of again in merges along the way); run `cairn compact` afterwards.
+    #[arg(long)]
+    pub no_compaction: bool,
     /// Print each `committed N` line as {"committed": N}, and the summary as a last JSON
     /// line on standard output.
     #[arg(long)]

@@ -323,7 +323,10 @@ pub fn import(a: &ImportArgs) -> CliResult<()> {
         Opened::Lines(_, n) => *n,
         Opened::Table(t) => t.numbers_rows(),
     };
-    let db = Database::open_with(&a.db, Options::default().durability(durability))?;
+    let options = Options::default()
+        .durability(durability)
+        .background_compaction(!a.no_compaction);
+    let db = Database::open_with(&a.db, options)?;
     let coll = match db.collection(&a.collection) {
         Ok(c) => Some(c),
         Err(cairndb::Error::CollectionNotFound { .. }) => None,

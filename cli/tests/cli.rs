@@ -438,7 +438,16 @@ fn fvecs_import_and_query_file() {
     );
 
     ok(&["create", db, "vecs", "--dim", "4", "--metric", "l2"]);
-    let out = ok(&["import", db, "vecs", s(&file), "--batch", "3"]);
+    // `--no-compaction` (a bulk load that merges at the end) imports the same way.
+    let out = ok(&[
+        "import",
+        db,
+        "vecs",
+        s(&file),
+        "--batch",
+        "3",
+        "--no-compaction",
+    ]);
     assert_eq!(committed(&out), vec![3, 6, 9, 10]);
 
     // Each stored row, as a query, finds itself first with score 0 (L2).

@@ -209,11 +209,15 @@ impl Collection {
         for (seg, deleted) in inputs {
             let vectors = seg.vectors(0, seg.rows)?;
             for r in 0..seg.rows {
-                if deleted.contains(r as u32) || seg.find(seg.id_at(r)) != Some(r) {
+                if deleted.contains(r as u32) {
+                    continue;
+                }
+                let id = seg.id_at(r)?;
+                if seg.find(id)? != Some(r) {
                     continue;
                 }
                 rows.push(SealRow {
-                    id: seg.id_at(r),
+                    id,
                     vector: &vectors[r * cfg.dim..(r + 1) * cfg.dim],
                     doc: seg.doc_bytes(r)?,
                     live: true,
@@ -294,7 +298,7 @@ impl Collection {
             };
             for r in &(&*slot.deleted - &**before) {
                 if let Some(new_seg) = &new_seg
-                    && let Some(nr) = new_seg.find(seg.id_at(r as usize))
+                    && let Some(nr) = new_seg.find(seg.id_at(r as usize)?)?
                 {
                     dead.insert(nr as u32);
                 }

@@ -250,7 +250,7 @@ impl Collection {
     pub(crate) fn locate(&self, id: &Id) -> Result<(Arc<Version>, Option<Located>)> {
         let (v, loc) = {
             let live = self.inner.live.read();
-            (Arc::clone(&live.version), live.locate(id.key()))
+            (Arc::clone(&live.version), live.locate(id.key())?)
         };
         let loc = match (loc, id) {
             (Some(l), Id::Str(s)) => (stored_id(&v, l)? == *s).then_some(l),

@@ -140,7 +140,7 @@ impl Scan {
     }
 
     /// The next `(id, row)` of cursor `c`, advancing it.
-    fn advance(&mut self, c: usize) -> Option<(u64, u32)> {
+    fn advance(&mut self, c: usize) -> Result<Option<(u64, u32)>> {
         match &mut self.cursors[c] {
             Cursor::Segment {
                 slot,
@@ -149,30 +149,31 @@ impl Scan {
             } => {
                 let s = &self.version.segments[*slot];
                 while *next < s.seg.sorted_len() {
-                    let (id, row) = s.seg.sorted_entry(*next);
+                    let (id, row) = s.seg.sorted_entry(*next)?;
                     *next += 1;
                     let wanted = match allowed {
                         Some(a) => a.contains(row),
                         None => !s.deleted.contains(row),
                     };
                     if wanted {
-                        return Some((id, row));
+                        return Ok(Some((id, row)));
                     }
                 }
-                None
+                Ok(None)
             }
             Cursor::Memtable { rows, next, .. } => {
                 let r = rows.get(*next).copied();
                 *next += 1;
-                r
+                Ok(r)
             }
         }
     }
 
-    fn push_next(&mut self, c: usize) {
-        if let Some((id, row)) = self.advance(c) {
+    fn push_next(&mut self, c: usize) -> Result<()> {
+        if let Some((id, row)) = self.advance(c)? {
             self.heads.push(Reverse((id, c, row)));
         }
+        Ok(())
     }
 
     fn read(&self, c: usize, row: u32) -> Result<Record> {
@@ -213,8 +214,7 @@ impl Iterator for Scan {
             return None;
         }
         let Reverse((_, c, row)) = self.heads.pop()?;
-        self.push_next(c);
-        match self.read(c, row) {
+        match self.push_next(c).and_then(|()| self.read(c, row)) {
             Ok(r) => {
                 self.last = Some(r.id.clone());
                 Some(Ok(r))
@@ -258,7 +258,10 @@ impl Collection {
         for (slot, s) in version.segments.iter().enumerate() {
             cursors.push(Cursor::Segment {
                 slot,
-                next: after.map_or(0, |a| s.seg.sorted_after(a)),
+                next: match after {
+                    Some(a) => s.seg.sorted_after(a)?,
+                    None => 0,
+                },
                 allowed: allowed.as_ref().map(|a| a[slot].rows.clone()),
             });
         }
@@ -267,12 +270,12 @@ impl Collection {
                 Some(a) => a[version.segments.len() + index]
                     .rows
                     .iter()
-                    .map(|r| (m.id_at(r), r))
-                    .collect(),
+                    .map(|r| Ok((m.id_at(r)?, r)))
+                    .collect::<Result<_>>()?,
                 None => (0..m.rows)
                     .filter(|&r| m.is_live(r))
-                    .map(|r| (m.id_at(r), r))
-                    .collect(),
+                    .map(|r| Ok((m.id_at(r)?, r)))
+                    .collect::<Result<_>>()?,
             };
             if let Some(a) = after {
                 rows.retain(|&(id, _)| id > a);
@@ -294,7 +297,7 @@ impl Collection {
             failed: false,
         };
         for c in 0..scan.cursors.len() {
-            scan.push_next(c);
+            scan.push_next(c)?;
         }
         Ok(scan)
     }

@@ -74,7 +74,7 @@ impl Source for SegmentSlot {
     fn live(&self) -> usize {
         SegmentSlot::live(self)
     }
-    fn id_at(&self, row: u32) -> u64 {
+    fn id_at(&self, row: u32) -> Result<u64> {
         self.seg.id_at(row as usize)
     }
     fn graph(&self) -> &MappedGraph {
@@ -163,9 +163,11 @@ impl Live {
         }
     }
 
-    /// Finds the live row of `id`: memtables newest first, then segments newest first.
-    pub(crate) fn locate(&self, id: u64) -> Option<Located> {
-        locate(&self.version, &self.ids, id)
+    /// Finds the live row of `id`: memtables newest first, then segments newest first. An
+    /// error when a block of a segment's ids file that the lookup reads fails its check.
+    pub(crate) fn locate(&self, id: u64) -> Result<Option<Located>> {
+        let found = SegmentHits::find(&self.version, &self.ids, &[id])?;
+        Ok(locate(&self.version, &self.ids, id, found.of(0)))
     }
 
     /// Makes `mt` the active memtable; the old one is frozen (it takes no more rows).
@@ -193,8 +195,11 @@ impl Live {
         ids: &[u64],
         rows: Range<u32>,
         linked: bool,
-    ) {
+    ) -> Result<()> {
         debug_assert_eq!(ids.len(), rows.len());
+        // The segment lookups can fail (a damaged ids block): all of them first, before
+        // anything changes.
+        let found = SegmentHits::find(&self.version, &self.ids, ids)?;
         let mut v = (*self.version).clone();
         // The memtable the batch was staged in: the active one, or one frozen since (a frozen
         // memtable is sealed only after every batch staged in it has committed).
@@ -203,8 +208,8 @@ impl Live {
             .iter()
             .rposition(|m| Arc::ptr_eq(&m.mt, mt))
             .expect("a batch commits before its memtable is sealed");
-        for (&id, row) in ids.iter().zip(rows.clone()) {
-            remove_live(&mut v, &mut self.ids, id);
+        for (k, (&id, row)) in ids.iter().zip(rows.clone()).enumerate() {
+            remove_live(&mut v, &mut self.ids, id, found.of(k));
             self.ids[at].insert(id, row);
         }
         let target = &mut v.memtables[at];
@@ -213,6 +218,7 @@ impl Live {
             target.linked = target.rows;
         }
         self.version = Arc::new(v);
+        Ok(())
     }
 
     /// Says that rows `0..upto` of memtable `mt` are in its graph (nothing if `mt` is no
@@ -225,39 +231,86 @@ impl Live {
         }
     }
 
-    /// Commits a delete; returns how many of `ids` were live.
-    pub(crate) fn commit_delete(&mut self, ids: &[u64]) -> usize {
+    /// Commits a delete; returns how many of `ids` were live. Nothing changes when a
+    /// segment lookup fails.
+    pub(crate) fn commit_delete(&mut self, ids: &[u64]) -> Result<usize> {
+        let found = SegmentHits::find(&self.version, &self.ids, ids)?;
         let mut v = (*self.version).clone();
         let mut n = 0;
-        for &id in ids {
-            n += usize::from(remove_live(&mut v, &mut self.ids, id));
+        for (k, &id) in ids.iter().enumerate() {
+            n += usize::from(remove_live(&mut v, &mut self.ids, id, found.of(k)));
         }
         if n > 0 {
             self.version = Arc::new(v);
         }
-        n
+        Ok(n)
     }
 }
 
-fn locate(v: &Version, ids: &[HashMap<u64, u32>], id: u64) -> Option<Located> {
+/// The rows holding each of a list of ids in the segments of a version, newest segment
+/// first: a segment's ids file is checked block by block as lookups reach it, so lookups
+/// can fail, and a commit makes all of its lookups before it changes anything.
+struct SegmentHits {
+    /// `hits[starts[k]..starts[k + 1]]`: (segment index, row) of id `k`.
+    starts: Vec<u32>,
+    hits: Vec<(u32, u32)>,
+}
+
+impl SegmentHits {
+    /// The segment rows of each of `ids`, but for ids live in a memtable (`maps`): those stay
+    /// in one while a batch commits, and a memtable row is found before any segment's.
+    fn find(v: &Version, maps: &[HashMap<u64, u32>], ids: &[u64]) -> Result<SegmentHits> {
+        let mut starts = Vec::with_capacity(ids.len() + 1);
+        let mut hits = Vec::new();
+        starts.push(0);
+        for &id in ids {
+            if maps.iter().any(|m| m.contains_key(&id)) {
+                starts.push(hits.len() as u32);
+                continue;
+            }
+            for (i, slot) in v.segments.iter().enumerate().rev() {
+                if let Some(r) = slot.seg.find(id)? {
+                    hits.push((i as u32, r as u32));
+                }
+            }
+            starts.push(hits.len() as u32);
+        }
+        Ok(SegmentHits { starts, hits })
+    }
+
+    /// Id `k`'s (segment index, row) pairs, newest segment first.
+    fn of(&self, k: usize) -> &[(u32, u32)] {
+        &self.hits[self.starts[k] as usize..self.starts[k + 1] as usize]
+    }
+}
+
+/// The live row of `id` in `v`: memtables newest first (their maps `ids`), then the rows
+/// `found` in the segments (newest first) that are not deleted.
+fn locate(
+    v: &Version,
+    ids: &[HashMap<u64, u32>],
+    id: u64,
+    found: &[(u32, u32)],
+) -> Option<Located> {
     for (i, m) in ids.iter().enumerate().rev() {
         if let Some(&r) = m.get(&id) {
             return Some(Located::Memtable(i, r));
         }
     }
-    for (i, slot) in v.segments.iter().enumerate().rev() {
-        if let Some(r) = slot.seg.find(id)
-            && !slot.deleted.contains(r as u32)
-        {
-            return Some(Located::Segment(i, r));
-        }
-    }
-    None
+    found
+        .iter()
+        .find(|&&(s, r)| !v.segments[s as usize].deleted.contains(r))
+        .map(|&(s, r)| Located::Segment(s as usize, r as usize))
 }
 
 /// Marks the live version of `id` dead in `v`, wherever it is. Returns whether there was one.
-fn remove_live(v: &mut Version, ids: &mut [HashMap<u64, u32>], id: u64) -> bool {
-    match locate(v, ids, id) {
+fn remove_live(
+    v: &mut Version,
+    ids: &mut [HashMap<u64, u32>],
+    id: u64,
+    found: &[(u32, u32)],
+) -> bool {
+    match locate(v, ids, id, found) {
         Some(Located::Memtable(i, r)) => {
             ids[i].remove(&id);
             Arc::make_mut(&mut v.memtables[i].dead).insert(r);

@@ -192,7 +192,9 @@ impl Collection {
         let allowed = engine::filter_rows(&view, filter)?;
         let mut ids = Vec::new();
         for (i, a) in allowed.iter().enumerate() {
-            ids.extend(a.rows.iter().map(|r| view.id_at(i as u32, r)));
+            for r in &a.rows {
+                ids.push(view.id_at(i as u32, r)?);
+            }
         }
         if ids.is_empty() {
             return Ok(0);

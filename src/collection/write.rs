@@ -106,10 +106,12 @@ impl Collection {
     pub(super) fn check_collisions(&self, ids: &HashMap<u64, String>) -> Result<()> {
         let (v, located): (_, Vec<_>) = {
             let live = self.inner.live.read();
-            let located = ids
-                .iter()
-                .filter_map(|(&k, s)| live.locate(k).map(|l| (l, s)))
-                .collect();
+            let mut located = Vec::new();
+            for (&k, s) in ids {
+                if let Some(l) = live.locate(k)? {
+                    located.push((l, s));
+                }
+            }
             (Arc::clone(&live.version), located)
         };
         for (loc, s) in located {
@@ -201,7 +203,8 @@ impl Collection {
             self.dequeue(lsn);
             return Err(e);
         }
-        self.commit(lsn, |live| live.commit_upsert(&mt, &ids, rows, true))?;
+        let applied = self.commit(lsn, |live| live.commit_upsert(&mt, &ids, rows, true))?;
+        self.applied(applied)?;
         self.after_write();
         Ok(())
     }
@@ -239,7 +242,11 @@ impl Collection {
         // Nothing to log when no id exists now and no batch is on its way.
         if self.inner.commits.lock().pending.is_empty() {
             let live = self.inner.live.read();
-            if ids.iter().all(|&id| live.locate(id).is_none()) {
+            let mut none = true;
+            for &id in ids {
+                none &= live.locate(id)?.is_none();
+            }
+            if none {
                 return Ok(0);
             }
         }
@@ -252,9 +259,24 @@ impl Collection {
         self.queue(lsn);
         drop(w);
         let n = self.commit(lsn, |live| live.commit_delete(ids))?;
+        let n = self.applied(n)?;
         self.after_write();
         self.inner.core.kick_compactor();
         Ok(n)
+    }
+
+    /// The outcome of applying a logged batch. Applying fails only when a segment's ids block
+    /// that a lookup reads fails its check: the batch is in the log but not visible, so the
+    /// database is poisoned (no more writes until it is reopened, when the log replays the
+    /// batch — against the same damaged segment, which then fails the open with the same
+    /// error).
+    fn applied<R>(&self, r: Result<R>) -> Result<R> {
+        r.inspect_err(|e| {
+            self.inner
+                .core
+                .wal
+                .poison(format!("a logged batch could not be applied: {e}"));
+        })
     }
 
     /// With the writer lock held: waits until every batch logged before has committed, so

@@ -140,7 +140,12 @@ impl CatchUp for Follower {
                 log::debug!("{}: reloading: {why}", self.path.display());
                 self.reload(core, signal)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                // The tail is gone with the failed read (and part of a batch may be staged):
+                // the next catch-up loads the state anew.
+                self.loaded = false;
+                Err(e)
+            }
         }
     }
 }
@@ -382,15 +387,15 @@ impl Follower {
                     rows.ok_or_else(|| bad("a batch did not fit a memtable made for it".into()))?;
                 // Visible at once, scored exactly until the linker thread has linked them.
                 let ids: Vec<u64> = view.rows.iter().map(|x| x.0).collect();
-                c.update(|live| live.commit_upsert(&mt, &ids, rows, false));
+                c.update(|live| live.commit_upsert(&mt, &ids, rows, false))?;
             }
             None => {
                 let (_, ids) =
                     batch::decode_delete(f.body).ok_or_else(|| bad("malformed delete".into()))?;
                 c.update(|live| {
                     live.version.active().note_lsn(f.lsn);
-                    live.commit_delete(&ids);
-                });
+                    live.commit_delete(&ids)
+                })?;
             }
         }
         c.commits.lock().committed = f.lsn;

@@ -290,7 +290,7 @@ pub(super) fn replay_frame(
                 .ok_or_else(|| bad("a replayed batch did not fit a memtable made for it".into()))?;
             let ids: Vec<u64> = view.rows.iter().map(|x| x.0).collect();
             // Linked after the replay (`link_memtables`), before anyone searches.
-            r.live.commit_upsert(&active, &ids, rows, false);
+            r.live.commit_upsert(&active, &ids, rows, false)?;
             r.committed = f.lsn;
         }
         KIND_DELETE => {
@@ -304,7 +304,7 @@ pub(super) fn replay_frame(
                 return Ok(());
             }
             r.live.version.active().note_lsn(f.lsn);
-            r.live.commit_delete(&ids);
+            r.live.commit_delete(&ids)?;
             r.committed = f.lsn;
         }
         k => return Err(bad(format!("unknown record kind {k}"))),

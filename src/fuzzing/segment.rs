@@ -128,7 +128,34 @@ impl SegmentFiles {
                 block,
             );
         }
-        fix_whole(&mut self.ids);
+        // ids: version 2, a block table after `s`, the row ids and the sorted table; version
+        // 1, one checksum over the body.
+        let ids_version = self
+            .ids
+            .get(8..10)
+            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+        if ids_version >= 2 {
+            let block = self.ids.get(36..40).map_or(0, |b| u32_at(b, 0) as usize);
+            let data_len = self
+                .ids
+                .get(HEADER_LEN..HEADER_LEN + 8)
+                .and_then(|b| usize::try_from(u64_at(b, 0)).ok())
+                .and_then(|s| s.checked_mul(12))
+                .and_then(|x| x.checked_add(rows.checked_mul(8)?))
+                .and_then(|x| x.checked_add(8));
+            if let Some(data_len) = data_len
+                && block.is_power_of_two()
+            {
+                fix_blocked(
+                    &mut self.ids,
+                    data_len,
+                    HEADER_LEN.saturating_add(data_len),
+                    block,
+                );
+            }
+        } else {
+            fix_whole(&mut self.ids);
+        }
         // payload: each document's checksum, then the index's block table at the end.
         let index_len = rows * 16;
         let table_len = index_len.div_ceil(BLOCK_SIZE) * 4;
@@ -272,16 +299,19 @@ pub fn segment(files: &SegmentFiles) -> Result<()> {
     assert_eq!(seg.rows, files.rows as usize);
     let n = seg.rows.min(MAX_ROWS_READ);
     for row in 0..n {
-        let id = seg.id_at(row);
-        if let Some(found) = seg.find(id) {
+        // Ids blocks are checked on first touch: a damaged one is an error, never an id.
+        let Some(id) = errors.keep(seg.id_at(row)) else {
+            continue;
+        };
+        if let Some(Some(found)) = errors.keep(seg.find(id)) {
             assert!(
                 found < seg.rows,
                 "id lookup names row {found} of {}",
                 seg.rows
             );
             assert_eq!(
-                seg.id_at(found),
-                id,
+                seg.id_at(found).ok(),
+                Some(id),
                 "id lookup names a row with another id"
             );
         }

@@ -47,8 +47,9 @@ pub(crate) trait Source: Sync {
     fn live(&self) -> usize {
         self.rows() - self.dead().len() as usize
     }
-    /// The record id of `row`.
-    fn id_at(&self, row: u32) -> u64;
+    /// The record id (integer, or a string id's key) of `row`; an error when the block of
+    /// the segment's ids file that holds it fails its check.
+    fn id_at(&self, row: u32) -> Result<u64>;
     /// The HNSW graph over every row.
     fn graph(&self) -> &Self::Graph;
     /// The vectors, for graph walks and re-scoring.
@@ -65,7 +66,7 @@ pub(crate) trait Source: Sync {
     /// The record id of `row`: its key for integer ids, the stored string for string ids.
     fn record_id(&self, id_type: IdType, row: u32) -> Result<Id> {
         Ok(match id_type {
-            IdType::Int => Id::Int(self.id_at(row)),
+            IdType::Int => Id::Int(self.id_at(row)?),
             IdType::Str => Id::Str(self.doc_id(row)?),
         })
     }
@@ -113,7 +114,7 @@ impl<S: Source, M: Source> View<'_, S, M> {
         }
     }
 
-    pub(crate) fn id_at(&self, source: u32, row: u32) -> u64 {
+    pub(crate) fn id_at(&self, source: u32, row: u32) -> Result<u64> {
         self.with(source as usize, |s| s.id_at(row), |m| m.id_at(row))
     }
 
@@ -150,8 +151,8 @@ impl Source for MemtableView {
     fn live(&self) -> usize {
         MemtableView::live(self)
     }
-    fn id_at(&self, row: u32) -> u64 {
-        self.mt.id_at(row as usize)
+    fn id_at(&self, row: u32) -> Result<u64> {
+        Ok(self.mt.id_at(row as usize))
     }
     fn graph(&self) -> &MemGraph {
         &self.mt.graph

@@ -115,21 +115,36 @@ pub(crate) fn text_leg<S: Source, M: Source>(
         }),
         None => None,
     };
-    let id_at = |src: usize, row: u32| view.id_at(src as u32, row);
+    // The scorer breaks ties by id and cannot fail: the first id that could not be read
+    // (a damaged block of a segment's ids file) is kept here and fails the search after.
+    let id_error = std::sync::Mutex::new(None);
+    let id_at = |src: usize, row: u32| match view.id_at(src as u32, row) {
+        Ok(id) => id,
+        Err(e) => {
+            let mut slot = id_error.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert(e);
+            0
+        }
+    };
     let (hits, stats) = with_sources(view, allowed, |sources| {
         bm25::search_keyed_with_stats(sources, &terms, depth, id_at, external)
     })?;
+    if let Some(e) = id_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
     let cands: Vec<Candidate> = hits
         .iter()
-        .map(|h| Candidate {
-            score: h.score,
-            id: id_at(h.source, h.row),
-            loc: Loc {
-                source: h.source as u32,
-                row: h.row,
-            },
+        .map(|h| {
+            Ok(Candidate {
+                score: h.score,
+                id: view.id_at(h.source as u32, h.row)?,
+                loc: Loc {
+                    source: h.source as u32,
+                    row: h.row,
+                },
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let plan = TextPlan {
         terms,
         df: stats.df,

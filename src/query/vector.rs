@@ -299,7 +299,7 @@ fn search_source<T: Source, S: Source, M: Source>(
         for s in hits {
             top.push(Candidate {
                 score: s.score,
-                id: src.id_at(s.node),
+                id: src.id_at(s.node)?,
                 loc: loc(s.node),
             });
         }
@@ -311,7 +311,7 @@ fn search_source<T: Source, S: Source, M: Source>(
             if score >= top.threshold() {
                 top.push(Candidate {
                     score,
-                    id: src.id_at(r),
+                    id: src.id_at(r)?,
                     loc: loc(r),
                 });
             }
@@ -337,7 +337,7 @@ fn search_source<T: Source, S: Source, M: Source>(
             if score >= top.threshold() {
                 top.push(Candidate {
                     score,
-                    id: src.id_at(r),
+                    id: src.id_at(r)?,
                     loc: loc(r),
                 });
             }
@@ -428,7 +428,7 @@ fn scan<T: Source>(src: &T, t: &Task, metric: Metric, q: &[f32], top: &mut TopK)
             if score >= top.threshold() && (!check_dead || src.is_live(row)) {
                 top.push(Candidate {
                     score,
-                    id: src.id_at(row),
+                    id: src.id_at(row)?,
                     loc: Loc {
                         source: t.source as u32,
                         row,

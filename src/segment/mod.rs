@@ -149,8 +149,13 @@ pub(crate) struct Segment {
     table_off: usize,
     blocks: BlockCheck,
     ids: Mmap,
+    ids_path: PathBuf,
     /// Entries in the id lookup table.
     sorted: usize,
+    /// The ids file's lazily checked blocks (version 2); `None`: checked whole at open.
+    ids_blocks: Option<BlockCheck>,
+    /// Offset of the ids file's block checksum table.
+    ids_table_off: usize,
     payload: Mmap,
     graph: MappedGraph,
     payload_path: PathBuf,
@@ -222,7 +227,10 @@ impl Segment {
             data_len: v.data_len,
             table_off: v.table_off,
             ids: i.map,
+            ids_path: i.path,
             sorted: i.sorted,
+            ids_blocks: i.blocks,
+            ids_table_off: i.table_off,
             payload: p.map,
             payload_path: p.path,
             blob_off: p.blob_off,
@@ -238,49 +246,81 @@ impl Segment {
             quant,
             quant_started: AtomicBool::new(codes != Codes::Build),
         };
-        seg.check_ids(&i.path)?;
+        // A version 1 ids file has one checksum, checked above: its table is checked whole
+        // now. A version 2 file is checked block by block as lookups reach it.
+        if seg.ids_blocks.is_none() {
+            seg.check_ids()?;
+        }
         Ok(seg)
     }
 
     /// The ids table must be a bijection: sorted ids strictly ascending, each naming a row
     /// that carries that id.
-    fn check_ids(&self, path: &Path) -> Result<()> {
+    fn check_ids(&self) -> Result<()> {
         let mut prev: Option<u64> = None;
         for i in 0..self.sorted {
-            let id = self.sorted_id(i);
-            let row = self.sorted_row(i);
+            let id = self.sorted_id(i)?;
+            let row = self.sorted_row(i)?;
             if prev.is_some_and(|p| p >= id) {
                 return Err(Error::corruption(
-                    path,
+                    &self.ids_path,
                     format!("sorted ids out of order at {i}"),
                 ));
             }
-            if row >= self.rows || self.id_at(row) != id {
-                return Err(Error::corruption(
-                    path,
-                    format!("sorted entry {i} names a wrong row"),
-                ));
+            if row >= self.rows || self.id_at(row)? != id {
+                return Err(self.wrong_row(i));
             }
             prev = Some(id);
         }
         Ok(())
     }
 
-    fn ids_body(&self) -> &[u8] {
-        &self.ids.bytes()[HEADER_LEN + 8..]
+    fn wrong_row(&self, i: usize) -> Error {
+        Error::corruption(
+            &self.ids_path,
+            format!("sorted entry {i} names a wrong row"),
+        )
     }
 
-    /// The id of `row` (`row < rows`).
-    pub(crate) fn id_at(&self, row: usize) -> u64 {
-        u64_at(self.ids_body(), row * 8)
+    /// Checks (once) the blocks of the ids file holding bytes `start..end` of its body.
+    #[inline]
+    fn ids_ensure(&self, start: usize, end: usize) -> Result<()> {
+        if let Some(b) = &self.ids_blocks {
+            let ib = self.ids.bytes();
+            b.ensure(
+                &ib[HEADER_LEN..self.ids_table_off],
+                &ib[self.ids_table_off..],
+                start,
+                end,
+                &self.ids_path,
+            )?;
+        }
+        Ok(())
     }
 
-    fn sorted_id(&self, i: usize) -> u64 {
-        u64_at(self.ids_body(), (self.rows + i) * 8)
+    /// The u64 at byte `off` of the ids file's body, its block checked.
+    #[inline]
+    fn ids_u64(&self, off: usize) -> Result<u64> {
+        self.ids_ensure(off, off + 8)?;
+        Ok(u64_at(&self.ids.bytes()[HEADER_LEN..], off))
     }
 
-    fn sorted_row(&self, i: usize) -> usize {
-        u32_at(self.ids_body(), (self.rows + self.sorted) * 8 + i * 4) as usize
+    /// The id of `row` (`row < rows`). Its block of the ids file is checked on first touch:
+    /// a damaged block is an error, never another id.
+    #[inline]
+    pub(crate) fn id_at(&self, row: usize) -> Result<u64> {
+        debug_assert!(row < self.rows);
+        self.ids_u64(8 + row * 8)
+    }
+
+    fn sorted_id(&self, i: usize) -> Result<u64> {
+        self.ids_u64(8 + (self.rows + i) * 8)
+    }
+
+    fn sorted_row(&self, i: usize) -> Result<usize> {
+        let off = 8 + (self.rows + self.sorted) * 8 + i * 4;
+        self.ids_ensure(off, off + 4)?;
+        Ok(u32_at(&self.ids.bytes()[HEADER_LEN..], off) as usize)
     }
 
     /// Entries of the id lookup table: live rows at seal time, by ascending id.
@@ -288,38 +328,50 @@ impl Segment {
         self.sorted
     }
 
-    /// Entry `i` of the id lookup table: an id and its row (`i < sorted_len()`).
-    pub(crate) fn sorted_entry(&self, i: usize) -> (u64, u32) {
-        (self.sorted_id(i), self.sorted_row(i) as u32)
+    /// Entry `i` of the id lookup table: an id and its row (`i < sorted_len()`), checked to
+    /// name a row that carries the id.
+    pub(crate) fn sorted_entry(&self, i: usize) -> Result<(u64, u32)> {
+        let (id, row) = (self.sorted_id(i)?, self.sorted_row(i)?);
+        if row >= self.rows || self.id_at(row)? != id {
+            return Err(self.wrong_row(i));
+        }
+        Ok((id, row as u32))
     }
 
     /// The first entry of the id lookup table whose id is greater than `id`.
-    pub(crate) fn sorted_after(&self, id: u64) -> usize {
+    pub(crate) fn sorted_after(&self, id: u64) -> Result<usize> {
         let (mut lo, mut hi) = (0usize, self.sorted);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.sorted_id(mid) <= id {
+            if self.sorted_id(mid)? <= id {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
-        lo
+        Ok(lo)
     }
 
     /// The row holding `id`, if any. Rows that were dead when the segment was sealed are not
-    /// in the lookup table; rows deleted later are (the caller checks the tombstones).
-    pub(crate) fn find(&self, id: u64) -> Option<usize> {
+    /// in the lookup table; rows deleted later are (the caller checks the tombstones). The
+    /// blocks a lookup reads are checked on first touch, and the row found must carry `id`.
+    pub(crate) fn find(&self, id: u64) -> Result<Option<usize>> {
         let (mut lo, mut hi) = (0usize, self.sorted);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.sorted_id(mid).cmp(&id) {
+            match self.sorted_id(mid)?.cmp(&id) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(self.sorted_row(mid)),
+                std::cmp::Ordering::Equal => {
+                    let row = self.sorted_row(mid)?;
+                    if row >= self.rows || self.id_at(row)? != id {
+                        return Err(self.wrong_row(mid));
+                    }
+                    return Ok(Some(row));
+                }
             }
         }
-        None
+        Ok(None)
     }
 
     /// The vectors of rows `start..end`, after checking the checksums of the blocks they lie in.
@@ -419,14 +471,14 @@ impl Segment {
     /// It must be the string whose key the row carries: a row that names another record is
     /// corrupt (checksums protect the bytes, this the meaning).
     pub(crate) fn doc_id(&self, row: usize) -> Result<String> {
+        let key = self.id_at(row)?;
         match StoredDoc::id(self.doc_bytes(row)?) {
-            Some(Some(id)) if str_key(id) == self.id_at(row) => Ok(id.to_owned()),
+            Some(Some(id)) if str_key(id) == key => Ok(id.to_owned()),
             Some(Some(id)) => Err(Error::corruption(
                 &self.payload_path,
                 format!(
-                    "row {row}: the string id {:?} is not the one of the row's key {}",
+                    "row {row}: the string id {:?} is not the one of the row's key {key}",
                     &id[..id.floor_char_boundary(64)],
-                    self.id_at(row)
                 ),
             )),
             Some(None) => Err(Error::corruption(
@@ -442,6 +494,15 @@ impl Segment {
 
     /// Checks everything that opening did not: every vector block and every document.
     pub(crate) fn verify_all(&self, id_type: IdType) -> Result<()> {
+        if let Some(b) = &self.ids_blocks {
+            let ib = self.ids.bytes();
+            b.ensure_all(
+                &ib[HEADER_LEN..self.ids_table_off],
+                &ib[self.ids_table_off..],
+                &self.ids_path,
+            )?;
+        }
+        self.check_ids()?;
         let vb = self.vectors.bytes();
         self.blocks.ensure_all(
             &vb[HEADER_LEN..HEADER_LEN + padded(self.data_len)],
@@ -451,7 +512,7 @@ impl Segment {
         for row in 0..self.rows {
             self.doc(row)?;
             // A string id must be the one whose key the row carries; an integer id has none.
-            StoredDoc::check_id(id_type, self.id_at(row), self.doc_bytes(row)?).map_err(|e| {
+            StoredDoc::check_id(id_type, self.id_at(row)?, self.doc_bytes(row)?).map_err(|e| {
                 Error::corruption(
                     &self.payload_path,
                     format!("row {row} in a collection of {id_type} ids: {e}"),

@@ -28,12 +28,18 @@ pub(super) struct VectorsFile {
     pub blocks: BlockCheck,
 }
 
-/// The `ids` file, checked (its table's order is checked by `Segment::check_ids`).
+/// The `ids` file, checked as far as open checks it.
 pub(super) struct IdsFile {
     pub map: Mmap,
     pub path: PathBuf,
     /// Entries in the id lookup table.
     pub sorted: usize,
+    /// Version 2: the lazily checked blocks of the body before the block table (the caller
+    /// checks a block before reading from it). `None` for a version 1 file, whose whole body
+    /// was checked here (and whose table order `Segment::check_ids` checks at open).
+    pub blocks: Option<BlockCheck>,
+    /// Offset of the block checksum table (version 2; the file's end for version 1).
+    pub table_off: usize,
 }
 
 /// The `payload` file, checked: where its documents and checksum table lie.
@@ -116,38 +122,62 @@ pub(super) fn vectors(dir: &Path, id: u64, rows: u64, dim: usize) -> Result<Vect
 
 pub(super) fn ids(dir: &Path, id: u64, rows: u64) -> Result<IdsFile> {
     let rows_usize = rows_usize(rows);
-    // ids
     let ids_path = dir.join(IDS_FILE);
     let ids = open_map(&ids_path)?;
+    // Lookups land anywhere: no read-ahead around them.
+    ids.advise_random();
     let ib = ids.bytes();
     let ih = Header::decode(ib, FileKind::Ids, &ids_path)?;
     check_common(&ih, &ids_path, id, rows)?;
     if ib.len() < HEADER_LEN + 8 {
         return Err(bad(&ids_path, "file too short for its body".into()));
     }
+    // `s` is read before its block is checked: the file's length depends on it exactly, so a
+    // damaged `s` fails the length check below.
     let sorted_usize = usize::try_from(u64_at(ib, HEADER_LEN))
         .ok()
         .filter(|&s| s <= rows_usize)
         .ok_or_else(|| bad(&ids_path, "more sorted ids than rows".into()))?;
-    let ids_body = 8 + rows_usize * 8 + sorted_usize * 12;
-    if ih.body_len != ids_body as u64 || ib.len() != HEADER_LEN + ids_body {
+    let data_len = 8 + rows_usize * 8 + sorted_usize * 12;
+    let (block_size, table_len) = if ih.version >= 2 {
+        let bs = ih.block_size as usize;
+        if !(4096..=(16 << 20)).contains(&bs) || !bs.is_power_of_two() {
+            return Err(bad(&ids_path, format!("invalid block size {bs}")));
+        }
+        (bs, BlockCheck::block_count(bs, data_len) * 4)
+    } else {
+        (0, 0)
+    };
+    let body_len = data_len + table_len;
+    if ih.body_len != body_len as u64 || ib.len() != HEADER_LEN + body_len {
         return Err(bad(
             &ids_path,
             format!(
-                "file is {} bytes, expected {}",
+                "file is {} bytes, expected {} for {rows} rows and {sorted_usize} sorted ids",
                 ib.len(),
-                HEADER_LEN + ids_body
+                HEADER_LEN + body_len
             ),
         ));
     }
-    if crc32c::crc32c(&ib[HEADER_LEN..]) != ih.body_crc {
-        return Err(bad(&ids_path, "body checksum mismatch".into()));
-    }
+    let table_off = HEADER_LEN + data_len;
+    let blocks = if ih.version >= 2 {
+        if crc32c::crc32c(&ib[table_off..]) != ih.body_crc {
+            return Err(bad(&ids_path, "block checksum table mismatch".into()));
+        }
+        Some(BlockCheck::new(block_size, data_len))
+    } else {
+        if crc32c::crc32c(&ib[HEADER_LEN..]) != ih.body_crc {
+            return Err(bad(&ids_path, "body checksum mismatch".into()));
+        }
+        None
+    };
 
     Ok(IdsFile {
         map: ids,
         path: ids_path,
         sorted: sorted_usize,
+        blocks,
+        table_off,
     })
 }
 
