@@ -3,7 +3,7 @@
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | magic `89 43 41 49 52 4E 0D 0A` (`\x89CAIRN\r\n`) |
-//! | 8 | 2 | format version (u16 LE): 2 for WAL and payload files, 1 or 2 for manifests, 1 for the others |
+//! | 8 | 2 | format version (u16 LE): 2 for WAL, payload and text files, 1 or 2 for manifests, 1 for the others |
 //! | 10 | 1 | file kind ([`FileKind`]) |
 //! | 11 | 1 | checksum algorithm: 1 = crc32c |
 //! | 12 | 4 | dim (u32 LE; 0 where it has no meaning) |
@@ -34,6 +34,10 @@ pub(crate) const PAYLOAD_FORMAT_VERSION: u16 = 2;
 /// The newest manifest version: 2 when a collection has string ids (older builds must not
 /// open such a database: they would read its documents as corrupt), else 1.
 pub(crate) const MANIFEST_FORMAT_VERSION: u16 = 2;
+/// The version of segment `text` files: 2 since they store per-block score bounds (a
+/// block-bound section after the postings). Version 1 files are still read (their bounds are
+/// computed on load); an older build refuses version 2.
+pub(crate) const TEXT_FORMAT_VERSION: u16 = 2;
 const CHECKSUM_CRC32C: u8 = 1;
 
 /// What a file holds.
@@ -82,6 +86,7 @@ impl FileKind {
         match self {
             FileKind::Wal | FileKind::Payload => PAYLOAD_FORMAT_VERSION,
             FileKind::Manifest => MANIFEST_FORMAT_VERSION,
+            FileKind::Text => TEXT_FORMAT_VERSION,
             _ => FORMAT_VERSION,
         }
     }
