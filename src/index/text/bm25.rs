@@ -19,11 +19,11 @@
 //!   records are split across sources. An `allow` filter only restricts which rows are
 //!   returned, never the statistics.
 //!
-//! Evaluation per source: for two or more terms, document at a time with MaxScore pruning
-//! ([`maxscore`]); otherwise term-at-a-time, with a dense accumulator when the postings cover a
-//! fair share of the source's rows, else a sorted list of `(row, partial score)` pairs. Every
-//! path adds a row's term contributions in query-term order in f64, so a document's score is
-//! the same whichever path and source it goes through. Scores are reported as f32.
+//! Evaluation per source: for two or more terms, document at a time with block-max MaxScore
+//! pruning ([`maxscore`]); otherwise term-at-a-time, with a dense accumulator when the postings
+//! cover a fair share of the source's rows, else a sorted list of `(row, partial score)` pairs.
+//! Every path adds a row's term contributions in query-term order in f64, so a document's score
+//! is the same whichever path and source it goes through. Scores are reported as f32.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashSet};
