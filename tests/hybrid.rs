@@ -220,6 +220,66 @@ proptest! {
     }
 }
 
+fn big_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        20 => (0u64..1200, text_strategy(), prop::bool::weighted(0.05))
+            .prop_map(|(id, t, blue)| Op::Upsert(id, t, blue)),
+        2 => (0u64..1200).prop_map(Op::Delete),
+        1 => Just(Op::Flush),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
+
+    /// The same on corpora large enough for posting lists of many blocks (block-max pruning,
+    /// stored bounds, and the bit set of a selective filter: `blue` holds for 1 record in 20).
+    #[test]
+    fn bm25_with_block_bounds_equals_the_definition(
+        ops in prop::collection::vec(big_op(), 600..1500),
+        queries in prop::collection::vec(
+            prop::collection::vec(prop::sample::select(WORDS), 2..5).prop_map(|w| w.join(" ")), 1..4),
+        k in prop::sample::select(vec![1usize, 10, 30]),
+    ) {
+        let text = TextConfig::default();
+        let analyzer = Analyzer::new(&text);
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options::default().memtable_max_rows(400);
+        let mut model: HashMap<u64, (Option<String>, bool)> = HashMap::new();
+        {
+            let db = Database::open_with(dir.path(), opts.clone()).unwrap();
+            let c = db
+                .create_collection("t", CollectionConfig::new(2, Metric::Dot).with_text(text))
+                .unwrap();
+            for op in &ops {
+                match op {
+                    Op::Upsert(id, t, blue) => {
+                        let mut r = Record::new(*id, vec![1.0, *id as f32]).with_field("blue", *blue);
+                        r.text = t.clone();
+                        c.upsert(r).unwrap();
+                        model.insert(*id, (t.clone(), *blue));
+                    }
+                    Op::Delete(id) => {
+                        c.delete(&[*id]).unwrap();
+                        model.remove(id);
+                    }
+                    Op::Flush => c.flush().unwrap(),
+                }
+            }
+            for q in &queries {
+                check_bm25(&c, &model, &analyzer, q, k, false)?;
+                check_bm25(&c, &model, &analyzer, q, k, true)?;
+            }
+        }
+        let db = Database::open_with(dir.path(), opts).unwrap();
+        let c = db.collection("t").unwrap();
+        for q in &queries {
+            check_bm25(&c, &model, &analyzer, q, k, false)?;
+            check_bm25(&c, &model, &analyzer, q, k, true)?;
+        }
+    }
+}
+
 /// A 4-d "meaning" space: cars, databases, cooking, weather.
 fn corpus() -> (tempfile::TempDir, Database, cairndb::Collection) {
     let dir = tempfile::tempdir().unwrap();

@@ -3,7 +3,7 @@
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | magic `89 43 41 49 52 4E 0D 0A` (`\x89CAIRN\r\n`) |
-//! | 8 | 2 | format version (u16 LE): 2 for WAL, payload and ids files, 1 or 2 for manifests, 1 for the others |
+//! | 8 | 2 | format version (u16 LE): 2 for WAL, payload, ids and text files, 1 or 2 for manifests, 1 for the others |
 //! | 10 | 1 | file kind ([`FileKind`]) |
 //! | 11 | 1 | checksum algorithm: 1 = crc32c |
 //! | 12 | 4 | dim (u32 LE; 0 where it has no meaning) |
@@ -38,6 +38,10 @@ pub(crate) const MANIFEST_FORMAT_VERSION: u16 = 2;
 /// touch, so opening a segment reads none of its ids). Version 1 files (one checksum over
 /// the whole body, checked at open) are still read.
 pub(crate) const IDS_FORMAT_VERSION: u16 = 2;
+/// The version of segment `text` files: 2 since they store per-block score bounds (a
+/// block-bound section after the postings). Version 1 files are still read (their bounds are
+/// computed on load); an older build refuses version 2.
+pub(crate) const TEXT_FORMAT_VERSION: u16 = 2;
 const CHECKSUM_CRC32C: u8 = 1;
 
 /// What a file holds.
@@ -87,6 +91,7 @@ impl FileKind {
             FileKind::Wal | FileKind::Payload => PAYLOAD_FORMAT_VERSION,
             FileKind::Manifest => MANIFEST_FORMAT_VERSION,
             FileKind::Ids => IDS_FORMAT_VERSION,
+            FileKind::Text => TEXT_FORMAT_VERSION,
             _ => FORMAT_VERSION,
         }
     }

@@ -19,11 +19,11 @@
 //!   records are split across sources. An `allow` filter only restricts which rows are
 //!   returned, never the statistics.
 //!
-//! Evaluation per source: for two or more terms, document at a time with MaxScore pruning
-//! ([`maxscore`]); otherwise term-at-a-time, with a dense accumulator when the postings cover a
-//! fair share of the source's rows, else a sorted list of `(row, partial score)` pairs. Every
-//! path adds a row's term contributions in query-term order in f64, so a document's score is
-//! the same whichever path and source it goes through. Scores are reported as f32.
+//! Evaluation per source: for two or more terms, document at a time with block-max MaxScore
+//! pruning ([`maxscore`]); otherwise term-at-a-time, with a dense accumulator when the postings
+//! cover a fair share of the source's rows, else a sorted list of `(row, partial score)` pairs.
+//! Every path adds a row's term contributions in query-term order in f64, so a document's score
+//! is the same whichever path and source it goes through. Scores are reported as f32.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashSet};
@@ -31,7 +31,7 @@ use std::sync::atomic::{self, AtomicBool};
 
 use roaring::RoaringBitmap;
 
-use super::index::{Postings, TextIndex};
+use super::index::{BLOCK_SHIFT, Postings, TextIndex, block_count};
 
 /// Term-frequency saturation.
 pub(crate) const K1: f64 = 1.2;
@@ -360,19 +360,96 @@ fn run(
     (top.into_sorted(), st)
 }
 
-/// One source's top-k rows, document at a time with MaxScore pruning. `lists` are the query's
-/// terms in query order, with their idf.
+/// One query term's postings in one source, with this query's score bounds.
+struct Cursor<'a> {
+    list: &'a [(u32, u32)],
+    /// The term's idf.
+    w: f64,
+    /// The bound of each block's contributions under this query's statistics; a list without
+    /// stored blocks (a memtable's) is one block.
+    bounds: Vec<f64>,
+    /// `log2` of the block length: `pos >> shift` is the block of position `pos`.
+    shift: u32,
+}
+
+/// The shift of a list that is one block (longer than any list: rows are `u32`).
+const ONE_BLOCK: u32 = 40;
+
+impl<'a> Cursor<'a> {
+    fn new(p: &Postings<'a>, w: f64, norm: &Norm) -> Self {
+        let blocks = p.blocks();
+        let list = p.as_slice();
+        if blocks.is_empty() || blocks.len() != block_count(list.len()) {
+            // A row holding the term `tf` times is at least `tf` terms long.
+            return Cursor {
+                list,
+                w,
+                bounds: vec![norm.score(w, p.max_tf(), p.max_tf())],
+                shift: ONE_BLOCK,
+            };
+        }
+        let bounds = blocks
+            .iter()
+            .map(|b| {
+                b.iter()
+                    .filter(|&&(tf, _)| tf > 0)
+                    .map(|&(tf, dl)| norm.score(w, tf, dl))
+                    .fold(0.0, f64::max)
+            })
+            .collect();
+        Cursor {
+            list,
+            w,
+            bounds,
+            shift: BLOCK_SHIFT,
+        }
+    }
+
+    /// The bound of the whole list.
+    fn max(&self) -> f64 {
+        self.bounds.iter().copied().fold(0.0, f64::max)
+    }
+
+    /// The number of blocks.
+    fn blocks(&self) -> usize {
+        self.bounds.len()
+    }
+
+    /// The last row of block `b` (< `blocks()`).
+    #[inline]
+    fn last_row(&self, b: usize) -> u32 {
+        let end = ((b as u64 + 1) << self.shift).min(self.list.len() as u64) as usize;
+        self.list[end - 1].0
+    }
+}
+
+/// One source's top-k rows, document at a time with block-max MaxScore pruning. `lists` are
+/// the query's terms in query order, with their idf.
 ///
-/// A term's contribution to a row is at most `idf · m / (m + k1·(1 − b) + k1·b·m / avgdl)`
-/// for its largest term frequency `m`: the contribution grows with tf, shrinks with the
-/// row's length, and a row holding a term `tf` times is at least `tf` terms long. Terms sorted
-/// by that bound, the longest prefix whose bounds sum below the k-th best score is
-/// *non-essential*: a row containing only those cannot enter, so candidates come from the
-/// other lists alone, and a candidate is dropped as soon as its partial score plus the
-/// bounds of the terms not yet looked at falls below the k-th best. A row that survives is
-/// scored exactly like the exhaustive paths do (contributions added in query order in f64),
-/// so scores and ranks are identical; the bounds are only compared, with a margin over the
-/// rounding of sums.
+/// Bounds. Each block of a segment's posting lists stores a few `(tf, dl)` points that
+/// dominate its postings (`index::BlockMax`); since a term's contribution grows with tf and
+/// shrinks with the row's length, the largest contribution of the points under this query's
+/// N, df and avgdl bounds the block's. A list's bound is the largest of its blocks'. (A
+/// memtable's lists have no blocks: their bound is `idf · m / (m + k1·(1 − b) + k1·b·m /
+/// avgdl)` for the largest tf `m`, a row holding a term `m` times being at least `m` terms
+/// long.)
+///
+/// MaxScore: terms sorted by list bound, the longest prefix whose bounds sum below the k-th
+/// best score is *non-essential*: a row containing only those cannot enter, so candidates come
+/// from the other lists alone. Block-max: before a candidate is scored, the bounds of the
+/// blocks that hold it (or would) in every list are added up; if they cannot reach the k-th
+/// best, no row up to the end of the first of those blocks can, and the essential lists skip
+/// past it. A candidate that is scored is dropped as soon as its partial score plus the block
+/// bounds of the terms not yet looked at falls below the k-th best.
+///
+/// Filters and deletes are tested before any bound: a candidate that is dead or not allowed
+/// costs one lookup. A selective filter (at most 1/16 of the source's rows) is first turned
+/// into a bit set over the rows, and a candidate it leaves out makes the essential lists leap
+/// to the next allowed row (a row without its bit cannot enter, however it scores).
+///
+/// A row that survives is scored exactly like the exhaustive paths do (contributions added in
+/// query order in f64), so scores and ranks are identical; the bounds are only compared, with
+/// a margin over the rounding of sums.
 fn maxscore(
     lists: &[(Postings<'_>, f64)],
     s: &Source<'_>,
@@ -382,11 +459,11 @@ fn maxscore(
     key: &impl Fn(usize, u32) -> u64,
 ) {
     let m = lists.len();
-    let slices: Vec<&[(u32, u32)]> = lists.iter().map(|(p, _)| p.as_slice()).collect();
-    let bound: Vec<f64> = lists
+    let cur: Vec<Cursor<'_>> = lists
         .iter()
-        .map(|(p, w)| norm.score(*w, p.max_tf(), p.max_tf()))
+        .map(|(p, w)| Cursor::new(p, *w, norm))
         .collect();
+    let bound: Vec<f64> = cur.iter().map(Cursor::max).collect();
     // Term indexes by ascending bound, and the sums of the bounds of each prefix.
     let mut order: Vec<usize> = (0..m).collect();
     order.sort_by(|&a, &b| bound[a].total_cmp(&bound[b]));
@@ -394,65 +471,269 @@ fn maxscore(
     for (i, &t) in order.iter().enumerate() {
         prefix[i + 1] = prefix[i] + bound[t];
     }
-    // Whether a row whose score is at most `x` (in exact arithmetic) cannot reach `bar`.
-    let below = |x: f64, bar: f32| ((x * (1.0 + 1e-9)) as f32) < bar;
-    let mut pos = vec![0usize; m];
-    let mut contrib = vec![0.0f64; m];
-    let mut essential_from = 0;
-    loop {
-        let bar = top.threshold();
-        while essential_from < m && below(prefix[essential_from + 1], bar) {
-            essential_from += 1;
-        }
-        if essential_from == m {
-            return;
-        }
-        // The next candidate: the smallest current row among the essential lists.
-        let mut row = u32::MAX;
-        for &t in &order[essential_from..] {
-            if let Some(&(r, _)) = slices[t].get(pos[t]) {
-                row = row.min(r);
+    let mut st = State {
+        blk_last: cur.iter().map(|c| c.last_row(0)).collect(),
+        blk_bound: cur.iter().map(|c| c.bounds[0]).collect(),
+        cur,
+        order,
+        prefix,
+        pos: vec![0; m],
+        blk: vec![0; m],
+        contrib: vec![0.0; m],
+        nb: vec![0.0; m + 1],
+        essential_from: 0,
+        norm,
+        si,
+    };
+    match s.allow {
+        // A selective filter: its rows as a bit set, to test each candidate with one load and
+        // to leap to the next allowed row.
+        Some(a) if a.len().saturating_mul(16) < u64::from(s.index.rows()) => {
+            let mut bits = vec![0u64; s.index.rows() as usize / 64 + 1];
+            for row in a {
+                if let Some(w) = bits.get_mut(row as usize / 64) {
+                    *w |= 1 << (row % 64);
+                }
             }
+            st.by_postings(s, Some(&bits), top, key)
         }
-        if row == u32::MAX {
-            return;
+        _ => st.by_postings(s, None, top, key),
+    }
+}
+
+/// The first row ≥ `row` whose bit is set in `bits`, if any.
+#[inline]
+fn next_set(bits: &[u64], row: u32) -> Option<u32> {
+    let mut w = row as usize / 64;
+    let mut word = bits.get(w)? & (u64::MAX << (row % 64));
+    while word == 0 {
+        w += 1;
+        word = *bits.get(w)?;
+    }
+    Some(w as u32 * 64 + word.trailing_zeros())
+}
+
+/// Whether a row whose score is at most `x` (in exact arithmetic) cannot reach `bar`.
+#[inline]
+fn below(x: f64, bar: f32) -> bool {
+    ((x * (1.0 + 1e-9)) as f32) < bar
+}
+
+/// The cursors and scratch of [`maxscore`].
+struct State<'a> {
+    cur: Vec<Cursor<'a>>,
+    /// Term indexes by ascending list bound.
+    order: Vec<usize>,
+    /// `prefix[i]`: the sum of the list bounds of `order[..i]`.
+    prefix: Vec<f64>,
+    /// Per term: the position of its next posting.
+    pos: Vec<usize>,
+    /// Per term: its block cursor, the first block whose last row is ≥ the current row (see
+    /// [`State::block_at`]), with that block's last row and bound (`u32::MAX` and 0 past the
+    /// last block).
+    blk: Vec<usize>,
+    blk_last: Vec<u32>,
+    blk_bound: Vec<f64>,
+    /// Per term: its contribution to the current row.
+    contrib: Vec<f64>,
+    /// `nb[i]`: the sum of the block bounds at the current row of `order[..i]`, for the
+    /// non-essential terms.
+    nb: Vec<f64>,
+    /// `order[essential_from..]` are the essential terms.
+    essential_from: usize,
+    norm: &'a Norm,
+    /// The source's index in the search.
+    si: usize,
+}
+
+impl State<'_> {
+    /// Moves terms from the essential set to the non-essential one while the bar allows;
+    /// false when no term is essential any more (nothing more can enter).
+    fn partition(&mut self, bar: f32) -> bool {
+        let m = self.order.len();
+        while self.essential_from < m && below(self.prefix[self.essential_from + 1], bar) {
+            self.essential_from += 1;
         }
-        let dl = s.index.doc_len(row);
-        let mut partial = 0.0f64;
-        for &t in &order[essential_from..] {
-            if let Some(&(r, tf)) = slices[t].get(pos[t])
-                && r == row
-            {
-                pos[t] += 1;
-                contrib[t] = norm.score(lists[t].1, tf, dl);
-                partial += contrib[t];
+        self.essential_from < m
+    }
+
+    /// Where term `t`'s search for the current row may start: its next posting, or the start
+    /// of its block cursor's block if later (the postings before it are below the row the
+    /// cursor was moved to).
+    #[inline]
+    fn skip_start(&self, t: usize) -> usize {
+        let c = &self.cur[t];
+        let block_start = ((self.blk[t] as u64) << c.shift).min(c.list.len() as u64) as usize;
+        self.pos[t].max(block_start)
+    }
+
+    /// Moves term `t`'s block cursor to the first block whose last row is ≥ `row` (rows only
+    /// grow), without looking at postings; returns that block's bound and last row.
+    #[inline]
+    fn block_at(&mut self, t: usize, row: u32) -> (f64, u32) {
+        if self.blk_last[t] < row {
+            let c = &self.cur[t];
+            let mut b = self.blk[t];
+            loop {
+                b += 1;
+                if b >= c.blocks() {
+                    self.blk_last[t] = u32::MAX;
+                    self.blk_bound[t] = 0.0;
+                    break;
+                }
+                let last = c.last_row(b);
+                if last >= row {
+                    self.blk_last[t] = last;
+                    self.blk_bound[t] = c.bounds[b];
+                    break;
+                }
             }
+            self.blk[t] = b;
         }
-        let admitted = !s.is_dead(row) && s.allow.is_none_or(|a| a.contains(row));
-        let mut alive = admitted;
-        // Non-essential terms, largest bound first, while the row can still make it.
-        for i in (0..essential_from).rev() {
-            if !alive || below(partial + prefix[i + 1], bar) {
+        (self.blk_bound[t], self.blk_last[t])
+    }
+
+    /// Block bounds of the non-essential terms at `row` into `nb`; returns the smallest last
+    /// row of those blocks (`u32::MAX` if none).
+    fn non_essential_blocks(&mut self, row: u32) -> u32 {
+        let mut upto = u32::MAX;
+        for i in 0..self.essential_from {
+            let (b, last) = self.block_at(self.order[i], row);
+            upto = upto.min(last);
+            self.nb[i + 1] = self.nb[i] + b;
+        }
+        upto
+    }
+
+    /// Scores `row` given the essential terms' contributions summed in `partial`: adds the
+    /// non-essential terms' (largest bound first) while the row can still reach `bar`, then
+    /// offers the row. Clears `contrib`.
+    fn finish_row(
+        &mut self,
+        row: u32,
+        dl: u32,
+        mut partial: f64,
+        bar: f32,
+        top: &mut TopK,
+        key: &impl Fn(usize, u32) -> u64,
+    ) {
+        let mut alive = true;
+        for i in (0..self.essential_from).rev() {
+            if below(partial + self.nb[i + 1], bar) {
                 alive = false;
                 break;
             }
-            let t = order[i];
-            pos[t] += gallop(&slices[t][pos[t]..], row);
-            if let Some(&(r, tf)) = slices[t].get(pos[t])
+            let t = self.order[i];
+            let from = self.skip_start(t);
+            let c = &self.cur[t];
+            self.pos[t] = from + gallop(&c.list[from..], row);
+            if let Some(&(r, tf)) = c.list.get(self.pos[t])
                 && r == row
             {
-                contrib[t] = norm.score(lists[t].1, tf, dl);
-                partial += contrib[t];
+                self.contrib[t] = self.norm.score(c.w, tf, dl);
+                partial += self.contrib[t];
             }
         }
         if alive {
             // Exactly the exhaustive sum: query order, from 0.
-            let score = contrib.iter().fold(0.0, |acc, &x| acc + x) as f32;
+            let score = self.contrib.iter().fold(0.0, |acc, &x| acc + x) as f32;
             if score >= bar {
-                top.offer(score, si, row, key);
+                top.offer(score, self.si, row, key);
             }
         }
-        contrib.fill(0.0);
+        self.contrib.fill(0.0);
+    }
+
+    /// Candidates from the essential lists.
+    fn by_postings(
+        &mut self,
+        s: &Source<'_>,
+        allow_bits: Option<&[u64]>,
+        top: &mut TopK,
+        key: &impl Fn(usize, u32) -> u64,
+    ) {
+        loop {
+            let bar = top.threshold();
+            if !self.partition(bar) {
+                return;
+            }
+            let ess = self.essential_from;
+            // The next candidate: the smallest current row among the essential lists.
+            let mut row = u32::MAX;
+            for &t in &self.order[ess..] {
+                if let Some(&(r, _)) = self.cur[t].list.get(self.pos[t]) {
+                    row = row.min(r);
+                }
+            }
+            if row == u32::MAX {
+                return;
+            }
+            // Rows the filter or the deletes leave out, cheapest test first.
+            let skip_to = match allow_bits {
+                Some(bits) => match next_set(bits, row) {
+                    None => return,
+                    Some(next) if next > row => Some(next),
+                    Some(_) => s.is_dead(row).then_some(row + 1),
+                },
+                None => {
+                    (s.is_dead(row) || s.allow.is_some_and(|a| !a.contains(row))).then_some(row + 1)
+                }
+            };
+            if let Some(skip_to) = skip_to {
+                self.skip_essential(skip_to);
+                continue;
+            }
+            // Block bounds: of every row up to `upto` (`range`), and of `row` itself.
+            let mut upto = self.non_essential_blocks(row);
+            let (mut range, mut at_row) = (self.nb[ess], self.nb[ess]);
+            for &t in &self.order[ess..] {
+                // The essential lists are at their first posting ≥ `row`: its block is the
+                // one of every later row up to the block's last.
+                let c = &self.cur[t];
+                if let Some(&(r, _)) = c.list.get(self.pos[t]) {
+                    let b = ((self.pos[t] as u64) >> c.shift) as usize;
+                    range += c.bounds[b];
+                    upto = upto.min(c.last_row(b));
+                    if r == row {
+                        at_row += c.bounds[b];
+                    }
+                }
+            }
+            let skip_to = if below(range, bar) {
+                // No row up to `upto` can enter (`upto` ≥ `row`, and < u32::MAX: rows are).
+                upto.saturating_add(1)
+            } else if below(at_row, bar) {
+                row + 1
+            } else {
+                // Score it.
+                let dl = s.index.doc_len(row);
+                let mut partial = 0.0f64;
+                for &t in &self.order[ess..] {
+                    let c = &self.cur[t];
+                    if let Some(&(r, tf)) = c.list.get(self.pos[t])
+                        && r == row
+                    {
+                        self.pos[t] += 1;
+                        self.contrib[t] = self.norm.score(c.w, tf, dl);
+                        partial += self.contrib[t];
+                    }
+                }
+                self.finish_row(row, dl, partial, bar, top, key);
+                continue;
+            };
+            self.skip_essential(skip_to);
+        }
+    }
+
+    /// Moves every essential list to its first posting at or after `row`.
+    fn skip_essential(&mut self, row: u32) {
+        for &t in &self.order[self.essential_from..] {
+            let list = self.cur[t].list;
+            let p = &mut self.pos[t];
+            if list.get(*p).is_some_and(|&(r, _)| r < row) {
+                *p += 1 + gallop(&list[*p + 1..], row);
+            }
+        }
     }
 }
 

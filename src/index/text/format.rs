@@ -1,15 +1,23 @@
 //! The segment `text` file: a [`TextIndex`] on disk.
 //!
 //! ```text
-//! header (kind Text, count = rows, aux = segment id, body crc32c)
+//! header (kind Text, version 2, count = rows, aux = segment id, body crc32c)
 //! meta        terms u64 | doc-length bytes u64 | dictionary bytes u64 | postings bytes u64
+//!             | block-bound bytes u64                                    (version 2 only)
 //! doc lengths varint × rows
 //! dictionary  per term, sorted by bytes: varint len, term (UTF-8), varint df, varint postings bytes
 //! postings    per term, in dictionary order: df × (varint row delta, varint tf)
+//! block bounds (version 2) per term with df ≥ BLOCK_LEN, in dictionary order, per block of
+//!             BLOCK_LEN postings: varint n (1..=MAX_POINTS), n × (varint tf, varint dl)
 //! ```
 //!
 //! The first row delta of a list is the row itself, later ones are the gap to the previous row
 //! (≥ 1). Varints are LEB128 (7 bits a byte, low first). Byte table: `docs/file-format.md`.
+//!
+//! A block's points bound the BM25 contribution of its postings for any collection statistics
+//! (see [`BlockMax`]); decoding checks that every posting is dominated by a point of its block
+//! (a wrong bound would silently drop results). Lists shorter than a block, and every list of a
+//! version-1 file (which has no block-bound section), get their bounds computed on load.
 //!
 //! Decoding checks everything before trusting it, so a damaged file gives
 //! `Error::Corruption`, never a panic or an allocation larger than the file justifies.
@@ -17,12 +25,17 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::index::TextIndex;
+use super::index::{
+    BLOCK_LEN, BlockMax, MAX_POINTS, TextIndex, block_bounds, block_count, dominates,
+};
 use crate::error::{Error, Result};
 use crate::io::header::{FileKind, HEADER_LEN, Header, u64_at};
 
-/// Size of the fixed meta block at the start of the body.
-const META_LEN: usize = 32;
+/// Size of the fixed meta block at the start of the body: four lengths in version 1, five in
+/// version 2.
+fn meta_len(version: u16) -> usize {
+    if version >= 2 { 40 } else { 32 }
+}
 /// The smallest dictionary entry: a length byte, an empty term, a df byte, a length byte.
 const MIN_DICT_ENTRY: u64 = 3;
 /// The smallest posting: a delta byte and a tf byte.
@@ -40,8 +53,12 @@ pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 impl TextIndex {
     /// The complete `text` file of segment `segment_id`: header and body.
     pub fn encode(&self, segment_id: u64) -> Vec<u8> {
-        let mut terms: Vec<(&String, &Vec<(u32, u32)>)> =
-            self.postings.iter().map(|(t, p)| (t, &p.rows)).collect();
+        self.encode_version(segment_id, FileKind::Text.version())
+    }
+
+    /// [`encode`](Self::encode) in format `version` (1 or 2; tests write version-1 files).
+    pub(super) fn encode_version(&self, segment_id: u64, version: u16) -> Vec<u8> {
+        let mut terms: Vec<(&String, &super::index::Plist)> = self.postings.iter().collect();
         terms.sort_unstable_by(|a, b| a.0.cmp(b.0));
 
         let mut doc_lens = Vec::with_capacity(self.doc_lens.len());
@@ -50,7 +67,26 @@ impl TextIndex {
         }
         let mut dict = Vec::new();
         let mut postings = Vec::new();
-        for (term, list) in &terms {
+        let mut bounds = Vec::new();
+        for (term, p) in &terms {
+            let list = &p.rows;
+            if version >= 2 && list.len() >= BLOCK_LEN {
+                let computed;
+                let blocks: &[BlockMax] = if p.blocks.len() == block_count(list.len()) {
+                    &p.blocks
+                } else {
+                    computed = block_bounds(list, &self.doc_lens);
+                    &computed
+                };
+                for b in blocks {
+                    let used: Vec<&(u32, u32)> = b.iter().filter(|pt| pt.0 > 0).collect();
+                    put_varint(&mut bounds, used.len() as u64);
+                    for &&(tf, dl) in &used {
+                        put_varint(&mut bounds, u64::from(tf));
+                        put_varint(&mut bounds, u64::from(dl));
+                    }
+                }
+            }
             let start = postings.len();
             let mut prev = 0u32;
             for (i, &(row, tf)) in list.iter().enumerate() {
@@ -67,16 +103,25 @@ impl TextIndex {
             put_varint(&mut dict, (postings.len() - start) as u64);
         }
 
-        let body_len = META_LEN + doc_lens.len() + dict.len() + postings.len();
+        let body_len =
+            meta_len(version) + doc_lens.len() + dict.len() + postings.len() + bounds.len();
         let mut body = Vec::with_capacity(body_len);
-        for n in [terms.len(), doc_lens.len(), dict.len(), postings.len()] {
+        let mut meta = vec![terms.len(), doc_lens.len(), dict.len(), postings.len()];
+        if version >= 2 {
+            meta.push(bounds.len());
+        }
+        for n in meta {
             body.extend_from_slice(&(n as u64).to_le_bytes());
         }
         body.extend_from_slice(&doc_lens);
         body.extend_from_slice(&dict);
         body.extend_from_slice(&postings);
+        if version >= 2 {
+            body.extend_from_slice(&bounds);
+        }
 
         let mut h = Header::new(FileKind::Text);
+        h.version = version;
         h.count = u64::from(self.rows());
         h.body_len = body.len() as u64;
         h.body_crc = crc32c::crc32c(&body);
@@ -94,28 +139,33 @@ impl TextIndex {
         let (h, body) = Header::checked_body(bytes, FileKind::Text, path, segment_id)?;
         let rows = u32::try_from(h.count)
             .map_err(|_| bad(format!("row count {} exceeds u32", h.count)))?;
-        if body.len() < META_LEN {
+        let meta = meta_len(h.version);
+        if body.len() < meta {
             return Err(bad(format!(
-                "body of {} bytes is shorter than its {META_LEN}-byte meta block",
+                "body of {} bytes is shorter than its {meta}-byte meta block",
                 body.len()
             )));
         }
         let [n_terms, lens_len, dict_len, post_len] = [0, 8, 16, 24].map(|off| u64_at(body, off));
-        let sections = [lens_len, dict_len, post_len]
+        let bounds_len = if h.version >= 2 { u64_at(body, 32) } else { 0 };
+        let sections = [lens_len, dict_len, post_len, bounds_len]
             .iter()
-            .try_fold(META_LEN as u64, |acc, &n| acc.checked_add(n));
+            .try_fold(meta as u64, |acc, &n| acc.checked_add(n));
         if sections != Some(body.len() as u64) {
             return Err(bad(format!(
-                "sections of {lens_len} + {dict_len} + {post_len} bytes do not fill the \
-                 {}-byte body",
-                body.len() - META_LEN
+                "sections of {lens_len} + {dict_len} + {post_len} + {bounds_len} bytes do not \
+                 fill the {}-byte body",
+                body.len() - meta
             )));
         }
-        // All three fit in the body, so these conversions and slices are in bounds.
-        let (lens_len, dict_len) = (lens_len as usize, dict_len as usize);
-        let lens_bytes = &body[META_LEN..META_LEN + lens_len];
-        let dict_bytes = &body[META_LEN + lens_len..META_LEN + lens_len + dict_len];
-        let post_bytes = &body[META_LEN + lens_len + dict_len..];
+        // All four fit in the body, so these conversions and slices are in bounds.
+        let (lens_len, dict_len, post_len) =
+            (lens_len as usize, dict_len as usize, post_len as usize);
+        let lens_bytes = &body[meta..meta + lens_len];
+        let dict_bytes = &body[meta + lens_len..meta + lens_len + dict_len];
+        let post_start = meta + lens_len + dict_len;
+        let post_bytes = &body[post_start..post_start + post_len];
+        let bound_bytes = &body[post_start + post_len..];
 
         // Document lengths: one varint (≥ 1 byte) per row bounds the allocation.
         if u64::from(rows) > lens_len as u64 {
@@ -144,6 +194,7 @@ impl TextIndex {
         let mut tf_sums = vec![0u64; rows as usize];
         let mut d = Reader::new(dict_bytes, "dictionary", path);
         let mut p = Reader::new(post_bytes, "postings", path);
+        let mut bb = Reader::new(bound_bytes, "block bounds", path);
         let mut prev_term: Option<&str> = None;
         let mut heap_bytes = rows as usize * 4;
         for t in 0..n_terms {
@@ -182,11 +233,22 @@ impl TextIndex {
                 list.push((row as u32, tf));
             }
             l.finish()?;
-            heap_bytes += term.len() + super::index::ENTRY_OVERHEAD + 8 * list.len();
-            postings.insert(term.to_owned(), super::index::Plist::new(list));
+            let blocks = if h.version >= 2 && list.len() >= BLOCK_LEN {
+                read_blocks(&mut bb, &list, &doc_lens, t)?
+            } else {
+                block_bounds(&list, &doc_lens)
+            };
+            heap_bytes += term.len()
+                + super::index::ENTRY_OVERHEAD
+                + 8 * list.len()
+                + std::mem::size_of::<BlockMax>() * blocks.len();
+            let mut plist = super::index::Plist::new(list);
+            plist.blocks = blocks;
+            postings.insert(term.to_owned(), plist);
         }
         d.finish()?;
         p.finish()?;
+        bb.finish()?;
         if let Some(row) = (0..rows as usize).find(|&r| tf_sums[r] != u64::from(doc_lens[r])) {
             return Err(bad(format!(
                 "row {row}: length {} but its terms occur {} times",
@@ -201,6 +263,36 @@ impl TextIndex {
             heap_bytes,
         })
     }
+}
+
+/// The stored bound data of the blocks of `list` (term number `t`), checked: each block has 1
+/// to [`MAX_POINTS`] points, and every posting is dominated by one of its block's points.
+fn read_blocks(
+    r: &mut Reader<'_>,
+    list: &[(u32, u32)],
+    doc_lens: &[u32],
+    t: u64,
+) -> Result<Vec<BlockMax>> {
+    let mut blocks = Vec::with_capacity(block_count(list.len()));
+    for (b, chunk) in list.chunks(BLOCK_LEN).enumerate() {
+        let n = r.varint()?;
+        if n == 0 || n > MAX_POINTS as u64 {
+            return Err(r.err(&format!(
+                "term {t} block {b}: {n} points, not 1 to {MAX_POINTS}"
+            )));
+        }
+        let mut pts: BlockMax = [(0, 0); MAX_POINTS];
+        for pt in pts.iter_mut().take(n as usize) {
+            *pt = (r.varint_u32()?, r.varint_u32()?);
+        }
+        if !dominates(&pts, chunk, doc_lens) {
+            return Err(r.err(&format!(
+                "term {t} block {b}: the bound points do not cover the block's postings"
+            )));
+        }
+        blocks.push(pts);
+    }
+    Ok(blocks)
 }
 
 /// A bounds-checked cursor over one section.

@@ -19,25 +19,110 @@ use super::Analyzer;
 /// and `Vec` headers and the hash table slot.
 pub(super) const ENTRY_OVERHEAD: usize = 64;
 
-/// The postings of one term, and their largest term frequency (for the score bound that
-/// lets a top-k search skip rows, see `bm25.rs`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Postings per block of the per-block score bounds (block `b` holds postings
+/// `b·BLOCK_LEN .. (b+1)·BLOCK_LEN` of a list).
+pub(crate) const BLOCK_LEN: usize = 64;
+/// `log2(BLOCK_LEN)`.
+pub(crate) const BLOCK_SHIFT: u32 = 6;
+/// The most (tf, dl) points kept per block.
+pub(crate) const MAX_POINTS: usize = 4;
+
+/// The score bound data of one block of postings: up to [`MAX_POINTS`] points
+/// `(tf, dl)` such that every posting `(row, tf')` of the block has some point with
+/// `tf' ≤ tf` and `doc_len(row) ≥ dl`. A BM25 contribution grows with tf and shrinks with the
+/// document length whatever N, df and avgdl are, so the largest contribution of the points is
+/// a bound on the block's for any collection statistics. Unused slots are `(0, 0)` (a zero
+/// contribution); the used ones come first.
+pub(crate) type BlockMax = [(u32, u32); MAX_POINTS];
+
+/// The postings of one term, their largest term frequency, and (for a sealed segment's index)
+/// the score bound data of each block of [`BLOCK_LEN`] postings (for the bounds that let a
+/// top-k search skip rows and blocks, see `bm25.rs`).
+#[derive(Debug, Clone, Default)]
 pub(super) struct Plist {
     /// (row, term frequency), rows strictly ascending.
     pub rows: Vec<(u32, u32)>,
     /// The largest term frequency in `rows`.
     pub max_tf: u32,
+    /// One entry per block of `rows`, or empty (a memtable's index, which has no bounds per
+    /// block: searches use `max_tf` then).
+    pub blocks: Vec<BlockMax>,
 }
+
+/// Equality of the postings; the block bounds are derived data (a memtable's index has none,
+/// the same index decoded from its file has them).
+impl PartialEq for Plist {
+    fn eq(&self, o: &Self) -> bool {
+        self.rows == o.rows && self.max_tf == o.max_tf
+    }
+}
+impl Eq for Plist {}
 
 impl Plist {
     pub(super) fn new(rows: Vec<(u32, u32)>) -> Self {
         let max_tf = rows.iter().map(|&(_, tf)| tf).max().unwrap_or(0);
-        Plist { rows, max_tf }
+        Plist {
+            rows,
+            max_tf,
+            blocks: Vec::new(),
+        }
     }
 }
 
+/// The number of blocks of a list of `len` postings.
+pub(crate) fn block_count(len: usize) -> usize {
+    len.div_ceil(BLOCK_LEN)
+}
+
+/// The bound data of each block of `list`, from the lengths of the rows (`doc_lens[row]`):
+/// the block's Pareto front of (high tf, low length) points, coarsened to [`MAX_POINTS`] by
+/// merging neighbours (the merge of `(tf1, dl1)` and `(tf2, dl2)`, `tf1 < tf2`, `dl1 < dl2`, is
+/// `(tf2, dl1)`, which dominates both).
+pub(crate) fn block_bounds(list: &[(u32, u32)], doc_lens: &[u32]) -> Vec<BlockMax> {
+    let mut out = Vec::with_capacity(block_count(list.len()));
+    let mut pts: Vec<(u32, u32)> = Vec::with_capacity(BLOCK_LEN);
+    for block in list.chunks(BLOCK_LEN) {
+        pts.clear();
+        pts.extend(
+            block
+                .iter()
+                .map(|&(row, tf)| (tf, doc_lens.get(row as usize).copied().unwrap_or(0))),
+        );
+        // By tf descending, then length ascending; keep a point only if its length is below
+        // that of every point with a larger (or equal) tf: the front, tf descending and
+        // length descending.
+        pts.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut front: Vec<(u32, u32)> = Vec::with_capacity(8);
+        for &(tf, dl) in pts.iter() {
+            if front.last().is_none_or(|&(_, last)| dl < last) {
+                front.push((tf, dl));
+            }
+        }
+        // Coarsen: split the front (tf descending) into MAX_POINTS runs; each run becomes
+        // (its largest tf, its smallest length) = (first tf, last length).
+        let mut b: BlockMax = [(0, 0); MAX_POINTS];
+        let n = front.len();
+        let groups = n.min(MAX_POINTS);
+        for (g, slot) in b.iter_mut().enumerate().take(groups) {
+            let (lo, hi) = (g * n / groups, (g + 1) * n / groups);
+            *slot = (front[lo].0, front[hi - 1].1);
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// Whether every posting of `block` is dominated by a point of `b` (its tf at most the point's
+/// and its row's length at least the point's), which is what makes `b` a valid bound.
+pub(crate) fn dominates(b: &BlockMax, block: &[(u32, u32)], doc_lens: &[u32]) -> bool {
+    block.iter().all(|&(row, tf)| {
+        let dl = doc_lens.get(row as usize).copied().unwrap_or(0);
+        b.iter().any(|&(ptf, pdl)| tf <= ptf && dl >= pdl)
+    })
+}
+
 /// An inverted index over rows `0..rows()` of one source.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct TextIndex {
     /// Term → its postings.
     pub(super) postings: HashMap<String, Plist>,
@@ -48,6 +133,18 @@ pub(crate) struct TextIndex {
     /// Estimate of the heap bytes held, maintained by `push`.
     pub(super) heap_bytes: usize,
 }
+
+/// Equality of the indexed content: the heap estimate (which counts the block bounds a
+/// decoded index holds and a memtable's does not) is left out, like [`Plist`]'s bounds.
+impl PartialEq for TextIndex {
+    fn eq(&self, o: &Self) -> bool {
+        self.postings == o.postings
+            && self.doc_lens == o.doc_lens
+            && self.docs_with_text == o.docs_with_text
+            && self.total_len == o.total_len
+    }
+}
+impl Eq for TextIndex {}
 
 impl TextIndex {
     /// An empty index.
@@ -115,6 +212,7 @@ impl TextIndex {
                     Plist {
                         rows: vec![(row, 1)],
                         max_tf: 1,
+                        blocks: Vec::new(),
                     },
                 );
             }
@@ -181,6 +279,7 @@ impl TextIndex {
         self.postings.get(term).map(|p| Postings {
             list: &p.rows,
             max_tf: p.max_tf,
+            blocks: &p.blocks,
         })
     }
 
@@ -205,6 +304,7 @@ impl TextIndex {
                 Postings {
                     list: &p.rows,
                     max_tf: p.max_tf,
+                    blocks: &p.blocks,
                 },
             )
         })
@@ -217,12 +317,20 @@ pub(crate) struct Postings<'a> {
     list: &'a [(u32, u32)],
     /// The largest term frequency of the whole list.
     max_tf: u32,
+    /// The bound data of each block of the whole list, or empty (see [`Plist::blocks`]).
+    blocks: &'a [BlockMax],
 }
 
 impl<'a> Postings<'a> {
     /// The largest term frequency of the term's whole list (not only the remaining pairs).
     pub fn max_tf(&self) -> u32 {
         self.max_tf
+    }
+
+    /// The bound data of each block of [`BLOCK_LEN`] postings of the term's whole list, or
+    /// empty when the index has none (a memtable's).
+    pub fn blocks(&self) -> &'a [BlockMax] {
+        self.blocks
     }
 
     /// The remaining `(row, tf)` pairs.

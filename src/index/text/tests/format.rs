@@ -160,8 +160,14 @@ fn file(count: u64, lens: &[u64], terms: &[RawTerm]) -> Vec<u8> {
     seal(count, body)
 }
 
+/// A version-1 file (no block-bound section) around `body`.
 fn seal(count: u64, body: Vec<u8>) -> Vec<u8> {
+    seal_version(count, body, 1)
+}
+
+fn seal_version(count: u64, body: Vec<u8>, version: u16) -> Vec<u8> {
     let mut h = Header::new(FileKind::Text);
+    h.version = version;
     h.count = count;
     h.aux = SEG;
     h.body_len = body.len() as u64;
@@ -186,7 +192,7 @@ fn hand_built_file_decodes() {
     let mut idx = TextIndex::new();
     idx.push(0, &terms("a b a"));
     idx.push(2, &terms("b c"));
-    assert_eq!(good, idx.encode(SEG));
+    assert_eq!(good, idx.encode_version(SEG, 1));
     assert_eq!(decode(&good).unwrap(), idx);
 }
 
@@ -324,5 +330,139 @@ proptest! {
             Ok(idx) => prop_assert_eq!(decode(&idx.encode(SEG)).unwrap(), idx),
             Err(e) => prop_assert!(matches!(e, Error::Corruption { .. }), "{}", e),
         }
+    }
+}
+
+// ---- Version 2: stored block bounds ----
+
+/// An index whose term `a` has 150 postings (three blocks, the first two full), of varied
+/// frequencies and lengths, so that its bounds are stored.
+fn blocky() -> TextIndex {
+    let mut idx = TextIndex::new();
+    for row in 0..160u32 {
+        if row % 16 == 15 {
+            continue;
+        }
+        let mut t = vec!["a".to_string(); 1 + (row % 3) as usize];
+        let z = if row % 7 == 6 { 6 } else { 0 };
+        t.extend(std::iter::repeat_n("z".to_string(), z));
+        idx.push(row, &t);
+    }
+    idx
+}
+
+/// The body of `bytes` and its block-bound section's range.
+fn bound_section(bytes: &[u8]) -> (Vec<u8>, std::ops::Range<usize>) {
+    let body = bytes[HEADER_LEN..].to_vec();
+    let len = u64::from_le_bytes(body[32..40].try_into().unwrap()) as usize;
+    let range = body.len() - len..body.len();
+    (body, range)
+}
+
+#[test]
+fn version_2_stores_block_bounds_and_version_1_still_reads() {
+    use crate::index::text::bm25::{Source, search};
+    use crate::index::text::index::{BLOCK_LEN, block_bounds};
+    let idx = blocky();
+    let v2 = idx.encode(SEG);
+    let h = Header::decode(&v2, FileKind::Text, path()).unwrap();
+    assert_eq!(h.version, 2);
+    let (_, range) = bound_section(&v2);
+    // Three blocks of `a` (`z` has fewer than BLOCK_LEN postings: no stored bounds).
+    assert!(idx.postings("a").unwrap().len() > 2 * BLOCK_LEN);
+    assert!(!range.is_empty());
+    let v1 = idx.encode_version(SEG, 1);
+    assert_eq!(
+        Header::decode(&v1, FileKind::Text, path()).unwrap().version,
+        1
+    );
+    let (a, b) = (decode(&v2).unwrap(), decode(&v1).unwrap());
+    assert_eq!(a, idx);
+    assert_eq!(b, idx);
+    let want = block_bounds(idx.postings("a").unwrap().as_slice(), &idx.doc_lens);
+    assert_eq!(want.len(), 3);
+    for back in [&a, &b] {
+        assert_eq!(back.postings("a").unwrap().blocks(), want.as_slice());
+        // A short list gets its one block's bounds on load.
+        assert_eq!(back.postings("z").unwrap().blocks().len(), 1);
+    }
+    // Re-encoding either gives the version-2 file.
+    assert_eq!(a.encode(SEG), v2);
+    assert_eq!(b.encode(SEG), v2);
+    let q = terms("a z");
+    let run = |i: &TextIndex| {
+        let s = [Source {
+            index: i,
+            dead: None,
+            allow: None,
+        }];
+        search(&s, &q, 7)
+    };
+    assert_eq!(run(&a), run(&idx));
+    assert_eq!(run(&b), run(&idx));
+    // A version this build does not know is refused.
+    let mut future = v2.clone();
+    future[8..10].copy_from_slice(&3u16.to_le_bytes());
+    let crc = crc32c::crc32c(&future[..60]);
+    future[60..64].copy_from_slice(&crc.to_le_bytes());
+    assert_corrupt(&future, "version 3");
+}
+
+#[test]
+fn damaged_block_bounds_are_corruption() {
+    let bytes = blocky().encode(SEG);
+    let count = blocky().rows() as u64;
+    let (body, range) = bound_section(&bytes);
+    // The first block: n, then n × (tf, dl), all one-byte varints here.
+    let n = body[range.start] as usize;
+    assert!((1..=4).contains(&n));
+    let edit = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = body.clone();
+        f(&mut b);
+        seal_version(count, b, 2)
+    };
+    let set_len =
+        |b: &mut Vec<u8>, len: usize| b[32..40].copy_from_slice(&(len as u64).to_le_bytes());
+    let start = range.start;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("no points", edit(&|b| b[start] = 0)),
+        ("too many points", edit(&|b| b[start] = 5)),
+        // The largest tf of the block's first point lowered: some posting is not covered.
+        ("bound below a posting", edit(&|b| b[start + 1] = 1)),
+        // The first point's length raised past every row's: the shortest row is not covered.
+        ("length above the rows'", edit(&|b| b[start + 2] = 100)),
+        (
+            "section cut short",
+            edit(&|b| {
+                b.pop();
+                let len = b.len() - start;
+                set_len(b, len);
+            }),
+        ),
+        (
+            "bytes left over",
+            edit(&|b| {
+                b.push(1);
+                let len = b.len() - start;
+                set_len(b, len);
+            }),
+        ),
+        ("section size off", edit(&|b| set_len(b, range.len() + 1))),
+        (
+            "no meta for the section",
+            seal_version(count, body[..36].to_vec(), 2),
+        ),
+        // A version-2 body read as version 1: the sections do not add up.
+        (
+            "version 1 header on a version-2 body",
+            seal_version(count, body.clone(), 1),
+        ),
+    ];
+    for (why, bytes) in cases {
+        assert_corrupt(&bytes, why);
+    }
+    // Every truncation of a file with stored bounds.
+    for len in 0..bytes.len() {
+        assert_corrupt(&bytes[..len], &format!("truncated to {len}"));
     }
 }
