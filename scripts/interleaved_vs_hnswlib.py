@@ -20,7 +20,8 @@ process CPU clock; its index is built with peers.py's parameters and saved next 
 
 `--db` may name several databases as `LABEL=DIR,LABEL=DIR` (e.g. one per `--quantization`):
 each round then times hnswlib and every database in turn, and the table has a column pair per
-database.
+database. `--bin LABEL=PATH` times that label's database with another `search_latency` binary
+(an A/B of two builds on the same database: `--db old=DIR,new=DIR --bin old=OLD_BINARY`).
 """
 
 import argparse
@@ -61,7 +62,10 @@ def main():
         default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "examples",
                              "search_latency"),
     )
+    ap.add_argument("--bin", action="append", default=[],
+                    help="LABEL=PATH: search_latency binary for that label (repeatable)")
     a = ap.parse_args()
+    bins = dict(x.split("=", 1) for x in a.bin)
     import hnswlib
 
     base = read_fvecs(os.path.join(a.data, "base.fvecs"))
@@ -91,9 +95,9 @@ def main():
 
     dbs = [(x.split("=", 1) if "=" in x else ("Cairn", x)) for x in a.db.split(",")]
 
-    def cairn_pass(ef, db):
+    def cairn_pass(ef, label, db):
         out = subprocess.run(
-            [a.latency_bin, "--db", db, "--collection", "bench", "--queries",
+            [bins.get(label, a.latency_bin), "--db", db, "--collection", "bench", "--queries",
              os.path.join(a.data, "query.fvecs"), "--n-query", str(a.n_query), "--k",
              str(a.k), "--ef", str(ef), "--include", "off", "--passes", "1"],
             check=True, capture_output=True, text=True,
@@ -117,7 +121,7 @@ def main():
                 us, rec = hnswlib_pass(ef)
                 hs.append(us)
             for i in order:
-                cs[i].append(cairn_pass(ef, dbs[i][1]))
+                cs[i].append(cairn_pass(ef, *dbs[i]))
             if r % 2 == 1:
                 us, rec = hnswlib_pass(ef)
                 hs.append(us)

@@ -364,20 +364,20 @@ impl Quantized {
             Store::Heap(arena) => {
                 let at = node as usize * self.lines_per_row;
                 if let Some(lines) = arena.as_slice().get(at..at + self.lines_per_row) {
-                    crate::io::mmap::prefetch(bytemuck::cast_slice(lines));
+                    crate::io::mmap::prefetch_row(bytemuck::cast_slice(lines));
                 }
             }
             Store::Heap16(arena) => {
                 let per = len / 16;
                 let at = node as usize * per;
                 if let Some(c) = arena.as_slice().get(at..at + per) {
-                    crate::io::mmap::prefetch(bytemuck::cast_slice(c));
+                    crate::io::mmap::prefetch_row(bytemuck::cast_slice(c));
                 }
             }
             Store::Mapped(m) => {
                 let at = m.rows_off + node as usize * len;
                 if let Some(b) = m.data().get(at..at + len) {
-                    crate::io::mmap::prefetch(b);
+                    crate::io::mmap::prefetch_row(b);
                 }
             }
         }

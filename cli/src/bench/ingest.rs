@@ -51,10 +51,16 @@ pub(super) fn settings(
         DurabilityArg::Sync => (Durability::Sync, "sync"),
     };
     // Limits raised so the whole base set lands in one memtable, then one segment (a
-    // memtable reserves room for its limits: no more than the base set needs).
+    // memtable reserves room for its limits: no more than the base set needs). The byte
+    // limit counts a row's vector, its codes (int8: up to `dim + 68` bytes, RaBitQ less),
+    // its level-0 links and bookkeeping (`Memtable::bytes`). With room for the vector plus
+    // 512 bytes only, an int8 row of 384-d counted 2,140 bytes against 2,048, the memtable
+    // sealed early and the base set ended in two segments (walked twice per query).
     let opts = Options::default()
         .memtable_max_rows(rows.max(1))
-        .memtable_max_bytes((rows.max(1) * (dim * 4 + 512)).max(256 << 20))
+        .memtable_max_bytes(
+            (rows.max(1) * (dim * 5 + 68 + 24 + 8 * (a.m + 1) + 512)).max(256 << 20),
+        )
         .max_wal_bytes(u64::MAX / 2)
         // Compaction runs when the benchmark says so (churn mode), not in the background.
         .background_compaction(false)
