@@ -183,41 +183,59 @@ proptest! {
         stop_words in any::<bool>(),
     ) {
         let text = TextConfig::default().stem(stem).stop_words(stop_words);
-        let analyzer = Analyzer::new(&text);
-        let dir = tempfile::tempdir().unwrap();
-        let opts = Options::default().memtable_max_rows(25);
-        let mut model: HashMap<u64, (Option<String>, bool)> = HashMap::new();
-        {
-            let db = Database::open_with(dir.path(), opts.clone()).unwrap();
-            let c = db
-                .create_collection("t", CollectionConfig::new(2, Metric::Dot).with_text(text))
-                .unwrap();
-            for op in &ops {
-                match op {
-                    Op::Upsert(id, t, blue) => {
-                        let mut r = Record::new(*id, vec![1.0, *id as f32]).with_field("blue", *blue);
-                        r.text = t.clone();
-                        c.upsert(r).unwrap();
-                        model.insert(*id, (t.clone(), *blue));
-                    }
-                    Op::Delete(id) => {
-                        c.delete(&[*id]).unwrap();
-                        model.remove(id);
-                    }
-                    Op::Flush => c.flush().unwrap(),
+        bm25_against_the_model(&ops, &queries, k, text, 25, false)?;
+    }
+}
+
+/// Applies `ops` to a collection (memtables of `memtable_rows`) and to the model, then checks
+/// every query's BM25 top `k` against the model, unfiltered and filtered; after a reopen,
+/// unfiltered and, with `filtered_after_reopen`, filtered again.
+fn bm25_against_the_model(
+    ops: &[Op],
+    queries: &[String],
+    k: usize,
+    text: TextConfig,
+    memtable_rows: usize,
+    filtered_after_reopen: bool,
+) -> Result<(), TestCaseError> {
+    let analyzer = Analyzer::new(&text);
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::default().memtable_max_rows(memtable_rows);
+    let mut model: HashMap<u64, (Option<String>, bool)> = HashMap::new();
+    {
+        let db = Database::open_with(dir.path(), opts.clone()).unwrap();
+        let c = db
+            .create_collection("t", CollectionConfig::new(2, Metric::Dot).with_text(text))
+            .unwrap();
+        for op in ops {
+            match op {
+                Op::Upsert(id, t, blue) => {
+                    let mut r = Record::new(*id, vec![1.0, *id as f32]).with_field("blue", *blue);
+                    r.text = t.clone();
+                    c.upsert(r).unwrap();
+                    model.insert(*id, (t.clone(), *blue));
                 }
-            }
-            for q in &queries {
-                check_bm25(&c, &model, &analyzer, q, k, false)?;
-                check_bm25(&c, &model, &analyzer, q, k, true)?;
+                Op::Delete(id) => {
+                    c.delete(&[*id]).unwrap();
+                    model.remove(id);
+                }
+                Op::Flush => c.flush().unwrap(),
             }
         }
-        let db = Database::open_with(dir.path(), opts).unwrap();
-        let c = db.collection("t").unwrap();
-        for q in &queries {
+        for q in queries {
             check_bm25(&c, &model, &analyzer, q, k, false)?;
+            check_bm25(&c, &model, &analyzer, q, k, true)?;
         }
     }
+    let db = Database::open_with(dir.path(), opts).unwrap();
+    let c = db.collection("t").unwrap();
+    for q in queries {
+        check_bm25(&c, &model, &analyzer, q, k, false)?;
+        if filtered_after_reopen {
+            check_bm25(&c, &model, &analyzer, q, k, true)?;
+        }
+    }
+    Ok(())
 }
 
 fn big_op() -> impl Strategy<Value = Op> {
@@ -241,42 +259,7 @@ proptest! {
             prop::collection::vec(prop::sample::select(WORDS), 2..5).prop_map(|w| w.join(" ")), 1..4),
         k in prop::sample::select(vec![1usize, 10, 30]),
     ) {
-        let text = TextConfig::default();
-        let analyzer = Analyzer::new(&text);
-        let dir = tempfile::tempdir().unwrap();
-        let opts = Options::default().memtable_max_rows(400);
-        let mut model: HashMap<u64, (Option<String>, bool)> = HashMap::new();
-        {
-            let db = Database::open_with(dir.path(), opts.clone()).unwrap();
-            let c = db
-                .create_collection("t", CollectionConfig::new(2, Metric::Dot).with_text(text))
-                .unwrap();
-            for op in &ops {
-                match op {
-                    Op::Upsert(id, t, blue) => {
-                        let mut r = Record::new(*id, vec![1.0, *id as f32]).with_field("blue", *blue);
-                        r.text = t.clone();
-                        c.upsert(r).unwrap();
-                        model.insert(*id, (t.clone(), *blue));
-                    }
-                    Op::Delete(id) => {
-                        c.delete(&[*id]).unwrap();
-                        model.remove(id);
-                    }
-                    Op::Flush => c.flush().unwrap(),
-                }
-            }
-            for q in &queries {
-                check_bm25(&c, &model, &analyzer, q, k, false)?;
-                check_bm25(&c, &model, &analyzer, q, k, true)?;
-            }
-        }
-        let db = Database::open_with(dir.path(), opts).unwrap();
-        let c = db.collection("t").unwrap();
-        for q in &queries {
-            check_bm25(&c, &model, &analyzer, q, k, false)?;
-            check_bm25(&c, &model, &analyzer, q, k, true)?;
-        }
+        bm25_against_the_model(&ops, &queries, k, TextConfig::default(), 400, true)?;
     }
 }
 

@@ -317,6 +317,23 @@ fn reference(sources: &[Vec<Doc>], query: &[String], filter: bool) -> Vec<(usize
     out
 }
 
+/// One source per index, with its dead rows (none when empty) and, with `filter`, its
+/// allowed rows.
+fn sources_of<'a>(
+    indexes: &'a [TextIndex],
+    deads: &'a [RoaringBitmap],
+    allows: &'a [RoaringBitmap],
+    filter: bool,
+) -> Vec<Source<'a>> {
+    (0..indexes.len())
+        .map(|i| Source {
+            index: &indexes[i],
+            dead: (!deads[i].is_empty()).then_some(&deads[i]),
+            allow: filter.then_some(&allows[i]),
+        })
+        .collect()
+}
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-4 * a.abs().max(b.abs()).max(1e-12)
 }
@@ -367,13 +384,7 @@ proptest! {
             deads.push(rows(|d| d.dead));
             allows.push(rows(|d| d.allowed));
         }
-        let sources: Vec<Source<'_>> = (0..parts.len())
-            .map(|i| Source {
-                index: &indexes[i],
-                dead: (!deads[i].is_empty()).then_some(&deads[i]),
-                allow: filter.then_some(&allows[i]),
-            })
-            .collect();
+        let sources = sources_of(&indexes, &deads, &allows, filter);
         let query: Vec<String> = query.iter().map(|&w| VOCAB[w].to_string()).collect();
 
         let got = search_with(&sources, &query, k, |_, _| 0, accumulator);
@@ -629,13 +640,7 @@ proptest! {
             allows.push(part.iter().enumerate().filter(|(_, d)| d.2).map(|(r, _)| r as u32)
                 .collect::<RoaringBitmap>());
         }
-        let sources: Vec<Source<'_>> = (0..parts.len())
-            .map(|i| Source {
-                index: &indexes[i],
-                dead: (!deads[i].is_empty()).then_some(&deads[i]),
-                allow: filter.then_some(&allows[i]),
-            })
-            .collect();
+        let sources = sources_of(&indexes, &deads, &allows, filter);
         let terms: Vec<String> = query.iter().map(|&w| word(w)).collect();
         let key = |s: usize, r: u32| (s as u64 * 7 + u64::from(r)) % key_mod;
         let want = search_with(&sources, &terms, k, key, Accumulator::Dense);
