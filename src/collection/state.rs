@@ -166,8 +166,17 @@ impl Live {
     /// Finds the live row of `id`: memtables newest first, then segments newest first. An
     /// error when a block of a segment's ids file that the lookup reads fails its check.
     pub(crate) fn locate(&self, id: u64) -> Result<Option<Located>> {
-        let found = SegmentHits::find(&self.version, &self.ids, &[id])?;
-        Ok(locate(&self.version, &self.ids, id, found.of(0)))
+        if let Some(l) = in_memtables(&self.ids, id) {
+            return Ok(Some(l));
+        }
+        for (i, slot) in self.version.segments.iter().enumerate().rev() {
+            if let Some(r) = slot.seg.find(id)?
+                && !slot.deleted.contains(r as u32)
+            {
+                return Ok(Some(Located::Segment(i, r)));
+            }
+        }
+        Ok(None)
     }
 
     /// Makes `mt` the active memtable; the old one is frozen (it takes no more rows).
@@ -264,13 +273,17 @@ impl SegmentHits {
         let mut hits = Vec::new();
         starts.push(0);
         for &id in ids {
-            if maps.iter().any(|m| m.contains_key(&id)) {
+            if in_memtables(maps, id).is_some() {
                 starts.push(hits.len() as u32);
                 continue;
             }
             for (i, slot) in v.segments.iter().enumerate().rev() {
                 if let Some(r) = slot.seg.find(id)? {
                     hits.push((i as u32, r as u32));
+                    // Older segments hold only dead versions of an id live here.
+                    if !slot.deleted.contains(r as u32) {
+                        break;
+                    }
                 }
             }
             starts.push(hits.len() as u32);
@@ -292,15 +305,20 @@ fn locate(
     id: u64,
     found: &[(u32, u32)],
 ) -> Option<Located> {
-    for (i, m) in ids.iter().enumerate().rev() {
-        if let Some(&r) = m.get(&id) {
-            return Some(Located::Memtable(i, r));
-        }
-    }
-    found
-        .iter()
-        .find(|&&(s, r)| !v.segments[s as usize].deleted.contains(r))
-        .map(|&(s, r)| Located::Segment(s as usize, r as usize))
+    in_memtables(ids, id).or_else(|| {
+        found
+            .iter()
+            .find(|&&(s, r)| !v.segments[s as usize].deleted.contains(r))
+            .map(|&(s, r)| Located::Segment(s as usize, r as usize))
+    })
+}
+
+/// The live row of `id` in the memtables (their maps `ids`), newest first.
+fn in_memtables(ids: &[HashMap<u64, u32>], id: u64) -> Option<Located> {
+    ids.iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, m)| m.get(&id).map(|&r| Located::Memtable(i, r)))
 }
 
 /// Marks the live version of `id` dead in `v`, wherever it is. Returns whether there was one.

@@ -242,11 +242,14 @@ impl Collection {
         // Nothing to log when no id exists now and no batch is on its way.
         if self.inner.commits.lock().pending.is_empty() {
             let live = self.inner.live.read();
-            let mut none = true;
+            let mut any = false;
             for &id in ids {
-                none &= live.locate(id)?.is_none();
+                if live.locate(id)?.is_some() {
+                    any = true;
+                    break;
+                }
             }
-            if none {
+            if !any {
                 return Ok(0);
             }
         }
