@@ -58,6 +58,15 @@ fn bad(p: &Path, what: String) -> Error {
     Error::corruption(p, what)
 }
 
+/// The check block size of a block-checksummed file: a power of two from 4 KiB to 16 MiB.
+fn check_block_size(h: &Header, path: &Path) -> Result<usize> {
+    let bs = h.block_size as usize;
+    if !(4096..=(16 << 20)).contains(&bs) || !bs.is_power_of_two() {
+        return Err(bad(path, format!("invalid block size {bs}")));
+    }
+    Ok(bs)
+}
+
 fn rows_usize(rows: u64) -> usize {
     // `Segment::open` checked that the row count fits in u32.
     rows as usize
@@ -79,13 +88,7 @@ pub(super) fn vectors(dir: &Path, id: u64, rows: u64, dim: usize) -> Result<Vect
             format!("dimension {} but collection has {dim}", vh.dim),
         ));
     }
-    let block_size = vh.block_size as usize;
-    if !(4096..=(16 << 20)).contains(&block_size) || !block_size.is_power_of_two() {
-        return Err(bad(
-            &vectors_path,
-            format!("invalid block size {block_size}"),
-        ));
-    }
+    let block_size = check_block_size(&vh, &vectors_path)?;
     let data_len = rows_usize
         .checked_mul(dim)
         .and_then(|x| x.checked_mul(4))
@@ -140,10 +143,7 @@ pub(super) fn ids(dir: &Path, id: u64, rows: u64) -> Result<IdsFile> {
         .ok_or_else(|| bad(&ids_path, "more sorted ids than rows".into()))?;
     let data_len = 8 + rows_usize * 8 + sorted_usize * 12;
     let (block_size, table_len) = if ih.version >= 2 {
-        let bs = ih.block_size as usize;
-        if !(4096..=(16 << 20)).contains(&bs) || !bs.is_power_of_two() {
-            return Err(bad(&ids_path, format!("invalid block size {bs}")));
-        }
+        let bs = check_block_size(&ih, &ids_path)?;
         (bs, BlockCheck::block_count(bs, data_len) * 4)
     } else {
         (0, 0)
@@ -268,10 +268,7 @@ pub(super) fn codes(
             format!("dimension {} but collection has {dim}", h.dim),
         ));
     }
-    let block_size = h.block_size as usize;
-    if !(4096..=(16 << 20)).contains(&block_size) || !block_size.is_power_of_two() {
-        return Err(bad(&path, format!("invalid block size {block_size}")));
-    }
+    let block_size = check_block_size(&h, &path)?;
     let rows = rows_usize(rows);
     let (pre_len, row_len) = if bits == 0 {
         (0, row_bytes(dim))
