@@ -189,7 +189,9 @@ proptest! {
 
 /// Applies `ops` to a collection (memtables of `memtable_rows`) and to the model, then checks
 /// every query's BM25 top `k` against the model, unfiltered and filtered; after a reopen,
-/// unfiltered and, with `filtered_after_reopen`, filtered again.
+/// unfiltered and, with `filtered_after_reopen`, filtered again. With `filtered_after_reopen`
+/// the first query is also checked after every delete (segments keep their dead-row counts
+/// between queries: a delete must show in the next one's statistics).
 fn bm25_against_the_model(
     ops: &[Op],
     queries: &[String],
@@ -218,6 +220,9 @@ fn bm25_against_the_model(
                 Op::Delete(id) => {
                     c.delete(&[*id]).unwrap();
                     model.remove(id);
+                    if filtered_after_reopen {
+                        check_bm25(&c, &model, &analyzer, &queries[0], k, false)?;
+                    }
                 }
                 Op::Flush => c.flush().unwrap(),
             }

@@ -19,7 +19,7 @@ use roaring::RoaringBitmap;
 use crate::error::Result;
 use crate::index::fields::FieldIndex;
 use crate::index::hnsw::layout::MappedGraph;
-use crate::index::text::TextIndex;
+use crate::index::text::{LiveCache, TextIndex};
 use crate::memtable::{Memtable, MemtableView};
 use crate::model::record::Payload;
 use crate::query::source::Source;
@@ -100,6 +100,9 @@ impl Source for SegmentSlot {
     }
     fn text(&self) -> Result<&TextIndex> {
         self.seg.text()
+    }
+    fn text_live(&self) -> Option<&LiveCache> {
+        Some(self.seg.text_live())
     }
     fn describe(&self) -> String {
         format!("segment {}", self.seg.id)

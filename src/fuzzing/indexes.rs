@@ -78,6 +78,7 @@ pub(super) fn exercise_text(text: &TextIndex) {
         index: text,
         dead: Some(&dead),
         allow: None,
+        live: None,
     }];
     bm25::stats(&sources, &terms);
     bm25::search_keyed(&sources, &terms, 10, |_, row| u64::from(row));

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::index::fields::FieldIndex;
 use crate::index::hnsw::graph::MemGraph;
 use crate::index::hnsw::search::Links;
-use crate::index::text::{Analyzer, TextIndex};
+use crate::index::text::{Analyzer, LiveCache, TextIndex};
 use crate::memtable::{MemVectors, MemtableView};
 use crate::model::id::{Id, IdType};
 use crate::model::record::{Payload, StoredDoc};
@@ -74,6 +74,11 @@ pub(crate) trait Source: Sync {
     fn fields(&self) -> Result<Self::Fields<'_>>;
     /// The text index.
     fn text(&self) -> Result<Self::Text<'_>>;
+    /// Where the text statistics' dead-row counts are kept between queries (a segment's: its
+    /// rows never change), if anywhere.
+    fn text_live(&self) -> Option<&LiveCache> {
+        None
+    }
     /// Whether `row` is live.
     fn is_live(&self, row: u32) -> bool {
         !self.dead().contains(row)

@@ -58,6 +58,7 @@ fn with_sources<S: Source, M: Source, R>(
             index: t,
             dead: (!s.dead().is_empty()).then_some(s.dead()),
             allow: allow(i),
+            live: s.text_live(),
         });
     }
     for (j, (t, d)) in mem_text.iter().zip(&mem_dead).enumerate() {
@@ -65,6 +66,7 @@ fn with_sources<S: Source, M: Source, R>(
             index: t,
             dead: (!d.is_empty()).then_some(d),
             allow: allow(ns + j),
+            live: None,
         });
     }
     Ok(f(&sources))

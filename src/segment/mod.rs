@@ -28,7 +28,7 @@ pub(crate) use writer::{SealRow, write_segment};
 use crate::error::{Error, Result};
 use crate::index::fields::{FIELDS_FILE, FieldIndex};
 use crate::index::hnsw::layout::{GRAPH_FILE, MappedGraph};
-use crate::index::text::{TEXT_FILE, TextIndex};
+use crate::index::text::{LiveCache, TEXT_FILE, TextIndex};
 use crate::io::blocks::BlockCheck;
 use crate::io::header::{FileKind, HEADER_LEN, u32_at, u64_at};
 use crate::io::mmap::Mmap;
@@ -172,6 +172,8 @@ pub(crate) struct Segment {
     text_file: open::LazyFile,
     /// The inverted index of the rows' text, decoded on first use.
     text: OnceLock<TextIndex>,
+    /// The text statistics' dead-row counts, kept between queries.
+    text_live: LiveCache,
     /// Int8 copies of the vectors for graph walks (see [`Segment::quantized`]); `None` inside
     /// when the build failed.
     quant: OnceLock<Option<Quantized>>,
@@ -243,6 +245,7 @@ impl Segment {
             fields: OnceLock::new(),
             text_file,
             text: OnceLock::new(),
+            text_live: LiveCache::default(),
             quant,
             quant_started: AtomicBool::new(codes != Codes::Build),
         };
@@ -525,6 +528,11 @@ impl Segment {
         self.fields()?;
         self.text()?;
         self.graph.verify_all()
+    }
+
+    /// Where BM25 keeps the counts of this segment's dead rows between queries.
+    pub(crate) fn text_live(&self) -> &LiveCache {
+        &self.text_live
     }
 
     /// The inverted text index, read and checked on first use.

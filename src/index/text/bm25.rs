@@ -32,6 +32,7 @@ use std::sync::atomic::{self, AtomicBool};
 use roaring::RoaringBitmap;
 
 use super::index::{BLOCK_SHIFT, Postings, TextIndex, block_count};
+use super::live::LiveCache;
 
 /// Term-frequency saturation.
 pub(crate) const K1: f64 = 1.2;
@@ -47,6 +48,8 @@ pub(crate) struct Source<'a> {
     pub dead: Option<&'a RoaringBitmap>,
     /// If set, only these rows may be returned (a filter); statistics still use all live rows.
     pub allow: Option<&'a RoaringBitmap>,
+    /// Where the counts of `dead`'s rows are kept between queries (a segment's), if anywhere.
+    pub live: Option<&'a LiveCache>,
 }
 
 impl Source<'_> {
@@ -91,20 +94,56 @@ pub(crate) fn stats_with_total(sources: &[Source<'_>], terms: &[String]) -> (Sta
     for s in sources {
         n += s.index.docs_with_text();
         total += s.index.total_len();
-        // The dead rows once, as a sorted slice (and, for long lists, as a bit set over the
-        // source's rows, built on first use): every query term's live df is counted against
-        // them.
-        let dead: Vec<u32> = s.dead.map_or_else(Vec::new, |d| d.iter().collect());
-        for &row in &dead {
-            let dl = s.index.doc_len(row);
-            n -= u64::from(dl > 0);
-            total -= u64::from(dl);
+        let lists: Vec<Option<Postings<'_>>> = terms.iter().map(|t| s.index.postings(t)).collect();
+        for (df, p) in df.iter_mut().zip(&lists) {
+            *df += p.as_ref().map_or(0, |p| p.len() as u64);
         }
-        let mut bits = Vec::new();
-        for (t, df) in terms.iter().zip(&mut df) {
-            if let Some(p) = s.index.postings(t) {
-                *df += live_count(p, s, &dead, &mut bits);
+        let Some(d) = s.dead.filter(|d| !d.is_empty()) else {
+            continue;
+        };
+        // What the dead rows take away: kept between queries for a segment (`live`), else
+        // counted here.
+        let known = s.live.map(|c| c.lookup(d, terms));
+        let mut dead: Option<Vec<u32>> = None;
+        let (dead_docs, dead_len) = match known.as_ref().and_then(|k| k.docs_len) {
+            Some(dl) => dl,
+            None => {
+                let rows: Vec<u32> = d.iter().collect();
+                let (mut docs, mut len) = (0u64, 0u64);
+                for &row in &rows {
+                    let dl = s.index.doc_len(row);
+                    docs += u64::from(dl > 0);
+                    len += u64::from(dl);
+                }
+                dead = Some(rows);
+                (docs, len)
             }
+        };
+        n -= dead_docs;
+        total -= dead_len;
+        // The dead rows once, as a sorted slice (and, for long lists, as a bit set over the
+        // source's rows, built on first use): every query term's dead postings not known yet
+        // are counted against them.
+        let mut bits = Vec::new();
+        let mut counted: Vec<(&str, u64)> = Vec::new();
+        for (i, (t, p)) in terms.iter().zip(&lists).enumerate() {
+            let Some(p) = p else { continue };
+            let gone = match known.as_ref().and_then(|k| k.df[i]) {
+                Some(gone) => gone,
+                None => {
+                    let rows = dead.get_or_insert_with(|| d.iter().collect());
+                    let gone = dead_count(p, d, rows, s.index.rows(), &mut bits);
+                    counted.push((t.as_str(), gone));
+                    gone
+                }
+            };
+            df[i] -= gone;
+        }
+        // Something was counted: keep it.
+        if let Some(c) = s.live
+            && dead.is_some()
+        {
+            c.keep(d, dead_docs, dead_len, &counted);
         }
     }
     (
@@ -122,18 +161,20 @@ pub(crate) fn avg_len(n: u64, total: u64) -> f64 {
     if n == 0 { 0.0 } else { total as f64 / n as f64 }
 }
 
-/// The number of rows of `p` that are not in `s.dead` (`dead`: the same rows, ascending). A
-/// list much longer than the dead set gallops to each dead row; a list shorter than the
-/// source's rows / 64 looks each posting up in the bitmap; any other tests each posting's bit
-/// in `bits`, a bit set of the dead rows built on the first such list (a bit per row).
-fn live_count(p: Postings<'_>, s: &Source<'_>, dead: &[u32], bits: &mut Vec<u64>) -> u64 {
+/// The number of rows of `p` that are in `d` (`dead`: the same rows, ascending; `rows`: the
+/// source's). A list much longer than the dead set gallops to each dead row; a list shorter
+/// than rows / 64 looks each posting up in the bitmap; any other tests each posting's bit in
+/// `bits`, a bit set of the dead rows built on the first such list (a bit per row).
+fn dead_count(
+    p: &Postings<'_>,
+    d: &RoaringBitmap,
+    dead: &[u32],
+    rows: u32,
+    bits: &mut Vec<u64>,
+) -> u64 {
     let list = p.as_slice();
-    let len = list.len() as u64;
-    let Some(d) = s.dead.filter(|_| !dead.is_empty()) else {
-        return len;
-    };
-    let words = s.index.rows() as usize / 64 + 1;
-    let hits = if dead.len().saturating_mul(16) <= list.len() {
+    let words = rows as usize / 64 + 1;
+    if dead.len().saturating_mul(16) <= list.len() {
         let (mut at, mut hits) = (0usize, 0u64);
         for &row in dead {
             at += gallop(&list[at..], row);
@@ -156,8 +197,7 @@ fn live_count(p: Postings<'_>, s: &Source<'_>, dead: &[u32], bits: &mut Vec<u64>
         }
         let bit = |r: u32| bits.get(r as usize / 64).map_or(0, |w| (w >> (r % 64)) & 1);
         list.iter().map(|&(r, _)| bit(r)).sum()
-    };
-    len - hits
+    }
 }
 
 /// The index of the first entry of `list` (rows ascending) whose row is ≥ `row`: exponential

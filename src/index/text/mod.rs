@@ -15,6 +15,7 @@
 //! | `index.rs` | `TextIndex`: term → (row, tf) postings and document lengths of one source |
 //! | `format.rs` | the segment `text` file: `TextIndex::encode` / `decode` |
 //! | `bm25.rs` | collection-wide statistics and top-k BM25 over several sources |
+//! | `live.rs` | `LiveCache`: a segment's dead-row counts for the statistics, kept between queries |
 //!
 //! A source's rows are its own row numbers (memtable rows, or segment rows). Liveness and
 //! filters are not stored here: each search passes them per source, so deleting a record
@@ -24,6 +25,7 @@ mod analyzer;
 pub(crate) mod bm25;
 mod format;
 mod index;
+mod live;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +35,7 @@ pub use analyzer::{Analyzer, ENGLISH_STOP_WORDS, MAX_TERM_BYTES};
 #[doc(hidden)]
 pub use bm25::set_exhaustive_for_benchmarks;
 pub(crate) use index::TextIndex;
+pub(crate) use live::LiveCache;
 
 /// Name of the text index file inside a segment directory.
 pub(crate) const TEXT_FILE: &str = "text";

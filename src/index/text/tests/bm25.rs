@@ -8,10 +8,10 @@ use proptest::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::terms;
-use crate::index::text::TextIndex;
 use crate::index::text::bm25::{
-    Accumulator, Bm25Hit, Source, idf, search, search_keyed, search_with, stats,
+    Accumulator, Bm25Hit, Source, idf, search, search_keyed, search_with, stats, stats_with_total,
 };
+use crate::index::text::{LiveCache, TextIndex};
 
 fn index(docs: &[&str]) -> TextIndex {
     let mut idx = TextIndex::new();
@@ -26,6 +26,7 @@ fn all_live(idx: &TextIndex) -> Source<'_> {
         index: idx,
         dead: None,
         allow: None,
+        live: None,
     }
 }
 
@@ -98,6 +99,7 @@ fn statistics_ignore_dead_rows_and_rows_without_text() {
         index: &idx,
         dead: Some(&dead),
         allow: None,
+        live: None,
     };
     let st = stats(&[s], &q("a b"));
     assert_eq!((st.n, st.df), (2, vec![1, 2]));
@@ -114,6 +116,7 @@ fn allow_filters_results_not_statistics() {
         index: &idx,
         dead: None,
         allow: Some(&allow),
+        live: None,
     };
     let hits = search(&[filtered], &q("a b"), 10);
     let all = search(&[all_live(&idx)], &q("a b"), 10);
@@ -149,6 +152,7 @@ fn scores_do_not_depend_on_the_split_into_sources() {
             index: &seg_a,
             dead: Some(&dead_a),
             allow: None,
+            live: None,
         },
         all_live(&seg_b),
         all_live(&mem),
@@ -196,6 +200,7 @@ fn forced_dense_and_sparse_give_identical_scores() {
         index: &idx,
         dead: Some(&dead),
         allow: None,
+        live: None,
     }];
     let query = q("a c d b");
     let dense = search_with(&s, &query, 10, |_, _| 0, Accumulator::Dense);
@@ -330,6 +335,7 @@ fn sources_of<'a>(
             index: &indexes[i],
             dead: (!deads[i].is_empty()).then_some(&deads[i]),
             allow: filter.then_some(&allows[i]),
+            live: None,
         })
         .collect()
 }
@@ -451,6 +457,7 @@ proptest! {
                 index: &indexes[i],
                 dead: (!deads[i].is_empty()).then_some(&deads[i]),
                 allow: filter.then_some(&allows[i]),
+                live: None,
             })
             .collect();
         let query: Vec<String> = query.iter().map(|&w| VOCAB[w].to_string()).collect();
@@ -492,7 +499,7 @@ proptest! {
         if dead_past_the_end {
             dead.insert(rows + 5);
         }
-        let src = Source { index: &idx, dead: Some(&dead), allow: None };
+        let src = Source { index: &idx, dead: Some(&dead), allow: None, live: None };
         let query: Vec<String> = std::iter::once("all".to_string())
             .chain((0..every.len()).map(|i| format!("t{i}")))
             .chain(std::iter::once("absent".to_string()))
@@ -508,6 +515,94 @@ proptest! {
             prop_assert_eq!(df, want, "term {}", t);
         }
     }
+}
+
+proptest! {
+    /// The dead-row counts a segment keeps between queries (`LiveCache`) give the statistics
+    /// a fresh count gives, over a run of queries whose dead sets grow, go back to an older
+    /// state, or differ altogether, each with some of the terms (hits, misses and terms
+    /// counted for the first time under a kept set).
+    #[test]
+    fn kept_statistics_equal_a_fresh_count(
+        rows in 1u32..2000,
+        every in prop::collection::vec(1u32..200, 1..5),
+        steps in prop::collection::vec((0usize..5, prop::collection::vec(any::<bool>(), 6)), 1..12),
+    ) {
+        let row_terms = |row: u32| -> Vec<String> {
+            std::iter::once("all".to_string())
+                .chain(every.iter().enumerate().filter(|&(_, &m)| row.is_multiple_of(m)).map(|(i, _)| format!("t{i}")))
+                .collect()
+        };
+        let mut idx = TextIndex::new();
+        for row in 0..rows {
+            idx.push(row, &row_terms(row));
+        }
+        // Four nested dead sets (each adds rows to the one before) and one that is not.
+        let nested: Vec<RoaringBitmap> = [97u32, 31, 7, 3]
+            .iter()
+            .scan(RoaringBitmap::new(), |acc, &m| {
+                acc.extend((0..rows).filter(|r| r.is_multiple_of(m)));
+                Some(acc.clone())
+            })
+            .collect();
+        let other: RoaringBitmap = (0..rows).filter(|r| r % 5 == 1).collect();
+        let sets: Vec<&RoaringBitmap> = nested.iter().chain(std::iter::once(&other)).collect();
+        let all: Vec<String> = std::iter::once("all".to_string())
+            .chain((0..every.len()).map(|i| format!("t{i}")))
+            .chain(std::iter::once("absent".to_string()))
+            .collect();
+        let cache = LiveCache::default();
+        for (which, pick) in steps {
+            let dead = sets[which];
+            let query: Vec<String> = all.iter().zip(&pick).filter(|&(_, &p)| p).map(|(t, _)| t.clone()).collect();
+            let fresh = Source { index: &idx, dead: Some(dead), allow: None, live: None };
+            let kept = Source { live: Some(&cache), ..fresh };
+            prop_assert_eq!(stats_with_total(&[kept], &query), stats_with_total(&[fresh], &query));
+        }
+    }
+}
+
+/// What the cache keeps: after a query, the same dead set finds its counts and the query's
+/// terms; a query over an older dead set (a subset) leaves them, a newer one replaces them.
+#[test]
+fn the_cache_keeps_the_newest_dead_set() {
+    let idx = index(&[
+        "red blue",
+        "red green",
+        "blue green",
+        "red red gold",
+        "green",
+    ]);
+    let cache = LiveCache::default();
+    let older: RoaringBitmap = [1].into_iter().collect();
+    let newer: RoaringBitmap = [1, 3].into_iter().collect();
+    let q = terms("red blue");
+    let run = |dead: &RoaringBitmap, q: &[String]| {
+        let s = Source {
+            index: &idx,
+            dead: Some(dead),
+            allow: None,
+            live: Some(&cache),
+        };
+        stats(&[s], q)
+    };
+    let st = run(&newer, &q);
+    assert_eq!((st.n, st.df.clone()), (3, vec![1, 2]));
+    let hit = cache.lookup(&newer, &q);
+    assert_eq!(hit.docs_len, Some((2, 5)));
+    assert_eq!(hit.df, vec![Some(2), Some(0)]);
+    assert_eq!(cache.lookup(&newer, &terms("green")).df, vec![None]);
+    // An older state: counted, not kept.
+    assert_eq!(run(&older, &q).df, vec![2, 2]);
+    assert!(cache.lookup(&older, &q).docs_len.is_none());
+    assert_eq!(cache.lookup(&newer, &q).df, vec![Some(2), Some(0)]);
+    // A hit gives the same statistics again.
+    assert_eq!(run(&newer, &q), st);
+    // A newer state replaces the kept one.
+    let newest: RoaringBitmap = [0, 1, 3].into_iter().collect();
+    assert_eq!(run(&newest, &q).df, vec![0, 1]);
+    assert!(cache.lookup(&newer, &q).docs_len.is_none());
+    assert_eq!(cache.lookup(&newest, &q).df, vec![Some(3), Some(1)]);
 }
 
 // ---- Block-max pruning over corpora whose lists span many blocks ----
@@ -732,6 +827,7 @@ fn the_row_after_a_skipped_block_is_scored() {
             index: &idx,
             dead: None,
             allow,
+            live: None,
         }];
         for k in [1, 2, 5] {
             let want = search_with(&s, &q("a b"), k, |_, _| 0, Accumulator::Dense);

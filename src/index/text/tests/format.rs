@@ -395,6 +395,7 @@ fn version_2_stores_block_bounds_and_version_1_still_reads() {
             index: i,
             dead: None,
             allow: None,
+            live: None,
         }];
         search(&s, &q, 7)
     };
