@@ -116,7 +116,7 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     max_query_tokens: usize,
     /// Also write each timed query's latency to `<out-dir>/cairn_latency<suffix>_<mode>.tsv`
-    /// (query id, µs, hits).
+    /// (query id, µs, hits, on-CPU µs).
     #[arg(long)]
     latency_files: bool,
     /// Untimed passes over all queries after the timed one (something for a profiler to see).
@@ -444,6 +444,8 @@ struct ModeResult {
     texts: Vec<String>,
     lists: Vec<List>,
     lat_us: Vec<f64>,
+    /// On-CPU time of each query (µs; none where the kernel does not report it).
+    cpu_us: Vec<Option<f64>>,
 }
 
 fn run_mode(
@@ -481,10 +483,18 @@ fn run_mode(
     }
     let mut lists = Vec::with_capacity(reqs.len());
     let mut lat_us = Vec::with_capacity(reqs.len());
+    let mut cpu_us = Vec::with_capacity(reqs.len());
     for r in &reqs {
+        // On-CPU time does not grow while the thread waits for a core: on a loaded machine it
+        // still shows which queries cost the most.
+        let c = cpu_time::ThreadTime::try_now().ok();
         let t = Instant::now();
         let hits = coll.search(r)?;
         lat_us.push(t.elapsed().as_secs_f64() * 1e6);
+        cpu_us.push(
+            c.and_then(|c| c.try_elapsed().ok())
+                .map(|d| d.as_secs_f64() * 1e6),
+        );
         lists.push(
             hits.iter()
                 .map(|h| (h.id.as_u64().unwrap(), h.score))
@@ -502,6 +512,7 @@ fn run_mode(
         texts,
         lists,
         lat_us,
+        cpu_us,
     })
 }
 
@@ -651,8 +662,9 @@ fn main() -> Result<(), BoxError> {
                 .out_dir
                 .join(format!("cairn_latency{suffix}_{}.tsv", mode.name()));
             let mut w = BufWriter::new(File::create(f)?);
-            for ((q, us), l) in r.qids.iter().zip(&r.lat_us).zip(&r.lists) {
-                writeln!(w, "{q}\t{us:.1}\t{}", l.len())?;
+            for (((q, us), cpu), l) in r.qids.iter().zip(&r.lat_us).zip(&r.cpu_us).zip(&r.lists) {
+                let cpu = cpu.map_or("-".to_string(), |c| format!("{c:.1}"));
+                writeln!(w, "{q}\t{us:.1}\t{}\t{cpu}", l.len())?;
             }
             w.flush()?;
         }

@@ -19,8 +19,8 @@
 //!   records are split across sources. An `allow` filter only restricts which rows are
 //!   returned, never the statistics.
 //!
-//! Evaluation per source: for two or more terms, document at a time with block-max MaxScore
-//! pruning ([`maxscore`]); otherwise term-at-a-time, with a dense accumulator when the postings
+//! Evaluation per source: for two or more terms, block-max MaxScore a window of rows at a time
+//! ([`maxscore`]); otherwise term-at-a-time, with a dense accumulator when the postings
 //! cover a fair share of the source's rows, else a sorted list of `(row, partial score)` pairs.
 //! Every path adds a row's term contributions in query-term order in f64, so a document's score
 //! is the same whichever path and source it goes through. Scores are reported as f32.
@@ -264,10 +264,14 @@ pub(super) enum Accumulator {
     /// Sorted `(row, contribution)` pairs.
     #[cfg_attr(not(test), allow(dead_code))]
     Sparse,
-    /// Document at a time with MaxScore pruning (Turtle & Flood): rows that contain only
-    /// terms whose score bounds together stay below the k-th best score are never visited.
+    /// Block-max MaxScore (Turtle & Flood), by windows of rows: rows that contain only terms
+    /// whose score bounds together stay below the k-th best score are never scored.
     #[cfg_attr(not(test), allow(dead_code))]
     Pruned,
+    /// [`Accumulator::Pruned`] by windows of this many rows (a multiple of 64) instead of
+    /// [`WINDOW`].
+    #[cfg(test)]
+    Windows(u32),
 }
 
 /// [`search_keyed`] that also returns the statistics it scored with: those of the query's
@@ -352,17 +356,23 @@ fn run(
                     && postings > 4 * top.k
                     && !EXHAUSTIVE.load(atomic::Ordering::Relaxed)
             }
-            a => a == Accumulator::Pruned,
+            Accumulator::Dense | Accumulator::Sparse => false,
+            _ => true,
         };
         let dense = match accumulator {
-            Accumulator::Auto | Accumulator::Pruned => postings.saturating_mul(8) >= rows,
             Accumulator::Dense => true,
             Accumulator::Sparse => false,
+            _ => postings.saturating_mul(8) >= rows,
+        };
+        let window = match accumulator {
+            #[cfg(test)]
+            Accumulator::Windows(w) => w,
+            _ => WINDOW,
         };
         if postings == 0 {
             continue;
         } else if pruned {
-            maxscore(&lists, s, si, &norm, &mut top, &key);
+            maxscore(&lists, s, si, &norm, &mut top, &key, window);
         } else if dense {
             // Dense: one slot per row; every contribution is > 0, so 0 means "no match".
             let mut acc = vec![0f64; rows];
@@ -445,14 +455,43 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// The bound of the whole list.
-    fn max(&self) -> f64 {
-        self.bounds.iter().copied().fold(0.0, f64::max)
-    }
-
     /// The number of blocks.
     fn blocks(&self) -> usize {
         self.bounds.len()
+    }
+
+    /// The largest bound of the blocks that hold postings of rows `lo..hi`; `blk` is the
+    /// first block whose last row is ≥ `lo` (moved there; windows only move forward).
+    fn window_bound(&self, blk: &mut usize, lo: u32, hi: u32) -> f64 {
+        while *blk < self.blocks() && self.last_row(*blk) < lo {
+            *blk += 1;
+        }
+        let mut bound = 0.0f64;
+        let mut b = *blk;
+        while b < self.blocks() && self.first_row(b) < hi {
+            bound = bound.max(self.bounds[b]);
+            b += 1;
+        }
+        bound
+    }
+
+    /// The tf of `row` in this list, if it holds the row; `pos` (a position whose row is not
+    /// after `row`, or the end) moves to the first posting ≥ `row`.
+    #[inline]
+    fn tf_at(&self, pos: &mut usize, row: u32) -> Option<u32> {
+        if self.list.get(*pos).is_some_and(|&(r, _)| r < row) {
+            *pos += 1 + gallop(&self.list[*pos + 1..], row);
+        }
+        self.list
+            .get(*pos)
+            .filter(|&&(r, _)| r == row)
+            .map(|&(_, tf)| tf)
+    }
+
+    /// The first row of block `b` (< `blocks()`).
+    #[inline]
+    fn first_row(&self, b: usize) -> u32 {
+        self.list[((b as u64) << self.shift) as usize].0
     }
 
     /// The last row of block `b` (< `blocks()`).
@@ -463,33 +502,46 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// One source's top-k rows, document at a time with block-max MaxScore pruning. `lists` are
-/// the query's terms in query order, with their idf.
+/// Rows per window of [`maxscore`].
+const WINDOW: u32 = 2048;
+
+/// One source's top-k rows with block-max MaxScore, evaluated a window of rows at a time (as
+/// Lucene's `MaxScoreBulkScorer` does). `lists` are the query's terms in query order, with
+/// their idf; `window` (a multiple of 64) is [`WINDOW`] but in tests.
 ///
 /// Bounds. Each block of a segment's posting lists stores a few `(tf, dl)` points that
 /// dominate its postings (`index::BlockMax`); since a term's contribution grows with tf and
 /// shrinks with the row's length, the largest contribution of the points under this query's
-/// N, df and avgdl bounds the block's. A list's bound is the largest of its blocks'. (A
-/// memtable's lists have no blocks: their bound is `idf · m / (m + k1·(1 − b) + k1·b·m /
-/// avgdl)` for the largest tf `m`, a row holding a term `m` times being at least `m` terms
-/// long.)
+/// N, df and avgdl bounds the block's. (A memtable's lists have no blocks: a list is one
+/// block, bounded by `idf · m / (m + k1·(1 − b) + k1·b·m / avgdl)` for its largest tf `m`, a
+/// row holding a term `m` times being at least `m` terms long.)
 ///
-/// MaxScore: terms sorted by list bound, the longest prefix whose bounds sum below the k-th
-/// best score is *non-essential*: a row containing only those cannot enter, so candidates come
-/// from the other lists alone. Block-max: before a candidate is scored, the bounds of the
-/// blocks that hold it (or would) in every list are added up; if they cannot reach the k-th
-/// best, no row up to the end of the first of those blocks can, and the essential lists skip
-/// past it. A candidate that is scored is dropped as soon as its partial score plus the block
-/// bounds of the terms not yet looked at falls below the k-th best.
+/// Windows. The rows are taken `window` at a time, from the first posting on:
 ///
-/// Filters and deletes are tested before any bound: a candidate that is dead or not allowed
-/// costs one lookup. A selective filter (at most 1/16 of the source's rows) is first turned
-/// into a bit set over the rows, and a candidate it leaves out makes the essential lists leap
-/// to the next allowed row (a row without its bit cannot enter, however it scores).
+/// 1. Each term's bound *in the window* is the largest bound of its blocks that overlap it; a
+///    window whose bounds add up below the k-th best score is skipped whole.
+/// 2. MaxScore within the window: terms sorted by window bound, the longest prefix whose
+///    bounds add up below the k-th best is *non-essential* (a row holding only those cannot
+///    enter), so a term common elsewhere but weak here stops producing candidates here.
+/// 3. The essential terms' postings in the window are added term at a time into one slot per
+///    row: a tight loop over each list instead of a merge of the lists row by row (which cost
+///    queries of many common terms up to 3 ms: `docs/benchmarks.md`).
+/// 4. Each row with a sum is a candidate: dropped if the sum plus the non-essential bounds
+///    cannot reach the k-th best, or if the row is dead or filtered out; else the
+///    non-essential terms are looked up (largest bound first, dropping the row as soon as it
+///    cannot reach), and a row still in is scored exactly like the exhaustive paths do (every
+///    term's contribution, added in query order in f64) and offered.
+/// 5. The next window starts at the next posting of any list, so rare terms over a long
+///    segment do not walk empty windows.
 ///
-/// A row that survives is scored exactly like the exhaustive paths do (contributions added in
-/// query order in f64), so scores and ranks are identical; the bounds are only compared, with
-/// a margin over the rounding of sums.
+/// A selective filter (at most 1/16 of the source's rows) is first turned into a bit set over
+/// the rows: windows start at multiples of 64, so a window's candidates are masked by the
+/// set's words, and a window with no allowed row is skipped. Other filters and the deletes
+/// cost one lookup per candidate that passes the bounds.
+///
+/// The window sums are only compared against the bar, with the margin of [`below`] over the
+/// rounding of sums, so the order they were added in does not matter: scores and ranks are
+/// identical to the exhaustive paths'.
 fn maxscore(
     lists: &[(Postings<'_>, f64)],
     s: &Source<'_>,
@@ -497,37 +549,14 @@ fn maxscore(
     norm: &Norm,
     top: &mut TopK,
     key: &impl Fn(usize, u32) -> u64,
+    window: u32,
 ) {
-    let m = lists.len();
+    debug_assert!(window > 0 && window.is_multiple_of(64));
     let cur: Vec<Cursor<'_>> = lists
         .iter()
         .map(|(p, w)| Cursor::new(p, *w, norm))
         .collect();
-    let bound: Vec<f64> = cur.iter().map(Cursor::max).collect();
-    // Term indexes by ascending bound, and the sums of the bounds of each prefix.
-    let mut order: Vec<usize> = (0..m).collect();
-    order.sort_by(|&a, &b| bound[a].total_cmp(&bound[b]));
-    let mut prefix = vec![0.0f64; m + 1];
-    for (i, &t) in order.iter().enumerate() {
-        prefix[i + 1] = prefix[i] + bound[t];
-    }
-    let mut st = State {
-        blk_last: cur.iter().map(|c| c.last_row(0)).collect(),
-        blk_bound: cur.iter().map(|c| c.bounds[0]).collect(),
-        cur,
-        order,
-        prefix,
-        pos: vec![0; m],
-        blk: vec![0; m],
-        contrib: vec![0.0; m],
-        nb: vec![0.0; m + 1],
-        essential_from: 0,
-        norm,
-        si,
-    };
-    match s.allow {
-        // A selective filter: its rows as a bit set, to test each candidate with one load and
-        // to leap to the next allowed row.
+    let allow_bits = match s.allow {
         Some(a) if a.len().saturating_mul(16) < u64::from(s.index.rows()) => {
             let mut bits = vec![0u64; s.index.rows() as usize / 64 + 1];
             for row in a {
@@ -535,246 +564,136 @@ fn maxscore(
                     *w |= 1 << (row % 64);
                 }
             }
-            st.by_postings(s, Some(&bits), top, key)
+            Some(bits)
         }
-        _ => st.by_postings(s, None, top, key),
+        _ => None,
+    };
+    let allow_bits = allow_bits.as_deref();
+    let m = cur.len();
+    let rows = s.index.rows();
+    // Per term: its first posting at or after the current window's start (the non-essential
+    // terms' may lag behind until they are looked up), and its first block whose last row is
+    // at or after it.
+    let mut pos = vec![0usize; m];
+    let mut blk = vec![0usize; m];
+    let mut local = vec![0f64; m];
+    let mut order: Vec<usize> = (0..m).collect();
+    let mut contrib = vec![0f64; m];
+    let mut acc = vec![0f64; window as usize];
+    let mut seen = vec![0u64; window as usize / 64];
+    // The window's start: the first row at or after `from` that any list holds, rounded down
+    // to a multiple of 64 (`rows` when none is left).
+    let next_start = |pos: &mut [usize], from: u32| {
+        let mut next = rows;
+        for (c, p) in cur.iter().zip(pos.iter_mut()) {
+            if c.list.get(*p).is_some_and(|&(r, _)| r < from) {
+                *p += 1 + gallop(&c.list[*p + 1..], from);
+            }
+            if let Some(&(r, _)) = c.list.get(*p) {
+                next = next.min(r);
+            }
+        }
+        // At or after `from` (> every row before it): no window is walked twice.
+        if next >= rows { rows } else { next & !63 }
+    };
+    let mut lo = next_start(&mut pos, 0);
+    while lo < rows {
+        let hi = lo.saturating_add(window).min(rows);
+        let mut bar = top.threshold();
+        let mut total = 0.0;
+        for t in 0..m {
+            local[t] = cur[t].window_bound(&mut blk[t], lo, hi);
+            total += local[t];
+        }
+        let none_allowed = allow_bits.is_some_and(|bits| {
+            let words = lo as usize / 64..(hi as usize).div_ceil(64);
+            bits.get(words).is_none_or(|w| w.iter().all(|&x| x == 0))
+        });
+        if below(total, bar) || none_allowed {
+            lo = next_start(&mut pos, hi);
+            continue;
+        }
+        order.sort_by(|&a, &b| local[a].total_cmp(&local[b]));
+        let (mut ne, mut ne_sum) = (0, 0.0);
+        while ne < m && below(ne_sum + local[order[ne]], bar) {
+            ne_sum += local[order[ne]];
+            ne += 1;
+        }
+        // The essential terms' postings in the window, term at a time (`pos` stays at the
+        // window's start for the candidates' lookups below).
+        for &t in &order[ne..] {
+            let c = &cur[t];
+            for &(r, tf) in &c.list[pos[t]..] {
+                if r >= hi {
+                    break;
+                }
+                let i = (r - lo) as usize;
+                acc[i] += norm.score(c.w, tf, s.index.doc_len(r));
+                seen[i / 64] |= 1 << (i % 64);
+            }
+        }
+        let first_word = lo as usize / 64;
+        for (w, slot) in seen.iter_mut().enumerate() {
+            let mut word = std::mem::take(slot);
+            if let Some(bits) = allow_bits {
+                // Rows the filter leaves out: their sums are dropped unread.
+                let allowed = bits.get(first_word + w).copied().unwrap_or(0);
+                let mut out = word & !allowed;
+                while out != 0 {
+                    acc[w * 64 + out.trailing_zeros() as usize] = 0.0;
+                    out &= out - 1;
+                }
+                word &= allowed;
+            }
+            while word != 0 {
+                let i = w * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                let row = lo + i as u32;
+                let sum = std::mem::take(&mut acc[i]);
+                if below(sum + ne_sum, bar)
+                    || s.is_dead(row)
+                    || (allow_bits.is_none() && s.allow.is_some_and(|a| !a.contains(row)))
+                {
+                    continue;
+                }
+                // The non-essential terms, largest bound first, while the row can reach.
+                let dl = s.index.doc_len(row);
+                let (mut partial, mut rest, mut alive) = (sum, ne_sum, true);
+                for &t in order[..ne].iter().rev() {
+                    if below(partial + rest, bar) {
+                        alive = false;
+                        break;
+                    }
+                    rest -= local[t];
+                    if let Some(tf) = cur[t].tf_at(&mut pos[t], row) {
+                        contrib[t] = norm.score(cur[t].w, tf, dl);
+                        partial += contrib[t];
+                    }
+                }
+                if alive && !below(partial, bar) {
+                    for &t in &order[ne..] {
+                        if let Some(tf) = cur[t].tf_at(&mut pos[t], row) {
+                            contrib[t] = norm.score(cur[t].w, tf, dl);
+                        }
+                    }
+                    // Exactly the exhaustive sum: query order, from 0.
+                    let score = contrib.iter().fold(0.0, |acc, &x| acc + x) as f32;
+                    if score >= bar {
+                        top.offer(score, si, row, key);
+                        bar = top.threshold();
+                    }
+                }
+                contrib.fill(0.0);
+            }
+        }
+        lo = next_start(&mut pos, hi);
     }
-}
-
-/// The first row ≥ `row` whose bit is set in `bits`, if any.
-#[inline]
-fn next_set(bits: &[u64], row: u32) -> Option<u32> {
-    let mut w = row as usize / 64;
-    let mut word = bits.get(w)? & (u64::MAX << (row % 64));
-    while word == 0 {
-        w += 1;
-        word = *bits.get(w)?;
-    }
-    Some(w as u32 * 64 + word.trailing_zeros())
 }
 
 /// Whether a row whose score is at most `x` (in exact arithmetic) cannot reach `bar`.
 #[inline]
 fn below(x: f64, bar: f32) -> bool {
     ((x * (1.0 + 1e-9)) as f32) < bar
-}
-
-/// The cursors and scratch of [`maxscore`].
-struct State<'a> {
-    cur: Vec<Cursor<'a>>,
-    /// Term indexes by ascending list bound.
-    order: Vec<usize>,
-    /// `prefix[i]`: the sum of the list bounds of `order[..i]`.
-    prefix: Vec<f64>,
-    /// Per term: the position of its next posting.
-    pos: Vec<usize>,
-    /// Per term: its block cursor, the first block whose last row is ≥ the current row (see
-    /// [`State::block_at`]), with that block's last row and bound (`u32::MAX` and 0 past the
-    /// last block).
-    blk: Vec<usize>,
-    blk_last: Vec<u32>,
-    blk_bound: Vec<f64>,
-    /// Per term: its contribution to the current row.
-    contrib: Vec<f64>,
-    /// `nb[i]`: the sum of the block bounds at the current row of `order[..i]`, for the
-    /// non-essential terms.
-    nb: Vec<f64>,
-    /// `order[essential_from..]` are the essential terms.
-    essential_from: usize,
-    norm: &'a Norm,
-    /// The source's index in the search.
-    si: usize,
-}
-
-impl State<'_> {
-    /// Moves terms from the essential set to the non-essential one while the bar allows;
-    /// false when no term is essential any more (nothing more can enter).
-    fn partition(&mut self, bar: f32) -> bool {
-        let m = self.order.len();
-        while self.essential_from < m && below(self.prefix[self.essential_from + 1], bar) {
-            self.essential_from += 1;
-        }
-        self.essential_from < m
-    }
-
-    /// Where term `t`'s search for the current row may start: its next posting, or the start
-    /// of its block cursor's block if later (the postings before it are below the row the
-    /// cursor was moved to).
-    #[inline]
-    fn skip_start(&self, t: usize) -> usize {
-        let c = &self.cur[t];
-        let block_start = ((self.blk[t] as u64) << c.shift).min(c.list.len() as u64) as usize;
-        self.pos[t].max(block_start)
-    }
-
-    /// Moves term `t`'s block cursor to the first block whose last row is ≥ `row` (rows only
-    /// grow), without looking at postings; returns that block's bound and last row.
-    #[inline]
-    fn block_at(&mut self, t: usize, row: u32) -> (f64, u32) {
-        if self.blk_last[t] < row {
-            let c = &self.cur[t];
-            let mut b = self.blk[t];
-            loop {
-                b += 1;
-                if b >= c.blocks() {
-                    self.blk_last[t] = u32::MAX;
-                    self.blk_bound[t] = 0.0;
-                    break;
-                }
-                let last = c.last_row(b);
-                if last >= row {
-                    self.blk_last[t] = last;
-                    self.blk_bound[t] = c.bounds[b];
-                    break;
-                }
-            }
-            self.blk[t] = b;
-        }
-        (self.blk_bound[t], self.blk_last[t])
-    }
-
-    /// Block bounds of the non-essential terms at `row` into `nb`; returns the smallest last
-    /// row of those blocks (`u32::MAX` if none).
-    fn non_essential_blocks(&mut self, row: u32) -> u32 {
-        let mut upto = u32::MAX;
-        for i in 0..self.essential_from {
-            let (b, last) = self.block_at(self.order[i], row);
-            upto = upto.min(last);
-            self.nb[i + 1] = self.nb[i] + b;
-        }
-        upto
-    }
-
-    /// Scores `row` given the essential terms' contributions summed in `partial`: adds the
-    /// non-essential terms' (largest bound first) while the row can still reach `bar`, then
-    /// offers the row. Clears `contrib`.
-    fn finish_row(
-        &mut self,
-        row: u32,
-        dl: u32,
-        mut partial: f64,
-        bar: f32,
-        top: &mut TopK,
-        key: &impl Fn(usize, u32) -> u64,
-    ) {
-        let mut alive = true;
-        for i in (0..self.essential_from).rev() {
-            if below(partial + self.nb[i + 1], bar) {
-                alive = false;
-                break;
-            }
-            let t = self.order[i];
-            let from = self.skip_start(t);
-            let c = &self.cur[t];
-            self.pos[t] = from + gallop(&c.list[from..], row);
-            if let Some(&(r, tf)) = c.list.get(self.pos[t])
-                && r == row
-            {
-                self.contrib[t] = self.norm.score(c.w, tf, dl);
-                partial += self.contrib[t];
-            }
-        }
-        if alive {
-            // Exactly the exhaustive sum: query order, from 0.
-            let score = self.contrib.iter().fold(0.0, |acc, &x| acc + x) as f32;
-            if score >= bar {
-                top.offer(score, self.si, row, key);
-            }
-        }
-        self.contrib.fill(0.0);
-    }
-
-    /// Candidates from the essential lists.
-    fn by_postings(
-        &mut self,
-        s: &Source<'_>,
-        allow_bits: Option<&[u64]>,
-        top: &mut TopK,
-        key: &impl Fn(usize, u32) -> u64,
-    ) {
-        loop {
-            let bar = top.threshold();
-            if !self.partition(bar) {
-                return;
-            }
-            let ess = self.essential_from;
-            // The next candidate: the smallest current row among the essential lists.
-            let mut row = u32::MAX;
-            for &t in &self.order[ess..] {
-                if let Some(&(r, _)) = self.cur[t].list.get(self.pos[t]) {
-                    row = row.min(r);
-                }
-            }
-            if row == u32::MAX {
-                return;
-            }
-            // Rows the filter or the deletes leave out, cheapest test first.
-            let skip_to = match allow_bits {
-                Some(bits) => match next_set(bits, row) {
-                    None => return,
-                    Some(next) if next > row => Some(next),
-                    Some(_) => s.is_dead(row).then_some(row + 1),
-                },
-                None => {
-                    (s.is_dead(row) || s.allow.is_some_and(|a| !a.contains(row))).then_some(row + 1)
-                }
-            };
-            if let Some(skip_to) = skip_to {
-                self.skip_essential(skip_to);
-                continue;
-            }
-            // Block bounds: of every row up to `upto` (`range`), and of `row` itself.
-            let mut upto = self.non_essential_blocks(row);
-            let (mut range, mut at_row) = (self.nb[ess], self.nb[ess]);
-            for &t in &self.order[ess..] {
-                // The essential lists are at their first posting ≥ `row`: its block is the
-                // one of every later row up to the block's last.
-                let c = &self.cur[t];
-                if let Some(&(r, _)) = c.list.get(self.pos[t]) {
-                    let b = ((self.pos[t] as u64) >> c.shift) as usize;
-                    range += c.bounds[b];
-                    upto = upto.min(c.last_row(b));
-                    if r == row {
-                        at_row += c.bounds[b];
-                    }
-                }
-            }
-            let skip_to = if below(range, bar) {
-                // No row up to `upto` can enter (`upto` ≥ `row`, and < u32::MAX: rows are).
-                upto.saturating_add(1)
-            } else if below(at_row, bar) {
-                row + 1
-            } else {
-                // Score it.
-                let dl = s.index.doc_len(row);
-                let mut partial = 0.0f64;
-                for &t in &self.order[ess..] {
-                    let c = &self.cur[t];
-                    if let Some(&(r, tf)) = c.list.get(self.pos[t])
-                        && r == row
-                    {
-                        self.pos[t] += 1;
-                        self.contrib[t] = self.norm.score(c.w, tf, dl);
-                        partial += self.contrib[t];
-                    }
-                }
-                self.finish_row(row, dl, partial, bar, top, key);
-                continue;
-            };
-            self.skip_essential(skip_to);
-        }
-    }
-
-    /// Moves every essential list to its first posting at or after `row`.
-    fn skip_essential(&mut self, row: u32) {
-        for &t in &self.order[self.essential_from..] {
-            let list = self.cur[t].list;
-            let p = &mut self.pos[t];
-            if list.get(*p).is_some_and(|&(r, _)| r < row) {
-                *p += 1 + gallop(&list[*p + 1..], row);
-            }
-        }
-    }
 }
 
 /// The length normalization for one `avgdl`.

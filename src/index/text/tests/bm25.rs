@@ -464,7 +464,11 @@ proptest! {
         // Few distinct keys: many ties to break.
         let key = |s: usize, r: u32| (s as u64 * 7 + u64::from(r)) % key_mod;
         let want = search_with(&sources, &query, k, key, Accumulator::Dense);
-        for acc in [Accumulator::Pruned, Accumulator::Auto] {
+        for acc in [
+            Accumulator::Pruned,
+            Accumulator::Auto,
+            Accumulator::Windows(64),
+        ] {
             let got = search_with(&sources, &query, k, key, acc);
             prop_assert_eq!(&got, &want, "{:?}", acc);
         }
@@ -739,7 +743,12 @@ proptest! {
         let terms: Vec<String> = query.iter().map(|&w| word(w)).collect();
         let key = |s: usize, r: u32| (s as u64 * 7 + u64::from(r)) % key_mod;
         let want = search_with(&sources, &terms, k, key, Accumulator::Dense);
-        for acc in [Accumulator::Pruned, Accumulator::Auto] {
+        for acc in [
+            Accumulator::Pruned,
+            Accumulator::Auto,
+            Accumulator::Windows(64),
+            Accumulator::Windows(192),
+        ] {
             let got = search_with(&sources, &terms, k, key, acc);
             prop_assert_eq!(&got, &want, "{:?}", acc);
         }
