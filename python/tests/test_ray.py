@@ -271,6 +271,16 @@ def test_search_during_a_restart_waits_or_names_the_shard(cluster, root):
     # A shard that does not come back: a clear, retryable error naming it, after `timeout`.
     impatient = ShardedCollection.open(root, "restart", timeout=1.5)
     ray.kill(impatient.actors[1], no_restart=True)
+    # ray.kill only asks: a call made before the actor is gone can still be answered (CI saw
+    # the search below succeed once). Wait until it no longer answers.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            ray.get(impatient.actors[1].ping.remote(), timeout=5)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            break
+        assert time.monotonic() < deadline, "the killed shard still answers"
+        time.sleep(0.05)
     start = time.monotonic()
     with pytest.raises(ShardUnavailableError, match="shard 1 of 'restart'") as e:
         impatient.search(vector=[0.1, 0.2, 0.3, 0.4], k=5)
