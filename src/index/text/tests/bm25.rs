@@ -13,6 +13,29 @@ use crate::index::text::bm25::{
 };
 use crate::index::text::{LiveCache, TextIndex};
 
+/// The terms of `row` in the divisor corpus: `all`, and `t{i}` for each `every[i]` dividing
+/// the row.
+fn divisor_terms(every: &[u32], row: u32) -> Vec<String> {
+    std::iter::once("all".to_string())
+        .chain(
+            every
+                .iter()
+                .enumerate()
+                .filter(|&(_, &m)| row.is_multiple_of(m))
+                .map(|(i, _)| format!("t{i}")),
+        )
+        .collect()
+}
+
+/// The divisor corpus of `rows` rows as an index.
+fn divisor_index(rows: u32, every: &[u32]) -> TextIndex {
+    let mut idx = TextIndex::new();
+    for row in 0..rows {
+        idx.push(row, &divisor_terms(every, row));
+    }
+    idx
+}
+
 fn index(docs: &[&str]) -> TextIndex {
     let mut idx = TextIndex::new();
     for (row, d) in docs.iter().enumerate() {
@@ -489,15 +512,8 @@ proptest! {
         dead_offset in 0u32..500,
         dead_past_the_end in any::<bool>(),
     ) {
-        let row_terms = |row: u32| -> Vec<String> {
-            std::iter::once("all".to_string())
-                .chain(every.iter().enumerate().filter(|&(_, &m)| row.is_multiple_of(m)).map(|(i, _)| format!("t{i}")))
-                .collect()
-        };
-        let mut idx = TextIndex::new();
-        for row in 0..rows {
-            idx.push(row, &row_terms(row));
-        }
+        let row_terms = |row: u32| divisor_terms(&every, row);
+        let idx = divisor_index(rows, &every);
         let mut dead: RoaringBitmap =
             (0..rows).filter(|r| (r + dead_offset).is_multiple_of(dead_every)).collect();
         if dead_past_the_end {
@@ -532,15 +548,7 @@ proptest! {
         every in prop::collection::vec(1u32..200, 1..5),
         steps in prop::collection::vec((0usize..5, prop::collection::vec(any::<bool>(), 6)), 1..12),
     ) {
-        let row_terms = |row: u32| -> Vec<String> {
-            std::iter::once("all".to_string())
-                .chain(every.iter().enumerate().filter(|&(_, &m)| row.is_multiple_of(m)).map(|(i, _)| format!("t{i}")))
-                .collect()
-        };
-        let mut idx = TextIndex::new();
-        for row in 0..rows {
-            idx.push(row, &row_terms(row));
-        }
+        let idx = divisor_index(rows, &every);
         // Four nested dead sets (each adds rows to the one before) and one that is not.
         let nested: Vec<RoaringBitmap> = [97u32, 31, 7, 3]
             .iter()
